@@ -1,0 +1,166 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import type { z } from 'zod';
+import { AppError } from '../errors.js';
+import { configSchema, type Config, type ConfigInput } from './schema.js';
+
+/** Environment variables (API.md §3) and where each lands in the config, with its type. */
+const ENV_MAP: Record<string, { path: string[]; type: 'string' | 'int' }> = {
+  AUTHCTL_REGION: { path: ['region'], type: 'string' },
+  AUTHCTL_PUBLIC_URL: { path: ['publicUrl'], type: 'string' },
+  AUTHCTL_HOST: { path: ['http', 'host'], type: 'string' },
+  AUTHCTL_PORT: { path: ['http', 'port'], type: 'int' },
+  AUTHCTL_BODY_LIMIT: { path: ['http', 'bodyLimit'], type: 'int' },
+  AUTHCTL_DATABASE_URL: { path: ['database', 'url'], type: 'string' },
+  AUTHCTL_DATABASE_READ_URL: { path: ['database', 'readUrl'], type: 'string' },
+  AUTHCTL_DATABASE_POOL_MAX: { path: ['database', 'poolMax'], type: 'int' },
+  AUTHCTL_CACHE: { path: ['cache', 'driver'], type: 'string' },
+  AUTHCTL_REDIS_URL: { path: ['cache', 'redisUrl'], type: 'string' },
+  AUTHCTL_ISSUER: { path: ['tokens', 'issuer'], type: 'string' },
+  AUTHCTL_AUDIENCE: { path: ['tokens', 'audience'], type: 'string' },
+  AUTHCTL_TOKEN_ALG: { path: ['tokens', 'alg'], type: 'string' },
+  AUTHCTL_ACCESS_TTL: { path: ['tokens', 'accessTtl'], type: 'int' },
+  AUTHCTL_REFRESH_TTL: { path: ['tokens', 'refreshTtl'], type: 'int' },
+  AUTHCTL_REFRESH_GRACE: { path: ['tokens', 'refreshGrace'], type: 'int' },
+  AUTHCTL_KEY_ACTIVATION_DELAY: { path: ['keys', 'activationDelay'], type: 'int' },
+  AUTHCTL_SECRET: { path: ['secret'], type: 'string' },
+  AUTHCTL_PREVIOUS_SECRET: { path: ['previousSecret'], type: 'string' },
+  AUTHCTL_HASH_MEMORY_COST: { path: ['hash', 'memoryCost'], type: 'int' },
+  AUTHCTL_HASH_TIME_COST: { path: ['hash', 'timeCost'], type: 'int' },
+  AUTHCTL_HASH_PARALLELISM: { path: ['hash', 'parallelism'], type: 'int' },
+  AUTHCTL_LOG_LEVEL: { path: ['log', 'level'], type: 'string' },
+};
+
+export const ENV_VARIABLES = Object.freeze(
+  Object.fromEntries(Object.entries(ENV_MAP).map(([name, { path }]) => [name, path.join('.')])),
+);
+
+export interface LoadConfigOptions {
+  /** Config file; when absent, `AUTHCTL_CONFIG`, then `./config/authctl.json` if it exists. */
+  file?: string | undefined;
+  env?: NodeJS.ProcessEnv;
+  /** Applied last: values a command sets from its flags (e.g. `serve --port`). */
+  overrides?: ConfigInput;
+  cwd?: string;
+}
+
+type Plain = Record<string, unknown>;
+
+function isPlain(value: unknown): value is Plain {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function merge(base: Plain, over: Plain): Plain {
+  const out: Plain = { ...base };
+  for (const [key, value] of Object.entries(over)) {
+    if (value === undefined) continue;
+    const current = out[key];
+    out[key] = isPlain(current) && isPlain(value) ? merge(current, value) : value;
+  }
+  return out;
+}
+
+function setPath(target: Plain, path: string[], value: unknown): void {
+  let node = target;
+  for (const key of path.slice(0, -1)) {
+    const next = node[key];
+    node = isPlain(next) ? next : (node[key] = {});
+  }
+  node[path[path.length - 1]!] = value;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (isPlain(value)) {
+    for (const child of Object.values(value)) deepFreeze(child);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+function badConfig(detail: string): AppError {
+  return new AppError('bad_config', detail);
+}
+
+function readFile(file: string): Plain {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new AppError('bad_config', `cannot read config file ${file}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`, { cause: err });
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    throw new AppError('bad_config', `config file ${file} is not valid JSON: ${(err as Error).message}`, { cause: err });
+  }
+  if (!isPlain(parsed)) throw badConfig(`config file ${file} must hold a JSON object`);
+  // A "$schema" member lets editors validate the file; it is not configuration.
+  delete parsed.$schema;
+  return parsed;
+}
+
+function readEnv(env: NodeJS.ProcessEnv): { values: Plain; sources: Map<string, string> } {
+  const values: Plain = {};
+  const sources = new Map<string, string>();
+  for (const [name, { path, type }] of Object.entries(ENV_MAP)) {
+    const raw = env[name];
+    if (raw === undefined || raw === '') continue;
+    let value: unknown = raw;
+    if (type === 'int') {
+      if (!/^-?\d+$/.test(raw.trim())) throw badConfig(`${name} must be a whole number`);
+      value = Number(raw.trim());
+    }
+    setPath(values, path, value);
+    sources.set(path.join('.'), name);
+  }
+  return { values, sources };
+}
+
+/** Picks the config file per API.md §2: explicit flag, then AUTHCTL_CONFIG, then ./config/authctl.json. */
+export function resolveConfigFile(options: LoadConfigOptions): string | undefined {
+  const env = options.env ?? process.env;
+  const cwd = options.cwd ?? process.cwd();
+  if (options.file) return resolve(cwd, options.file);
+  if (env.AUTHCTL_CONFIG) return resolve(cwd, env.AUTHCTL_CONFIG);
+  const fallback = resolve(cwd, 'config/authctl.json');
+  return existsSync(fallback) ? fallback : undefined;
+}
+
+function describeIssue(issue: z.core.$ZodIssue, sources: Map<string, string>, file: string | undefined): string {
+  const key = issue.path.join('.');
+  const envName = sources.get(key);
+  const where = envName ?? (file ? `${key} (in ${file})` : key);
+  if (issue.code === 'unrecognized_keys') {
+    const keys = issue.keys.map((k) => (key ? `${key}.${k}` : k)).join(', ');
+    return `unknown config key ${keys}${file ? ` in ${file}` : ''}`;
+  }
+  return `${where || 'config'}: ${issue.message}`;
+}
+
+/**
+ * Loads the one config object: schema defaults ← config file ← `AUTHCTL_*` environment ←
+ * command overrides. The result is deeply frozen. A bad value throws `AppError('bad_config')`
+ * (exit 78) whose detail names the environment variable or file key — never its value, which
+ * may be a secret.
+ */
+export function loadConfig(options: LoadConfigOptions = {}): Config {
+  const file = resolveConfigFile(options);
+  const fromFile = file ? readFile(file) : {};
+  const { values: fromEnv, sources } = readEnv(options.env ?? process.env);
+  const merged = merge(merge(fromFile, fromEnv), (options.overrides ?? {}) as Plain);
+  const result = configSchema.safeParse(merged);
+  if (!result.success) {
+    const problems = result.error.issues.map((issue) => describeIssue(issue, sources, file));
+    throw badConfig(`invalid configuration: ${problems.join('; ')}`);
+  }
+  return deepFreeze(result.data);
+}
+
+/** The server secret, required by anything that signs, MACs or unwraps keys. */
+export function requireSecret(config: Config): string {
+  if (!config.secret) {
+    throw badConfig('no server secret: set AUTHCTL_SECRET (at least 32 random characters, e.g. `openssl rand -base64 48`)');
+  }
+  return config.secret;
+}

@@ -1,0 +1,88 @@
+import { z } from 'zod';
+
+const seconds = (min: number, max: number) => z.number().int().min(min).max(max);
+const url = (protocols: string[]) =>
+  z.string().refine((value) => {
+    try {
+      return protocols.includes(new URL(value).protocol);
+    } catch {
+      return false;
+    }
+  }, `must be a URL with protocol ${protocols.join(' or ')}`);
+
+/**
+ * The whole configuration of one region. Every field has a default except the server secret,
+ * which commands that sign or MAC anything require (see `requireSecret`). Durations are seconds.
+ */
+export const configSchema = z.strictObject({
+  region: z
+    .string()
+    .regex(/^[a-z][a-z0-9-]{0,31}$/, 'must be 1–32 lowercase letters, digits or "-", starting with a letter')
+    .default('local'),
+  publicUrl: url(['http:', 'https:']).optional(),
+  http: z
+    .strictObject({
+      host: z.string().min(1).default('127.0.0.1'),
+      port: z.number().int().min(0).max(65535).default(8080),
+      bodyLimit: z.number().int().min(1024).max(1_048_576).default(16_384),
+    })
+    .prefault({}),
+  database: z
+    .strictObject({
+      url: url(['postgres:', 'postgresql:']).default('postgres://postgres@127.0.0.1:5432/authctl'),
+      readUrl: url(['postgres:', 'postgresql:']).optional(),
+      poolMax: z.number().int().min(1).max(200).default(10),
+      // A request must not hang while the database is away: it gets 503 after this long.
+      connectTimeoutMs: z.number().int().min(100).max(60_000).default(3_000),
+      statementTimeoutMs: z.number().int().min(100).max(600_000).default(10_000),
+    })
+    .prefault({}),
+  cache: z
+    .strictObject({
+      driver: z.enum(['memory', 'redis']).default('memory'),
+      redisUrl: url(['redis:', 'rediss:']).optional(),
+    })
+    .prefault({}),
+  tokens: z
+    .strictObject({
+      issuer: z.string().min(1).default('http://127.0.0.1:8080'),
+      audience: z.string().min(1).default('authctl'),
+      alg: z.enum(['EdDSA', 'ES256']).default('EdDSA'),
+      accessTtl: seconds(60, 86_400).default(900),
+      refreshTtl: seconds(300, 31_536_000).default(1_209_600),
+      refreshGrace: seconds(0, 300).default(10),
+      clockSkew: seconds(0, 300).default(30),
+    })
+    .prefault({}),
+  keys: z
+    .strictObject({
+      // A rotated key is published this long before it signs, so verifiers that cache the JWKS
+      // (typically for minutes) know it before the first token signed with it reaches them.
+      activationDelay: seconds(0, 86_400).default(300),
+      reloadInterval: seconds(1, 3_600).default(30),
+    })
+    .prefault({}),
+  revocation: z
+    .strictObject({
+      pollIntervalMs: z.number().int().min(100).max(60_000).default(1_000),
+    })
+    .prefault({}),
+  secret: z.string().min(32, 'must be at least 32 characters').optional(),
+  previousSecret: z.string().min(32, 'must be at least 32 characters').optional(),
+  hash: z
+    .strictObject({
+      // OWASP Password Storage Cheat Sheet minimum for argon2id: m=19 MiB, t=2, p=1.
+      memoryCost: z.number().int().min(19_456).max(4_194_304).default(19_456),
+      timeCost: z.number().int().min(2).max(100).default(2),
+      parallelism: z.number().int().min(1).max(16).default(1),
+    })
+    .prefault({}),
+  log: z
+    .strictObject({
+      level: z.enum(['error', 'warn', 'info', 'http', 'verbose', 'debug', 'silly', 'silent']).default('info'),
+    })
+    .prefault({}),
+});
+
+export type ConfigInput = z.input<typeof configSchema>;
+export type Config = Readonly<z.output<typeof configSchema>>;

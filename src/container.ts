@@ -1,0 +1,136 @@
+import type { Config } from './config/schema.js';
+import { AuthService } from './core/auth/auth-service.js';
+import { systemClock, type Clock } from './core/clock.js';
+import { KeyRing } from './core/keys/key-ring.js';
+import { ServerSecrets } from './core/keys/secrets.js';
+import { RevocationList } from './core/sessions/revocation-list.js';
+import { SessionService } from './core/sessions/session-service.js';
+import { AccessTokens } from './core/tokens/access-tokens.js';
+import { RefreshTokenCodec } from './core/tokens/refresh-token.js';
+import { PasswordHasher } from './core/users/password-hasher.js';
+import { UserService } from './core/users/user-service.js';
+import { createLogger, type Logger } from './observability/logger.js';
+import { createMetricsRegistry } from './observability/metrics.js';
+import { Db } from './store/pg/db.js';
+import { SessionsRepo } from './store/pg/sessions-repo.js';
+import { SigningKeysRepo } from './store/pg/signing-keys-repo.js';
+import { UsersRepo } from './store/pg/users-repo.js';
+import type { Registry } from 'prom-client';
+
+export interface Container {
+  config: Config;
+  clock: Clock;
+  log: Logger;
+  metrics: Registry;
+  db: Db;
+  keys: KeyRing;
+  revocations: RevocationList;
+  sessions: SessionService;
+  users: UserService;
+  auth: AuthService;
+  /** Loads keys and revocations and starts their background refresh (servers only). */
+  startBackground(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface ContainerOptions {
+  clock?: Clock;
+  log?: Logger;
+  logStream?: 'stdout' | 'stderr';
+}
+
+/** Builds every service of a region from its config. The only place that `new`s infrastructure. */
+export function buildContainer(config: Config, options: ContainerOptions = {}): Container {
+  const clock = options.clock ?? systemClock;
+  const log = options.log ?? createLogger({ level: config.log.level, region: config.region, stream: options.logStream ?? 'stdout' });
+  const db = new Db(config.database);
+  const secrets = config.secret ? new ServerSecrets(config.secret, config.previousSecret) : undefined;
+  const sessionsRepo = new SessionsRepo(db);
+
+  const revocations = new RevocationList({
+    repo: sessionsRepo,
+    clock,
+    log,
+    pollIntervalMs: config.revocation.pollIntervalMs,
+    horizonSeconds: config.tokens.accessTtl + config.tokens.clockSkew,
+  });
+  const keys = new KeyRing({
+    db,
+    repo: new SigningKeysRepo(db),
+    clock,
+    log,
+    region: config.region,
+    alg: config.tokens.alg,
+    secrets,
+    activationDelaySeconds: config.keys.activationDelay,
+    retireAfterSeconds: config.tokens.accessTtl + config.tokens.clockSkew,
+    reloadIntervalMs: config.keys.reloadInterval * 1000,
+  });
+  const sessions = new SessionService({
+    repo: sessionsRepo,
+    codec: secrets ? new RefreshTokenCodec(secrets.refreshMacKeys()) : undefined,
+    revocations,
+    clock,
+    log,
+    region: config.region,
+    refreshTtlSeconds: config.tokens.refreshTtl,
+    graceSeconds: config.tokens.refreshGrace,
+  });
+  const users = new UserService({
+    db,
+    repo: new UsersRepo(db),
+    sessions,
+    hasher: new PasswordHasher(config.hash),
+    clock,
+    log,
+    region: config.region,
+  });
+  const accessTokens = new AccessTokens({
+    ring: keys,
+    revocations,
+    clock,
+    issuer: config.tokens.issuer,
+    audience: config.tokens.audience,
+    alg: config.tokens.alg,
+    ttlSeconds: config.tokens.accessTtl,
+    skewSeconds: config.tokens.clockSkew,
+    region: config.region,
+  });
+  const auth = new AuthService({ users, sessions, accessTokens, clock, log });
+
+  let background: NodeJS.Timeout | undefined;
+  return {
+    config,
+    clock,
+    log,
+    metrics: createMetricsRegistry(config.region),
+    db,
+    keys,
+    revocations,
+    sessions,
+    users,
+    auth,
+    async startBackground() {
+      // Best effort at start: a server must come up while the database is down, and finish
+      // loading by itself once it returns (retried every poll interval until it succeeds).
+      const warmUp = () => keys.ensureSigningKey();
+      await Promise.allSettled([warmUp(), revocations.poll()]);
+      revocations.start();
+      keys.start();
+      if (!keys.ready) {
+        background = setInterval(() => {
+          warmUp()
+            .then(() => clearInterval(background))
+            .catch(() => undefined);
+        }, config.revocation.pollIntervalMs);
+        background.unref();
+      }
+    },
+    async close() {
+      if (background) clearInterval(background);
+      revocations.stop();
+      keys.stop();
+      await db.close();
+    },
+  };
+}

@@ -1,0 +1,136 @@
+import { AppError } from '../../errors.js';
+import type { Logger } from '../../observability/logger.js';
+import type { SessionOwner } from '../../store/pg/sessions-repo.js';
+import type { Clock } from '../clock.js';
+import type { ClientMeta, IssuedSession, SessionService } from '../sessions/session-service.js';
+import type { AccessClaims, AccessTokens } from '../tokens/access-tokens.js';
+import { toUserView, type UserService, type UserView } from '../users/user-service.js';
+
+/** API.md §1.2 `TokenResponse`. */
+export interface TokenResponse {
+  accessToken: string;
+  tokenType: 'Bearer';
+  expiresIn: number;
+  refreshToken: string;
+  refreshExpiresIn: number;
+  sessionId: string;
+  user: UserView;
+}
+
+/** Who is calling, from a verified access token. */
+export interface Principal {
+  userId: string;
+  sessionId: string;
+  username: string;
+  claims: AccessClaims;
+}
+
+export interface SessionView {
+  id: string;
+  createdAt: string;
+  lastUsedAt: string;
+  expiresAt: string;
+  region: string;
+  userAgent: string | null;
+  current: boolean;
+}
+
+export interface AuthServiceOptions {
+  users: UserService;
+  sessions: SessionService;
+  accessTokens: AccessTokens;
+  clock: Clock;
+  log: Logger;
+}
+
+/**
+ * The end-user flows of API.md §1.2 — register, login, refresh, logout, password change,
+ * Bearer authentication — composed from the user, session and token services.
+ */
+export class AuthService {
+  constructor(private readonly opts: AuthServiceOptions) {}
+
+  async register(username: string, password: string): Promise<UserView> {
+    return toUserView(await this.opts.users.register(username, password));
+  }
+
+  async login(username: string, password: string, meta: ClientMeta): Promise<TokenResponse> {
+    const user = await this.opts.users.authenticate(username, password);
+    const issued = await this.opts.sessions.start({ ...user }, meta);
+    this.opts.log.info('login succeeded', { event: 'login.succeeded', userId: user.id, sessionId: issued.session.id });
+    return this.tokenResponse(issued);
+  }
+
+  async refresh(refreshToken: unknown): Promise<TokenResponse> {
+    const issued = await this.opts.sessions.refresh(refreshToken);
+    this.opts.log.info('token refreshed', { event: 'token.refreshed', userId: issued.owner.id, sessionId: issued.session.id });
+    return this.tokenResponse(issued);
+  }
+
+  /** Verifies a Bearer access token: signature, claims, and that its session is not revoked. */
+  async authenticate(accessToken: string): Promise<Principal> {
+    const claims = await this.opts.accessTokens.verify(accessToken);
+    return { userId: claims.sub, sessionId: claims.sid, username: claims.preferred_username, claims };
+  }
+
+  /** Ends the caller's session and, if given, the session of a refresh token the caller owns. */
+  async logout(principal: Principal, refreshToken?: unknown): Promise<void> {
+    await this.opts.sessions.revoke(principal.sessionId, 'logout', principal.userId);
+    const other = refreshToken === undefined ? undefined : this.opts.sessions.sessionIdOf(refreshToken);
+    if (other && other !== principal.sessionId) await this.opts.sessions.revoke(other, 'logout', principal.userId);
+  }
+
+  async logoutAll(principal: Principal): Promise<number> {
+    const revoked = await this.opts.sessions.revokeAllForUser(principal.userId, 'logout_all');
+    this.opts.sessions.publish(revoked);
+    return revoked.length;
+  }
+
+  async changePassword(principal: Principal, currentPassword: string, newPassword: string): Promise<void> {
+    if (!(await this.opts.users.verifyPassword(principal.userId, currentPassword))) {
+      throw new AppError('invalid_credentials', 'the current password is wrong');
+    }
+    await this.opts.users.setPassword(principal.userId, newPassword, principal.sessionId);
+  }
+
+  async me(principal: Principal): Promise<UserView> {
+    return toUserView(await this.opts.users.get(principal.userId));
+  }
+
+  async listSessions(principal: Principal): Promise<SessionView[]> {
+    const sessions = await this.opts.sessions.listForUser(principal.userId);
+    return sessions.map((s) => ({
+      id: s.id,
+      createdAt: s.createdAt.toISOString(),
+      lastUsedAt: s.lastUsedAt.toISOString(),
+      expiresAt: s.expiresAt.toISOString(),
+      region: s.homeRegion,
+      userAgent: s.userAgent,
+      current: s.id === principal.sessionId,
+    }));
+  }
+
+  /** Revokes one of the caller's own sessions; anyone else's is `not_found`, as is an unknown id. */
+  async revokeOwnSession(principal: Principal, sessionId: string): Promise<void> {
+    const session = await this.opts.sessions.findById(sessionId);
+    if (!session || session.userId !== principal.userId || session.revokedAt !== null) {
+      throw new AppError('not_found', 'no such session');
+    }
+    await this.opts.sessions.revoke(sessionId, 'logout', principal.userId);
+  }
+
+  private async tokenResponse(issued: IssuedSession): Promise<TokenResponse> {
+    const owner: SessionOwner = issued.owner;
+    const accessToken = await this.opts.accessTokens.issue({ userId: owner.id, username: owner.username, sessionId: issued.session.id });
+    const now = this.opts.clock.now().getTime();
+    return {
+      accessToken,
+      tokenType: 'Bearer',
+      expiresIn: this.opts.accessTokens.ttlSeconds,
+      refreshToken: issued.refreshToken,
+      refreshExpiresIn: Math.max(0, Math.floor((issued.session.expiresAt.getTime() - now) / 1000)),
+      sessionId: issued.session.id,
+      user: toUserView(owner),
+    };
+  }
+}

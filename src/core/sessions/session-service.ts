@@ -1,0 +1,143 @@
+import { v7 as uuidv7 } from 'uuid';
+import { AppError } from '../../errors.js';
+import type { Logger } from '../../observability/logger.js';
+import type { Executor } from '../../store/pg/db.js';
+import type { RevokedSession, RevokeReason, SessionOwner, SessionRecord, SessionsRepo } from '../../store/pg/sessions-repo.js';
+import type { Clock } from '../clock.js';
+import type { RefreshTokenCodec } from '../tokens/refresh-token.js';
+import type { RevocationList } from './revocation-list.js';
+
+export interface SessionServiceOptions {
+  repo: SessionsRepo;
+  codec: RefreshTokenCodec | undefined;
+  revocations: RevocationList;
+  clock: Clock;
+  log: Logger;
+  region: string;
+  refreshTtlSeconds: number;
+  graceSeconds: number;
+}
+
+export interface ClientMeta {
+  userAgent?: string | undefined;
+  ip?: string | undefined;
+}
+
+/** A live session and the refresh token that is current for it. */
+export interface IssuedSession {
+  session: SessionRecord;
+  owner: SessionOwner;
+  refreshToken: string;
+}
+
+const invalidRefresh = () => new AppError('invalid_refresh_token', 'the refresh token is not valid');
+
+/**
+ * Session lifecycle: start, rotate (refresh), revoke, list. One row per session; the refresh
+ * token is derived from (session, counter), so rotation is a compare-and-set on the counter.
+ */
+export class SessionService {
+  constructor(private readonly opts: SessionServiceOptions) {}
+
+  async start(owner: SessionOwner, meta: ClientMeta, ex?: Executor): Promise<IssuedSession> {
+    const now = this.opts.clock.now();
+    const session: SessionRecord = {
+      id: uuidv7(),
+      userId: owner.id,
+      homeRegion: this.opts.region,
+      counter: 1,
+      createdAt: now,
+      lastUsedAt: now,
+      rotatedAt: now,
+      expiresAt: new Date(now.getTime() + this.opts.refreshTtlSeconds * 1000),
+      revokedAt: null,
+      revokeReason: null,
+      userAgent: meta.userAgent?.slice(0, 256) ?? null,
+      ip: meta.ip ?? null,
+    };
+    await this.opts.repo.insert(session, ex);
+    return { session, owner, refreshToken: this.tokenFor(session) };
+  }
+
+  /**
+   * RFC 9700 rotation with reuse detection (API.md §1.4):
+   * - forged or malformed → `invalid_refresh_token`, nothing revoked, no database work;
+   * - current counter → CAS to counter+1 (one round trip);
+   * - the previous counter within the grace window → the same token the winner got;
+   * - any older counter → the whole session is revoked, `refresh_token_reused`.
+   */
+  async refresh(token: unknown): Promise<IssuedSession> {
+    const claims = this.codec().decode(token);
+    if (!claims) throw invalidRefresh();
+    const now = this.opts.clock.now();
+
+    const rotated = await this.opts.repo.rotate(claims.sessionId, claims.counter, now);
+    if (rotated?.owner) return { ...rotated, owner: rotated.owner, refreshToken: this.tokenFor(rotated.session) };
+
+    // The CAS lost: find out why, on the writer.
+    const state = await this.opts.repo.findWithOwner(claims.sessionId);
+    if (!state) throw invalidRefresh();
+    const { session, owner } = state;
+    if (session.revokedAt !== null || session.expiresAt <= now || !owner || owner.status !== 'active') throw invalidRefresh();
+    if (claims.counter === session.counter - 1 && now.getTime() - session.rotatedAt.getTime() <= this.opts.graceSeconds * 1000) {
+      // Grace retry (lost response, two tabs, N concurrent refreshes): the same next token.
+      return { session, owner, refreshToken: this.tokenFor(session) };
+    }
+    if (claims.counter < session.counter) {
+      const revoked = await this.opts.repo.revoke(session.id, 'reuse', now);
+      this.publish(revoked);
+      this.opts.log.warn('refresh token reuse: session revoked', { event: 'token.reused', sessionId: session.id, userId: owner.id });
+      throw new AppError('refresh_token_reused', 'this refresh token was already used; the session has been revoked');
+    }
+    // A counter ahead of ours (or equal after a race we lost to a revocation): never issued here.
+    throw invalidRefresh();
+  }
+
+  /** Revokes one session of `userId` (or of anyone when `userId` is undefined: admin). */
+  async revoke(sessionId: string, reason: RevokeReason, userId?: string): Promise<boolean> {
+    if (userId !== undefined) {
+      const session = await this.opts.repo.findById(sessionId);
+      if (!session || session.userId !== userId) return false;
+    }
+    const revoked = await this.opts.repo.revoke(sessionId, reason, this.opts.clock.now());
+    this.publish(revoked);
+    return revoked.length > 0;
+  }
+
+  /**
+   * Revokes every live session of a user (except one, if given). Pass the caller's transaction
+   * to make the revocation part of a larger change, then `publish` the result after commit.
+   */
+  revokeAllForUser(userId: string, reason: RevokeReason, options: { exceptId?: string; ex?: Executor } = {}): Promise<RevokedSession[]> {
+    return this.opts.repo.revokeAllForUser(userId, reason, this.opts.clock.now(), { exceptId: options.exceptId }, options.ex);
+  }
+
+  /** Makes revocations effective on this server at once; other servers learn them from the feed. */
+  publish(revoked: RevokedSession[]): void {
+    if (revoked.length === 0) return;
+    this.opts.revocations.add(revoked);
+    for (const s of revoked) this.opts.log.info('session revoked', { event: 'session.revoked', sessionId: s.id });
+  }
+
+  findById(sessionId: string): Promise<SessionRecord | undefined> {
+    return this.opts.repo.findById(sessionId);
+  }
+
+  listForUser(userId: string): Promise<SessionRecord[]> {
+    return this.opts.repo.listActiveForUser(userId, this.opts.clock.now());
+  }
+
+  /** The session a refresh token names, if the token is authentic (for logout with a refresh token). */
+  sessionIdOf(token: unknown): string | undefined {
+    return this.codec().decode(token)?.sessionId;
+  }
+
+  private tokenFor(session: SessionRecord): string {
+    return this.codec().encode({ region: session.homeRegion, sessionId: session.id, counter: session.counter });
+  }
+
+  private codec(): RefreshTokenCodec {
+    if (!this.opts.codec) throw new AppError('bad_config', 'no server secret: set AUTHCTL_SECRET to issue or accept refresh tokens');
+    return this.opts.codec;
+  }
+}

@@ -1,0 +1,114 @@
+import { randomBytes } from 'node:crypto';
+import { decodeProtectedHeader, errors as joseErrors, jwtVerify, SignJWT, type JWTPayload } from 'jose';
+import { AppError } from '../../errors.js';
+import type { Clock } from '../clock.js';
+import type { KeyRing, SigningAlg } from '../keys/key-ring.js';
+import type { RevocationList } from '../sessions/revocation-list.js';
+
+/** The claims authctl puts in every access token (API.md §1.3). */
+export interface AccessClaims {
+  iss: string;
+  sub: string;
+  aud: string;
+  exp: number;
+  iat: number;
+  jti: string;
+  sid: string;
+  region: string;
+  preferred_username: string;
+}
+
+export interface AccessTokenOptions {
+  ring: KeyRing;
+  revocations: RevocationList;
+  clock: Clock;
+  issuer: string;
+  audience: string;
+  alg: SigningAlg;
+  ttlSeconds: number;
+  skewSeconds: number;
+  region: string;
+}
+
+// Header members that would let a token choose its own key: always refused (RFC 8725 §3.1).
+const KEY_CHOOSING_HEADERS = ['jwk', 'jku', 'x5u', 'x5c', 'x5t', 'x5t#S256'] as const;
+const MAX_TOKEN_LENGTH = 4096;
+
+function invalid(detail: string, cause?: unknown): AppError {
+  return new AppError('invalid_token', detail, cause === undefined ? {} : { cause });
+}
+
+/**
+ * Signs and verifies access tokens: RFC 9068 `at+jwt`, EdDSA (or ES256) with a kid from the
+ * region's key ring. Verification is in-process: keys and the revocation list are in memory.
+ */
+export class AccessTokens {
+  constructor(private readonly opts: AccessTokenOptions) {}
+
+  get ttlSeconds(): number {
+    return this.opts.ttlSeconds;
+  }
+
+  async issue(subject: { userId: string; username: string; sessionId: string }): Promise<string> {
+    const { kid, alg, key } = await this.opts.ring.signingKey();
+    const iat = Math.floor(this.opts.clock.now().getTime() / 1000);
+    return new SignJWT({ sid: subject.sessionId, region: this.opts.region, preferred_username: subject.username })
+      .setProtectedHeader({ alg, kid, typ: 'at+jwt' })
+      .setIssuer(this.opts.issuer)
+      .setSubject(subject.userId)
+      .setAudience(this.opts.audience)
+      .setIssuedAt(iat)
+      .setExpirationTime(iat + this.opts.ttlSeconds)
+      .setJti(randomBytes(16).toString('base64url'))
+      .sign(key);
+  }
+
+  /**
+   * Verifies signature, alg, typ, iss, aud, exp/nbf/iat (with bounded skew) and that the session
+   * is not revoked. Every failure is `invalid_token`; the detail says which check failed.
+   */
+  async verify(token: string): Promise<AccessClaims> {
+    if (token.length > MAX_TOKEN_LENGTH) throw invalid('the access token is too long');
+    if (!this.opts.ring.ready || !this.opts.revocations.ready) {
+      // Fail closed: without keys and the revocation list we cannot tell a revoked token apart.
+      throw new AppError('unavailable', 'token verification is not ready yet', { retryAfter: 2 });
+    }
+    let header: ReturnType<typeof decodeProtectedHeader>;
+    try {
+      header = decodeProtectedHeader(token);
+    } catch (err) {
+      throw invalid('the access token is malformed', err);
+    }
+    if (header.alg !== this.opts.alg) throw invalid('the access token uses an algorithm this server does not accept');
+    if (header.typ !== 'at+jwt') throw invalid('the token is not an access token');
+    if (KEY_CHOOSING_HEADERS.some((name) => name in header)) throw invalid('the access token names its own key');
+    if (typeof header.kid !== 'string') throw invalid('the access token has no key id');
+    let published = this.opts.ring.publicKey(header.kid);
+    if (!published && (await this.opts.ring.reloadForUnknownKid())) published = this.opts.ring.publicKey(header.kid);
+    if (!published || published.alg !== header.alg) throw invalid('the access token was signed by an unknown key');
+
+    let payload: JWTPayload;
+    const now = this.opts.clock.now();
+    try {
+      ({ payload } = await jwtVerify(token, published.key, {
+        algorithms: [this.opts.alg],
+        issuer: this.opts.issuer,
+        audience: this.opts.audience,
+        typ: 'at+jwt',
+        clockTolerance: this.opts.skewSeconds,
+        currentDate: now,
+        requiredClaims: ['exp', 'iat', 'sub', 'jti'],
+      }));
+    } catch (err) {
+      if (err instanceof joseErrors.JWTExpired) throw invalid('the access token has expired', err);
+      throw invalid('the access token is not valid', err);
+    }
+    const claims = payload as Partial<AccessClaims>;
+    if (typeof claims.sid !== 'string' || typeof claims.region !== 'string' || typeof claims.preferred_username !== 'string') {
+      throw invalid('the access token lacks required claims');
+    }
+    if (claims.iat! > now.getTime() / 1000 + this.opts.skewSeconds) throw invalid('the access token was issued in the future');
+    if (this.opts.revocations.has(claims.sid)) throw invalid('the session of this access token has been revoked');
+    return claims as AccessClaims;
+  }
+}

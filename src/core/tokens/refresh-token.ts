@@ -1,0 +1,46 @@
+import { createHmac, timingSafeEqual } from 'node:crypto';
+
+/** What a refresh token names: a session, its home region, and the rotation counter. */
+export interface RefreshTokenClaims {
+  region: string;
+  sessionId: string;
+  counter: number;
+}
+
+const TOKEN_RE = /^rt_([a-z][a-z0-9-]{0,31})_([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})_(\d{1,15})_([A-Za-z0-9_-]{22})$/;
+const MAC_BYTES = 16; // 128 bits: a guess succeeds with probability 2^-128.
+
+/**
+ * Refresh-token codec: `rt_<region>_<sessionId>_<counter>_<mac>`, where
+ * `mac = HMAC-SHA256(K, "rt1|region|sessionId|counter")` truncated to 128 bits and K is derived
+ * from the server secret. The token for any counter can be recomputed, so rotation is
+ * deterministic (concurrent winners and grace retries get the same token, and regions never fork
+ * a chain) and the database stores no token, hash or key material at all. The MAC is checked
+ * before any I/O, so forged tokens cost no database work.
+ */
+export class RefreshTokenCodec {
+  /** @param macKeys current key first; older keys are accepted for verification only. */
+  constructor(private readonly macKeys: Buffer[]) {
+    if (macKeys.length === 0) throw new Error('RefreshTokenCodec needs at least one MAC key');
+  }
+
+  encode(claims: RefreshTokenClaims): string {
+    return `rt_${claims.region}_${claims.sessionId}_${claims.counter}_${this.mac(this.macKeys[0]!, claims).toString('base64url')}`;
+  }
+
+  /** The claims of an authentic token, or `undefined` for anything malformed or forged. */
+  decode(token: unknown): RefreshTokenClaims | undefined {
+    if (typeof token !== 'string' || token.length > 160) return undefined;
+    const match = TOKEN_RE.exec(token);
+    if (!match) return undefined;
+    const claims = { region: match[1]!, sessionId: match[2]!, counter: Number(match[3]) };
+    const presented = Buffer.from(match[4]!, 'base64url');
+    if (presented.length !== MAC_BYTES) return undefined;
+    const authentic = this.macKeys.some((key) => timingSafeEqual(this.mac(key, claims), presented));
+    return authentic ? claims : undefined;
+  }
+
+  private mac(key: Buffer, { region, sessionId, counter }: RefreshTokenClaims): Buffer {
+    return createHmac('sha256', key).update(`rt1|${region}|${sessionId}|${counter}`).digest().subarray(0, MAC_BYTES);
+  }
+}

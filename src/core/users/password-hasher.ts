@@ -1,0 +1,91 @@
+import { randomBytes } from 'node:crypto';
+import argon2 from 'argon2';
+
+/** argon2id cost parameters. */
+export interface Argon2Params {
+  /** Memory in KiB. */
+  memoryCost: number;
+  /** Number of passes. */
+  timeCost: number;
+  /** Degree of parallelism (lanes). */
+  parallelism: number;
+}
+
+/**
+ * The OWASP Password Storage Cheat Sheet minimum for argon2id: m = 19 MiB (19456 KiB), t = 2,
+ * p = 1. It is the default for {@link PasswordHasher}; deployments may calibrate stronger values.
+ */
+export const OWASP_ARGON2_MINIMUM: Readonly<Argon2Params> = Object.freeze({
+  memoryCost: 19456,
+  timeCost: 2,
+  parallelism: 1,
+});
+
+/**
+ * Hashes and verifies passwords with argon2id at fixed cost parameters (default
+ * {@link OWASP_ARGON2_MINIMUM}). Hashes are PHC strings that embed their own parameters, so hashes
+ * made with older parameters still verify; {@link PasswordHasher.needsRehash} tells when to
+ * upgrade one after a successful login.
+ */
+export class PasswordHasher {
+  readonly params: Readonly<Argon2Params>;
+  private dummyHash: Promise<string> | undefined;
+
+  constructor(params: Argon2Params = OWASP_ARGON2_MINIMUM) {
+    this.params = Object.freeze({
+      memoryCost: params.memoryCost,
+      timeCost: params.timeCost,
+      parallelism: params.parallelism,
+    });
+  }
+
+  /** Returns the argon2id PHC string for `password`, with a fresh random salt. */
+  async hash(password: string): Promise<string> {
+    return argon2.hash(password, { type: argon2.argon2id, ...this.params });
+  }
+
+  /**
+   * Returns whether `password` matches `hash`. A malformed or unsupported hash yields `false`
+   * instead of throwing, so a corrupt row reads as a failed login rather than a server error.
+   */
+  async verify(hash: string, password: string): Promise<boolean> {
+    try {
+      return await argon2.verify(hash, password);
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * Spends the same time as a real {@link PasswordHasher.verify} and discards the result. Call it
+   * when the username is unknown (or the account has no password) so that response time does not
+   * reveal whether an account exists.
+   */
+  async dummyVerify(password: string): Promise<void> {
+    // User enumeration by timing: without this, "no such user" answers in microseconds while
+    // "wrong password" takes a full argon2 run. The dummy hash uses the same parameters as new
+    // hashes and is computed once, lazily, from a random password nobody knows.
+    this.dummyHash ??= this.hash(randomBytes(32).toString('base64url'));
+    let dummy: string;
+    try {
+      dummy = await this.dummyHash;
+    } catch (err) {
+      this.dummyHash = undefined;
+      throw err;
+    }
+    await this.verify(dummy, password);
+  }
+
+  /**
+   * Returns whether `hash` should be replaced by a fresh one: it is not argon2id, its version or
+   * cost parameters differ from the current ones, or it cannot be parsed.
+   */
+  needsRehash(hash: string): boolean {
+    if (!hash.startsWith('$argon2id$')) return true;
+    try {
+      return argon2.needsRehash(hash, this.params);
+    } catch {
+      return true;
+    }
+  }
+}

@@ -1,0 +1,82 @@
+/**
+ * One catalog of error codes. Each code has an HTTP status (RFC 9457 body on `/v1`), a default
+ * human title and a CLI exit code (API.md §2). The codes are part of the public contract: never
+ * rename one, only add.
+ */
+export const ERROR_CATALOG = {
+  invalid_request: { status: 400, title: 'Bad Request', exit: 2 },
+  weak_password: { status: 400, title: 'Bad Request', exit: 2 },
+  invalid_credentials: { status: 401, title: 'Unauthorized', exit: 1 },
+  invalid_token: { status: 401, title: 'Unauthorized', exit: 1 },
+  invalid_refresh_token: { status: 401, title: 'Unauthorized', exit: 1 },
+  refresh_token_reused: { status: 401, title: 'Unauthorized', exit: 1 },
+  account_disabled: { status: 403, title: 'Forbidden', exit: 1 },
+  not_found: { status: 404, title: 'Not Found', exit: 3 },
+  method_not_allowed: { status: 405, title: 'Method Not Allowed', exit: 2 },
+  username_taken: { status: 409, title: 'Conflict', exit: 4 },
+  conflict: { status: 409, title: 'Conflict', exit: 4 },
+  payload_too_large: { status: 413, title: 'Content Too Large', exit: 2 },
+  unsupported_media_type: { status: 415, title: 'Unsupported Media Type', exit: 2 },
+  rate_limited: { status: 429, title: 'Too Many Requests', exit: 1 },
+  unavailable: { status: 503, title: 'Service Unavailable', exit: 69 },
+  bad_config: { status: 500, title: 'Internal Server Error', exit: 78 },
+  internal_error: { status: 500, title: 'Internal Server Error', exit: 1 },
+} as const satisfies Record<string, { status: number; title: string; exit: number }>;
+
+export type ErrorCode = keyof typeof ERROR_CATALOG;
+
+/** One field-level problem, as in the `errors` member of a validation problem. */
+export interface FieldError {
+  path: string;
+  message: string;
+}
+
+export interface AppErrorOptions {
+  /** The underlying error; it reaches the logs, never the client. */
+  cause?: unknown;
+  /** Field-level details for `invalid_request` / `weak_password`. */
+  errors?: FieldError[];
+  /** Seconds, for `Retry-After` on 429 and 503. */
+  retryAfter?: number;
+}
+
+/**
+ * An expected failure with a stable code. `detail` is shown to clients and admins, so it must
+ * never carry internals (SQL, stack, whether a username exists); put those in `cause`.
+ */
+export class AppError extends Error {
+  readonly code: ErrorCode;
+  readonly detail: string;
+  readonly errors: FieldError[] | undefined;
+  readonly retryAfter: number | undefined;
+
+  constructor(code: ErrorCode, detail: string, options: AppErrorOptions = {}) {
+    super(detail, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'AppError';
+    this.code = code;
+    this.detail = detail;
+    this.errors = options.errors;
+    this.retryAfter = options.retryAfter;
+  }
+
+  get status(): number {
+    return ERROR_CATALOG[this.code].status;
+  }
+
+  get title(): string {
+    return ERROR_CATALOG[this.code].title;
+  }
+
+  get exitCode(): number {
+    return ERROR_CATALOG[this.code].exit;
+  }
+}
+
+export function isAppError(err: unknown, code?: ErrorCode): err is AppError {
+  return err instanceof AppError && (code === undefined || err.code === code);
+}
+
+/** Shorthand for a validation failure on one or more fields. */
+export function invalidRequest(errors: FieldError[], detail = 'the request is not valid'): AppError {
+  return new AppError('invalid_request', detail, { errors });
+}

@@ -1,0 +1,33 @@
+import Koa from 'koa';
+import type { Container } from '../container.js';
+import { AppError } from '../errors.js';
+import { problemDetails } from './middleware/problem.js';
+import { requestId } from './middleware/request-id.js';
+import { authRoutes } from './routes/auth.js';
+import { meRoutes } from './routes/me.js';
+import { systemRoutes } from './routes/system.js';
+
+/** The Koa application of one region's server; `app.callback()` is what tests drive. */
+export function createApp(container: Container): Koa {
+  const app = new Koa({ proxy: false });
+  app.silent = true; // errors are logged by problemDetails, once, with the request id
+  app.use(requestId());
+  app.use(async function securityHeaders(ctx, next) {
+    ctx.set('X-Content-Type-Options', 'nosniff');
+    // Token responses and user data must never sit in a shared cache (RFC 6749 §5.1).
+    if (ctx.path.startsWith('/v1/')) ctx.set('Cache-Control', 'no-store');
+    await next();
+  });
+  app.use(problemDetails(container.log));
+  for (const router of [authRoutes(container), meRoutes(container), systemRoutes(container)]) {
+    app.use(router.routes());
+    app.use(
+      router.allowedMethods({
+        throw: true,
+        methodNotAllowed: () => new AppError('method_not_allowed', 'this method is not allowed on this resource'),
+        notImplemented: () => new AppError('method_not_allowed', 'this method is not supported'),
+      }),
+    );
+  }
+  return app;
+}

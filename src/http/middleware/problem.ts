@@ -1,0 +1,57 @@
+import type { Context, Middleware } from 'koa';
+import { AppError, type ErrorCode } from '../../errors.js';
+import type { Logger } from '../../observability/logger.js';
+
+/** Errors raised by Koa itself and by raw-body, mapped onto our catalog. */
+function fromHttpError(err: { status?: number; type?: string; expose?: boolean; message?: string }): AppError | undefined {
+  const status = err.status;
+  if (typeof status !== 'number' || status >= 500) return undefined;
+  const byStatus: Partial<Record<number, ErrorCode>> = { 400: 'invalid_request', 404: 'not_found', 405: 'method_not_allowed', 413: 'payload_too_large', 415: 'unsupported_media_type' };
+  const code = byStatus[status];
+  if (!code) return undefined;
+  const detail = code === 'payload_too_large' ? 'the request body is too large' : code === 'invalid_request' ? 'the request could not be read' : (err.expose && err.message) || code.replace(/_/g, ' ');
+  return new AppError(code, detail, { cause: err });
+}
+
+/** Writes an RFC 9457 problem for `error`, with the headers its code calls for. */
+export function writeProblem(ctx: Context, error: AppError): void {
+  ctx.status = error.status;
+  ctx.type = 'application/problem+json';
+  if (error.code === 'invalid_token') {
+    // RFC 6750 §3: tell the client what kind of credential failed.
+    ctx.set('WWW-Authenticate', `Bearer realm="authctl", error="invalid_token", error_description="${error.detail.replace(/["\\]/g, '')}"`);
+  }
+  if (error.retryAfter !== undefined) ctx.set('Retry-After', String(error.retryAfter));
+  ctx.body = {
+    type: 'about:blank',
+    title: error.title,
+    status: error.status,
+    code: error.code,
+    detail: error.detail,
+    ...(error.errors ? { errors: error.errors } : {}),
+    requestId: ctx.state.requestId as string,
+  };
+}
+
+/**
+ * Turns every failure into a problem response. Expected failures (AppError) are rendered as
+ * they are; anything else is a bug: logged in full with the request id, answered with a bare
+ * `internal_error` that leaks nothing.
+ */
+export function problemDetails(log: Logger): Middleware {
+  return async function problemMiddleware(ctx, next) {
+    try {
+      await next();
+      if (ctx.status === 404 && ctx.body === undefined) throw new AppError('not_found', 'no such resource');
+    } catch (err) {
+      const known = err instanceof AppError ? err : fromHttpError(err as Record<string, never>);
+      if (known) {
+        if (known.code === 'unavailable') log.warn('dependency unavailable', { event: 'db.unavailable', requestId: ctx.state.requestId, err: known.cause });
+        writeProblem(ctx, known);
+        return;
+      }
+      log.error('unhandled error', { event: 'http.error', requestId: ctx.state.requestId, method: ctx.method, path: ctx.path, err });
+      writeProblem(ctx, new AppError('internal_error', 'an unexpected error occurred; quote the request id when reporting it'));
+    }
+  };
+}

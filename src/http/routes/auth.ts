@@ -1,0 +1,67 @@
+import Router from '@koa/router';
+import type { Context } from 'koa';
+import { z } from 'zod';
+import type { Principal } from '../../core/auth/auth-service.js';
+import type { Container } from '../../container.js';
+import { requireBearer } from '../middleware/bearer.js';
+import { jsonBody } from '../middleware/json-body.js';
+import { parseBody } from '../validate.js';
+
+// Field sizes are bounded here (400 invalid_request); the password policy proper (8–256 code
+// points, blocklist) answers 400 weak_password from the core.
+const credentials = z.object({
+  username: z.string().min(1).max(256),
+  password: z.string().min(1).max(1024),
+});
+const refreshBody = z.object({ refreshToken: z.string().min(1).max(512) });
+const logoutBody = z.object({ refreshToken: z.string().min(1).max(512).optional() }).optional();
+const passwordBody = z.object({
+  currentPassword: z.string().min(1).max(1024),
+  newPassword: z.string().min(1).max(1024),
+});
+
+function clientMeta(ctx: Context) {
+  return { userAgent: ctx.get('user-agent') || undefined, ip: ctx.ip || undefined };
+}
+
+/** POST /v1/auth/*: register, login, refresh, logout, logout-all, password. */
+export function authRoutes(c: Container): Router {
+  const router = new Router({ prefix: '/v1/auth' });
+  const body = jsonBody(c.config.http.bodyLimit);
+  const bearer = requireBearer(c.auth);
+
+  router.post('/register', body, async function register(ctx) {
+    const { username, password } = parseBody(credentials, ctx.state.body);
+    ctx.status = 201;
+    ctx.body = { user: await c.auth.register(username, password) };
+  });
+
+  router.post('/login', body, async function login(ctx) {
+    const { username, password } = parseBody(credentials, ctx.state.body);
+    ctx.body = await c.auth.login(username, password, clientMeta(ctx));
+  });
+
+  router.post('/refresh', body, async function refresh(ctx) {
+    const { refreshToken } = parseBody(refreshBody, ctx.state.body);
+    ctx.body = await c.auth.refresh(refreshToken);
+  });
+
+  router.post('/logout', bearer, body, async function logout(ctx) {
+    const parsed = parseBody(logoutBody, ctx.state.body);
+    await c.auth.logout(ctx.state.principal as Principal, parsed?.refreshToken);
+    ctx.status = 204;
+  });
+
+  router.post('/logout-all', bearer, body, async function logoutAll(ctx) {
+    await c.auth.logoutAll(ctx.state.principal as Principal);
+    ctx.status = 204;
+  });
+
+  router.post('/password', bearer, body, async function changePassword(ctx) {
+    const { currentPassword, newPassword } = parseBody(passwordBody, ctx.state.body);
+    await c.auth.changePassword(ctx.state.principal as Principal, currentPassword, newPassword);
+    ctx.status = 204;
+  });
+
+  return router;
+}

@@ -1,0 +1,38 @@
+import Router from '@koa/router';
+import { validate as isUuid } from 'uuid';
+import type { Principal } from '../../core/auth/auth-service.js';
+import type { Container } from '../../container.js';
+import { AppError } from '../../errors.js';
+import { requireBearer } from '../middleware/bearer.js';
+
+/** Bearer-authenticated reads: /v1/me, /v1/sessions, /v1/verify. */
+export function meRoutes(c: Container): Router {
+  const router = new Router({ prefix: '/v1' });
+  const bearer = requireBearer(c.auth);
+
+  router.get('/me', bearer, async function me(ctx) {
+    ctx.body = { user: await c.auth.me(ctx.state.principal as Principal) };
+  });
+
+  router.get('/sessions', bearer, async function listSessions(ctx) {
+    ctx.body = { sessions: await c.auth.listSessions(ctx.state.principal as Principal) };
+  });
+
+  router.delete('/sessions/:id', bearer, async function revokeSession(ctx) {
+    const id = ctx.params.id ?? '';
+    if (!isUuid(id)) throw new AppError('not_found', 'no such session');
+    await c.auth.revokeOwnSession(ctx.state.principal as Principal, id.toLowerCase());
+    ctx.status = 204;
+  });
+
+  // For gateways (nginx auth_request, Traefik ForwardAuth, Envoy ext_authz): identity in headers.
+  router.get('/verify', bearer, function verify(ctx) {
+    const principal = ctx.state.principal as Principal;
+    ctx.set('X-Auth-User-Id', principal.userId);
+    ctx.set('X-Auth-Session-Id', principal.sessionId);
+    ctx.set('X-Auth-Username', principal.username);
+    ctx.body = { userId: principal.userId, sessionId: principal.sessionId, username: principal.username };
+  });
+
+  return router;
+}

@@ -1,0 +1,67 @@
+import knex, { type Knex } from 'knex';
+import type { Config } from '../../config/schema.js';
+import { guard } from './errors.js';
+import { migrationSource } from './migrations/index.js';
+
+export type Executor = Knex | Knex.Transaction;
+
+/**
+ * The region's PostgreSQL: a writer and, when `database.readUrl` is set, a reader (read replica).
+ * Reads that can tolerate replica lag go to `reader`; everything that decides a security outcome
+ * (rotation, revocation) reads from `writer`.
+ */
+export class Db {
+  readonly writer: Knex;
+  readonly reader: Knex;
+
+  constructor(config: Config['database']) {
+    this.writer = createKnex(config.url, config);
+    this.reader = config.readUrl ? createKnex(config.readUrl, config) : this.writer;
+  }
+
+  /** Runs `work` in one transaction on the writer; DB errors are translated. */
+  transaction<T>(work: (trx: Knex.Transaction) => Promise<T>): Promise<T> {
+    return guard(this.writer.transaction(work));
+  }
+
+  /** Cheap liveness check for `/readyz`. */
+  async ping(): Promise<void> {
+    await guard(this.writer.raw('select 1'));
+  }
+
+  async migrateLatest(): Promise<{ batch: number; applied: string[] }> {
+    const [batch, applied] = (await guard(this.writer.migrate.latest(migratorConfig))) as [number, string[]];
+    return { batch, applied };
+  }
+
+  async migrateRollback(all = false): Promise<{ batch: number; reverted: string[] }> {
+    const [batch, reverted] = (await guard(this.writer.migrate.rollback(migratorConfig, all))) as [number, string[]];
+    return { batch, reverted };
+  }
+
+  async migrateStatus(): Promise<{ applied: string[]; pending: string[] }> {
+    const [completed, pending] = (await guard(this.writer.migrate.list(migratorConfig))) as [Array<{ name: string }>, Array<{ file: string }>];
+    return { applied: completed.map((m) => m.name), pending: pending.map((m) => m.file) };
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([this.writer.destroy(), this.reader === this.writer ? undefined : this.reader.destroy()]);
+  }
+}
+
+const migratorConfig: Knex.MigratorConfig = { migrationSource, tableName: 'authctl_migrations' };
+
+function createKnex(url: string, config: Config['database']): Knex {
+  return knex({
+    client: 'pg',
+    connection: {
+      connectionString: url,
+      connectionTimeoutMillis: config.connectTimeoutMs,
+      statement_timeout: config.statementTimeoutMs,
+      application_name: 'authctl',
+    },
+    // min 0: the server must start (and answer 503) while the database is down.
+    pool: { min: 0, max: config.poolMax },
+    acquireConnectionTimeout: config.connectTimeoutMs,
+  });
+}

@@ -1,0 +1,18 @@
+import type { Knex } from 'knex';
+import * as initial from './0001-initial.js';
+
+interface Migration {
+  name: string;
+  up(knex: Knex): Promise<void>;
+  down(knex: Knex): Promise<void>;
+}
+
+// Migrations are compiled into the build and listed here in order, so `authctl migrate` works
+// from an installed package without globbing a directory of .js/.ts files.
+const MIGRATIONS: Migration[] = [{ name: '0001-initial', ...initial }];
+
+export const migrationSource: Knex.MigrationSource<Migration> = {
+  getMigrations: () => Promise.resolve(MIGRATIONS),
+  getMigrationName: (migration) => migration.name,
+  getMigration: (migration) => Promise.resolve(migration),
+};

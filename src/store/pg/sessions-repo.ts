@@ -1,0 +1,219 @@
+import type { Db, Executor } from './db.js';
+import { guard } from './errors.js';
+
+export interface SessionRecord {
+  id: string;
+  userId: string | null;
+  homeRegion: string;
+  counter: number;
+  createdAt: Date;
+  lastUsedAt: Date;
+  rotatedAt: Date;
+  expiresAt: Date;
+  revokedAt: Date | null;
+  revokeReason: string | null;
+  userAgent: string | null;
+  ip: string | null;
+}
+
+/** The owner of a session, as needed to mint its access token. */
+export interface SessionOwner {
+  id: string;
+  username: string;
+  homeRegion: string;
+  createdAt: Date;
+  status: 'active' | 'disabled';
+}
+
+export interface SessionWithOwner {
+  session: SessionRecord;
+  owner: SessionOwner | undefined;
+}
+
+/** What the revocation feed needs: which session, and until when its access tokens could live. */
+export interface RevokedSession {
+  id: string;
+  revokedAt: Date;
+  expiresAt: Date;
+}
+
+export type RevokeReason = 'logout' | 'logout_all' | 'reuse' | 'user_disabled' | 'user_deleted' | 'password_changed' | 'admin';
+
+interface SessionDbRow {
+  id: string;
+  user_id: string | null;
+  home_region: string;
+  counter: string | number;
+  created_at: Date;
+  last_used_at: Date;
+  rotated_at: Date;
+  expires_at: Date;
+  revoked_at: Date | null;
+  revoke_reason: string | null;
+  user_agent: string | null;
+  ip: string | null;
+}
+
+interface OwnerColumns {
+  owner_id: string | null;
+  owner_username: string | null;
+  owner_home_region: string | null;
+  owner_created_at: Date | null;
+  owner_status: 'active' | 'disabled' | null;
+}
+
+function toSession(row: SessionDbRow): SessionRecord {
+  return {
+    id: row.id,
+    userId: row.user_id,
+    homeRegion: row.home_region,
+    counter: Number(row.counter),
+    createdAt: row.created_at,
+    lastUsedAt: row.last_used_at,
+    rotatedAt: row.rotated_at,
+    expiresAt: row.expires_at,
+    revokedAt: row.revoked_at,
+    revokeReason: row.revoke_reason,
+    userAgent: row.user_agent,
+    ip: row.ip,
+  };
+}
+
+function toSessionWithOwner(row: SessionDbRow & OwnerColumns): SessionWithOwner {
+  const owner: SessionOwner | undefined =
+    row.owner_id === null
+      ? undefined
+      : {
+          id: row.owner_id,
+          username: row.owner_username!,
+          homeRegion: row.owner_home_region!,
+          createdAt: row.owner_created_at!,
+          status: row.owner_status!,
+        };
+  return { session: toSession(row), owner };
+}
+
+const OWNER_COLUMNS = `u.id as owner_id, u.username as owner_username, u.home_region as owner_home_region,
+  u.created_at as owner_created_at, u.status as owner_status`;
+const SESSION_COLUMNS = `s.id, s.user_id, s.home_region, s.counter, s.created_at, s.last_used_at, s.rotated_at,
+  s.expires_at, s.revoked_at, s.revoke_reason, s.user_agent, s.ip`;
+
+/** All SQL on `sessions`. Time always comes from the caller's clock, never from `now()`. */
+export class SessionsRepo {
+  constructor(private readonly db: Db) {}
+
+  async insert(session: Omit<SessionRecord, 'revokedAt' | 'revokeReason'>, ex: Executor = this.db.writer): Promise<void> {
+    await guard(
+      ex('sessions').insert({
+        id: session.id,
+        user_id: session.userId,
+        home_region: session.homeRegion,
+        counter: session.counter,
+        created_at: session.createdAt,
+        last_used_at: session.lastUsedAt,
+        rotated_at: session.rotatedAt,
+        expires_at: session.expiresAt,
+        user_agent: session.userAgent,
+        ip: session.ip,
+      }),
+    );
+  }
+
+  /**
+   * The rotation compare-and-set: advances the counter from `counter` to `counter + 1` only if
+   * the session is live and its owner active, and returns the new state with the owner — one
+   * round trip for a successful refresh. `undefined` means the CAS lost; the caller then reads
+   * the row to tell a grace retry from reuse.
+   */
+  async rotate(id: string, counter: number, now: Date): Promise<SessionWithOwner | undefined> {
+    const result = await guard(
+      this.db.writer.raw<{ rows: Array<SessionDbRow & OwnerColumns> }>(
+        `update sessions s
+            set counter = s.counter + 1, rotated_at = :now, last_used_at = :now, version = s.version + 1
+           from users u
+          where s.id = :id and s.counter = :counter and s.revoked_at is null and s.expires_at > :now
+            and u.id = s.user_id and u.status = 'active'
+        returning ${SESSION_COLUMNS}, ${OWNER_COLUMNS}`,
+        { id, counter, now },
+      ),
+    );
+    const row = result.rows[0];
+    return row ? toSessionWithOwner(row) : undefined;
+  }
+
+  /** Reads from the writer: decisions about reuse must not be made on a lagging replica. */
+  async findWithOwner(id: string): Promise<SessionWithOwner | undefined> {
+    const result = await guard(
+      this.db.writer.raw<{ rows: Array<SessionDbRow & OwnerColumns> }>(
+        `select ${SESSION_COLUMNS}, ${OWNER_COLUMNS}
+           from sessions s left join users u on u.id = s.user_id
+          where s.id = ?`,
+        [id],
+      ),
+    );
+    const row = result.rows[0];
+    return row ? toSessionWithOwner(row) : undefined;
+  }
+
+  async findById(id: string, ex: Executor = this.db.writer): Promise<SessionRecord | undefined> {
+    const row = await guard(ex<SessionDbRow>('sessions').where({ id }).first());
+    return row ? toSession(row) : undefined;
+  }
+
+  async listActiveForUser(userId: string, now: Date): Promise<SessionRecord[]> {
+    const rows = await guard(
+      this.db.reader<SessionDbRow>('sessions')
+        .where({ user_id: userId })
+        .whereNull('revoked_at')
+        .where('expires_at', '>', now)
+        .orderBy('created_at', 'desc'),
+    );
+    return rows.map(toSession);
+  }
+
+  /** Revokes one live session; returns it if this call revoked it. */
+  async revoke(id: string, reason: RevokeReason, now: Date, ex: Executor = this.db.writer): Promise<RevokedSession[]> {
+    return this.revokeWhere(ex, reason, now, (q) => q.where({ id }));
+  }
+
+  /** Revokes every live session of a user, optionally sparing one (the caller's, on password change). */
+  async revokeAllForUser(
+    userId: string,
+    reason: RevokeReason,
+    now: Date,
+    options: { exceptId?: string | undefined } = {},
+    ex: Executor = this.db.writer,
+  ): Promise<RevokedSession[]> {
+    return this.revokeWhere(ex, reason, now, (q) => {
+      q.where({ user_id: userId });
+      if (options.exceptId) q.whereNot({ id: options.exceptId });
+    });
+  }
+
+  private async revokeWhere(
+    ex: Executor,
+    reason: RevokeReason,
+    now: Date,
+    filter: (q: ReturnType<Executor>) => void,
+  ): Promise<RevokedSession[]> {
+    const q = ex('sessions').whereNull('revoked_at').where('expires_at', '>', now);
+    filter(q);
+    const rows = await guard(
+      q
+        .update({ revoked_at: now, revoke_reason: reason, version: ex.raw('version + 1') })
+        .returning<Array<{ id: string; revoked_at: Date; expires_at: Date }>>(['id', 'revoked_at', 'expires_at']),
+    );
+    return rows.map((r) => ({ id: r.id, revokedAt: r.revoked_at, expiresAt: r.expires_at }));
+  }
+
+  /** Sessions revoked at or after `since` whose access tokens may still be alive. */
+  async revokedSince(since: Date, notExpiredBefore: Date): Promise<RevokedSession[]> {
+    const rows = await guard(
+      this.db.writer('sessions')
+        .select<Array<{ id: string; revoked_at: Date; expires_at: Date }>>('id', 'revoked_at', 'expires_at')
+        .where('revoked_at', '>=', since)
+        .where('expires_at', '>', notExpiredBefore),
+    );
+    return rows.map((r) => ({ id: r.id, revokedAt: r.revoked_at, expiresAt: r.expires_at }));
+  }
+}

@@ -1,0 +1,130 @@
+import { AppError } from '../../errors.js';
+import type { Db, Executor } from './db.js';
+import { guard, uniqueConstraintOf } from './errors.js';
+
+export type UserStatus = 'active' | 'disabled';
+
+export interface UserRecord {
+  id: string;
+  username: string;
+  passwordHash: string;
+  status: UserStatus;
+  homeRegion: string;
+  createdAt: Date;
+  updatedAt: Date;
+  passwordChangedAt: Date;
+  version: number;
+}
+
+interface UserDbRow {
+  id: string;
+  username: string;
+  password_hash: string;
+  status: UserStatus;
+  home_region: string;
+  created_at: Date;
+  updated_at: Date;
+  password_changed_at: Date;
+  version: string | number;
+}
+
+export function toUserRecord(row: UserDbRow): UserRecord {
+  return {
+    id: row.id,
+    username: row.username,
+    passwordHash: row.password_hash,
+    status: row.status,
+    homeRegion: row.home_region,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+    passwordChangedAt: row.password_changed_at,
+    version: Number(row.version),
+  };
+}
+
+export interface ListUsersQuery {
+  limit: number;
+  /** Keyset cursor: the last username of the previous page. */
+  after?: string | undefined;
+  /** Substring of the normalized username. */
+  search?: string | undefined;
+}
+
+/** All SQL on `users`. */
+export class UsersRepo {
+  constructor(private readonly db: Db) {}
+
+  async insert(user: Omit<UserRecord, 'version'>, ex: Executor = this.db.writer): Promise<UserRecord> {
+    try {
+      const [row] = await guard(
+        ex<UserDbRow>('users')
+          .insert({
+            id: user.id,
+            username: user.username,
+            password_hash: user.passwordHash,
+            status: user.status,
+            home_region: user.homeRegion,
+            created_at: user.createdAt,
+            updated_at: user.updatedAt,
+            password_changed_at: user.passwordChangedAt,
+          })
+          .returning('*'),
+      );
+      return toUserRecord(row!);
+    } catch (err) {
+      if (uniqueConstraintOf(err) === 'users_username_key') {
+        throw new AppError('username_taken', 'that username is already taken', { cause: err });
+      }
+      throw err;
+    }
+  }
+
+  /** Reads from the writer: a login right after registration must see the new row. */
+  async findByUsername(username: string, ex: Executor = this.db.writer): Promise<UserRecord | undefined> {
+    const row = await guard(ex<UserDbRow>('users').where({ username }).first());
+    return row ? toUserRecord(row) : undefined;
+  }
+
+  async findById(id: string, ex: Executor = this.db.writer): Promise<UserRecord | undefined> {
+    const row = await guard(ex<UserDbRow>('users').where({ id }).first());
+    return row ? toUserRecord(row) : undefined;
+  }
+
+  async list(query: ListUsersQuery): Promise<UserRecord[]> {
+    const q = this.db.reader<UserDbRow>('users').orderBy('username').limit(query.limit);
+    if (query.after !== undefined) q.where('username', '>', query.after);
+    if (query.search) q.whereRaw(`strpos(username, ?) > 0`, [query.search]);
+    const rows = await guard(q);
+    return rows.map(toUserRecord);
+  }
+
+  async count(): Promise<number> {
+    const row = await guard(this.db.reader('users').count<{ count: string }[]>('* as count').first());
+    return Number(row?.count ?? 0);
+  }
+
+  async setStatus(id: string, status: UserStatus, now: Date, ex: Executor = this.db.writer): Promise<UserRecord | undefined> {
+    const [row] = await guard(
+      ex<UserDbRow>('users')
+        .where({ id })
+        .update({ status, updated_at: now, version: ex.raw('version + 1') })
+        .returning('*'),
+    );
+    return row ? toUserRecord(row) : undefined;
+  }
+
+  async setPasswordHash(id: string, passwordHash: string, now: Date, ex: Executor = this.db.writer): Promise<UserRecord | undefined> {
+    const [row] = await guard(
+      ex<UserDbRow>('users')
+        .where({ id })
+        .update({ password_hash: passwordHash, password_changed_at: now, updated_at: now, version: ex.raw('version + 1') })
+        .returning('*'),
+    );
+    return row ? toUserRecord(row) : undefined;
+  }
+
+  async delete(id: string, ex: Executor = this.db.writer): Promise<boolean> {
+    const count = await guard(ex('users').where({ id }).delete());
+    return count > 0;
+  }
+}

@@ -1,0 +1,69 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { loadConfig } from '../../src/config/load.js';
+import type { ConfigInput } from '../../src/config/schema.js';
+import { buildContainer, type Container } from '../../src/container.js';
+import type { Clock } from '../../src/core/clock.js';
+import { createApp } from '../../src/http/app.js';
+import { createTestDatabase, type TestDatabase } from './db.js';
+
+export const TEST_SECRET = 'test-secret-0123456789-abcdefghijklmnopqrstuvwxyz';
+
+/** The config a test region runs with: its own database, fast polls, keys active at once. */
+export function testConfig(databaseUrl: string, overrides: ConfigInput = {}) {
+  return loadConfig({
+    env: {},
+    cwd: '/nonexistent',
+    overrides: {
+      secret: TEST_SECRET,
+      ...overrides,
+      database: { url: databaseUrl, ...overrides.database },
+      log: { level: 'silent', ...overrides.log },
+      keys: { activationDelay: 0, ...overrides.keys },
+      revocation: { pollIntervalMs: 200, ...overrides.revocation },
+    },
+  });
+}
+
+export interface TestApp {
+  db: TestDatabase;
+  container: Container;
+  /** Base URL of `app.callback()` served on an ephemeral loopback port. */
+  url: string;
+  request(path: string, init?: RequestInit & { json?: unknown; token?: string }): Promise<Response>;
+  close(): Promise<void>;
+}
+
+/**
+ * A migrated database and a container with the HTTP app on an ephemeral port — the whole server
+ * as a user sees it, over real PostgreSQL.
+ */
+export async function startTestApp(label: string, options: { clock?: Clock; overrides?: ConfigInput; db?: TestDatabase } = {}): Promise<TestApp> {
+  const db = options.db ?? (await createTestDatabase(label));
+  const container = buildContainer(testConfig(db.url, options.overrides), options.clock ? { clock: options.clock } : {});
+  await container.db.migrateLatest();
+  await container.startBackground();
+  const server: Server = createServer(createApp(container).callback());
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return {
+    db,
+    container,
+    url,
+    request(path, init = {}) {
+      const headers = new Headers(init.headers);
+      if (init.json !== undefined) headers.set('content-type', 'application/json');
+      if (init.token) headers.set('authorization', `Bearer ${init.token}`);
+      const body = init.json !== undefined ? JSON.stringify(init.json) : init.body;
+      return fetch(url + path, { ...init, headers, body: body ?? null });
+    },
+    async close() {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+      await container.close();
+      if (!options.db) await db.drop();
+    },
+  };
+}
