@@ -91,8 +91,11 @@ export class KeyRing {
    * this region is scheduled to leave the JWKS once the last token it may sign has expired.
    */
   async rotate(): Promise<KeyInfo> {
+    if (!this.ready) await this.load();
     const now = this.opts.clock.now();
-    const activatesAt = new Date(now.getTime() + this.opts.activationDelaySeconds * 1000);
+    // With no key signing yet, nobody can have cached anything: the new key may sign at once.
+    const delay = this.currentSigningRecord() ? this.opts.activationDelaySeconds : 0;
+    const activatesAt = new Date(now.getTime() + delay * 1000);
     const record = await this.generate(now, activatesAt);
     const retireAt = new Date(activatesAt.getTime() + this.opts.retireAfterSeconds * 1000);
     await this.opts.db.transaction(async (trx) => {

@@ -63,5 +63,8 @@ function createKnex(url: string, config: Config['database']): Knex {
     // min 0: the server must start (and answer 503) while the database is down.
     pool: { min: 0, max: config.poolMax },
     acquireConnectionTimeout: config.connectTimeoutMs,
+    // Connection failures surface as AppError('unavailable') where they happen (errors.ts);
+    // knex's own console warnings would only duplicate them outside the structured log.
+    log: { warn: () => undefined, error: () => undefined, deprecate: () => undefined, debug: () => undefined },
   });
 }

@@ -1,0 +1,89 @@
+import { Command, Flags, type Interfaces } from '@oclif/core';
+import { loadConfig } from '../src/config/load.js';
+import type { Config, ConfigInput } from '../src/config/schema.js';
+import { buildContainer, type Container } from '../src/container.js';
+import { AppError } from '../src/errors.js';
+
+export type CommandFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof BaseCommand)['baseFlags'] & T['flags']>;
+export type CommandArgs<T extends typeof Command> = Interfaces.InferredArgs<T['args']>;
+
+/**
+ * Every authctl command: `--config`, `--json`, config loading, the service container (built on
+ * first use, closed at the end), and one mapping from error codes to exit codes (API.md §2).
+ */
+export abstract class BaseCommand<T extends typeof Command> extends Command {
+  static override enableJsonFlag = true;
+
+  static override baseFlags = {
+    config: Flags.string({
+      summary: 'Config file (default: $AUTHCTL_CONFIG, then ./config/authctl.json if present).',
+      helpGroup: 'GLOBAL',
+    }),
+  };
+
+  protected flags!: CommandFlags<T>;
+  protected args!: CommandArgs<T>;
+  private loadedConfig: Config | undefined;
+  private builtContainer: Container | undefined;
+
+  override async init(): Promise<void> {
+    await super.init();
+    const { args, flags } = await this.parse({
+      flags: this.ctor.flags,
+      baseFlags: (super.ctor as typeof BaseCommand).baseFlags,
+      enableJsonFlag: this.ctor.enableJsonFlag,
+      args: this.ctor.args,
+      strict: this.ctor.strict,
+    });
+    this.flags = flags as CommandFlags<T>;
+    this.args = args as CommandArgs<T>;
+  }
+
+  /** Settings a command derives from its own flags (e.g. `serve --port`); applied last. */
+  protected configOverrides(): ConfigInput {
+    return {};
+  }
+
+  protected get settings(): Config {
+    this.loadedConfig ??= loadConfig({ file: this.flags.config, overrides: this.configOverrides() });
+    return this.loadedConfig;
+  }
+
+  protected get container(): Container {
+    // Commands print their result on stdout; logs go to stderr so `--json` output stays parseable.
+    this.builtContainer ??= buildContainer(this.settings, { logStream: 'stderr' });
+    return this.builtContainer;
+  }
+
+  /** Writes `text` in human mode only (with --json, the returned value is the output). */
+  protected say(text: string): void {
+    if (!this.jsonEnabled()) this.log(text);
+  }
+
+  protected override async catch(err: Error & { exitCode?: number }): Promise<unknown> {
+    if (!(err instanceof AppError)) return super.catch(err);
+    process.exitCode = err.exitCode;
+    if (this.jsonEnabled()) {
+      this.logJson({ error: { code: err.code, message: err.detail, ...(err.errors ? { errors: err.errors } : {}) } });
+    } else {
+      this.logToStderr(`Error: ${err.detail}${hint(err)}`);
+    }
+    return undefined;
+  }
+
+  protected override async finally(err: Error | undefined): Promise<unknown> {
+    await this.builtContainer?.close();
+    return super.finally(err);
+  }
+}
+
+function hint(err: AppError): string {
+  switch (err.code) {
+    case 'unavailable':
+      return '\nCheck that PostgreSQL is running and AUTHCTL_DATABASE_URL (or database.url in the config file) points at it.';
+    case 'bad_config':
+      return '\nSee README.md, "Configuration".';
+    default:
+      return '';
+  }
+}

@@ -1,0 +1,15 @@
+import type { Container } from '../src/container.js';
+import { startServer, type RunningServer } from '../src/server.js';
+
+/** Serves until SIGINT/SIGTERM, then closes the listener (in-flight requests finish) and the container. */
+export async function serveUntilSignal(container: Container, http: { host: string; port: number }, onListening: (server: RunningServer) => void): Promise<void> {
+  const server = await startServer(container, http);
+  container.log.info('listening', { event: 'server.started', url: server.url });
+  onListening(server);
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  container.log.info('shutting down', { event: 'server.stopping', signal });
+  await server.close();
+}

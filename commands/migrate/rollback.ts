@@ -1,0 +1,16 @@
+import { Flags } from '@oclif/core';
+import { BaseCommand } from '../_base.js';
+
+export default class MigrateRollback extends BaseCommand<typeof MigrateRollback> {
+  static override summary = 'Revert the last batch of migrations (or all with --all).';
+  static override examples = ['<%= config.bin %> migrate rollback', '<%= config.bin %> migrate rollback --all'];
+  static override flags = {
+    all: Flags.boolean({ summary: 'Revert every migration (drops all authctl tables).' }),
+  };
+
+  async run(): Promise<{ batch: number; reverted: string[] }> {
+    const result = await this.container.db.migrateRollback(this.flags.all);
+    this.say(result.reverted.length ? `Reverted ${result.reverted.join(', ')}.` : 'Nothing to roll back.');
+    return result;
+  }
+}

@@ -1,0 +1,24 @@
+import { confirm } from '@inquirer/prompts';
+import { Args, Flags } from '@oclif/core';
+import { AppError } from '../../src/errors.js';
+import { BaseCommand } from '../_base.js';
+
+export default class UserDelete extends BaseCommand<typeof UserDelete> {
+  static override summary = 'Delete a user and revoke every session of theirs.';
+  static override examples = ['<%= config.bin %> user delete alice', '<%= config.bin %> user delete alice --yes --json'];
+  static override args = { user: Args.string({ required: true, description: 'User id or username.' }) };
+  static override flags = { yes: Flags.boolean({ char: 'y', summary: 'Do not ask for confirmation.' }) };
+
+  async run(): Promise<{ id: string; username: string; deleted: true; revokedSessions: number }> {
+    const target = await this.container.users.find(this.args.user);
+    if (!this.flags.yes) {
+      if (!process.stdin.isTTY) throw new AppError('invalid_request', 'refusing to delete without confirmation: pass --yes');
+      if (!(await confirm({ message: `Delete user ${target.username} (${target.id})?`, default: false }))) {
+        throw new AppError('invalid_request', 'not deleted');
+      }
+    }
+    const { revokedSessions } = await this.container.users.delete(target.id);
+    this.say(`Deleted user ${target.username}; ${revokedSessions} session(s) revoked.`);
+    return { id: target.id, username: target.username, deleted: true, revokedSessions };
+  }
+}

@@ -1,0 +1,15 @@
+import { Args } from '@oclif/core';
+import { toAdminUserView, type AdminUserView } from '../../src/core/users/user-service.js';
+import { BaseCommand } from '../_base.js';
+
+export default class UserDisable extends BaseCommand<typeof UserDisable> {
+  static override summary = 'Disable a user: login is refused and every session is revoked.';
+  static override examples = ['<%= config.bin %> user disable alice'];
+  static override args = { user: Args.string({ required: true, description: 'User id or username.' }) };
+
+  async run(): Promise<{ user: AdminUserView; revokedSessions: number }> {
+    const { user, revokedSessions } = await this.container.users.setStatus(this.args.user, 'disabled');
+    this.say(`User ${user.username} is now disabled${revokedSessions ? `; ${revokedSessions} session(s) revoked` : ''}.`);
+    return { user: toAdminUserView(user), revokedSessions };
+  }
+}

@@ -1,0 +1,15 @@
+import { Args } from '@oclif/core';
+import { toAdminUserView, type AdminUserView } from '../../src/core/users/user-service.js';
+import { BaseCommand } from '../_base.js';
+
+export default class UserEnable extends BaseCommand<typeof UserEnable> {
+  static override summary = 'Enable a disabled user.';
+  static override examples = ['<%= config.bin %> user enable alice'];
+  static override args = { user: Args.string({ required: true, description: 'User id or username.' }) };
+
+  async run(): Promise<{ user: AdminUserView; revokedSessions: number }> {
+    const { user, revokedSessions } = await this.container.users.setStatus(this.args.user, 'active');
+    this.say(`User ${user.username} is now active${revokedSessions ? `; ${revokedSessions} session(s) revoked` : ''}.`);
+    return { user: toAdminUserView(user), revokedSessions };
+  }
+}

@@ -1,0 +1,18 @@
+import { Args, Flags } from '@oclif/core';
+import { BaseCommand } from '../_base.js';
+import { obtainPassword } from '../_io.js';
+
+export default class UserSetPassword extends BaseCommand<typeof UserSetPassword> {
+  static override summary = "Set a user's password and revoke all their sessions.";
+  static override examples = ['<%= config.bin %> user set-password alice', 'printf %s "$PASSWORD" | <%= config.bin %> user set-password alice --password-stdin'];
+  static override args = { user: Args.string({ required: true, description: 'User id or username.' }) };
+  static override flags = { 'password-stdin': Flags.boolean({ summary: 'Read the password from standard input.' }) };
+
+  async run(): Promise<{ id: string; username: string; revokedSessions: number }> {
+    const user = await this.container.users.find(this.args.user);
+    const password = await obtainPassword(this.flags['password-stdin']);
+    const { revokedSessions } = await this.container.users.setPassword(user.id, password);
+    this.say(`Password of ${user.username} changed; ${revokedSessions} session(s) revoked.`);
+    return { id: user.id, username: user.username, revokedSessions };
+  }
+}

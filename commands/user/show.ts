@@ -1,0 +1,17 @@
+import { Args } from '@oclif/core';
+import { toAdminUserView, type AdminUserView } from '../../src/core/users/user-service.js';
+import { BaseCommand } from '../_base.js';
+
+export default class UserShow extends BaseCommand<typeof UserShow> {
+  static override summary = 'Show one user, with the number of live sessions.';
+  static override examples = ['<%= config.bin %> user show alice', '<%= config.bin %> user show 0192f0c4-7d1e-7c3a-9b1e-3f2a1c0d4e5f --json'];
+  static override args = { user: Args.string({ required: true, description: 'User id or username.' }) };
+
+  async run(): Promise<AdminUserView & { activeSessions: number }> {
+    const user = await this.container.users.find(this.args.user);
+    const activeSessions = (await this.container.sessions.listForUser(user.id)).length;
+    const view = { ...toAdminUserView(user), activeSessions };
+    this.say(Object.entries(view).map(([k, v]) => `${k.padEnd(18)} ${String(v)}`).join('\n'));
+    return view;
+  }
+}
