@@ -4,7 +4,7 @@ import { AppError } from '../src/errors.js';
 /** Reads a password from standard input (one line; a single trailing newline is dropped). */
 export async function readPasswordFromStdin(stream: NodeJS.ReadableStream = process.stdin): Promise<string> {
   const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as string));
+  for await (const chunk of stream) chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk));
   const text = Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
   if (text.length === 0) throw new AppError('invalid_request', 'no password on standard input');
   return text;
@@ -36,5 +36,5 @@ export function table(rows: Array<Record<string, unknown>>, columns: string[]): 
 function format(value: unknown): string {
   if (value === null || value === undefined) return '-';
   if (value instanceof Date) return value.toISOString();
-  return String(value);
+  return typeof value === 'object' ? JSON.stringify(value) : String(value);
 }

@@ -148,7 +148,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
   const file = resolveConfigFile(options);
   const fromFile = file ? readFile(file) : {};
   const { values: fromEnv, sources } = readEnv(options.env ?? process.env);
-  const merged = merge(merge(fromFile, fromEnv), (options.overrides ?? {}) as Plain);
+  const merged = merge(merge(fromFile, fromEnv), options.overrides ?? {});
   const result = configSchema.safeParse(merged);
   if (!result.success) {
     const problems = result.error.issues.map((issue) => describeIssue(issue, sources, file));

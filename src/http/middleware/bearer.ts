@@ -11,6 +11,6 @@ export function requireBearer(auth: AuthService): Middleware {
     const match = BEARER.exec(ctx.get('authorization'));
     if (!match) throw new AppError('invalid_token', 'a Bearer access token is required');
     ctx.state.principal = await auth.authenticate(match[1]!);
-    return next();
+    await next();
   };
 }

@@ -13,7 +13,8 @@ export function jsonBody(limit: number): Middleware {
     const chunked = ctx.get('transfer-encoding') !== '';
     if (!chunked && (declared === undefined || declared === 0)) {
       ctx.state.body = undefined;
-      return next();
+      await next();
+      return;
     }
     if (!ctx.is('application/json', '+json')) {
       throw new AppError('unsupported_media_type', 'the request body must be JSON (Content-Type: application/json)');
@@ -39,6 +40,6 @@ export function jsonBody(limit: number): Middleware {
     } catch (err) {
       throw new AppError('invalid_request', 'the request body is not valid JSON', { cause: err, errors: [{ path: '', message: 'malformed JSON' }] });
     }
-    return next();
+    await next();
   };
 }

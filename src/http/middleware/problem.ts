@@ -46,11 +46,11 @@ export function problemDetails(log: Logger): Middleware {
     } catch (err) {
       const known = err instanceof AppError ? err : fromHttpError(err as Record<string, never>);
       if (known) {
-        if (known.code === 'unavailable') log.warn('dependency unavailable', { event: 'db.unavailable', requestId: ctx.state.requestId, err: known.cause });
+        if (known.code === 'unavailable') log.warn('dependency unavailable', { event: 'db.unavailable', requestId: ctx.state.requestId as string, err: known.cause });
         writeProblem(ctx, known);
         return;
       }
-      log.error('unhandled error', { event: 'http.error', requestId: ctx.state.requestId, method: ctx.method, path: ctx.path, err });
+      log.error('unhandled error', { event: 'http.error', requestId: ctx.state.requestId as string, method: ctx.method, path: ctx.path, err });
       writeProblem(ctx, new AppError('internal_error', 'an unexpected error occurred; quote the request id when reporting it'));
     }
   };

@@ -173,7 +173,7 @@ export class SessionsRepo {
 
   /** Revokes one live session; returns it if this call revoked it. */
   async revoke(id: string, reason: RevokeReason, now: Date, ex: Executor = this.db.writer): Promise<RevokedSession[]> {
-    return this.revokeWhere(ex, reason, now, (q) => q.where({ id }));
+    return this.revokeWhere(ex, reason, now, { id });
   }
 
   /** Revokes every live session of a user, optionally sparing one (the caller's, on password change). */
@@ -184,20 +184,19 @@ export class SessionsRepo {
     options: { exceptId?: string | undefined } = {},
     ex: Executor = this.db.writer,
   ): Promise<RevokedSession[]> {
-    return this.revokeWhere(ex, reason, now, (q) => {
-      q.where({ user_id: userId });
-      if (options.exceptId) q.whereNot({ id: options.exceptId });
-    });
+    return this.revokeWhere(ex, reason, now, { userId, exceptId: options.exceptId });
   }
 
   private async revokeWhere(
     ex: Executor,
     reason: RevokeReason,
     now: Date,
-    filter: (q: ReturnType<Executor>) => void,
+    filter: { id?: string; userId?: string; exceptId?: string | undefined },
   ): Promise<RevokedSession[]> {
     const q = ex('sessions').whereNull('revoked_at').where('expires_at', '>', now);
-    filter(q);
+    if (filter.id !== undefined) void q.where('id', filter.id);
+    if (filter.userId !== undefined) void q.where('user_id', filter.userId);
+    if (filter.exceptId !== undefined) void q.whereNot('id', filter.exceptId);
     const rows = await guard(
       q
         .update({ revoked_at: now, revoke_reason: reason, version: ex.raw('version + 1') })

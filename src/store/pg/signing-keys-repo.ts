@@ -66,7 +66,9 @@ export class SigningKeysRepo {
       ex('signing_keys')
         .where({ home_region: region })
         .whereNot({ kid: exceptKid })
-        .where((q) => q.whereNull('retires_at').orWhere('retires_at', '>', at))
+        .where((q) => {
+          void q.whereNull('retires_at').orWhere('retires_at', '>', at);
+        })
         .update({ retires_at: at, version: ex.raw('version + 1') })
         .returning<Array<{ kid: string }>>('kid'),
     );

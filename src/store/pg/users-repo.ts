@@ -92,8 +92,8 @@ export class UsersRepo {
 
   async list(query: ListUsersQuery): Promise<UserRecord[]> {
     const q = this.db.reader<UserDbRow>('users').orderBy('username').limit(query.limit);
-    if (query.after !== undefined) q.where('username', '>', query.after);
-    if (query.search) q.whereRaw(`strpos(username, ?) > 0`, [query.search]);
+    if (query.after !== undefined) void q.where('username', '>', query.after);
+    if (query.search) void q.whereRaw(`strpos(username, ?) > 0`, [query.search]);
     const rows = await guard(q);
     return rows.map(toUserRecord);
   }
