@@ -138,8 +138,13 @@ export class KeyRing {
     const now = Date.now();
     if (now - this.lastUnknownKidReload < 5_000) return false;
     this.lastUnknownKidReload = now;
-    await this.load();
-    return true;
+    try {
+      await this.load();
+      return true;
+    } catch {
+      // Database away: the ring we have is all we know; the token is judged against it.
+      return false;
+    }
   }
 
   /** The JWKS document: every key that may have signed a live access token. */
