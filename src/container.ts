@@ -53,6 +53,7 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
     log,
     pollIntervalMs: config.revocation.pollIntervalMs,
     horizonSeconds: config.tokens.accessTtl + config.tokens.clockSkew,
+    clockSkewSeconds: config.tokens.clockSkew,
   });
   const keys = new KeyRing({
     db,

@@ -92,12 +92,20 @@ function readFile(file: string): Plain {
   try {
     parsed = JSON.parse(text);
   } catch (err) {
-    throw new AppError('bad_config', `config file ${file} is not valid JSON: ${(err as Error).message}`, { cause: err });
+    // JSON.parse's message quotes the text around the error, which may be a secret: say where only.
+    const position = /position (\d+)/.exec((err as Error).message)?.[1];
+    const where = position === undefined ? '' : ` (${lineAndColumn(text, Number(position))})`;
+    throw new AppError('bad_config', `config file ${file} is not valid JSON${where}`);
   }
   if (!isPlain(parsed)) throw badConfig(`config file ${file} must hold a JSON object`);
   // A "$schema" member lets editors validate the file; it is not configuration.
   delete parsed.$schema;
   return parsed;
+}
+
+function lineAndColumn(text: string, offset: number): string {
+  const before = text.slice(0, offset).split('\n');
+  return `line ${before.length}, column ${before[before.length - 1]!.length + 1}`;
 }
 
 function readEnv(env: NodeJS.ProcessEnv): { values: Plain; sources: Map<string, string> } {

@@ -56,12 +56,16 @@ export class AuthService {
 
   async login(username: string, password: string, meta: ClientMeta): Promise<TokenResponse> {
     const user = await this.opts.users.authenticate(username, password);
-    const issued = await this.opts.sessions.start({ ...user }, meta);
+    const issued = this.opts.sessions.open(user, meta);
+    const response = await this.tokenResponse(issued);
+    await this.opts.sessions.save(issued);
     this.opts.log.info('login succeeded', { event: 'login.succeeded', userId: user.id, sessionId: issued.session.id });
-    return this.tokenResponse(issued);
+    return response;
   }
 
   async refresh(refreshToken: unknown): Promise<TokenResponse> {
+    // Rotating and then failing to sign would spend the client's token: make sure we can sign first.
+    await this.opts.accessTokens.assertCanSign();
     const issued = await this.opts.sessions.refresh(refreshToken);
     this.opts.log.info('token refreshed', { event: 'token.refreshed', userId: issued.owner.id, sessionId: issued.session.id });
     return this.tokenResponse(issued);

@@ -159,7 +159,8 @@ export class KeyRing {
 
   list(): KeyInfo[] {
     const now = this.opts.clock.now();
-    return [...this.keys.values()].map(({ record }) => this.describe(record, now));
+    const signer = this.currentSigningRecord()?.kid;
+    return [...this.keys.values()].map(({ record }) => this.describe(record, now, signer));
   }
 
   start(): void {
@@ -191,12 +192,13 @@ export class KeyRing {
     return record.retiresAt === null || record.retiresAt > now;
   }
 
-  private describe(record: SigningKeyRecord, now: Date): KeyInfo {
+  /** pending → active (signs) → retiring (only verifies) → retired (unpublished). */
+  private describe(record: SigningKeyRecord, now: Date, signer = this.currentSigningRecord()?.kid): KeyInfo {
     let state: KeyState;
     if (!this.isPublished(record, now)) state = 'retired';
     else if (record.activatesAt > now) state = 'pending';
-    else if (record.retiresAt !== null) state = 'retiring';
-    else state = 'active';
+    else if (record.kid === signer || (record.homeRegion !== this.opts.region && record.retiresAt === null)) state = 'active';
+    else state = 'retiring';
     return {
       kid: record.kid,
       alg: record.alg,

@@ -32,7 +32,7 @@ export class ServerSecrets {
   open(sealed: string, context: string): string {
     const [version, id, iv, body, tag] = sealed.split('.');
     const entry = this.entries.find((e) => e.id === id);
-    if (version !== 'v1' || !entry || !iv || !body || !tag) {
+    if (version !== 'v1' || !entry || !iv || body === undefined || !tag) {
       throw new AppError('bad_config', 'a signing key was sealed with a server secret this server does not have; set AUTHCTL_SECRET (and AUTHCTL_PREVIOUS_SECRET during a rotation)');
     }
     try {

@@ -9,6 +9,8 @@ export interface RevocationListOptions {
   pollIntervalMs: number;
   /** How long an access token can outlive its session's revocation: access TTL + clock skew. */
   horizonSeconds: number;
+  /** Clock difference tolerated between servers; the poll window overlaps by this plus 10 s. */
+  clockSkewSeconds: number;
 }
 
 /**
@@ -58,9 +60,10 @@ export class RevocationList {
   }
 
   /**
-   * One poll. The window overlaps the previous one by 10 s: a revocation commits a little after
-   * the timestamp it writes, so a strict "since last max" cursor could skip it. Duplicates are
-   * harmless in a set.
+   * One poll. `revoked_at` is written with the revoking server's clock and commits a little after
+   * that timestamp, so a strict "since last max" cursor could skip a revocation. The window
+   * therefore overlaps the previous one by the tolerated clock skew plus 10 s; duplicates are
+   * harmless in a set, and the partial index keeps the wider window cheap.
    */
   poll(): Promise<void> {
     this.polling ??= this.pollOnce().finally(() => {
@@ -84,7 +87,8 @@ export class RevocationList {
   private async pollOnce(): Promise<void> {
     const now = this.opts.clock.now();
     const horizonMs = this.opts.horizonSeconds * 1000;
-    const since = this.cursor ? new Date(this.cursor.getTime() - 10_000) : new Date(now.getTime() - horizonMs);
+    const overlapMs = (this.opts.clockSkewSeconds + 10) * 1000;
+    const since = this.cursor ? new Date(this.cursor.getTime() - overlapMs) : new Date(now.getTime() - horizonMs - overlapMs);
     try {
       const rows = await this.opts.repo.revokedSince(since, new Date(now.getTime() - horizonMs));
       this.add(rows);

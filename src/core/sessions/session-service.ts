@@ -39,7 +39,19 @@ const invalidRefresh = () => new AppError('invalid_refresh_token', 'the refresh 
 export class SessionService {
   constructor(private readonly opts: SessionServiceOptions) {}
 
-  async start(owner: SessionOwner, meta: ClientMeta, ex?: Executor): Promise<IssuedSession> {
+  /** Starts and stores a session in one step. */
+  async start(owner: SessionOwner, meta: ClientMeta): Promise<IssuedSession> {
+    const issued = this.open(owner, meta);
+    await this.save(issued);
+    return issued;
+  }
+
+  /**
+   * Builds a new session and its first refresh token without storing anything, so a caller can
+   * do the work that may still fail (signing the access token) before `save` writes the row:
+   * a failed login leaves no session behind.
+   */
+  open(owner: SessionOwner, meta: ClientMeta): IssuedSession {
     const now = this.opts.clock.now();
     const session: SessionRecord = {
       id: uuidv7(),
@@ -55,8 +67,11 @@ export class SessionService {
       userAgent: meta.userAgent?.slice(0, 256) ?? null,
       ip: meta.ip ?? null,
     };
-    await this.opts.repo.insert(session, ex);
     return { session, owner, refreshToken: this.tokenFor(session) };
+  }
+
+  async save(issued: IssuedSession, ex?: Executor): Promise<void> {
+    await this.opts.repo.insert(issued.session, ex);
   }
 
   /**

@@ -49,6 +49,11 @@ export class AccessTokens {
     return this.opts.ttlSeconds;
   }
 
+  /** Throws `unavailable` when no signing key is loaded (e.g. the database was down at start). */
+  async assertCanSign(): Promise<void> {
+    await this.opts.ring.signingKey();
+  }
+
   async issue(subject: { userId: string; username: string; sessionId: string }): Promise<string> {
     const { kid, alg, key } = await this.opts.ring.signingKey();
     const iat = Math.floor(this.opts.clock.now().getTime() / 1000);

@@ -7,7 +7,7 @@ export interface RefreshTokenClaims {
   counter: number;
 }
 
-const TOKEN_RE = /^rt_([a-z][a-z0-9-]{0,31})_([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})_(\d{1,15})_([A-Za-z0-9_-]{22})$/;
+const TOKEN_RE = /^rt_([a-z][a-z0-9-]{0,31})_([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})_(0|[1-9]\d{0,14})_[A-Za-z0-9_-]{22}$/;
 const MAC_BYTES = 16; // 128 bits: a guess succeeds with probability 2^-128.
 
 /**
@@ -25,7 +25,7 @@ export class RefreshTokenCodec {
   }
 
   encode(claims: RefreshTokenClaims): string {
-    return `rt_${claims.region}_${claims.sessionId}_${claims.counter}_${this.mac(this.macKeys[0]!, claims).toString('base64url')}`;
+    return this.format(this.macKeys[0]!, claims);
   }
 
   /** The claims of an authentic token, or `undefined` for anything malformed or forged. */
@@ -34,10 +34,18 @@ export class RefreshTokenCodec {
     const match = TOKEN_RE.exec(token);
     if (!match) return undefined;
     const claims = { region: match[1]!, sessionId: match[2]!, counter: Number(match[3]) };
-    const presented = Buffer.from(match[4]!, 'base64url');
-    if (presented.length !== MAC_BYTES) return undefined;
-    const authentic = this.macKeys.some((key) => timingSafeEqual(this.mac(key, claims), presented));
+    // Compare the whole token with its canonical encoding, so each token has exactly one
+    // accepted spelling (base64url's spare bits in the last character cannot vary).
+    const presented = Buffer.from(token);
+    const authentic = this.macKeys.some((key) => {
+      const expected = Buffer.from(this.format(key, claims));
+      return expected.length === presented.length && timingSafeEqual(expected, presented);
+    });
     return authentic ? claims : undefined;
+  }
+
+  private format(key: Buffer, claims: RefreshTokenClaims): string {
+    return `rt_${claims.region}_${claims.sessionId}_${claims.counter}_${this.mac(key, claims).toString('base64url')}`;
   }
 
   private mac(key: Buffer, { region, sessionId, counter }: RefreshTokenClaims): Buffer {

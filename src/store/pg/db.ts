@@ -40,8 +40,9 @@ export class Db {
   }
 
   async migrateStatus(): Promise<{ applied: string[]; pending: string[] }> {
-    const [completed, pending] = (await guard(this.writer.migrate.list(migratorConfig))) as [Array<{ name: string }>, Array<{ file: string }>];
-    return { applied: completed.map((m) => m.name), pending: pending.map((m) => m.file) };
+    // With a custom migration source knex lists pending entries as the source's own objects.
+    const [completed, pending] = (await guard(this.writer.migrate.list(migratorConfig))) as [Array<{ name: string }>, Parameters<typeof migrationSource.getMigrationName>[0][]];
+    return { applied: completed.map((m) => m.name), pending: pending.map((m) => migrationSource.getMigrationName(m)) };
   }
 
   async close(): Promise<void> {
