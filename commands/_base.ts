@@ -60,7 +60,13 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     if (!this.jsonEnabled()) this.log(text);
   }
 
-  protected override async catch(err: Error & { exitCode?: number }): Promise<unknown> {
+  protected override async catch(err: Error & { exitCode?: number; oclif?: { exit?: number } }): Promise<unknown> {
+    // Usage errors from oclif's parser: same shape as ours, without oclif's internals.
+    if (!(err instanceof AppError) && err.oclif?.exit === 2 && this.jsonEnabled()) {
+      process.exitCode = 2;
+      this.logJson({ error: { code: 'invalid_request', message: err.message } });
+      return undefined;
+    }
     if (!(err instanceof AppError)) return super.catch(err);
     process.exitCode = err.exitCode;
     if (this.jsonEnabled()) {
