@@ -1,6 +1,5 @@
 import Koa from 'koa';
 import type { Container } from '../container.js';
-import { AppError } from '../errors.js';
 import { problemDetails } from './middleware/problem.js';
 import { requestId } from './middleware/request-id.js';
 import { authRoutes } from './routes/auth.js';
@@ -21,13 +20,9 @@ export function createApp(container: Container): Koa {
   app.use(problemDetails(container.log));
   for (const router of [authRoutes(container), meRoutes(container), systemRoutes(container)]) {
     app.use(router.routes());
-    app.use(
-      router.allowedMethods({
-        throw: true,
-        methodNotAllowed: () => new AppError('method_not_allowed', 'this method is not allowed on this resource'),
-        notImplemented: () => new AppError('method_not_allowed', 'this method is not supported'),
-      }),
-    );
+    // Not `throw: true`: @koa/router sets the Allow header (RFC 9110 §15.5.6) only when it does
+    // not throw; problemDetails turns the bare 405 into a problem response.
+    app.use(router.allowedMethods());
   }
   return app;
 }

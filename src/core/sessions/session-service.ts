@@ -94,7 +94,7 @@ export class SessionService {
     if (!state) throw invalidRefresh();
     const { session, owner } = state;
     if (session.revokedAt !== null || session.expiresAt <= now || !owner || owner.status !== 'active') throw invalidRefresh();
-    if (claims.counter === session.counter - 1 && now.getTime() - session.rotatedAt.getTime() <= this.opts.graceSeconds * 1000) {
+    if (claims.counter === session.counter - 1 && now.getTime() - session.rotatedAt.getTime() < this.opts.graceSeconds * 1000) {
       // Grace retry (lost response, two tabs, N concurrent refreshes): the same next token.
       return { session, owner, refreshToken: this.tokenFor(session) };
     }

@@ -42,7 +42,11 @@ export function problemDetails(log: Logger): Middleware {
   return async function problemMiddleware(ctx, next) {
     try {
       await next();
-      if (ctx.status === 404 && ctx.body === undefined) throw new AppError('not_found', 'no such resource');
+      if (ctx.body === undefined) {
+        // Nothing matched: the router left a bare status (and, for 405, the Allow header).
+        if (ctx.status === 404) throw new AppError('not_found', 'no such resource');
+        if (ctx.status === 405 || ctx.status === 501) throw new AppError('method_not_allowed', 'this method is not allowed on this resource');
+      }
     } catch (err) {
       const known = err instanceof AppError ? err : fromHttpError(err as Record<string, never>);
       if (known) {

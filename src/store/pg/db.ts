@@ -59,6 +59,10 @@ function createKnex(url: string, config: Config['database']): Knex {
       connectionString: url,
       connectionTimeoutMillis: config.connectTimeoutMs,
       statement_timeout: config.statementTimeoutMs,
+      // statement_timeout is enforced by the server; this client-side bound also covers a
+      // database that stops answering on an open connection (network partition, frozen host).
+      query_timeout: config.statementTimeoutMs + 1_000,
+      keepAlive: true,
       application_name: 'authctl',
     },
     // min 0: the server must start (and answer 503) while the database is down.
