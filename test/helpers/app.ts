@@ -38,13 +38,22 @@ export interface TestApp {
  * A migrated database and a container with the HTTP app on an ephemeral port — the whole server
  * as a user sees it, over real PostgreSQL.
  */
-export async function startTestApp(label: string, options: { clock?: Clock; overrides?: ConfigInput; db?: TestDatabase } = {}): Promise<TestApp> {
+export async function startTestApp(
+  label: string,
+  options: { clock?: Clock; overrides?: ConfigInput; db?: TestDatabase; migrate?: boolean } = {},
+): Promise<TestApp> {
   const db = options.db ?? (await createTestDatabase(label));
   const container = buildContainer(testConfig(db.url, options.overrides), options.clock ? { clock: options.clock } : {});
-  await container.db.migrateLatest();
+  // migrate: false starts the server the way `authctl serve` does, reachable database or not.
+  if (options.migrate !== false) await container.db.migrateLatest();
   await container.startBackground();
-  const server: Server = createServer(createApp(container).callback());
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const handle = createApp(container).callback();
+  const server: Server = createServer((req, res) => {
+    void handle(req, res);
+  });
+  await new Promise<void>((resolve) => {
+    server.listen(0, '127.0.0.1', resolve);
+  });
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   return {
     db,
@@ -66,4 +75,14 @@ export async function startTestApp(label: string, options: { clock?: Clock; over
       if (!options.db) await db.drop();
     },
   };
+}
+
+/** Migrates a database the way `authctl migrate` would, through `url`. */
+export async function migrateDatabase(url: string): Promise<void> {
+  const migrator = buildContainer(testConfig(url));
+  try {
+    await migrator.db.migrateLatest();
+  } finally {
+    await migrator.close();
+  }
 }

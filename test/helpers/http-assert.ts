@@ -1,6 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { expect } from 'chai';
+import type { SessionView, TokenResponse } from '../../src/core/auth/auth-service.js';
+import type { UserView } from '../../src/core/users/user-service.js';
+import type { FieldError } from '../../src/errors.js';
 import type { TestApp } from './app.js';
+
+export type { FieldError, SessionView, TokenResponse, UserView };
 
 /** Lowercase canonical UUID (any version). */
 export const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -12,11 +17,6 @@ export const JSON_CONTENT_TYPE = /^application\/json(\s*;|$)/;
 /** The members every RFC 9457 problem of API.md §1.1 carries. */
 export const PROBLEM_MEMBERS = ['type', 'title', 'status', 'code', 'detail', 'requestId'] as const;
 
-export interface FieldError {
-  path: string;
-  message: string;
-}
-
 export interface Problem {
   type: string;
   title: string;
@@ -25,33 +25,6 @@ export interface Problem {
   detail: string;
   requestId: string;
   errors?: FieldError[];
-}
-
-export interface UserView {
-  id: string;
-  username: string;
-  homeRegion: string;
-  createdAt: string;
-}
-
-export interface TokenResponse {
-  accessToken: string;
-  tokenType: string;
-  expiresIn: number;
-  refreshToken: string;
-  refreshExpiresIn: number;
-  sessionId: string;
-  user: UserView;
-}
-
-export interface SessionView {
-  id: string;
-  createdAt: string;
-  lastUsedAt: string;
-  expiresAt: string;
-  region: string;
-  userAgent: string | null;
-  current: boolean;
 }
 
 /**

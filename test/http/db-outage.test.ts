@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { generateKeyPair } from 'jose';
-import type { TestApp } from '../helpers/app.js';
+import { migrateDatabase, startTestApp, type TestApp } from '../helpers/app.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import {
   createAccount,
@@ -15,7 +15,6 @@ import {
   type TokenResponse,
 } from '../helpers/http-assert.js';
 import { cryptoKeySigner, decodePart, forgeJwt } from '../helpers/http-jwt.js';
-import { migrate, startUnmigratedTestApp } from '../helpers/http-server.js';
 import { TcpProxy } from '../helpers/http-tcp-proxy.js';
 
 const CONNECT_TIMEOUT_MS = 500;
@@ -48,9 +47,9 @@ describe('PostgreSQL outages (a server that starts without its database and reco
     const proxied = new URL(pgDb.url);
     proxied.port = String(proxy.port);
     db = { ...pgDb, url: proxied.toString() };
-    await migrate(db.url);
+    await migrateDatabase(db.url);
     await proxy.stop();
-    app = await startUnmigratedTestApp(db, {
+    app = await startTestApp('db-outage', { db, migrate: false,
       overrides: { database: { connectTimeoutMs: CONNECT_TIMEOUT_MS, statementTimeoutMs: STATEMENT_TIMEOUT_MS } },
     });
   });

@@ -4,23 +4,12 @@ import { calculateJwkThumbprint, decodeProtectedHeader, importJWK, SignJWT, type
 import { buildContainer, type Container } from '../../src/container.js';
 import { ManualClock } from '../../src/core/clock.js';
 import { ServerSecrets } from '../../src/core/keys/secrets.js';
-import { AppError } from '../../src/errors.js';
 import { TEST_SECRET, testConfig } from '../helpers/app.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
+import { rejectsWith } from '../helpers/assert.js';
 
 const PASSWORD = 'correct horse battery staple';
 const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'k', 'oth'];
-
-async function rejectsWith(promise: Promise<unknown>, code: string): Promise<AppError> {
-  try {
-    await promise;
-  } catch (err) {
-    expect(err, String(err)).to.be.instanceOf(AppError);
-    expect((err as AppError).code, (err as AppError).detail).to.equal(code);
-    return err as AppError;
-  }
-  expect.fail(`expected the promise to reject with ${code}`);
-}
 
 interface KeyRow {
   kid: string;

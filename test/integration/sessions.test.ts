@@ -3,23 +3,12 @@ import { buildContainer, type Container } from '../../src/container.js';
 import { ManualClock } from '../../src/core/clock.js';
 import { ServerSecrets } from '../../src/core/keys/secrets.js';
 import { RefreshTokenCodec } from '../../src/core/tokens/refresh-token.js';
-import { AppError } from '../../src/errors.js';
 import type { UserRecord } from '../../src/store/pg/users-repo.js';
 import { testConfig } from '../helpers/app.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
+import { rejectsWith } from '../helpers/assert.js';
 
 const PASSWORD = 'correct horse battery staple';
-
-async function rejectsWith(promise: Promise<unknown>, code: string): Promise<AppError> {
-  try {
-    await promise;
-  } catch (err) {
-    expect(err, String(err)).to.be.instanceOf(AppError);
-    expect((err as AppError).code, (err as AppError).detail).to.equal(code);
-    return err as AppError;
-  }
-  expect.fail(`expected the promise to reject with ${code}`);
-}
 
 interface SessionRow {
   id: string;
