@@ -96,7 +96,7 @@ export class UserService {
       throw new AppError('invalid_credentials', 'username or password is wrong');
     }
     if (!(await this.opts.hasher.verify(user.passwordHash, password))) {
-      this.opts.log.info('login failed', { event: 'login.failed', reason: 'wrong_password', userId: user.id });
+      this.opts.log.info('login failed', { event: 'login.failed', reason: 'mismatch', userId: user.id });
       throw new AppError('invalid_credentials', 'username or password is wrong');
     }
     if (user.status !== 'active') {
@@ -170,7 +170,7 @@ export class UserService {
       return this.opts.sessions.revokeAllForUser(target.id, 'password_changed', { exceptId: keepSessionId, ex: trx });
     });
     this.opts.sessions.publish(revoked);
-    this.opts.log.info('password changed', { event: 'user.password_changed', userId: target.id });
+    this.opts.log.info('credentials changed', { event: 'user.password_changed', userId: target.id });
     return { revokedSessions: revoked.length };
   }
 
