@@ -15,7 +15,8 @@ import { Db } from './store/pg/db.js';
 import { SessionsRepo } from './store/pg/sessions-repo.js';
 import { SigningKeysRepo } from './store/pg/signing-keys-repo.js';
 import { UsersRepo } from './store/pg/users-repo.js';
-import type { Registry } from 'prom-client';
+import { Counter, Gauge, type Registry } from 'prom-client';
+import { createCache, type Cache } from './store/cache/index.js';
 
 export interface Container {
   config: Config;
@@ -23,6 +24,7 @@ export interface Container {
   log: Logger;
   metrics: Registry;
   db: Db;
+  cache: Cache;
   keys: KeyRing;
   revocations: RevocationList;
   sessions: SessionService;
@@ -44,6 +46,22 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
   const clock = options.clock ?? systemClock;
   const log = options.log ?? createLogger({ level: config.log.level, region: config.region, stream: options.logStream ?? 'stdout' });
   const db = new Db(config.database);
+  const metrics = createMetricsRegistry(config.region);
+  const lookups = new Counter({
+    name: 'authctl_cache_lookups_total',
+    help: 'Cache lookups by kind (session, user) and result (hit, miss, error).',
+    labelNames: ['kind', 'result'] as const,
+    registers: [metrics],
+  });
+  const cache = createCache(config.cache, { clock, log, onLookup: (kind, result) => lookups.inc({ kind, result }) });
+  new Gauge({
+    name: 'authctl_cache_up',
+    help: '1 while the cache is usable, 0 while the region runs on PostgreSQL alone.',
+    registers: [metrics],
+    collect() {
+      this.set(cache.health() === 'ok' ? 1 : 0);
+    },
+  });
   const secrets = config.secret ? new ServerSecrets(config.secret, config.previousSecret) : undefined;
   const sessionsRepo = new SessionsRepo(db);
 
@@ -71,6 +89,8 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
     repo: sessionsRepo,
     codec: secrets ? new RefreshTokenCodec(secrets.refreshMacKeys()) : undefined,
     revocations,
+    cache,
+    onCacheWriteFailed: (sessionIds) => log.warn('cache not updated after revocation', { event: 'cache.write_failed', sessions: sessionIds.length }),
     clock,
     log,
     region: config.region,
@@ -97,15 +117,16 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
     skewSeconds: config.tokens.clockSkew,
     region: config.region,
   });
-  const auth = new AuthService({ users, sessions, accessTokens, clock, log });
+  const auth = new AuthService({ users, sessions, accessTokens, cache, clock, log });
 
   let background: NodeJS.Timeout | undefined;
   return {
     config,
     clock,
     log,
-    metrics: createMetricsRegistry(config.region),
+    metrics,
     db,
+    cache,
     keys,
     revocations,
     sessions,
@@ -114,6 +135,17 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
     async startBackground() {
       // Best effort at start: a server must come up while the database is down, and finish
       // loading by itself once it returns (retried every poll interval until it succeeds).
+      // Revocations from the region's other servers arrive by pub/sub within milliseconds.
+      await cache.onRevoked((revoked) => revocations.add(revoked));
+      cache.onHealthChange((health) => {
+        if (health === 'ok') {
+          log.info('cache is back', { event: 'cache.recovered' });
+          // Warm the negative cache with what was revoked while it was away.
+          void cache.markRevoked(revocations.recent());
+        } else {
+          log.warn('cache unavailable: running on PostgreSQL alone', { event: 'cache.degraded' });
+        }
+      });
       const warmUp = () => keys.ensureSigningKey();
       await Promise.allSettled([warmUp(), revocations.poll()]);
       revocations.start();
@@ -131,6 +163,7 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
       if (background) clearInterval(background);
       revocations.stop();
       keys.stop();
+      await cache.close();
       await db.close();
     },
   };

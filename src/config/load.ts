@@ -5,7 +5,7 @@ import { AppError } from '../errors.js';
 import { configSchema, type Config, type ConfigInput } from './schema.js';
 
 /** Environment variables (API.md §3) and where each lands in the config, with its type. */
-const ENV_MAP: Record<string, { path: string[]; type: 'string' | 'int' }> = {
+const ENV_MAP: Record<string, { path: string[]; type: 'string' | 'int' | 'bool' }> = {
   AUTHCTL_REGION: { path: ['region'], type: 'string' },
   AUTHCTL_PUBLIC_URL: { path: ['publicUrl'], type: 'string' },
   AUTHCTL_HOST: { path: ['http', 'host'], type: 'string' },
@@ -16,6 +16,8 @@ const ENV_MAP: Record<string, { path: string[]; type: 'string' | 'int' }> = {
   AUTHCTL_DATABASE_POOL_MAX: { path: ['database', 'poolMax'], type: 'int' },
   AUTHCTL_CACHE: { path: ['cache', 'driver'], type: 'string' },
   AUTHCTL_REDIS_URL: { path: ['cache', 'redisUrl'], type: 'string' },
+  AUTHCTL_REDIS_CLUSTER: { path: ['cache', 'cluster'], type: 'bool' },
+  AUTHCTL_CACHE_PREFIX: { path: ['cache', 'keyPrefix'], type: 'string' },
   AUTHCTL_ISSUER: { path: ['tokens', 'issuer'], type: 'string' },
   AUTHCTL_AUDIENCE: { path: ['tokens', 'audience'], type: 'string' },
   AUTHCTL_TOKEN_ALG: { path: ['tokens', 'alg'], type: 'string' },
@@ -118,6 +120,9 @@ function readEnv(env: NodeJS.ProcessEnv): { values: Plain; sources: Map<string, 
     if (type === 'int') {
       if (!/^-?\d+$/.test(raw.trim())) throw badConfig(`${name} must be a whole number`);
       value = Number(raw.trim());
+    } else if (type === 'bool') {
+      if (!/^(true|false|1|0)$/i.test(raw.trim())) throw badConfig(`${name} must be true or false`);
+      value = /^(true|1)$/i.test(raw.trim());
     }
     setPath(values, path, value);
     sources.set(path.join('.'), name);

@@ -39,8 +39,23 @@ export const configSchema = z.strictObject({
     .prefault({}),
   cache: z
     .strictObject({
-      driver: z.enum(['memory', 'redis']).default('memory'),
+      // 'redis' whenever redisUrl is set, else 'memory' (single process only: `authctl dev`).
+      driver: z.enum(['memory', 'redis']).optional(),
       redisUrl: url(['redis:', 'rediss:']).optional(),
+      // Redis Cluster: the URL names one seed node; keys carry hash tags so nothing else changes.
+      cluster: z.boolean().default(false),
+      keyPrefix: z.string().regex(/^[A-Za-z0-9:_-]{1,64}$/, 'letters, digits, ":", "_" or "-"').default('authctl'),
+      commandTimeoutMs: z.number().int().min(10).max(10_000).default(250),
+      userTtl: seconds(1, 86_400).default(300),
+    })
+    .prefault({}),
+  jobs: z
+    .strictObject({
+      schema: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'a lowercase SQL identifier').default('pgboss'),
+      cleanupCron: z.string().min(9).default('*/5 * * * *'),
+      cleanupBatchSize: z.number().int().min(10).max(100_000).default(1_000),
+      retryLimit: z.number().int().min(0).max(100).default(5),
+      retryDelaySeconds: seconds(1, 3_600).default(2),
     })
     .prefault({}),
   tokens: z

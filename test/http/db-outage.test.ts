@@ -171,13 +171,15 @@ describe('PostgreSQL outages (a server that starts without its database and reco
         else if (r.route === 'login (wrong password)') expect(r.status, summary).to.be.oneOf([401, 429, 503]);
         else expect(r.status, summary).to.be.oneOf([200, 503]);
       }
-      expect(results.some((r) => r.route === '/v1/me' && r.status === 200 && r.at < cutAt), `traffic before the cut: ${summary}`).to.equal(true);
-      expect(results.some((r) => r.route === '/v1/me' && r.status === 503 && r.at > cutAt), `503 after the cut: ${summary}`).to.equal(true);
+      expect(results.some((r) => r.route === '/v1/sessions' && r.status === 200 && r.at < cutAt), `traffic before the cut: ${summary}`).to.equal(true);
+      expect(results.some((r) => r.route === '/v1/sessions' && r.status === 503 && r.at > cutAt), `503 after the cut: ${summary}`).to.equal(true);
     });
 
-    it('while down: DB-backed routes 503 unavailable; /v1/verify with an existing access token still 200 (stateless)', async function () {
+    it('while down: DB-backed routes 503 unavailable; /v1/verify (stateless) and /v1/me (cached profile) still 200', async function () {
       expect(proxy.listening).to.equal(false);
-      await expectUnavailable(await app.request('/v1/me', { token: tokens.accessToken }));
+      const me = await app.request('/v1/me', { token: tokens.accessToken });
+      expect(me.status, await me.clone().text()).to.equal(200);
+      expect(((await me.json()) as { user: { id: string } }).user.id).to.equal(xena.user.id);
       await expectUnavailable(await app.request('/v1/sessions', { token: tokens.accessToken }));
       await expectUnavailable(await app.request('/v1/auth/login', { method: 'POST', json: { username: xena.username, password: xena.password } }));
       // A DB outage is neither a bad token nor reuse: the client must be told to retry.
@@ -244,7 +246,7 @@ describe('PostgreSQL outages (a server that starts without its database and reco
       proxy.blackhole();
       const bound = CONNECT_TIMEOUT_MS + STATEMENT_TIMEOUT_MS + 2_000;
       for (const [label, send] of [
-        ['/v1/me', () => app.request('/v1/me', { token: tokens.accessToken, signal: AbortSignal.timeout(bound + 1_000) })],
+        ['/v1/sessions', () => app.request('/v1/sessions', { token: tokens.accessToken, signal: AbortSignal.timeout(bound + 1_000) })],
         ['login', () => app.request('/v1/auth/login', { method: 'POST', json: { username: yuri.username, password: yuri.password }, signal: AbortSignal.timeout(bound + 1_000) })],
       ] as const) {
         const started = Date.now();

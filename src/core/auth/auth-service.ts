@@ -1,5 +1,6 @@
 import { AppError } from '../../errors.js';
 import type { Logger } from '../../observability/logger.js';
+import type { Cache } from '../../store/cache/cache.js';
 import type { SessionOwner } from '../../store/pg/sessions-repo.js';
 import type { Clock } from '../clock.js';
 import type { ClientMeta, IssuedSession, SessionService } from '../sessions/session-service.js';
@@ -39,6 +40,7 @@ export interface AuthServiceOptions {
   users: UserService;
   sessions: SessionService;
   accessTokens: AccessTokens;
+  cache: Cache;
   clock: Clock;
   log: Logger;
 }
@@ -97,8 +99,17 @@ export class AuthService {
     await this.opts.users.setPassword(principal.userId, newPassword, principal.sessionId);
   }
 
+  /**
+   * The caller's profile. Served from the cache when it can be: a stale profile is harmless,
+   * because what could make it wrong (disable, delete) also revokes the session, which the
+   * Bearer check refuses before we get here.
+   */
   async me(principal: Principal): Promise<UserView> {
-    return toUserView(await this.opts.users.get(principal.userId));
+    const cached = await this.opts.cache.getUser(principal.userId);
+    if (cached) return cached;
+    const user = toUserView(await this.opts.users.get(principal.userId));
+    void this.opts.cache.putUser(user);
+    return user;
   }
 
   async listSessions(principal: Principal): Promise<SessionView[]> {

@@ -20,7 +20,7 @@ export interface RevocationListOptions {
  * in full at start. An entry is dropped once no access token of its session can still be valid.
  */
 export class RevocationList {
-  private readonly revoked = new Map<string, number>();
+  private readonly revoked = new Map<string, { until: number; session: RevokedSession }>();
   private cursor: Date | undefined;
   private timer: NodeJS.Timeout | undefined;
   private polling: Promise<void> | undefined;
@@ -43,7 +43,7 @@ export class RevocationList {
   }
 
   has(sessionId: string): boolean {
-    const until = this.revoked.get(sessionId);
+    const until = this.revoked.get(sessionId)?.until;
     if (until === undefined) return false;
     if (until > this.opts.clock.now().getTime()) return true;
     this.revoked.delete(sessionId);
@@ -55,8 +55,14 @@ export class RevocationList {
       // No access token of the session outlives min(session expiry, revocation + horizon).
       const until = Math.min(s.expiresAt.getTime(), s.revokedAt.getTime()) + this.opts.horizonSeconds * 1000;
       const known = this.revoked.get(s.id);
-      if (known === undefined || known < until) this.revoked.set(s.id, until);
+      if (known === undefined || known.until < until) this.revoked.set(s.id, { until, session: s });
     }
+  }
+
+  /** Every revocation still relevant (to re-mark a cache that was away). */
+  recent(): RevokedSession[] {
+    const now = this.opts.clock.now().getTime();
+    return [...this.revoked.values()].filter((e) => e.until > now).map((e) => e.session);
   }
 
   /**
@@ -108,6 +114,6 @@ export class RevocationList {
   }
 
   private prune(nowMs: number): void {
-    for (const [id, until] of this.revoked) if (until <= nowMs) this.revoked.delete(id);
+    for (const [id, { until }] of this.revoked) if (until <= nowMs) this.revoked.delete(id);
   }
 }

@@ -1,6 +1,7 @@
 import { v7 as uuidv7 } from 'uuid';
 import { AppError } from '../../errors.js';
 import type { Logger } from '../../observability/logger.js';
+import type { Cache } from '../../store/cache/cache.js';
 import type { Executor } from '../../store/pg/db.js';
 import type { RevokedSession, RevokeReason, SessionOwner, SessionRecord, SessionsRepo } from '../../store/pg/sessions-repo.js';
 import type { Clock } from '../clock.js';
@@ -11,6 +12,9 @@ export interface SessionServiceOptions {
   repo: SessionsRepo;
   codec: RefreshTokenCodec | undefined;
   revocations: RevocationList;
+  cache: Cache;
+  /** Called with sessions whose cache entry could not be updated (the job queue repairs them). */
+  onCacheWriteFailed?: (sessionIds: string[]) => void;
   clock: Clock;
   log: Logger;
   region: string;
@@ -72,6 +76,7 @@ export class SessionService {
 
   async save(issued: IssuedSession, ex?: Executor): Promise<void> {
     await this.opts.repo.insert(issued.session, ex);
+    this.cacheState(issued.session);
   }
 
   /**
@@ -86,13 +91,22 @@ export class SessionService {
     if (!claims) throw invalidRefresh();
     const now = this.opts.clock.now();
 
-    const rotated = await this.opts.repo.rotate(claims.sessionId, claims.counter, now);
-    if (rotated?.owner) return { ...rotated, owner: rotated.owner, refreshToken: this.tokenFor(rotated.session) };
+    // The cache may lag but never un-revokes or un-expires: what it knows to be dead is dead,
+    // and is refused without touching PostgreSQL (replays of stolen tokens stay off the DB).
+    const cached = await this.opts.cache.getSession(claims.sessionId);
+    if (cached && (cached.revokedAt !== null || cached.expiresAt <= now.getTime())) throw invalidRefresh();
 
-    // The CAS lost: find out why, on the writer.
+    const rotated = await this.opts.repo.rotate(claims.sessionId, claims.counter, now);
+    if (rotated?.owner) {
+      this.cacheState(rotated.session);
+      return { ...rotated, owner: rotated.owner, refreshToken: this.tokenFor(rotated.session) };
+    }
+
+    // The CAS lost: find out why, on the writer (never on the cache: reuse must be judged on truth).
     const state = await this.opts.repo.findWithOwner(claims.sessionId);
     if (!state) throw invalidRefresh();
     const { session, owner } = state;
+    this.cacheState(session);
     if (session.revokedAt !== null || session.expiresAt <= now || !owner || owner.status !== 'active') throw invalidRefresh();
     if (claims.counter === session.counter - 1 && now.getTime() - session.rotatedAt.getTime() < this.opts.graceSeconds * 1000) {
       // Grace retry (lost response, two tabs, N concurrent refreshes): the same next token.
@@ -127,11 +141,19 @@ export class SessionService {
     return this.opts.repo.revokeAllForUser(userId, reason, this.opts.clock.now(), { exceptId: options.exceptId }, options.ex);
   }
 
-  /** Makes revocations effective on this server at once; other servers learn them from the feed. */
+  /**
+   * Makes committed revocations effective: on this server at once, on the region's other servers
+   * through Redis pub/sub (the database poll is the backstop), and in the cache so replays are
+   * refused early. Cache work happens off the response path.
+   */
   publish(revoked: RevokedSession[]): void {
     if (revoked.length === 0) return;
     this.opts.revocations.add(revoked);
     for (const s of revoked) this.opts.log.info('session revoked', { event: 'session.revoked', sessionId: s.id });
+    void this.opts.cache.publishRevoked(revoked);
+    void this.opts.cache.markRevoked(revoked).then((ok) => {
+      if (!ok) this.opts.onCacheWriteFailed?.(revoked.map((s) => s.id));
+    });
   }
 
   findById(sessionId: string): Promise<SessionRecord | undefined> {
@@ -145,6 +167,19 @@ export class SessionService {
   /** The session a refresh token names, if the token is authentic (for logout with a refresh token). */
   sessionIdOf(token: unknown): string | undefined {
     return this.codec().decode(token)?.sessionId;
+  }
+
+  /** Writes the session's state to the cache, off the response path. */
+  private cacheState(session: SessionRecord): void {
+    if (session.userId === null) return;
+    void this.opts.cache.putSession({
+      id: session.id,
+      userId: session.userId,
+      counter: session.counter,
+      rotatedAt: session.rotatedAt.getTime(),
+      expiresAt: session.expiresAt.getTime(),
+      revokedAt: session.revokedAt?.getTime() ?? null,
+    });
   }
 
   private tokenFor(session: SessionRecord): string {
