@@ -135,6 +135,8 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
     async startBackground() {
       // Best effort at start: a server must come up while the database is down, and finish
       // loading by itself once it returns (retried every poll interval until it succeeds).
+      // Start warm when Redis answers quickly; never wait long for it (the region works without).
+      await cache.ready(1_000);
       // Revocations from the region's other servers arrive by pub/sub within milliseconds.
       await cache.onRevoked((revoked) => revocations.add(revoked));
       cache.onHealthChange((health) => {

@@ -58,6 +58,8 @@ export interface Cache {
   /** Subscribes to revocations published by any server of the region. */
   onRevoked(handler: (sessions: RevokedSession[]) => void): Promise<void>;
   health(): CacheHealth;
+  /** Waits up to `timeoutMs` for the cache to become usable; resolves whether it is. */
+  ready(timeoutMs: number): Promise<boolean>;
   /** Called with the new health on every change (degraded ↔ ok). */
   onHealthChange(listener: (health: CacheHealth) => void): void;
   stats(): Promise<CacheStats>;

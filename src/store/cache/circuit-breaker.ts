@@ -44,9 +44,11 @@ export class CircuitBreaker {
   }
 
   async run<T>(operation: () => Promise<T>): Promise<T> {
-    if (this.current === 'open') {
-      if (Date.now() < this.openUntil || this.probing) throw new BreakerOpenError();
-      this.probing = true;
+    let probe = false;
+    if (this.current !== 'closed') {
+      // Open, or half-open with the probe still in flight: fail fast. Exactly one call probes.
+      if (this.probing || Date.now() < this.openUntil) throw new BreakerOpenError();
+      this.probing = probe = true;
       this.setState('half-open');
     }
     try {
@@ -57,7 +59,7 @@ export class CircuitBreaker {
       this.failed();
       throw err;
     } finally {
-      this.probing = false;
+      if (probe) this.probing = false;
     }
   }
 

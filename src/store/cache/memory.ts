@@ -80,6 +80,10 @@ export class MemoryCache implements Cache {
     return 'ok';
   }
 
+  ready(): Promise<boolean> {
+    return Promise.resolve(true);
+  }
+
   onHealthChange(): void {
     // Never changes.
   }

@@ -43,16 +43,21 @@ export class RedisCache implements Cache {
     this.client.on('error', () => undefined);
   }
 
-  /** Waits (bounded) for the first connection, so a server starts with a warm path when it can. */
-  async ready(timeoutMs: number): Promise<void> {
-    if (this.client.status === 'ready') return;
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, timeoutMs);
-      this.client.once('ready', () => {
-        clearTimeout(timer);
-        resolve();
+  /** Waits (bounded) for the connection, so a server starts with a warm path when it can. */
+  async ready(timeoutMs: number): Promise<boolean> {
+    if (this.client.status !== 'ready') {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(done, timeoutMs);
+        this.client.once('ready', done);
+        const client = this.client;
+        function done() {
+          clearTimeout(timer);
+          client.off('ready', done);
+          resolve();
+        }
       });
-    });
+    }
+    return this.health() === 'ok';
   }
 
   async getSession(id: string): Promise<CachedSession | undefined> {
@@ -123,7 +128,9 @@ export class RedisCache implements Cache {
   async onRevoked(handler: (sessions: RevokedSession[]) => void): Promise<void> {
     // A subscribed connection can do nothing else: use a dedicated one. ioredis resubscribes by
     // itself after a reconnect.
-    this.subscriber ??= this.connect();
+    // Its SUBSCRIBE may be sent before the connection is up: this connection alone queues
+    // commands while offline, and ioredis resubscribes it after every reconnect.
+    this.subscriber ??= this.connect({ offlineQueue: true });
     this.subscriber.on('error', () => undefined);
     this.subscriber.on('message', (channel: string, message: string) => {
       if (channel !== this.channel()) return;
@@ -134,11 +141,9 @@ export class RedisCache implements Cache {
         this.opts.log.warn('malformed revocation message ignored', { event: 'cache.bad_message', err });
       }
     });
-    try {
-      await this.subscriber.subscribe(this.channel());
-    } catch {
-      // Not connected yet: ioredis subscribes once it connects (autoResubscribe covers restarts).
-    }
+    this.subscriber.subscribe(this.channel()).catch((err: unknown) => {
+      this.opts.log.warn('cannot subscribe to revocations; the database poll still delivers them', { event: 'cache.subscribe_failed', err });
+    });
   }
 
   health(): CacheHealth {
@@ -169,20 +174,23 @@ export class RedisCache implements Cache {
 
   async inspect(sessionId: string): Promise<{ session: CachedSession | undefined; ttlSeconds: number | null }> {
     const session = await this.getSession(sessionId);
-    const ttlMs = session ? await this.client.pttl(this.sessionKey(sessionId)) : -2;
+    const ttlMs = session ? ((await this.attempt('session', () => this.client.pttl(this.sessionKey(sessionId)))) ?? -2) : -2;
     return { session, ttlSeconds: ttlMs >= 0 ? Math.ceil(ttlMs / 1000) : null };
   }
 
   async flush(): Promise<number> {
     let deleted = 0;
+    // Only our own key shapes: another region's prefix may extend ours (`authctl` vs `authctl:eu`).
     for (const node of this.masters()) {
-      let cursor = '0';
-      do {
-        const [next, batch] = await node.scan(cursor, 'MATCH', `${this.opts.keyPrefix}:*`, 'COUNT', 500);
-        cursor = next;
-        // One DEL per key: keys of different hash slots cannot share a command in a cluster.
-        for (const key of batch) deleted += await node.unlink(key);
-      } while (cursor !== '0');
+      for (const pattern of [`${this.opts.keyPrefix}:sess:*`, `${this.opts.keyPrefix}:user:*`]) {
+        let cursor = '0';
+        do {
+          const [next, batch] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
+          cursor = next;
+          // One UNLINK per key: keys of different hash slots cannot share a command in a cluster.
+          for (const key of batch) deleted += await node.unlink(key);
+        } while (cursor !== '0');
+      }
     }
     return deleted;
   }
@@ -199,9 +207,9 @@ export class RedisCache implements Cache {
     clearTimeout(timer);
   }
 
-  private connect(): Client {
+  private connect({ offlineQueue = false } = {}): Client {
     const options = {
-      enableOfflineQueue: false,
+      enableOfflineQueue: offlineQueue,
       maxRetriesPerRequest: 0,
       commandTimeout: this.opts.commandTimeoutMs,
       connectTimeout: 2_000,
@@ -211,7 +219,7 @@ export class RedisCache implements Cache {
     if (this.opts.cluster) {
       const url = new URL(this.opts.url);
       return new Cluster([{ host: url.hostname, port: Number(url.port || 6379) }], {
-        enableOfflineQueue: false,
+        enableOfflineQueue: offlineQueue,
         clusterRetryStrategy: options.retryStrategy,
         redisOptions: { ...options, password: url.password || undefined, username: url.username || undefined },
       });

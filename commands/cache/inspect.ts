@@ -1,0 +1,22 @@
+import { Args } from '@oclif/core';
+import type { CachedSession } from '../../src/store/cache/index.js';
+import { AppError } from '../../src/errors.js';
+import { BaseCommand } from '../_base.js';
+
+export default class CacheInspect extends BaseCommand<typeof CacheInspect> {
+  static override summary = 'Show the cached state of one session.';
+  static override examples = ['<%= config.bin %> cache inspect 0192f0c4-7d1e-7c3a-9b1e-3f2a1c0d4e5f --json'];
+  static override args = { session: Args.string({ required: true, description: 'Session id.' }) };
+
+  async run(): Promise<{ session: CachedSession; ttlSeconds: number | null }> {
+    await this.waitForCache();
+    const { session, ttlSeconds } = await this.container.cache.inspect(this.args.session.toLowerCase());
+    if (!session) throw new AppError('not_found', 'that session is not in the cache (a miss falls back to PostgreSQL)');
+    this.say(
+      Object.entries({ ...session, ttlSeconds })
+        .map(([k, v]) => `${k.padEnd(11)} ${typeof v === 'number' && k.endsWith('At') ? new Date(v).toISOString() : String(v)}`)
+        .join('\n'),
+    );
+    return { session, ttlSeconds };
+  }
+}
