@@ -21,6 +21,8 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     }),
   };
 
+  /** Long-running commands (serve, worker, dev) log to stdout; one-shot commands keep it for output. */
+  protected logStream: 'stdout' | 'stderr' = 'stderr';
   protected flags!: CommandFlags<T>;
   protected args!: CommandArgs<T>;
   private loadedConfig: Config | undefined;
@@ -50,8 +52,7 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
   }
 
   protected get container(): Container {
-    // Commands print their result on stdout; logs go to stderr so `--json` output stays parseable.
-    this.builtContainer ??= buildContainer(this.settings, { logStream: 'stderr' });
+    this.builtContainer ??= buildContainer(this.settings, { logStream: this.logStream });
     return this.builtContainer;
   }
 

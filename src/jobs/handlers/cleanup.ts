@@ -1,0 +1,56 @@
+import type { Clock } from '../../core/clock.js';
+import type { Logger } from '../../observability/logger.js';
+import type { SessionsRepo } from '../../store/pg/sessions-repo.js';
+import type { SigningKeysRepo } from '../../store/pg/signing-keys-repo.js';
+
+/** Signing keys stay a day after leaving the JWKS (for `keys list` and late verifiers' caches). */
+export const RETIRED_KEY_RETENTION_SECONDS = 86_400;
+
+export interface CleanupDeps {
+  sessions: Pick<SessionsRepo, 'deleteStale'>;
+  /** Optional: without it, signing keys are left alone. */
+  keys?: Pick<SigningKeysRepo, 'deleteRetiredBefore'> | undefined;
+  clock: Clock;
+  log: Logger;
+  /**
+   * How long a revoked or expired session must be kept: the revocation feed needs a revoked
+   * session until the last access token issued for it has expired (access TTL + clock skew).
+   */
+  horizonSeconds: number;
+  batchSize: number;
+  retiredKeyRetentionSeconds?: number;
+}
+
+export interface CleanupResult {
+  deleted: { sessions: number; signingKeys: number };
+  batches: number;
+}
+
+/**
+ * The `cleanup` job: deletes sessions expired or revoked longer than `horizonSeconds` ago, in
+ * batches of `batchSize` (each its own short statement), and signing keys retired more than a day
+ * ago. Idempotent: a pass that is interrupted is finished by the next one.
+ */
+export async function runCleanup(deps: CleanupDeps): Promise<CleanupResult> {
+  const started = performance.now();
+  const now = deps.clock.now();
+  const before = new Date(now.getTime() - deps.horizonSeconds * 1000);
+  let sessions = 0;
+  let batches = 0;
+  for (;;) {
+    const deleted = await deps.sessions.deleteStale(before, deps.batchSize);
+    sessions += deleted;
+    batches += 1;
+    if (deleted < deps.batchSize) break;
+  }
+  let signingKeys = 0;
+  if (deps.keys) {
+    const retention = deps.retiredKeyRetentionSeconds ?? RETIRED_KEY_RETENTION_SECONDS;
+    const kids = await deps.keys.deleteRetiredBefore(new Date(now.getTime() - retention * 1000));
+    signingKeys = kids.length;
+    if (kids.length > 0) deps.log.info('retired signing keys deleted', { event: 'keys.deleted', kids });
+  }
+  const result: CleanupResult = { deleted: { sessions, signingKeys }, batches };
+  deps.log.info('cleanup done', { event: 'cleanup.done', ...result, durationMs: Math.round(performance.now() - started) });
+  return result;
+}

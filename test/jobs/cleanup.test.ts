@@ -1,0 +1,120 @@
+import { expect } from 'chai';
+import { ManualClock } from '../../src/core/clock.js';
+import { runCleanup, type CleanupDeps } from '../../src/jobs/handlers/cleanup.js';
+import { SessionsRepo } from '../../src/store/pg/sessions-repo.js';
+import { SigningKeysRepo, type SigningKeyRecord } from '../../src/store/pg/signing-keys-repo.js';
+import { captureLogger, sessionAt, setupJobs, type JobsFixture } from './setup.js';
+
+const HORIZON = 900 + 30; // accessTtl + clockSkew (test config defaults)
+
+describe('cleanup job: stale sessions and retired signing keys', function () {
+  let fx: JobsFixture;
+  let clock: ManualClock;
+  let sessions: SessionsRepo;
+  let keys: SigningKeysRepo;
+
+  before(async function () {
+    clock = new ManualClock(Date.parse('2030-01-15T12:00:00Z'));
+    fx = await setupJobs('jobs_cleanup', { clock });
+    sessions = new SessionsRepo(fx.container.db);
+    keys = new SigningKeysRepo(fx.container.db);
+  });
+
+  after(async function () {
+    await fx?.close();
+  });
+
+  beforeEach(async function () {
+    await fx.container.db.writer('sessions').delete();
+    await fx.container.db.writer('signing_keys').delete();
+  });
+
+  function deps(overrides: Partial<CleanupDeps> = {}) {
+    const capture = captureLogger();
+    return { capture, deps: { sessions, keys, clock, log: capture.log, horizonSeconds: HORIZON, batchSize: 1000, ...overrides } };
+  }
+
+  async function remainingIds(): Promise<string[]> {
+    const rows = await fx.container.db.writer('sessions').select<Array<{ id: string }>>('id');
+    return rows.map((r) => r.id).sort();
+  }
+
+  /** Inserts a session and, when `revokedSecondsAgo` is given, revokes it at that time. */
+  async function seed(expiresInSeconds: number, revokedSecondsAgo?: number): Promise<string> {
+    const now = clock.now();
+    const session = sessionAt(now, { expiresInSeconds });
+    await sessions.insert(session);
+    if (revokedSecondsAgo !== undefined) {
+      const at = new Date(now.getTime() - revokedSecondsAgo * 1000);
+      expect(await sessions.revoke(session.id, 'logout', at), 'revoked').to.have.length(1);
+    }
+    return session.id;
+  }
+
+  it('deletes sessions expired or revoked longer ago than the access-token lifetime, and nothing else', async function () {
+    const expiredLongAgo = await seed(-3_600);
+    const revokedLongAgo = await seed(86_400, 3_600);
+    const expiredJustNow = await seed(-60);
+    const revokedJustNow = await seed(86_400, 10);
+    const live = await seed(86_400);
+
+    const { capture, deps: d } = deps();
+    const result = await runCleanup(d);
+    expect(result.deleted.sessions).to.equal(2);
+    expect(await remainingIds()).to.deep.equal([expiredJustNow, revokedJustNow, live].sort());
+    expect(await sessions.findById(expiredLongAgo)).to.equal(undefined);
+    expect(await sessions.findById(revokedLongAgo)).to.equal(undefined);
+    const [done, ...more] = capture.events('cleanup.done');
+    expect(more).to.have.length(0);
+    expect(done).to.deep.include({ deleted: { sessions: 2, signingKeys: 0 } });
+
+    // Once the injected clock passes their horizon, the recent ones go too; the live one stays.
+    clock.advance(HORIZON + 1);
+    expect((await runCleanup(deps().deps)).deleted.sessions).to.equal(2);
+    expect(await remainingIds()).to.deep.equal([live]);
+  });
+
+  it('loops over batches smaller than the backlog until a batch comes back short', async function () {
+    const stale: string[] = [];
+    for (let i = 0; i < 23; i += 1) stale.push(await seed(i % 2 === 0 ? -7_200 : 86_400, i % 2 === 0 ? undefined : 7_200));
+    const live = [await seed(3_600), await seed(86_400, 5)];
+    let calls = 0;
+    const counting: CleanupDeps['sessions'] = {
+      deleteStale: async (before, limit) => {
+        calls += 1;
+        const n = await sessions.deleteStale(before, limit);
+        expect(n, 'a batch never exceeds its limit').to.be.at.most(limit);
+        return n;
+      },
+    };
+    const result = await runCleanup(deps({ sessions: counting, batchSize: 10 }).deps);
+    expect(result.deleted.sessions).to.equal(23);
+    expect(result.batches).to.equal(3);
+    expect(calls).to.equal(3);
+    expect(await remainingIds()).to.deep.equal([...live].sort());
+  });
+
+  it('deletes signing keys retired more than a day ago, keeps recently retired and published ones', async function () {
+    const now = clock.now();
+    const key = (kid: string, retiresAt: Date | null): SigningKeyRecord => ({
+      kid,
+      alg: 'EdDSA',
+      publicJwk: { kty: 'OKP', crv: 'Ed25519', x: kid },
+      privateJwkEncrypted: null,
+      homeRegion: 'local',
+      createdAt: new Date(now.getTime() - 30 * 86_400_000),
+      activatesAt: new Date(now.getTime() - 30 * 86_400_000),
+      retiresAt,
+    });
+    await keys.insert(key('old', new Date(now.getTime() - 2 * 86_400_000)));
+    await keys.insert(key('recent', new Date(now.getTime() - 3_600_000)));
+    await keys.insert(key('retiring', new Date(now.getTime() + 3_600_000)));
+    await keys.insert(key('active', null));
+
+    const { capture, deps: d } = deps();
+    const result = await runCleanup(d);
+    expect(result.deleted.signingKeys).to.equal(1);
+    expect((await keys.listAll()).map((k) => k.kid).sort()).to.deep.equal(['active', 'recent', 'retiring']);
+    expect(capture.events('keys.deleted')[0]).to.deep.include({ kids: ['old'] });
+  });
+});
