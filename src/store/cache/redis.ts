@@ -125,7 +125,7 @@ export class RedisCache implements Cache {
     return this.write(() => this.client.publish(this.channel(), message));
   }
 
-  async onRevoked(handler: (sessions: RevokedSession[]) => void): Promise<void> {
+  onRevoked(handler: (sessions: RevokedSession[]) => void): Promise<void> {
     // A subscribed connection can do nothing else: use a dedicated one. ioredis resubscribes by
     // itself after a reconnect.
     // Its SUBSCRIBE may be sent before the connection is up: this connection alone queues
@@ -144,6 +144,7 @@ export class RedisCache implements Cache {
     this.subscriber.subscribe(this.channel()).catch((err: unknown) => {
       this.opts.log.warn('cannot subscribe to revocations; the database poll still delivers them', { event: 'cache.subscribe_failed', err });
     });
+    return Promise.resolve();
   }
 
   health(): CacheHealth {
