@@ -17,6 +17,8 @@ const { values, positionals } = parseArgs({
     duration: { type: 'string', default: '10' },
     connections: { type: 'string', default: '16' },
     'pg-url': { type: 'string', default: process.env.AUTHCTL_BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres' },
+    // Redis for the server's cache; a URL nobody answers shows the region running on PostgreSQL alone.
+    redis: { type: 'string' },
   },
 });
 const durationMs = Number(values.duration) * 1000;
@@ -54,6 +56,22 @@ async function post(url: string, body: unknown, token?: string): Promise<Respons
   });
 }
 
+/** Hit ratio per cache kind, from the server's `authctl_cache_lookups_total` counter. */
+async function cacheRatios(base: string): Promise<Record<string, string>> {
+  const text = await (await fetch(`${base}/metrics`)).text();
+  const counts: Record<string, Record<string, number>> = {};
+  for (const m of text.matchAll(/^authctl_cache_lookups_total\{([^}]*)\} (\d+)/gm)) {
+    const labels = new Map([...m[1]!.matchAll(/(\w+)="([^"]*)"/g)].map((l) => [l[1]!, l[2]!] as const));
+    (counts[labels.get('kind') ?? '?'] ??= {})[labels.get('result') ?? '?'] = Number(m[2]);
+  }
+  return Object.fromEntries(
+    Object.entries(counts).map(([kind, c]) => {
+      const total = (c.hit ?? 0) + (c.miss ?? 0) + (c.error ?? 0);
+      return [kind, `${(((c.hit ?? 0) / Math.max(total, 1)) * 100).toFixed(1)} % hits of ${total} (${c.error ?? 0} errors)`];
+    }),
+  );
+}
+
 async function main(): Promise<void> {
   const dbName = `authctl_bench_${Date.now()}`;
   const admin = new pg.Client({ connectionString: values['pg-url'] });
@@ -61,7 +79,7 @@ async function main(): Promise<void> {
   await admin.query(`create database ${dbName}`);
   const dbUrl = new URL(values['pg-url']);
   dbUrl.pathname = `/${dbName}`;
-  const env = { ...process.env, AUTHCTL_DATABASE_URL: dbUrl.toString(), AUTHCTL_SECRET: 'bench-secret-0123456789abcdefghijklmnopqrstuvwxyz', AUTHCTL_LOG_LEVEL: 'warn', AUTHCTL_PORT: '18099' };
+  const env = { ...process.env, AUTHCTL_DATABASE_URL: dbUrl.toString(), AUTHCTL_SECRET: 'bench-secret-0123456789abcdefghijklmnopqrstuvwxyz', AUTHCTL_LOG_LEVEL: 'error', AUTHCTL_PORT: '18099', ...(values.redis ? { AUTHCTL_REDIS_URL: values.redis, AUTHCTL_CACHE_PREFIX: `bench-${Date.now()}` } : {}) };
   const cli = (args: string[]) => spawn(process.execPath, [join(root, 'bin/run.js'), ...args], { env, stdio: ['ignore', 'ignore', 'inherit'] });
   await new Promise((resolve) => cli(['migrate']).on('exit', resolve));
   const server = cli(['serve']);
@@ -119,15 +137,17 @@ async function main(): Promise<void> {
     });
   }
 
+  const cache = await cacheRatios(base);
   server.kill('SIGTERM');
   await new Promise((resolve) => server.on('exit', resolve));
   await admin.query(`drop database ${dbName} with (force)`);
   await admin.end();
 
-  console.log(`\n${connections} connections, ${durationMs / 1000} s per scenario, loopback, real PostgreSQL\n`);
+  console.log(`\n${connections} connections, ${durationMs / 1000} s per scenario, loopback, real PostgreSQL, cache: ${values.redis ?? 'in-process'}\n`);
   console.table(results);
+  console.log('cache lookups (from /metrics):', cache);
   const file = join(root, 'bench/results', `${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-  writeFileSync(file, JSON.stringify({ at: new Date().toISOString(), node: process.version, connections, durationMs, results }, null, 2));
+  writeFileSync(file, JSON.stringify({ at: new Date().toISOString(), node: process.version, connections, durationMs, cache: { target: values.redis ?? 'memory', ...cache }, results }, null, 2));
   console.log(`written ${file}`);
 }
 

@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import { Redis } from 'ioredis';
+import { ManualClock } from '../../src/core/clock.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { createAccount, expectInvalidToken, expectProblem, login, refresh, sleep, type Account } from '../helpers/http-assert.js';
@@ -60,7 +61,7 @@ describe('Revocations across servers of one region (cache)', function () {
       await expectInvalidToken(refused.response);
     });
 
-    it('after a logout on A, the refresh token is refused at B from the negative cache (entry has revokedAt)', async function () {
+    it('after a logout on A, the refresh token is refused at B, and the negative cache spares the DB read where memory has forgotten', async function () {
       const tokens = await login(a, account.username, account.password);
       await logout(a, tokens.accessToken);
       // The cache entry is written off the response path: wait (bounded) until it is there.
@@ -72,12 +73,26 @@ describe('Revocations across servers of one region (cache)', function () {
       expect(entry.revokedAt).to.be.a('number');
       expect(entry.revokedAt!).to.be.within(Date.now() - 60_000, Date.now() + 1_000);
       expect(entry.expiresAt).to.be.above(Date.now());
-
-      const hitsBefore = await metricValue(b, 'authctl_cache_lookups_total', { kind: 'session', result: 'hit' });
       await expectProblem(await refresh(b, tokens.refreshToken), 401, 'invalid_refresh_token');
-      const hitsAfter = await metricValue(b, 'authctl_cache_lookups_total', { kind: 'session', result: 'hit' });
-      expect(hitsAfter - hitsBefore, 'the refresh was decided by a cache hit').to.equal(1);
-      // Still revoked in the cache (the refusal did not overwrite the entry).
+
+      // A server whose in-memory revocation list no longer covers the revocation (its clock is
+      // past the access-token horizon, and it subscribed after the broadcast) learns it from the
+      // cache once the compare-and-set fails, without reading the session row.
+      const c = await startTestApp('pubsub-c', {
+        db,
+        clock: new ManualClock(Date.now() + 1_000_000),
+        overrides: { cache: { redisUrl: REDIS_URL, keyPrefix: prefix }, revocation: { pollIntervalMs: 60_000 } },
+      });
+      try {
+        expect(c.container.revocations.has(tokens.sessionId), 'C does not know it from memory').to.equal(false);
+        const hitsBefore = await metricValue(c, 'authctl_cache_lookups_total', { kind: 'session', result: 'hit' });
+        await expectProblem(await refresh(c, tokens.refreshToken), 401, 'invalid_refresh_token');
+        const hitsAfter = await metricValue(c, 'authctl_cache_lookups_total', { kind: 'session', result: 'hit' });
+        expect(hitsAfter - hitsBefore, 'the refresh was decided by a cache hit').to.equal(1);
+      } finally {
+        await c.close();
+      }
+      // Still revoked in the cache (the refusals did not overwrite the entry).
       expect((await b.container.cache.getSession(tokens.sessionId))?.revokedAt).to.equal(entry.revokedAt);
     });
 

@@ -76,7 +76,6 @@ export class SessionService {
 
   async save(issued: IssuedSession, ex?: Executor): Promise<void> {
     await this.opts.repo.insert(issued.session, ex);
-    this.cacheState(issued.session);
   }
 
   /**
@@ -91,18 +90,20 @@ export class SessionService {
     if (!claims) throw invalidRefresh();
     const now = this.opts.clock.now();
 
-    // The cache may lag but never un-revokes or un-expires: what it knows to be dead is dead,
-    // and is refused without touching PostgreSQL (replays of stolen tokens stay off the DB).
+    // Recently revoked sessions are refused from memory, before any I/O.
+    if (this.opts.revocations.has(claims.sessionId)) throw invalidRefresh();
+
+    // The happy path is this one round trip; it deliberately touches no cache (measured: a
+    // Redis read and write per refresh cost more than they saved, see README).
+    const rotated = await this.opts.repo.rotate(claims.sessionId, claims.counter, now);
+    if (rotated?.owner) return { ...rotated, owner: rotated.owner, refreshToken: this.tokenFor(rotated.session) };
+
+    // The CAS lost. The cache may lag but never un-revokes or un-expires: a session it knows to
+    // be dead is refused without reading PostgreSQL (replays of stolen tokens stay off the DB).
     const cached = await this.opts.cache.getSession(claims.sessionId);
     if (cached && (cached.revokedAt !== null || cached.expiresAt <= now.getTime())) throw invalidRefresh();
 
-    const rotated = await this.opts.repo.rotate(claims.sessionId, claims.counter, now);
-    if (rotated?.owner) {
-      this.cacheState(rotated.session);
-      return { ...rotated, owner: rotated.owner, refreshToken: this.tokenFor(rotated.session) };
-    }
-
-    // The CAS lost: find out why, on the writer (never on the cache: reuse must be judged on truth).
+    // Otherwise find out why on the writer: reuse must be judged on the source of truth.
     const state = await this.opts.repo.findWithOwner(claims.sessionId);
     if (!state) throw invalidRefresh();
     const { session, owner } = state;
