@@ -85,8 +85,15 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     return undefined;
   }
 
+  /** Closes the container now (e.g. before stopping a database it uses); idempotent. */
+  protected async closeContainer(): Promise<void> {
+    const container = this.builtContainer;
+    this.builtContainer = undefined;
+    await container?.close();
+  }
+
   protected override async finally(err: Error | undefined): Promise<unknown> {
-    await this.builtContainer?.close();
+    await this.closeContainer();
     return super.finally(err);
   }
 }

