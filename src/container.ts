@@ -1,3 +1,4 @@
+import type { Writable } from 'node:stream';
 import type { Config } from './config/schema.js';
 import { AuthService } from './core/auth/auth-service.js';
 import { systemClock, type Clock } from './core/clock.js';
@@ -10,12 +11,13 @@ import { RefreshTokenCodec } from './core/tokens/refresh-token.js';
 import { PasswordHasher } from './core/users/password-hasher.js';
 import { UserService } from './core/users/user-service.js';
 import { createLogger, type Logger } from './observability/logger.js';
-import { createMetricsRegistry } from './observability/metrics.js';
+import { createMetrics, registerCollectors, type Metrics } from './observability/metrics.js';
+import { RequestContextStore } from './observability/request-context.js';
+import { Telemetry } from './observability/telemetry.js';
 import { Db } from './store/pg/db.js';
 import { SessionsRepo } from './store/pg/sessions-repo.js';
 import { SigningKeysRepo } from './store/pg/signing-keys-repo.js';
 import { UsersRepo } from './store/pg/users-repo.js';
-import { Counter, Gauge, type Registry } from 'prom-client';
 import { JobQueue, type InstallResult } from './jobs/job-queue.js';
 import { createCache, type Cache } from './store/cache/index.js';
 
@@ -23,7 +25,10 @@ export interface Container {
   config: Config;
   clock: Clock;
   log: Logger;
-  metrics: Registry;
+  metrics: Metrics;
+  /** Request id of the request being served, for every log line written while serving it. */
+  requestContext: RequestContextStore;
+  telemetry: Telemetry;
   db: Db;
   cache: Cache;
   /** pg-boss producer (and, in `authctl worker`, consumer); connects on first use. */
@@ -44,32 +49,36 @@ export interface ContainerOptions {
   clock?: Clock;
   log?: Logger;
   logStream?: 'stdout' | 'stderr';
+  /** Write JSON log lines here (tests capture logs this way), with the request context intact. */
+  logSink?: Writable;
 }
 
 /** Builds every service of a region from its config. The only place that `new`s infrastructure. */
 export function buildContainer(config: Config, options: ContainerOptions = {}): Container {
   const clock = options.clock ?? systemClock;
-  const log = options.log ?? createLogger({ level: config.log.level, region: config.region, stream: options.logStream ?? 'stdout' });
-  const db = new Db(config.database);
-  const metrics = createMetricsRegistry(config.region);
-  const lookups = new Counter({
-    name: 'authctl_cache_lookups_total',
-    help: 'Cache lookups by kind (session, user) and result (hit, miss, error).',
-    labelNames: ['kind', 'result'] as const,
-    registers: [metrics],
-  });
-  const cache = createCache(config.cache, { clock, log, onLookup: (kind, result) => lookups.inc({ kind, result }) });
+  const requestContext = new RequestContextStore();
+  const log =
+    options.log ??
+    createLogger({
+      level: config.log.level,
+      region: config.region,
+      stream: options.logStream ?? 'stdout',
+      context: requestContext,
+      ...(options.logSink ? { sink: options.logSink } : {}),
+    });
+  const metrics = createMetrics(config.region);
+  const telemetry = new Telemetry({ log, metrics });
+  const db = new Db(config.database, (pool, seconds, ok) => telemetry.dbQuery(pool, seconds, ok));
+  const cache = createCache(config.cache, { clock, log, onLookup: (kind, result) => telemetry.cacheLookup(kind, result) });
   const jobs = new JobQueue({ config, log });
-  new Gauge({
-    name: 'authctl_cache_up',
-    help: '1 while the cache is usable, 0 while the region runs on PostgreSQL alone.',
-    registers: [metrics],
-    collect() {
-      this.set(cache.health() === 'ok' ? 1 : 0);
-    },
-  });
   const secrets = config.secret ? new ServerSecrets(config.secret, config.previousSecret) : undefined;
   const sessionsRepo = new SessionsRepo(db);
+  registerCollectors(metrics, {
+    cacheUp: () => cache.health() === 'ok',
+    pools: () => db.poolStats(),
+    activeSessions: () => sessionsRepo.countActive(clock.now()),
+    queueDepth: async () => (await jobs.stats()).queues,
+  });
 
   const revocations = new RevocationList({
     repo: sessionsRepo,
@@ -103,6 +112,7 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
     },
     clock,
     log,
+    telemetry,
     region: config.region,
     refreshTtlSeconds: config.tokens.refreshTtl,
     graceSeconds: config.tokens.refreshGrace,
@@ -111,9 +121,10 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
     db,
     repo: new UsersRepo(db),
     sessions,
-    hasher: new PasswordHasher(config.hash),
+    hasher: new PasswordHasher(config.hash, (op, seconds) => telemetry.passwordHash(op, seconds)),
     clock,
     log,
+    telemetry,
     region: config.region,
   });
   const accessTokens = new AccessTokens({
@@ -127,7 +138,7 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
     skewSeconds: config.tokens.clockSkew,
     region: config.region,
   });
-  const auth = new AuthService({ users, sessions, accessTokens, cache, clock, log });
+  const auth = new AuthService({ users, sessions, accessTokens, cache, clock, telemetry });
 
   let background: NodeJS.Timeout | undefined;
   return {
@@ -135,6 +146,8 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
     clock,
     log,
     metrics,
+    requestContext,
+    telemetry,
     db,
     cache,
     jobs,

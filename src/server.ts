@@ -1,4 +1,4 @@
-import type { Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Container } from './container.js';
 import { createApp } from './http/app.js';
@@ -6,7 +6,40 @@ import { createApp } from './http/app.js';
 export interface RunningServer {
   url: string;
   server: Server;
+  /** Where /metrics is served when `http.metricsPort` is set. */
+  metricsUrl: string | undefined;
   close(): Promise<void>;
+}
+
+/** A bare listener for Prometheus on the admin port: GET /metrics, 404 otherwise. */
+async function startMetricsServer(container: Container, host: string, port: number): Promise<Server> {
+  const registry = container.metrics.registry;
+  const server = createServer((req, res) => {
+    if (req.method !== 'GET' || req.url?.split('?')[0] !== '/metrics') {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+      return;
+    }
+    registry.metrics().then(
+      (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
+      () => res.writeHead(500).end(),
+    );
+  });
+  await listen(server, host, port);
+  return server;
+}
+
+function listen(server: Server, host: string, port: number): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    server.once('listening', resolve);
+    server.once('error', reject);
+    server.listen(port, host);
+  });
+}
+
+function urlOf(server: Server, host: string): string {
+  const { port } = server.address() as AddressInfo;
+  const shown = host === '0.0.0.0' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
+  return `http://${shown}:${port}`;
 }
 
 /**
@@ -15,23 +48,30 @@ export interface RunningServer {
  */
 export async function startServer(container: Container, options: { host: string; port: number }): Promise<RunningServer> {
   await container.startBackground();
-  const app = createApp(container);
-  const server = app.listen(options.port, options.host);
-  await new Promise<void>((resolve, reject) => {
-    server.once('listening', resolve);
-    server.once('error', reject);
-  });
+  const server = createServer(createApp(container).callback());
+  await listen(server, options.host, options.port);
   // Keep-alive longer than typical load balancers' idle timeout (60 s), so they close first.
   server.keepAliveTimeout = 65_000;
-  const { port } = server.address() as AddressInfo;
-  const host = options.host.includes(':') ? `[${options.host}]` : options.host;
+  const metricsPort = container.config.http.metricsPort;
+  const metricsServer = metricsPort === undefined ? undefined : await startMetricsServer(container, options.host, metricsPort);
+  // Graceful: stop accepting, let requests in flight finish, drop idle keep-alive connections;
+  // anything still open after 10 s is cut.
+  const close = (s: Server) =>
+    new Promise<void>((resolve, reject) => {
+      const force = setTimeout(() => s.closeAllConnections(), 10_000).unref();
+      s.close((err) => {
+        clearTimeout(force);
+        if (err) reject(err);
+        else resolve();
+      });
+      s.closeIdleConnections();
+    });
   return {
-    url: `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`,
+    url: urlOf(server, options.host),
     server,
-    close: () =>
-      new Promise<void>((resolve, reject) => {
-        server.close((err) => (err ? reject(err) : resolve()));
-        server.closeAllConnections();
-      }),
+    metricsUrl: metricsServer ? `${urlOf(metricsServer, options.host)}/metrics` : undefined,
+    close: async () => {
+      await Promise.all([close(server), metricsServer ? close(metricsServer) : undefined]);
+    },
   };
 }

@@ -11,6 +11,7 @@ const ENV_MAP: Record<string, { path: string[]; type: 'string' | 'int' | 'bool' 
   AUTHCTL_HOST: { path: ['http', 'host'], type: 'string' },
   AUTHCTL_PORT: { path: ['http', 'port'], type: 'int' },
   AUTHCTL_BODY_LIMIT: { path: ['http', 'bodyLimit'], type: 'int' },
+  AUTHCTL_METRICS_PORT: { path: ['http', 'metricsPort'], type: 'int' },
   AUTHCTL_DATABASE_URL: { path: ['database', 'url'], type: 'string' },
   AUTHCTL_DATABASE_READ_URL: { path: ['database', 'readUrl'], type: 'string' },
   AUTHCTL_DATABASE_POOL_MAX: { path: ['database', 'poolMax'], type: 'int' },

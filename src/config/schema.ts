@@ -25,6 +25,8 @@ export const configSchema = z.strictObject({
       host: z.string().min(1).default('127.0.0.1'),
       port: z.number().int().min(0).max(65535).default(8080),
       bodyLimit: z.number().int().min(1024).max(1_048_576).default(16_384),
+      // Serve /metrics on this port only (an admin port kept off the public listener).
+      metricsPort: z.number().int().min(0).max(65535).optional(),
     })
     .prefault({}),
   database: z

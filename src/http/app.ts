@@ -1,6 +1,7 @@
 import Koa from 'koa';
 import type { Container } from '../container.js';
 import { problemDetails } from './middleware/problem.js';
+import { accessLog } from './middleware/access-log.js';
 import { requestId } from './middleware/request-id.js';
 import { authRoutes } from './routes/auth.js';
 import { meRoutes } from './routes/me.js';
@@ -10,7 +11,8 @@ import { systemRoutes } from './routes/system.js';
 export function createApp(container: Container): Koa {
   const app = new Koa({ proxy: false });
   app.silent = true; // errors are logged by problemDetails, once, with the request id
-  app.use(requestId());
+  app.use(requestId(container.requestContext));
+  app.use(accessLog(container.log, container.metrics));
   app.use(async function securityHeaders(ctx, next) {
     ctx.set('X-Content-Type-Options', 'nosniff');
     // Token responses and user data must never sit in a shared cache (RFC 6749 §5.1).

@@ -1,4 +1,6 @@
+import type { Writable } from 'node:stream';
 import winston from 'winston';
+import type { RequestContextStore } from './request-context.js';
 
 export type Logger = winston.Logger;
 
@@ -7,15 +9,25 @@ export interface LoggerOptions {
   region: string;
   /** CLI commands log to stderr so that stdout carries only their output (`--json`). */
   stream?: 'stdout' | 'stderr';
+  /** Write JSON lines here instead (tests capture logs this way). */
+  sink?: Writable;
+  /** Adds the current request's id to every line written while serving it. */
+  context?: RequestContextStore;
+  /** Human-readable coloured lines; default: when the stream is a TTY and NODE_ENV is not production. */
+  pretty?: boolean;
 }
 
 // Any member whose name looks like a secret is replaced, wherever it sits in the log entry.
-const SECRET_KEY = /pass(word)?|secret|token|hash|authorization|cookie|private/i;
+const SECRET_KEY = /pass(word)?|secret|token|hash|authorization|cookie|private|credential/i;
+// Values that look like our secrets are masked even under an innocent key: JWTs, refresh tokens,
+// argon2 hashes. Defence in depth: no code path should ever log one.
+const SECRET_VALUE = /eyJ[\w-]+\.[\w-]+\.[\w-]*|rt_[a-z][a-z0-9-]*_[0-9a-f-]{36}_\d+_[\w-]{22}|\$argon2(id|i|d)\$[^\s"]+/g;
 
 function redact(value: unknown, depth = 0): unknown {
+  if (typeof value === 'string') return value.replace(SECRET_VALUE, '[redacted]');
   if (value instanceof Error) {
     const code = (value as NodeJS.ErrnoException).code;
-    return { name: value.name, message: value.message, ...(code ? { code } : {}), ...(value.stack ? { stack: value.stack } : {}) };
+    return { name: value.name, message: redact(value.message), ...(code ? { code } : {}), ...(value.stack ? { stack: redact(value.stack) } : {}) };
   }
   if (depth > 4 || typeof value !== 'object' || value === null) return value;
   if (Array.isArray(value)) return value.map((v) => redact(v, depth + 1));
@@ -26,24 +38,42 @@ function redact(value: unknown, depth = 0): unknown {
 
 const redaction = winston.format((info) => {
   for (const key of Object.keys(info)) {
-    if (key === 'level' || key === 'message') continue;
-    info[key] = SECRET_KEY.test(key) ? '[redacted]' : redact(info[key]);
+    if (key === 'level') continue;
+    info[key] = key !== 'message' && SECRET_KEY.test(key) ? '[redacted]' : redact(info[key]);
   }
   return info;
 });
 
-/** Structured JSON lines (one object per line) with the region on every entry. */
+const withRequestId = (context: RequestContextStore | undefined) =>
+  winston.format((info) => {
+    const store = context?.getStore();
+    if (store && info.requestId === undefined) info.requestId = store.requestId;
+    return info;
+  })();
+
+const human = winston.format.printf((info) => {
+  const { timestamp, level, message, event, region: _region, ...rest } = info;
+  const fields = Object.entries(rest)
+    .filter(([, v]) => v !== undefined)
+    .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
+    .join(' ');
+  return `${String(timestamp)} ${level} ${typeof event === 'string' ? `[${event}] ` : ''}${String(message)}${fields ? ` ${fields}` : ''}`;
+});
+
+/**
+ * Structured logs: one JSON object per line with `timestamp, level, message, event, region` and,
+ * where known, `requestId, userId, sessionId, durationMs`. Every entry passes a redaction step.
+ */
 export function createLogger(options: LoggerOptions): Logger {
   const silent = options.level === 'silent';
-  return winston.createLogger({
-    level: silent ? 'error' : options.level,
-    silent,
-    defaultMeta: { region: options.region },
-    format: winston.format.combine(redaction(), winston.format.timestamp(), winston.format.json()),
-    transports: [
-      new winston.transports.Console({
-        stderrLevels: options.stream === 'stderr' ? Object.keys(winston.config.npm.levels) : ['error'],
-      }),
-    ],
-  });
+  const target = options.stream ?? 'stdout';
+  const pretty = options.pretty ?? (!options.sink && Boolean(process[target].isTTY) && process.env.NODE_ENV !== 'production');
+  const base = [withRequestId(options.context), redaction(), winston.format.timestamp()];
+  const format = pretty ? winston.format.combine(...base, winston.format.colorize(), human) : winston.format.combine(...base, winston.format.json());
+  const transport = options.sink
+    ? new winston.transports.Stream({ stream: options.sink })
+    : new winston.transports.Console({
+        stderrLevels: target === 'stderr' ? Object.keys(winston.config.npm.levels) : ['error'],
+      });
+  return winston.createLogger({ level: silent ? 'error' : options.level, silent, defaultMeta: { region: options.region }, format, transports: [transport] });
 }

@@ -1,5 +1,5 @@
 import { AppError } from '../../errors.js';
-import type { Logger } from '../../observability/logger.js';
+import type { Telemetry } from '../../observability/telemetry.js';
 import type { Cache } from '../../store/cache/cache.js';
 import type { SessionOwner } from '../../store/pg/sessions-repo.js';
 import type { Clock } from '../clock.js';
@@ -42,7 +42,7 @@ export interface AuthServiceOptions {
   accessTokens: AccessTokens;
   cache: Cache;
   clock: Clock;
-  log: Logger;
+  telemetry: Telemetry;
 }
 
 /**
@@ -53,7 +53,12 @@ export class AuthService {
   constructor(private readonly opts: AuthServiceOptions) {}
 
   async register(username: string, password: string): Promise<UserView> {
-    return toUserView(await this.opts.users.register(username, password));
+    try {
+      return toUserView(await this.opts.users.register(username, password));
+    } catch (err) {
+      if (err instanceof AppError) this.opts.telemetry.registrationRefused(err.code);
+      throw err;
+    }
   }
 
   async login(username: string, password: string, meta: ClientMeta): Promise<TokenResponse> {
@@ -61,7 +66,8 @@ export class AuthService {
     const issued = this.opts.sessions.open(user, meta);
     const response = await this.tokenResponse(issued);
     await this.opts.sessions.save(issued);
-    this.opts.log.info('login succeeded', { event: 'login.succeeded', userId: user.id, sessionId: issued.session.id });
+    this.opts.telemetry.loginSucceeded(user.id, issued.session.id);
+    this.opts.telemetry.tokensIssued(1, 1);
     return response;
   }
 
@@ -69,8 +75,12 @@ export class AuthService {
     // Rotating and then failing to sign would spend the client's token: make sure we can sign first.
     await this.opts.accessTokens.assertCanSign();
     const issued = await this.opts.sessions.refresh(refreshToken);
-    this.opts.log.info('token refreshed', { event: 'token.refreshed', userId: issued.owner.id, sessionId: issued.session.id });
-    return this.tokenResponse(issued);
+    const response = await this.tokenResponse(issued);
+    const outcome = issued.outcome ?? 'rotated';
+    this.opts.telemetry.refreshed(outcome, issued.owner.id, issued.session.id);
+    // A grace retry hands back the token the winner got: no new refresh token exists.
+    this.opts.telemetry.tokensIssued(1, outcome === 'rotated' ? 1 : 0);
+    return response;
   }
 
   /** Verifies a Bearer access token: signature, claims, and that its session is not revoked. */
@@ -88,7 +98,7 @@ export class AuthService {
 
   async logoutAll(principal: Principal): Promise<number> {
     const revoked = await this.opts.sessions.revokeAllForUser(principal.userId, 'logout_all');
-    this.opts.sessions.publish(revoked);
+    this.opts.sessions.publish(revoked, 'logout_all');
     return revoked.length;
   }
 

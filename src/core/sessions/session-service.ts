@@ -1,6 +1,7 @@
 import { v7 as uuidv7 } from 'uuid';
 import { AppError } from '../../errors.js';
 import type { Logger } from '../../observability/logger.js';
+import type { Telemetry } from '../../observability/telemetry.js';
 import type { Cache } from '../../store/cache/cache.js';
 import type { Executor } from '../../store/pg/db.js';
 import type { RevokedSession, RevokeReason, SessionOwner, SessionRecord, SessionsRepo } from '../../store/pg/sessions-repo.js';
@@ -17,6 +18,7 @@ export interface SessionServiceOptions {
   onCacheWriteFailed?: (sessionIds: string[]) => void;
   clock: Clock;
   log: Logger;
+  telemetry: Telemetry;
   region: string;
   refreshTtlSeconds: number;
   graceSeconds: number;
@@ -32,6 +34,8 @@ export interface IssuedSession {
   session: SessionRecord;
   owner: SessionOwner;
   refreshToken: string;
+  /** For refreshes: whether this call rotated the session or answered a grace retry. */
+  outcome?: 'rotated' | 'grace';
 }
 
 const invalidRefresh = () => new AppError('invalid_refresh_token', 'the refresh token is not valid');
@@ -86,6 +90,15 @@ export class SessionService {
    * - any older counter → the whole session is revoked, `refresh_token_reused`.
    */
   async refresh(token: unknown): Promise<IssuedSession> {
+    try {
+      return await this.rotate(token);
+    } catch (err) {
+      if (err instanceof AppError && err.code === 'invalid_refresh_token') this.opts.telemetry.refreshInvalid();
+      throw err;
+    }
+  }
+
+  private async rotate(token: unknown): Promise<IssuedSession> {
     const claims = this.codec().decode(token);
     if (!claims) throw invalidRefresh();
     const now = this.opts.clock.now();
@@ -96,7 +109,7 @@ export class SessionService {
     // The happy path is this one round trip; it deliberately touches no cache (measured: a
     // Redis read and write per refresh cost more than they saved, see README).
     const rotated = await this.opts.repo.rotate(claims.sessionId, claims.counter, now);
-    if (rotated?.owner) return { ...rotated, owner: rotated.owner, refreshToken: this.tokenFor(rotated.session) };
+    if (rotated?.owner) return { ...rotated, owner: rotated.owner, refreshToken: this.tokenFor(rotated.session), outcome: 'rotated' };
 
     // The CAS lost. The cache may lag but never un-revokes or un-expires: a session it knows to
     // be dead is refused without reading PostgreSQL (replays of stolen tokens stay off the DB).
@@ -111,12 +124,12 @@ export class SessionService {
     if (session.revokedAt !== null || session.expiresAt <= now || !owner || owner.status !== 'active') throw invalidRefresh();
     if (claims.counter === session.counter - 1 && now.getTime() - session.rotatedAt.getTime() < this.opts.graceSeconds * 1000) {
       // Grace retry (lost response, two tabs, N concurrent refreshes): the same next token.
-      return { session, owner, refreshToken: this.tokenFor(session) };
+      return { session, owner, refreshToken: this.tokenFor(session), outcome: 'grace' };
     }
     if (claims.counter < session.counter) {
       const revoked = await this.opts.repo.revoke(session.id, 'reuse', now);
-      this.publish(revoked);
-      this.opts.log.warn('refresh token reuse: session revoked', { event: 'token.reused', sessionId: session.id, userId: owner.id });
+      this.opts.telemetry.reuseDetected(owner.id, session.id);
+      this.publish(revoked, 'reuse');
       throw new AppError('refresh_token_reused', 'this refresh token was already used; the session has been revoked');
     }
     // A counter ahead of ours (or equal after a race we lost to a revocation): never issued here.
@@ -130,7 +143,7 @@ export class SessionService {
       if (!session || session.userId !== userId) return false;
     }
     const revoked = await this.opts.repo.revoke(sessionId, reason, this.opts.clock.now());
-    this.publish(revoked);
+    this.publish(revoked, reason);
     return revoked.length > 0;
   }
 
@@ -147,10 +160,10 @@ export class SessionService {
    * through Redis pub/sub (the database poll is the backstop), and in the cache so replays are
    * refused early. Cache work happens off the response path.
    */
-  publish(revoked: RevokedSession[]): void {
+  publish(revoked: RevokedSession[], reason: RevokeReason): void {
     if (revoked.length === 0) return;
     this.opts.revocations.add(revoked);
-    for (const s of revoked) this.opts.log.info('session revoked', { event: 'session.revoked', sessionId: s.id });
+    this.opts.telemetry.sessionsRevoked(reason, revoked.map((s) => s.id));
     void this.opts.cache.publishRevoked(revoked);
     void this.opts.cache.markRevoked(revoked).then((ok) => {
       if (!ok) this.opts.onCacheWriteFailed?.(revoked.map((s) => s.id));

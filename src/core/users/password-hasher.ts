@@ -31,7 +31,11 @@ export class PasswordHasher {
   readonly params: Readonly<Argon2Params>;
   private dummyHash: Promise<string> | undefined;
 
-  constructor(params: Argon2Params = OWASP_ARGON2_MINIMUM) {
+  /** @param observe receives the duration of every hash and verification (metrics). */
+  constructor(
+    params: Argon2Params = OWASP_ARGON2_MINIMUM,
+    private readonly observe?: (op: 'hash' | 'verify', seconds: number) => void,
+  ) {
     this.params = Object.freeze({
       memoryCost: params.memoryCost,
       timeCost: params.timeCost,
@@ -41,7 +45,10 @@ export class PasswordHasher {
 
   /** Returns the argon2id PHC string for `password`, with a fresh random salt. */
   async hash(password: string): Promise<string> {
-    return argon2.hash(password, { type: argon2.argon2id, ...this.params });
+    const started = performance.now();
+    const hash = await argon2.hash(password, { type: argon2.argon2id, ...this.params });
+    this.observe?.('hash', (performance.now() - started) / 1000);
+    return hash;
   }
 
   /**
@@ -49,10 +56,13 @@ export class PasswordHasher {
    * instead of throwing, so a corrupt row reads as a failed login rather than a server error.
    */
   async verify(hash: string, password: string): Promise<boolean> {
+    const started = performance.now();
     try {
       return await argon2.verify(hash, password);
     } catch {
       return false;
+    } finally {
+      this.observe?.('verify', (performance.now() - started) / 1000);
     }
   }
 

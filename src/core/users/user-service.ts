@@ -1,6 +1,7 @@
 import { v7 as uuidv7, validate as isUuid } from 'uuid';
 import { AppError } from '../../errors.js';
 import type { Logger } from '../../observability/logger.js';
+import type { Telemetry } from '../../observability/telemetry.js';
 import type { Db } from '../../store/pg/db.js';
 import type { UserRecord, UsersRepo } from '../../store/pg/users-repo.js';
 import type { Clock } from '../clock.js';
@@ -44,6 +45,7 @@ export interface UserServiceOptions {
   hasher: PasswordHasher;
   clock: Clock;
   log: Logger;
+  telemetry: Telemetry;
   region: string;
 }
 
@@ -72,7 +74,7 @@ export class UserService {
       updatedAt: now,
       passwordChangedAt: now,
     });
-    this.opts.log.info('user registered', { event: 'user.registered', userId: user.id });
+    this.opts.telemetry.registered(user.id);
     return user;
   }
 
@@ -92,15 +94,15 @@ export class UserService {
     const user = username === undefined ? undefined : await this.opts.repo.findByUsername(username);
     if (!user) {
       await this.opts.hasher.dummyVerify(password);
-      this.opts.log.info('login failed', { event: 'login.failed', reason: 'unknown_user' });
+      this.opts.telemetry.loginFailed('unknown_user');
       throw new AppError('invalid_credentials', 'username or password is wrong');
     }
     if (!(await this.opts.hasher.verify(user.passwordHash, password))) {
-      this.opts.log.info('login failed', { event: 'login.failed', reason: 'mismatch', userId: user.id });
+      this.opts.telemetry.loginFailed('mismatch', user.id);
       throw new AppError('invalid_credentials', 'username or password is wrong');
     }
     if (user.status !== 'active') {
-      this.opts.log.info('login failed', { event: 'login.failed', reason: 'disabled', userId: user.id });
+      this.opts.telemetry.loginFailed('disabled', user.id);
       throw new AppError('account_disabled', 'this account has been disabled by an administrator');
     }
     return user;
@@ -139,7 +141,7 @@ export class UserService {
       const revoked = status === 'disabled' ? await this.opts.sessions.revokeAllForUser(target.id, 'user_disabled', { ex: trx }) : [];
       return { user: updated, revoked };
     });
-    this.opts.sessions.publish(revoked);
+    this.opts.sessions.publish(revoked, 'user_disabled');
     this.opts.log.info(`user ${status === 'disabled' ? 'disabled' : 'enabled'}`, { event: `user.${status === 'disabled' ? 'disabled' : 'enabled'}`, userId: user.id });
     return { user, revokedSessions: revoked.length };
   }
@@ -151,7 +153,7 @@ export class UserService {
       if (!(await this.opts.repo.delete(target.id, trx))) throw notFound();
       return revoked;
     });
-    this.opts.sessions.publish(revoked);
+    this.opts.sessions.publish(revoked, 'user_deleted');
     this.opts.log.info('user deleted', { event: 'user.deleted', userId: target.id });
     return { user: target, revokedSessions: revoked.length };
   }
@@ -169,7 +171,7 @@ export class UserService {
       if (!updated) throw notFound();
       return this.opts.sessions.revokeAllForUser(target.id, 'password_changed', { exceptId: keepSessionId, ex: trx });
     });
-    this.opts.sessions.publish(revoked);
+    this.opts.sessions.publish(revoked, 'password_changed');
     this.opts.log.info('credentials changed', { event: 'user.password_changed', userId: target.id });
     return { revokedSessions: revoked.length };
   }

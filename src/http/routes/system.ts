@@ -35,10 +35,12 @@ export function systemRoutes(c: Container): Router {
     ctx.body = { status, checks, ...(failing.length ? { failing } : {}) };
   });
 
-  router.get('/metrics', async function metrics(ctx) {
-    ctx.type = c.metrics.contentType;
-    ctx.body = await c.metrics.metrics();
-  });
+  if (c.config.http.metricsPort === undefined) {
+    router.get('/metrics', async function metrics(ctx) {
+      ctx.type = c.metrics.registry.contentType;
+      ctx.body = await c.metrics.registry.metrics();
+    });
+  }
 
   return router;
 }

@@ -14,9 +14,23 @@ export class Db {
   readonly writer: Knex;
   readonly reader: Knex;
 
-  constructor(config: Config['database']) {
+  /** @param onQuery receives every query's duration, by pool (metrics). */
+  constructor(config: Config['database'], onQuery?: (pool: 'writer' | 'reader', seconds: number, ok: boolean) => void) {
     this.writer = createKnex(config.url, config);
     this.reader = config.readUrl ? createKnex(config.readUrl, config) : this.writer;
+    if (onQuery) {
+      timeQueries(this.writer, (seconds, ok) => onQuery('writer', seconds, ok));
+      if (this.reader !== this.writer) timeQueries(this.reader, (seconds, ok) => onQuery('reader', seconds, ok));
+    }
+  }
+
+  /** Connections per pool (tarn): in use, idle, and acquisitions waiting for one. */
+  poolStats(): Array<{ pool: string; used: number; free: number; pending: number }> {
+    const pools: Array<[string, Knex]> = [['writer', this.writer], ...(this.reader !== this.writer ? [['reader', this.reader] as [string, Knex]] : [])];
+    return pools.map(([pool, k]) => {
+      const tarn = (k.client as { pool?: { numUsed(): number; numFree(): number; numPendingAcquires(): number } }).pool;
+      return { pool, used: tarn?.numUsed() ?? 0, free: tarn?.numFree() ?? 0, pending: tarn?.numPendingAcquires() ?? 0 };
+    });
   }
 
   /** Runs `work` in one transaction on the writer; DB errors are translated. */
@@ -48,6 +62,24 @@ export class Db {
   async close(): Promise<void> {
     await Promise.all([this.writer.destroy(), this.reader === this.writer ? undefined : this.reader.destroy()]);
   }
+}
+
+/** Times queries through knex's query events, keyed by knex's per-query uid. */
+function timeQueries(k: Knex, observe: (seconds: number, ok: boolean) => void): void {
+  const started = new Map<string, number>();
+  type QueryEvent = { __knexQueryUid?: string };
+  const end = (ok: boolean) => (_response: unknown, query: QueryEvent) => {
+    const uid = query.__knexQueryUid;
+    const at = uid === undefined ? undefined : started.get(uid);
+    if (at === undefined) return;
+    started.delete(uid!);
+    observe((performance.now() - at) / 1000, ok);
+  };
+  k.on('query', (query: QueryEvent) => {
+    if (query.__knexQueryUid) started.set(query.__knexQueryUid, performance.now());
+  });
+  k.on('query-response', end(true));
+  k.on('query-error', end(false));
 }
 
 const migratorConfig: Knex.MigratorConfig = { migrationSource, tableName: 'authctl_migrations' };

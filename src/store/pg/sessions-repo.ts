@@ -226,6 +226,14 @@ export class SessionsRepo {
     return result.rowCount ?? 0;
   }
 
+  /** Live sessions (neither revoked nor expired), for the active-sessions gauge. */
+  async countActive(now: Date): Promise<number> {
+    const row = await guard(
+      this.db.reader('sessions').whereNull('revoked_at').where('expires_at', '>', now).count<Array<{ count: string }>>('* as count').first(),
+    );
+    return Number(row?.count ?? 0);
+  }
+
   /** Sessions revoked at or after `since` whose access tokens may still be alive. */
   async revokedSince(since: Date, notExpiredBefore: Date): Promise<RevokedSession[]> {
     const rows = await guard(

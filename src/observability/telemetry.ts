@@ -1,0 +1,85 @@
+import type { Logger } from './logger.js';
+import type { Metrics, RevokeReasonLabel } from './metrics.js';
+
+/** The part of the usage recorder telemetry needs (hourly counters in PostgreSQL for `authctl stats`). */
+export interface UsageSink {
+  record(metric: 'logins' | 'login_failures' | 'registrations' | 'refreshes' | 'reuse_detections' | 'revocations', n?: number): void;
+}
+
+export type LoginFailure = 'unknown_user' | 'mismatch' | 'disabled';
+
+/**
+ * One place where a domain event becomes a log line, a metric and a usage count, so the three
+ * never disagree. Services call these methods; they never format log lines for these events.
+ * Secrets are never passed in: only ids, reasons and counts.
+ */
+export class Telemetry {
+  constructor(private readonly deps: { log: Logger; metrics: Metrics; usage?: UsageSink }) {}
+
+  registered(userId: string): void {
+    this.deps.metrics.registrations.inc({ result: 'success' });
+    this.deps.usage?.record('registrations');
+    this.deps.log.info('user registered', { event: 'user.registered', userId });
+  }
+
+  registrationRefused(code: string): void {
+    this.deps.metrics.registrations.inc({ result: code });
+  }
+
+  loginSucceeded(userId: string, sessionId: string): void {
+    this.deps.metrics.logins.inc({ result: 'success' });
+    this.deps.usage?.record('logins');
+    this.deps.log.info('login succeeded', { event: 'login.succeeded', userId, sessionId });
+  }
+
+  /**
+   * The client sees the same answer for an unknown user and a wrong password; the log keeps the
+   * reason for the operator (a wrong password for a real account is a different signal).
+   */
+  loginFailed(reason: LoginFailure, userId?: string): void {
+    this.deps.metrics.logins.inc({ result: reason === 'disabled' ? 'account_disabled' : 'invalid_credentials' });
+    this.deps.usage?.record('login_failures');
+    this.deps.log.info('login failed', { event: 'login.failed', reason, ...(userId ? { userId } : {}) });
+  }
+
+  tokensIssued(access: number, refresh: number): void {
+    if (access) this.deps.metrics.tokensIssued.inc({ type: 'access' }, access);
+    if (refresh) this.deps.metrics.tokensIssued.inc({ type: 'refresh' }, refresh);
+  }
+
+  refreshed(result: 'rotated' | 'grace', userId: string, sessionId: string): void {
+    this.deps.metrics.refreshes.inc({ result });
+    this.deps.usage?.record('refreshes');
+    this.deps.log.info('token refreshed', { event: 'token.refreshed', result, userId, sessionId });
+  }
+
+  refreshInvalid(): void {
+    this.deps.metrics.refreshes.inc({ result: 'invalid' });
+  }
+
+  reuseDetected(userId: string, sessionId: string): void {
+    this.deps.metrics.refreshes.inc({ result: 'reused' });
+    this.deps.usage?.record('reuse_detections');
+    this.deps.log.warn('refresh token reuse: session revoked', { event: 'token.reused', userId, sessionId });
+  }
+
+  sessionsRevoked(reason: RevokeReasonLabel, sessionIds: string[]): void {
+    if (sessionIds.length === 0) return;
+    this.deps.metrics.sessionsRevoked.inc({ reason }, sessionIds.length);
+    this.deps.usage?.record('revocations', sessionIds.length);
+    for (const sessionId of sessionIds) this.deps.log.info('session revoked', { event: 'session.revoked', reason, sessionId });
+  }
+
+  cacheLookup(kind: 'session' | 'user', result: 'hit' | 'miss' | 'error'): void {
+    this.deps.metrics.cacheLookups.inc({ kind, result });
+    if (result !== 'error') this.deps.log.debug(`cache ${result}`, { event: `cache.${result}`, kind });
+  }
+
+  passwordHash(op: 'hash' | 'verify', seconds: number): void {
+    this.deps.metrics.passwordHashDuration.observe({ op }, seconds);
+  }
+
+  dbQuery(pool: 'writer' | 'reader', seconds: number, ok: boolean): void {
+    this.deps.metrics.dbQueryDuration.observe({ pool, outcome: ok ? 'ok' : 'error' }, seconds);
+  }
+}
