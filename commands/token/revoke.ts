@@ -25,7 +25,7 @@ export default class TokenRevoke extends BaseCommand<typeof TokenRevoke> {
     }
     const user = await users.find(this.flags.user!);
     const revoked = await sessions.revokeAllForUser(user.id, 'admin');
-    sessions.publish(revoked);
+    sessions.publish(revoked, 'admin');
     this.say(`${revoked.length} session(s) of ${user.username} revoked.`);
     return { revokedSessions: revoked.length, sessionIds: revoked.map((s) => s.id) };
   }
