@@ -14,6 +14,8 @@ import { createLogger, type Logger } from './observability/logger.js';
 import { createMetrics, registerCollectors, type Metrics } from './observability/metrics.js';
 import { RequestContextStore } from './observability/request-context.js';
 import { Telemetry } from './observability/telemetry.js';
+import { UsageRecorder } from './observability/usage.js';
+import { UsageRepo } from './store/pg/usage-repo.js';
 import { Db } from './store/pg/db.js';
 import { SessionsRepo } from './store/pg/sessions-repo.js';
 import { SigningKeysRepo } from './store/pg/signing-keys-repo.js';
@@ -29,6 +31,8 @@ export interface Container {
   /** Request id of the request being served, for every log line written while serving it. */
   requestContext: RequestContextStore;
   telemetry: Telemetry;
+  /** Hourly usage counters in PostgreSQL for `authctl stats`: counted in memory, flushed every 10 s. */
+  usage: UsageRecorder;
   db: Db;
   cache: Cache;
   /** pg-boss producer (and, in `authctl worker`, consumer); connects on first use. */
@@ -67,8 +71,9 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
       ...(options.logSink ? { sink: options.logSink } : {}),
     });
   const metrics = createMetrics(config.region);
-  const telemetry = new Telemetry({ log, metrics });
-  const db = new Db(config.database, (pool, seconds, ok) => telemetry.dbQuery(pool, seconds, ok));
+  const db = new Db(config.database, (pool, seconds, ok) => metrics.dbQueryDuration.observe({ pool, outcome: ok ? 'ok' : 'error' }, seconds));
+  const usage = new UsageRecorder({ repo: new UsageRepo(db), clock, log, region: config.region });
+  const telemetry = new Telemetry({ log, metrics, usage });
   const cache = createCache(config.cache, { clock, log, onLookup: (kind, result) => telemetry.cacheLookup(kind, result) });
   const jobs = new JobQueue({ config, log });
   const secrets = config.secret ? new ServerSecrets(config.secret, config.previousSecret) : undefined;
@@ -148,6 +153,7 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
     metrics,
     requestContext,
     telemetry,
+    usage,
     db,
     cache,
     jobs,
@@ -180,6 +186,7 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
       await Promise.allSettled([warmUp(), revocations.poll()]);
       revocations.start();
       keys.start();
+      usage.start();
       if (!keys.ready) {
         background = setInterval(() => {
           warmUp()
@@ -193,6 +200,7 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
       if (background) clearInterval(background);
       revocations.stop();
       keys.stop();
+      await usage.stop();
       await jobs.stop();
       await cache.close();
       await db.close();

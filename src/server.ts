@@ -48,7 +48,10 @@ function urlOf(server: Server, host: string): string {
  */
 export async function startServer(container: Container, options: { host: string; port: number }): Promise<RunningServer> {
   await container.startBackground();
-  const server = createServer(createApp(container).callback());
+  const handle = createApp(container).callback();
+  const server = createServer((req, res) => {
+    void handle(req, res);
+  });
   await listen(server, options.host, options.port);
   // Keep-alive longer than typical load balancers' idle timeout (60 s), so they close first.
   server.keepAliveTimeout = 65_000;

@@ -5,6 +5,7 @@ import type { Cache } from '../store/cache/cache.js';
 import type { Db } from '../store/pg/db.js';
 import { SessionsRepo } from '../store/pg/sessions-repo.js';
 import { SigningKeysRepo } from '../store/pg/signing-keys-repo.js';
+import { UsageRepo } from '../store/pg/usage-repo.js';
 import { runCacheSync } from './handlers/cache-sync.js';
 import { runCleanup } from './handlers/cleanup.js';
 import type { JobHandlers, JobQueue } from './job-queue.js';
@@ -49,11 +50,13 @@ export async function startWorker(deps: WorkerDeps, queue: JobQueue, options: Wo
   const { config, clock, log, db, cache } = deps;
   const sessions = new SessionsRepo(db);
   const keys = new SigningKeysRepo(db);
+  const usage = new UsageRepo(db);
   const handlers: JobHandlers = {
     [QUEUES.cleanup]: () =>
       runCleanup({
         sessions,
         keys,
+        usage,
         clock,
         log,
         horizonSeconds: config.tokens.accessTtl + config.tokens.clockSkew,

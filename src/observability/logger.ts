@@ -29,7 +29,9 @@ function redact(value: unknown, depth = 0): unknown {
     const code = (value as NodeJS.ErrnoException).code;
     return { name: value.name, message: redact(value.message), ...(code ? { code } : {}), ...(value.stack ? { stack: redact(value.stack) } : {}) };
   }
-  if (depth > 4 || typeof value !== 'object' || value === null) return value;
+  if (typeof value !== 'object' || value === null) return value;
+  // Deeper than anything we log on purpose: drop it rather than pass it unexamined.
+  if (depth > 4) return '[truncated]';
   if (Array.isArray(value)) return value.map((v) => redact(v, depth + 1));
   const out: Record<string, unknown> = {};
   for (const [key, v] of Object.entries(value)) out[key] = SECRET_KEY.test(key) ? '[redacted]' : redact(v, depth + 1);

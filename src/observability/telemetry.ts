@@ -63,11 +63,13 @@ export class Telemetry {
     this.deps.log.warn('refresh token reuse: session revoked', { event: 'token.reused', userId, sessionId });
   }
 
-  sessionsRevoked(reason: RevokeReasonLabel, sessionIds: string[]): void {
-    if (sessionIds.length === 0) return;
-    this.deps.metrics.sessionsRevoked.inc({ reason }, sessionIds.length);
-    this.deps.usage?.record('revocations', sessionIds.length);
-    for (const sessionId of sessionIds) this.deps.log.info('session revoked', { event: 'session.revoked', reason, sessionId });
+  sessionsRevoked(reason: RevokeReasonLabel, sessions: Array<{ id: string; userId?: string | null }>): void {
+    if (sessions.length === 0) return;
+    this.deps.metrics.sessionsRevoked.inc({ reason }, sessions.length);
+    this.deps.usage?.record('revocations', sessions.length);
+    for (const s of sessions) {
+      this.deps.log.info('session revoked', { event: 'session.revoked', reason, sessionId: s.id, ...(s.userId ? { userId: s.userId } : {}) });
+    }
   }
 
   cacheLookup(kind: 'session' | 'user', result: 'hit' | 'miss' | 'error'): void {
@@ -77,9 +79,5 @@ export class Telemetry {
 
   passwordHash(op: 'hash' | 'verify', seconds: number): void {
     this.deps.metrics.passwordHashDuration.observe({ op }, seconds);
-  }
-
-  dbQuery(pool: 'writer' | 'reader', seconds: number, ok: boolean): void {
-    this.deps.metrics.dbQueryDuration.observe({ pool, outcome: ok ? 'ok' : 'error' }, seconds);
   }
 }

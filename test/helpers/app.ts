@@ -1,10 +1,12 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Writable } from 'node:stream';
 import { loadConfig } from '../../src/config/load.js';
 import type { ConfigInput } from '../../src/config/schema.js';
 import { buildContainer, type Container } from '../../src/container.js';
 import type { Clock } from '../../src/core/clock.js';
 import { createApp } from '../../src/http/app.js';
+import type { Logger } from '../../src/observability/logger.js';
 import { createTestDatabase, type TestDatabase } from './db.js';
 
 export const TEST_SECRET = 'test-secret-0123456789-abcdefghijklmnopqrstuvwxyz';
@@ -40,10 +42,23 @@ export interface TestApp {
  */
 export async function startTestApp(
   label: string,
-  options: { clock?: Clock; overrides?: ConfigInput; db?: TestDatabase; migrate?: boolean } = {},
+  options: {
+    clock?: Clock;
+    overrides?: ConfigInput;
+    db?: TestDatabase;
+    migrate?: boolean;
+    /** A logger of the test's own (it gets no request ids unless it follows `container.requestContext`). */
+    log?: Logger;
+    /** JSON log lines of the container's own logger (config level and region, request ids) go here. */
+    logSink?: Writable;
+  } = {},
 ): Promise<TestApp> {
   const db = options.db ?? (await createTestDatabase(label));
-  const container = buildContainer(testConfig(db.url, options.overrides), options.clock ? { clock: options.clock } : {});
+  const container = buildContainer(testConfig(db.url, options.overrides), {
+    ...(options.clock ? { clock: options.clock } : {}),
+    ...(options.log ? { log: options.log } : {}),
+    ...(options.logSink ? { logSink: options.logSink } : {}),
+  });
   // migrate: false starts the server the way `authctl serve` does, reachable database or not.
   if (options.migrate !== false) await container.migrate();
   await container.startBackground();

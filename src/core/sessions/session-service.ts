@@ -163,7 +163,7 @@ export class SessionService {
   publish(revoked: RevokedSession[], reason: RevokeReason): void {
     if (revoked.length === 0) return;
     this.opts.revocations.add(revoked);
-    this.opts.telemetry.sessionsRevoked(reason, revoked.map((s) => s.id));
+    this.opts.telemetry.sessionsRevoked(reason, revoked);
     void this.opts.cache.publishRevoked(revoked);
     void this.opts.cache.markRevoked(revoked).then((ok) => {
       if (!ok) this.opts.onCacheWriteFailed?.(revoked.map((s) => s.id));

@@ -2,9 +2,13 @@ import type { Clock } from '../../core/clock.js';
 import type { Logger } from '../../observability/logger.js';
 import type { SessionsRepo } from '../../store/pg/sessions-repo.js';
 import type { SigningKeysRepo } from '../../store/pg/signing-keys-repo.js';
+import type { UsageRepo } from '../../store/pg/usage-repo.js';
 
 /** Signing keys stay a day after leaving the JWKS (for `keys list` and late verifiers' caches). */
 export const RETIRED_KEY_RETENTION_SECONDS = 86_400;
+
+/** Hourly usage counters (`authctl stats`) are kept 30 days. */
+export const USAGE_RETENTION_SECONDS = 30 * 86_400;
 
 export interface CleanupDeps {
   sessions: Pick<SessionsRepo, 'deleteStale'>;
@@ -19,17 +23,22 @@ export interface CleanupDeps {
   horizonSeconds: number;
   batchSize: number;
   retiredKeyRetentionSeconds?: number;
+  /** Optional: without it, usage counters are left alone. */
+  usage?: Pick<UsageRepo, 'deleteBefore'> | undefined;
+  usageRetentionSeconds?: number;
 }
 
 export interface CleanupResult {
-  deleted: { sessions: number; signingKeys: number };
+  /** `usageRows` only when the pass was given the usage repo. */
+  deleted: { sessions: number; signingKeys: number; usageRows?: number };
   batches: number;
 }
 
 /**
  * The `cleanup` job: deletes sessions expired or revoked longer than `horizonSeconds` ago, in
  * batches of `batchSize` (each its own short statement), and signing keys retired more than a day
- * ago. Idempotent: a pass that is interrupted is finished by the next one.
+ * ago, and usage counters of hours that started more than 30 days ago. Idempotent: a pass that
+ * is interrupted is finished by the next one.
  */
 export async function runCleanup(deps: CleanupDeps): Promise<CleanupResult> {
   const started = performance.now();
@@ -50,7 +59,12 @@ export async function runCleanup(deps: CleanupDeps): Promise<CleanupResult> {
     signingKeys = kids.length;
     if (kids.length > 0) deps.log.info('retired signing keys deleted', { event: 'keys.deleted', kids });
   }
-  const result: CleanupResult = { deleted: { sessions, signingKeys }, batches };
+  const deleted: CleanupResult['deleted'] = { sessions, signingKeys };
+  if (deps.usage) {
+    const retention = deps.usageRetentionSeconds ?? USAGE_RETENTION_SECONDS;
+    deleted.usageRows = await deps.usage.deleteBefore(new Date(now.getTime() - retention * 1000));
+  }
+  const result: CleanupResult = { deleted, batches };
   deps.log.info('cleanup done', { event: 'cleanup.done', ...result, durationMs: Math.round(performance.now() - started) });
   return result;
 }

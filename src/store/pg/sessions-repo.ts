@@ -35,6 +35,8 @@ export interface RevokedSession {
   id: string;
   revokedAt: Date;
   expiresAt: Date;
+  /** Known where the revocation happened (for logs); absent when learned from pub/sub. */
+  userId?: string | null;
 }
 
 export type RevokeReason = 'logout' | 'logout_all' | 'reuse' | 'user_disabled' | 'user_deleted' | 'password_changed' | 'admin';
@@ -200,9 +202,9 @@ export class SessionsRepo {
     const rows = await guard(
       q
         .update({ revoked_at: now, revoke_reason: reason, version: ex.raw('version + 1') })
-        .returning<Array<{ id: string; revoked_at: Date; expires_at: Date }>>(['id', 'revoked_at', 'expires_at']),
+        .returning<Array<{ id: string; revoked_at: Date; expires_at: Date; user_id: string | null }>>(['id', 'revoked_at', 'expires_at', 'user_id']),
     );
-    return rows.map((r) => ({ id: r.id, revokedAt: r.revoked_at, expiresAt: r.expires_at }));
+    return rows.map((r) => ({ id: r.id, revokedAt: r.revoked_at, expiresAt: r.expires_at, userId: r.user_id }));
   }
 
   /**

@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
 import * as initial from './0001-initial.js';
+import * as usage from './0002-usage.js';
 
 interface Migration {
   name: string;
@@ -9,7 +10,10 @@ interface Migration {
 
 // Migrations are compiled into the build and listed here in order, so `authctl migrate` works
 // from an installed package without globbing a directory of .js/.ts files.
-const MIGRATIONS: Migration[] = [{ name: '0001-initial', ...initial }];
+const MIGRATIONS: Migration[] = [
+  { name: '0001-initial', ...initial },
+  { name: '0002-usage', ...usage },
+];
 
 export const migrationSource: Knex.MigrationSource<Migration> = {
   getMigrations: () => Promise.resolve(MIGRATIONS),

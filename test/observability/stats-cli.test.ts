@@ -1,0 +1,222 @@
+import { expect } from 'chai';
+import { buildContainer, type Container } from '../../src/container.js';
+import { hourOf } from '../../src/observability/usage.js';
+import { Db } from '../../src/store/pg/db.js';
+import { UsageRepo } from '../../src/store/pg/usage-repo.js';
+import { testConfig } from '../helpers/app.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
+import { deleteKeys, freePort, REDIS_URL, uniquePrefix } from '../helpers/redis-server.js';
+import { describeRun, expectJson, expectJsonError, expectNoStackTrace, runCli, type CliOptions } from '../cli/run-cli.js';
+
+const H = 3_600_000;
+const SECTIONS = ['Users', 'Sessions', 'Last hour', 'Last 24 h', 'Cache', 'Database', 'Queues'];
+const METRICS = ['logins', 'login_failures', 'registrations', 'refreshes', 'reuse_detections', 'revocations'];
+
+interface Counts {
+  queued: number;
+  active: number;
+  failed: number;
+  total: number;
+}
+
+interface Report {
+  region: string;
+  generatedAt: string;
+  users: { total: number; disabled: number };
+  sessions: { active: number; revokedLast24h: number };
+  usage: { lastHour: { since: string; counts: Record<string, number> }; last24h: { since: string; counts: Record<string, number> } } | null;
+  cache: { driver: string; health: string; hitRatio: number | null; hits: number | null; misses: number | null; keys: { sessions: number; users: number } | null; memoryBytes: number | null };
+  database: {
+    name: string;
+    sizeBytes: number;
+    connections: number;
+    maxConnections: number;
+    activeQueries: number;
+    idleInTransaction: number;
+    longestQuerySeconds: number | null;
+    xactCommit: number;
+    xactRollback: number;
+    deadlocks: number;
+    blocksHitRatio: number | null;
+    statsSince: string | null;
+  };
+  queues: { depth: Record<string, Counts>; deadLettered: number; capturedAt: string } | null;
+  warnings: string[];
+}
+
+describe('authctl stats', function () {
+  let db: TestDatabase;
+  let container: Container;
+  const prefix = uniquePrefix('cli-stats');
+  const redisEnv = { AUTHCTL_REDIS_URL: REDIS_URL, AUTHCTL_CACHE_PREFIX: prefix };
+  const cli = (args: string[], options: CliOptions = {}) => runCli(args, { databaseUrl: db.url, ...options, env: { ...redisEnv, ...options.env } });
+  let seededAt: number;
+
+  before(async function () {
+    db = await createTestDatabase('cli_stats');
+    container = buildContainer(testConfig(db.url, { cache: { redisUrl: REDIS_URL, keyPrefix: prefix } }));
+    await container.migrate();
+    await container.startBackground();
+    for (const name of ['alice', 'bob', 'carol', 'dave']) await container.users.register(name, `${name}-stats-passphrase`);
+    const login = (name: string) => container.auth.login(name, `${name}-stats-passphrase`, { userAgent: 'stats-test' });
+    const alice1 = await login('alice');
+    await login('alice');
+    await login('bob');
+    await login('carol');
+    // Revoked within 24 h: alice's first session (logout) and carol's (disabled).
+    await container.auth.logout(await container.auth.authenticate(alice1.accessToken));
+    await container.users.setStatus('carol', 'disabled');
+    // Live sessions: alice's second and bob's.
+
+    // Usage rows as the servers' recorders would have written them (the wiring is elsewhere).
+    seededAt = Date.now();
+    const now = hourOf(seededAt).getTime();
+    const usage = new UsageRepo(container.db);
+    await usage.add('local', [
+      { hour: new Date(now), metric: 'logins', count: 5 },
+      { hour: new Date(now), metric: 'login_failures', count: 2 },
+      { hour: new Date(now), metric: 'refreshes', count: 7 },
+      { hour: new Date(now - H), metric: 'reuse_detections', count: 1 },
+      { hour: new Date(now - 3 * H), metric: 'logins', count: 11 },
+      { hour: new Date(now - 3 * H), metric: 'registrations', count: 4 },
+      { hour: new Date(now - 3 * H), metric: 'revocations', count: 6 },
+      // Outside the 24 h window.
+      { hour: new Date(now - 30 * H), metric: 'logins', count: 100 },
+    ]);
+    // Another region sharing the database is not this region's traffic.
+    await usage.add('eu', [{ hour: new Date(now), metric: 'logins', count: 1_000 }]);
+
+    // Queue depth: a cache-sync job nobody works.
+    await container.jobs.send('cache-sync', { sessionIds: [] });
+  });
+
+  after(async function () {
+    await container?.close();
+    await deleteKeys(REDIS_URL, prefix);
+    await db?.drop();
+  });
+
+  it('--json reports users, sessions, usage windows, cache, database load and queue depth', async function () {
+    const result = await cli(['stats', '--json']);
+    const r = expectJson<Report>(result, 0);
+    const finishedAt = Date.now();
+
+    expect(Object.keys(r).sort()).to.deep.equal(['cache', 'database', 'generatedAt', 'queues', 'region', 'sessions', 'usage', 'users', 'warnings']);
+    expect(r.region).to.equal('local');
+    expect(Date.parse(r.generatedAt)).to.be.within(seededAt, finishedAt);
+    expect(r.users).to.deep.equal({ total: 4, disabled: 1 });
+    expect(r.sessions).to.deep.equal({ active: 2, revokedLast24h: 2 });
+
+    // Whole-hour windows: the previous hour and this one; the 24 hours before this one and this one.
+    const generated = Date.parse(r.generatedAt);
+    expect(r.usage, describeRun(result)).to.not.equal(null);
+    expect(r.usage!.lastHour.since).to.equal(hourOf(generated - H).toISOString());
+    expect(r.usage!.last24h.since).to.equal(hourOf(generated - 24 * H).toISOString());
+    expect(r.usage!.lastHour.counts).to.deep.equal({ logins: 5, login_failures: 2, registrations: 0, refreshes: 7, reuse_detections: 1, revocations: 0 });
+    expect(r.usage!.last24h.counts).to.deep.equal({ logins: 16, login_failures: 2, registrations: 4, refreshes: 7, reuse_detections: 1, revocations: 6 });
+    expect(Object.keys(r.usage!.lastHour.counts)).to.have.members(METRICS);
+
+    expect(r.cache.driver).to.equal('redis');
+    expect(r.cache.health).to.equal('ok');
+    expect(r.cache.keys).to.be.an('object');
+    expect(r.cache.keys!.sessions).to.be.a('number').and.at.least(0);
+    expect(r.cache.keys!.users).to.be.a('number').and.at.least(0);
+    expect(r.cache.memoryBytes).to.be.a('number').and.above(0);
+    expect(r.cache.hits).to.be.a('number');
+    expect(r.cache.misses).to.be.a('number');
+    if (r.cache.hitRatio !== null) expect(r.cache.hitRatio).to.be.within(0, 1);
+
+    expect(r.database.name).to.equal(db.name);
+    expect(r.database.sizeBytes).to.be.above(1_000_000);
+    expect(r.database.connections).to.be.at.least(1);
+    expect(r.database.maxConnections).to.be.at.least(r.database.connections);
+    expect(r.database.activeQueries).to.be.a('number').and.at.least(0);
+    expect(r.database.idleInTransaction).to.be.a('number').and.at.least(0);
+    expect(r.database.xactCommit).to.be.above(10);
+    expect(r.database.xactRollback).to.be.a('number').and.at.least(0);
+    expect(r.database.deadlocks).to.equal(0);
+    expect(r.database.blocksHitRatio).to.be.within(0, 1);
+
+    expect(r.queues, describeRun(result)).to.not.equal(null);
+    expect(Object.keys(r.queues!.depth)).to.have.members(['cleanup', 'cache-sync', 'dead-letter']);
+    expect(r.queues!.depth['cache-sync']).to.deep.include({ queued: 1, active: 0, failed: 0 });
+    expect(r.queues!.depth.cleanup).to.deep.include({ queued: 0, active: 0 });
+    expect(r.queues!.deadLettered).to.equal(0);
+    expect(r.warnings).to.deep.equal([]);
+  });
+
+  it('human output: one section each, aligned, with the numbers', async function () {
+    const result = await cli(['stats']);
+    expect(result.code, describeRun(result)).to.equal(0);
+    const lines = result.stdout.split('\n');
+    const sectionLines = SECTIONS.map((title) => lines.findIndex((l) => l.startsWith(title)));
+    for (const [i, title] of SECTIONS.entries()) expect(sectionLines[i], `section ${title}\n${result.stdout}`).to.be.at.least(0);
+    expect([...sectionLines].sort((a, b) => a - b), 'sections in order').to.deep.equal(sectionLines);
+    const value = (section: string, label: string) => {
+      const start = lines.findIndex((l) => l.startsWith(section));
+      const line = lines.slice(start + 1).find((l) => l.trimStart().startsWith(label));
+      return line?.slice(line.indexOf(label) + label.length).trim();
+    };
+    expect(value('Users', 'total')).to.equal('4');
+    expect(value('Users', 'disabled')).to.equal('1');
+    expect(value('Sessions', 'active')).to.equal('2');
+    expect(value('Last hour', 'logins')).to.match(/^5\s+failed 2$/);
+    expect(value('Last 24 h', 'logins')).to.match(/^16\s+failed 2$/);
+    expect(value('Cache', 'driver')).to.equal('redis (ok)');
+    expect(value('Queues', 'cache-sync')).to.match(/^1\s+0\s+0$/);
+    // Aligned: every value column of the key/value rows starts at the same place.
+    const rows = lines.slice(0, sectionLines[SECTIONS.indexOf('Queues')]).filter((l) => /^ {2}\S/.test(l));
+    expect(rows.length).to.be.above(20);
+    const columns = new Set(rows.map((l) => /^ {2}\S.*?\s{2,}(?=\S)/.exec(l)?.[0].length));
+    expect([...columns], result.stdout).to.have.length(1);
+    expect(result.stderr).to.equal('');
+  });
+
+  it('Redis unreachable: still exits 0, the cache reported degraded with nulls', async function () {
+    this.timeout(20_000);
+    const result = await cli(['stats', '--json'], { env: { AUTHCTL_REDIS_URL: `redis://127.0.0.1:${await freePort()}` } });
+    const r = expectJson<Report>(result, 0);
+    expect(r.cache).to.deep.equal({ driver: 'redis', health: 'degraded', hitRatio: null, hits: null, misses: null, keys: null, memoryBytes: null });
+    expect(r.warnings.join('\n')).to.match(/cache/i);
+    // Everything from PostgreSQL is still there.
+    expect(r.users.total).to.equal(4);
+    expect(r.usage?.lastHour.counts.logins).to.equal(5);
+
+    const human = await cli(['stats'], { env: { AUTHCTL_REDIS_URL: `redis://127.0.0.1:${await freePort()}` } });
+    expect(human.code, describeRun(human)).to.equal(0);
+    expect(human.stdout).to.match(/^ {2}driver\s+redis \(degraded\)$/m);
+  });
+
+  it('PostgreSQL unreachable: exit 69 (--json: code unavailable), no stack trace', async function () {
+    const dead = `postgres://postgres@127.0.0.1:${await freePort()}/authctl`;
+    const json = await cli(['stats', '--json'], { env: { AUTHCTL_DATABASE_URL: dead } });
+    expectJsonError(json, 69, 'unavailable');
+    const human = await cli(['stats'], { env: { AUTHCTL_DATABASE_URL: dead } });
+    expect(human.code, describeRun(human)).to.equal(69);
+    expect(human.stderr).to.contain('database');
+    expectNoStackTrace(human.stderr);
+  });
+
+  it('a database migrated before 0002-usage and without the job queue: usage and queues null, with what to run', async function () {
+    const bare = await createTestDatabase('cli_stats_bare');
+    const bareDb = new Db(testConfig(bare.url).database);
+    try {
+      await bareDb.migrateLatest();
+      await bareDb.writer.raw('drop table usage_hourly');
+      const result = await runCli(['stats', '--json'], { databaseUrl: bare.url, env: redisEnv });
+      const r = expectJson<Report>(result, 0);
+      expect(r.users).to.deep.equal({ total: 0, disabled: 0 });
+      expect(r.usage).to.equal(null);
+      expect(r.queues).to.equal(null);
+      expect(r.warnings).to.have.length(2);
+      for (const warning of r.warnings) expect(warning).to.contain('authctl migrate');
+
+      const human = await runCli(['stats'], { databaseUrl: bare.url, env: redisEnv });
+      expect(human.code, describeRun(human)).to.equal(0);
+      expect(human.stdout).to.match(/^Last hour\s+not available$/m).and.match(/^Queues\s+not available$/m);
+    } finally {
+      await bareDb.close();
+      await bare.drop();
+    }
+  });
+});
