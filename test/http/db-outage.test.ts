@@ -16,12 +16,17 @@ import {
 } from '../helpers/http-assert.js';
 import { cryptoKeySigner, decodePart, forgeJwt } from '../helpers/http-jwt.js';
 import { TcpProxy } from '../helpers/http-tcp-proxy.js';
+import { LogCapture } from '../helpers/log-capture.js';
 
 const CONNECT_TIMEOUT_MS = 500;
 const STATEMENT_TIMEOUT_MS = 1_000;
 
+// The server's error log: when a request gets a 500, the failure message shows the cause.
+const serverErrors = new LogCapture();
+
 /** 503 `unavailable` with a usable Retry-After (API.md §1.1). */
 async function expectUnavailable(res: Response): Promise<void> {
+  if (res.status === 500) expect.fail(`500 instead of 503; server errors:\n${serverErrors.lines.join('\n')}`);
   await expectProblem(res, 503, 'unavailable');
   const retryAfter = res.headers.get('retry-after');
   expect(retryAfter, 'Retry-After').to.match(/^\d+$/);
@@ -49,8 +54,11 @@ describe('PostgreSQL outages (a server that starts without its database and reco
     db = { ...pgDb, url: proxied.toString() };
     await migrateDatabase(db.url);
     await proxy.stop();
-    app = await startTestApp('db-outage', { db, migrate: false,
-      overrides: { database: { connectTimeoutMs: CONNECT_TIMEOUT_MS, statementTimeoutMs: STATEMENT_TIMEOUT_MS } },
+    app = await startTestApp('db-outage', {
+      db,
+      migrate: false,
+      logSink: serverErrors,
+      overrides: { database: { connectTimeoutMs: CONNECT_TIMEOUT_MS, statementTimeoutMs: STATEMENT_TIMEOUT_MS }, log: { level: 'error' } },
     });
   });
   after(async function () {
