@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import { buildContainer, type Container } from '../../src/container.js';
+import type { StatsReport } from '../../src/observability/stats.js';
 import { hourOf } from '../../src/observability/usage.js';
 import { Db } from '../../src/store/pg/db.js';
 import { UsageRepo } from '../../src/store/pg/usage-repo.js';
@@ -12,37 +13,9 @@ const H = 3_600_000;
 const SECTIONS = ['Users', 'Sessions', 'Last hour', 'Last 24 h', 'Cache', 'Database', 'Queues'];
 const METRICS = ['logins', 'login_failures', 'registrations', 'refreshes', 'reuse_detections', 'revocations'];
 
-interface Counts {
-  queued: number;
-  active: number;
-  failed: number;
-  total: number;
-}
-
-interface Report {
-  region: string;
-  generatedAt: string;
-  users: { total: number; disabled: number };
-  sessions: { active: number; revokedLast24h: number };
-  usage: { lastHour: { since: string; counts: Record<string, number> }; last24h: { since: string; counts: Record<string, number> } } | null;
-  cache: { driver: string; health: string; hitRatio: number | null; hits: number | null; misses: number | null; keys: { sessions: number; users: number } | null; memoryBytes: number | null };
-  database: {
-    name: string;
-    sizeBytes: number;
-    connections: number;
-    maxConnections: number;
-    activeQueries: number;
-    idleInTransaction: number;
-    longestQuerySeconds: number | null;
-    xactCommit: number;
-    xactRollback: number;
-    deadlocks: number;
-    blocksHitRatio: number | null;
-    statsSince: string | null;
-  };
-  queues: { depth: Record<string, Counts>; deadLettered: number; capturedAt: string } | null;
-  warnings: string[];
-}
+// `authctl stats --json` prints the report itself, its dates as ISO strings.
+type Json<T> = T extends Date ? string : T extends object ? { [K in keyof T]: Json<T[K]> } : T;
+type Report = Json<StatsReport>;
 
 describe('authctl stats', function () {
   let db: TestDatabase;
