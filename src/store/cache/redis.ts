@@ -214,6 +214,9 @@ export class RedisCache implements Cache {
       maxRetriesPerRequest: 0,
       commandTimeout: this.opts.commandTimeoutMs,
       connectTimeout: 2_000,
+      // ioredis arms this timer even for a socket that already failed, and it holds the process
+      // open: keep it short so a CLI exits promptly when Redis is down.
+      disconnectTimeout: 200,
       // Keep trying every 0.1–2 s for as long as it takes: the region works meanwhile.
       retryStrategy: (times: number) => Math.min(times * 100, 2_000),
     };
