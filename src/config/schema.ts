@@ -27,6 +27,9 @@ export const configSchema = z.strictObject({
       bodyLimit: z.number().int().min(1024).max(1_048_576).default(16_384),
       // Serve /metrics on this port only (an admin port kept off the public listener).
       metricsPort: z.number().int().min(0).max(65535).optional(),
+      // GET /bench/baseline: the JSON of /v1/me without auth or I/O, so `npm run bench` can show
+      // what authentication costs on top of the same stack. Off unless benchmarking.
+      benchRoutes: z.boolean().default(false),
     })
     .prefault({}),
   database: z

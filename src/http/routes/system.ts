@@ -35,6 +35,14 @@ export function systemRoutes(c: Container): Router {
     ctx.body = { status, checks, ...(failing.length ? { failing } : {}) };
   });
 
+  if (c.config.http.benchRoutes) {
+    const baseline = { user: { id: '01a1fe87-ad04-7698-8650-85bba5447c48', username: 'baseline', homeRegion: c.config.region, createdAt: new Date(0).toISOString() } };
+    router.get('/bench/baseline', function benchBaseline(ctx) {
+      ctx.set('Cache-Control', 'no-store');
+      ctx.body = baseline;
+    });
+  }
+
   if (c.config.http.metricsPort === undefined) {
     router.get('/metrics', async function metrics(ctx) {
       ctx.type = c.metrics.registry.contentType;
