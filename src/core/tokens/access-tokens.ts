@@ -33,6 +33,7 @@ export interface AccessTokenOptions {
 // Header members that would let a token choose its own key: always refused (RFC 8725 §3.1).
 const KEY_CHOOSING_HEADERS = ['jwk', 'jku', 'x5u', 'x5c', 'x5t', 'x5t#S256'] as const;
 const MAX_TOKEN_LENGTH = 4096;
+const KID = Symbol('kid');
 
 function invalid(detail: string, cause?: unknown): AppError {
   return new AppError('invalid_token', detail, cause === undefined ? {} : { cause });
@@ -43,6 +44,15 @@ function invalid(detail: string, cause?: unknown): AppError {
  * region's key ring. Verification is in-process: keys and the revocation list are in memory.
  */
 export class AccessTokens {
+  /**
+   * Tokens whose signature and claims were verified, by their exact text (a client sends the same
+   * token for up to its whole lifetime). A hit still re-checks expiry, the key's publication and
+   * revocation — everything that can change — and skips only the work that cannot: parsing and
+   * the signature check. Bounded, least recently used first out.
+   */
+  private readonly verified = new Map<string, AccessClaims>();
+  private static readonly VERIFIED_MAX = 10_000;
+
   constructor(private readonly opts: AccessTokenOptions) {}
 
   get ttlSeconds(): number {
@@ -78,6 +88,33 @@ export class AccessTokens {
       // Fail closed: without keys and the revocation list we cannot tell a revoked token apart.
       throw new AppError('unavailable', 'token verification is not ready yet', { retryAfter: 2 });
     }
+    const known = this.verified.get(token);
+    if (known) {
+      this.verified.delete(token);
+      if (known.exp + this.opts.skewSeconds > this.opts.clock.now().getTime() / 1000) {
+        this.checkStillValid(known, token);
+        this.verified.set(token, known);
+        return known;
+      }
+    }
+    const claims = await this.verifyFully(token);
+    this.checkStillValid(claims, token);
+    this.verified.set(token, claims);
+    if (this.verified.size > AccessTokens.VERIFIED_MAX) this.verified.delete(this.verified.keys().next().value!);
+    return claims;
+  }
+
+  /** What may change while a token lives: its key's publication and its session's revocation. */
+  private checkStillValid(claims: AccessClaims, token: string): void {
+    if (this.opts.revocations.has(claims.sid)) throw invalid('the session of this access token has been revoked');
+    const kid = (claims as AccessClaims & { [KID]?: string })[KID];
+    if (kid !== undefined && !this.opts.ring.publicKey(kid)) {
+      this.verified.delete(token);
+      throw invalid('the access token was signed by a key that is no longer published');
+    }
+  }
+
+  private async verifyFully(token: string): Promise<AccessClaims> {
     let header: ReturnType<typeof decodeProtectedHeader>;
     try {
       header = decodeProtectedHeader(token);
@@ -113,7 +150,8 @@ export class AccessTokens {
       throw invalid('the access token lacks required claims');
     }
     if (claims.iat! > now.getTime() / 1000 + this.opts.skewSeconds) throw invalid('the access token was issued in the future');
-    if (this.opts.revocations.has(claims.sid)) throw invalid('the session of this access token has been revoked');
+    // Remember which key verified it (not enumerable: never part of the claims anyone sees).
+    Object.defineProperty(claims, KID, { value: header.kid, enumerable: false });
     return claims as AccessClaims;
   }
 }
