@@ -22,6 +22,7 @@ import { SigningKeysRepo } from './store/pg/signing-keys-repo.js';
 import { UsersRepo } from './store/pg/users-repo.js';
 import { JobQueue, type InstallResult } from './jobs/job-queue.js';
 import { createCache, type Cache } from './store/cache/index.js';
+import { MemoryCache } from './store/cache/memory.js';
 
 export interface Container {
   config: Config;
@@ -143,7 +144,21 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
     skewSeconds: config.tokens.clockSkew,
     region: config.region,
   });
-  const auth = new AuthService({ users, sessions, accessTokens, cache, clock, telemetry });
+    // Profiles are the one thing Bearer routes read; a few seconds in process memory spare a Redis
+  // round trip per request, and staleness cannot matter (see AuthService.me).
+  // Its hits count as cache hits; its misses are not counted (the shared tier's outcome is).
+  const localProfiles =
+    cache.driver === 'redis'
+      ? new MemoryCache({
+          clock,
+          userTtlSeconds: Math.min(config.cache.userTtl, 30),
+          maxEntries: 50_000,
+          onLookup: (kind, result) => {
+            if (result === 'hit') telemetry.cacheLookup(kind, result);
+          },
+        })
+      : undefined;
+  const auth = new AuthService({ users, sessions, accessTokens, cache, ...(localProfiles ? { localProfiles } : {}), clock, telemetry });
 
   let background: NodeJS.Timeout | undefined;
   return {

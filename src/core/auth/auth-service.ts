@@ -41,6 +41,8 @@ export interface AuthServiceOptions {
   sessions: SessionService;
   accessTokens: AccessTokens;
   cache: Cache;
+  /** An in-process tier in front of `cache` for profiles (absent when `cache` is in-process already). */
+  localProfiles?: Cache;
   clock: Clock;
   telemetry: Telemetry;
 }
@@ -115,10 +117,16 @@ export class AuthService {
    * Bearer check refuses before we get here.
    */
   async me(principal: Principal): Promise<UserView> {
-    const cached = await this.opts.cache.getUser(principal.userId);
-    if (cached) return cached;
+    const local = await this.opts.localProfiles?.getUser(principal.userId);
+    if (local) return local;
+    const shared = await this.opts.cache.getUser(principal.userId);
+    if (shared) {
+      void this.opts.localProfiles?.putUser(shared);
+      return shared;
+    }
     const user = toUserView(await this.opts.users.get(principal.userId));
     void this.opts.cache.putUser(user);
+    void this.opts.localProfiles?.putUser(user);
     return user;
   }
 
