@@ -1,154 +1,173 @@
 /**
- * `npm run bench [-- scenario…] [--duration S] [--connections N]`: a real `authctl serve` (child
- * process) on real PostgreSQL, driven over loopback by N concurrent request loops per scenario.
- * Prints req/s, p50/p95/p99 and CPU of server and load generator; writes JSON to bench/results/.
+ * `npm run bench [-- scenario…] [--connections N] [--duration S] [--warmup S] [--redis URL|none] [--pg-url URL]`
+ *
+ * Drives a real `authctl serve` (child process) on real PostgreSQL and Redis over loopback with
+ * autocannon, one scenario after another, and measures this machine's raw ceilings (`limits`)
+ * in the same run. Prints a table, writes bench/results/<ISO>.json and bench/results/chart.svg.
+ * Creates and drops its own database and Redis key prefix; exits 1 if a scenario had more than
+ * 1 % errors (or anything failed), 2 on bad arguments.
  */
-import { spawn } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import pg from 'pg';
+import { writeChart } from './chart.js';
+import { measureLimits, type Limits } from './limits.js';
+import { seedUsers, type Seeded } from './lib/api.js';
+import { machineCores, machineCpuSeconds } from './lib/cpu.js';
+import { Cleanup, startEnvironment } from './lib/env.js';
+import type { LoadResult } from './lib/load.js';
+import type { RunContext } from './lib/scenario.js';
+import { computeRatios, printReport, writeReport, type Report } from './report.js';
+import { SCENARIOS } from './scenarios/index.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const { values, positionals } = parseArgs({
-  allowPositionals: true,
-  options: {
-    duration: { type: 'string', default: '10' },
-    connections: { type: 'string', default: '16' },
-    'pg-url': { type: 'string', default: process.env.AUTHCTL_BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres' },
-    // Redis for the server's cache; a URL nobody answers shows the region running on PostgreSQL alone.
-    redis: { type: 'string' },
-  },
-});
-const durationMs = Number(values.duration) * 1000;
-const connections = Number(values.connections);
-const scenarios = positionals.length ? positionals : ['login', 'refresh', 'me'];
-const PASSWORD = 'bench password 0123';
+const resultsDir = join(root, 'bench', 'results');
+const DEFAULT_SCENARIOS = ['verify', 'refresh', 'login', 'register', 'logout', 'limits'];
 
-interface Result {
-  scenario: string;
-  requests: number;
-  errors: number;
-  rps: number;
-  p50: number;
-  p95: number;
-  p99: number;
-  serverCpuPct: number;
-  loadCpuPct: number;
+const USAGE = `usage: npm run bench [-- [scenario…] [options]]
+
+scenarios (default: ${DEFAULT_SCENARIOS.join(' ')}):
+${Object.values(SCENARIOS)
+  .map((s) => `  ${s.name.padEnd(9)} ${s.summary}`)
+  .join('\n')}
+  limits    raw ceilings in-process: jose verify/s, argon2 verify/s, pg UPDATE … RETURNING commits/s
+
+options:
+  --connections N  concurrent connections (and concurrency of the limits), default 16
+  --duration S     seconds per measured run, default 10
+  --warmup S       unmeasured seconds before each run, default 1
+  --redis URL      the server's Redis, default redis://127.0.0.1:6379; "none" for the in-process cache
+  --pg-url URL     PostgreSQL to create the bench database on (AUTHCTL_BENCH_PG_URL),
+                   default postgres://postgres@127.0.0.1:5432/postgres
+Server settings come from the environment as for \`authctl serve\` (e.g. AUTHCTL_DATABASE_POOL_MAX,
+AUTHCTL_HASH_MEMORY_COST, UV_THREADPOOL_SIZE), so the limits use the same values.`;
+
+function usageError(message: string): never {
+  console.error(`${message}\n\n${USAGE}`);
+  process.exit(2);
 }
 
-function percentile(sorted: number[], p: number): number {
-  return sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]! : 0;
-}
-
-/** CPU seconds used so far by a process (utime + stime from /proc). */
-function cpuSeconds(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
-
-async function post(url: string, body: unknown, token?: string): Promise<Response> {
-  return fetch(url, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
-    body: JSON.stringify(body),
-  });
-}
-
-/** Hit ratio per cache kind, from the server's `authctl_cache_lookups_total` counter. */
-async function cacheRatios(base: string): Promise<Record<string, string>> {
-  const text = await (await fetch(`${base}/metrics`)).text();
-  const counts: Record<string, Record<string, number>> = {};
-  for (const m of text.matchAll(/^authctl_cache_lookups_total\{([^}]*)\} (\d+)/gm)) {
-    const labels = new Map([...m[1]!.matchAll(/(\w+)="([^"]*)"/g)].map((l) => [l[1]!, l[2]!] as const));
-    (counts[labels.get('kind') ?? '?'] ??= {})[labels.get('result') ?? '?'] = Number(m[2]);
+function parse() {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      allowPositionals: true,
+      options: {
+        connections: { type: 'string', default: '16' },
+        duration: { type: 'string', default: '10' },
+        warmup: { type: 'string', default: '1' },
+        redis: { type: 'string', default: 'redis://127.0.0.1:6379' },
+        'pg-url': { type: 'string', default: process.env.AUTHCTL_BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres' },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    });
+  } catch (err) {
+    usageError((err as Error).message);
   }
-  return Object.fromEntries(
-    Object.entries(counts).map(([kind, c]) => {
-      const total = (c.hit ?? 0) + (c.miss ?? 0) + (c.error ?? 0);
-      return [kind, `${(((c.hit ?? 0) / Math.max(total, 1)) * 100).toFixed(1)} % hits of ${total} (${c.error ?? 0} errors)`];
-    }),
-  );
+  const { values, positionals } = parsed;
+  if (values.help) {
+    console.log(USAGE);
+    process.exit(0);
+  }
+  const connections = Number(values.connections);
+  const durationS = Number(values.duration);
+  const warmupS = Number(values.warmup);
+  if (!Number.isInteger(connections) || connections < 1 || connections > 1000) usageError('--connections must be a whole number from 1 to 1000');
+  if (!(durationS > 0)) usageError('--duration must be a positive number of seconds');
+  if (!(warmupS >= 0)) usageError('--warmup must be zero or more seconds');
+  const names = positionals.length ? positionals : DEFAULT_SCENARIOS;
+  const unknown = names.filter((n) => n !== 'limits' && !(n in SCENARIOS));
+  if (unknown.length) usageError(`unknown scenario ${unknown.join(', ')}`);
+  if (values.redis !== 'none' && !/^rediss?:\/\//.test(values.redis)) usageError('--redis must be a redis:// URL or "none"');
+  return { connections, durationS, warmupS, names, redis: values.redis, pgUrl: values['pg-url'] };
 }
 
-async function main(): Promise<void> {
-  const dbName = `authctl_bench_${Date.now()}`;
-  const admin = new pg.Client({ connectionString: values['pg-url'] });
-  await admin.connect();
-  await admin.query(`create database ${dbName}`);
-  const dbUrl = new URL(values['pg-url']);
-  dbUrl.pathname = `/${dbName}`;
-  const env = { ...process.env, AUTHCTL_DATABASE_URL: dbUrl.toString(), AUTHCTL_SECRET: 'bench-secret-0123456789abcdefghijklmnopqrstuvwxyz', AUTHCTL_LOG_LEVEL: 'error', AUTHCTL_PORT: '18099', ...(values.redis ? { AUTHCTL_REDIS_URL: values.redis, AUTHCTL_CACHE_PREFIX: `bench-${Date.now()}` } : {}) };
-  const cli = (args: string[]) => spawn(process.execPath, [join(root, 'bin/run.js'), ...args], { env, stdio: ['ignore', 'ignore', 'inherit'] });
-  await new Promise((resolve) => cli(['migrate']).on('exit', resolve));
-  const server = cli(['serve']);
-  const base = 'http://127.0.0.1:18099';
-  for (let i = 0; i < 100; i++) {
-    if (await fetch(`${base}/readyz`).then((r) => r.ok, () => false)) break;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-
-  // One user per connection; each connection carries its own session and refresh chain.
-  const users = Array.from({ length: connections }, (_, i) => `bench${i}`);
-  for (const u of users) await post(`${base}/v1/auth/register`, { username: u, password: PASSWORD });
-  const sessions = await Promise.all(users.map(async (u) => (await (await post(`${base}/v1/auth/login`, { username: u, password: PASSWORD })).json()) as { accessToken: string; refreshToken: string }));
-
-  const results: Result[] = [];
-  for (const scenario of scenarios) {
-    const latencies: number[] = [];
-    let errors = 0;
-    const deadline = performance.now() + durationMs;
-    const serverCpu0 = cpuSeconds(server.pid!);
-    const loadCpu0 = process.cpuUsage();
-    const t0 = performance.now();
-    await Promise.all(
-      users.map(async (username, i) => {
-        const state = sessions[i]!;
-        while (performance.now() < deadline) {
-          const start = performance.now();
-          let res: Response;
-          if (scenario === 'login') res = await post(`${base}/v1/auth/login`, { username, password: PASSWORD });
-          else if (scenario === 'refresh') res = await post(`${base}/v1/auth/refresh`, { refreshToken: state.refreshToken });
-          else res = await fetch(`${base}/v1/me`, { headers: { authorization: `Bearer ${state.accessToken}` } });
-          const body = (await res.json()) as { refreshToken?: string; accessToken?: string };
-          latencies.push(performance.now() - start);
-          if (!res.ok) errors++;
-          else if (scenario === 'refresh') {
-            state.refreshToken = body.refreshToken!;
-            state.accessToken = body.accessToken!;
-          }
-        }
-      }),
-    );
-    const elapsed = (performance.now() - t0) / 1000;
-    const load = process.cpuUsage(loadCpu0);
-    latencies.sort((a, b) => a - b);
-    results.push({
-      scenario,
-      requests: latencies.length,
-      errors,
-      rps: Math.round(latencies.length / elapsed),
-      p50: +percentile(latencies, 50).toFixed(2),
-      p95: +percentile(latencies, 95).toFixed(2),
-      p99: +percentile(latencies, 99).toFixed(2),
-      serverCpuPct: Math.round(((cpuSeconds(server.pid!) - serverCpu0) / elapsed) * 100),
-      loadCpuPct: Math.round(((load.user + load.system) / 1e6 / elapsed) * 100),
+async function main(): Promise<number> {
+  const args = parse();
+  const log = (line: string) => console.log(`· ${line}`);
+  const cleanup = new Cleanup();
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      console.error(`\n${signal}: cleaning up`);
+      void cleanup.run().finally(() => process.exit(130));
     });
   }
 
-  const cache = await cacheRatios(base);
-  server.kill('SIGTERM');
-  await new Promise((resolve) => server.on('exit', resolve));
-  await admin.query(`drop database ${dbName} with (force)`);
-  await admin.end();
+  // The server and the load generator share these cores: anything else running skews the figures.
+  const idle0 = machineCpuSeconds();
+  const t0 = performance.now();
+  await new Promise((r) => setTimeout(r, 1_000));
+  const busyBefore = Math.round(((machineCpuSeconds().busy - idle0.busy) / ((performance.now() - t0) / 1000)) * 100);
+  if (busyBefore > 20) console.warn(`warning: the machine was ${busyBefore} % busy (of one core) before the run: results will be noisy; see the "other" column`);
 
-  console.log(`\n${connections} connections, ${durationMs / 1000} s per scenario, loopback, real PostgreSQL, cache: ${values.redis ?? 'in-process'}\n`);
-  console.table(results);
-  console.log('cache lookups (from /metrics):', cache);
-  const file = join(root, 'bench/results', `${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-  writeFileSync(file, JSON.stringify({ at: new Date().toISOString(), node: process.version, connections, durationMs, cache: { target: values.redis ?? 'memory', ...cache }, results }, null, 2));
-  console.log(`written ${file}`);
+  const at = new Date().toISOString();
+  const scenarios: LoadResult[] = [];
+  let limits: Limits | undefined;
+  let report: Report | undefined;
+  try {
+    const env = await startEnvironment({ root, pgUrl: args.pgUrl, redis: args.redis, cleanup, log });
+    const tag = Date.now().toString(36);
+    let seeding: Promise<Seeded[]> | undefined;
+    const ctx: RunContext = {
+      target: { base: env.base, serverPid: env.serverPid, database: env.databaseName, connections: args.connections },
+      env,
+      durationS: args.durationS,
+      warmupS: args.warmupS,
+      tag,
+      log,
+      seeded: () => {
+        seeding ??= (async () => {
+          log(`seeding ${args.connections} users with one session each`);
+          return seedUsers(env.base, `u-${tag}-`, args.connections, args.connections);
+        })();
+        return seeding;
+      },
+    };
+    for (const name of args.names) {
+      if (name === 'limits') {
+        const [first] = await ctx.seeded();
+        limits = await measureLimits({ base: env.base, serverPid: env.serverPid, config: env.config, databaseUrl: env.databaseUrl, databaseName: env.databaseName, accessToken: first!.tokens.accessToken, connections: args.connections, log });
+        continue;
+      }
+      log(`${name}: ${SCENARIOS[name]!.summary}`);
+      for (const result of await SCENARIOS[name]!.run(ctx)) {
+        scenarios.push(result);
+        log(`  ${result.scenario}: ${result.rps} req/s, p99 ${result.latencyMs.p99} ms, ${result.errors} errors, server CPU ${result.cpu.server} %`);
+      }
+    }
+    report = {
+      at,
+      node: process.version,
+      cpus: machineCores,
+      cpuModel: cpus()[0]?.model.trim() ?? '?',
+      connections: args.connections,
+      duration: args.durationS,
+      warmup: args.warmupS,
+      cacheTarget: env.cacheTarget,
+      poolMax: env.config.database.poolMax,
+      hash: { ...env.config.hash },
+      uvThreadpoolSize: process.env.UV_THREADPOOL_SIZE ?? '4 (default)',
+      busyBeforePct: busyBefore,
+      scenarios,
+      ...(limits ? { limits } : {}),
+      ratios: computeRatios(scenarios, limits),
+      failed: scenarios.filter((s) => s.errorRate > 0.01).map((s) => s.scenario),
+    };
+  } catch (err) {
+    console.error(`bench failed: ${(err as Error).stack ?? String(err)}`);
+    if (scenarios.length) console.error('completed before the failure (not written):', JSON.stringify(scenarios.map((s) => ({ scenario: s.scenario, rps: s.rps, errors: s.errors }))));
+    return 1;
+  } finally {
+    await cleanup.run();
+  }
+
+  printReport(report);
+  const file = writeReport(resultsDir, report);
+  console.log(`\nwritten ${file}`);
+  const chart = writeChart(resultsDir);
+  if (chart) console.log(`chart   ${chart}`);
+  return report.failed.length ? 1 : 0;
 }
 
-await main();
+process.exitCode = await main();
