@@ -1,0 +1,128 @@
+/**
+ * CPU accounting from /proc (Linux): the server child, the load generator (this process), the
+ * PostgreSQL and Redis processes on this machine, and the machine as a whole. Every figure is a
+ * percentage of ONE core, so on a 2-core machine the machine total tops out at 200 %.
+ */
+import { execFileSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+
+let clockTicks: number | undefined;
+
+/** USER_HZ, the unit of the /proc times (almost always 100). */
+function ticksPerSecond(): number {
+  if (clockTicks === undefined) {
+    try {
+      clockTicks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+    } catch {
+      clockTicks = 100;
+    }
+  }
+  return clockTicks;
+}
+
+/** utime + stime of one process (all its threads, libuv's pool included), in seconds. */
+export function processCpuSeconds(pid: number): number {
+  try {
+    // The command name (field 2) may contain spaces: split after its closing parenthesis.
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / ticksPerSecond();
+  } catch {
+    return 0; // gone
+  }
+}
+
+/**
+ * CPU seconds per process of PostgreSQL and Redis, by pid. PostgreSQL backends serving another
+ * database (another bench, a test suite on the same server) are left out: their title names
+ * their database ("postgres: 15/main: user db host(port) state"). Shared background processes
+ * (WAL writer, checkpointer, …) are counted.
+ */
+function serviceProcesses(database: string | undefined): Map<number, { kind: 'postgres' | 'redis'; cpu: number }> {
+  const out = new Map<number, { kind: 'postgres' | 'redis'; cpu: number }>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let comm: string;
+    try {
+      comm = readFileSync(`/proc/${entry}/comm`, 'utf8').trim();
+    } catch {
+      continue;
+    }
+    if (comm !== 'postgres' && comm !== 'redis-server') continue;
+    if (comm === 'postgres' && database !== undefined) {
+      let title: string;
+      try {
+        title = readFileSync(`/proc/${entry}/cmdline`, 'utf8').replace(/\0/g, ' ').trim();
+      } catch {
+        continue;
+      }
+      const backend = /^postgres: [^:]+: (\S+) (\S+) (?:\S+\(\d+\)|\[local\])/.exec(title);
+      if (backend && backend[2] !== database) continue;
+    }
+    out.set(Number(entry), { kind: comm === 'postgres' ? 'postgres' : 'redis', cpu: processCpuSeconds(Number(entry)) });
+  }
+  return out;
+}
+
+/** Busy and total CPU seconds of the whole machine, all cores (from the `cpu` line of /proc/stat). */
+export function machineCpuSeconds(): { busy: number; total: number } {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!;
+  const v = line.trim().split(/\s+/).slice(1).map(Number);
+  const field = (i: number) => v[i] ?? 0;
+  // user nice system idle iowait irq softirq steal
+  const busy = field(0) + field(1) + field(2) + field(5) + field(6) + field(7);
+  return { busy: busy / ticksPerSecond(), total: (busy + field(3) + field(4)) / ticksPerSecond() };
+}
+
+export const machineCores = cpus().length;
+
+export interface CpuUsage {
+  /** The `authctl serve` child. */
+  server: number;
+  /** This process: autocannon, its JSON handling, the /metrics sampler. */
+  loadgen: number;
+  /** PostgreSQL: the backends of our database and the shared background processes. */
+  postgres: number;
+  /** Every `redis-server` process on the machine. */
+  redis: number;
+  /** Everything, all cores (at most cores × 100). */
+  machine: number;
+  /** machine − the above: other work on the box that competed with the run. */
+  other: number;
+}
+
+/** Measures CPU over an interval: `const m = new CpuMeter(pid); …; m.stop()`. */
+export class CpuMeter {
+  private readonly t0 = performance.now();
+  private readonly server0: number;
+  private readonly load0 = process.cpuUsage();
+  private readonly services0: ReturnType<typeof serviceProcesses>;
+  private readonly machine0 = machineCpuSeconds();
+
+  /** @param database our database: other databases' backends are not ours to count. */
+  constructor(
+    private readonly serverPid: number | undefined,
+    private readonly database?: string,
+  ) {
+    this.server0 = serverPid === undefined ? 0 : processCpuSeconds(serverPid);
+    this.services0 = serviceProcesses(database);
+  }
+
+  stop(): CpuUsage {
+    const seconds = (performance.now() - this.t0) / 1000;
+    const pct = (cpuSeconds: number) => Math.round((cpuSeconds / seconds) * 100);
+    const load = process.cpuUsage(this.load0);
+    const services = { postgres: 0, redis: 0 };
+    // Per pid: a backend that started during the interval counts whole; one that exited is lost.
+    for (const [pid, p] of serviceProcesses(this.database)) services[p.kind] += Math.max(0, p.cpu - (this.services0.get(pid)?.cpu ?? 0));
+    const machine = machineCpuSeconds();
+    const usage = {
+      server: this.serverPid === undefined ? 0 : pct(processCpuSeconds(this.serverPid) - this.server0),
+      loadgen: pct((load.user + load.system) / 1e6),
+      postgres: pct(services.postgres),
+      redis: pct(services.redis),
+      machine: pct(machine.busy - this.machine0.busy),
+    };
+    return { ...usage, other: Math.max(0, usage.machine - usage.server - usage.loadgen - usage.postgres - usage.redis) };
+  }
+}

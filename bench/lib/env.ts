@@ -1,0 +1,153 @@
+/**
+ * The environment one bench run owns: its own database on the given PostgreSQL, its own Redis
+ * key prefix, and a real `authctl serve` child process on a free loopback port. Everything is
+ * registered with a {@link Cleanup} so that it is torn down on success, failure and Ctrl-C.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import pg from 'pg';
+import { loadConfig } from '../../src/config/load.js';
+import type { Config } from '../../src/config/schema.js';
+
+/** Async teardown steps, run last-registered first, each at most once, errors reported not thrown. */
+export class Cleanup {
+  private readonly steps: Array<{ what: string; run: () => Promise<void> | void }> = [];
+  private running: Promise<void> | undefined;
+
+  add(what: string, run: () => Promise<void> | void): void {
+    this.steps.push({ what, run });
+  }
+
+  run(): Promise<void> {
+    this.running ??= (async () => {
+      for (const step of this.steps.reverse()) {
+        try {
+          await step.run();
+        } catch (err) {
+          console.error(`cleanup: ${step.what} failed: ${(err as Error).message}`);
+        }
+      }
+    })();
+    return this.running;
+  }
+}
+
+export interface EnvironmentOptions {
+  root: string;
+  pgUrl: string;
+  /** A redis:// URL, or 'none' for the server's in-process cache. */
+  redis: string;
+  cleanup: Cleanup;
+  log: (line: string) => void;
+}
+
+export interface Environment {
+  base: string;
+  server: ChildProcess;
+  serverPid: number;
+  /** The bench database (dropped at cleanup). */
+  databaseUrl: string;
+  databaseName: string;
+  /** The configuration exactly as the server loads it (same env, same cwd). */
+  config: Config;
+  cacheTarget: string;
+}
+
+async function freePort(): Promise<number> {
+  const probe = createServer();
+  probe.listen(0, '127.0.0.1');
+  await once(probe, 'listening');
+  const { port } = probe.address() as { port: number };
+  probe.close();
+  await once(probe, 'close');
+  return port;
+}
+
+async function exited(child: ChildProcess): Promise<number | null> {
+  if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
+  const [code] = (await once(child, 'exit')) as [number | null];
+  return code;
+}
+
+export async function startEnvironment(opts: EnvironmentOptions): Promise<Environment> {
+  const tag = `${Date.now()}_${process.pid}`;
+  const dbName = `authctl_bench_${tag}`;
+  const admin = new pg.Client({ connectionString: opts.pgUrl });
+  await admin.connect();
+  opts.cleanup.add('closing the admin connection', () => admin.end());
+  await admin.query(`create database ${dbName}`);
+  opts.cleanup.add(`dropping database ${dbName}`, async () => {
+    await admin.query(`drop database if exists ${dbName} with (force)`);
+  });
+  const dbUrl = new URL(opts.pgUrl);
+  dbUrl.pathname = `/${dbName}`;
+
+  const port = await freePort();
+  const prefix = `bench-${tag}`;
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    AUTHCTL_DATABASE_URL: dbUrl.toString(),
+    AUTHCTL_SECRET: 'bench-secret-0123456789abcdefghijklmnopqrstuvwxyz',
+    AUTHCTL_HOST: '127.0.0.1',
+    AUTHCTL_PORT: String(port),
+    AUTHCTL_LOG_LEVEL: 'error',
+    AUTHCTL_BENCH_ROUTES: 'true',
+    AUTHCTL_CACHE_PREFIX: prefix,
+  };
+  if (opts.redis === 'none') {
+    delete env.AUTHCTL_REDIS_URL;
+    env.AUTHCTL_CACHE = 'memory';
+  } else {
+    env.AUTHCTL_REDIS_URL = opts.redis;
+    env.AUTHCTL_CACHE = 'redis';
+    opts.cleanup.add(`deleting Redis keys ${prefix}:*`, async () => {
+      const redis = new Redis(opts.redis, { lazyConnect: true, maxRetriesPerRequest: 1, connectTimeout: 2_000 });
+      try {
+        await redis.connect();
+        let cursor = '0';
+        do {
+          const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+          if (keys.length) await redis.del(...keys);
+          cursor = next;
+        } while (cursor !== '0');
+      } finally {
+        redis.disconnect();
+      }
+    });
+  }
+  const config = loadConfig({ env, cwd: opts.root });
+
+  const cli = (args: string[]) => spawn(process.execPath, [join(opts.root, 'bin/run.js'), ...args], { cwd: opts.root, env, stdio: ['ignore', 'ignore', 'inherit'] });
+  const migrateCode = await exited(cli(['migrate']));
+  if (migrateCode !== 0) throw new Error(`authctl migrate exited with ${migrateCode}`);
+
+  const server = cli(['serve']);
+  const serverPid = server.pid;
+  if (serverPid === undefined) throw new Error('authctl serve did not start');
+  // Last resort if we die without running the cleanup (a synchronous kill is all `exit` allows).
+  const killOnExit = () => server.kill('SIGKILL');
+  process.once('exit', killOnExit);
+  opts.cleanup.add('stopping authctl serve', async () => {
+    process.removeListener('exit', killOnExit);
+    if (server.exitCode !== null || server.signalCode !== null) return;
+    server.kill('SIGTERM');
+    const timer = setTimeout(() => server.kill('SIGKILL'), 5_000);
+    await exited(server);
+    clearTimeout(timer);
+  });
+
+  const base = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (server.exitCode !== null) throw new Error(`authctl serve exited with ${server.exitCode} before it was ready`);
+    if (await fetch(`${base}/readyz`).then((r) => r.ok, () => false)) break;
+    if (Date.now() > deadline) throw new Error('authctl serve was not ready after 30 s');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  if (!(await fetch(`${base}/bench/baseline`)).ok) throw new Error('GET /bench/baseline is missing: does this build support http.benchRoutes?');
+  opts.log(`server pid ${serverPid} on ${base}, database ${dbName}, cache ${opts.redis === 'none' ? 'in-process' : `${opts.redis} (prefix ${prefix})`}`);
+  return { base, server, serverPid, databaseUrl: dbUrl.toString(), databaseName: dbName, config, cacheTarget: opts.redis === 'none' ? 'memory' : opts.redis };
+}

@@ -1,0 +1,9 @@
+import type { Scenario } from '../lib/scenario.js';
+import { login } from './login.js';
+import { logout } from './logout.js';
+import { refresh } from './refresh.js';
+import { register } from './register.js';
+import { verify } from './verify.js';
+
+/** Every HTTP scenario, by name; `limits` (bench/limits.ts) is run by bench/run.ts itself. */
+export const SCENARIOS: Readonly<Record<string, Scenario>> = { verify, refresh, login, register, logout };
