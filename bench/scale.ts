@@ -426,6 +426,8 @@ export function printScale(result: ScaleResult): void {
 interface Meter {
   latencies: number[];
   errors: number;
+  /** When the last response arrived (autocannon notices the end only at its next 1 s tick). */
+  lastAt: number;
 }
 
 interface Control {
@@ -492,7 +494,7 @@ async function cannon(
   seconds: number,
   perClient: () => { body: () => string; onResponse: (status: number, body: string) => void },
 ): Promise<PhaseResult> {
-  const meter: Meter = { latencies: [], errors: 0 };
+  const meter: Meter = { latencies: [], errors: 0, lastAt: 0 };
   const quietWaitS = probe.quietWaitS > 0 ? await waitQuiet(probe) : 0;
   if (probe.control.aborted) throw new Error('scale: interrupted');
   const pg0 = cpuOf(await probe.pgPids());
@@ -532,18 +534,21 @@ async function cannon(
     if (probe.control.aborted) instance.stop();
     instance.on('response', (_client, status, _bytes, ms) => {
       meter.latencies.push(ms);
+      meter.lastAt = performance.now();
       if (status < 200 || status >= 300) meter.errors++;
     });
   });
   probe.control.instance = undefined;
-  const elapsed = (performance.now() - t0) / 1000;
+  // Request rate over the span that had traffic; CPU over the whole window its counters cover.
+  const window = (performance.now() - t0) / 1000;
+  const elapsed = ((meter.lastAt || performance.now()) - t0) / 1000;
   const load = process.cpuUsage(load0);
   const machine1 = machineCpu();
   const disk1 = diskStats();
   const server1 = processCpuSeconds(probe.serverPid);
   let pgSeconds = 0;
   for (const [pid, cpu] of cpuOf(await probe.pgPids())) pgSeconds += cpu - (pg0.get(pid) ?? 0);
-  const pct = (seconds: number) => Math.round((seconds / elapsed) * 100);
+  const pct = (seconds: number) => Math.round((seconds / window) * 100);
   const machinePct = Math.round(((machine1.busy - machine0.busy) / Math.max(machine1.total - machine0.total, 1)) * 100 * cpus().length);
   const serverPct = pct(server1 - server0);
   const loadPct = pct((load.user + load.system) / 1e6);
@@ -567,9 +572,9 @@ async function cannon(
     quietWaitS,
     checkpoints,
     disk: {
-      writesPerS: Math.round((disk1.writes - disk0.writes) / elapsed),
+      writesPerS: Math.round((disk1.writes - disk0.writes) / window),
       writeMs: +((disk1.writeMs - disk0.writeMs) / Math.max(disk1.writes - disk0.writes, 1)).toFixed(2),
-      flushesPerS: Math.round((disk1.flushes - disk0.flushes) / elapsed),
+      flushesPerS: Math.round((disk1.flushes - disk0.flushes) / window),
       flushMs: +((disk1.flushMs - disk0.flushMs) / Math.max(disk1.flushes - disk0.flushes, 1)).toFixed(2),
     },
     attempts: 1,
