@@ -25,7 +25,8 @@ function escape(text: string): string {
 /** The last `max` result files written by this bench (older formats are skipped). */
 export function loadRuns(dir: string, max = 10): RunPoint[] {
   const runs: RunPoint[] = [];
-  for (const file of readdirSync(dir).filter((f) => f.endsWith('.json')).sort()) {
+  // Only run.ts's files, named by their ISO start time (bench/scale.ts writes scale-*.json here too).
+  for (const file of readdirSync(dir).filter((f) => /^\d{4}-\d\d-\d\dT[\d-]+Z\.json$/.test(f)).sort()) {
     try {
       const data = JSON.parse(readFileSync(join(dir, file), 'utf8')) as { at?: string; connections?: number; cacheTarget?: string; scenarios?: Array<{ scenario: string; rps: number }> };
       if (!Array.isArray(data.scenarios) || typeof data.at !== 'string') continue;

@@ -14,6 +14,8 @@ export interface Ratio {
 
 export interface Report {
   at: string;
+  /** The build measured (dist/ is compiled from the working tree). */
+  revision: { commit: string; uncommitted: string[] };
   node: string;
   cpus: number;
   cpuModel: string;
@@ -84,7 +86,7 @@ export function printReport(report: Report): void {
   const out: string[] = [];
   out.push(
     '',
-    `authctl bench ${report.at} — node ${report.node}, ${report.cpus} cores (${report.cpuModel}), server and load generator on the same cores`,
+    `authctl bench ${report.at} — ${report.revision.commit}${report.revision.uncommitted.length ? ` + ${report.revision.uncommitted.length} uncommitted file(s) in src/commands` : ''}, node ${report.node}, ${report.cpus} cores (${report.cpuModel}), server and load generator on the same cores`,
     `${report.connections} connections, ${report.duration} s per run (+${report.warmup} s warm-up), loopback; cache: ${report.cacheTarget}; pg pool max ${report.poolMax}; argon2id m=${report.hash.memoryCost} KiB t=${report.hash.timeCost} p=${report.hash.parallelism}; UV_THREADPOOL_SIZE ${report.uvThreadpoolSize}`,
     `CPU columns are % of ONE core (machine max = ${report.cpus * 100} %); postgres = our database's backends + shared background processes; "other" = machine − the rest (${report.busyBeforePct} % busy before the run).`,
     '',

@@ -7,6 +7,7 @@
  * Creates and drops its own database and Redis key prefix; exits 1 if a scenario had more than
  * 1 % errors (or anything failed), 2 on bad arguments.
  */
+import { execFileSync } from 'node:child_process';
 import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,6 +20,7 @@ import { Cleanup, startEnvironment } from './lib/env.js';
 import type { LoadResult } from './lib/load.js';
 import type { RunContext } from './lib/scenario.js';
 import { computeRatios, printReport, writeReport, type Report } from './report.js';
+import { runScale } from './scale.js';
 import { SCENARIOS } from './scenarios/index.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -38,6 +40,8 @@ options:
   --duration S     seconds per measured run, default 10
   --warmup S       unmeasured seconds before each run, default 1
   --redis URL      the server's Redis, default redis://127.0.0.1:6379; "none" for the in-process cache
+  --users N        scale run instead: seed up to N users and sessions (steps 10k, 100k, 1M, N) and
+                   measure refresh and login latency and storage per user/session at each step
   --pg-url URL     PostgreSQL to create the bench database on (AUTHCTL_BENCH_PG_URL),
                    default postgres://postgres@127.0.0.1:5432/postgres
 Server settings come from the environment as for \`authctl serve\` (e.g. AUTHCTL_DATABASE_POOL_MAX,
@@ -59,6 +63,7 @@ function parse() {
         warmup: { type: 'string', default: '1' },
         redis: { type: 'string', default: 'redis://127.0.0.1:6379' },
         'pg-url': { type: 'string', default: process.env.AUTHCTL_BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres' },
+        users: { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
       },
     });
@@ -80,11 +85,34 @@ function parse() {
   const unknown = names.filter((n) => n !== 'limits' && !(n in SCENARIOS));
   if (unknown.length) usageError(`unknown scenario ${unknown.join(', ')}`);
   if (values.redis !== 'none' && !/^rediss?:\/\//.test(values.redis)) usageError('--redis must be a redis:// URL or "none"');
-  return { connections, durationS, warmupS, names, redis: values.redis, pgUrl: values['pg-url'] };
+  const users = values.users === undefined ? undefined : Number(values.users);
+  if (users !== undefined && (!Number.isInteger(users) || users < 1_000)) usageError('--users must be a whole number of at least 1000');
+  return { connections, durationS, warmupS, names, redis: values.redis, pgUrl: values['pg-url'], users };
+}
+
+/** The commit, and the files of src/ and commands/ changed on top of it: what was measured. */
+function revision(): { commit: string; uncommitted: string[] } {
+  const git = (args: string[]) => execFileSync('git', args, { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  try {
+    const changed = git(['status', '--porcelain', '--', 'src', 'commands']);
+    return { commit: git(['rev-parse', '--short', 'HEAD']), uncommitted: changed ? changed.split('\n').map((l) => l.slice(3)) : [] };
+  } catch {
+    return { commit: 'unknown', uncommitted: [] };
+  }
 }
 
 async function main(): Promise<number> {
   const args = parse();
+  if (args.users !== undefined) {
+    await runScale({
+      pgUrl: args.pgUrl,
+      ...(args.redis === 'none' ? {} : { redisUrl: args.redis }),
+      users: args.users,
+      connections: args.connections,
+      duration: args.durationS,
+    });
+    return 0;
+  }
   const log = (line: string) => console.log(`· ${line}`);
   const cleanup = new Cleanup();
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
@@ -138,6 +166,7 @@ async function main(): Promise<number> {
     }
     report = {
       at,
+      revision: revision(),
       node: process.version,
       cpus: machineCores,
       cpuModel: cpus()[0]?.model.trim() ?? '?',
