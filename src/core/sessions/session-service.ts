@@ -138,11 +138,8 @@ export class SessionService {
 
   /** Revokes one session of `userId` (or of anyone when `userId` is undefined: admin). */
   async revoke(sessionId: string, reason: RevokeReason, userId?: string): Promise<boolean> {
-    if (userId !== undefined) {
-      const session = await this.opts.repo.findById(sessionId);
-      if (!session || session.userId !== userId) return false;
-    }
-    const revoked = await this.opts.repo.revoke(sessionId, reason, this.opts.clock.now());
+    // One round trip: the ownership check is part of the UPDATE's WHERE.
+    const revoked = await this.opts.repo.revoke(sessionId, reason, this.opts.clock.now(), undefined, userId);
     this.publish(revoked, reason);
     return revoked.length > 0;
   }

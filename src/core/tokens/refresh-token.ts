@@ -1,4 +1,4 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac, createSecretKey, timingSafeEqual, type KeyObject } from 'node:crypto';
 
 /** What a refresh token names: a session, its home region, and the rotation counter. */
 export interface RefreshTokenClaims {
@@ -19,9 +19,13 @@ const MAC_BYTES = 16; // 128 bits: a guess succeeds with probability 2^-128.
  * before any I/O, so forged tokens cost no database work.
  */
 export class RefreshTokenCodec {
+  // KeyObjects, made once: HMAC with a raw Buffer key re-imports the key on every call (~5× slower).
+  private readonly macKeys: KeyObject[];
+
   /** @param macKeys current key first; older keys are accepted for verification only. */
-  constructor(private readonly macKeys: Buffer[]) {
+  constructor(macKeys: Buffer[]) {
     if (macKeys.length === 0) throw new Error('RefreshTokenCodec needs at least one MAC key');
+    this.macKeys = macKeys.map((key) => createSecretKey(key));
   }
 
   encode(claims: RefreshTokenClaims): string {
@@ -44,11 +48,11 @@ export class RefreshTokenCodec {
     return authentic ? claims : undefined;
   }
 
-  private format(key: Buffer, claims: RefreshTokenClaims): string {
+  private format(key: KeyObject, claims: RefreshTokenClaims): string {
     return `rt_${claims.region}_${claims.sessionId}_${claims.counter}_${this.mac(key, claims).toString('base64url')}`;
   }
 
-  private mac(key: Buffer, { region, sessionId, counter }: RefreshTokenClaims): Buffer {
+  private mac(key: KeyObject, { region, sessionId, counter }: RefreshTokenClaims): Buffer {
     return createHmac('sha256', key).update(`rt1|${region}|${sessionId}|${counter}`).digest().subarray(0, MAC_BYTES);
   }
 }

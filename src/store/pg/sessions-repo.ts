@@ -174,8 +174,8 @@ export class SessionsRepo {
   }
 
   /** Revokes one live session; returns it if this call revoked it. */
-  async revoke(id: string, reason: RevokeReason, now: Date, ex: Executor = this.db.writer): Promise<RevokedSession[]> {
-    return this.revokeWhere(ex, reason, now, { id });
+  async revoke(id: string, reason: RevokeReason, now: Date, ex: Executor = this.db.writer, userId?: string): Promise<RevokedSession[]> {
+    return this.revokeWhere(ex, reason, now, { id, ...(userId === undefined ? {} : { userId }) });
   }
 
   /** Revokes every live session of a user, optionally sparing one (the caller's, on password change). */
