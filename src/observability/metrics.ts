@@ -1,8 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
-/** Reasons a session is revoked (bounded: it is a label). */
-export type RevokeReasonLabel = 'logout' | 'logout_all' | 'reuse' | 'user_disabled' | 'user_deleted' | 'password_changed' | 'admin';
-
 /**
  * Every application metric, in one registry per container (not prom-client's global one), so
  * several servers can share a process in tests. Names follow Prometheus conventions (base units,

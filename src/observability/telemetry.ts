@@ -1,5 +1,6 @@
 import type { Logger } from './logger.js';
-import type { Metrics, RevokeReasonLabel } from './metrics.js';
+import type { RevokeReason } from '../store/pg/sessions-repo.js';
+import type { Metrics } from './metrics.js';
 
 /** The part of the usage recorder telemetry needs (hourly counters in PostgreSQL for `authctl stats`). */
 export interface UsageSink {
@@ -63,7 +64,7 @@ export class Telemetry {
     this.deps.log.warn('refresh token reuse: session revoked', { event: 'token.reused', userId, sessionId });
   }
 
-  sessionsRevoked(reason: RevokeReasonLabel, sessions: Array<{ id: string; userId?: string | null }>): void {
+  sessionsRevoked(reason: RevokeReason, sessions: Array<{ id: string; userId?: string | null }>): void {
     if (sessions.length === 0) return;
     this.deps.metrics.sessionsRevoked.inc({ reason }, sessions.length);
     this.deps.usage?.record('revocations', sessions.length);

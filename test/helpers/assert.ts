@@ -1,4 +1,7 @@
 import { expect } from 'chai';
+import type { Container } from '../../src/container.js';
+import type { ClientMeta, IssuedSession } from '../../src/core/sessions/session-service.js';
+import type { SessionOwner } from '../../src/store/pg/sessions-repo.js';
 import { AppError } from '../../src/errors.js';
 
 /** Awaits `promise` and asserts it rejects with an AppError of `code`; returns that error. */
@@ -11,4 +14,11 @@ export async function rejectsWith(promise: Promise<unknown>, code: string): Prom
     return err as AppError;
   }
   expect.fail(`expected the promise to reject with ${code}`);
+}
+
+/** A stored session for `owner`, made the way login makes one (open, then save). */
+export async function startSession(c: Container, owner: SessionOwner, meta: ClientMeta): Promise<IssuedSession> {
+  const issued = c.sessions.open(owner, meta);
+  await c.sessions.save(issued);
+  return issued;
 }

@@ -6,7 +6,7 @@ import { ManualClock } from '../../src/core/clock.js';
 import { ServerSecrets } from '../../src/core/keys/secrets.js';
 import { TEST_SECRET, testConfig } from '../helpers/app.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
-import { rejectsWith } from '../helpers/assert.js';
+import { rejectsWith, startSession } from '../helpers/assert.js';
 
 const PASSWORD = 'correct horse battery staple';
 const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'k', 'oth'];
@@ -200,7 +200,7 @@ describe('KeyRing: signing keys in the database', function () {
         // Nor can it issue refresh tokens, and a refused start leaves no session behind.
         const owner = await c1.users.find('rotator');
         const sessionsBefore = await c1.db.writer('sessions').where({ user_id: owner.id }).count<Array<{ count: string }>>('* as count');
-        await rejectsWith(reader.sessions.start(owner, {}), 'bad_config');
+        await rejectsWith(startSession(reader, owner, {}), 'bad_config');
         const sessionsAfter = await c1.db.writer('sessions').where({ user_id: owner.id }).count<Array<{ count: string }>>('* as count');
         expect(sessionsAfter).to.deep.equal(sessionsBefore);
       } finally {

@@ -6,7 +6,7 @@ import { RefreshTokenCodec } from '../../src/core/tokens/refresh-token.js';
 import type { UserRecord } from '../../src/store/pg/users-repo.js';
 import { testConfig } from '../helpers/app.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
-import { rejectsWith } from '../helpers/assert.js';
+import { rejectsWith, startSession } from '../helpers/assert.js';
 
 const PASSWORD = 'correct horse battery staple';
 
@@ -70,7 +70,7 @@ describe('sessions: rotation, reuse and revocation across two servers', function
   describe('SessionService', function () {
     it('starts a session at counter 1 with an absolute expiry', async function () {
       const owner = await newUser();
-      const issued = await a.sessions.start(owner, { userAgent: 'mocha', ip: '127.0.0.1' });
+      const issued = await startSession(a, owner, { userAgent: 'mocha', ip: '127.0.0.1' });
       expect(issued.refreshToken).to.match(/^rt_local_/);
       expect(issued.refreshToken).to.include(issued.session.id);
       const stored = await row(issued.session.id);
@@ -84,7 +84,7 @@ describe('sessions: rotation, reuse and revocation across two servers', function
 
     it('rotates on refresh, and any server accepts the new token', async function () {
       const owner = await newUser();
-      const first = await a.sessions.start(owner, {});
+      const first = await startSession(a, owner, {});
       const second = await a.sessions.refresh(first.refreshToken);
       expect(second.refreshToken).not.to.equal(first.refreshToken);
       expect(second.session.counter).to.equal(2);
@@ -99,7 +99,7 @@ describe('sessions: rotation, reuse and revocation across two servers', function
 
     it('does not extend the absolute lifetime on refresh', async function () {
       const owner = await newUser();
-      const first = await a.sessions.start(owner, {});
+      const first = await startSession(a, owner, {});
       const expiresAt = first.session.expiresAt.getTime();
       clock.advance(3600);
       const second = await a.sessions.refresh(first.refreshToken);
@@ -109,7 +109,7 @@ describe('sessions: rotation, reuse and revocation across two servers', function
 
     it('answers a retry of the previous token within the grace window with the same token', async function () {
       const owner = await newUser();
-      const first = await a.sessions.start(owner, {});
+      const first = await startSession(a, owner, {});
       const second = await a.sessions.refresh(first.refreshToken);
       clock.advance(a.config.tokens.refreshGrace - 1);
       const retryA = await a.sessions.refresh(first.refreshToken);
@@ -126,7 +126,7 @@ describe('sessions: rotation, reuse and revocation across two servers', function
 
     it('revokes the session when the previous token comes back after the grace window', async function () {
       const owner = await newUser();
-      const first = await a.sessions.start(owner, {});
+      const first = await startSession(a, owner, {});
       const second = await a.sessions.refresh(first.refreshToken);
       clock.advance(a.config.tokens.refreshGrace + 1);
       await rejectsWith(b.sessions.refresh(first.refreshToken), 'refresh_token_reused');
@@ -144,7 +144,7 @@ describe('sessions: rotation, reuse and revocation across two servers', function
 
     it('treats any token older than the previous one as reuse, even within the grace window', async function () {
       const owner = await newUser();
-      const first = await a.sessions.start(owner, {});
+      const first = await startSession(a, owner, {});
       const second = await a.sessions.refresh(first.refreshToken);
       await a.sessions.refresh(second.refreshToken);
       await rejectsWith(a.sessions.refresh(first.refreshToken), 'refresh_token_reused');
@@ -155,7 +155,7 @@ describe('sessions: rotation, reuse and revocation across two servers', function
 
     it('refuses forged tokens with invalid_refresh_token and changes nothing', async function () {
       const owner = await newUser();
-      const first = await a.sessions.start(owner, {});
+      const first = await startSession(a, owner, {});
       const before = await row(first.session.id);
       const token = first.refreshToken;
       const mac = token.slice(-22);
@@ -187,7 +187,7 @@ describe('sessions: rotation, reuse and revocation across two servers', function
 
     it('converges 20 concurrent refreshes on one token and advances the counter by exactly 1', async function () {
       const owner = await newUser();
-      const first = await a.sessions.start(owner, {});
+      const first = await startSession(a, owner, {});
       const results = await Promise.allSettled(
         Array.from({ length: 20 }, (_, i) => (i % 2 === 0 ? a : b).sessions.refresh(first.refreshToken)),
       );
@@ -206,7 +206,7 @@ describe('sessions: rotation, reuse and revocation across two servers', function
 
     it('refuses refresh after the absolute expiry without revoking', async function () {
       const owner = await newUser();
-      const first = await a.sessions.start(owner, {});
+      const first = await startSession(a, owner, {});
       clock.advance(a.config.tokens.refreshTtl + 1);
       await rejectsWith(a.sessions.refresh(first.refreshToken), 'invalid_refresh_token');
       const stored = await row(first.session.id);
@@ -216,7 +216,7 @@ describe('sessions: rotation, reuse and revocation across two servers', function
 
     it('refuses refresh of a session revoked by logout', async function () {
       const owner = await newUser();
-      const first = await a.sessions.start(owner, {});
+      const first = await startSession(a, owner, {});
       expect(await a.sessions.revoke(first.session.id, 'logout', owner.id)).to.equal(true);
       await rejectsWith(b.sessions.refresh(first.refreshToken), 'invalid_refresh_token');
       expect((await row(first.session.id)).revoke_reason).to.equal('logout');
@@ -238,7 +238,7 @@ describe('sessions: rotation, reuse and revocation across two servers', function
     it('does not let a user revoke another user’s session', async function () {
       const owner = await newUser();
       const other = await newUser();
-      const first = await a.sessions.start(owner, {});
+      const first = await startSession(a, owner, {});
       expect(await a.sessions.revoke(first.session.id, 'logout', other.id)).to.equal(false);
       expect((await row(first.session.id)).revoked_at).to.equal(null);
     });
@@ -313,7 +313,7 @@ describe('sessions: rotation, reuse and revocation across two servers', function
       try {
         await fast.revocations.poll();
         const owner = await newUser();
-        const issued = await slow.sessions.start(owner, {});
+        const issued = await startSession(slow, owner, {});
         expect(await slow.sessions.revoke(issued.session.id, 'admin')).to.equal(true);
         await fast.revocations.poll();
         expect(fast.revocations.has(issued.session.id), `revocation written ${skew} s "in the past" of the polling server`).to.equal(true);

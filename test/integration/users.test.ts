@@ -5,7 +5,7 @@ import type { AppError } from '../../src/errors.js';
 import type { UserRecord } from '../../src/store/pg/users-repo.js';
 import { testConfig } from '../helpers/app.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
-import { rejectsWith } from '../helpers/assert.js';
+import { rejectsWith, startSession } from '../helpers/assert.js';
 
 const PASSWORD = 'correct horse battery staple';
 const NEW_PASSWORD = 'purple elephant umbrella sky';
@@ -43,7 +43,7 @@ describe('UserService', function () {
   const sessionRow = async (id: string): Promise<SessionRow | undefined> => c.db.writer<SessionRow>('sessions').where({ id }).first();
   const startSessions = async (user: UserRecord, n: number) => {
     const out: string[] = [];
-    for (let i = 0; i < n; i++) out.push((await c.sessions.start(user, {})).session.id);
+    for (let i = 0; i < n; i++) out.push((await startSession(c, user, {})).session.id);
     return out;
   };
 
@@ -161,7 +161,7 @@ describe('UserService', function () {
 
     it('a disabled user cannot refresh a session started before', async function () {
       const user = await c.users.register('refresh.rita', PASSWORD);
-      const issued = await c.sessions.start(user, {});
+      const issued = await startSession(c, user, {});
       await c.users.setStatus('refresh.rita', 'disabled');
       await rejectsWith(c.sessions.refresh(issued.refreshToken), 'invalid_refresh_token');
     });

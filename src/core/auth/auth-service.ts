@@ -145,11 +145,10 @@ export class AuthService {
 
   /** Revokes one of the caller's own sessions; anyone else's is `not_found`, as is an unknown id. */
   async revokeOwnSession(principal: Principal, sessionId: string): Promise<void> {
-    const session = await this.opts.sessions.findById(sessionId);
-    if (!session || session.userId !== principal.userId || session.revokedAt !== null) {
+    // Unknown, someone else's, already revoked or expired: nothing of the caller's to revoke.
+    if (!(await this.opts.sessions.revoke(sessionId, 'logout', principal.userId))) {
       throw new AppError('not_found', 'no such session');
     }
-    await this.opts.sessions.revoke(sessionId, 'logout', principal.userId);
   }
 
   private async tokenResponse(issued: IssuedSession): Promise<TokenResponse> {

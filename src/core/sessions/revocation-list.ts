@@ -25,6 +25,8 @@ export class RevocationList {
   private timer: NodeJS.Timeout | undefined;
   private polling: Promise<void> | undefined;
   private lastPollOk = false;
+  // Pruning walks the whole set; has() drops stale entries on its own, so this can be rare.
+  private prunedAt = 0;
 
   constructor(private readonly opts: RevocationListOptions) {}
 
@@ -101,7 +103,7 @@ export class RevocationList {
       let next = now;
       for (const row of rows) if (row.revokedAt > next) next = row.revokedAt;
       this.cursor = next;
-      this.prune(now.getTime());
+      if (now.getTime() - this.prunedAt >= 30_000) this.prune(now.getTime());
       if (!this.lastPollOk) this.opts.log.info('revocation feed is polling the database', { event: 'revocation.feed_ok', revoked: this.revoked.size });
       this.lastPollOk = true;
     } catch (err) {
@@ -114,6 +116,7 @@ export class RevocationList {
   }
 
   private prune(nowMs: number): void {
+    this.prunedAt = nowMs;
     for (const [id, { until }] of this.revoked) if (until <= nowMs) this.revoked.delete(id);
   }
 }

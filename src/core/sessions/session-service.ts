@@ -47,13 +47,6 @@ const invalidRefresh = () => new AppError('invalid_refresh_token', 'the refresh 
 export class SessionService {
   constructor(private readonly opts: SessionServiceOptions) {}
 
-  /** Starts and stores a session in one step. */
-  async start(owner: SessionOwner, meta: ClientMeta): Promise<IssuedSession> {
-    const issued = this.open(owner, meta);
-    await this.save(issued);
-    return issued;
-  }
-
   /**
    * Builds a new session and its first refresh token without storing anything, so a caller can
    * do the work that may still fail (signing the access token) before `save` writes the row:
