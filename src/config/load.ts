@@ -112,6 +112,33 @@ function lineAndColumn(text: string, offset: number): string {
   return `line ${before.length}, column ${before[before.length - 1]!.length + 1}`;
 }
 
+const ENV_REFERENCE = /^env:([A-Za-z_][A-Za-z0-9_]*)$/;
+
+/**
+ * A file value written as "env:NAME" is taken from that environment variable, so a config file can
+ * be committed or shared while the server secret, peer secrets and database passwords stay in the
+ * environment (or a secret manager that fills it). An unset variable is bad config, named by key.
+ */
+function resolveEnvReferences(values: Plain, env: NodeJS.ProcessEnv, file: string, path: string[] = []): Plain {
+  const resolveValue = (value: unknown, at: string[]): unknown => {
+    if (typeof value === 'string') {
+      const name = ENV_REFERENCE.exec(value)?.[1];
+      if (name === undefined) return value;
+      const found = env[name];
+      if (found === undefined || found === '') {
+        throw badConfig(`${at.join('.')} (in ${file}) refers to environment variable ${name}, which is not set`);
+      }
+      return found;
+    }
+    if (Array.isArray(value)) return value.map((item, i) => resolveValue(item, [...at, String(i)]));
+    if (isPlain(value)) return resolveEnvReferences(value, env, file, at);
+    return value;
+  };
+  const out: Plain = {};
+  for (const [key, value] of Object.entries(values)) out[key] = resolveValue(value, [...path, key]);
+  return out;
+}
+
 function readEnv(env: NodeJS.ProcessEnv): { values: Plain; sources: Map<string, string> } {
   const values: Plain = {};
   const sources = new Map<string, string>();
@@ -161,8 +188,9 @@ function describeIssue(issue: z.core.$ZodIssue, sources: Map<string, string>, fi
  */
 export function loadConfig(options: LoadConfigOptions = {}): Config {
   const file = resolveConfigFile(options);
-  const fromFile = file ? readFile(file) : {};
-  const { values: fromEnv, sources } = readEnv(options.env ?? process.env);
+  const env = options.env ?? process.env;
+  const fromFile = file ? resolveEnvReferences(readFile(file), env, file) : {};
+  const { values: fromEnv, sources } = readEnv(env);
   const merged = merge(merge(fromFile, fromEnv), options.overrides ?? {});
   const result = configSchema.safeParse(merged);
   if (!result.success) {

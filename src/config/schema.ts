@@ -87,6 +87,25 @@ export const configSchema = z.strictObject({
       pollIntervalMs: z.number().int().min(100).max(60_000).default(1_000),
     })
     .prefault({}),
+  // Other regions of the deployment (DESIGN.md "Regions"). `secret` is shared with that peer only and
+  // signs replication and proxy requests both ways; in a file, write it as "env:NAME" (see load.ts).
+  regions: z
+    .strictObject({
+      peers: z
+        .array(
+          z.strictObject({
+            name: z.string().regex(/^[a-z][a-z0-9-]{0,31}$/, 'must be 1–32 lowercase letters, digits or "-", starting with a letter'),
+            url: url(['http:', 'https:']),
+            secret: z.string().min(32, 'must be at least 32 characters'),
+          }),
+        )
+        .default([])
+        .refine((peers) => new Set(peers.map((p) => p.name)).size === peers.length, 'peer names must be unique'),
+      // How long a refresh for a session homed elsewhere waits for its home region before the
+      // local replica answers instead.
+      proxyTimeoutMs: z.number().int().min(50).max(30_000).default(1_500),
+    })
+    .prefault({}),
   secret: z.string().min(32, 'must be at least 32 characters').optional(),
   previousSecret: z.string().min(32, 'must be at least 32 characters').optional(),
   hash: z

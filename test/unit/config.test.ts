@@ -113,6 +113,33 @@ describe('config: loadConfig', function () {
     expect(err.detail).to.include(file);
   });
 
+  it('takes "env:NAME" file values from the environment, including peer secrets', function () {
+    const peerSecret = 'peer-secret-0123456789-0123456789-abcdef';
+    const file = writeJson('refs.json', {
+      secret: 'env:MY_SECRET',
+      regions: { peers: [{ name: 'us-east', url: 'https://us.example.com', secret: 'env:PEER_US' }] },
+    });
+    const config = loadConfig({ env: { MY_SECRET: SECRET, PEER_US: peerSecret }, file, cwd: emptyCwd });
+    expect(config.secret).to.equal(SECRET);
+    expect(config.regions.peers[0]!.secret).to.equal(peerSecret);
+    expect(config.regions.proxyTimeoutMs).to.equal(1_500);
+  });
+
+  it('rejects an "env:NAME" reference to an unset variable, naming key and variable', function () {
+    const file = writeJson('missing-ref.json', { regions: { peers: [{ name: 'us', url: 'https://us.example.com', secret: 'env:NOPE' }] } });
+    const err = catchAppError(() => loadConfig({ env: {}, file, cwd: emptyCwd }));
+    expect(err.code).to.equal('bad_config');
+    expect(err.detail).to.include('regions.peers.0.secret');
+    expect(err.detail).to.include('NOPE');
+  });
+
+  it('rejects duplicate peer names', function () {
+    const peer = { name: 'us', url: 'https://us.example.com', secret: SECRET };
+    const file = writeJson('dup-peers.json', { regions: { peers: [peer, peer] } });
+    const err = catchAppError(() => loadConfig({ env: {}, file, cwd: emptyCwd }));
+    expect(err.detail).to.include('unique');
+  });
+
   it('rejects an unknown key in a file, naming it', function () {
     const file = writeJson('unknown.json', { region: 'eu', htp: { port: 1 } });
     const err = catchAppError(() => loadConfig({ env: {}, file, cwd: emptyCwd }));
