@@ -70,12 +70,16 @@ export function createLogger(options: LoggerOptions): Logger {
   const silent = options.level === 'silent';
   const target = options.stream ?? 'stdout';
   const pretty = options.pretty ?? (!options.sink && Boolean(process[target].isTTY) && process.env.NODE_ENV !== 'production');
-  const base = [withRequestId(options.context), redaction(), winston.format.timestamp()];
+  // winston formats an entry before its transports filter by level: drop disabled levels first,
+  // or every debug/info line on the request path is redacted, stamped and serialised for nothing.
+  const enabled = winston.format((info) => (logger.isLevelEnabled(info.level) ? info : false));
+  const base = [enabled(), withRequestId(options.context), redaction(), winston.format.timestamp()];
   const format = pretty ? winston.format.combine(...base, winston.format.colorize(), human) : winston.format.combine(...base, winston.format.json());
   const transport = options.sink
     ? new winston.transports.Stream({ stream: options.sink })
     : new winston.transports.Console({
         stderrLevels: target === 'stderr' ? Object.keys(winston.config.npm.levels) : ['error'],
       });
-  return winston.createLogger({ level: silent ? 'error' : options.level, silent, defaultMeta: { region: options.region }, format, transports: [transport] });
+  const logger = winston.createLogger({ level: silent ? 'error' : options.level, silent, defaultMeta: { region: options.region }, format, transports: [transport] });
+  return logger;
 }

@@ -1,4 +1,4 @@
-import { createHmac, createPublicKey, webcrypto } from 'node:crypto';
+import { createHmac, createPublicKey, KeyObject, sign, webcrypto } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { JWK } from 'jose';
@@ -24,6 +24,9 @@ export function hmacSigner(key: string | Uint8Array, bits: 256 | 384 | 512 = 256
 
 /** A WebCrypto private key (Ed25519 or P-256) as a Signer. */
 export function cryptoKeySigner(key: unknown, alg: 'EdDSA' | 'ES256'): Signer {
+  if (key instanceof KeyObject) {
+    return (input) => Promise.resolve(new Uint8Array(alg === 'EdDSA' ? sign(null, input, key) : sign('sha256', input, { key, dsaEncoding: 'ieee-p1363' })));
+  }
   const params = alg === 'EdDSA' ? { name: 'Ed25519' } : { name: 'ECDSA', hash: 'SHA-256' };
   return async (input) => new Uint8Array(await webcrypto.subtle.sign(params, key as webcrypto.CryptoKey, input));
 }

@@ -35,7 +35,7 @@ describe('access-token attacks on Bearer routes (API.md §1.3)', function () {
     victim = await createAccount(app, 'victim');
     bystander = await createAccount(app, 'mallory');
     genuine = await login(app, victim.username, victim.password);
-    const signing = await app.container.keys.signingKey();
+    const signing = app.container.keys.signingKey();
     expect(signing.alg, 'these tests assume the default EdDSA').to.equal('EdDSA');
     ourKid = signing.kid;
     serverSigner = cryptoKeySigner(signing.key, 'EdDSA');

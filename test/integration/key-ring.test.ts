@@ -194,7 +194,7 @@ describe('KeyRing: signing keys in the database', function () {
         expect(reader.keys.jwks().keys).to.have.length.at.least(1);
 
         const before = (await keyRows()).length;
-        await rejectsWith(reader.keys.signingKey(), 'bad_config');
+        await rejectsWith(Promise.resolve().then(() => reader.keys.signingKey()), 'bad_config');
         await rejectsWith(reader.keys.rotate(), 'bad_config');
         expect(await keyRows()).to.have.length(before);
         // Nor can it issue refresh tokens, and a refused start leaves no session behind.

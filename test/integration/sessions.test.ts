@@ -204,6 +204,34 @@ describe('sessions: rotation, reuse and revocation across two servers', function
       expect((await a.sessions.refresh(token)).session.counter).to.equal(3);
     });
 
+    it('groups concurrent refreshes of different sessions into few statements, each rotating its own row', async function () {
+      const owner = await newUser();
+      const started = await Promise.all(Array.from({ length: 30 }, () => startSession(a, owner, {})));
+      // A disabled-looking case inside the same batch: one revoked session must not be rotated.
+      await a.sessions.revoke(started[29]!.session.id, 'logout');
+      let rotations = 0;
+      const count = (query: { sql: string }) => {
+        if (query.sql.includes('jsonb_to_recordset')) rotations += 1;
+      };
+      a.db.writer.on('query', count);
+      try {
+        const results = await Promise.allSettled(started.map((s) => a.sessions.refresh(s.refreshToken)));
+        expect(results.slice(0, 29).every((r) => r.status === 'fulfilled')).to.equal(true);
+        await rejectsWith(Promise.reject((results[29] as PromiseRejectedResult).reason as Error), 'invalid_refresh_token');
+        for (const [i, r] of results.slice(0, 29).entries()) {
+          const issued = (r as PromiseFulfilledResult<{ session: { id: string; counter: number } }>).value;
+          expect(issued.session.id).to.equal(started[i]!.session.id);
+          expect(issued.session.counter).to.equal(2);
+        }
+      } finally {
+        a.db.writer.removeListener('query', count);
+      }
+      // One statement goes out at once; the other 29 wait and leave together (group commit).
+      expect(rotations).to.be.within(2, 5);
+      const counters = await a.db.writer('sessions').whereIn('id', started.map((s) => s.session.id)).select('id', 'counter');
+      expect(counters.filter((r: { counter: string }) => Number(r.counter) === 2)).to.have.length(29);
+    });
+
     it('refuses refresh after the absolute expiry without revoking', async function () {
       const owner = await newUser();
       const first = await startSession(a, owner, {});

@@ -66,7 +66,7 @@ export class AuthService {
   async login(username: string, password: string, meta: ClientMeta): Promise<TokenResponse> {
     const user = await this.opts.users.authenticate(username, password);
     const issued = this.opts.sessions.open(user, meta);
-    const response = await this.tokenResponse(issued);
+    const response = this.tokenResponse(issued);
     await this.opts.sessions.save(issued);
     this.opts.telemetry.loginSucceeded(user.id, issued.session.id);
     this.opts.telemetry.tokensIssued(1, 1);
@@ -75,9 +75,9 @@ export class AuthService {
 
   async refresh(refreshToken: unknown): Promise<TokenResponse> {
     // Rotating and then failing to sign would spend the client's token: make sure we can sign first.
-    await this.opts.accessTokens.assertCanSign();
+    this.opts.accessTokens.assertCanSign();
     const issued = await this.opts.sessions.refresh(refreshToken);
-    const response = await this.tokenResponse(issued);
+    const response = this.tokenResponse(issued);
     const outcome = issued.outcome ?? 'rotated';
     this.opts.telemetry.refreshed(outcome, issued.owner.id, issued.session.id);
     // A grace retry hands back the token the winner got: no new refresh token exists.
@@ -151,9 +151,9 @@ export class AuthService {
     }
   }
 
-  private async tokenResponse(issued: IssuedSession): Promise<TokenResponse> {
+  private tokenResponse(issued: IssuedSession): TokenResponse {
     const owner: SessionOwner = issued.owner;
-    const accessToken = await this.opts.accessTokens.issue({ userId: owner.id, username: owner.username, sessionId: issued.session.id });
+    const accessToken = this.opts.accessTokens.issue({ userId: owner.id, username: owner.username, sessionId: issued.session.id });
     const now = this.opts.clock.now().getTime();
     return {
       accessToken,

@@ -1,5 +1,5 @@
-import { randomBytes } from 'node:crypto';
-import { decodeProtectedHeader, errors as joseErrors, jwtVerify, SignJWT, type JWTPayload } from 'jose';
+import { randomBytes, sign } from 'node:crypto';
+import { decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
 import { AppError } from '../../errors.js';
 import type { Clock } from '../clock.js';
 import type { KeyRing, SigningAlg } from '../keys/key-ring.js';
@@ -60,22 +60,45 @@ export class AccessTokens {
   }
 
   /** Throws `unavailable` when no signing key is loaded (e.g. the database was down at start). */
-  async assertCanSign(): Promise<void> {
-    await this.opts.ring.signingKey();
+  assertCanSign(): void {
+    this.opts.ring.signingKey();
   }
 
-  async issue(subject: { userId: string; username: string; sessionId: string }): Promise<string> {
-    const { kid, alg, key } = await this.opts.ring.signingKey();
+  /**
+   * A compact JWS (RFC 7515) over the claims of API.md §1.3, signed with node:crypto: Ed25519, or
+   * ECDSA P-256 with the raw r||s signature JWS requires (RFC 7518 §3.4). jose verifies these
+   * tokens (here and in tests); signing directly saves WebCrypto's async job per token.
+   */
+  issue(subject: { userId: string; username: string; sessionId: string }): string {
+    const { kid, alg, key } = this.opts.ring.signingKey();
     const iat = Math.floor(this.opts.clock.now().getTime() / 1000);
-    return new SignJWT({ sid: subject.sessionId, region: this.opts.region, preferred_username: subject.username })
-      .setProtectedHeader({ alg, kid, typ: 'at+jwt' })
-      .setIssuer(this.opts.issuer)
-      .setSubject(subject.userId)
-      .setAudience(this.opts.audience)
-      .setIssuedAt(iat)
-      .setExpirationTime(iat + this.opts.ttlSeconds)
-      .setJti(randomBytes(16).toString('base64url'))
-      .sign(key);
+    const claims: AccessClaims = {
+      iss: this.opts.issuer,
+      sub: subject.userId,
+      aud: this.opts.audience,
+      exp: iat + this.opts.ttlSeconds,
+      iat,
+      jti: randomBytes(16).toString('base64url'),
+      sid: subject.sessionId,
+      region: this.opts.region,
+      preferred_username: subject.username,
+    };
+    const input = `${this.header(kid, alg)}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}`;
+    const data = Buffer.from(input);
+    const signature = alg === 'EdDSA' ? sign(null, data, key) : sign('sha256', data, { key, dsaEncoding: 'ieee-p1363' });
+    return `${input}.${signature.toString('base64url')}`;
+  }
+
+  private readonly headers = new Map<string, string>();
+
+  /** The encoded protected header per kid (the same bytes for every token a key signs). */
+  private header(kid: string, alg: SigningAlg): string {
+    let header = this.headers.get(kid);
+    if (header === undefined) {
+      header = Buffer.from(JSON.stringify({ alg, kid, typ: 'at+jwt' })).toString('base64url');
+      this.headers.set(kid, header);
+    }
+    return header;
   }
 
   /**

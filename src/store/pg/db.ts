@@ -13,10 +13,13 @@ export type Executor = Knex | Knex.Transaction;
 export class Db {
   readonly writer: Knex;
   readonly reader: Knex;
+  /** Connections per pool at most (config `database.poolMax`). */
+  readonly poolMax: number;
 
   /** @param onQuery receives every query's duration, by pool (metrics). */
   constructor(config: Config['database'], onQuery?: (pool: 'writer' | 'reader', seconds: number, ok: boolean) => void) {
     this.writer = createKnex(config.url, config);
+    this.poolMax = config.poolMax;
     this.reader = config.readUrl ? createKnex(config.readUrl, config) : this.writer;
     if (onQuery) {
       timeQueries(this.writer, (seconds, ok) => onQuery('writer', seconds, ok));

@@ -1,3 +1,4 @@
+import { Batcher } from './batcher.js';
 import type { Db, Executor } from './db.js';
 import { guard } from './errors.js';
 
@@ -100,9 +101,36 @@ const OWNER_COLUMNS = `u.id as owner_id, u.username as owner_username, u.home_re
 const SESSION_COLUMNS = `s.id, s.user_id, s.home_region, s.counter, s.created_at, s.last_used_at, s.rotated_at,
   s.expires_at, s.revoked_at, s.revoke_reason, s.user_agent, s.ip`;
 
+const DEADLOCK = '40P01';
+
+interface RotationRequest {
+  id: string;
+  counter: number;
+  now: Date;
+}
+
 /** All SQL on `sessions`. Time always comes from the caller's clock, never from `now()`. */
 export class SessionsRepo {
-  constructor(private readonly db: Db) {}
+  private readonly rotations: Batcher<RotationRequest, SessionWithOwner | undefined>;
+
+  /**
+   * Rotations go through a {@link Batcher}: one statement in flight at a time (by default), and
+   * the refreshes that arrive meanwhile go out together as the next one — a group commit.
+   * Measured on the bench (16 connections, pool 10): one in flight beats 2, 3 and 5, and all of
+   * them beat a statement per refresh by 2×. One at a time also means no two rotation batches
+   * ever wait on each other's row locks.
+   */
+  constructor(
+    private readonly db: Db,
+    options: { rotationsInFlight?: number } = {},
+  ) {
+    this.rotations = new Batcher({
+      maxInFlight: options.rotationsInFlight ?? 1,
+      maxBatch: 64,
+      key: (item) => item.id,
+      run: (items) => this.rotateBatch(items),
+    });
+  }
 
   async insert(session: Omit<SessionRecord, 'revokedAt' | 'revokeReason'>, ex: Executor = this.db.writer): Promise<void> {
     await guard(
@@ -127,20 +155,32 @@ export class SessionsRepo {
    * round trip for a successful refresh. `undefined` means the CAS lost; the caller then reads
    * the row to tell a grace retry from reuse.
    */
-  async rotate(id: string, counter: number, now: Date): Promise<SessionWithOwner | undefined> {
-    const result = await guard(
+  rotate(id: string, counter: number, now: Date): Promise<SessionWithOwner | undefined> {
+    return this.rotations.submit({ id, counter, now });
+  }
+
+  /** Rotates a batch (see {@link Batcher}): each row is its own compare-and-set, one commit for all. */
+  private async rotateBatch(items: RotationRequest[]): Promise<Array<SessionWithOwner | undefined>> {
+    const batch = JSON.stringify(items.map((i) => ({ id: i.id, counter: i.counter, now: i.now.toISOString() })));
+    const run = () =>
       this.db.writer.raw<{ rows: Array<SessionDbRow & OwnerColumns> }>(
         `update sessions s
-            set counter = s.counter + 1, rotated_at = :now, last_used_at = :now, version = s.version + 1
-           from users u
-          where s.id = :id and s.counter = :counter and s.revoked_at is null and s.expires_at > :now
+            set counter = s.counter + 1, rotated_at = b.now, last_used_at = b.now, version = s.version + 1
+           from jsonb_to_recordset(?::jsonb) as b(id uuid, counter bigint, now timestamptz), users u
+          where s.id = b.id and s.counter = b.counter and s.revoked_at is null and s.expires_at > b.now
             and u.id = s.user_id and u.status = 'active'
         returning ${SESSION_COLUMNS}, ${OWNER_COLUMNS}`,
-        { id, counter, now },
-      ),
-    );
-    const row = result.rows[0];
-    return row ? toSessionWithOwner(row) : undefined;
+        [batch],
+      );
+    // A batch locks many rows; should it deadlock with a multi-row revocation, PostgreSQL aborts
+    // one side and nothing of it was written, so running the batch again is safe (each row is
+    // its own compare-and-set).
+    const result = await guard(run().catch((err: unknown) => ((err as { code?: string }).code === DEADLOCK ? run() : Promise.reject(err as Error))));
+    const byId = new Map(result.rows.map((row) => [row.id, row]));
+    return items.map((item) => {
+      const row = byId.get(item.id);
+      return row ? toSessionWithOwner(row) : undefined;
+    });
   }
 
   /** Reads from the writer: decisions about reuse must not be made on a lagging replica. */
