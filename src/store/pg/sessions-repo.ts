@@ -103,6 +103,13 @@ const SESSION_COLUMNS = `s.id, s.user_id, s.home_region, s.counter, s.created_at
 
 const DEADLOCK = '40P01';
 
+const ROTATE_BATCH = `update sessions s
+    set counter = s.counter + 1, rotated_at = b.now, last_used_at = b.now, version = s.version + 1
+   from jsonb_to_recordset($1::jsonb) as b(id uuid, counter bigint, now timestamptz), users u
+  where s.id = b.id and s.counter = b.counter and s.revoked_at is null and s.expires_at > b.now
+    and u.id = s.user_id and u.status = 'active'
+returning ${SESSION_COLUMNS}, ${OWNER_COLUMNS}`;
+
 interface RotationRequest {
   id: string;
   counter: number;
@@ -162,21 +169,12 @@ export class SessionsRepo {
   /** Rotates a batch (see {@link Batcher}): each row is its own compare-and-set, one commit for all. */
   private async rotateBatch(items: RotationRequest[]): Promise<Array<SessionWithOwner | undefined>> {
     const batch = JSON.stringify(items.map((i) => ({ id: i.id, counter: i.counter, now: i.now.toISOString() })));
-    const run = () =>
-      this.db.writer.raw<{ rows: Array<SessionDbRow & OwnerColumns> }>(
-        `update sessions s
-            set counter = s.counter + 1, rotated_at = b.now, last_used_at = b.now, version = s.version + 1
-           from jsonb_to_recordset(?::jsonb) as b(id uuid, counter bigint, now timestamptz), users u
-          where s.id = b.id and s.counter = b.counter and s.revoked_at is null and s.expires_at > b.now
-            and u.id = s.user_id and u.status = 'active'
-        returning ${SESSION_COLUMNS}, ${OWNER_COLUMNS}`,
-        [batch],
-      );
+    const run = () => this.db.prepared<SessionDbRow & OwnerColumns>('authctl_rotate_batch', ROTATE_BATCH, [batch]);
     // A batch locks many rows; should it deadlock with a multi-row revocation, PostgreSQL aborts
     // one side and nothing of it was written, so running the batch again is safe (each row is
     // its own compare-and-set).
     const result = await guard(run().catch((err: unknown) => ((err as { code?: string }).code === DEADLOCK ? run() : Promise.reject(err as Error))));
-    const byId = new Map(result.rows.map((row) => [row.id, row]));
+    const byId = new Map(result.map((row) => [row.id, row]));
     return items.map((item) => {
       const row = byId.get(item.id);
       return row ? toSessionWithOwner(row) : undefined;
