@@ -33,6 +33,7 @@ import autocannon from 'autocannon';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { OWASP_ARGON2_MINIMUM } from '../src/core/users/password-hasher.js';
+import { processCpuSeconds } from './lib/cpu.js';
 import { sampleSessions, seed, SEED_PASSWORD, type SampledSession } from './seed.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -767,16 +768,6 @@ async function stopServer(server: ChildProcess): Promise<void> {
   const timer = setTimeout(() => server.kill('SIGKILL'), 10_000);
   await exited;
   clearTimeout(timer);
-}
-
-/** CPU seconds used so far by a process (utime + stime from /proc). */
-function processCpuSeconds(pid: number): number {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100;
-  } catch {
-    return 0;
-  }
 }
 
 /** Writes and flushes completed, and ms spent on them, over the machine's disks (not partitions, loop or RAM devices). */

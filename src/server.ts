@@ -1,7 +1,10 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Container } from './container.js';
+import { Registry } from 'prom-client';
 import { createApp } from './http/app.js';
+
+const PROMETHEUS_CONTENT_TYPE = Registry.PROMETHEUS_CONTENT_TYPE;
 
 export interface RunningServer {
   url: string;
@@ -12,15 +15,14 @@ export interface RunningServer {
 }
 
 /** A bare listener for Prometheus on the admin port: GET /metrics, 404 otherwise. */
-async function startMetricsServer(container: Container, host: string, port: number): Promise<Server> {
-  const registry = container.metrics.registry;
+export async function startMetricsServer(render: () => Promise<string>, host: string, port: number): Promise<Server> {
   const server = createServer((req, res) => {
     if (req.method !== 'GET' || req.url?.split('?')[0] !== '/metrics') {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
       return;
     }
-    registry.metrics().then(
-      (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
+    render().then(
+      (text) => res.writeHead(200, { 'content-type': PROMETHEUS_CONTENT_TYPE }).end(text),
       () => res.writeHead(500).end(),
     );
   });
@@ -28,7 +30,7 @@ async function startMetricsServer(container: Container, host: string, port: numb
   return server;
 }
 
-function listen(server: Server, host: string, port: number): Promise<void> {
+export function listen(server: Server, host: string, port: number): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     server.once('listening', resolve);
     server.once('error', reject);
@@ -36,7 +38,7 @@ function listen(server: Server, host: string, port: number): Promise<void> {
   });
 }
 
-function urlOf(server: Server, host: string): string {
+export function urlOf(server: Server, host: string): string {
   const { port } = server.address() as AddressInfo;
   const shown = host === '0.0.0.0' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
   return `http://${shown}:${port}`;
@@ -46,7 +48,7 @@ function urlOf(server: Server, host: string): string {
  * Starts the HTTP server: background loading of keys and revocations first (best effort — the
  * server also starts while PostgreSQL is down and becomes ready by itself), then listen.
  */
-export async function startServer(container: Container, options: { host: string; port: number }): Promise<RunningServer> {
+export async function startServer(container: Container, options: { host: string; port: number; metricsServer?: boolean }): Promise<RunningServer> {
   await container.startBackground();
   const handle = createApp(container).callback();
   const server = createServer((req, res) => {
@@ -56,7 +58,7 @@ export async function startServer(container: Container, options: { host: string;
   // Keep-alive longer than typical load balancers' idle timeout (60 s), so they close first.
   server.keepAliveTimeout = 65_000;
   const metricsPort = container.config.http.metricsPort;
-  const metricsServer = metricsPort === undefined ? undefined : await startMetricsServer(container, options.host, metricsPort);
+  const metricsServer = metricsPort === undefined || options.metricsServer === false ? undefined : await startMetricsServer(container.metrics.render, options.host, metricsPort);
   // Graceful: stop accepting, let requests in flight finish, drop idle keep-alive connections;
   // anything still open after 10 s is cut.
   const close = (s: Server) =>

@@ -21,15 +21,40 @@ function ticksPerSecond(): number {
   return clockTicks;
 }
 
-/** utime + stime of one process (all its threads, libuv's pool included), in seconds. */
-export function processCpuSeconds(pid: number): number {
+/** Fields of /proc/<pid>/stat after the command name (which may contain spaces), or undefined. */
+function statFields(pid: number | string): string[] | undefined {
   try {
-    // The command name (field 2) may contain spaces: split after its closing parenthesis.
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / ticksPerSecond();
+    return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
   } catch {
-    return 0; // gone
+    return undefined; // gone
   }
+}
+
+/** utime + stime of one process alone, in seconds. */
+function ownCpuSeconds(pid: number | string): number {
+  const fields = statFields(pid);
+  return fields ? (Number(fields[11]) + Number(fields[12])) / ticksPerSecond() : 0;
+}
+
+/**
+ * utime + stime of a process (all its threads, libuv's pool included) and of its descendants —
+ * the workers of `authctl serve --processes N` — in seconds.
+ */
+export function processCpuSeconds(pid: number): number {
+  const children = new Map<number, number[]>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const ppid = Number(statFields(entry)?.[1]);
+    if (ppid > 0) children.set(ppid, [...(children.get(ppid) ?? []), Number(entry)]);
+  }
+  let total = 0;
+  const pending = [pid];
+  while (pending.length > 0) {
+    const next = pending.pop()!;
+    total += ownCpuSeconds(next);
+    pending.push(...(children.get(next) ?? []));
+  }
+  return total;
 }
 
 /**
@@ -59,7 +84,7 @@ function serviceProcesses(database: string | undefined): Map<number, { kind: 'po
       const backend = /^postgres: [^:]+: (\S+) (\S+) (?:\S+\(\d+\)|\[local\])/.exec(title);
       if (backend && backend[2] !== database) continue;
     }
-    out.set(Number(entry), { kind: comm === 'postgres' ? 'postgres' : 'redis', cpu: processCpuSeconds(Number(entry)) });
+    out.set(Number(entry), { kind: comm === 'postgres' ? 'postgres' : 'redis', cpu: ownCpuSeconds(entry) });
   }
   return out;
 }

@@ -10,6 +10,7 @@ const ENV_MAP: Record<string, { path: string[]; type: 'string' | 'int' | 'bool' 
   AUTHCTL_PUBLIC_URL: { path: ['publicUrl'], type: 'string' },
   AUTHCTL_HOST: { path: ['http', 'host'], type: 'string' },
   AUTHCTL_PORT: { path: ['http', 'port'], type: 'int' },
+  AUTHCTL_PROCESSES: { path: ['http', 'processes'], type: 'int' },
   AUTHCTL_BODY_LIMIT: { path: ['http', 'bodyLimit'], type: 'int' },
   AUTHCTL_METRICS_PORT: { path: ['http', 'metricsPort'], type: 'int' },
   AUTHCTL_BENCH_ROUTES: { path: ['http', 'benchRoutes'], type: 'bool' },

@@ -24,6 +24,9 @@ export const configSchema = z.strictObject({
     .strictObject({
       host: z.string().min(1).default('127.0.0.1'),
       port: z.number().int().min(0).max(65535).default(8080),
+      // Server processes sharing the port (node:cluster): one Node process uses one core for
+      // JavaScript, so give a server as many as the cores it should use. 1 = no cluster.
+      processes: z.number().int().min(1).max(64).default(1),
       bodyLimit: z.number().int().min(1024).max(1_048_576).default(16_384),
       // Serve /metrics on this port only (an admin port kept off the public listener).
       metricsPort: z.number().int().min(0).max(65535).optional(),

@@ -12,6 +12,11 @@ export function createMetrics(region: string) {
   const registers = [registry];
   return {
     registry,
+    /**
+     * The Prometheus exposition of this process — or, in a cluster worker, of the whole server
+     * (every process, aggregated by the primary: see src/cluster.ts).
+     */
+    render: (): Promise<string> => registry.metrics(),
     httpDuration: new Histogram({
       name: 'authctl_http_request_duration_seconds',
       help: 'HTTP request duration by method, route template and status code.',

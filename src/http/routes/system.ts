@@ -46,7 +46,7 @@ export function systemRoutes(c: Container): Router {
   if (c.config.http.metricsPort === undefined) {
     router.get('/metrics', async function metrics(ctx) {
       ctx.type = c.metrics.registry.contentType;
-      ctx.body = await c.metrics.registry.metrics();
+      ctx.body = await c.metrics.render();
     });
   }
 
