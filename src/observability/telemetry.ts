@@ -75,7 +75,8 @@ export class Telemetry {
 
   cacheLookup(kind: 'session' | 'user', result: 'hit' | 'miss' | 'error'): void {
     this.deps.metrics.cacheLookups.inc({ kind, result });
-    if (result !== 'error') this.deps.log.debug(`cache ${result}`, { event: `cache.${result}`, kind });
+    // On the Bearer path for every request: skip building a debug entry nobody will see.
+    if (result !== 'error' && this.deps.log.isDebugEnabled()) this.deps.log.debug(`cache ${result}`, { event: `cache.${result}`, kind });
   }
 
   passwordHash(op: 'hash' | 'verify', seconds: number): void {

@@ -1,6 +1,7 @@
 import { AppError } from '../../errors.js';
 import type { Telemetry } from '../../observability/telemetry.js';
 import type { Cache } from '../../store/cache/cache.js';
+import type { MemoryCache } from '../../store/cache/memory.js';
 import type { SessionOwner } from '../../store/pg/sessions-repo.js';
 import type { Clock } from '../clock.js';
 import type { ClientMeta, IssuedSession, SessionService } from '../sessions/session-service.js';
@@ -42,7 +43,7 @@ export interface AuthServiceOptions {
   accessTokens: AccessTokens;
   cache: Cache;
   /** An in-process tier in front of `cache` for profiles (absent when `cache` is in-process already). */
-  localProfiles?: Cache;
+  localProfiles?: MemoryCache;
   clock: Clock;
   telemetry: Telemetry;
 }
@@ -87,8 +88,16 @@ export class AuthService {
 
   /** Verifies a Bearer access token: signature, claims, and that its session is not revoked. */
   async authenticate(accessToken: string): Promise<Principal> {
-    const claims = await this.opts.accessTokens.verify(accessToken);
-    return { userId: claims.sub, sessionId: claims.sid, username: claims.preferred_username, claims };
+    return principalOf(await this.opts.accessTokens.verify(accessToken));
+  }
+
+  /**
+   * {@link authenticate} for a token this server has verified before, without a promise (this runs
+   * on every Bearer request); `undefined` when the token needs the full check. Throws like it.
+   */
+  authenticateKnown(accessToken: string): Principal | undefined {
+    const known = this.opts.accessTokens.verifyKnown(accessToken);
+    return known && principalOf(known);
   }
 
   /** Ends the caller's session and, if given, the session of a refresh token the caller owns. */
@@ -116,8 +125,13 @@ export class AuthService {
    * because what could make it wrong (disable, delete) also revokes the session, which the
    * Bearer check refuses before we get here.
    */
+  /** The caller's profile if the in-process tier has it, without a promise; else use {@link me}. */
+  meCached(principal: Principal): UserView | undefined {
+    return this.opts.localProfiles?.peekUser(principal.userId);
+  }
+
   async me(principal: Principal): Promise<UserView> {
-    const local = await this.opts.localProfiles?.getUser(principal.userId);
+    const local = this.opts.localProfiles?.peekUser(principal.userId);
     if (local) return local;
     const shared = await this.opts.cache.getUser(principal.userId);
     if (shared) {
@@ -165,4 +179,8 @@ export class AuthService {
       user: toUserView(owner),
     };
   }
+}
+
+function principalOf(claims: AccessClaims): Principal {
+  return { userId: claims.sub, sessionId: claims.sid, username: claims.preferred_username, claims };
 }

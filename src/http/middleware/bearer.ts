@@ -10,7 +10,7 @@ export function requireBearer(auth: AuthService): Middleware {
   return async function bearerMiddleware(ctx, next) {
     const match = BEARER.exec(ctx.get('authorization'));
     if (!match) throw new AppError('invalid_token', 'a Bearer access token is required');
-    ctx.state.principal = await auth.authenticate(match[1]!);
+    ctx.state.principal = auth.authenticateKnown(match[1]!) ?? (await auth.authenticate(match[1]!));
     await next();
   };
 }

@@ -11,7 +11,8 @@ export function meRoutes(c: Container): Router {
   const bearer = requireBearer(c.auth);
 
   router.get('/me', bearer, async function me(ctx) {
-    ctx.body = { user: await c.auth.me(ctx.state.principal as Principal) };
+    const principal = ctx.state.principal as Principal;
+    ctx.body = { user: c.auth.meCached(principal) ?? (await c.auth.me(principal)) };
   });
 
   router.get('/sessions', bearer, async function listSessions(ctx) {

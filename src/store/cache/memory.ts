@@ -29,6 +29,11 @@ export class MemoryCache implements Cache {
     },
   ) {}
 
+  /** {@link getUser} without the promise, for callers that know this cache is in-process. */
+  peekUser(id: string): CachedUser | undefined {
+    return this.read(this.users, id, 'user');
+  }
+
   getSession(id: string): Promise<CachedSession | undefined> {
     return Promise.resolve(this.read(this.sessions, id, 'session'));
   }
