@@ -134,7 +134,7 @@ export const configSchema = z.strictObject({
       // NIST SP 800-63B §5.2.2: never more than 100 consecutive failures per account.
       maxFailures: z.number().int().min(1).max(100).default(100),
       // Failures per account are counted over this window (from the first one); a success resets them.
-      failureWindow: seconds(60, 604_800).default(86_400),
+      failureWindow: seconds(1, 604_800).default(86_400),
       // The back-off doubles from 1 s per failure after `freeFailures`, up to this.
       maxBackoff: seconds(1, 86_400).default(900),
       // Failed logins per client address per `ipWindow`.
