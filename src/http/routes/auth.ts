@@ -6,6 +6,8 @@ import type { Container } from '../../container.js';
 import { requireBearer } from '../middleware/bearer.js';
 import { jsonBody } from '../middleware/json-body.js';
 import { parseBody } from '../validate.js';
+import { foldUsername } from '../../core/users/username.js';
+import { assertSingleScript } from '../../security/confusables.js';
 
 // Field sizes are bounded here (400 invalid_request); the password policy proper (8–256 code
 // points, blocklist) answers 400 weak_password from the core.
@@ -33,6 +35,7 @@ export function authRoutes(c: Container): Router {
   router.post('/register', body, async function register(ctx) {
     const { username, password } = parseBody(credentials, ctx.state.body);
     await c.throttle.guardRegistration(ctx.ip);
+    assertSingleScript(foldUsername(username));
     ctx.status = 201;
     ctx.body = { user: await c.auth.register(username, password) };
   });
