@@ -77,7 +77,10 @@ export class LoginThrottle {
     }
     try {
       const result = await verify();
-      await Promise.all([this.failures.delete(account), this.backoff.delete(account), this.ip.reward(ip)]);
+      // The login stands even if the reset fails (both stores down): the account just stays counted.
+      await Promise.all([this.failures.delete(account), this.backoff.delete(account), this.ip.reward(ip)]).catch((err: unknown) =>
+        this.opts.log.warn('throttle counters not reset', { event: 'security.rate_limit_store_failed', err }),
+      );
       return result;
     } catch (err) {
       if (!isAppError(err, 'invalid_credentials')) {

@@ -87,6 +87,16 @@ describe('response headers, CORS and content handling (OWASP REST, ASVS V14)', f
     });
   });
 
+  it('a token in the URL is never accepted (ASVS V3.1.1): only the Authorization header counts', async function () {
+    const tokens = await login(app, account.username, account.password);
+    for (const query of [`access_token=${tokens.accessToken}`, `token=${tokens.accessToken}`, `authorization=Bearer%20${tokens.accessToken}`]) {
+      const res = await app.request(`/v1/me?${query}`);
+      expect(res.status, query.split('=')[0]).to.equal(401);
+    }
+    const control = await app.request('/v1/me', { token: tokens.accessToken });
+    expect(control.status).to.equal(200);
+  });
+
   describe('strict content handling', function () {
     const body = JSON.stringify({ username: 'someone', password: 'whatever pw' });
 
