@@ -181,7 +181,8 @@ export function resolveConfigFile(options: LoadConfigOptions): string | undefine
 
 function describeIssue(issue: z.core.$ZodIssue, sources: Map<string, string>, file: string | undefined): string {
   const key = issue.path.join('.');
-  const envName = sources.get(key);
+  // A list variable's issue names an element (`http.corsOrigins.1`): name the variable all the same.
+  const envName = sources.get(key) ?? [...sources].find(([path]) => key.startsWith(`${path}.`))?.[1];
   const where = envName ?? (file ? `${key} (in ${file})` : key);
   if (issue.code === 'unrecognized_keys') {
     const keys = issue.keys.map((k) => (key ? `${key}.${k}` : k)).join(', ');
