@@ -237,6 +237,9 @@ export async function runScale(opts: ScaleOptions): Promise<ScaleResult> {
       AUTHCTL_HASH_TIME_COST: String(OWASP_ARGON2_MINIMUM.timeCost),
       AUTHCTL_HASH_PARALLELISM: String(OWASP_ARGON2_MINIMUM.parallelism),
       ...(opts.redisUrl ? { AUTHCTL_REDIS_URL: opts.redisUrl, AUTHCTL_CACHE_PREFIX: prefix } : {}),
+      // One client address for all load: lift the per-address limits (per-account ones stay on).
+      AUTHCTL_RATE_LIMIT_REGISTER_PER_IP: '100000',
+      AUTHCTL_RATE_LIMIT_IP_FAILURES: '100000',
     };
     const cli = (args: string[]) => spawn(process.execPath, [join(root, 'bin/run.js'), ...args], { cwd: root, env, stdio: ['ignore', 'ignore', 'inherit'] });
     const migrated = await new Promise<number | null>((resolve, reject) => cli(['migrate']).on('error', reject).on('exit', resolve));

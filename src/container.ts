@@ -23,6 +23,8 @@ import { UsersRepo } from './store/pg/users-repo.js';
 import { JobQueue, type InstallResult } from './jobs/job-queue.js';
 import { createCache, type Cache } from './store/cache/index.js';
 import { MemoryCache } from './store/cache/memory.js';
+import { memoryLimiterStore, redisLimiterStore } from './security/limiter-store.js';
+import { LoginThrottle } from './security/login-throttle.js';
 
 export interface Container {
   config: Config;
@@ -43,6 +45,8 @@ export interface Container {
   sessions: SessionService;
   users: UserService;
   auth: AuthService;
+  /** Brute-force limits on login, registration and password checks (src/security). */
+  throttle: LoginThrottle;
   /** `authctl migrate`: authctl's tables, then pg-boss's schema and queues. */
   migrate(): Promise<{ batch: number; applied: string[]; jobs: InstallResult }>;
   /** Loads keys and revocations and starts their background refresh (servers only). */
@@ -160,6 +164,10 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
       : undefined;
   const auth = new AuthService({ users, sessions, accessTokens, cache, ...(localProfiles ? { localProfiles } : {}), clock, telemetry });
 
+  // Counters live where the cache lives: Redis (insured by PostgreSQL) or this process's memory.
+  const limiterStore = cache.driver === 'redis' ? redisLimiterStore(config.cache, db.writer) : memoryLimiterStore();
+  const throttle = new LoginThrottle({ config: config.rateLimit, store: limiterStore, log, registry: metrics.registry });
+
   let background: NodeJS.Timeout | undefined;
   return {
     config,
@@ -177,6 +185,7 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
     sessions,
     users,
     auth,
+    throttle,
     async migrate() {
       const result = await db.migrateLatest();
       return { ...result, jobs: await jobs.install() };
@@ -218,6 +227,7 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
       await usage.stop();
       await jobs.stop();
       await cache.close();
+      await limiterStore.close();
       await db.close();
     },
   };

@@ -5,7 +5,7 @@ import { AppError } from '../errors.js';
 import { configSchema, type Config, type ConfigInput } from './schema.js';
 
 /** Environment variables (API.md §3) and where each lands in the config, with its type. */
-const ENV_MAP: Record<string, { path: string[]; type: 'string' | 'int' | 'bool' }> = {
+const ENV_MAP: Record<string, { path: string[]; type: 'string' | 'int' | 'bool' | 'list' }> = {
   AUTHCTL_REGION: { path: ['region'], type: 'string' },
   AUTHCTL_PUBLIC_URL: { path: ['publicUrl'], type: 'string' },
   AUTHCTL_HOST: { path: ['http', 'host'], type: 'string' },
@@ -34,6 +34,13 @@ const ENV_MAP: Record<string, { path: string[]; type: 'string' | 'int' | 'bool' 
   AUTHCTL_HASH_TIME_COST: { path: ['hash', 'timeCost'], type: 'int' },
   AUTHCTL_HASH_PARALLELISM: { path: ['hash', 'parallelism'], type: 'int' },
   AUTHCTL_LOG_LEVEL: { path: ['log', 'level'], type: 'string' },
+  AUTHCTL_TRUST_PROXY: { path: ['http', 'trustProxy'], type: 'bool' },
+  AUTHCTL_PROXY_HOPS: { path: ['http', 'proxyHops'], type: 'int' },
+  AUTHCTL_CORS_ORIGINS: { path: ['http', 'corsOrigins'], type: 'list' },
+  AUTHCTL_RATE_LIMIT: { path: ['rateLimit', 'enabled'], type: 'bool' },
+  AUTHCTL_RATE_LIMIT_MAX_FAILURES: { path: ['rateLimit', 'maxFailures'], type: 'int' },
+  AUTHCTL_RATE_LIMIT_IP_FAILURES: { path: ['rateLimit', 'ipFailures'], type: 'int' },
+  AUTHCTL_RATE_LIMIT_REGISTER_PER_IP: { path: ['rateLimit', 'registerPerIp'], type: 'int' },
 };
 
 export const ENV_VARIABLES = Object.freeze(
@@ -153,6 +160,8 @@ function readEnv(env: NodeJS.ProcessEnv): { values: Plain; sources: Map<string, 
     } else if (type === 'bool') {
       if (!/^(true|false|1|0)$/i.test(raw.trim())) throw badConfig(`${name} must be true or false`);
       value = /^(true|1)$/i.test(raw.trim());
+    } else if (type === 'list') {
+      value = raw.split(',').map((item) => item.trim()).filter((item) => item !== '');
     }
     setPath(values, path, value);
     sources.set(path.join('.'), name);
@@ -172,7 +181,8 @@ export function resolveConfigFile(options: LoadConfigOptions): string | undefine
 
 function describeIssue(issue: z.core.$ZodIssue, sources: Map<string, string>, file: string | undefined): string {
   const key = issue.path.join('.');
-  const envName = sources.get(key);
+  // A list variable's issue names an element (`http.corsOrigins.1`): name the variable all the same.
+  const envName = sources.get(key) ?? [...sources].find(([path]) => key.startsWith(`${path}.`))?.[1];
   const where = envName ?? (file ? `${key} (in ${file})` : key);
   if (issue.code === 'unrecognized_keys') {
     const keys = issue.keys.map((k) => (key ? `${key}.${k}` : k)).join(', ');

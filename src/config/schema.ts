@@ -33,6 +33,12 @@ export const configSchema = z.strictObject({
       // GET /bench/baseline: the JSON of /v1/me without auth or I/O, so `npm run bench` can show
       // what authentication costs on top of the same stack. Off unless benchmarking.
       benchRoutes: z.boolean().default(false),
+      // Behind a reverse proxy: take the client address from X-Forwarded-For, trusting only the
+      // last `proxyHops` entries (the ones our own proxies appended; anything before is client-made).
+      trustProxy: z.boolean().default(false),
+      proxyHops: z.number().int().min(1).max(10).default(1),
+      // Browser origins allowed to call the API (CORS). Empty: no CORS headers at all.
+      corsOrigins: z.array(url(['http:', 'https:'])).default([]),
     })
     .prefault({}),
   database: z
@@ -117,6 +123,26 @@ export const configSchema = z.strictObject({
       memoryCost: z.number().int().min(19_456).max(4_194_304).default(19_456),
       timeCost: z.number().int().min(2).max(100).default(2),
       parallelism: z.number().int().min(1).max(16).default(1),
+    })
+    .prefault({}),
+  // Brute-force protection (README "Security"). Durations are seconds.
+  rateLimit: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      // Failed logins per account before the exponential back-off starts.
+      freeFailures: z.number().int().min(1).max(50).default(5),
+      // NIST SP 800-63B §5.2.2: never more than 100 consecutive failures per account.
+      maxFailures: z.number().int().min(1).max(100).default(100),
+      // Failures per account are counted over this window (from the first one); a success resets them.
+      failureWindow: seconds(1, 604_800).default(86_400),
+      // The back-off doubles from 1 s per failure after `freeFailures`, up to this.
+      maxBackoff: seconds(1, 86_400).default(900),
+      // Failed logins per client address per `ipWindow`.
+      ipFailures: z.number().int().min(1).max(100_000).default(100),
+      ipWindow: seconds(1, 86_400).default(900),
+      // Registrations per client address per `registerWindow`.
+      registerPerIp: z.number().int().min(1).max(100_000).default(20),
+      registerWindow: seconds(1, 86_400).default(3_600),
     })
     .prefault({}),
   log: z

@@ -3,23 +3,21 @@ import type { Container } from '../container.js';
 import { problemDetails } from './middleware/problem.js';
 import { accessLog } from './middleware/access-log.js';
 import { requestId } from './middleware/request-id.js';
+import { corsAllowList, securityHeaders } from './middleware/security-headers.js';
 import { authRoutes } from './routes/auth.js';
 import { meRoutes } from './routes/me.js';
 import { systemRoutes } from './routes/system.js';
 
 /** The Koa application of one region's server; `app.callback()` is what tests drive. */
 export function createApp(container: Container): Koa {
-  const app = new Koa({ proxy: false });
+  // X-Forwarded-For only when configured, and then only the entries our own proxies appended.
+  const app = new Koa({ proxy: container.config.http.trustProxy, maxIpsCount: container.config.http.proxyHops });
   app.silent = true; // errors are logged by problemDetails, once, with the request id
   app.use(requestId(container.requestContext));
   app.use(accessLog(container.log, container.metrics));
-  app.use(async function securityHeaders(ctx, next) {
-    ctx.set('X-Content-Type-Options', 'nosniff');
-    // Token responses and user data must never sit in a shared cache (RFC 6749 §5.1).
-    if (ctx.path.startsWith('/v1/')) ctx.set('Cache-Control', 'no-store');
-    await next();
-  });
+  app.use(securityHeaders());
   app.use(problemDetails(container.log));
+  if (container.config.http.corsOrigins.length > 0) app.use(corsAllowList(container.config.http.corsOrigins));
   for (const router of [authRoutes(container), meRoutes(container), systemRoutes(container)]) {
     app.use(router.routes());
     // Not `throw: true`: @koa/router sets the Allow header (RFC 9110 §15.5.6) only when it does

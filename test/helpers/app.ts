@@ -23,6 +23,9 @@ export function testConfig(databaseUrl: string, overrides: ConfigInput = {}) {
       log: { level: 'silent', ...overrides.log },
       keys: { activationDelay: 0, ...overrides.keys },
       revocation: { pollIntervalMs: 200, ...overrides.revocation },
+      // Every test registers and fails logins from 127.0.0.1: per-address limits would trip
+      // across unrelated tests. Per-account limits keep their defaults; test/security sets its own.
+      rateLimit: { registerPerIp: 100_000, ipFailures: 100_000, ...overrides.rateLimit },
     },
   });
 }

@@ -147,6 +147,7 @@ export class AccessTokens {
   }
 
   private async verifyFully(token: string): Promise<AccessClaims> {
+    if (!isCanonicalJws(token)) throw invalid('the access token is malformed');
     let header: ReturnType<typeof decodeProtectedHeader>;
     try {
       header = decodeProtectedHeader(token);
@@ -186,4 +187,17 @@ export class AccessTokens {
     Object.defineProperty(claims, KID, { value: header.kid, enumerable: false });
     return claims as AccessClaims;
   }
+}
+
+// RFC 7515 §7.1: a compact JWS is exactly three unpadded base64url segments.
+const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
+
+/**
+ * Only the canonical spelling of a JWS is accepted. Decoders (jose's included) tolerate padding
+ * and ignore the spare bits of a segment's last character, so one token has many spellings;
+ * anything keyed by the token text (the verified-token cache, logs, deny lists) must not be
+ * fooled by that.
+ */
+function isCanonicalJws(token: string): boolean {
+  return COMPACT_JWS.test(token) && token.split('.').every((part) => Buffer.from(part, 'base64url').toString('base64url') === part);
 }

@@ -1,6 +1,7 @@
 import type { Middleware } from 'koa';
 import getRawBody from 'raw-body';
 import { AppError } from '../../errors.js';
+import { findHostileJson } from '../../security/hostile-json.js';
 
 /**
  * Reads a JSON body into `ctx.state.body` (undefined when there is none). Only
@@ -15,6 +16,11 @@ export function jsonBody(limit: number): Middleware {
       ctx.state.body = undefined;
       await next();
       return;
+    }
+    // We decode no content coding: a compressed body would otherwise reach JSON.parse as bytes.
+    const encoding = ctx.get('content-encoding').trim().toLowerCase();
+    if (encoding !== '' && encoding !== 'identity') {
+      throw new AppError('unsupported_media_type', 'Content-Encoding is not supported: send the body uncompressed');
     }
     if (!ctx.is('application/json', '+json')) {
       throw new AppError('unsupported_media_type', 'the request body must be JSON (Content-Type: application/json)');
@@ -40,6 +46,8 @@ export function jsonBody(limit: number): Middleware {
     } catch (err) {
       throw new AppError('invalid_request', 'the request body is not valid JSON', { cause: err, errors: [{ path: '', message: 'malformed JSON' }] });
     }
+    const hostile = findHostileJson(ctx.state.body);
+    if (hostile) throw new AppError('invalid_request', `${hostile.path || 'body'}: ${hostile.message}`, { errors: [hostile] });
     await next();
   };
 }

@@ -6,6 +6,8 @@ import type { Container } from '../../container.js';
 import { requireBearer } from '../middleware/bearer.js';
 import { jsonBody } from '../middleware/json-body.js';
 import { parseBody } from '../validate.js';
+import { foldUsername } from '../../core/users/username.js';
+import { assertSingleScript } from '../../security/confusables.js';
 
 // Field sizes are bounded here (400 invalid_request); the password policy proper (8–256 code
 // points, blocklist) answers 400 weak_password from the core.
@@ -32,13 +34,15 @@ export function authRoutes(c: Container): Router {
 
   router.post('/register', body, async function register(ctx) {
     const { username, password } = parseBody(credentials, ctx.state.body);
+    await c.throttle.guardRegistration(ctx.ip);
+    assertSingleScript(foldUsername(username));
     ctx.status = 201;
     ctx.body = { user: await c.auth.register(username, password) };
   });
 
   router.post('/login', body, async function login(ctx) {
     const { username, password } = parseBody(credentials, ctx.state.body);
-    ctx.body = await c.auth.login(username, password, clientMeta(ctx));
+    ctx.body = await c.throttle.guard(username, ctx.ip, () => c.auth.login(username, password, clientMeta(ctx)));
   });
 
   router.post('/refresh', body, async function refresh(ctx) {
@@ -59,7 +63,9 @@ export function authRoutes(c: Container): Router {
 
   router.post('/password', bearer, body, async function changePassword(ctx) {
     const { currentPassword, newPassword } = parseBody(passwordBody, ctx.state.body);
-    await c.auth.changePassword(ctx.state.principal as Principal, currentPassword, newPassword);
+    const principal = ctx.state.principal as Principal;
+    // A stolen access token must not become a way to guess the password without limits.
+    await c.throttle.guard(principal.username, ctx.ip, () => c.auth.changePassword(principal, currentPassword, newPassword));
     ctx.status = 204;
   });
 

@@ -3,7 +3,7 @@ import { expect } from 'chai';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
 import { ManualClock } from '../../src/core/clock.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
-import { createAccount, expectInvalidToken, login, type Account, type TokenResponse } from '../helpers/http-assert.js';
+import { createAccount, expectInvalidToken, expectProblem, login, type Account, type TokenResponse } from '../helpers/http-assert.js';
 import {
   cryptoKeySigner,
   decodePart,
@@ -18,7 +18,7 @@ import {
 
 const ENDPOINTS = ['/v1/me', '/v1/verify'] as const;
 
-describe('access-token attacks on Bearer routes (API.md §1.3)', function () {
+describe('access-token attacks on Bearer routes (API.md §1.3, RFC 8725)', function () {
   const clock = new ManualClock();
   let app: TestApp;
   let victim: Account;
@@ -302,6 +302,89 @@ describe('access-token attacks on Bearer routes (API.md §1.3)', function () {
       const res = await app.request('/v1/auth/logout', { method: 'POST', token: doomed.accessToken });
       expect(res.status).to.equal(204);
       await expectRefused(await forgeJwt(validHeader(), validClaims({ sid: doomed.sessionId }), serverSigner));
+    });
+  });
+
+  describe('tokens of the wrong kind or from elsewhere', function () {
+    it('a refresh token presented as a Bearer access token', async function () {
+      await expectRefused(genuine.refreshToken);
+    });
+
+    it('an access token presented as a refresh token', async function () {
+      const res = await app.request('/v1/auth/refresh', { method: 'POST', json: { refreshToken: genuine.accessToken } });
+      // Longer than any refresh token: refused by the schema before the codec sees it.
+      await expectProblem(res, 400, 'invalid_request');
+      const short = await forgeJwt({ alg: 'EdDSA' }, { sub: victim.user.id }, serverSigner);
+      expect(short.length).to.be.below(512);
+      await expectProblem(await app.request('/v1/auth/refresh', { method: 'POST', json: { refreshToken: short } }), 401, 'invalid_refresh_token');
+    });
+
+    it('a token signed by the key ring of another deployment (same issuer and audience, its own kid)', async function () {
+      const other = await startTestApp('http_jwt_attacks_other', { clock });
+      try {
+        const foreign = other.container.keys.signingKey();
+        expect(foreign.kid).to.not.equal(ourKid);
+        const signer = cryptoKeySigner(foreign.key, 'EdDSA');
+        await expectRefused(await forgeJwt(validHeader({ kid: foreign.kid }), validClaims(), signer));
+        // …and with our kid on the header, the signature does not match our key.
+        await expectRefused(await forgeJwt(validHeader(), validClaims(), signer));
+        // A genuine token of the other deployment, for a session that exists only there.
+        const account = await createAccount(other, 'elsewhere');
+        await expectRefused((await login(other, account.username, account.password)).accessToken);
+      } finally {
+        await other.close();
+      }
+    });
+
+    it('a JWS in JSON serialization, and compact forms with junk segments', async function () {
+      const [header, payload, signature] = genuine.accessToken.split('.') as [string, string, string];
+      // The same signature bytes, spelled differently: a spare low bit of the last character.
+      const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+      const twin = signature.slice(0, -1) + alphabet[alphabet.indexOf(signature.at(-1)!) ^ 1]!;
+      expect(Buffer.from(twin, 'base64url').equals(Buffer.from(signature, 'base64url')), 'the twin decodes to the same bytes').to.equal(true);
+      const respelled = `${header}.${payload}.${twin}`;
+      for (const token of [
+        JSON.stringify({ protected: header, payload, signature }),
+        `${header}..${signature}`,
+        `.${payload}.${signature}`,
+        `${header}.${payload}.${signature}.`,
+        `${header}.${payload}.${signature}==`,
+        `${header}=.${payload}.${signature}`,
+        respelled,
+        `${Buffer.from('not json').toString('base64url')}.${payload}.${signature}`,
+        `${header}.${Buffer.from('[1,2]').toString('base64url')}.${signature}`,
+        '...',
+      ]) {
+        const res = await app.request('/v1/me', { headers: { authorization: `Bearer ${token}` } });
+        expect(res.status, token).to.equal(401);
+        await expectInvalidToken(res);
+      }
+    });
+  });
+
+  describe('skew boundaries with a valid server signature (30 s)', function () {
+    const now = () => Math.floor(clock.now().getTime() / 1000);
+
+    it('nbf 29 s ahead is accepted, 31 s ahead refused', async function () {
+      await expectAccepted(await forgeJwt(validHeader(), validClaims({ nbf: now() + 29 }), serverSigner));
+      await expectRefused(await forgeJwt(validHeader(), validClaims({ nbf: now() + 31 }), serverSigner));
+    });
+
+    it('iat 31 s ahead is refused', async function () {
+      await expectRefused(await forgeJwt(validHeader(), validClaims({ iat: now() + 31, exp: now() + 931 }), serverSigner));
+    });
+
+    it('exp 29 s past is accepted, 31 s past refused', async function () {
+      await expectAccepted(await forgeJwt(validHeader(), validClaims({ iat: now() - 929, exp: now() - 29 }), serverSigner));
+      await expectRefused(await forgeJwt(validHeader(), validClaims({ iat: now() - 931, exp: now() - 31 }), serverSigner));
+    });
+
+    it('crit naming a header this server does not process ("b64":false, RFC 7797)', async function () {
+      await expectRefused(await forgeJwt(validHeader({ crit: ['b64'], b64: false }), validClaims(), serverSigner));
+    });
+
+    it('exp far in the future but iat in the past beyond the token lifetime is still a valid-looking token only if signed by us', async function () {
+      await expectRefused(await forgeJwt(validHeader(), validClaims({ iat: now() - 86_400, exp: now() + 365 * 86_400 }), attacker.signer));
     });
   });
 

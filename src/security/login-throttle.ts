@@ -1,0 +1,132 @@
+import { createHash } from 'node:crypto';
+import { Counter, type Registry } from 'prom-client';
+import { RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import type { Config } from '../config/schema.js';
+import { foldUsername } from '../core/users/username.js';
+import { AppError, isAppError } from '../errors.js';
+import type { Logger } from '../observability/logger.js';
+import type { LimiterStore } from './limiter-store.js';
+
+export type ThrottleScope = 'account' | 'ip' | 'register';
+
+export interface LoginThrottleOptions {
+  config: Config['rateLimit'];
+  store: LimiterStore;
+  log: Logger;
+  registry: Registry;
+}
+
+/**
+ * Brute-force protection for everything that checks a password (API.md §1.5, NIST SP 800-63B
+ * §5.2.2, OWASP ASVS V2.2.1):
+ *
+ * - per account (the normalized username, so spelling variants share one counter, and unknown
+ *   usernames are throttled exactly like real ones: a 429 tells nothing about existence):
+ *   `freeFailures` failures, then a back-off that doubles from 1 s per failure up to
+ *   `maxBackoff`, and never more than `maxFailures` (≤ 100) within `failureWindow`. Nothing
+ *   is permanent: the back-off and the window expire by themselves, and a successful login
+ *   resets both.
+ * - per client address: `ipFailures` failed logins per `ipWindow` (password spraying across
+ *   accounts); a success gives its point back.
+ * - registrations per client address.
+ *
+ * An attempt is counted *before* the password is verified, so concurrent guesses cannot all
+ * slip past the gate, and while a limit holds even the right password answers 429: the
+ * response never says whether a guess was right.
+ */
+export class LoginThrottle {
+  private readonly failures: RateLimiterAbstract;
+  private readonly backoff: RateLimiterAbstract;
+  private readonly ip: RateLimiterAbstract;
+  private readonly register: RateLimiterAbstract;
+  private readonly limited: Counter<'scope'>;
+
+  constructor(private readonly opts: LoginThrottleOptions) {
+    const c = opts.config;
+    this.failures = opts.store.create({ keyPrefix: 'login_fail_account', points: c.maxFailures, duration: c.failureWindow });
+    // Only ever `block`ed: a blocked key is the back-off in force.
+    this.backoff = opts.store.create({ keyPrefix: 'login_backoff', points: 1, duration: 1 });
+    this.ip = opts.store.create({ keyPrefix: 'login_fail_ip', points: c.ipFailures, duration: c.ipWindow });
+    this.register = opts.store.create({ keyPrefix: 'register_ip', points: c.registerPerIp, duration: c.registerWindow });
+    this.limited = new Counter({
+      name: 'authctl_rate_limited_total',
+      help: 'Requests refused with 429 rate_limited, by scope (account, ip, register).',
+      labelNames: ['scope'] as const,
+      registers: [opts.registry],
+    });
+  }
+
+  /**
+   * Runs `verify` (which checks `username`'s password) under the login limits. A wrong password
+   * (`invalid_credentials`) stays counted; success resets the account; any other outcome
+   * (disabled account, database down) gives the attempt back.
+   */
+  async guard<T>(username: string, ip: string, verify: () => Promise<T>): Promise<T> {
+    if (!this.opts.config.enabled) return verify();
+    const account = accountKey(username);
+    await this.check('account', this.backoff.get(account), 1);
+    await this.check('ip', this.ip.consume(ip));
+    try {
+      const counted = await this.check('account', this.failures.consume(account));
+      const over = (counted?.consumedPoints ?? 0) - this.opts.config.freeFailures;
+      // Set before verifying, so that the next attempt waits even while this one is in flight.
+      if (over > 0) await this.backoff.block(account, this.backoffSeconds(over));
+    } catch (err) {
+      await this.ip.reward(ip).catch(() => undefined);
+      throw err;
+    }
+    try {
+      const result = await verify();
+      // The login stands even if the reset fails (both stores down): the account just stays counted.
+      await Promise.all([this.failures.delete(account), this.backoff.delete(account), this.ip.reward(ip)]).catch((err: unknown) =>
+        this.opts.log.warn('throttle counters not reset', { event: 'security.rate_limit_store_failed', err }),
+      );
+      return result;
+    } catch (err) {
+      if (!isAppError(err, 'invalid_credentials')) {
+        await Promise.all([this.failures.reward(account), this.backoff.delete(account), this.ip.reward(ip)]).catch(() => undefined);
+      }
+      throw err;
+    }
+  }
+
+  /** Counts one registration attempt from `ip`; 429 once the address is over its limit. */
+  async guardRegistration(ip: string): Promise<void> {
+    if (!this.opts.config.enabled) return;
+    await this.check('register', this.register.consume(ip));
+  }
+
+  /** The back-off after the `over`-th failure past the free ones: 1, 2, 4, … s, capped. */
+  backoffSeconds(over: number): number {
+    return Math.min(2 ** Math.min(over - 1, 30), this.opts.config.maxBackoff);
+  }
+
+  /**
+   * Awaits a limiter call; a rejection by the limit (or, for `get`, more than `blockedAbove`
+   * points, which is how a `block` shows) becomes 429, a store failure 503.
+   */
+  private async check(scope: ThrottleScope, call: Promise<RateLimiterRes | null>, blockedAbove = Number.POSITIVE_INFINITY): Promise<RateLimiterRes | null> {
+    let res: RateLimiterRes | null;
+    try {
+      res = await call;
+    } catch (err) {
+      if (err instanceof RateLimiterRes) throw this.refuse(scope, err);
+      // Both stores failed (Redis and PostgreSQL): refuse rather than run unthrottled.
+      throw new AppError('unavailable', 'the service is temporarily unavailable', { cause: err, retryAfter: 1 });
+    }
+    if (res && res.consumedPoints > blockedAbove) throw this.refuse(scope, res);
+    return res;
+  }
+
+  private refuse(scope: ThrottleScope, res: RateLimiterRes): AppError {
+    const retryAfter = Math.max(1, Math.ceil(res.msBeforeNext / 1000));
+    this.limited.inc({ scope });
+    this.opts.log.warn('request throttled', { event: 'security.rate_limited', scope, retryAfter });
+    return new AppError('rate_limited', `too many attempts; retry in ${retryAfter} s`, { retryAfter });
+  }
+}
+
+/** The counter key of a username: its normalized form, hashed (bounded length, no PII in Redis). */
+function accountKey(username: string): string {
+  return createHash('sha256').update(foldUsername(username)).digest('base64url');
+}
