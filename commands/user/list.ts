@@ -16,7 +16,7 @@ export default class UserList extends BaseCommand<typeof UserList> {
     const rows = await this.container.users.list({ limit: this.flags.limit, after: this.flags.after, search: this.flags.search });
     const users = rows.map(toAdminUserView);
     const next = users.length === this.flags.limit ? users[users.length - 1]!.username : null;
-    this.say(users.length ? table(users as unknown as Array<Record<string, unknown>>, ['username', 'id', 'status', 'homeRegion', 'createdAt']) : 'No users.');
+    this.say(users.length ? table(users as unknown as Array<Record<string, unknown>>, ['username', 'id', 'status', 'homeRegion', 'createdAt'], { stateColumns: ['status'] }) : 'No users.');
     if (next) this.say(`\nMore: --after ${next}`);
     return { users, next };
   }

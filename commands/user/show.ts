@@ -1,5 +1,6 @@
 import { Args } from '@oclif/core';
 import { toAdminUserView, type AdminUserView } from '../../src/core/users/user-service.js';
+import { details } from '../../src/cli/table.js';
 import { BaseCommand } from '../_base.js';
 
 export default class UserShow extends BaseCommand<typeof UserShow> {
@@ -11,7 +12,7 @@ export default class UserShow extends BaseCommand<typeof UserShow> {
     const user = await this.container.users.find(this.args.user);
     const activeSessions = (await this.container.sessions.listForUser(user.id)).length;
     const view = { ...toAdminUserView(user), activeSessions };
-    this.say(Object.entries(view).map(([k, v]) => `${k.padEnd(18)} ${String(v)}`).join('\n'));
+    this.say(details(view));
     return view;
   }
 }
