@@ -4,6 +4,8 @@ import { table } from '../_io.js';
 
 export default class KeysList extends BaseCommand<typeof KeysList> {
   static override summary = 'List signing keys and their state (pending, active, retiring, retired).';
+  static override description =
+    'Every key in the database with its state: pending (published, signs after keys.activationDelay), active (signs new tokens), retiring (only verifies tokens it signed until retiresAt) and retired (no longer published). Public information only: never private key material.';
   static override examples = ['<%= config.bin %> keys list', '<%= config.bin %> keys list --json'];
 
   async run(): Promise<{ keys: KeyInfo[] }> {

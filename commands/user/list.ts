@@ -5,6 +5,8 @@ import { table } from '../_io.js';
 
 export default class UserList extends BaseCommand<typeof UserList> {
   static override summary = 'List users, ordered by username.';
+  static override description =
+    "Pages through users ordered by username: --limit per page; the output's `next` (or the hint after the table) is the --after of the next page. --search matches part of the username, case-insensitively.";
   static override examples = ['<%= config.bin %> user list', '<%= config.bin %> user list --search ali --limit 20', '<%= config.bin %> user list --after alice --json'];
   static override flags = {
     limit: Flags.integer({ summary: 'Page size.', default: 50, min: 1, max: 1000 }),
