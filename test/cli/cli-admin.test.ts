@@ -266,6 +266,33 @@ describe('authctl session, token inspect, keys retire, region (spawned as a user
     });
   });
 
+  describe('shell completion', function () {
+    it('autocomplete builds a completion script that knows every topic and command', async function () {
+      const cache = mkdtempSync(join(tmpdir(), 'authctl-completion-'));
+      try {
+        const env = { XDG_CACHE_HOME: cache, HOME: cache, SHELL: '/bin/bash' };
+        const setup = await runCli(['autocomplete', 'bash'], { env });
+        expect(setup.code, describeRun(setup)).to.equal(0);
+        expect(setup.stdout).to.match(/bashrc/);
+        const script = await runCli(['autocomplete', 'script', 'bash'], { env });
+        expect(script.code, describeRun(script)).to.equal(0);
+        const setupPath = /AUTHCTL_AC_BASH_SETUP_PATH=(\S+)/.exec(script.stdout)?.[1];
+        expect(setupPath, script.stdout).to.be.a('string');
+        const setupFile = readFileSync(setupPath!, 'utf8');
+        const completions = readFileSync(/AUTHCTL_AC_BASH_COMPFUNC_PATH=(\S+)/.exec(setupFile)?.[1] ?? '', 'utf8');
+        for (const word of ['session', 'token', 'inspect', 'retire', 'region', 'init', '--secrets-file']) expect(completions).to.contain(word);
+      } finally {
+        rmSync(cache, { recursive: true, force: true });
+      }
+    });
+
+    it('--version prints authctl/<version>', async function () {
+      const result = await runCli(['--version']);
+      expect(result.code, describeRun(result)).to.equal(0);
+      expect(result.stdout).to.match(/^authctl\/\d+\.\d+\.\d+ /);
+    });
+  });
+
   describe('services and configuration', function () {
     it('an unreachable database is exit 69 for session, token and keys commands', async function () {
       const down = { databaseUrl: 'postgres://postgres@127.0.0.1:1/authctl' };

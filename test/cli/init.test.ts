@@ -5,6 +5,7 @@ import { expect } from 'chai';
 import pg from 'pg';
 import { liveChecks } from '../../src/cli/connections.js';
 import { runInit, type InitResult } from '../../src/cli/init.js';
+import { buildConfigFile } from '../../src/cli/init-wizard.js';
 import { loadConfig } from '../../src/config/load.js';
 import { AppError } from '../../src/errors.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
@@ -12,6 +13,15 @@ import { describeRun, expectJson, expectJsonError, expectNoStackTrace, runCli } 
 import { TestTerminal } from './terminal.js';
 
 const REDIS_URL = process.env.AUTHCTL_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+const INIT_ANSWERS = {
+  region: 'eu',
+  publicUrl: 'https://auth.eu.example.com',
+  databaseUrl: 'postgres://postgres@127.0.0.1:5432/authctl',
+  redisUrl: '',
+  accessTtl: 900,
+  refreshTtl: 86_400,
+  peers: [],
+};
 const PEER_SECRET = 'a-peer-secret-entered-by-the-admin-0123456789';
 
 async function tableExists(url: string, table: string): Promise<boolean> {
@@ -47,6 +57,37 @@ describe('authctl init', function () {
 
   after(async function () {
     for (const db of databases) await db.drop();
+  });
+
+  describe('the file it writes', function () {
+    it('moves URLs with a password to the environment, and generates distinct strong secrets', function () {
+      const { values, secrets, entered } = buildConfigFile({
+        region: 'eu',
+        publicUrl: 'https://auth.eu.example.com',
+        databaseUrl: 'postgres://authctl:db-pass-123@db:5432/authctl',
+        redisUrl: 'redis://:redis-pass-456@cache:6379',
+        accessTtl: 900,
+        refreshTtl: 86_400,
+        peers: [{ name: 'us', url: 'https://auth.us.example.com' }],
+      });
+      const text = JSON.stringify(values);
+      expect(text).not.to.contain('db-pass-123');
+      expect(text).not.to.contain('redis-pass-456');
+      expect(values.database).to.deep.equal({ url: 'env:AUTHCTL_DATABASE_URL' });
+      expect(values.cache).to.deep.equal({ redisUrl: 'env:AUTHCTL_REDIS_URL' });
+      expect(secrets.AUTHCTL_DATABASE_URL).to.equal('postgres://authctl:db-pass-123@db:5432/authctl');
+      expect(entered).to.have.members(['AUTHCTL_DATABASE_URL', 'AUTHCTL_REDIS_URL']);
+      expect(secrets.AUTHCTL_SECRET).to.match(/^[A-Za-z0-9_-]{64}$/);
+      expect(secrets.AUTHCTL_PEER_US_SECRET).to.match(/^[A-Za-z0-9_-]{64}$/);
+      expect(secrets.AUTHCTL_PEER_US_SECRET).not.to.equal(secrets.AUTHCTL_SECRET);
+      expect(buildConfigFile({ ...INIT_ANSWERS, peers: [] }).secrets.AUTHCTL_SECRET).not.to.equal(secrets.AUTHCTL_SECRET);
+      // What it writes is a valid config once the environment has the secrets.
+      const file = join(dir, 'eu.json');
+      writeFileSync(file, JSON.stringify(values));
+      const config = loadConfig({ file, env: secrets });
+      expect(config.database.url).to.equal(secrets.AUTHCTL_DATABASE_URL);
+      expect(config.tokens).to.include({ issuer: 'https://auth.eu.example.com', refreshTtl: 86_400 });
+    });
   });
 
   describe('the wizard, driven through its prompts', function () {
