@@ -50,10 +50,19 @@ export const FIELDS = {
   peer: (v: unknown) => ({ regions: { peers: [v] } }),
 };
 
-/** Asks for each answer in turn; connections are tried as they are given and asked again until they work. */
-export async function askInitAnswers(defaults: Partial<InitAnswers>, checks: ConnectionChecks, io: PromptIo = {}): Promise<InitAnswers> {
+/**
+ * Asks for each answer in turn; connections are tried as they are given and asked again until they
+ * work. `onRegion` runs once the region is known (e.g. to refuse an existing file before asking more).
+ */
+export async function askInitAnswers(
+  defaults: Partial<InitAnswers>,
+  checks: ConnectionChecks,
+  io: PromptIo = {},
+  onRegion: (region: string) => void = () => undefined,
+): Promise<InitAnswers> {
   const say = (text: string) => (io.output ?? process.stdout).write(`${text}\n`);
   const region = await input({ message: 'Region name', default: defaults.region ?? INIT_DEFAULTS.region, validate: (v) => checkValue(FIELDS.region, v) }, io);
+  onRegion(region);
   const publicUrl = await input(
     { message: 'Public URL (where apps and peer regions reach this region)', default: defaults.publicUrl ?? INIT_DEFAULTS.publicUrl, validate: (v) => checkValue(FIELDS.publicUrl, v) },
     io,

@@ -101,7 +101,9 @@ export async function runInit(options: InitOptions, io: PromptIo = {}): Promise<
   const outputFor = (region: string) => resolve(cwd, options.output ?? `config/${region}.json`);
   if (options.output) refuseOverwrite(outputFor(''), options.force);
 
-  const answers = options.interactive ? await askInitAnswers(options.given, options.checks, io) : answersFromFlags(options.given);
+  const answers = options.interactive
+    ? await askInitAnswers(options.given, options.checks, io, (region) => refuseOverwrite(outputFor(region), options.force))
+    : answersFromFlags(options.given);
   if (!options.interactive && options.check) await checkConnections(answers, options.checks);
 
   const file = outputFor(answers.region);

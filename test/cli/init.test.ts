@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
@@ -100,7 +100,10 @@ describe('authctl init', function () {
         (err: unknown) => err,
       );
 
-      await terminal.answer(/Region name/, 'eu-test');
+      // An invalid name is explained and can be corrected in place (Ctrl-U clears the line).
+      await terminal.answer(/Region name/, 'EU Test');
+      await terminal.waitFor(/must be 1–32 lowercase letters, digits or "-"/);
+      await terminal.answer(/Region name/, '\u0015eu-test');
       await terminal.answer(/Public URL/, 'https://auth.eu-test.example.com');
       // Nothing listens on port 1: refused, and asked again.
       await terminal.answer(/PostgreSQL URL/, 'postgres://postgres@127.0.0.1:1/authctl');
@@ -167,6 +170,23 @@ describe('authctl init', function () {
       expect((caught as AppError).exitCode).to.equal(4);
       expect(terminal.screen).to.equal('');
       expect(readFileSync(file, 'utf8')).to.equal('{"region":"keep"}\n');
+    });
+    it('refuses config/<region>.json that exists right after the region is named, before any other question', async function () {
+      mkdirSync(join(dir, 'config'));
+      writeFileSync(join(dir, 'config/taken.json'), '{}\n');
+      const terminal = new TestTerminal();
+      const done = runInit({ interactive: true, given: {}, force: false, check: true, checks: liveChecks, cwd: dir }, { input: terminal.input, output: terminal.output });
+      const outcome = done.then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+      await terminal.answer(/Region name/, 'taken');
+      const caught = await outcome;
+      expect(caught, terminal.screen).to.be.instanceOf(AppError);
+      expect((caught as AppError).code).to.equal('conflict');
+      expect((caught as AppError).detail).to.match(/config\/taken\.json already exists: pass --force/);
+      expect(terminal.screen).not.to.contain('Public URL');
+      expect(readFileSync(join(dir, 'config/taken.json'), 'utf8')).to.equal('{}\n');
     });
   });
 
