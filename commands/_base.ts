@@ -101,6 +101,9 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
 function hint(err: AppError): string {
   switch (err.code) {
     case 'unavailable':
+      // The detail already names Redis (and its variable) when the cache is what is missing.
+      if (/redis|cache/i.test(err.detail)) return '\nCheck that Redis is running and AUTHCTL_REDIS_URL (or cache.redisUrl in the config file) points at it.';
+      if (/--no-check/.test(err.detail)) return '';
       return '\nCheck that PostgreSQL is running and AUTHCTL_DATABASE_URL (or database.url in the config file) points at it.';
     case 'bad_config':
       return '\nSee README.md, "Configuration".';
