@@ -105,6 +105,8 @@ function hint(err: AppError): string {
       if (/redis|cache/i.test(err.detail)) return '\nCheck that Redis is running and AUTHCTL_REDIS_URL (or cache.redisUrl in the config file) points at it.';
       if (/--no-check/.test(err.detail)) return '';
       return '\nCheck that PostgreSQL is running and AUTHCTL_DATABASE_URL (or database.url in the config file) points at it.';
+    case 'not_found':
+      return /^no such user\b/.test(err.detail) ? '\nFind users with `authctl user list --search <part of the name>`.' : '';
     case 'bad_config':
       return '\nSee README.md, "Configuration".';
     default:

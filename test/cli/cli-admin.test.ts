@@ -97,6 +97,9 @@ describe('authctl session, token inspect, keys retire, region (spawned as a user
       const unknown = expectJsonError(await cli(['session', 'revoke', '01900000-0000-7000-8000-000000000000', '--json']), 3, 'not_found');
       expect(unknown.message).to.contain('authctl session list --user');
       expectJsonError(await cli(['session', 'revoke', 'not-a-uuid', '--json']), 3, 'not_found');
+      const human = await cli(['session', 'list', '--user', 'nobody-here']);
+      expect(human.code, describeRun(human)).to.equal(3);
+      expect(human.stderr).to.match(/no such user[\s\S]*authctl user list --search/);
       const missing = await cli(['session', 'list']);
       expect(missing.code, describeRun(missing)).to.equal(2);
       expect(missing.stderr).to.match(/Missing required flag user/);
