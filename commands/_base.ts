@@ -69,6 +69,10 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
   }
 
   protected override async catch(err: Error & { exitCode?: number; oclif?: { exit?: number } }): Promise<unknown> {
+    // A value that starts with "-" (a key id can) reads as a flag: say how to pass it.
+    if (!(err instanceof AppError) && err.oclif?.exit === 2 && /Nonexistent flag: -(?!-)/.test(err.message)) {
+      err.message = err.message.replace(/(Nonexistent flag: (-\S+))/, '$1 (if that is a value, put -- before it: `-- $2`)');
+    }
     // Usage errors from oclif's parser: same shape as ours, without oclif's internals.
     if (!(err instanceof AppError) && err.oclif?.exit === 2 && this.jsonEnabled()) {
       process.exitCode = 2;

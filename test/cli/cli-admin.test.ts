@@ -172,21 +172,21 @@ describe('authctl session, token inspect, keys retire, region (spawned as a user
       const current = container.keys.signingKey().kid;
       const oldToken = (await login('tess')).accessToken;
 
-      const refused = expectJsonError(await cli(['keys', 'retire', current, '--json']), 4, 'conflict');
+      const refused = expectJsonError(await cli(['keys', 'retire', '--json', '--', current]), 4, 'conflict');
       expect(refused.message).to.contain('authctl keys rotate');
 
       // A rotation that activates at once: the old key stops signing and is scheduled to retire.
       const rotated = expectJson<{ key: { kid: string; state: string } }>(await cli(['keys', 'rotate', '--json'], { env: { AUTHCTL_KEY_ACTIVATION_DELAY: '0' } }), 0);
       expect(rotated.key.state).to.equal('active');
 
-      const scheduled = expectJson<{ key: { kid: string; state: string; retiresAt: string } }>(await cli(['keys', 'retire', current, '--json']), 0);
+      const scheduled = expectJson<{ key: { kid: string; state: string; retiresAt: string } }>(await cli(['keys', 'retire', '--json', '--', current]), 0);
       expect(scheduled.key).to.include({ kid: current, state: 'retiring' });
       // Not later than the access-token lifetime plus skew from now: tokens it signed still verify.
       expect(Date.parse(scheduled.key.retiresAt) - Date.now()).to.be.within(0, (900 + 30) * 1000);
       await container.keys.load();
       expect((await container.auth.authenticate(oldToken)).username).to.equal('tess');
 
-      const now = expectJson<{ key: { state: string } }>(await cli(['keys', 'retire', current, '--now', '--json']), 0);
+      const now = expectJson<{ key: { state: string } }>(await cli(['keys', 'retire', '--now', '--json', '--', current]), 0);
       expect(now.key.state).to.equal('retired');
       await container.keys.load();
       expect(container.keys.jwks().keys.map((k) => k.kid)).not.to.include(current);
@@ -196,7 +196,14 @@ describe('authctl session, token inspect, keys retire, region (spawned as a user
 
       const inspected = expectJson<Inspection>(await cli(['token', 'inspect', oldToken, '--json']), 1);
       expect(inspected.reason).to.match(new RegExp(`^kid: key ${current} \\(region local\\) was retired`));
-      expectJsonError(await cli(['keys', 'retire', current, '--json']), 4, 'conflict');
+      expectJsonError(await cli(['keys', 'retire', '--json', '--', current]), 4, 'conflict');
+    });
+
+    it('a kid that starts with "-" reads as a flag: the usage error says to put -- before it', async function () {
+      const result = await cli(['keys', 'retire', '-AbC_not-a-flag', '--json']);
+      expect(expectJsonError(result, 2, 'invalid_request').message).to.contain('put -- before it: `-- -AbC_not-a-flag`');
+      const passed = await cli(['keys', 'retire', '--json', '--', '-AbC_not-a-flag']);
+      expectJsonError(passed, 3, 'not_found');
     });
 
     it('an unknown kid is exit 3 pointing at keys list', async function () {
