@@ -69,6 +69,10 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
   }
 
   protected override async catch(err: Error & { exitCode?: number; oclif?: { exit?: number } }): Promise<unknown> {
+    // A value that starts with "-" (a key id can) reads as a flag: say how to pass it.
+    if (!(err instanceof AppError) && err.oclif?.exit === 2 && /Nonexistent flag: -(?!-)/.test(err.message)) {
+      err.message = err.message.replace(/(Nonexistent flag: (-\S+))/, '$1 (if that is a value, put -- before it: `-- $2`)');
+    }
     // Usage errors from oclif's parser: same shape as ours, without oclif's internals.
     if (!(err instanceof AppError) && err.oclif?.exit === 2 && this.jsonEnabled()) {
       process.exitCode = 2;
@@ -101,7 +105,12 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
 function hint(err: AppError): string {
   switch (err.code) {
     case 'unavailable':
+      // The detail already names Redis (and its variable) when the cache is what is missing.
+      if (/redis|cache/i.test(err.detail)) return '\nCheck that Redis is running and AUTHCTL_REDIS_URL (or cache.redisUrl in the config file) points at it.';
+      if (/--no-check/.test(err.detail)) return '';
       return '\nCheck that PostgreSQL is running and AUTHCTL_DATABASE_URL (or database.url in the config file) points at it.';
+    case 'not_found':
+      return /^no such user\b/.test(err.detail) ? '\nFind users with `authctl user list --search <part of the name>`.' : '';
     case 'bad_config':
       return '\nSee README.md, "Configuration".';
     default:

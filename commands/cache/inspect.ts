@@ -5,6 +5,8 @@ import { BaseCommand } from '../_base.js';
 
 export default class CacheInspect extends BaseCommand<typeof CacheInspect> {
   static override summary = 'Show the cached state of one session.';
+  static override description =
+    'What Redis holds for one session (state, owner, expiry), to compare with the database when a session behaves unexpectedly. Never shows token material. Exit 3 when the cache has no entry for it.';
   static override examples = ['<%= config.bin %> cache inspect 0192f0c4-7d1e-7c3a-9b1e-3f2a1c0d4e5f --json'];
   static override args = { session: Args.string({ required: true, description: 'Session id.' }) };
 

@@ -1,6 +1,5 @@
 import { Flags } from '@oclif/core';
-import { validate as isUuid } from 'uuid';
-import { AppError } from '../../src/errors.js';
+import { revokeSessionById } from '../../src/cli/sessions.js';
 import { BaseCommand } from '../_base.js';
 
 export default class TokenRevoke extends BaseCommand<typeof TokenRevoke> {
@@ -14,18 +13,14 @@ export default class TokenRevoke extends BaseCommand<typeof TokenRevoke> {
   };
 
   async run(): Promise<{ revokedSessions: number; sessionIds?: string[] }> {
-    const { sessions, users } = this.container;
     if (this.flags.session !== undefined) {
-      const id = this.flags.session.toLowerCase();
-      const session = isUuid(id) ? await sessions.findById(id) : undefined;
-      if (!session) throw new AppError('not_found', 'no such session');
-      const revoked = await sessions.revoke(id, 'admin');
+      const { id, revoked } = await revokeSessionById(this.container, this.flags.session);
       this.say(revoked ? `Session ${id} revoked.` : `Session ${id} was already revoked or expired.`);
       return { revokedSessions: revoked ? 1 : 0 };
     }
-    const user = await users.find(this.flags.user!);
-    const revoked = await sessions.revokeAllForUser(user.id, 'admin');
-    sessions.publish(revoked, 'admin');
+    const user = await this.container.users.find(this.flags.user!);
+    const revoked = await this.container.sessions.revokeAllForUser(user.id, 'admin');
+    this.container.sessions.publish(revoked, 'admin');
     this.say(`${revoked.length} session(s) of ${user.username} revoked.`);
     return { revokedSessions: revoked.length, sessionIds: revoked.map((s) => s.id) };
   }

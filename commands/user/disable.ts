@@ -4,6 +4,8 @@ import { BaseCommand } from '../_base.js';
 
 export default class UserDisable extends BaseCommand<typeof UserDisable> {
   static override summary = 'Disable a user: login is refused and every session is revoked.';
+  static override description =
+    'The account stays (with its username reserved) but cannot log in; every live session is revoked, so refresh tokens stop at once and access tokens within the revocation poll interval. Undo with `authctl user enable`.';
   static override examples = ['<%= config.bin %> user disable alice'];
   static override args = { user: Args.string({ required: true, description: 'User id or username.' }) };
 

@@ -218,3 +218,6 @@ export function requireSecret(config: Config): string {
   }
   return config.secret;
 }
+
+/** A config file's JSON object as written (env references unresolved), for commands that edit it. */
+export { readFile as readConfigFile };

@@ -60,5 +60,7 @@ describe('authctl cache', function () {
     const result = await cli(['cache', 'stats'], { env: { AUTHCTL_REDIS_URL: 'redis://127.0.0.1:1' } });
     expect(result.code, describeRun(result)).to.equal(69);
     expect(result.stderr).to.contain('AUTHCTL_REDIS_URL');
+    // The hint is about Redis, not the database.
+    expect(result.stderr).not.to.contain('PostgreSQL');
   });
 });

@@ -109,6 +109,29 @@ export class KeyRing {
   }
 
   /**
+   * Takes a key out of the JWKS: after the longest life of a token it signed (the default), or at
+   * once (`immediately`: a leaked key; every token it signed is refused from then on). The key
+   * that signs now cannot be retired (rotate first), nor can another region's key.
+   */
+  async retire(kid: string, options: { immediately?: boolean } = {}): Promise<KeyInfo> {
+    await this.load();
+    const record = this.keys.get(kid)?.record;
+    if (!record) throw new AppError('not_found', `no such key: ${kid} (see \`authctl keys list\`)`);
+    const now = this.opts.clock.now();
+    if (record.homeRegion !== this.opts.region) {
+      throw new AppError('conflict', `key ${kid} belongs to region ${record.homeRegion}: retire it there`);
+    }
+    if (!this.isPublished(record, now)) throw new AppError('conflict', `key ${kid} is already retired`);
+    if (this.currentSigningRecord()?.kid === kid) {
+      throw new AppError('conflict', `key ${kid} signs new tokens now: run \`authctl keys rotate\` first, then retire it once the new key is active`);
+    }
+    const at = options.immediately ? now : new Date(now.getTime() + this.opts.retireAfterSeconds * 1000);
+    await this.opts.repo.retire(kid, at);
+    await this.load();
+    return this.describe(this.keys.get(kid)!.record, now);
+  }
+
+  /**
    * The private key that signs now, with its kid. A node:crypto KeyObject, not a WebCrypto key:
    * signing then runs synchronously in `crypto.sign` (measured: WebCrypto's per-call job and
    * promise cost more than the Ed25519 signature itself).

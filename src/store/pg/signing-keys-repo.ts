@@ -75,6 +75,20 @@ export class SigningKeysRepo {
     return rows.map((r) => r.kid);
   }
 
+  /** Moves one key's retirement to `at` unless it already retires earlier; returns whether it changed. */
+  async retire(kid: string, at: Date, ex: Executor = this.db.writer): Promise<boolean> {
+    const rows = await guard(
+      ex('signing_keys')
+        .where({ kid })
+        .where((q) => {
+          void q.whereNull('retires_at').orWhere('retires_at', '>', at);
+        })
+        .update({ retires_at: at, version: ex.raw('version + 1') })
+        .returning<Array<{ kid: string }>>('kid'),
+    );
+    return rows.length > 0;
+  }
+
   /** Deletes keys that left the JWKS before `before` (no token they signed can still be valid); returns their kids. */
   async deleteRetiredBefore(before: Date, ex: Executor = this.db.writer): Promise<string[]> {
     const rows = await guard(

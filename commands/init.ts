@@ -1,0 +1,95 @@
+import { Flags } from '@oclif/core';
+import { displayPath } from '../src/cli/config-file.js';
+import { liveChecks } from '../src/cli/connections.js';
+import { runInit, shellQuote, type InitResult } from '../src/cli/init.js';
+import type { InitAnswers } from '../src/cli/init-wizard.js';
+import { paint } from '../src/cli/table.js';
+import { AppError } from '../src/errors.js';
+import { BaseCommand } from './_base.js';
+
+export default class Init extends BaseCommand<typeof Init> {
+  static override summary = "Write a region's config file: a guided set-up at a terminal, or from flags with --yes.";
+  static override description = `At a terminal, asks for the region name, public URL, PostgreSQL and Redis URLs (trying each connection, and asking again until it works; a missing database can be created), token lifetimes and peer regions; then writes config/<region>.json and offers to run the migrations.
+
+The server secret is generated here and never written to the config file: the file says "env:AUTHCTL_SECRET" and the secret is shown once, as the export line to keep (or written to --secrets-file). Peer secrets and URLs with passwords are handled the same way.
+
+In scripts and CI, pass --yes with the values as flags (anything not given takes its default; connections are checked unless --no-check). An existing file is never overwritten without --force (exit 4).`;
+  static override examples = [
+    '<%= config.bin %> init',
+    '<%= config.bin %> init --yes --region eu-west-1 --public-url https://auth.eu-west-1.example.com --database-url postgres://authctl@db:5432/authctl --redis-url redis://redis:6379 --secrets-file config/eu-west-1.env --migrate',
+    '<%= config.bin %> init --yes --region us-east-1 --peer eu-west-1=https://auth.eu-west-1.example.com --output config/us.json --no-check --json',
+  ];
+  static override flags = {
+    yes: Flags.boolean({ char: 'y', summary: 'Do not ask: take every value from the flags (defaults for the rest).' }),
+    region: Flags.string({ summary: 'Region name: 1–32 lowercase letters, digits or "-" (default local).' }),
+    'public-url': Flags.string({ summary: 'Public base URL of this region; also the token issuer (default http://127.0.0.1:8080).' }),
+    'database-url': Flags.string({ summary: 'PostgreSQL URL (default postgres://postgres@127.0.0.1:5432/authctl).' }),
+    'redis-url': Flags.string({ summary: 'Redis URL (default with --yes: none, an in-process cache for one server process).' }),
+    'access-ttl': Flags.integer({ summary: 'Access token lifetime in seconds (default 900).' }),
+    'refresh-ttl': Flags.integer({ summary: 'Session (refresh token) lifetime in seconds (default 1209600, 14 days).' }),
+    peer: Flags.string({ summary: 'A peer region as name=url (repeatable); its shared secret is generated.', multiple: true }),
+    output: Flags.string({ char: 'o', summary: 'Config file to write (default config/<region>.json).' }),
+    'secrets-file': Flags.string({ summary: 'Also write the secrets as export lines to this file (mode 600).' }),
+    force: Flags.boolean({ summary: 'Overwrite an existing config (and env) file.' }),
+    migrate: Flags.boolean({ summary: 'Run the migrations with the new config (asked at a terminal; default with --yes: no).', allowNo: true }),
+    check: Flags.boolean({ summary: 'With --yes: try the database and Redis before writing (a missing database is created).', allowNo: true, default: true }),
+  };
+
+  async run(): Promise<InitResult> {
+    const interactive = !this.flags.yes;
+    if (interactive && !(process.stdin.isTTY && process.stdout.isTTY)) {
+      throw new AppError('invalid_request', 'no terminal to ask questions: pass --yes with the values as flags (see `authctl init --help`)');
+    }
+    const result = await runInit({
+      interactive,
+      given: this.given(),
+      output: this.flags.output,
+      secretsFile: this.flags['secrets-file'],
+      force: this.flags.force,
+      migrate: this.flags.migrate,
+      check: this.flags.check,
+      checks: liveChecks,
+    }).catch((err: unknown) => {
+      if ((err as Error).name === 'ExitPromptError') throw new AppError('invalid_request', 'cancelled: nothing was written');
+      throw err;
+    });
+    this.report(result);
+    return result;
+  }
+
+  private given(): Partial<InitAnswers> {
+    const f = this.flags;
+    const peers = (f.peer ?? []).map((spec) => {
+      const at = spec.indexOf('=');
+      if (at < 1) throw new AppError('invalid_request', `--peer ${spec}: expected name=url`);
+      return { name: spec.slice(0, at), url: spec.slice(at + 1) };
+    });
+    const given: Partial<InitAnswers> = { peers };
+    if (f.region !== undefined) given.region = f.region;
+    if (f['public-url'] !== undefined) given.publicUrl = f['public-url'];
+    if (f['database-url'] !== undefined) given.databaseUrl = f['database-url'];
+    if (f['redis-url'] !== undefined) given.redisUrl = f['redis-url'] === '-' ? '' : f['redis-url'];
+    if (f['access-ttl'] !== undefined) given.accessTtl = f['access-ttl'];
+    if (f['refresh-ttl'] !== undefined) given.refreshTtl = f['refresh-ttl'];
+    return given;
+  }
+
+  private report(result: InitResult): void {
+    const file = displayPath(result.file);
+    this.say(`${paint('green', '✔')} Wrote ${file} (region ${result.region}).`);
+    if (result.secretsFile) {
+      this.say(`${paint('green', '✔')} Wrote the secrets to ${displayPath(result.secretsFile)} (mode 600): \`. ${displayPath(result.secretsFile)}\` before running authctl.`);
+    } else {
+      this.say(`\n${paint('bold', 'Secrets')} (shown once, never stored by authctl: keep them in your secret manager):`);
+      for (const [name, value] of Object.entries(result.secrets)) this.say(`  export ${name}=${shellQuote(value)}`);
+      for (const name of result.entered) this.say(`  export ${name}=…   # the value you entered`);
+    }
+    if (result.migrated) this.say(`${paint('green', '✔')} Migrated the database.`);
+    const peers = Object.keys(result.secrets).filter((name) => name.startsWith('AUTHCTL_PEER_'));
+    if (peers.length) this.say(`\nGive each peer its shared secret (${peers.join(', ')}): both sides need the same value.`);
+    this.say(`\n${paint('bold', 'Next')}:`);
+    this.say(`  export AUTHCTL_CONFIG=${file}`);
+    if (!result.migrated) this.say('  authctl migrate');
+    this.say('  authctl serve      # the API, on the port in the file (8080)\n  authctl worker     # background jobs (or serve --with-workers on a small install)');
+  }
+}

@@ -1,0 +1,172 @@
+import { confirm, input, number, password } from '@inquirer/prompts';
+import { configSchema } from '../config/schema.js';
+import type { ConnectionChecks } from './connections.js';
+import { envReference, generateSecret, peerSecretEnv, type ConfigFileValues, type PeerEntry } from './config-file.js';
+
+/** What `authctl init` needs to write a region's config file. */
+export interface InitAnswers {
+  region: string;
+  publicUrl: string;
+  databaseUrl: string;
+  /** Empty: no Redis (the in-process cache; one server process only). */
+  redisUrl: string;
+  accessTtl: number;
+  refreshTtl: number;
+  /** `secret` is set when the admin pasted the peer's secret; otherwise one is generated. */
+  peers: Array<{ name: string; url: string; secret?: string }>;
+}
+
+export const INIT_DEFAULTS = {
+  region: 'local',
+  publicUrl: 'http://127.0.0.1:8080',
+  databaseUrl: 'postgres://postgres@127.0.0.1:5432/authctl',
+  redisUrl: 'redis://127.0.0.1:6379',
+  accessTtl: 900,
+  refreshTtl: 1_209_600,
+} as const;
+
+/** The streams prompts read and write: the terminal, or a test's. */
+export interface PromptIo {
+  input?: NodeJS.ReadableStream;
+  output?: NodeJS.WritableStream;
+}
+
+/**
+ * Checks one value against the config schema (every other key takes its default), so the wizard,
+ * the flags and the file accept exactly the same values. True, or the schema's message.
+ */
+export function checkValue(shape: (value: unknown) => Record<string, unknown>, value: unknown): true | string {
+  const result = configSchema.safeParse(shape(value));
+  return result.success ? true : result.error.issues[0]!.message;
+}
+
+export const FIELDS = {
+  region: (v: unknown) => ({ region: v }),
+  publicUrl: (v: unknown) => ({ publicUrl: v }),
+  databaseUrl: (v: unknown) => ({ database: { url: v } }),
+  redisUrl: (v: unknown) => ({ cache: { redisUrl: v } }),
+  accessTtl: (v: unknown) => ({ tokens: { accessTtl: v } }),
+  refreshTtl: (v: unknown) => ({ tokens: { refreshTtl: v } }),
+  peer: (v: unknown) => ({ regions: { peers: [v] } }),
+};
+
+/**
+ * Asks for each answer in turn; connections are tried as they are given and asked again until they
+ * work. `onRegion` runs once the region is known (e.g. to refuse an existing file before asking more).
+ */
+export async function askInitAnswers(
+  defaults: Partial<InitAnswers>,
+  checks: ConnectionChecks,
+  io: PromptIo = {},
+  onRegion: (region: string) => void = () => undefined,
+): Promise<InitAnswers> {
+  const say = (text: string) => (io.output ?? process.stdout).write(`${text}\n`);
+  const region = await input({ message: 'Region name', default: defaults.region ?? INIT_DEFAULTS.region, validate: (v) => checkValue(FIELDS.region, v) }, io);
+  onRegion(region);
+  const publicUrl = await input(
+    { message: 'Public URL (where apps and peer regions reach this region)', default: defaults.publicUrl ?? INIT_DEFAULTS.publicUrl, validate: (v) => checkValue(FIELDS.publicUrl, v) },
+    io,
+  );
+
+  let databaseUrl = defaults.databaseUrl ?? INIT_DEFAULTS.databaseUrl;
+  for (;;) {
+    databaseUrl = await input({ message: 'PostgreSQL URL', default: databaseUrl, validate: (v) => checkValue(FIELDS.databaseUrl, v) }, io);
+    let result = await checks.database(databaseUrl);
+    if (!result.ok && result.missingDatabase && (await confirm({ message: `Database ${result.missingDatabase} does not exist. Create it?`, default: true }, io))) {
+      try {
+        await checks.createDatabase(databaseUrl);
+        result = await checks.database(databaseUrl);
+      } catch (err) {
+        result = { ok: false, reason: `could not create it: ${(err as Error).message}` };
+      }
+    }
+    if (result.ok) {
+      say(`  ✔ connected (${result.detail})`);
+      break;
+    }
+    say(`  ✖ ${result.reason}. Try again.`);
+  }
+
+  let redisUrl: string = defaults.redisUrl ?? INIT_DEFAULTS.redisUrl;
+  for (;;) {
+    redisUrl = (
+      await input(
+        {
+          message: 'Redis URL (- for none: in-process cache, one server process only)',
+          default: redisUrl || '-',
+          validate: (v) => v.trim() === '-' || checkValue(FIELDS.redisUrl, v.trim()),
+        },
+        io,
+      )
+    ).trim();
+    if (redisUrl === '-') {
+      redisUrl = '';
+      break;
+    }
+    const result = await checks.redis(redisUrl);
+    if (result.ok) {
+      say(`  ✔ connected (${result.detail})`);
+      break;
+    }
+    say(`  ✖ ${result.reason}. Try again.`);
+  }
+
+  const accessTtl = await askSeconds('Access token lifetime, seconds', defaults.accessTtl ?? INIT_DEFAULTS.accessTtl, FIELDS.accessTtl, io);
+  const refreshTtl = await askSeconds('Session (refresh token) lifetime, seconds', defaults.refreshTtl ?? INIT_DEFAULTS.refreshTtl, FIELDS.refreshTtl, io);
+
+  const peers: InitAnswers['peers'] = [...(defaults.peers ?? [])];
+  while (await confirm({ message: peers.length ? 'Add another peer region?' : 'Add a peer region (another region of this deployment)?', default: false }, io)) {
+    const name = await input(
+      {
+        message: 'Peer region name',
+        validate: (v) => (v === region ? 'that is this region' : peers.some((p) => p.name === v) ? 'already added' : checkValue(FIELDS.region, v)),
+      },
+      io,
+    );
+    const url = await input({ message: `${name}'s public URL`, validate: (v) => checkValue(FIELDS.publicUrl, v) }, io);
+    const generate = await confirm({ message: `Generate a new shared secret for ${name}? (No: enter the one ${name} gave you)`, default: true }, io);
+    const secret = generate
+      ? undefined
+      : await password({ message: `Shared secret of ${name}`, mask: '*', validate: (v) => (v.length >= 32 ? true : 'at least 32 characters') }, io);
+    peers.push({ name, url, ...(secret ? { secret } : {}) });
+  }
+  return { region, publicUrl, databaseUrl, redisUrl, accessTtl, refreshTtl, peers };
+}
+
+async function askSeconds(message: string, fallback: number, field: (v: unknown) => Record<string, unknown>, io: PromptIo): Promise<number> {
+  const value = await number({ message, default: fallback, required: true, validate: (v) => checkValue(field, v) }, io);
+  return value ?? fallback;
+}
+
+/**
+ * The config file for the answers, and the secrets it refers to by environment variable (never in
+ * the file). `entered` names the secrets the admin typed (already known to them: not shown again).
+ */
+export function buildConfigFile(answers: InitAnswers): { values: ConfigFileValues; secrets: Record<string, string>; entered: string[] } {
+  const secrets: Record<string, string> = { AUTHCTL_SECRET: generateSecret() };
+  const entered: string[] = [];
+  // A URL with a password goes to the environment too; the file then only names the variable.
+  const viaEnv = (url: string, name: string): string => {
+    if (!new URL(url).password) return url;
+    secrets[name] = url;
+    entered.push(name);
+    return envReference(name);
+  };
+  const peers: PeerEntry[] = answers.peers.map((peer) => {
+    const name = peerSecretEnv(peer.name);
+    secrets[name] = peer.secret ?? generateSecret();
+    if (peer.secret) entered.push(name);
+    return { name: peer.name, url: peer.url, secret: envReference(name) };
+  });
+  const values: ConfigFileValues = {
+    region: answers.region,
+    publicUrl: answers.publicUrl,
+    http: { host: '0.0.0.0', port: 8080 },
+    database: { url: viaEnv(answers.databaseUrl, 'AUTHCTL_DATABASE_URL') },
+    ...(answers.redisUrl ? { cache: { redisUrl: viaEnv(answers.redisUrl, 'AUTHCTL_REDIS_URL') } } : {}),
+    tokens: { issuer: answers.publicUrl, audience: 'authctl', accessTtl: answers.accessTtl, refreshTtl: answers.refreshTtl },
+    ...(peers.length ? { regions: { peers } } : {}),
+    secret: envReference('AUTHCTL_SECRET'),
+  };
+  return { values, secrets, entered };
+}

@@ -1,0 +1,133 @@
+import { existsSync, writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { confirm } from '@inquirer/prompts';
+import { loadConfig } from '../config/load.js';
+import { buildContainer } from '../container.js';
+import { AppError } from '../errors.js';
+import { displayPath, writeConfigFile, type ConfigFileValues } from './config-file.js';
+import type { ConnectionChecks } from './connections.js';
+import { askInitAnswers, buildConfigFile, checkValue, FIELDS, INIT_DEFAULTS, type InitAnswers, type PromptIo } from './init-wizard.js';
+
+export interface InitOptions {
+  /** Ask with prompts (a terminal); otherwise everything comes from `given` (`--yes`). */
+  interactive: boolean;
+  given: Partial<InitAnswers>;
+  /** Default: config/<region>.json under `cwd`. */
+  output?: string | undefined;
+  /** Also write the secrets as `export` lines to this file (mode 600). */
+  secretsFile?: string | undefined;
+  force: boolean;
+  /** Run migrations; undefined: ask (interactive) or no. */
+  migrate?: boolean | undefined;
+  /** Try the database and Redis before writing (non-interactive; the wizard always does). */
+  check: boolean;
+  checks: ConnectionChecks;
+  cwd?: string;
+  /** Environment the written config is loaded with to migrate (secrets added). */
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface InitResult {
+  file: string;
+  region: string;
+  config: ConfigFileValues;
+  /** Environment variables the config refers to, with the values generated here (shown once). */
+  secrets: Record<string, string>;
+  /** Variables whose value the admin entered (not repeated in `secrets`). */
+  entered: string[];
+  secretsFile: string | null;
+  migrated: boolean;
+}
+
+/** Flag values, checked as the wizard checks its answers; a bad one is a usage error naming the flag. */
+function answersFromFlags(given: Partial<InitAnswers>): InitAnswers {
+  const answers: InitAnswers = {
+    region: given.region ?? INIT_DEFAULTS.region,
+    publicUrl: given.publicUrl ?? INIT_DEFAULTS.publicUrl,
+    databaseUrl: given.databaseUrl ?? INIT_DEFAULTS.databaseUrl,
+    redisUrl: given.redisUrl ?? '',
+    accessTtl: given.accessTtl ?? INIT_DEFAULTS.accessTtl,
+    refreshTtl: given.refreshTtl ?? INIT_DEFAULTS.refreshTtl,
+    peers: given.peers ?? [],
+  };
+  const checksByFlag: Array<[string, (v: unknown) => Record<string, unknown>, unknown]> = [
+    ['--region', FIELDS.region, answers.region],
+    ['--public-url', FIELDS.publicUrl, answers.publicUrl],
+    ['--database-url', FIELDS.databaseUrl, answers.databaseUrl],
+    ['--redis-url', FIELDS.redisUrl, answers.redisUrl || undefined],
+    ['--access-ttl', FIELDS.accessTtl, answers.accessTtl],
+    ['--refresh-ttl', FIELDS.refreshTtl, answers.refreshTtl],
+    ...answers.peers.map((p): [string, (v: unknown) => Record<string, unknown>, unknown] => ['--peer', FIELDS.peer, { ...p, secret: 'x'.repeat(32) }]),
+  ];
+  for (const [flag, field, value] of checksByFlag) {
+    const ok = checkValue(field, value);
+    if (ok !== true) throw new AppError('invalid_request', `${flag}: ${ok}`);
+  }
+  if (answers.peers.some((p) => p.name === answers.region)) throw new AppError('invalid_request', '--peer: a peer must be another region');
+  return answers;
+}
+
+/** Tries both connections (creating a missing database, as the wizard offers to); unavailable when one fails. */
+async function checkConnections(answers: InitAnswers, checks: ConnectionChecks): Promise<void> {
+  let database = await checks.database(answers.databaseUrl);
+  if (!database.ok && database.missingDatabase) {
+    await checks.createDatabase(answers.databaseUrl);
+    database = await checks.database(answers.databaseUrl);
+  }
+  if (!database.ok) throw new AppError('unavailable', `cannot use the PostgreSQL at --database-url: ${database.reason} (or pass --no-check to write the file anyway)`);
+  if (answers.redisUrl) {
+    const redis = await checks.redis(answers.redisUrl);
+    if (!redis.ok) throw new AppError('unavailable', `cannot reach the Redis at --redis-url: ${redis.reason} (or pass --no-check to write the file anyway)`);
+  }
+}
+
+function refuseOverwrite(file: string, force: boolean): void {
+  if (!force && existsSync(file)) {
+    throw new AppError('conflict', `${displayPath(file)} already exists: pass --force to overwrite it, or --output to write elsewhere`);
+  }
+}
+
+/** Quotes a value for a POSIX shell `export` line. */
+export function shellQuote(value: string): string {
+  return `'${value.replace(/'/g, `'\\''`)}'`;
+}
+
+/**
+ * `authctl init`: the answers (prompts or flags), the config file written with its secrets as
+ * env references, optionally an secrets file, optionally the migrations run against the new config.
+ */
+export async function runInit(options: InitOptions, io: PromptIo = {}): Promise<InitResult> {
+  const cwd = options.cwd ?? process.cwd();
+  const outputFor = (region: string) => resolve(cwd, options.output ?? `config/${region}.json`);
+  if (options.output) refuseOverwrite(outputFor(''), options.force);
+
+  const answers = options.interactive
+    ? await askInitAnswers(options.given, options.checks, io, (region) => refuseOverwrite(outputFor(region), options.force))
+    : answersFromFlags(options.given);
+  if (!options.interactive && options.check) await checkConnections(answers, options.checks);
+
+  const file = outputFor(answers.region);
+  refuseOverwrite(file, options.force);
+  const secretsFile = options.secretsFile ? resolve(cwd, options.secretsFile) : null;
+  if (secretsFile) refuseOverwrite(secretsFile, options.force);
+
+  const { values, secrets, entered } = buildConfigFile(answers);
+  writeConfigFile(file, values);
+  if (secretsFile) {
+    const lines = Object.entries(secrets).map(([name, value]) => `export ${name}=${shellQuote(value)}`);
+    writeFileSync(secretsFile, `# Secrets for ${displayPath(file, cwd)} (written by authctl init). Keep this file private.\n${lines.join('\n')}\n`, { mode: 0o600 });
+  }
+
+  const migrate = options.migrate ?? (options.interactive ? await confirm({ message: 'Run the database migrations now?', default: true }, io) : false);
+  if (migrate) {
+    const config = loadConfig({ file, env: { ...(options.env ?? process.env), ...secrets }, cwd, overrides: { log: { level: 'warn' } } });
+    const container = buildContainer(config, { logStream: 'stderr' });
+    try {
+      await container.migrate();
+    } finally {
+      await container.close();
+    }
+  }
+  const shown = Object.fromEntries(Object.entries(secrets).filter(([name]) => !entered.includes(name)));
+  return { file, region: answers.region, config: values, secrets: shown, entered, secretsFile, migrated: migrate };
+}
