@@ -5,6 +5,7 @@ import { accessLog } from './middleware/access-log.js';
 import { requestId } from './middleware/request-id.js';
 import { authRoutes } from './routes/auth.js';
 import { meRoutes } from './routes/me.js';
+import { regionRoutes } from './routes/regions.js';
 import { systemRoutes } from './routes/system.js';
 
 /** The Koa application of one region's server; `app.callback()` is what tests drive. */
@@ -20,7 +21,7 @@ export function createApp(container: Container): Koa {
     await next();
   });
   app.use(problemDetails(container.log));
-  for (const router of [authRoutes(container), meRoutes(container), systemRoutes(container)]) {
+  for (const router of [authRoutes(container), meRoutes(container), systemRoutes(container), regionRoutes(container)]) {
     app.use(router.routes());
     // Not `throw: true`: @koa/router sets the Allow header (RFC 9110 §15.5.6) only when it does
     // not throw; problemDetails turns the bare 405 into a problem response.

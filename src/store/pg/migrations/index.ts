@@ -1,6 +1,7 @@
 import type { Knex } from 'knex';
 import * as initial from './0001-initial.js';
 import * as usage from './0002-usage.js';
+import * as replication from './0003-replication.js';
 
 interface Migration {
   name: string;
@@ -13,6 +14,7 @@ interface Migration {
 const MIGRATIONS: Migration[] = [
   { name: '0001-initial', ...initial },
   { name: '0002-usage', ...usage },
+  { name: '0003-replication', ...replication },
 ];
 
 export const migrationSource: Knex.MigrationSource<Migration> = {

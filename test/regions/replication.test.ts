@@ -1,0 +1,266 @@
+import { expect } from 'chai';
+import { randomUUID } from 'node:crypto';
+import { signRequest } from '../../src/core/replication/signature.js';
+import { expectProblem, expectTokenResponse, login, refresh, refreshCounter, register, uniquePassword, uniqueUsername, type TokenResponse } from '../helpers/http-assert.js';
+import { eventually, pairSecret, snapshot, startRegions, type RegionNode } from './support.js';
+
+async function verifyStatus(node: RegionNode, accessToken: string): Promise<number> {
+  const res = await node.request('/v1/verify', { token: accessToken });
+  await res.arrayBuffer();
+  return res.status;
+}
+
+async function loginWhenReplicated(node: RegionNode, username: string, password: string): Promise<TokenResponse> {
+  return eventually(`${username} replicated to ${node.name}`, async () => {
+    const res = await node.request('/v1/auth/login', { method: 'POST', json: { username, password } });
+    if (res.status !== 200) {
+      await res.arrayBuffer();
+      return undefined;
+    }
+    return (await res.json()) as TokenResponse;
+  });
+}
+
+async function sessionCounter(node: RegionNode, sessionId: string): Promise<{ counter: number; revoked: boolean } | undefined> {
+  const [row] = await node.query<{ counter: string; revoked: boolean }>('select counter, revoked_at is not null as revoked from sessions where id = ?', [sessionId]);
+  return row ? { counter: Number(row.counter), revoked: row.revoked } : undefined;
+}
+
+function postBatch(node: RegionNode, origin: string, batch: unknown, secret = pairSecret(origin, node.name), at = Date.now()): Promise<Response> {
+  const body = JSON.stringify(batch);
+  return node.request('/internal/replication', { method: 'POST', headers: { 'content-type': 'application/json', ...signRequest(secret, origin, body, at) }, body });
+}
+
+describe('regions: replication between three regions', function () {
+  this.timeout(120_000);
+  let a: RegionNode;
+  let b: RegionNode;
+  let c: RegionNode;
+
+  before(async () => {
+    [a, b, c] = (await startRegions(['ra', 'rb', 'rc'])) as [RegionNode, RegionNode, RegionNode];
+  });
+  after(async () => {
+    await Promise.all([a, b, c].map((n) => n?.close()));
+  });
+
+  it('a user registered in A logs in at B and C once replicated; every JWKS has every region\'s keys', async () => {
+    const username = uniqueUsername('trav');
+    const password = uniquePassword();
+    const user = await register(a, username, password);
+    expect(user.homeRegion).to.equal('ra');
+    const atB = await loginWhenReplicated(b, username, password);
+    expect(atB.user.id).to.equal(user.id);
+    expect(atB.user.homeRegion).to.equal('ra');
+    expect(atB.refreshToken.startsWith('rt_rb_')).to.equal(true);
+    await loginWhenReplicated(c, username, password);
+
+    const kids = async (n: RegionNode) => ((await (await n.request('/.well-known/jwks.json')).json()) as { keys: Array<{ kid: string }> }).keys.map((k) => k.kid);
+    const all = [...(await kids(a)), ...(await kids(b)), ...(await kids(c))].filter((k, i, arr) => arr.indexOf(k) === i);
+    expect(all.length).to.be.at.least(3);
+    await eventually('every JWKS lists every region\'s keys', async () => {
+      for (const n of [a, b, c]) {
+        await n.container.keys.load();
+        const have = await kids(n);
+        if (!all.every((k) => have.includes(k))) return undefined;
+      }
+      return true;
+    });
+    // A token signed in B verifies in A with the replicated key alone.
+    expect(await verifyStatus(a, atB.accessToken)).to.equal(200);
+  });
+
+  it('GET /v1/regions lists every region with its URL', async () => {
+    const res = await b.request('/v1/regions');
+    expect(res.status).to.equal(200);
+    const body = (await res.json()) as { region: string; regions: Array<{ name: string; url: string; local: boolean }> };
+    expect(body.region).to.equal('rb');
+    expect(body.regions.map((r) => r.name).sort()).to.deep.equal(['ra', 'rb', 'rc']);
+    expect(body.regions.find((r) => r.name === 'ra')!.url).to.equal(a.url);
+    expect(body.regions.find((r) => r.local)!.name).to.equal('rb');
+  });
+
+  it('refreshes a token homed in A at B through A (proxy path), and from B\'s replica while A is down', async () => {
+    const username = uniqueUsername('px');
+    const password = uniquePassword();
+    await register(a, username, password);
+    const first = await login(a, username, password);
+    await eventually('session replicated to B', () => sessionCounter(b, first.sessionId));
+
+    // Proxy: A rotates (its counter moves at once), B only relays.
+    const proxied = await expectTokenResponse(await refresh(b, first.refreshToken));
+    expect(refreshCounter(proxied.refreshToken)).to.equal(2);
+    expect((await sessionCounter(a, first.sessionId))!.counter).to.equal(2);
+    await eventually('rotation replicated to B', async () => ((await sessionCounter(b, first.sessionId))?.counter === 2 ? true : undefined));
+
+    // A goes away: B answers from its replica, and the rotation reaches A when it is back.
+    await a.stopHttp();
+    try {
+      const replica = await expectTokenResponse(await refresh(b, proxied.refreshToken));
+      expect(refreshCounter(replica.refreshToken)).to.equal(3);
+      expect(replica.refreshToken.startsWith('rt_ra_')).to.equal(true);
+      expect((await sessionCounter(b, first.sessionId))!.counter).to.equal(3);
+      expect((await sessionCounter(a, first.sessionId))!.counter).to.equal(2);
+      // The old token is reuse at B too: its replica decides like the home region would.
+      await expectProblem(await refresh(b, first.refreshToken), 401, 'refresh_token_reused');
+    } finally {
+      await a.startHttp();
+    }
+    await eventually('B\'s replica rotation and revocation replicated back to A', async () => {
+      const state = await sessionCounter(a, first.sessionId);
+      return state?.counter === 3 && state.revoked ? true : undefined;
+    });
+  });
+
+  it('a logout in A is refused by B and C within replication lag + 2 s', async () => {
+    const username = uniqueUsername('lo');
+    const password = uniquePassword();
+    await register(a, username, password);
+    const session = await login(a, username, password);
+    await eventually('session at B and C', async () => ((await sessionCounter(b, session.sessionId)) && (await sessionCounter(c, session.sessionId)) ? true : undefined));
+    expect(await verifyStatus(b, session.accessToken)).to.equal(200);
+    expect(await verifyStatus(c, session.accessToken)).to.equal(200);
+
+    const res = await a.request('/v1/auth/logout', { method: 'POST', token: session.accessToken, json: {} });
+    expect(res.status).to.equal(204);
+    const revokedAt = Date.now();
+    await eventually('B and C refuse the logged-out token', async () => ((await verifyStatus(b, session.accessToken)) === 401 && (await verifyStatus(c, session.accessToken)) === 401 ? true : undefined));
+    const took = Date.now() - revokedAt;
+    const status = await a.container.replication.status();
+    const lagP99 = Math.max(...status.map((s) => s.lagP99Ms ?? 0));
+    // Generous (other suites share the machine), but it is the contract: lag + 2 s.
+    expect(took, `refused after ${took} ms, replication lag p99 ${lagP99} ms`).to.be.below(lagP99 + 2_000 + 3_000);
+    await expectProblem(await refresh(c, session.refreshToken), 401, 'invalid_refresh_token');
+  });
+
+  it('a partition where both sides rotate one session from the same token is reuse everywhere on heal', async () => {
+    const username = uniqueUsername('part');
+    const password = uniquePassword();
+    await register(a, username, password);
+    const s = await login(a, username, password);
+    await eventually('session at B', () => sessionCounter(b, s.sessionId));
+    // Partition: A's port is dead to its peers and A's changes cannot leave it.
+    await a.stopHttp();
+    await a.container.replication.stopShipping();
+    try {
+      const inA = await a.container.auth.refresh(s.refreshToken);
+      // B cannot reach A: it rotates the same token from its replica.
+      const inB = await expectTokenResponse(await refresh(b, s.refreshToken));
+      expect(refreshCounter(inA.refreshToken)).to.equal(2);
+      expect(refreshCounter(inB.refreshToken)).to.equal(2);
+    } finally {
+      await a.startHttp();
+      await a.container.replication.startShipping();
+    }
+    await eventually('the fork is revoked in all three regions', async () => {
+      for (const n of [a, b, c]) if (!(await sessionCounter(n, s.sessionId))?.revoked) return undefined;
+      return true;
+    });
+  });
+
+  it('a username both sides registered during a partition goes to the earlier one; the other is renamed alike everywhere', async () => {
+    const name = uniqueUsername('clash');
+    await a.stopHttp();
+    await c.stopHttp();
+    let first: string;
+    let second: string;
+    try {
+      first = (await a.container.auth.register(name, uniquePassword())).id;
+      second = (await c.container.auth.register(name, uniquePassword())).id;
+    } finally {
+      await a.startHttp();
+      await c.startHttp();
+    }
+    await eventually('every region holds both users, the later one renamed', async () => {
+      for (const n of [a, b, c]) {
+        const rows = await n.query<{ id: string; username: string }>('select id, username from users where id in (?, ?) order by username', [first, second]);
+        if (rows.length !== 2) return undefined;
+        const winner = rows.find((r) => r.id === first);
+        const loser = rows.find((r) => r.id === second);
+        if (winner?.username !== name || loser?.username !== `${name}.rc`) return undefined;
+      }
+      return true;
+    });
+  });
+
+  describe('POST /internal/replication', () => {
+    it('refuses unsigned, forged, stale and unknown-peer requests, and applies nothing', async () => {
+      const user = { id: randomUUID(), username: uniqueUsername('evil'), password_hash: 'x', status: 'active', home_region: 'ra', created_at: new Date().toISOString(), updated_at: new Date().toISOString(), password_changed_at: new Date().toISOString(), version: 1 };
+      const batch = { origin: 'ra', batchId: randomUUID(), changes: [{ entity: 'users', payload: user }] };
+      const body = JSON.stringify(batch);
+
+      const unsigned = await b.request('/internal/replication', { method: 'POST', headers: { 'content-type': 'application/json', 'x-authctl-region': 'ra' }, body });
+      await expectProblem(unsigned, 401, 'invalid_signature');
+      await expectProblem(await postBatch(b, 'ra', batch, 'not-the-secret-but-long-enough-0123456789'), 401, 'invalid_signature');
+      await expectProblem(await postBatch(b, 'ra', batch, undefined, Date.now() - 6 * 60_000), 401, 'invalid_signature');
+      // The signature covers the body: a signed batch with a swapped body is forged.
+      const signed = signRequest(pairSecret('ra', 'rb'), 'ra', body, Date.now());
+      const tampered = await b.request('/internal/replication', { method: 'POST', headers: { 'content-type': 'application/json', ...signed }, body: body.replace('"active"', '"disabled"') });
+      await expectProblem(tampered, 401, 'invalid_signature');
+      await expectProblem(await postBatch(b, 'zz', { ...batch, origin: 'zz' }, pairSecret('zz', 'rb')), 403, 'unknown_peer');
+      // A secret of another pair (C's with B) does not sign for A.
+      await expectProblem(await postBatch(b, 'ra', batch, pairSecret('rc', 'rb')), 401, 'invalid_signature');
+      expect(await b.query('select 1 from users where id = ?', [user.id])).to.have.length(0);
+
+      const ok = await postBatch(b, 'ra', batch);
+      expect(ok.status).to.equal(200);
+      expect(await b.query('select 1 from users where id = ?', [user.id])).to.have.length(1);
+    });
+
+    it('applies duplicate and out-of-order batches idempotently: higher counter wins, revoked stays revoked', async () => {
+      const username = uniqueUsername('idem');
+      const password = uniquePassword();
+      const user = await register(b, username, password);
+      const session = await login(b, username, password);
+      const [row] = await b.query<Record<string, unknown>>('select * from sessions where id = ?', [session.sessionId]);
+      const at = (n: number) => new Date(Date.now() + n * 1000).toISOString();
+      const state = (counter: number, revoked: boolean, version: number) => ({
+        ...row,
+        counter,
+        rotated_at: at(counter),
+        last_used_at: at(counter),
+        revoked_at: revoked ? at(counter) : null,
+        revoke_reason: revoked ? 'logout' : null,
+        version,
+      });
+      const batch = (changes: unknown[]) => ({ origin: 'ra', batchId: randomUUID(), changes: changes.map((payload) => ({ entity: 'sessions', payload })) });
+
+      const five = batch([state(5, false, 5)]);
+      expect((await (await postBatch(b, 'ra', five)).json())).to.deep.equal({ applied: 1, duplicate: false });
+      expect((await (await postBatch(b, 'ra', five)).json())).to.deep.equal({ applied: 0, duplicate: true });
+      // Older state arriving late changes nothing.
+      expect((await postBatch(b, 'ra', batch([state(3, false, 3)]))).status).to.equal(200);
+      expect(await sessionCounter(b, session.sessionId)).to.deep.equal({ counter: 5, revoked: false });
+      // A revocation sticks, even against a later un-revoked state with a higher counter.
+      expect((await postBatch(b, 'ra', batch([state(6, true, 7)]))).status).to.equal(200);
+      expect(await sessionCounter(b, session.sessionId)).to.deep.equal({ counter: 6, revoked: true });
+      expect((await postBatch(b, 'ra', batch([state(8, false, 9)]))).status).to.equal(200);
+      expect(await sessionCounter(b, session.sessionId)).to.deep.equal({ counter: 8, revoked: true });
+      // …and it is effective: B refuses the session's access token.
+      expect(await verifyStatus(b, session.accessToken)).to.equal(401);
+      // An older user row does not overwrite a newer one.
+      const [u] = await b.query<Record<string, unknown>>('select * from users where id = ?', [user.id]);
+      const stale = { ...u, status: 'disabled', version: 0 };
+      expect((await postBatch(b, 'ra', { origin: 'ra', batchId: randomUUID(), changes: [{ entity: 'users', payload: stale }] })).status).to.equal(200);
+      expect((await b.query<{ status: string }>('select status from users where id = ?', [user.id]))[0]!.status).to.equal('active');
+    });
+  });
+
+  it('replication status reports each peer, and all three regions converge', async () => {
+    await eventually('backlogs drained', async () => {
+      for (const n of [a, b, c]) if ((await n.container.replication.status()).some((p) => p.backlog > 0)) return undefined;
+      return true;
+    });
+    const [sa, sb, sc] = await Promise.all([snapshot(a), snapshot(b), snapshot(c)]);
+    const comparable = (s: { users: unknown[]; sessions: unknown[] }) => ({ users: (s.users as Array<Record<string, unknown>>).map(({ version: _v, ...rest }) => rest), sessions: s.sessions });
+    expect(comparable(sb)).to.deep.equal(comparable(sa));
+    expect(comparable(sc)).to.deep.equal(comparable(sa));
+    const status = await a.container.replication.status();
+    expect(status.map((s) => s.peer)).to.deep.equal(['rb', 'rc']);
+    for (const s of status) {
+      expect(s.backlog).to.equal(0);
+      expect(s.lastSuccessAt).to.be.a('string');
+      expect(s.lagP50Ms).to.be.a('number');
+    }
+  });
+});
