@@ -37,7 +37,12 @@ function listen(server: Server, port: number): Promise<number> {
  * N regions on this machine: a database, a Redis key prefix and an HTTP server each, every
  * region a peer of every other, shipping with the workers' shipper running in process.
  */
-export async function startRegions(names: string[], overrides: (name: string) => ConfigInput = () => ({})): Promise<RegionNode[]> {
+export async function startRegions(
+  names: string[],
+  overrides: (name: string) => ConfigInput = () => ({}),
+  /** Regions running elsewhere (a child process) that every region here also replicates with. */
+  outside: Array<{ name: string; url: string }> = [],
+): Promise<RegionNode[]> {
   const ports = new Map<string, number>();
   const servers = new Map<string, Server>();
   const handlers = new Map<string, (req: IncomingMessage, res: ServerResponse) => void>();
@@ -64,7 +69,10 @@ export async function startRegions(names: string[], overrides: (name: string) =>
         cache: { redisUrl: 'redis://127.0.0.1:6379', keyPrefix: `t-regions-${prefix}-${name}`, ...own.cache },
         regions: {
           ...FAST_REPLICATION,
-          peers: names.filter((n) => n !== name).map((n) => ({ name: n, url: `http://127.0.0.1:${ports.get(n)}`, secret: pairSecret(name, n) })),
+          peers: [
+            ...names.filter((n) => n !== name).map((n) => ({ name: n, url: `http://127.0.0.1:${ports.get(n)}`, secret: pairSecret(name, n) })),
+            ...outside.map((o) => ({ name: o.name, url: o.url, secret: pairSecret(name, o.name) })),
+          ],
           ...own.regions,
         },
       }),
@@ -124,8 +132,16 @@ export async function eventually<T>(what: string, check: () => Promise<T | undef
 }
 
 /** The replicated state of a region, comparable across regions. */
-export async function snapshot(node: RegionNode): Promise<{ users: unknown[]; sessions: unknown[] }> {
-  const users = await node.query(`select id, username, status, home_region, password_hash, version from users order by id`);
+export async function snapshot(node: Pick<RegionNode, 'query'>): Promise<{ users: unknown[]; sessions: unknown[] }> {
+  const users = await node.query(`select id, username, status, home_region, password_hash from users order by id`);
   const sessions = await node.query(`select id, user_id, home_region, counter, (revoked_at is not null) as revoked from sessions order by id`);
   return { users, sessions };
+}
+
+/** A port nothing listens on right now (for a region started later as a child process). */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  const port = await listen(server, 0);
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
 }

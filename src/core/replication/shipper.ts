@@ -22,6 +22,8 @@ const PRUNE_EVERY_MS = 3_600_000;
 
 /** A peer's answer that is not 2xx: it is up, but did not apply the batch. */
 class Refused extends Error {}
+/** The peer needs rows another region has not delivered yet: retried, never dead-lettered. */
+class Waiting extends Error {}
 
 /**
  * Ships the outbox to each peer: one loop per peer, each leasing the oldest pending changes,
@@ -79,13 +81,15 @@ export class Shipper {
         body,
         signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
       });
+      // 409: the peer lacks a row another region's stream will bring (a session's user): wait.
+      if (res.status === 409) throw new Waiting(`peer is waiting for rows from another region: ${(await res.text()).slice(0, 200)}`);
       if (!res.ok) throw new Refused(`peer answered ${res.status}: ${(await res.text()).slice(0, 200)}`);
       await res.arrayBuffer().catch(() => undefined);
     } catch (err) {
       const refused = err instanceof Refused;
       const attempts = (state?.attempts ?? 0) + 1;
       const backoffMs = Math.min(config.regions.retryMaxMs, config.regions.retryBaseMs * 2 ** Math.min(attempts - 1, 20));
-      const message = refused ? err.message : `unreachable: ${(err as Error).message}`;
+      const message = refused || err instanceof Waiting ? err.message : `unreachable: ${(err as Error).message}`;
       const dead = await repo.fail(peer.name, ids, message, clock.now(), { backoffMs, deadAfter: refused ? config.regions.maxAttempts : undefined });
       metrics.errors.inc({ peer: peer.name, kind: refused ? 'refused' : 'unreachable' });
       if (!this.failing.has(peer.name) || dead > 0) {

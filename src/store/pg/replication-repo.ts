@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import { AppError } from '../../errors.js';
 import type { Db, Executor } from './db.js';
 import { guard } from './errors.js';
 import type { RevokedSession } from './sessions-repo.js';
@@ -250,10 +251,14 @@ export class ReplicationRepo {
     const local = await trx<Row>('sessions').where({ id: s.id }).forUpdate().first();
     const incomingRevoked = date(s.revoked_at);
     if (!local) {
-      const owner: Row | undefined = s.user_id === null ? undefined : await trx<Row>('users').where({ id: s.user_id }).first('id');
+      if (s.user_id !== null && !(await trx<Row>('users').where({ id: s.user_id }).first('id'))) {
+        // The user comes from another region's stream (its home) that has not delivered yet:
+        // refuse the batch for now; the sender retries it without dead-lettering.
+        throw new AppError('conflict', 'a session of a user not replicated here yet');
+      }
       await trx('sessions').insert({
         id: s.id,
-        user_id: owner ? s.user_id : null,
+        user_id: s.user_id,
         home_region: s.home_region,
         counter: s.counter,
         created_at: s.created_at,
