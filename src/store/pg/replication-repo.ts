@@ -2,7 +2,7 @@ import type { Knex } from 'knex';
 import { AppError } from '../../errors.js';
 import type { Db, Executor } from './db.js';
 import { guard } from './errors.js';
-import type { RevokedSession } from './sessions-repo.js';
+import type { RevokedSession, SessionRecord } from './sessions-repo.js';
 
 /** One captured change on its way to one peer. */
 export interface OutboxEntry {
@@ -184,16 +184,24 @@ export class ReplicationRepo {
       const fresh = await trx('replication_applied').insert({ origin, batch_id: batchId, applied_at: now }).onConflict(['origin', 'batch_id']).ignore().returning('batch_id');
       if (fresh.length === 0) return { ...result, duplicate: true };
       await setApplying(trx, true);
-      for (const change of changes) {
+      // Consecutive session changes are merged as one group: a batch under refresh load holds
+      // many rotations of few sessions, and each session is then read and written once.
+      for (let i = 0; i < changes.length; ) {
+        const change = changes[i]!;
+        if (change.entity === 'sessions') {
+          let end = i;
+          while (end < changes.length && changes[end]!.entity === 'sessions') end += 1;
+          await this.applySessions(trx, changes.slice(i, end).map((c) => c.payload), now, result);
+          result.applied += end - i;
+          i = end;
+          continue;
+        }
         switch (change.entity) {
           case 'users':
             await this.applyUser(trx, change.payload, result);
             break;
           case 'users_deleted':
             await trx('users').where({ id: change.payload.id as string }).delete();
-            break;
-          case 'sessions':
-            await this.applySession(trx, change.payload, now, result);
             break;
           case 'signing_keys':
             await this.applyKey(trx, change.payload, result);
@@ -202,6 +210,7 @@ export class ReplicationRepo {
             throw new Error(`unknown replicated entity ${change.entity}`);
         }
         result.applied += 1;
+        i += 1;
       }
       return result;
     });
@@ -246,61 +255,70 @@ export class ReplicationRepo {
    * is never undone. The same counter reached with two different rotation times means two
    * regions each rotated the session from the previous counter — two clients used one token —
    * and is treated as reuse: the session is revoked here and that revocation ships everywhere.
+   * Changes are folded in order in memory, then written with one statement per kind.
    */
-  private async applySession(trx: Knex.Transaction, s: Row, now: Date, result: ApplyResult): Promise<void> {
-    const local = await trx<Row>('sessions').where({ id: s.id }).forUpdate().first();
-    const incomingRevoked = date(s.revoked_at);
-    if (!local) {
-      if (s.user_id !== null && !(await trx<Row>('users').where({ id: s.user_id }).first('id'))) {
+  private async applySessions(trx: Knex.Transaction, changes: Row[], now: Date, result: ApplyResult): Promise<void> {
+    const ids = [...new Set(changes.map((c) => c.id as string))];
+    const locals = await trx<Row>('sessions').whereIn('id', ids).forUpdate();
+    const state = new Map<string, SessionState>(locals.map((l) => [l.id as string, toState(l)]));
+    const inserted = new Map<string, SessionState>();
+    const dirty = new Set<string>();
+    const forks = new Set<string>();
+    for (const change of changes) {
+      const incoming = toState(change);
+      const local = state.get(incoming.id);
+      if (!local) {
+        state.set(incoming.id, incoming);
+        inserted.set(incoming.id, incoming);
+        if (incoming.revokedAt) result.revoked.push({ id: incoming.id, revokedAt: incoming.revokedAt, expiresAt: incoming.expiresAt, userId: incoming.userId });
+        continue;
+      }
+      if (!forks.has(incoming.id) && !local.revokedAt && !incoming.revokedAt && local.counter === incoming.counter && local.rotatedAt.getTime() !== incoming.rotatedAt.getTime()) {
+        forks.add(incoming.id);
+      }
+      if (incoming.counter > local.counter) {
+        local.counter = incoming.counter;
+        local.rotatedAt = incoming.rotatedAt;
+      }
+      if (incoming.lastUsedAt > local.lastUsedAt) local.lastUsedAt = incoming.lastUsedAt;
+      if (!local.revokedAt && incoming.revokedAt) {
+        local.revokedAt = incoming.revokedAt;
+        local.revokeReason = incoming.revokeReason;
+        if (!inserted.has(incoming.id)) result.revoked.push({ id: local.id, revokedAt: incoming.revokedAt, expiresAt: local.expiresAt, userId: local.userId });
+      }
+      local.version = Math.max(local.version, incoming.version);
+      if (!inserted.has(incoming.id)) dirty.add(incoming.id);
+    }
+    if (inserted.size > 0) {
+      const owners = [...new Set([...inserted.values()].map((s) => s.userId).filter((id): id is string => id !== null))];
+      const known = new Set((await trx<Row>('users').whereIn('id', owners).select('id')).map((u) => u.id as string));
+      if (owners.some((id) => !known.has(id))) {
         // The user comes from another region's stream (its home) that has not delivered yet:
         // refuse the batch for now; the sender retries it without dead-lettering.
         throw new AppError('conflict', 'a session of a user not replicated here yet');
       }
-      await trx('sessions').insert({
-        id: s.id,
-        user_id: s.user_id,
-        home_region: s.home_region,
-        counter: s.counter,
-        created_at: s.created_at,
-        last_used_at: s.last_used_at,
-        rotated_at: s.rotated_at,
-        expires_at: s.expires_at,
-        revoked_at: s.revoked_at,
-        revoke_reason: s.revoke_reason,
-        user_agent: s.user_agent,
-        ip: s.ip,
-        version: s.version,
-      });
-      if (incomingRevoked) result.revoked.push({ id: s.id as string, revokedAt: incomingRevoked, expiresAt: new Date(s.expires_at as string), userId: s.user_id as string | null });
-      return;
+      await trx('sessions').insert([...inserted.values()].map((s) => ({ ...fromState(s), user_id: s.userId, home_region: s.homeRegion, created_at: s.createdAt, expires_at: s.expiresAt, user_agent: s.userAgent, ip: s.ip })));
     }
-    const localCounter = Number(local.counter);
-    const incomingCounter = Number(s.counter);
-    const localRevoked = date(local.revoked_at);
-    const fork =
-      localRevoked === null && incomingRevoked === null && localCounter === incomingCounter && date(local.rotated_at)!.getTime() !== date(s.rotated_at)!.getTime();
-    const ahead = incomingCounter > localCounter;
-    const revokedAt = localRevoked ?? incomingRevoked;
-    await trx('sessions')
-      .where({ id: s.id as string })
-      .update({
-        counter: Math.max(localCounter, incomingCounter),
-        rotated_at: ahead ? s.rotated_at : local.rotated_at,
-        last_used_at: new Date(Math.max(date(local.last_used_at)!.getTime(), date(s.last_used_at)!.getTime())),
-        revoked_at: revokedAt,
-        revoke_reason: localRevoked ? local.revoke_reason : s.revoke_reason,
-        version: Math.max(Number(local.version), Number(s.version)),
-      });
-    if (!localRevoked && incomingRevoked) {
-      result.revoked.push({ id: s.id as string, revokedAt: incomingRevoked, expiresAt: date(local.expires_at)!, userId: local.user_id as string | null });
+    if (dirty.size > 0) {
+      await trx.raw(
+        `update sessions s set counter = b.counter, rotated_at = b.rotated_at, last_used_at = b.last_used_at,
+                revoked_at = b.revoked_at, revoke_reason = b.revoke_reason, version = b.version
+           from jsonb_to_recordset(?::jsonb) as b(id uuid, counter bigint, rotated_at timestamptz, last_used_at timestamptz, revoked_at timestamptz, revoke_reason text, version bigint)
+          where s.id = b.id`,
+        [JSON.stringify([...dirty].map((id) => fromState(state.get(id)!)))],
+      );
     }
-    if (fork) {
+    if (forks.size > 0) {
       // Captured on purpose: every region must learn that the session is revoked.
       await setApplying(trx, false);
-      await trx('sessions').where({ id: s.id as string }).update({ revoked_at: now, revoke_reason: 'reuse', version: trx.raw('version + 1') });
+      const revoked = await trx('sessions')
+        .whereIn('id', [...forks])
+        .whereNull('revoked_at')
+        .update({ revoked_at: now, revoke_reason: 'reuse', version: trx.raw('version + 1') })
+        .returning<Array<{ id: string; expires_at: Date; user_id: string | null }>>(['id', 'expires_at', 'user_id']);
       await setApplying(trx, true);
-      result.forks.push(s.id as string);
-      result.revoked.push({ id: s.id as string, revokedAt: now, expiresAt: date(local.expires_at)!, userId: local.user_id as string | null });
+      result.forks.push(...revoked.map((r) => r.id));
+      result.revoked.push(...revoked.map((r) => ({ id: r.id, revokedAt: now, expiresAt: r.expires_at, userId: r.user_id })));
     }
   }
 
@@ -324,6 +342,34 @@ export class ReplicationRepo {
       .returning('kid');
     if (rows.length > 0) result.keysChanged = true;
   }
+}
+
+/** A session as merged in memory: its record and its replication version. */
+interface SessionState extends SessionRecord {
+  version: number;
+}
+
+function toState(r: Row): SessionState {
+  return {
+    id: r.id as string,
+    userId: (r.user_id as string | null) ?? null,
+    homeRegion: r.home_region as string,
+    counter: Number(r.counter),
+    createdAt: date(r.created_at)!,
+    lastUsedAt: date(r.last_used_at)!,
+    rotatedAt: date(r.rotated_at)!,
+    expiresAt: date(r.expires_at)!,
+    revokedAt: date(r.revoked_at),
+    revokeReason: (r.revoke_reason as string | null) ?? null,
+    userAgent: (r.user_agent as string | null) ?? null,
+    ip: (r.ip as string | null) ?? null,
+    version: Number(r.version),
+  };
+}
+
+/** The merged columns of a session, as written back. */
+function fromState(s: SessionState) {
+  return { id: s.id, counter: s.counter, rotated_at: s.rotatedAt, last_used_at: s.lastUsedAt, revoked_at: s.revokedAt, revoke_reason: s.revokeReason, version: s.version };
 }
 
 async function setApplying(ex: Executor, on: boolean): Promise<void> {
