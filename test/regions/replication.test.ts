@@ -1,6 +1,8 @@
 import { expect } from 'chai';
 import { randomUUID } from 'node:crypto';
 import { signRequest } from '../../src/core/replication/signature.js';
+import { ReplicationRepo } from '../../src/store/pg/replication-repo.js';
+import { startTestApp } from '../helpers/app.js';
 import { expectProblem, expectTokenResponse, login, refresh, refreshCounter, register, uniquePassword, uniqueUsername, type TokenResponse } from '../helpers/http-assert.js';
 import { eventually, pairSecret, snapshot, startRegions, type RegionNode } from './support.js';
 
@@ -246,6 +248,26 @@ describe('regions: replication between three regions', function () {
     });
   });
 
+  it('keeps one batch per peer in flight across workers, so a peer sees a region\'s changes in order', async () => {
+    await a.container.replication.stopShipping();
+    try {
+      await register(a, uniqueUsername('order'), uniquePassword());
+      const one = new ReplicationRepo(a.container.db);
+      const other = new ReplicationRepo(a.container.db);
+      const first = await one.claim('rb', 100, 60_000);
+      expect(first.length).to.be.at.least(1);
+      expect(await other.claim('rb', 100, 60_000)).to.deep.equal([]);
+      // Another peer's stream is independent.
+      expect((await other.claim('rc', 100, 60_000)).length).to.be.at.least(1);
+      // Released after a failed delivery: the same changes go out again, oldest first.
+      await one.fail('rb', first.map((e) => e.id), 'test', new Date(), { backoffMs: 0, deadAfter: undefined });
+      expect((await other.claim('rb', 100, 60_000)).map((e) => e.id)).to.deep.equal(first.map((e) => e.id));
+      await a.query(`update replication_outbox set leased_until = null`);
+    } finally {
+      await a.container.replication.startShipping();
+    }
+  });
+
   it('replication status reports each peer, and all three regions converge', async () => {
     await eventually('backlogs drained', async () => {
       for (const n of [a, b, c]) if ((await n.container.replication.status()).some((p) => p.backlog > 0)) return undefined;
@@ -260,6 +282,73 @@ describe('regions: replication between three regions', function () {
       expect(s.backlog).to.equal(0);
       expect(s.lastSuccessAt).to.be.a('string');
       expect(s.lagP50Ms).to.be.a('number');
+    }
+  });
+});
+
+describe('regions: routing', function () {
+  this.timeout(120_000);
+  let home: RegionNode;
+  let strict: RegionNode;
+
+  before(async () => {
+    [home, strict] = (await startRegions(['ha', 'hb'], (name) => (name === 'hb' ? { regions: { loginPolicy: 'home' } } : {}))) as [RegionNode, RegionNode];
+  });
+  after(async () => {
+    await Promise.all([home, strict].map((n) => n?.close()));
+  });
+
+  it('with loginPolicy home, a login for a user homed elsewhere says where to go (after the password check)', async () => {
+    const username = uniqueUsername('rt');
+    const password = uniquePassword();
+    await register(home, username, password);
+    const problem = await eventually('the user replicated to hb', async () => {
+      const res = await strict.request('/v1/auth/login', { method: 'POST', json: { username, password } });
+      if (res.status !== 421) {
+        await res.arrayBuffer();
+        return undefined;
+      }
+      expect(res.headers.get('location')).to.equal(`${home.url}/v1/auth/login`);
+      expect(res.headers.get('content-type')).to.match(/^application\/problem\+json/);
+      return (await res.json()) as Record<string, unknown>;
+    });
+    expect(problem).to.include({ status: 421, code: 'wrong_region', region: 'ha', location: `${home.url}/v1/auth/login` });
+    // A wrong password learns nothing about where the account lives.
+    const wrong = await strict.request('/v1/auth/login', { method: 'POST', json: { username, password: 'not the password at all' } });
+    const body = await expectProblem(wrong, 401, 'invalid_credentials');
+    expect(body).to.not.have.property('region');
+    // Users of its own region log in there as usual; the permissive region lets travellers in.
+    const local = { username: uniqueUsername('rt'), password: uniquePassword() };
+    await register(strict, local.username, local.password);
+    await login(strict, local.username, local.password);
+    await loginWhenReplicated(home, local.username, local.password);
+  });
+
+  it('exposes replication backlog, lag and errors as Prometheus metrics', async () => {
+    await eventually('a shipped change', async () => ((await home.container.replication.status())[0]?.lastSuccessAt ? true : undefined));
+    const text = await (await home.request('/metrics')).text();
+    expect(text).to.match(/^authctl_replication_backlog\{peer="hb",region="ha"\} \d+$/m);
+    expect(text).to.match(/^authctl_replication_oldest_pending_seconds\{peer="hb",region="ha"\} [\d.]+$/m);
+    expect(text).to.match(/^authctl_replication_lag_seconds_count\{[^}]*peer="hb"[^}]*\} [1-9]\d*$/m);
+    expect(text).to.match(/^# TYPE authctl_replication_errors_total counter$/m);
+  });
+});
+
+describe('regions: a region without peers', function () {
+  this.timeout(60_000);
+
+  it('captures nothing (the triggers are free), and refuses replication requests from anyone', async () => {
+    const app = await startTestApp('regions_alone');
+    try {
+      await register(app, uniqueUsername('alone'), uniquePassword());
+      const rows = await app.container.db.writer.raw<{ rows: Array<{ n: string }> }>('select count(*) as n from replication_outbox');
+      expect(Number(rows.rows[0]!.n)).to.equal(0);
+      const body = JSON.stringify({ origin: 'ra', batchId: 'x', changes: [] });
+      const res = await app.request('/internal/replication', { method: 'POST', headers: { 'content-type': 'application/json', ...signRequest(pairSecret('ra', 'local'), 'ra', body, Date.now()) }, body });
+      await expectProblem(res, 403, 'unknown_peer');
+      expect(await app.container.replication.status()).to.deep.equal([]);
+    } finally {
+      await app.close();
     }
   });
 });

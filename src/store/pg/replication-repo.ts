@@ -94,24 +94,27 @@ export class ReplicationRepo {
   }
 
   /**
-   * Leases the oldest pending entries for `peer` (oldest first, so a session's rotations reach
-   * the peer in the order they happened). The lease lets several workers share a peer without a
-   * long transaction open across the HTTP call.
+   * Leases the oldest pending entries for `peer` (oldest first), unless a batch for that peer is
+   * already out: one batch in flight per peer across all of the region's workers, so a peer
+   * sees a session's rotations in the order they happened (fork detection relies on it). The
+   * lease outlives any delivery, so it only lapses when its worker died mid-flight.
    */
   async claim(peer: string, limit: number, leaseMs: number): Promise<OutboxEntry[]> {
-    const result = await guard(
-      this.db.writer.raw<{ rows: Row[] }>(
+    return this.db.transaction(async (trx) => {
+      await trx.raw(`select pg_advisory_xact_lock(hashtext('authctl.replication_ship'), hashtext(?))`, [peer]);
+      const result = await trx.raw<{ rows: Row[] }>(
         `update replication_outbox o set leased_until = clock_timestamp() + (? * interval '1 millisecond')
           where o.id in (select id from replication_outbox
-                          where peer = ? and dead_at is null and (leased_until is null or leased_until < clock_timestamp())
-                          order by id limit ? for update skip locked)
+                          where peer = ? and dead_at is null
+                          order by id limit ?)
+            and not exists (select 1 from replication_outbox l where l.peer = ? and l.leased_until > clock_timestamp())
         returning o.id, o.entity, o.payload, o.created_at`,
-        [leaseMs, peer, limit],
-      ),
-    );
-    return result.rows
-      .map((r) => ({ id: Number(r.id), entity: r.entity as string, payload: r.payload as Record<string, unknown>, createdAt: r.created_at as Date }))
-      .sort((a, b) => a.id - b.id);
+        [leaseMs, peer, limit, peer],
+      );
+      return result.rows
+        .map((r) => ({ id: Number(r.id), entity: r.entity as string, payload: r.payload as Record<string, unknown>, createdAt: r.created_at as Date }))
+        .sort((a, b) => a.id - b.id);
+    });
   }
 
   /** The peer applied these entries: forget them, record lag and success. */

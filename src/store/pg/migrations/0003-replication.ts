@@ -40,6 +40,8 @@ export async function up(knex: Knex): Promise<void> {
     t.text('last_error').nullable();
   });
   await knex.raw('create index replication_outbox_pending_idx on replication_outbox (peer, id) where dead_at is null');
+  // "Is a batch for this peer in flight?" — answered from the few leased rows only.
+  await knex.raw('create index replication_outbox_leased_idx on replication_outbox (peer, leased_until) where leased_until is not null');
 
   await knex.schema.createTable('replication_applied', (t) => {
     t.text('origin').notNullable();
