@@ -245,6 +245,16 @@ describe('regions: replication between three regions', function () {
       const stale = { ...u, status: 'disabled', version: 0 };
       expect((await postBatch(b, 'ra', { origin: 'ra', batchId: randomUUID(), changes: [{ entity: 'users', payload: stale }] })).status).to.equal(200);
       expect((await b.query<{ status: string }>('select status from users where id = ?', [user.id]))[0]!.status).to.equal('active');
+      // Two regions each changed the user once, concurrently (equal versions): a disable wins
+      // over a later change elsewhere; otherwise the later change wins — in both regions alike.
+      const version = Number(u!.version) + 1;
+      const later = new Date(Date.now() + 60_000).toISOString();
+      await b.query(`update users set status = 'disabled', version = ? where id = ?`, [version, user.id]);
+      const sendUser = (payload: object) => postBatch(b, 'ra', { origin: 'ra', batchId: randomUUID(), changes: [{ entity: 'users', payload }] });
+      expect((await sendUser({ ...u, status: 'active', updated_at: later, version })).status).to.equal(200);
+      expect((await b.query<{ status: string }>('select status from users where id = ?', [user.id]))[0]!.status).to.equal('disabled');
+      expect((await sendUser({ ...u, status: 'disabled', password_hash: 'hash-from-a', updated_at: later, version })).status).to.equal(200);
+      expect((await b.query<{ password_hash: string }>('select password_hash from users where id = ?', [user.id]))[0]!.password_hash).to.equal('hash-from-a');
     });
   });
 

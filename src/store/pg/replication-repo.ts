@@ -220,13 +220,13 @@ export class ReplicationRepo {
   }
 
   /**
-   * Users: upsert by id, higher `version` wins. A username another user holds here (both regions
+   * Users: upsert by id, higher `version` wins (see {@link userWins} for two regions' concurrent edits). A username another user holds here (both regions
    * registered it during a partition) goes to the user created first, then to the lower home
    * region name, then the lower id; the loser is renamed `<name>.<home region>` in every region alike.
    */
   private async applyUser(trx: Knex.Transaction, user: Row, result: ApplyResult): Promise<void> {
     const local = await trx<Row>('users').where({ id: user.id }).forUpdate().first();
-    if (local && Number(local.version) >= Number(user.version)) return;
+    if (local && !userWins(user, local)) return;
     const incoming = { ...user };
     const clash = await trx<Row>('users').where({ username: incoming.username }).whereNot({ id: incoming.id }).forUpdate().first();
     if (clash) {
@@ -345,6 +345,18 @@ export class ReplicationRepo {
       .returning('kid');
     if (rows.length > 0) result.keysChanged = true;
   }
+}
+
+/**
+ * Whether an incoming user row replaces the local one: the higher version; on equal versions (two
+ * regions each changed the user once, concurrently) the later `updated_at`, except that a
+ * disable is never lost to a concurrent change elsewhere. Both regions decide alike.
+ */
+function userWins(incoming: Row, local: Row): boolean {
+  const [vi, vl] = [Number(incoming.version), Number(local.version)];
+  if (vi !== vl) return vi > vl;
+  if (incoming.status !== local.status) return incoming.status === 'disabled';
+  return new Date(incoming.updated_at as string).getTime() > new Date(local.updated_at as string).getTime();
 }
 
 /** A session as merged in memory: its record and its replication version. */
