@@ -38,6 +38,7 @@ export class Shipper {
   private readonly wake = new Set<() => void>();
   private failing = new Set<string>();
   private lastPrune = 0;
+  private readonly lastLoopError = new Map<string, number>();
 
   constructor(private readonly opts: ShipperOptions) {}
 
@@ -58,7 +59,12 @@ export class Shipper {
         shipped = await this.shipOnce(peer);
         await this.pruneApplied();
       } catch (err) {
-        this.opts.log.warn('replication shipping failed', { event: 'replication.error', peer: peer.name, err });
+        // Usually the region's own database is away: say so once a minute, not every poll.
+        const now = Date.now();
+        if (now - (this.lastLoopError.get(peer.name) ?? 0) > 60_000) {
+          this.lastLoopError.set(peer.name, now);
+          this.opts.log.warn('replication shipping failed', { event: 'replication.error', peer: peer.name, err });
+        }
       }
       if (shipped === 0) await this.sleep(this.opts.config.regions.pollIntervalMs);
     }
