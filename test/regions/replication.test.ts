@@ -253,6 +253,32 @@ describe('regions: replication between three regions', function () {
     });
   });
 
+  it('a user deleted in A is gone everywhere, and a late change from elsewhere does not bring it back', async () => {
+    const username = uniqueUsername('del');
+    const password = uniquePassword();
+    const user = await register(a, username, password);
+    const session = await login(a, username, password);
+    await loginWhenReplicated(c, username, password);
+    const [row] = await c.query<Record<string, unknown>>('select * from users where id = ?', [user.id]);
+    const [sessionRow] = await a.query<Record<string, unknown>>('select * from sessions where id = ?', [session.sessionId]);
+    await a.container.users.delete(user.id);
+    await eventually('the delete replicated to B and C', async () => {
+      for (const n of [b, c]) if ((await n.query('select 1 from users where id = ?', [user.id])).length > 0) return undefined;
+      return true;
+    });
+    await expectProblem(await c.request('/v1/auth/login', { method: 'POST', json: { username, password } }), 401, 'invalid_credentials');
+    // C changed the user before it learned of the delete; that change reaches B afterwards.
+    const late = { origin: 'rc', batchId: randomUUID(), changes: [{ entity: 'users', payload: { ...row, version: Number(row!.version) + 5 } }] };
+    expect((await postBatch(b, 'rc', late)).status).to.equal(200);
+    expect(await b.query('select 1 from users where id = ?', [user.id])).to.have.length(0);
+    // A session of the deleted user that B never saw is kept without an owner, not refused forever.
+    const orphan = { ...sessionRow, id: randomUUID(), user_id: user.id };
+    expect((await postBatch(b, 'rc', { origin: 'rc', batchId: randomUUID(), changes: [{ entity: 'sessions', payload: orphan }] })).status).to.equal(200);
+    expect((await b.query<{ user_id: string | null }>('select user_id from sessions where id = ?', [orphan.id]))[0]!.user_id).to.equal(null);
+    // It came from a made-up batch, not from C: keep B comparable with the other regions.
+    await b.query('delete from sessions where id = ?', [orphan.id]);
+  });
+
   it('keeps one batch per peer in flight across workers, so a peer sees a region\'s changes in order', async () => {
     await a.container.replication.stopShipping();
     try {

@@ -117,7 +117,8 @@ export class Shipper {
     if (now - this.lastPrune < PRUNE_EVERY_MS) return;
     this.lastPrune = now;
     // A batch is re-delivered within minutes (leases, retries); a day of ids is plenty.
-    await this.opts.repo.pruneApplied(new Date(now - 86_400_000));
+    // Tombstones outlive any backlog a region could bring back after an outage.
+    await this.opts.repo.pruneApplied(new Date(now - 86_400_000), new Date(now - 30 * 86_400_000));
   }
 
   private sleep(ms: number): Promise<void> {

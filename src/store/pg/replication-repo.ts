@@ -172,9 +172,10 @@ export class ReplicationRepo {
     });
   }
 
-  /** Forgets applied-batch ids older than `before` (a re-delivery is never that late). */
-  async pruneApplied(before: Date): Promise<number> {
-    return guard(this.db.writer('replication_applied').where('applied_at', '<', before).delete());
+  /** Forgets applied-batch ids older than `before` (a re-delivery is never that late) and tombstones older than `tombstonesBefore`. */
+  async pruneApplied(before: Date, tombstonesBefore: Date): Promise<number> {
+    const tombstones = await guard(this.db.writer('replication_tombstones').where('deleted_at', '<', tombstonesBefore).delete());
+    return tombstones + (await guard(this.db.writer('replication_applied').where('applied_at', '<', before).delete()));
   }
 
   /**
@@ -227,6 +228,7 @@ export class ReplicationRepo {
   private async applyUser(trx: Knex.Transaction, user: Row, result: ApplyResult): Promise<void> {
     const local = await trx<Row>('users').where({ id: user.id }).forUpdate().first();
     if (local && !userWins(user, local)) return;
+    if (!local && (await trx('replication_tombstones').where({ id: user.id }).first())) return;
     const incoming = { ...user };
     const clash = await trx<Row>('users').where({ username: incoming.username }).whereNot({ id: incoming.id }).forUpdate().first();
     if (clash) {
@@ -295,7 +297,10 @@ export class ReplicationRepo {
     if (inserted.size > 0) {
       const owners = [...new Set([...inserted.values()].map((s) => s.userId).filter((id): id is string => id !== null))];
       const known = new Set((await trx<Row>('users').whereIn('id', owners).select('id')).map((u) => u.id as string));
-      if (owners.some((id) => !known.has(id))) {
+      // Sessions of a deleted user keep no owner, as they do in the region that deleted it.
+      const deleted = new Set((await trx<Row>('replication_tombstones').whereIn('id', owners).select('id')).map((u) => u.id as string));
+      for (const s of inserted.values()) if (s.userId !== null && deleted.has(s.userId)) s.userId = null;
+      if (owners.some((id) => !known.has(id) && !deleted.has(id))) {
         // The user comes from another region's stream (its home) that has not delivered yet:
         // refuse the batch for now; the sender retries it without dead-lettering.
         throw new AppError('conflict', 'a session of a user not replicated here yet');

@@ -11,6 +11,7 @@ import type { Knex } from 'knex';
  *   batch of N rotations adds one INSERT … SELECT inside the same statement execution).
  *   With no peers configured the triggers insert nothing.
  * - `replication_applied`: batches applied from each origin, so a re-delivered batch is skipped.
+ * - `replication_tombstones`: users deleted here or by a peer, never resurrected by a late change.
  *
  * Rows applied from a peer are written with `authctl.applying = on` (transaction-local) and are
  * not captured again: each region ships only its own changes, to every peer directly.
@@ -50,11 +51,21 @@ export async function up(knex: Knex): Promise<void> {
     t.primary(['origin', 'batch_id'], { constraintName: 'replication_applied_pkey' });
   });
 
+  // Deleted users, so that a change to one arriving later from another region (made there before
+  // it learned of the delete) cannot bring the user back. Pruned after 30 days.
+  await knex.schema.createTable('replication_tombstones', (t) => {
+    t.uuid('id').primary();
+    t.timestamp('deleted_at', { useTz: true }).notNullable();
+  });
+
   // Users replicate whole (a traveller logs in anywhere, so the password hash goes too); signing
   // keys without their private half, which never leaves its region.
   await knex.raw(`
     create function authctl_replication_capture() returns trigger language plpgsql as $$
     begin
+      if TG_OP = 'DELETE' then
+        insert into replication_tombstones (id, deleted_at) select o.id, clock_timestamp() from old_rows o on conflict (id) do nothing;
+      end if;
       if current_setting('authctl.applying', true) = 'on' then return null; end if;
       if TG_OP = 'DELETE' then
         insert into replication_outbox (peer, entity, payload)
@@ -83,6 +94,7 @@ export async function down(knex: Knex): Promise<void> {
   }
   await knex.raw('drop trigger if exists users_replicate_delete on users');
   await knex.raw('drop function if exists authctl_replication_capture()');
+  await knex.schema.dropTableIfExists('replication_tombstones');
   await knex.schema.dropTableIfExists('replication_applied');
   await knex.schema.dropTableIfExists('replication_outbox');
   await knex.schema.dropTableIfExists('replication_peers');
