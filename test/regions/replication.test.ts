@@ -130,6 +130,45 @@ describe('regions: replication between three regions', function () {
     await expectProblem(await refresh(c, session.refreshToken), 401, 'invalid_refresh_token');
   });
 
+  it('a token B issued from its replica works at A before B\'s rotation arrives, and the regions converge without a false reuse', async () => {
+    const username = uniqueUsername('ff');
+    const password = uniquePassword();
+    await register(a, username, password);
+    const s = await login(a, username, password);
+    await eventually('session at B', () => sessionCounter(b, s.sessionId));
+    await a.stopHttp();
+    await b.container.replication.stopShipping();
+    let fromB: TokenResponse;
+    try {
+      fromB = await expectTokenResponse(await refresh(b, s.refreshToken));
+      expect(refreshCounter(fromB.refreshToken)).to.equal(2);
+    } finally {
+      await a.startHttp();
+    }
+    try {
+      // A has counter 1 and has not heard of 2: the token is authentic, so A catches up past it.
+      expect((await sessionCounter(a, s.sessionId))!.counter).to.equal(1);
+      const atA = await expectTokenResponse(await refresh(a, fromB.refreshToken));
+      expect(refreshCounter(atA.refreshToken)).to.equal(3);
+    } finally {
+      await b.container.replication.startShipping();
+    }
+    await eventually('A, B and C agree on counter 3, not revoked', async () => {
+      for (const n of [a, b, c]) {
+        const state = await sessionCounter(n, s.sessionId);
+        if (state?.counter !== 3) return undefined;
+        expect(state.revoked).to.equal(false);
+      }
+      return true;
+    });
+    // Give B's stale rotation time to be applied everywhere, then check once more.
+    await eventually('backlogs drained', async () => {
+      for (const n of [a, b, c]) if ((await n.container.replication.status()).some((p) => p.backlog > 0)) return undefined;
+      return true;
+    });
+    for (const n of [a, b, c]) expect(await sessionCounter(n, s.sessionId)).to.deep.equal({ counter: 3, revoked: false });
+  });
+
   it('a partition where both sides rotate one session from the same token is reuse everywhere on heal', async () => {
     const username = uniqueUsername('part');
     const password = uniquePassword();
