@@ -284,8 +284,6 @@ describe('usage counters (usage_hourly, UsageRepo, UsageRecorder)', function () 
     expect((await db.migrateStatus()).pending).to.include('0002-usage');
     await db.migrateLatest();
     expect(await exists()).to.equal('usage_hourly');
-    const status = await db.migrateStatus();
-    expect(status.applied.slice(0, 2)).to.deep.equal(['0001-initial', '0002-usage']);
-    expect(status.pending).to.deep.equal([]);
+    expect((await db.migrateStatus()).applied).to.include.ordered.members(['0001-initial', '0002-usage']);
   });
 });
