@@ -417,6 +417,18 @@ describe('regions: a region without peers', function () {
       const res = await app.request('/internal/replication', { method: 'POST', headers: { 'content-type': 'application/json', ...signRequest(pairSecret('ra', 'local'), 'ra', body, Date.now()) }, body });
       await expectProblem(res, 403, 'unknown_peer');
       expect(await app.container.replication.status()).to.deep.equal([]);
+
+      // A peer added later gets a snapshot of what exists; removing it drops its queue.
+      const repo = new ReplicationRepo(app.container.db);
+      const peer = { name: 'later', url: 'http://127.0.0.1:9' };
+      expect(await repo.syncPeers([peer], new Date())).to.deep.equal(['later']);
+      const queued = async () => (await app.container.db.writer.raw<{ rows: Array<{ entity: string }> }>('select entity from replication_outbox order by id')).rows.map((r) => r.entity);
+      const snapshotEntities = await queued();
+      expect(snapshotEntities).to.include.members(['users', 'signing_keys']);
+      expect(await repo.syncPeers([peer], new Date())).to.deep.equal([]);
+      expect(await queued()).to.deep.equal(snapshotEntities);
+      await repo.syncPeers([], new Date());
+      expect(await queued()).to.deep.equal([]);
     } finally {
       await app.close();
     }
