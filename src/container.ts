@@ -20,6 +20,9 @@ import { Db } from './store/pg/db.js';
 import { SessionsRepo } from './store/pg/sessions-repo.js';
 import { SigningKeysRepo } from './store/pg/signing-keys-repo.js';
 import { UsersRepo } from './store/pg/users-repo.js';
+import { ReplicationRepo } from './store/pg/replication-repo.js';
+import { createReplicationMetrics } from './core/replication/metrics.js';
+import { ReplicationService } from './core/replication/replication-service.js';
 import { JobQueue, type InstallResult } from './jobs/job-queue.js';
 import { createCache, type Cache } from './store/cache/index.js';
 import { MemoryCache } from './store/cache/memory.js';
@@ -47,6 +50,8 @@ export interface Container {
   auth: AuthService;
   /** Brute-force limits on login, registration and password checks (src/security). */
   throttle: LoginThrottle;
+  /** Multi-region: peers, applying their batches, shipping ours (workers), cross-region refresh. */
+  replication: ReplicationService;
   /** `authctl migrate`: authctl's tables, then pg-boss's schema and queues. */
   migrate(): Promise<{ batch: number; applied: string[]; jobs: InstallResult }>;
   /** Loads keys and revocations and starts their background refresh (servers only). */
@@ -162,7 +167,30 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
           },
         })
       : undefined;
-  const auth = new AuthService({ users, sessions, accessTokens, cache, ...(localProfiles ? { localProfiles } : {}), clock, telemetry });
+  const replicationRepo = new ReplicationRepo(db);
+  const replication = new ReplicationService({
+    repo: replicationRepo,
+    config,
+    clock,
+    log,
+    metrics: createReplicationMetrics(metrics.registry, () => (config.regions.peers.length > 0 ? replicationRepo.backlog() : Promise.resolve([]))),
+    async onApplied(result) {
+      // Replicated revocations are refused here at once, on the region's other servers via
+      // pub/sub, and early by the cache, exactly like local ones.
+      sessions.publish(result.revoked, 'replicated');
+      if (result.keysChanged) await keys.load();
+    },
+  });
+  const auth = new AuthService({
+    users,
+    sessions,
+    accessTokens,
+    cache,
+    ...(localProfiles ? { localProfiles } : {}),
+    clock,
+    telemetry,
+    loginPolicy: (homeRegion) => replication.assertHome(homeRegion),
+  });
 
   // Counters live where the cache lives: Redis (insured by PostgreSQL) or this process's memory.
   const limiterStore = cache.driver === 'redis' ? redisLimiterStore(config.cache, db.writer) : memoryLimiterStore();
@@ -186,8 +214,10 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
     users,
     auth,
     throttle,
+    replication,
     async migrate() {
       const result = await db.migrateLatest();
+      if (config.regions.peers.length > 0) await replication.syncPeers();
       return { ...result, jobs: await jobs.install() };
     },
     async startBackground() {
@@ -206,6 +236,7 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
           log.warn('cache unavailable: running on PostgreSQL alone', { event: 'cache.degraded' });
         }
       });
+      if (config.regions.peers.length > 0) await replication.syncPeers().catch((err: unknown) => log.warn('peers not registered yet', { event: 'replication.error', err }));
       const warmUp = () => keys.ensureSigningKey();
       await Promise.allSettled([warmUp(), revocations.poll()]);
       revocations.start();
@@ -222,6 +253,7 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
     },
     async close() {
       if (background) clearInterval(background);
+      await replication.stopShipping();
       revocations.stop();
       keys.stop();
       await usage.stop();

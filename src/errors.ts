@@ -21,6 +21,9 @@ export const ERROR_CATALOG = {
   unavailable: { status: 503, title: 'Service Unavailable', exit: 69 },
   bad_config: { status: 500, title: 'Internal Server Error', exit: 78 },
   internal_error: { status: 500, title: 'Internal Server Error', exit: 1 },
+  invalid_signature: { status: 401, title: 'Unauthorized', exit: 1 },
+  unknown_peer: { status: 403, title: 'Forbidden', exit: 1 },
+  wrong_region: { status: 421, title: 'Misdirected Request', exit: 1 },
 } as const satisfies Record<string, { status: number; title: string; exit: number }>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOG;
@@ -38,6 +41,8 @@ export interface AppErrorOptions {
   errors?: FieldError[];
   /** Seconds, for `Retry-After` on 429 and 503. */
   retryAfter?: number;
+  /** Extra members of the problem body (RFC 9457 §3.2), e.g. where to go for `wrong_region`. */
+  extensions?: Record<string, string>;
 }
 
 /**
@@ -49,6 +54,7 @@ export class AppError extends Error {
   readonly detail: string;
   readonly errors: FieldError[] | undefined;
   readonly retryAfter: number | undefined;
+  readonly extensions: Record<string, string> | undefined;
 
   constructor(code: ErrorCode, detail: string, options: AppErrorOptions = {}) {
     super(detail, options.cause === undefined ? undefined : { cause: options.cause });
@@ -57,6 +63,7 @@ export class AppError extends Error {
     this.detail = detail;
     this.errors = options.errors;
     this.retryAfter = options.retryAfter;
+    this.extensions = options.extensions;
   }
 
   get status(): number {

@@ -113,6 +113,15 @@ export const configSchema = z.strictObject({
       // How long a refresh for a session homed elsewhere waits for its home region before the
       // local replica answers instead.
       proxyTimeoutMs: z.number().int().min(50).max(30_000).default(1_500),
+      // `home`: a login for a user homed in another region is answered 421 with that region's URL.
+      loginPolicy: z.enum(['any', 'home']).default('any'),
+      // Replication shipping (per peer): rows per POST, idle poll, back-off while a peer fails,
+      // and how many refused deliveries dead-letter a batch (an unreachable peer never does).
+      batchSize: z.number().int().min(1).max(5_000).default(500),
+      pollIntervalMs: z.number().int().min(20).max(60_000).default(200),
+      retryBaseMs: z.number().int().min(10).max(600_000).default(1_000),
+      retryMaxMs: z.number().int().min(10).max(3_600_000).default(60_000),
+      maxAttempts: z.number().int().min(1).max(1_000).default(10),
     })
     .prefault({}),
   secret: z.string().min(32, 'must be at least 32 characters').optional(),

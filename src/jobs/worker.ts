@@ -1,6 +1,7 @@
 import type { Config } from '../config/schema.js';
 import type { Clock } from '../core/clock.js';
 import type { Logger } from '../observability/logger.js';
+import type { ReplicationService } from '../core/replication/replication-service.js';
 import type { Cache } from '../store/cache/cache.js';
 import type { Db } from '../store/pg/db.js';
 import { SessionsRepo } from '../store/pg/sessions-repo.js';
@@ -18,6 +19,8 @@ export interface WorkerDeps {
   log: Logger;
   db: Db;
   cache?: Cache | undefined;
+  /** Ships this region's changes to its peers while the worker runs. */
+  replication?: ReplicationService | undefined;
 }
 
 export interface WorkerOptions {
@@ -82,6 +85,7 @@ export async function startWorker(deps: WorkerDeps, queue: JobQueue, options: Wo
     log.warn('could not count dead-lettered jobs', { event: 'jobs.error', err });
   }
 
+  await deps.replication?.startShipping();
   log.info('worker started', { event: 'worker.started', queues, cleanupCron: config.jobs.cleanupCron });
   let stopping: Promise<void> | undefined;
   return {
@@ -89,6 +93,7 @@ export async function startWorker(deps: WorkerDeps, queue: JobQueue, options: Wo
     stop() {
       stopping ??= (async () => {
         log.info('worker stopping', { event: 'worker.stopping' });
+        await deps.replication?.stopShipping();
         await queue.stop({ graceful: true, timeoutMs: options.stopTimeoutMs ?? 30_000 });
         log.info('worker stopped', { event: 'worker.stopped' });
       })();

@@ -77,13 +77,7 @@ export async function startTestApp(
     db,
     container,
     url,
-    request(path, init = {}) {
-      const headers = new Headers(init.headers);
-      if (init.json !== undefined) headers.set('content-type', 'application/json');
-      if (init.token) headers.set('authorization', `Bearer ${init.token}`);
-      const body = init.json !== undefined ? JSON.stringify(init.json) : init.body;
-      return fetch(url + path, { ...init, headers, body: body ?? null });
-    },
+    request: requester(url),
     async close() {
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
@@ -92,6 +86,17 @@ export async function startTestApp(
       await container.close();
       if (!options.db) await db.drop();
     },
+  };
+}
+
+/** `TestApp.request` for a server at `url`: `json` sets the body and its type, `token` a Bearer header. */
+export function requester(url: string): TestApp['request'] {
+  return (path, init = {}) => {
+    const headers = new Headers(init.headers);
+    if (init.json !== undefined) headers.set('content-type', 'application/json');
+    if (init.token) headers.set('authorization', `Bearer ${init.token}`);
+    const body = init.json !== undefined ? JSON.stringify(init.json) : init.body;
+    return fetch(url + path, { ...init, headers, body: body ?? null });
   };
 }
 

@@ -46,6 +46,8 @@ export interface AuthServiceOptions {
   localProfiles?: MemoryCache;
   clock: Clock;
   telemetry: Telemetry;
+  /** Throws when a login with the right password belongs to another region (`regions.loginPolicy`). */
+  loginPolicy?: (homeRegion: string) => void;
 }
 
 /**
@@ -66,6 +68,8 @@ export class AuthService {
 
   async login(username: string, password: string, meta: ClientMeta): Promise<TokenResponse> {
     const user = await this.opts.users.authenticate(username, password);
+    // After the password check, so the answer says nothing about who exists where.
+    this.opts.loginPolicy?.(user.homeRegion);
     const issued = this.opts.sessions.open(user, meta);
     const response = this.tokenResponse(issued);
     await this.opts.sessions.save(issued);

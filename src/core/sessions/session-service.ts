@@ -125,6 +125,13 @@ export class SessionService {
       this.publish(revoked, 'reuse');
       throw new AppError('refresh_token_reused', 'this refresh token was already used; the session has been revoked');
     }
+    if (claims.counter > session.counter) {
+      // Authentic yet ahead of us: only a region holding the shared secret made it, so another
+      // region rotated this session and its rotation has not replicated here yet (a partition, a
+      // refresh served from a replica). Catch up past it, as the max-counter merge would.
+      const caughtUp = await this.opts.repo.fastForward(session.id, session.counter, claims.counter + 1, now);
+      if (caughtUp?.owner) return { ...caughtUp, owner: caughtUp.owner, refreshToken: this.tokenFor(caughtUp.session), outcome: 'rotated' };
+    }
     // A counter ahead of ours (or equal after a race we lost to a revocation): never issued here.
     throw invalidRefresh();
   }

@@ -22,6 +22,7 @@ export function writeProblem(ctx: Context, error: AppError): void {
     ctx.set('WWW-Authenticate', `Bearer realm="authctl", error="invalid_token", error_description="${error.detail.replace(/["\\]/g, '')}"`);
   }
   if (error.retryAfter !== undefined) ctx.set('Retry-After', String(error.retryAfter));
+  if (error.extensions?.location) ctx.set('Location', error.extensions.location);
   ctx.body = {
     type: 'about:blank',
     title: error.title,
@@ -29,6 +30,7 @@ export function writeProblem(ctx: Context, error: AppError): void {
     code: error.code,
     detail: error.detail,
     ...(error.errors ? { errors: error.errors } : {}),
+    ...error.extensions,
     requestId: ctx.state.requestId as string,
   };
 }

@@ -47,6 +47,14 @@ export function authRoutes(c: Container): Router {
 
   router.post('/refresh', body, async function refresh(ctx) {
     const { refreshToken } = parseBody(refreshBody, ctx.state.body);
+    // A session homed in another region is refreshed there while that region answers.
+    const proxied = await c.replication.proxyRefresh(refreshToken, ctx.state.requestId as string | undefined);
+    if (proxied) {
+      ctx.status = proxied.status;
+      ctx.type = proxied.status >= 400 ? 'application/problem+json' : 'application/json';
+      ctx.body = proxied.body;
+      return;
+    }
     ctx.body = await c.auth.refresh(refreshToken);
   });
 

@@ -40,7 +40,7 @@ export interface RevokedSession {
   userId?: string | null;
 }
 
-export type RevokeReason = 'logout' | 'logout_all' | 'reuse' | 'user_disabled' | 'user_deleted' | 'password_changed' | 'admin';
+export type RevokeReason = 'logout' | 'logout_all' | 'reuse' | 'user_disabled' | 'user_deleted' | 'password_changed' | 'admin' | 'replicated';
 
 interface SessionDbRow {
   id: string;
@@ -179,6 +179,24 @@ export class SessionsRepo {
       const row = byId.get(item.id);
       return row ? toSessionWithOwner(row) : undefined;
     });
+  }
+
+  /**
+   * Catches a session up to a counter another region issued (its rotation has not replicated
+   * here yet): from `from` straight to `to`, if nothing moved meanwhile and the session is live.
+   */
+  async fastForward(id: string, from: number, to: number, now: Date): Promise<SessionWithOwner | undefined> {
+    const result = await guard(
+      this.db.writer.raw<{ rows: Array<SessionDbRow & OwnerColumns> }>(
+        `update sessions s set counter = :to, rotated_at = :now, last_used_at = :now, version = s.version + 1
+           from users u
+          where s.id = :id and s.counter = :from and s.revoked_at is null and s.expires_at > :now and u.id = s.user_id and u.status = 'active'
+        returning ${SESSION_COLUMNS}, ${OWNER_COLUMNS}`,
+        { id, from, to, now },
+      ),
+    );
+    const row = result.rows[0];
+    return row ? toSessionWithOwner(row) : undefined;
   }
 
   /** Reads from the writer: decisions about reuse must not be made on a lagging replica. */

@@ -1,6 +1,7 @@
 import type { Knex } from 'knex';
 import * as initial from './0001-initial.js';
 import * as usage from './0002-usage.js';
+import * as replication from './0003-replication.js';
 import * as rateLimits from './0004-rate-limits.js';
 
 interface Migration {
@@ -14,7 +15,7 @@ interface Migration {
 const MIGRATIONS: Migration[] = [
   { name: '0001-initial', ...initial },
   { name: '0002-usage', ...usage },
-  // 0003 is the replication migration.
+  { name: '0003-replication', ...replication },
   { name: '0004-rate-limits', ...rateLimits },
 ];
 

@@ -1,0 +1,33 @@
+import Router from '@koa/router';
+import getRawBody from 'raw-body';
+import type { Container } from '../../container.js';
+import { AppError } from '../../errors.js';
+
+/** Batches are bounded by `regions.batchSize` rows; a row is well under 2 KiB. */
+const REPLICATION_BODY_LIMIT = 32 * 1_048_576;
+
+/** GET /v1/regions (where to go) and POST /internal/replication (peers only, HMAC-signed). */
+export function regionRoutes(c: Container): Router {
+  const router = new Router();
+
+  router.get('/v1/regions', function listRegions(ctx) {
+    ctx.body = { region: c.config.region, regions: c.replication.regions() };
+  });
+
+  router.post('/internal/replication', async function replicate(ctx) {
+    if (!ctx.is('application/json')) throw new AppError('unsupported_media_type', 'replication batches are JSON');
+    let body: Buffer;
+    try {
+      // Raw bytes: the signature covers exactly what was sent.
+      body = await getRawBody(ctx.req, { limit: REPLICATION_BODY_LIMIT, length: ctx.request.length });
+    } catch (err) {
+      if ((err as { type?: string }).type === 'entity.too.large') throw new AppError('payload_too_large', 'the replication batch is too large', { cause: err });
+      throw new AppError('invalid_request', 'the request body could not be read', { cause: err });
+    }
+    const result = await c.replication.receive(ctx.headers, body);
+    ctx.set('Cache-Control', 'no-store');
+    ctx.body = { applied: result.applied, duplicate: result.duplicate };
+  });
+
+  return router;
+}
