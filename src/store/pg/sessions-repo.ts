@@ -103,9 +103,13 @@ const SESSION_COLUMNS = `s.id, s.user_id, s.home_region, s.counter, s.created_at
 
 const DEADLOCK = '40P01';
 
+// The batch comes in as parallel arrays: PostgreSQL estimates unnest() of a parameter at 10 rows,
+// so the generic plan probes sessions_pkey per item at every table size. (With
+// jsonb_to_recordset, estimated at 100 rows, tables below ~50k sessions got a hash join over a
+// sequential scan of all sessions for every batch: 2,099 refreshes/s at 10k users, 5,275 at 100k.)
 const ROTATE_BATCH = `update sessions s
     set counter = s.counter + 1, rotated_at = b.now, last_used_at = b.now, version = s.version + 1
-   from jsonb_to_recordset($1::jsonb) as b(id uuid, counter bigint, now timestamptz), users u
+   from unnest($1::uuid[], $2::bigint[], $3::timestamptz[]) as b(id, counter, now), users u
   where s.id = b.id and s.counter = b.counter and s.revoked_at is null and s.expires_at > b.now
     and u.id = s.user_id and u.status = 'active'
 returning ${SESSION_COLUMNS}, ${OWNER_COLUMNS}`;
@@ -168,8 +172,8 @@ export class SessionsRepo {
 
   /** Rotates a batch (see {@link Batcher}): each row is its own compare-and-set, one commit for all. */
   private async rotateBatch(items: RotationRequest[]): Promise<Array<SessionWithOwner | undefined>> {
-    const batch = JSON.stringify(items.map((i) => ({ id: i.id, counter: i.counter, now: i.now.toISOString() })));
-    const run = () => this.db.prepared<SessionDbRow & OwnerColumns>('authctl_rotate_batch', ROTATE_BATCH, [batch]);
+    const columns = [items.map((i) => i.id), items.map((i) => i.counter), items.map((i) => i.now.toISOString())];
+    const run = () => this.db.prepared<SessionDbRow & OwnerColumns>('authctl_rotate_batch_v2', ROTATE_BATCH, columns);
     // A batch locks many rows; should it deadlock with a multi-row revocation, PostgreSQL aborts
     // one side and nothing of it was written, so running the batch again is safe (each row is
     // its own compare-and-set).
