@@ -180,6 +180,7 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
       sessions.publish(result.revoked, 'replicated');
       if (result.keysChanged) await keys.load();
     },
+    isAuthentic: (refreshToken) => sessions.sessionIdOf(refreshToken) !== undefined,
   });
   const auth = new AuthService({
     users,

@@ -114,6 +114,24 @@ describe('regions: replication between three regions', function () {
     });
   });
 
+  it('a forged token naming A is refused by B itself: never proxied, nothing sent to A', async () => {
+    const crossRegion = async () => {
+      const text = await (await b.request('/metrics')).text();
+      return [...text.matchAll(/^authctl_cross_region_refreshes_total\{[^}]*home="ra"[^}]*\} (\d+)$/gm)].reduce((sum, m) => sum + Number(m[1]), 0);
+    };
+    const before = await crossRegion();
+    const forged = `rt_ra_${randomUUID()}_7_${'A'.repeat(22)}`;
+    await expectProblem(await refresh(b, forged), 401, 'invalid_refresh_token');
+    expect(await crossRegion()).to.equal(before);
+    // Control: a genuine token of A is counted (proxied), so the counter above can move.
+    const username = uniqueUsername('fg');
+    const password = uniquePassword();
+    await register(a, username, password);
+    const genuine = await login(a, username, password);
+    await expectTokenResponse(await refresh(b, genuine.refreshToken));
+    expect(await crossRegion()).to.equal(before + 1);
+  });
+
   it('a logout in A is refused by B and C within replication lag + 2 s', async () => {
     const username = uniqueUsername('lo');
     const password = uniquePassword();

@@ -18,6 +18,8 @@ export interface ReplicationServiceOptions {
   metrics: ReplicationMetrics;
   /** Makes applied changes effective beyond the database (revocation list, caches, key ring). */
   onApplied: (result: ApplyResult) => Promise<void>;
+  /** Whether a refresh token's MAC is genuine: only genuine tokens are proxied to their home. */
+  isAuthentic: (refreshToken: string) => boolean;
   fetch?: typeof fetch;
 }
 
@@ -135,7 +137,9 @@ export class ReplicationService {
     const home = HOME_OF_TOKEN.exec(refreshToken)?.[1];
     if (!home || home === this.opts.config.region) return undefined;
     const peer = this.peers.find((p) => p.name === home);
-    if (!peer) return undefined;
+    // A forged token never costs a peer a request: it falls through to the local refresh, which
+    // refuses it on its MAC without I/O.
+    if (!peer || !this.opts.isAuthentic(refreshToken)) return undefined;
     try {
       const res = await (this.opts.fetch ?? fetch)(new URL('/v1/auth/refresh', peer.url), {
         method: 'POST',
