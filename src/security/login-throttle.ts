@@ -44,7 +44,8 @@ export class LoginThrottle {
   constructor(private readonly opts: LoginThrottleOptions) {
     const c = opts.config;
     this.failures = opts.store.create({ keyPrefix: 'login_fail_account', points: c.maxFailures, duration: c.failureWindow });
-    // Only ever `block`ed: a blocked key is the back-off in force.
+    // One point per back-off period: the first attempt past the free ones takes it and opens a
+    // window as long as its back-off; anything else in that window (concurrent or later) is refused.
     this.backoff = opts.store.create({ keyPrefix: 'login_backoff', points: 1, duration: 1 });
     this.ip = opts.store.create({ keyPrefix: 'login_fail_ip', points: c.ipFailures, duration: c.ipWindow });
     this.register = opts.store.create({ keyPrefix: 'register_ip', points: c.registerPerIp, duration: c.registerWindow });
@@ -64,15 +65,19 @@ export class LoginThrottle {
   async guard<T>(username: string, ip: string, verify: () => Promise<T>): Promise<T> {
     if (!this.opts.config.enabled) return verify();
     const account = accountKey(username);
-    await this.check('account', this.backoff.get(account), 1);
     await this.check('ip', this.ip.consume(ip));
+    let counted = false;
     try {
-      const counted = await this.check('account', this.failures.consume(account));
-      const over = (counted?.consumedPoints ?? 0) - this.opts.config.freeFailures;
-      // Set before verifying, so that the next attempt waits even while this one is in flight.
-      if (over > 0) await this.backoff.block(account, this.backoffSeconds(over));
+      const res = await this.check('account', this.failures.consume(account));
+      counted = true;
+      const over = (res?.consumedPoints ?? 0) - this.opts.config.freeFailures;
+      // Past the free failures, each attempt must take the back-off's single point, atomically in
+      // the store: of concurrent guesses exactly one proceeds, and the window it opens (1, 2, 4 … s)
+      // holds off the next attempt even while this one is being verified.
+      if (over > 0) await this.check('account', this.backoff.consume(account, 1, { customDuration: this.backoffSeconds(over) }));
     } catch (err) {
-      await this.ip.reward(ip).catch(() => undefined);
+      // A refused attempt checks no password: it gives back what it counted.
+      await Promise.all([this.ip.reward(ip), counted ? this.failures.reward(account) : undefined]).catch(() => undefined);
       throw err;
     }
     try {
@@ -101,11 +106,8 @@ export class LoginThrottle {
     return Math.min(2 ** Math.min(over - 1, 30), this.opts.config.maxBackoff);
   }
 
-  /**
-   * Awaits a limiter call; a rejection by the limit (or, for `get`, more than `blockedAbove`
-   * points, which is how a `block` shows) becomes 429, a store failure 503.
-   */
-  private async check(scope: ThrottleScope, call: Promise<RateLimiterRes | null>, blockedAbove = Number.POSITIVE_INFINITY): Promise<RateLimiterRes | null> {
+  /** Awaits a limiter call; a rejection by the limit becomes 429, a store failure 503. */
+  private async check(scope: ThrottleScope, call: Promise<RateLimiterRes | null>): Promise<RateLimiterRes | null> {
     let res: RateLimiterRes | null;
     try {
       res = await call;
@@ -114,7 +116,6 @@ export class LoginThrottle {
       // Both stores failed (Redis and PostgreSQL): refuse rather than run unthrottled.
       throw new AppError('unavailable', 'the service is temporarily unavailable', { cause: err, retryAfter: 1 });
     }
-    if (res && res.consumedPoints > blockedAbove) throw this.refuse(scope, res);
     return res;
   }
 
