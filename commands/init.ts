@@ -85,7 +85,7 @@ In scripts and CI, pass --yes with the values as flags (anything not given takes
       for (const name of result.entered) this.say(`  export ${name}=…   # the value you entered`);
     }
     if (result.migrated) this.say(`${paint('green', '✔')} Migrated the database.`);
-    const peers = Object.keys(result.secrets).filter((name) => name.startsWith('AUTHCTL_PEER_'));
+    const peers = result.secretNames.filter((name) => name.startsWith('AUTHCTL_PEER_'));
     if (peers.length) this.say(`\nGive each peer its shared secret (${peers.join(', ')}): both sides need the same value.`);
     this.say(`\n${paint('bold', 'Next')}:`);
     this.say(`  export AUTHCTL_CONFIG=${file}`);

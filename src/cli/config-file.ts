@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, relative } from 'node:path';
 import { readConfigFile, resolveConfigFile } from '../config/load.js';
 import { configSchema } from '../config/schema.js';
@@ -60,7 +60,10 @@ export function withPeers(values: ConfigFileValues, peers: PeerEntry[]): ConfigF
 export function writeConfigFile(file: string, values: ConfigFileValues): void {
   mkdirSync(dirname(file), { recursive: true });
   const temporary = `${file}.${process.pid}.tmp`;
-  writeFileSync(temporary, `${JSON.stringify(values, null, 2)}\n`, { mode: 0o644 });
+  // Keep an existing file's mode (it may hold inline secrets and be 600); new files are 644.
+  const mode = existsSync(file) ? statSync(file).mode & 0o777 : 0o644;
+  writeFileSync(temporary, `${JSON.stringify(values, null, 2)}\n`, { mode });
+  chmodSync(temporary, mode);
   renameSync(temporary, file);
 }
 

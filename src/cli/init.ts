@@ -1,4 +1,4 @@
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, renameSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { confirm } from '@inquirer/prompts';
 import { loadConfig } from '../config/load.js';
@@ -31,8 +31,11 @@ export interface InitResult {
   file: string;
   region: string;
   config: ConfigFileValues;
-  /** Environment variables the config refers to, with the values generated here (shown once). */
+  /** Environment variables the config refers to, with the values generated here (shown once;
+   * empty when they went to `secretsFile`). */
   secrets: Record<string, string>;
+  /** Every environment variable the config refers to for a secret. */
+  secretNames: string[];
   /** Variables whose value the admin entered (not repeated in `secrets`). */
   entered: string[];
   secretsFile: string | null;
@@ -115,12 +118,18 @@ export async function runInit(options: InitOptions, io: PromptIo = {}): Promise<
   writeConfigFile(file, values);
   if (secretsFile) {
     const lines = Object.entries(secrets).map(([name, value]) => `export ${name}=${shellQuote(value)}`);
-    writeFileSync(secretsFile, `# Secrets for ${displayPath(file, cwd)} (written by authctl init). Keep this file private.\n${lines.join('\n')}\n`, { mode: 0o600 });
+    // A new file, then rename: an overwritten file (--force) must not keep a wider mode than 600.
+    const temporary = `${secretsFile}.${process.pid}.tmp`;
+    writeFileSync(temporary, `# Secrets for ${displayPath(file, cwd)} (written by authctl init). Keep this file private.\n${lines.join('\n')}\n`, { mode: 0o600, flag: 'wx' });
+    renameSync(temporary, secretsFile);
   }
 
   const migrate = options.migrate ?? (options.interactive ? await confirm({ message: 'Run the database migrations now?', default: true }, io) : false);
   if (migrate) {
-    const config = loadConfig({ file, env: { ...(options.env ?? process.env), ...secrets }, cwd, overrides: { log: { level: 'warn' } } });
+    // Exactly the file just written: AUTHCTL_* variables of the shell (another region's, say) must
+    // not redirect the migration to a database the admin did not name here.
+    const env = Object.fromEntries(Object.entries(options.env ?? process.env).filter(([name]) => !name.startsWith('AUTHCTL_')));
+    const config = loadConfig({ file, env: { ...env, ...secrets }, cwd, overrides: { log: { level: 'warn' } } });
     const container = buildContainer(config, { logStream: 'stderr' });
     try {
       await container.migrate();
@@ -129,5 +138,6 @@ export async function runInit(options: InitOptions, io: PromptIo = {}): Promise<
     }
   }
   const shown = Object.fromEntries(Object.entries(secrets).filter(([name]) => !entered.includes(name)));
-  return { file, region: answers.region, config: values, secrets: shown, entered, secretsFile, migrated: migrate };
+  // Secrets written to --secrets-file are not printed as well, not even with --json.
+  return { file, region: answers.region, config: values, secrets: secretsFile ? {} : shown, secretNames: Object.keys(secrets), entered, secretsFile, migrated: migrate };
 }

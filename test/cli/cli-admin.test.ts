@@ -1,5 +1,5 @@
 import { generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
@@ -248,6 +248,14 @@ describe('authctl session, token inspect, keys retire, region (spawned as a user
 
       expectJson(await region(['remove', 'us']), 0);
       expect((JSON.parse(readFileSync(file, 'utf8')) as { regions: { peers: Array<{ name: string }> } }).regions.peers.map((p) => p.name)).to.deep.equal(['ap']);
+    });
+
+    it('keeps the file\'s mode: a config made private (600) stays private after add and remove', async function () {
+      chmodSync(file, 0o600);
+      expectJson(await region(['add', 'us', '--url', 'https://auth.us.example.com']), 0);
+      expect(statSync(file).mode & 0o777).to.equal(0o600);
+      expectJson(await region(['remove', 'us']), 0);
+      expect(statSync(file).mode & 0o777).to.equal(0o600);
     });
 
     it('a duplicate is exit 4 (unless --force); a bad URL or name is exit 2; removing an unknown peer is exit 3; the file is unchanged', async function () {

@@ -87,7 +87,7 @@ describe('docker/ deployment files', function () {
     expect(servers.map((s) => s.host)).to.have.members(serving.map(([name]) => name));
     for (const server of servers) expect(server.port).to.equal(services[server.host]!.environment!.AUTHCTL_PORT);
     expect(nginx).to.match(/proxy_pass http:\/\/authctl;/);
-    expect(nginx).to.match(/location = \/metrics \{\s*return 404;/);
+    expect(nginx).to.match(/location ~\* \^\/metrics\/\?\$ \{\s*return 404;/);
     expect(services.nginx!.volumes).to.include('./nginx.conf:/etc/nginx/conf.d/default.conf:ro');
 
     const prometheus = parse(read('prometheus.yml')) as { scrape_configs: Array<{ static_configs: Array<{ targets: string[] }> }> };
@@ -128,6 +128,18 @@ describe('docker/ deployment files', function () {
       });
       after(async function () {
         await app?.close();
+      });
+
+      it('nginx hides every spelling of /metrics that the server answers with metrics', async function () {
+        const pattern = /location ~\* (\S+) \{\s*return 404;/.exec(read('nginx.conf'))?.[1];
+        expect(pattern, 'a case-insensitive location for /metrics').to.be.a('string');
+        const hidden = new RegExp(pattern!, 'i');
+        for (const spelling of ['/metrics', '/metrics/', '/METRICS', '/Metrics/']) {
+          const res = await fetch(`${app.url}${spelling}`);
+          const body = await res.text();
+          if (res.status === 200 && body.includes('# TYPE')) expect(hidden.test(spelling), `${spelling} serves metrics: nginx must hide it`).to.equal(true);
+        }
+        expect(hidden.test('/v1/me')).to.equal(false);
       });
 
       it('asks for a path the server answers 200 on', async function () {

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
@@ -193,29 +193,41 @@ describe('authctl init', function () {
   describe('non-interactive (spawned as CI runs it)', function () {
     const run = (args: string[], env: Record<string, string | undefined> = {}) => runCli(args, { env: { AUTHCTL_SECRET: undefined, ...env } });
 
-    it('--yes writes the file from flags, creates the database, migrates, and --json returns the secret once', async function () {
+    it('--yes writes the file from flags, creates the database, migrates it (not the one the shell names), and puts the secrets in --secrets-file only', async function () {
       const db = await missingDatabase();
+      // Another region's database in the shell's environment must not be the one migrated.
+      const decoy = await createTestDatabase('init_decoy');
+      databases.push(decoy);
       const output = join(dir, 'eu.json');
       const secretsFile = join(dir, 'eu.secrets');
-      const result = await run([
-        'init', '--yes', '--region', 'eu-ci', '--public-url', 'https://auth.eu-ci.example.com', '--database-url', db.url,
-        '--redis-url', REDIS_URL, '--peer', 'us-ci=https://auth.us-ci.example.com', '--output', output, '--secrets-file', secretsFile, '--migrate', '--json',
-      ]);
+      const result = await run(
+        [
+          'init', '--yes', '--region', 'eu-ci', '--public-url', 'https://auth.eu-ci.example.com', '--database-url', db.url,
+          '--redis-url', REDIS_URL, '--peer', 'us-ci=https://auth.us-ci.example.com', '--output', output, '--secrets-file', secretsFile, '--migrate', '--json',
+        ],
+        { AUTHCTL_DATABASE_URL: decoy.url },
+      );
       const body = expectJson<InitResult>(result, 0);
       expect(body).to.include({ region: 'eu-ci', file: output, secretsFile, migrated: true });
-      expect(Object.keys(body.secrets).sort()).to.deep.equal(['AUTHCTL_PEER_US_CI_SECRET', 'AUTHCTL_SECRET']);
-      const text = readFileSync(output, 'utf8');
-      for (const secret of Object.values(body.secrets)) expect(text).not.to.contain(secret);
-      expect(JSON.parse(text)).to.deep.include({ region: 'eu-ci', secret: 'env:AUTHCTL_SECRET' });
-      // The secrets file holds the same secrets, readable by its owner only.
-      expect(statSync(secretsFile).mode & 0o777).to.equal(0o600);
-      const envText = readFileSync(secretsFile, 'utf8');
-      expect(envText).to.contain(`export AUTHCTL_SECRET='${body.secrets.AUTHCTL_SECRET}'`);
       expect(await tableExists(db.url, 'users')).to.equal(true);
+      expect(await tableExists(decoy.url, 'users')).to.equal(false);
+      // Written to the file, so not printed as well (not even with --json).
+      expect(body.secrets).to.deep.equal({});
+      expect([...body.secretNames].sort()).to.deep.equal(['AUTHCTL_PEER_US_CI_SECRET', 'AUTHCTL_SECRET']);
+      const secretsOf = (file: string) =>
+        Object.fromEntries([...readFileSync(file, 'utf8').matchAll(/^export (\w+)='([^']*)'$/gm)].map((m) => [m[1]!, m[2]!]));
+      const secrets = secretsOf(secretsFile);
+      expect(Object.keys(secrets).sort()).to.deep.equal(['AUTHCTL_PEER_US_CI_SECRET', 'AUTHCTL_SECRET']);
+      expect(result.stdout).not.to.contain(secrets.AUTHCTL_SECRET);
+      const text = readFileSync(output, 'utf8');
+      for (const secret of Object.values(secrets)) expect(text).not.to.contain(secret);
+      expect(JSON.parse(text)).to.deep.include({ region: 'eu-ci', secret: 'env:AUTHCTL_SECRET' });
+      // Readable by its owner only.
+      expect(statSync(secretsFile).mode & 0o777).to.equal(0o600);
 
       // The written file works for the next command, with the secret from the environment.
       const status = await runCli(['migrate', 'status', '--config', output, '--json'], {
-        env: { AUTHCTL_SECRET: body.secrets.AUTHCTL_SECRET, AUTHCTL_PEER_US_CI_SECRET: body.secrets.AUTHCTL_PEER_US_CI_SECRET },
+        env: { AUTHCTL_SECRET: secrets.AUTHCTL_SECRET, AUTHCTL_PEER_US_CI_SECRET: secrets.AUTHCTL_PEER_US_CI_SECRET },
       });
       expect(status.code, describeRun(status)).to.equal(0);
 
@@ -223,9 +235,12 @@ describe('authctl init', function () {
       const again = await run(['init', '--yes', '--region', 'eu-ci', '--output', output, '--no-check', '--json']);
       expect(expectJsonError(again, 4, 'conflict').message).to.match(/--force/);
       expect(readFileSync(output, 'utf8')).to.equal(text);
+      // --force over a secrets file someone made world-readable: the new one is 600 again.
+      chmodSync(secretsFile, 0o644);
       const forced = await run(['init', '--yes', '--region', 'eu-ci', '--output', output, '--secrets-file', secretsFile, '--no-check', '--force', '--json']);
-      const replaced = expectJson<InitResult>(forced, 0);
-      expect(replaced.secrets.AUTHCTL_SECRET).not.to.equal(body.secrets.AUTHCTL_SECRET);
+      expectJson<InitResult>(forced, 0);
+      expect(secretsOf(secretsFile).AUTHCTL_SECRET).not.to.equal(secrets.AUTHCTL_SECRET);
+      expect(statSync(secretsFile).mode & 0o777).to.equal(0o600);
       expect(readFileSync(output, 'utf8')).not.to.equal(text);
     });
 
