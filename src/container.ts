@@ -26,7 +26,7 @@ import { ReplicationService } from './core/replication/replication-service.js';
 import { JobQueue, type InstallResult } from './jobs/job-queue.js';
 import { createCache, type Cache } from './store/cache/index.js';
 import { MemoryCache } from './store/cache/memory.js';
-import { memoryLimiterStore, redisLimiterStore } from './security/limiter-store.js';
+import { memoryLimiterStore, postgresLimiterStore, redisLimiterStore } from './security/limiter-store.js';
 import { LoginThrottle } from './security/login-throttle.js';
 
 export interface Container {
@@ -193,8 +193,10 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
     loginPolicy: (homeRegion) => replication.assertHome(homeRegion),
   });
 
-  // Counters live where the cache lives: Redis (insured by PostgreSQL) or this process's memory.
-  const limiterStore = cache.driver === 'redis' ? redisLimiterStore(config.cache, db.writer) : memoryLimiterStore();
+  // Counters live where the servers can share them: Redis (insured by PostgreSQL); PostgreSQL when
+  // several processes run without Redis; this process's memory for a lone process (`authctl dev`).
+  const limiterStore =
+    cache.driver === 'redis' ? redisLimiterStore(config.cache, db.writer) : config.http.processes > 1 ? postgresLimiterStore(db.writer) : memoryLimiterStore();
   const throttle = new LoginThrottle({ config: config.rateLimit, store: limiterStore, log, registry: metrics.registry });
 
   let background: NodeJS.Timeout | undefined;

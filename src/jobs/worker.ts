@@ -63,6 +63,7 @@ export async function startWorker(deps: WorkerDeps, queue: JobQueue, options: Wo
         clock,
         log,
         horizonSeconds: config.tokens.accessTtl + config.tokens.clockSkew,
+        keepRevokedUntilExpiry: config.regions.peers.length > 0,
         batchSize: config.jobs.cleanupBatchSize,
       }),
   };

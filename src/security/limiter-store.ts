@@ -17,7 +17,7 @@ export interface LimiterSpec {
 
 /** Makes limiters on one store; `close()` releases the store's connections. */
 export interface LimiterStore {
-  readonly kind: 'memory' | 'redis+postgres';
+  readonly kind: 'memory' | 'redis+postgres' | 'postgres';
   create(spec: LimiterSpec): RateLimiterAbstract;
   close(): Promise<void>;
 }
@@ -49,20 +49,29 @@ export function redisLimiterStore(cache: Config['cache'], writer: Knex): Limiter
   return {
     kind: 'redis+postgres',
     create(spec) {
-      const insuranceLimiter = new RateLimiterPostgres({
-        ...spec,
-        storeClient: writer,
-        storeType: 'knex',
-        tableName: RATE_LIMITS_TABLE,
-        tableCreated: true,
-        // Keys of different limiters share the table; the prefix keeps them apart.
-      });
-      return new RateLimiterRedis({ ...spec, storeClient: client, rejectIfRedisNotReady: true, insuranceLimiter });
+      return new RateLimiterRedis({ ...spec, storeClient: client, rejectIfRedisNotReady: true, insuranceLimiter: postgresLimiter(spec, writer) });
     },
     async close() {
       client.disconnect();
       return Promise.resolve();
     },
+  };
+}
+
+/** Keys of different limiters share the table; the prefix keeps them apart. */
+function postgresLimiter(spec: LimiterSpec, writer: Knex): RateLimiterAbstract {
+  return new RateLimiterPostgres({ ...spec, storeClient: writer, storeType: 'knex', tableName: RATE_LIMITS_TABLE, tableCreated: true });
+}
+
+/**
+ * Counters in PostgreSQL alone: several server processes without Redis (`serve --processes N`)
+ * must share them, or every process would grant its own set of failures.
+ */
+export function postgresLimiterStore(writer: Knex): LimiterStore {
+  return {
+    kind: 'postgres',
+    create: (spec) => postgresLimiter(spec, writer),
+    close: () => Promise.resolve(),
   };
 }
 

@@ -74,6 +74,20 @@ describe('cleanup job: stale sessions and retired signing keys', function () {
     expect(await remainingIds()).to.deep.equal([live]);
   });
 
+  it('with peers (keepRevokedUntilExpiry), keeps a revoked session until it expires, so a late change from another region cannot bring it back live', async function () {
+    const expiredLongAgo = await seed(-3_600);
+    const revokedLongAgo = await seed(86_400, 3_600);
+    const live = await seed(86_400);
+    const result = await runCleanup(deps({ keepRevokedUntilExpiry: true }).deps);
+    expect(result.deleted.sessions).to.equal(1);
+    expect(await sessions.findById(expiredLongAgo)).to.equal(undefined);
+    expect(await remainingIds()).to.deep.equal([revokedLongAgo, live].sort());
+    // Once expired (and past the horizon), it goes like any expired session.
+    clock.advance(86_400 + HORIZON + 1);
+    expect((await runCleanup(deps({ keepRevokedUntilExpiry: true }).deps)).deleted.sessions).to.equal(2);
+    expect(await remainingIds()).to.deep.equal([]);
+  });
+
   it('loops over batches smaller than the backlog until a batch comes back short', async function () {
     const stale: string[] = [];
     for (let i = 0; i < 23; i += 1) stale.push(await seed(i % 2 === 0 ? -7_200 : 86_400, i % 2 === 0 ? undefined : 7_200));

@@ -248,4 +248,40 @@ describe('brute-force protection (API.md §1.5, NIST SP 800-63B §5.2.2)', funct
       }
     });
   });
+  describe('several server processes without Redis', function () {
+    let db: TestDatabase;
+    let a: TestApp;
+    let b: TestApp;
+
+    before(async function () {
+      db = await createTestDatabase('sec_bruteforce_procs');
+      // `serve --processes 2` without Redis: each process has its own memory, so counters must
+      // live in PostgreSQL. Two apps on one database stand for the two processes.
+      const overrides: ConfigInput = { http: { processes: 2 }, rateLimit: { freeFailures: 2, maxBackoff: 60 } };
+      a = await startTestApp('sec_bruteforce_pa', { db, overrides });
+      b = await startTestApp('sec_bruteforce_pb', { db, overrides, migrate: false });
+    });
+    after(async function () {
+      await a?.close();
+      await b?.close();
+      await db?.drop();
+    });
+
+    it('share the counters through PostgreSQL: failures on one process throttle the account on the other', async function () {
+      expect(a.container.config.cache.redisUrl ?? null).to.equal(null);
+      const victim = await createAccount(a, 'bf-procs');
+      await expectWrong(await attempt(a, victim.username, 'wrong password!'));
+      await expectWrong(await attempt(b, victim.username, 'wrong password!'));
+      await expectWrong(await attempt(a, victim.username, 'wrong password!'));
+      await expectLimited(await attempt(b, victim.username, victim.password));
+      const client = new pg.Client({ connectionString: db.url });
+      await client.connect();
+      try {
+        const { rows } = await client.query<{ key: string }>('select key from rate_limits');
+        expect(rows.map((r) => r.key.split(':')[0])).to.include.members(['login_fail_account', 'login_backoff']);
+      } finally {
+        await client.end();
+      }
+    });
+  });
 });

@@ -5,7 +5,7 @@ import type { Logger } from '../../observability/logger.js';
 import type { ApplyResult, PeerBacklog, ReplicationRepo } from '../../store/pg/replication-repo.js';
 import type { Clock } from '../clock.js';
 import type { ReplicationMetrics } from './metrics.js';
-import { HEADER_SIGNATURE, HEADER_TIMESTAMP, verifyRequest } from './signature.js';
+import { HEADER_SIGNATURE, HEADER_TIMESTAMP, SIGNATURE_WINDOW_MS, verifyRequest } from './signature.js';
 import { Shipper } from './shipper.js';
 
 export type Peer = Config['regions']['peers'][number];
@@ -100,6 +100,25 @@ export class ReplicationService {
    * Authenticates and applies one batch from a peer. Unknown origin → 403; missing, forged or
    * stale signature → 401; both before the body is even parsed.
    */
+  /**
+   * The checks that need no body — a known peer, a fresh timestamp — so that nobody else can make
+   * this region read a batch-sized body at all. `receive` still verifies the signature.
+   */
+  admit(headers: Record<string, string | string[] | undefined>): void {
+    const origin = header(headers, 'x-authctl-region');
+    if (!origin) throw new AppError('invalid_signature', 'replication requests must be signed');
+    if (!this.peers.some((p) => p.name === origin)) throw new AppError('unknown_peer', 'this region does not replicate with the named region');
+    const timestamp = Number(header(headers, HEADER_TIMESTAMP));
+    if (!Number.isFinite(timestamp) || Math.abs(this.opts.clock.now().getTime() - timestamp) > SIGNATURE_WINDOW_MS) {
+      throw new AppError('invalid_signature', 'the request timestamp is missing or outside the accepted window');
+    }
+  }
+
+  /** The largest batch a peer may send: `regions.batchSize` rows of at most 8 KiB, 1 MiB at least. */
+  get bodyLimit(): number {
+    return Math.max(1_048_576, this.opts.config.regions.batchSize * 8_192);
+  }
+
   async receive(headers: Record<string, string | string[] | undefined>, body: Buffer): Promise<ApplyResult> {
     const origin = header(headers, 'x-authctl-region');
     if (!origin) throw new AppError('invalid_signature', 'replication requests must be signed');

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Config } from '../../config/schema.js';
 import type { Logger } from '../../observability/logger.js';
 import type { ReplicationRepo } from '../../store/pg/replication-repo.js';
@@ -77,8 +78,11 @@ export class Shipper {
     if (state?.nextAttemptAt && state.nextAttemptAt > clock.now()) return 0;
     const entries = await repo.claim(peer.name, config.regions.batchSize, LEASE_MS);
     if (entries.length === 0) return 0;
-    const batchId = `${entries[0]!.id}-${entries.at(-1)!.id}-${entries.length}`;
-    const body = JSON.stringify({ origin: config.region, batchId, changes: entries.map((e) => ({ entity: e.entity, payload: e.payload })) });
+    const changes = [...(await repo.foreignOwners(entries, config.region)), ...entries.map((e) => ({ entity: e.entity, payload: e.payload }))];
+    // Named by its content: the same on redelivery (so the peer skips it), and never reused by
+    // other changes, even if this region's outbox sequence starts again after a restore.
+    const batchId = createHash('sha256').update(`${config.region}\n${JSON.stringify(changes)}`).digest('base64url');
+    const body = JSON.stringify({ origin: config.region, batchId, changes });
     const ids = entries.map((e) => e.id);
     try {
       const res = await (this.opts.fetch ?? fetch)(new URL('/internal/replication', peer.url), {
@@ -89,6 +93,9 @@ export class Shipper {
       });
       // 409: the peer lacks a row another region's stream will bring (a session's user): wait.
       if (res.status === 409) throw new Waiting(`peer is waiting for rows from another region: ${(await res.text()).slice(0, 200)}`);
+      // 5xx, 408, 429: the peer is there but cannot take changes now (its database is down, a
+      // proxy in front of stopped servers): retried like an unreachable peer, never dead-lettered.
+      if (res.status >= 500 || res.status === 408 || res.status === 429) throw new Error(`peer answered ${res.status}`);
       if (!res.ok) throw new Refused(`peer answered ${res.status}: ${(await res.text()).slice(0, 200)}`);
       await res.arrayBuffer().catch(() => undefined);
     } catch (err) {

@@ -3,9 +3,6 @@ import getRawBody from 'raw-body';
 import type { Container } from '../../container.js';
 import { AppError } from '../../errors.js';
 
-/** Batches are bounded by `regions.batchSize` rows; a row is well under 2 KiB. */
-const REPLICATION_BODY_LIMIT = 32 * 1_048_576;
-
 /** GET /v1/regions (where to go) and POST /internal/replication (peers only, HMAC-signed). */
 export function regionRoutes(c: Container): Router {
   const router = new Router();
@@ -16,10 +13,11 @@ export function regionRoutes(c: Container): Router {
 
   router.post('/internal/replication', async function replicate(ctx) {
     if (!ctx.is('application/json')) throw new AppError('unsupported_media_type', 'replication batches are JSON');
+    c.replication.admit(ctx.headers);
     let body: Buffer;
     try {
       // Raw bytes: the signature covers exactly what was sent.
-      body = await getRawBody(ctx.req, { limit: REPLICATION_BODY_LIMIT, length: ctx.request.length });
+      body = await getRawBody(ctx.req, { limit: c.replication.bodyLimit, length: ctx.request.length });
     } catch (err) {
       if ((err as { type?: string }).type === 'entity.too.large') throw new AppError('payload_too_large', 'the replication batch is too large', { cause: err });
       throw new AppError('invalid_request', 'the request body could not be read', { cause: err });

@@ -21,6 +21,12 @@ export interface CleanupDeps {
    * session until the last access token issued for it has expired (access TTL + clock skew).
    */
   horizonSeconds: number;
+  /**
+   * With peers, a revoked session is kept until it expires: its row is what keeps it revoked
+   * when a late change from another region (a rotation made there during a partition) arrives;
+   * deleted, that change would insert it again, live.
+   */
+  keepRevokedUntilExpiry?: boolean;
   batchSize: number;
   retiredKeyRetentionSeconds?: number;
   /** Optional: without it, usage counters are left alone. */
@@ -47,7 +53,7 @@ export async function runCleanup(deps: CleanupDeps): Promise<CleanupResult> {
   let sessions = 0;
   let batches = 0;
   for (;;) {
-    const deleted = await deps.sessions.deleteStale(before, deps.batchSize);
+    const deleted = await deps.sessions.deleteStale(before, deps.batchSize, { keepRevokedUntilExpiry: deps.keepRevokedUntilExpiry ?? false });
     sessions += deleted;
     batches += 1;
     if (deleted < deps.batchSize) break;

@@ -117,6 +117,22 @@ export class ReplicationRepo {
     });
   }
 
+  /**
+   * The users of these entries' sessions that are homed in another region, as `users` changes to
+   * send first: a peer that has not heard of them from their home region (down, or slower) can
+   * still apply the sessions instead of holding up this region's whole stream. Applying a user
+   * it already has is a no-op (higher version wins).
+   */
+  async foreignOwners(entries: OutboxEntry[], region: string): Promise<Array<{ entity: 'users'; payload: Row }>> {
+    const ids = [...new Set(entries.filter((e) => e.entity === 'sessions').map((e) => e.payload.user_id))].filter((id): id is string => typeof id === 'string');
+    if (ids.length === 0) return [];
+    const result = await this.db.writer.raw<{ rows: Array<{ payload: Row }> }>(
+      'select to_jsonb(u) as payload from users u where u.id = any(?::uuid[]) and u.home_region <> ?',
+      [ids, region],
+    );
+    return result.rows.map((r) => ({ entity: 'users', payload: r.payload }));
+  }
+
   /** The peer applied these entries: forget them, record lag and success. */
   async acknowledge(peer: string, ids: number[], lagsMs: number[], now: Date): Promise<void> {
     await this.db.transaction(async (trx) => {

@@ -273,13 +273,14 @@ export class SessionsRepo {
    * them), so cleanup never waits on, or blocks, a refresh for long. Callers loop until a batch
    * comes back short.
    */
-  async deleteStale(before: Date, limit: number): Promise<number> {
+  async deleteStale(before: Date, limit: number, options: { keepRevokedUntilExpiry?: boolean } = {}): Promise<number> {
+    const stale = options.keepRevokedUntilExpiry ? 'expires_at < :before' : 'expires_at < :before or revoked_at < :before';
     const result = await guard(
       this.db.writer.raw<{ rowCount: number | null }>(
         `delete from sessions
           where id in (
             select id from sessions
-             where expires_at < :before or revoked_at < :before
+             where ${stale}
              limit :limit
                for update skip locked)`,
         { before, limit },
