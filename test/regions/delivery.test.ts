@@ -108,6 +108,36 @@ describe('regions: delivery to peers that are down, slow to learn, or not peers 
     }
   });
 
+  it('a password change in A revokes the session B opened while cut off from A, in every region, and keeps the session that made the change', async () => {
+    const username = uniqueUsername('cut');
+    const password = uniquePassword();
+    await register(a, username, password);
+    const changer = await login(a, username, password);
+    await eventually('the user reaches B', () => userAt(b, username));
+    await eventually('the changing session reaches B', () => sessionAt(b, changer.sessionId));
+    // A partition (neither side ships): B opens a session A does not know; A changes the password.
+    await a.container.replication.stopShipping();
+    await b.container.replication.stopShipping();
+    let stray: string;
+    try {
+      stray = (await login(b, username, password)).sessionId;
+      const changed = await a.request('/v1/auth/password', { method: 'POST', token: changer.accessToken, json: { currentPassword: password, newPassword: uniquePassword() } });
+      expect(changed.status).to.equal(204);
+    } finally {
+      await a.container.replication.startShipping();
+      await b.container.replication.startShipping();
+    }
+    const revokedAt = async (node: RegionNode, id: string) => {
+      const [row] = await node.query<{ revoked: boolean }>('select revoked_at is not null as revoked from sessions where id = ?', [id]);
+      return row?.revoked;
+    };
+    await eventually('the stray session is revoked in A, B and C', async () => {
+      for (const n of [a, b, c]) if ((await revokedAt(n, stray)) !== true) return undefined;
+      return true;
+    });
+    for (const n of [a, b, c]) expect(await revokedAt(n, changer.sessionId), `${n.name} keeps the changing session`).to.equal(false);
+  });
+
   it('answers a stranger before reading its body: unknown region 403, stale timestamp 401, oversized batch 413', async () => {
     const huge = 64 * 1_048_576;
     const stranger = await postClaimingLength(b.url, signRequest('whatever-secret-0123456789abcdef', 'nobody', '', Date.now()), huge);

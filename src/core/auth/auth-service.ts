@@ -112,7 +112,7 @@ export class AuthService {
   }
 
   async logoutAll(principal: Principal): Promise<number> {
-    const revoked = await this.opts.sessions.revokeAllForUser(principal.userId, 'logout_all');
+    const revoked = await this.opts.users.logoutEverywhere(principal.userId);
     this.opts.sessions.publish(revoked, 'logout_all');
     return revoked.length;
   }

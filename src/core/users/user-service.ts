@@ -4,6 +4,7 @@ import type { Logger } from '../../observability/logger.js';
 import type { Telemetry } from '../../observability/telemetry.js';
 import type { Db } from '../../store/pg/db.js';
 import type { UserRecord, UsersRepo } from '../../store/pg/users-repo.js';
+import type { RevokedSession } from '../../store/pg/sessions-repo.js';
 import type { Clock } from '../clock.js';
 import type { SessionService } from '../sessions/session-service.js';
 import type { PasswordHasher } from './password-hasher.js';
@@ -167,13 +168,23 @@ export class UserService {
     checkPasswordPolicy(password, { username: target.username, path: keepSessionId ? 'newPassword' : 'password' });
     const passwordHash = await this.opts.hasher.hash(password);
     const revoked = await this.opts.db.transaction(async (trx) => {
-      const updated = await this.opts.repo.setPasswordHash(target.id, passwordHash, this.opts.clock.now(), trx);
+      const now = this.opts.clock.now();
+      const updated = await this.opts.repo.setPasswordHash(target.id, passwordHash, now, trx);
       if (!updated) throw notFound();
+      await this.opts.repo.cutSessions(target.id, now, keepSessionId ?? null, trx);
       return this.opts.sessions.revokeAllForUser(target.id, 'password_changed', { exceptId: keepSessionId, ex: trx });
     });
     this.opts.sessions.publish(revoked, 'password_changed');
     this.opts.log.info('credentials changed', { event: 'user.password_changed', userId: target.id });
     return { revokedSessions: revoked.length };
+  }
+
+  /** Logout-all: revokes every session of the user, here and, through the cut-off, everywhere. */
+  async logoutEverywhere(userId: string): Promise<RevokedSession[]> {
+    return this.opts.db.transaction(async (trx) => {
+      await this.opts.repo.cutSessions(userId, this.opts.clock.now(), null, trx);
+      return this.opts.sessions.revokeAllForUser(userId, 'logout_all', { ex: trx });
+    });
   }
 
   async verifyPassword(userId: string, password: string): Promise<boolean> {

@@ -218,7 +218,7 @@ export class ReplicationRepo {
         }
         switch (change.entity) {
           case 'users':
-            await this.applyUser(trx, change.payload, result);
+            await this.applyUser(trx, change.payload, now, result);
             break;
           case 'users_deleted':
             await trx('users').where({ id: change.payload.id as string }).delete();
@@ -241,7 +241,7 @@ export class ReplicationRepo {
    * registered it during a partition) goes to the user created first, then to the lower home
    * region name, then the lower id; the loser is renamed `<name>.<home region>` in every region alike.
    */
-  private async applyUser(trx: Knex.Transaction, user: Row, result: ApplyResult): Promise<void> {
+  private async applyUser(trx: Knex.Transaction, user: Row, now: Date, result: ApplyResult): Promise<void> {
     const local = await trx<Row>('users').where({ id: user.id }).forUpdate().first();
     if (local && !userWins(user, local)) return;
     if (!local && (await trx('replication_tombstones').where({ id: user.id }).first())) return;
@@ -266,9 +266,27 @@ export class ReplicationRepo {
       created_at: incoming.created_at,
       updated_at: incoming.updated_at,
       password_changed_at: incoming.password_changed_at,
+      sessions_revoked_before: incoming.sessions_revoked_before ?? null,
+      sessions_revoked_keep: incoming.sessions_revoked_keep ?? null,
       version: incoming.version,
     };
     await trx('users').insert(row).onConflict('id').merge();
+    const cutoff = incoming.sessions_revoked_before as string | null | undefined;
+    if (cutoff && (!local?.sessions_revoked_before || new Date(cutoff) > new Date(local.sessions_revoked_before as string))) {
+      // A password change or logout-all elsewhere: this region's sessions of the user from before
+      // it go too, those it opened itself during a partition included. Every region does the same
+      // on receiving the user, so this is not shipped.
+      const revoked = await trx('sessions')
+        .where({ user_id: incoming.id as string })
+        .whereNull('revoked_at')
+        .where('created_at', '<', cutoff)
+        .modify((q) => {
+          if (incoming.sessions_revoked_keep) void q.whereNot({ id: incoming.sessions_revoked_keep as string });
+        })
+        .update({ revoked_at: now, revoke_reason: 'replicated', version: trx.raw('version + 1') })
+        .returning<Array<{ id: string; expires_at: Date; user_id: string | null }>>(['id', 'expires_at', 'user_id']);
+      result.revoked.push(...revoked.map((r) => ({ id: r.id, revokedAt: now, expiresAt: r.expires_at, userId: r.user_id })));
+    }
   }
 
   /**
@@ -312,7 +330,18 @@ export class ReplicationRepo {
     }
     if (inserted.size > 0) {
       const owners = [...new Set([...inserted.values()].map((s) => s.userId).filter((id): id is string => id !== null))];
-      const known = new Set((await trx<Row>('users').whereIn('id', owners).select('id')).map((u) => u.id as string));
+      const ownerRows = await trx<Row>('users').whereIn('id', owners).select('id', 'sessions_revoked_before', 'sessions_revoked_keep');
+      const known = new Set(ownerRows.map((u) => u.id as string));
+      // A session opened before its user's last password change or logout-all (made in a region
+      // that did not know the session yet) arrives revoked.
+      const cutoffs = new Map(ownerRows.filter((u) => u.sessions_revoked_before).map((u) => [u.id as string, u]));
+      for (const s of inserted.values()) {
+        const owner = s.userId === null ? undefined : cutoffs.get(s.userId);
+        if (!owner || s.revokedAt || s.id === owner.sessions_revoked_keep || s.createdAt >= new Date(owner.sessions_revoked_before as string)) continue;
+        s.revokedAt = now;
+        s.revokeReason = 'replicated';
+        result.revoked.push({ id: s.id, revokedAt: now, expiresAt: s.expiresAt, userId: s.userId });
+      }
       // Sessions of a deleted user keep no owner, as they do in the region that deleted it.
       const deleted = new Set((await trx<Row>('replication_tombstones').whereIn('id', owners).select('id')).map((u) => u.id as string));
       for (const s of inserted.values()) if (s.userId !== null && deleted.has(s.userId)) s.userId = null;

@@ -123,6 +123,14 @@ export class UsersRepo {
     return row ? toUserRecord(row) : undefined;
   }
 
+  /**
+   * Records that every session of the user created before `before` (but `keep`) is revoked, for
+   * the regions that learn of such a session only later (migration 0005-session-cutoff).
+   */
+  async cutSessions(id: string, before: Date, keep: string | null, ex: Executor = this.db.writer): Promise<void> {
+    await guard(ex('users').where({ id }).update({ sessions_revoked_before: before, sessions_revoked_keep: keep, version: ex.raw('version + 1') }));
+  }
+
   async delete(id: string, ex: Executor = this.db.writer): Promise<boolean> {
     const count = await guard(ex('users').where({ id }).delete());
     return count > 0;

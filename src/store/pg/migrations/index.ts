@@ -3,6 +3,7 @@ import * as initial from './0001-initial.js';
 import * as usage from './0002-usage.js';
 import * as replication from './0003-replication.js';
 import * as rateLimits from './0004-rate-limits.js';
+import * as sessionCutoff from './0005-session-cutoff.js';
 
 interface Migration {
   name: string;
@@ -17,6 +18,7 @@ const MIGRATIONS: Migration[] = [
   { name: '0002-usage', ...usage },
   { name: '0003-replication', ...replication },
   { name: '0004-rate-limits', ...rateLimits },
+  { name: '0005-session-cutoff', ...sessionCutoff },
 ];
 
 export const migrationSource: Knex.MigrationSource<Migration> = {
