@@ -234,20 +234,11 @@ describe('brute-force protection (API.md §1.5, NIST SP 800-63B §5.2.2)', funct
     it('with Redis down, the limits hold on PostgreSQL (rate_limits table)', async function () {
       const victim = await createAccount(a, 'bf-outage');
       await redis.kill();
-      await expectWrong(await attempt(a, victim.username, 'wrong password!'));
-      await expectWrong(await attempt(b, victim.username, 'wrong password!'));
-      await expectWrong(await attempt(a, victim.username, 'wrong password!'));
-      await expectLimited(await attempt(b, victim.username, victim.password));
-      const client = new pg.Client({ connectionString: db.url });
-      await client.connect();
-      try {
-        const { rows } = await client.query<{ key: string }>('select key from rate_limits');
-        expect(rows.map((r) => r.key.split(':')[0])).to.include.members(['login_fail_account', 'login_backoff']);
-      } finally {
-        await client.end();
-      }
+      await expectThrottledAcross(a, b, victim);
+      expect(await limiterPrefixes(db)).to.include.members(['login_fail_account', 'login_backoff']);
     });
   });
+
   describe('several server processes without Redis', function () {
     let db: TestDatabase;
     let a: TestApp;
@@ -270,18 +261,28 @@ describe('brute-force protection (API.md §1.5, NIST SP 800-63B §5.2.2)', funct
     it('share the counters through PostgreSQL: failures on one process throttle the account on the other', async function () {
       expect(a.container.config.cache.redisUrl ?? null).to.equal(null);
       const victim = await createAccount(a, 'bf-procs');
-      await expectWrong(await attempt(a, victim.username, 'wrong password!'));
-      await expectWrong(await attempt(b, victim.username, 'wrong password!'));
-      await expectWrong(await attempt(a, victim.username, 'wrong password!'));
-      await expectLimited(await attempt(b, victim.username, victim.password));
-      const client = new pg.Client({ connectionString: db.url });
-      await client.connect();
-      try {
-        const { rows } = await client.query<{ key: string }>('select key from rate_limits');
-        expect(rows.map((r) => r.key.split(':')[0])).to.include.members(['login_fail_account', 'login_backoff']);
-      } finally {
-        await client.end();
-      }
+      await expectThrottledAcross(a, b, victim);
+      expect(await limiterPrefixes(db)).to.include.members(['login_fail_account', 'login_backoff']);
     });
   });
 });
+
+/** Two failures on `a`, one on `b` (freeFailures 2): the right password is then refused on `b`. */
+async function expectThrottledAcross(a: TestApp, b: TestApp, victim: Account): Promise<void> {
+  await expectWrong(await attempt(a, victim.username, 'wrong password!'));
+  await expectWrong(await attempt(b, victim.username, 'wrong password!'));
+  await expectWrong(await attempt(a, victim.username, 'wrong password!'));
+  await expectLimited(await attempt(b, victim.username, victim.password));
+}
+
+/** The limiters that have counters in the database's `rate_limits` table. */
+async function limiterPrefixes(db: TestDatabase): Promise<string[]> {
+  const client = new pg.Client({ connectionString: db.url });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ key: string }>('select key from rate_limits');
+    return rows.map((r) => r.key.split(':')[0]!);
+  } finally {
+    await client.end();
+  }
+}
