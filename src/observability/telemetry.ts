@@ -15,6 +15,8 @@ export type LoginFailure = 'unknown_user' | 'mismatch' | 'disabled';
  * Secrets are never passed in: only ids, reasons and counts.
  */
 export class Telemetry {
+  private readonly cacheLookupCounters = new Map<string, { inc(): void }>();
+
   constructor(private readonly deps: { log: Logger; metrics: Metrics; usage?: UsageSink }) {}
 
   registered(userId: string): void {
@@ -74,7 +76,11 @@ export class Telemetry {
   }
 
   cacheLookup(kind: 'session' | 'user', result: 'hit' | 'miss' | 'error'): void {
-    this.deps.metrics.cacheLookups.inc({ kind, result });
+    // Once per Bearer request: the labelled child is looked up once, not hashed every time.
+    const key = `${kind}:${result}`;
+    let counter = this.cacheLookupCounters.get(key);
+    if (!counter) this.cacheLookupCounters.set(key, (counter = this.deps.metrics.cacheLookups.labels({ kind, result })));
+    counter.inc();
     // On the Bearer path for every request: skip building a debug entry nobody will see.
     if (result !== 'error' && this.deps.log.isDebugEnabled()) this.deps.log.debug(`cache ${result}`, { event: `cache.${result}`, kind });
   }

@@ -7,11 +7,18 @@ const BEARER = /^Bearer +([A-Za-z0-9\-._~+/]+=*)$/i;
 /** Requires a valid access token of a live session; puts the Principal in `ctx.state.principal`. */
 export function requireBearer(auth: AuthService): Middleware {
   return async function bearerMiddleware(ctx, next) {
-    const match = BEARER.exec(ctx.get('authorization'));
-    if (!match) throw new AppError('invalid_token', 'a Bearer access token is required');
-    // A token verified before is answered from memory; only the canonical spelling of a token is
-    // ever verified (AccessTokens), so a respelled one misses this cache and is refused.
-    ctx.state.principal = auth.authenticateKnown(match[1]!) ?? (await auth.authenticate(match[1]!));
+    const header = ctx.get('authorization');
+    // A token verified before is answered from memory, before any parsing: the remembered tokens
+    // are exactly the canonical spellings that passed full verification (AccessTokens), so text
+    // equal to one of them is that token, and a respelled one misses and is checked in full.
+    const known = /^bearer /i.test(header) ? auth.authenticateKnown(header.slice(7)) : undefined;
+    if (known) {
+      ctx.state.principal = known;
+    } else {
+      const match = BEARER.exec(header);
+      if (!match) throw new AppError('invalid_token', 'a Bearer access token is required');
+      ctx.state.principal = auth.authenticateKnown(match[1]!) ?? (await auth.authenticate(match[1]!));
+    }
     await next();
   };
 }
