@@ -298,6 +298,10 @@ export class ReplicationRepo {
    */
   private async applySessions(trx: Knex.Transaction, changes: Row[], now: Date, result: ApplyResult): Promise<void> {
     const ids = [...new Set(changes.map((c) => c.id as string))];
+    // Users before sessions, as a logout-all or password change locks them (users, then their
+    // sessions): the same order in both, so the two never deadlock.
+    const userIds = [...new Set(changes.map((c) => c.user_id))].filter((id): id is string => typeof id === 'string');
+    if (userIds.length > 0) await trx('users').whereIn('id', userIds).forShare().select('id');
     const locals = await trx<Row>('sessions').whereIn('id', ids).forUpdate();
     const state = new Map<string, SessionState>(locals.map((l) => [l.id as string, toState(l)]));
     const inserted = new Map<string, SessionState>();
@@ -330,7 +334,9 @@ export class ReplicationRepo {
     }
     if (inserted.size > 0) {
       const owners = [...new Set([...inserted.values()].map((s) => s.userId).filter((id): id is string => id !== null))];
-      const ownerRows = await trx<Row>('users').whereIn('id', owners).select('id', 'sessions_revoked_before', 'sessions_revoked_keep');
+      // FOR SHARE: a logout-all or password change committing meanwhile either has set its cut-off
+      // before we read it, or waits for this insert and then revokes the session itself.
+      const ownerRows = await trx<Row>('users').whereIn('id', owners).select('id', 'sessions_revoked_before', 'sessions_revoked_keep').forShare();
       const known = new Set(ownerRows.map((u) => u.id as string));
       // A session opened before its user's last password change or logout-all (made in a region
       // that did not know the session yet) arrives revoked.
