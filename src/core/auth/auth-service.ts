@@ -127,22 +127,20 @@ export class AuthService {
   /**
    * The caller's profile. Served from the cache when it can be: a stale profile is harmless,
    * because what could make it wrong (disable, delete) also revokes the session, which the
-   * Bearer check refuses before we get here.
+   * Bearer check refuses before we get here. From the in-process tier it comes without a promise
+   * (the common case on every `GET /v1/me`); else from the shared cache or the database.
    */
-  /** The caller's profile if the in-process tier has it, without a promise; else use {@link me}. */
-  meCached(principal: Principal): UserView | undefined {
-    return this.opts.localProfiles?.peekUser(principal.userId);
+  me(principal: Principal): UserView | Promise<UserView> {
+    return this.opts.localProfiles?.peekUser(principal.userId) ?? this.loadProfile(principal.userId);
   }
 
-  async me(principal: Principal): Promise<UserView> {
-    const local = this.opts.localProfiles?.peekUser(principal.userId);
-    if (local) return local;
-    const shared = await this.opts.cache.getUser(principal.userId);
+  private async loadProfile(userId: string): Promise<UserView> {
+    const shared = await this.opts.cache.getUser(userId);
     if (shared) {
       void this.opts.localProfiles?.putUser(shared);
       return shared;
     }
-    const user = toUserView(await this.opts.users.get(principal.userId));
+    const user = toUserView(await this.opts.users.get(userId));
     void this.opts.cache.putUser(user);
     void this.opts.localProfiles?.putUser(user);
     return user;

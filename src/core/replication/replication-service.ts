@@ -104,14 +104,17 @@ export class ReplicationService {
    * The checks that need no body — a known peer, a fresh timestamp — so that nobody else can make
    * this region read a batch-sized body at all. `receive` still verifies the signature.
    */
-  admit(headers: Record<string, string | string[] | undefined>): void {
+  admit(headers: Record<string, string | string[] | undefined>): Peer {
     const origin = header(headers, 'x-authctl-region');
     if (!origin) throw new AppError('invalid_signature', 'replication requests must be signed');
-    if (!this.peers.some((p) => p.name === origin)) throw new AppError('unknown_peer', 'this region does not replicate with the named region');
+    const peer = this.peers.find((p) => p.name === origin);
+    if (!peer) throw new AppError('unknown_peer', 'this region does not replicate with the named region');
     const timestamp = Number(header(headers, HEADER_TIMESTAMP));
     if (!Number.isFinite(timestamp) || Math.abs(this.opts.clock.now().getTime() - timestamp) > SIGNATURE_WINDOW_MS) {
+      this.opts.log.warn('replication request refused', { event: 'replication.refused', peer: origin, reason: 'stale' });
       throw new AppError('invalid_signature', 'the request timestamp is missing or outside the accepted window');
     }
+    return peer;
   }
 
   /** The largest batch a peer may send: `regions.batchSize` rows of at most 8 KiB, 1 MiB at least. */
@@ -120,10 +123,8 @@ export class ReplicationService {
   }
 
   async receive(headers: Record<string, string | string[] | undefined>, body: Buffer): Promise<ApplyResult> {
-    const origin = header(headers, 'x-authctl-region');
-    if (!origin) throw new AppError('invalid_signature', 'replication requests must be signed');
-    const peer = this.peers.find((p) => p.name === origin);
-    if (!peer) throw new AppError('unknown_peer', 'this region does not replicate with the named region');
+    const peer = this.admit(headers);
+    const origin = peer.name;
     const check = verifyRequest(peer.secret, origin, header(headers, HEADER_TIMESTAMP), header(headers, HEADER_SIGNATURE), body, this.opts.clock.now().getTime());
     if (check !== 'ok') {
       this.opts.log.warn('replication request refused', { event: 'replication.refused', peer: origin, reason: check });

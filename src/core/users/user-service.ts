@@ -169,9 +169,8 @@ export class UserService {
     const passwordHash = await this.opts.hasher.hash(password);
     const revoked = await this.opts.db.transaction(async (trx) => {
       const now = this.opts.clock.now();
-      const updated = await this.opts.repo.setPasswordHash(target.id, passwordHash, now, trx);
+      const updated = await this.opts.repo.setPasswordHash(target.id, passwordHash, now, keepSessionId ?? null, trx);
       if (!updated) throw notFound();
-      await this.opts.repo.cutSessions(target.id, now, keepSessionId ?? null, trx);
       return this.opts.sessions.revokeAllForUser(target.id, 'password_changed', { exceptId: keepSessionId, ex: trx });
     });
     this.opts.sessions.publish(revoked, 'password_changed');

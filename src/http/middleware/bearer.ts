@@ -17,7 +17,7 @@ export function requireBearer(auth: AuthService): Middleware {
     } else {
       const match = BEARER.exec(header);
       if (!match) throw new AppError('invalid_token', 'a Bearer access token is required');
-      ctx.state.principal = auth.authenticateKnown(match[1]!) ?? (await auth.authenticate(match[1]!));
+      ctx.state.principal = await auth.authenticate(match[1]!);
     }
     await next();
   };

@@ -12,7 +12,8 @@ export function meRoutes(c: Container): Router {
 
   router.get('/me', bearer, async function me(ctx) {
     const principal = ctx.state.principal as Principal;
-    ctx.body = { user: c.auth.meCached(principal) ?? (await c.auth.me(principal)) };
+    const user = c.auth.me(principal);
+    ctx.body = { user: user instanceof Promise ? await user : user };
   });
 
   router.get('/sessions', bearer, async function listSessions(ctx) {

@@ -25,6 +25,9 @@ interface UserDbRow {
   created_at: Date;
   updated_at: Date;
   password_changed_at: Date;
+  /** Migration 0005-session-cutoff: what a password change or logout-all revoked, for other regions. */
+  sessions_revoked_before: Date | null;
+  sessions_revoked_keep: string | null;
   version: string | number;
 }
 
@@ -113,11 +116,19 @@ export class UsersRepo {
     return row ? toUserRecord(row) : undefined;
   }
 
-  async setPasswordHash(id: string, passwordHash: string, now: Date, ex: Executor = this.db.writer): Promise<UserRecord | undefined> {
+  /** A new password hash; sessions created before `now` but `keepSessionId` are cut off (see {@link cutSessions}). */
+  async setPasswordHash(id: string, passwordHash: string, now: Date, keepSessionId: string | null, ex: Executor = this.db.writer): Promise<UserRecord | undefined> {
     const [row] = await guard(
       ex<UserDbRow>('users')
         .where({ id })
-        .update({ password_hash: passwordHash, password_changed_at: now, updated_at: now, version: ex.raw('version + 1') })
+        .update({
+          password_hash: passwordHash,
+          password_changed_at: now,
+          updated_at: now,
+          sessions_revoked_before: now,
+          sessions_revoked_keep: keepSessionId,
+          version: ex.raw('version + 1'),
+        })
         .returning('*'),
     );
     return row ? toUserRecord(row) : undefined;
