@@ -3,6 +3,7 @@ import type { Config } from '../config/schema.js';
 import { AppError } from '../errors.js';
 import type { SessionRecord } from '../store/pg/sessions-repo.js';
 import type { SigningKeyRecord } from '../store/pg/signing-keys-repo.js';
+import { isCanonicalJws, KEY_CHOOSING_HEADERS } from '../core/tokens/access-tokens.js';
 
 export interface TokenCheck {
   check: 'format' | 'alg' | 'typ' | 'kid' | 'signature' | 'iss' | 'aud' | 'exp' | 'nbf' | 'iat' | 'claims' | 'session';
@@ -29,7 +30,6 @@ export interface InspectSources {
   now: Date;
 }
 
-const KEY_CHOOSING_HEADERS = ['jwk', 'jku', 'x5u', 'x5c', 'x5t', 'x5t#S256'];
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 function iso(seconds: unknown): string | null {
@@ -63,6 +63,8 @@ export async function inspectToken(token: string, sources: InspectSources): Prom
   const checks: TokenCheck[] = [];
   const add = (check: TokenCheck['check'], ok: boolean, detail: string) => checks.push({ check, ok, detail });
 
+  const canonical = isCanonicalJws(token);
+  add('format', canonical, canonical ? 'compact JWS, canonical base64url' : 'not the canonical spelling (padding or altered spare bits): servers refuse it, even if the signature checks');
   add('alg', header.alg === tokens.alg, header.alg === tokens.alg ? `${tokens.alg}` : `the token uses ${String(header.alg)}; this region accepts ${tokens.alg} only`);
   add('typ', header.typ === 'at+jwt', header.typ === 'at+jwt' ? 'at+jwt' : `typ is ${String(header.typ ?? 'missing')}, not at+jwt: this is not an authctl access token`);
   const chooses = KEY_CHOOSING_HEADERS.filter((name) => name in header);

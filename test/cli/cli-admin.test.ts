@@ -123,7 +123,7 @@ describe('authctl session, token inspect, keys retire, region (spawned as a user
       expect(report.reason).to.equal(null);
       expect(report.header).to.include({ alg: 'EdDSA', typ: 'at+jwt', kid: signer.kid });
       expect(report.claims).to.include({ sid: tokens.sessionId, preferred_username: 'uma' });
-      expect(report.checks.map((c) => c.check)).to.include.members(['alg', 'typ', 'kid', 'signature', 'iss', 'aud', 'exp', 'iat', 'claims', 'session']);
+      expect(report.checks.map((c) => c.check)).to.include.members(['format', 'alg', 'typ', 'kid', 'signature', 'iss', 'aud', 'exp', 'iat', 'claims', 'session']);
       expect(report.checks.every((c) => c.ok)).to.equal(true);
     });
 
@@ -140,6 +140,7 @@ describe('authctl session, token inspect, keys retire, region (spawned as a user
       ['wrong audience', () => jws(header(), claims({ aud: 'other-app' }), signer.key), /^aud: wrong audience "other-app"; this region expects "authctl"/],
       ['wrong typ', () => jws({ ...header(), typ: 'JWT' }, claims(), signer.key), /^typ: typ is JWT/],
       ['a key in the header', () => jws({ ...header(), jku: 'https://evil.example/jwks' }, claims(), signer.key), /^kid: the header names its own key \(jku\)/],
+      ['a padded spelling of a genuine token', () => `${tokens.accessToken}==`, /^format: not the canonical spelling/],
     ];
     for (const [what, make, reason] of failures) {
       it(`${what}: exit 1, invalid, the reason says so`, async function () {

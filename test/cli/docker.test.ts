@@ -134,11 +134,14 @@ describe('docker/ deployment files', function () {
         const pattern = /location ~\* (\S+) \{\s*return 404;/.exec(read('nginx.conf'))?.[1];
         expect(pattern, 'a case-insensitive location for /metrics').to.be.a('string');
         const hidden = new RegExp(pattern!, 'i');
+        const serving: string[] = [];
         for (const spelling of ['/metrics', '/metrics/', '/METRICS', '/Metrics/']) {
           const res = await fetch(`${app.url}${spelling}`);
           const body = await res.text();
-          if (res.status === 200 && body.includes('# TYPE')) expect(hidden.test(spelling), `${spelling} serves metrics: nginx must hide it`).to.equal(true);
+          if (res.status === 200 && body.includes('# TYPE')) serving.push(spelling);
         }
+        expect(serving, 'the server answers /metrics itself').to.include('/metrics');
+        for (const spelling of serving) expect(hidden.test(spelling), `${spelling} serves metrics: nginx must hide it`).to.equal(true);
         expect(hidden.test('/v1/me')).to.equal(false);
       });
 

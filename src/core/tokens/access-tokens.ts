@@ -31,7 +31,7 @@ export interface AccessTokenOptions {
 }
 
 // Header members that would let a token choose its own key: always refused (RFC 8725 §3.1).
-const KEY_CHOOSING_HEADERS = ['jwk', 'jku', 'x5u', 'x5c', 'x5t', 'x5t#S256'] as const;
+export const KEY_CHOOSING_HEADERS = ['jwk', 'jku', 'x5u', 'x5c', 'x5t', 'x5t#S256'] as const;
 const MAX_TOKEN_LENGTH = 4096;
 const KID = Symbol('kid');
 
@@ -198,6 +198,6 @@ const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
  * anything keyed by the token text (the verified-token cache, logs, deny lists) must not be
  * fooled by that.
  */
-function isCanonicalJws(token: string): boolean {
+export function isCanonicalJws(token: string): boolean {
   return COMPACT_JWS.test(token) && token.split('.').every((part) => Buffer.from(part, 'base64url').toString('base64url') === part);
 }
