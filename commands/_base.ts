@@ -2,7 +2,7 @@ import { Command, Flags, type Interfaces } from '@oclif/core';
 import { loadConfig } from '../src/config/load.js';
 import type { Config, ConfigInput } from '../src/config/schema.js';
 import { buildContainer, type Container } from '../src/container.js';
-import { AppError } from '../src/errors.js';
+import { AppError } from '../src/platform/errors.js';
 
 export type CommandFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof BaseCommand)['baseFlags'] & T['flags']>;
 export type CommandArgs<T extends typeof Command> = Interfaces.InferredArgs<T['args']>;

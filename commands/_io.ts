@@ -1,5 +1,5 @@
 import { password as promptPassword } from '@inquirer/prompts';
-import { AppError } from '../src/errors.js';
+import { AppError } from '../src/platform/errors.js';
 
 /** Reads a password (or another secret) from standard input (one line; a single trailing newline is dropped). */
 export async function readPasswordFromStdin(stream: NodeJS.ReadableStream = process.stdin, what = 'password'): Promise<string> {

@@ -4,7 +4,7 @@ import { liveChecks } from '../src/cli/connections.js';
 import { runInit, shellQuote, type InitResult } from '../src/cli/init.js';
 import type { InitAnswers } from '../src/cli/init-wizard.js';
 import { paint } from '../src/cli/table.js';
-import { AppError } from '../src/errors.js';
+import { AppError } from '../src/platform/errors.js';
 import { BaseCommand } from './_base.js';
 
 export default class Init extends BaseCommand<typeof Init> {

@@ -1,4 +1,4 @@
-import { collectStats, type StatsReport, type UsageWindow } from '../src/observability/stats.js';
+import { collectStats, type StatsReport, type UsageWindow } from '../src/admin/stats.js';
 import { UsageRepo } from '../src/store/pg/usage-repo.js';
 import { BaseCommand } from './_base.js';
 

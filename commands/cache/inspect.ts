@@ -1,6 +1,6 @@
 import { Args } from '@oclif/core';
 import type { CachedSession } from '../../src/store/cache/index.js';
-import { AppError } from '../../src/errors.js';
+import { AppError } from '../../src/platform/errors.js';
 import { BaseCommand } from '../_base.js';
 
 export default class CacheInspect extends BaseCommand<typeof CacheInspect> {

@@ -10,7 +10,7 @@ import {
   withPeers,
   writeConfigFile,
 } from '../../src/cli/config-file.js';
-import { AppError } from '../../src/errors.js';
+import { AppError } from '../../src/platform/errors.js';
 import { BaseCommand } from '../_base.js';
 
 export default class RegionAdd extends BaseCommand<typeof RegionAdd> {

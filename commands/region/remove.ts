@@ -1,6 +1,6 @@
 import { Args } from '@oclif/core';
 import { displayPath, locateConfigFile, peersOf, readConfigFile, withPeers, writeConfigFile } from '../../src/cli/config-file.js';
-import { AppError } from '../../src/errors.js';
+import { AppError } from '../../src/platform/errors.js';
 import { BaseCommand } from '../_base.js';
 
 export default class RegionRemove extends BaseCommand<typeof RegionRemove> {

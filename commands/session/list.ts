@@ -1,5 +1,5 @@
 import { Flags } from '@oclif/core';
-import { toSessionView, type SessionView } from '../../src/cli/sessions.js';
+import { toSessionView, type SessionView } from '../../src/admin/sessions.js';
 import { BaseCommand } from '../_base.js';
 import { table } from '../_io.js';
 

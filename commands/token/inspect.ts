@@ -1,5 +1,5 @@
 import { Args } from '@oclif/core';
-import { inspectToken, type TokenInspection } from '../../src/cli/inspect-token.js';
+import { inspectToken, type TokenInspection } from '../../src/admin/inspect-token.js';
 import { paint, table } from '../../src/cli/table.js';
 import { SigningKeysRepo } from '../../src/store/pg/signing-keys-repo.js';
 import { BaseCommand } from '../_base.js';

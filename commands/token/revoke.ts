@@ -1,5 +1,5 @@
 import { Flags } from '@oclif/core';
-import { revokeSessionById } from '../../src/cli/sessions.js';
+import { revokeSessionById } from '../../src/admin/sessions.js';
 import { BaseCommand } from '../_base.js';
 
 export default class TokenRevoke extends BaseCommand<typeof TokenRevoke> {
@@ -14,7 +14,7 @@ export default class TokenRevoke extends BaseCommand<typeof TokenRevoke> {
 
   async run(): Promise<{ revokedSessions: number; sessionIds?: string[] }> {
     if (this.flags.session !== undefined) {
-      const { id, revoked } = await revokeSessionById(this.container, this.flags.session);
+      const { id, revoked } = await revokeSessionById(this.container.sessions, this.flags.session);
       this.say(revoked ? `Session ${id} revoked.` : `Session ${id} was already revoked or expired.`);
       return { revokedSessions: revoked ? 1 : 0 };
     }

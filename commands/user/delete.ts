@@ -1,6 +1,6 @@
 import { confirm } from '@inquirer/prompts';
 import { Args, Flags } from '@oclif/core';
-import { AppError } from '../../src/errors.js';
+import { AppError } from '../../src/platform/errors.js';
 import { BaseCommand } from '../_base.js';
 
 export default class UserDelete extends BaseCommand<typeof UserDelete> {

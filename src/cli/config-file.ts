@@ -3,7 +3,7 @@ import { chmodSync, existsSync, mkdirSync, renameSync, statSync, writeFileSync }
 import { dirname, relative } from 'node:path';
 import { readConfigFile, resolveConfigFile } from '../config/load.js';
 import { configSchema } from '../config/schema.js';
-import { AppError } from '../errors.js';
+import { AppError } from '../platform/errors.js';
 
 export type ConfigFileValues = Record<string, unknown>;
 

@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import { confirm } from '@inquirer/prompts';
 import { loadConfig } from '../config/load.js';
 import { buildContainer } from '../container.js';
-import { AppError } from '../errors.js';
+import { AppError } from '../platform/errors.js';
 import { displayPath, writeConfigFile, type ConfigFileValues } from './config-file.js';
 import type { ConnectionChecks } from './connections.js';
 import { askInitAnswers, buildConfigFile, checkValue, FIELDS, INIT_DEFAULTS, type InitAnswers, type PromptIo } from './init-wizard.js';

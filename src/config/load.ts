@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { z } from 'zod';
-import { AppError } from '../errors.js';
+import { AppError } from '../platform/errors.js';
 import { configSchema, type Config, type ConfigInput } from './schema.js';
 
 /** Environment variables (API.md §3) and where each lands in the config, with its type. */

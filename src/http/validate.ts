@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import { invalidRequest } from '../errors.js';
+import { invalidRequest } from '../platform/errors.js';
 
 /** Parses a request body against a schema; failures become 400 `invalid_request` with field errors. */
 export function parseBody<S extends z.ZodType>(schema: S, body: unknown): z.output<S> {

@@ -3,8 +3,8 @@ import type { Knex } from 'knex';
 import pg from 'pg';
 import { PgBoss, fromKnex, type Db as BossDb, type JobWithMetadata } from 'pg-boss';
 import type { Config } from '../config/schema.js';
-import { AppError } from '../errors.js';
-import type { Logger } from '../observability/logger.js';
+import { AppError } from '../platform/errors.js';
+import type { Logger } from '../platform/logger.js';
 import { isUnavailableError, translateDbError } from '../store/pg/errors.js';
 import { QUEUES, QUEUE_NAMES, queueSpecs, type JobPayloads, type QueueName } from './queues.js';
 

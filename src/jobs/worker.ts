@@ -1,6 +1,6 @@
 import type { Config } from '../config/schema.js';
-import type { Clock } from '../core/clock.js';
-import type { Logger } from '../observability/logger.js';
+import type { Clock } from '../platform/clock.js';
+import type { Logger } from '../platform/logger.js';
 import type { ReplicationService } from '../core/replication/replication-service.js';
 import type { Cache } from '../store/cache/cache.js';
 import type { Db } from '../store/pg/db.js';

@@ -1,4 +1,4 @@
-import { invalidRequest } from '../errors.js';
+import { invalidRequest } from '../platform/errors.js';
 
 // Scripts told apart for the mixed-script rule. A letter of any other script counts as one more
 // script of its own ("other"), so mixing it with these is refused too.

@@ -1,4 +1,4 @@
-import type { FieldError } from '../errors.js';
+import type { FieldError } from '../platform/errors.js';
 
 /** Deeper than any body of API.md §1.2 (at most 1) by a wide margin. */
 export const MAX_JSON_DEPTH = 16;

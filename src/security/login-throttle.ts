@@ -3,8 +3,8 @@ import { Counter, type Registry } from 'prom-client';
 import { RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { Config } from '../config/schema.js';
 import { foldUsername } from '../core/users/username.js';
-import { AppError, isAppError } from '../errors.js';
-import type { Logger } from '../observability/logger.js';
+import { AppError, isAppError } from '../platform/errors.js';
+import type { Logger } from '../platform/logger.js';
 import type { LimiterStore } from './limiter-store.js';
 
 export type ThrottleScope = 'account' | 'ip' | 'register';

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { expect } from 'chai';
 import { Redis } from 'ioredis';
-import { createLogger } from '../../src/observability/logger.js';
-import type { RevokedSession } from '../../src/store/pg/sessions-repo.js';
+import { createLogger } from '../../src/platform/logger.js';
+import type { RevokedSession } from '../../src/model/session.js';
 import type { CachedSession, CachedUser } from '../../src/store/cache/cache.js';
 import { BreakerOpenError, CircuitBreaker, type BreakerState } from '../../src/store/cache/circuit-breaker.js';
 import { RedisCache } from '../../src/store/cache/redis.js';

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { Redis } from 'ioredis';
-import { ManualClock } from '../../src/core/clock.js';
+import { ManualClock } from '../../src/platform/clock.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { createAccount, expectInvalidToken, expectProblem, login, refresh, sleep, type Account } from '../helpers/http-assert.js';

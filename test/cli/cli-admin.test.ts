@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { expect } from 'chai';
 import { buildContainer, type Container } from '../../src/container.js';
 import type { TokenResponse } from '../../src/core/auth/auth-service.js';
-import type { AppError } from '../../src/errors.js';
+import type { AppError } from '../../src/platform/errors.js';
 import { testConfig } from '../helpers/app.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { describeRun, expectJson, expectJsonError, expectNoStackTrace, runCli, type CliOptions, type CliResult } from './run-cli.js';

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { buildContainer, type Container } from '../../src/container.js';
-import type { AppError } from '../../src/errors.js';
+import type { AppError } from '../../src/platform/errors.js';
 import { testConfig } from '../helpers/app.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { hasPty, PtyCli } from './terminal.js';

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { testConfig } from '../helpers/app.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { buildContainer, type Container } from '../../src/container.js';
-import { AppError } from '../../src/errors.js';
+import { AppError } from '../../src/platform/errors.js';
 import type { TokenResponse } from '../../src/core/auth/auth-service.js';
 import {
   describeRun,

@@ -7,7 +7,7 @@ import { liveChecks } from '../../src/cli/connections.js';
 import { runInit, type InitResult } from '../../src/cli/init.js';
 import { buildConfigFile } from '../../src/cli/init-wizard.js';
 import { loadConfig } from '../../src/config/load.js';
-import { AppError } from '../../src/errors.js';
+import { AppError } from '../../src/platform/errors.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { describeRun, expectJson, expectJsonError, expectNoStackTrace, runCli } from './run-cli.js';
 import { TestTerminal } from './terminal.js';

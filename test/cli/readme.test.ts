@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Config } from '@oclif/core';
 import { expect } from 'chai';
-import { CLI_END, CLI_START, renderCliReference, visibleCommands } from '../../src/cli/readme.js';
+import { CLI_END, CLI_START, renderCliReference, visibleCommands } from '../../scripts/readme-cli.js';
 import { describeRun, repoRoot, runCli } from './run-cli.js';
 
 /** README's CLI section is checked against the commands and their `--help`, so it cannot drift. */

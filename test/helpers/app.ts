@@ -4,9 +4,9 @@ import type { Writable } from 'node:stream';
 import { loadConfig } from '../../src/config/load.js';
 import type { ConfigInput } from '../../src/config/schema.js';
 import { buildContainer, type Container } from '../../src/container.js';
-import type { Clock } from '../../src/core/clock.js';
+import type { Clock } from '../../src/platform/clock.js';
 import { createApp } from '../../src/http/app.js';
-import type { Logger } from '../../src/observability/logger.js';
+import type { Logger } from '../../src/platform/logger.js';
 import { createTestDatabase, type TestDatabase } from './db.js';
 
 export const TEST_SECRET = 'test-secret-0123456789-abcdefghijklmnopqrstuvwxyz';

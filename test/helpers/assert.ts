@@ -1,8 +1,8 @@
 import { expect } from 'chai';
 import type { Container } from '../../src/container.js';
 import type { ClientMeta, IssuedSession } from '../../src/core/sessions/session-service.js';
-import type { SessionOwner } from '../../src/store/pg/sessions-repo.js';
-import { AppError } from '../../src/errors.js';
+import type { SessionOwner } from '../../src/model/session.js';
+import { AppError } from '../../src/platform/errors.js';
 
 /** Awaits `promise` and asserts it rejects with an AppError of `code`; returns that error. */
 export async function rejectsWith(promise: Promise<unknown>, code: string): Promise<AppError> {

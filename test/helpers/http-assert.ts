@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { expect } from 'chai';
 import type { SessionView, TokenResponse } from '../../src/core/auth/auth-service.js';
 import type { UserView } from '../../src/core/users/user-service.js';
-import type { FieldError } from '../../src/errors.js';
+import type { FieldError } from '../../src/platform/errors.js';
 import type { TestApp } from './app.js';
 
 export type { FieldError, SessionView, TokenResponse, UserView };

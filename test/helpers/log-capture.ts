@@ -1,7 +1,7 @@
 import { Writable } from 'node:stream';
 import { expect } from 'chai';
-import { createLogger, type Logger } from '../../src/observability/logger.js';
-import { RequestContextStore, type RequestContext } from '../../src/observability/request-context.js';
+import { createLogger, type Logger } from '../../src/platform/logger.js';
+import { RequestContextStore, type RequestContext } from '../../src/platform/request-context.js';
 
 /** One parsed log line (the members every line carries, plus whatever the event adds). */
 export interface LogLine {

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { buildContainer, type Container } from '../../src/container.js';
-import { ManualClock } from '../../src/core/clock.js';
+import { ManualClock } from '../../src/platform/clock.js';
 import { testConfig } from '../helpers/app.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 

@@ -1,9 +1,9 @@
 import { expect } from 'chai';
 import { buildContainer, type Container } from '../../src/container.js';
-import { ManualClock } from '../../src/core/clock.js';
+import { ManualClock } from '../../src/platform/clock.js';
 import { ServerSecrets } from '../../src/core/keys/secrets.js';
 import { RefreshTokenCodec } from '../../src/core/tokens/refresh-token.js';
-import type { UserRecord } from '../../src/store/pg/users-repo.js';
+import type { UserRecord } from '../../src/model/user.js';
 import { testConfig } from '../helpers/app.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { rejectsWith, startSession } from '../helpers/assert.js';

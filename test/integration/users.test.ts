@@ -1,8 +1,8 @@
 import { expect } from 'chai';
 import { buildContainer, type Container } from '../../src/container.js';
-import { ManualClock } from '../../src/core/clock.js';
-import type { AppError } from '../../src/errors.js';
-import type { UserRecord } from '../../src/store/pg/users-repo.js';
+import { ManualClock } from '../../src/platform/clock.js';
+import type { AppError } from '../../src/platform/errors.js';
+import type { UserRecord } from '../../src/model/user.js';
 import { testConfig } from '../helpers/app.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { rejectsWith, startSession } from '../helpers/assert.js';

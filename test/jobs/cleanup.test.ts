@@ -1,8 +1,9 @@
 import { expect } from 'chai';
-import { ManualClock } from '../../src/core/clock.js';
+import { ManualClock } from '../../src/platform/clock.js';
 import { runCleanup, type CleanupDeps } from '../../src/jobs/handlers/cleanup.js';
 import { SessionsRepo } from '../../src/store/pg/sessions-repo.js';
-import { SigningKeysRepo, type SigningKeyRecord } from '../../src/store/pg/signing-keys-repo.js';
+import { type SigningKeyRecord } from '../../src/model/signing-key.js';
+import { SigningKeysRepo } from '../../src/store/pg/signing-keys-repo.js';
 import { captureLogger, sessionAt, setupJobs, type JobsFixture } from './setup.js';
 
 const HORIZON = 900 + 30; // accessTtl + clockSkew (test config defaults)

@@ -3,10 +3,10 @@ import { Writable } from 'node:stream';
 import winston from 'winston';
 import type { ConfigInput } from '../../src/config/schema.js';
 import { buildContainer, type Container } from '../../src/container.js';
-import type { Clock } from '../../src/core/clock.js';
+import type { Clock } from '../../src/platform/clock.js';
 import { JobQueue } from '../../src/jobs/job-queue.js';
-import type { Logger } from '../../src/observability/logger.js';
-import type { SessionRecord } from '../../src/store/pg/sessions-repo.js';
+import type { Logger } from '../../src/platform/logger.js';
+import type { SessionRecord } from '../../src/model/session.js';
 import { testConfig } from '../helpers/app.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 

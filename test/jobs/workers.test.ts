@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { expect } from 'chai';
-import { ManualClock } from '../../src/core/clock.js';
+import { ManualClock } from '../../src/platform/clock.js';
 import { runCacheSync, type SyncableCache } from '../../src/jobs/handlers/cache-sync.js';
 import type { JobQueue } from '../../src/jobs/job-queue.js';
 import { QUEUES } from '../../src/jobs/queues.js';

@@ -7,7 +7,7 @@ import { testConfig } from '../helpers/app.js';
 import { repoRoot } from '../cli/run-cli.js';
 
 /**
- * The metrics the servers export (src/observability/metrics.ts) that the dashboard may use.
+ * The metrics the servers export (src/platform/metrics.ts) that the dashboard may use.
  * Renaming one there means renaming it here and in docker/grafana-dashboard.json.
  */
 const COUNTERS = [

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { expect } from 'chai';
-import { createLogger } from '../../src/observability/logger.js';
+import { createLogger } from '../../src/platform/logger.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
 import { expectTokenResponse, uniquePassword, uniqueUsername, type TokenResponse, type UserView } from '../helpers/http-assert.js';
 import { LogCapture, type LogLine } from '../helpers/log-capture.js';

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { buildContainer, type Container } from '../../src/container.js';
-import type { StatsReport } from '../../src/observability/stats.js';
-import { hourOf } from '../../src/observability/usage.js';
+import type { StatsReport } from '../../src/admin/stats.js';
+import { hourOf } from '../../src/core/usage/usage-recorder.js';
 import { Db } from '../../src/store/pg/db.js';
 import { UsageRepo } from '../../src/store/pg/usage-repo.js';
 import { testConfig } from '../helpers/app.js';

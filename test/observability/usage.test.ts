@@ -1,8 +1,8 @@
 import { expect } from 'chai';
 import type { Config } from '../../src/config/schema.js';
-import { ManualClock } from '../../src/core/clock.js';
+import { ManualClock } from '../../src/platform/clock.js';
 import { runCleanup } from '../../src/jobs/handlers/cleanup.js';
-import { hourOf, UsageRecorder, type UsageMetric } from '../../src/observability/usage.js';
+import { hourOf, UsageRecorder, type UsageMetric } from '../../src/core/usage/usage-recorder.js';
 import { Db } from '../../src/store/pg/db.js';
 import { SessionsRepo } from '../../src/store/pg/sessions-repo.js';
 import { UsageRepo, type UsageRow } from '../../src/store/pg/usage-repo.js';

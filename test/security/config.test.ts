@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { loadConfig } from '../../src/config/load.js';
-import { isAppError } from '../../src/errors.js';
+import { isAppError } from '../../src/platform/errors.js';
 
 const load = (env: Record<string, string>) => loadConfig({ env, cwd: '/nonexistent' });
 

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import pg from 'pg';
 import { ServerSecrets } from '../../src/core/keys/secrets.js';
-import { isAppError } from '../../src/errors.js';
+import { isAppError } from '../../src/platform/errors.js';
 import { migrateDatabase, startTestApp, TEST_SECRET, type TestApp } from '../helpers/app.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { createAccount, expectProblem, expectTokenResponse, login, refresh, type Account } from '../helpers/http-assert.js';

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { loadConfig, requireSecret } from '../../src/config/load.js';
-import { AppError } from '../../src/errors.js';
+import { AppError } from '../../src/platform/errors.js';
 
 const SECRET = 'a-perfectly-fine-secret-0123456789-abcdefgh';
 

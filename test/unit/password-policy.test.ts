@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { AppError } from '../../src/errors.js';
+import { AppError } from '../../src/platform/errors.js';
 import { COMMON_PASSWORDS } from '../../src/core/users/common-passwords.js';
 import { checkPasswordPolicy, type PasswordPolicyContext } from '../../src/core/users/password-policy.js';
 

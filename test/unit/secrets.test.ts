@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { ServerSecrets } from '../../src/core/keys/secrets.js';
-import { AppError } from '../../src/errors.js';
+import { AppError } from '../../src/platform/errors.js';
 
 const CURRENT = 'current-secret-0123456789-abcdefghijklmnopqrstuvwxyz';
 const PREVIOUS = 'previous-secret-0123456789-abcdefghijklmnopqrstuvwxyz';

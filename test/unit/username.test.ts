@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { AppError } from '../../src/errors.js';
+import { AppError } from '../../src/platform/errors.js';
 import { foldUsername, normalizeUsername, USERNAME_RULES } from '../../src/core/users/username.js';
 
 function rejection(raw: string): AppError {

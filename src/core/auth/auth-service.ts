@@ -1,9 +1,9 @@
-import { AppError } from '../../errors.js';
-import type { Telemetry } from '../../observability/telemetry.js';
+import { AppError } from '../../platform/errors.js';
+import type { Telemetry } from '../telemetry.js';
 import type { Cache } from '../../store/cache/cache.js';
 import type { MemoryCache } from '../../store/cache/memory.js';
-import type { SessionOwner } from '../../store/pg/sessions-repo.js';
-import type { Clock } from '../clock.js';
+import type { SessionOwner } from '../../model/session.js';
+import type { Clock } from '../../platform/clock.js';
 import type { ClientMeta, IssuedSession, SessionService } from '../sessions/session-service.js';
 import type { AccessClaims, AccessTokens } from '../tokens/access-tokens.js';
 import { toUserView, type UserService, type UserView } from '../users/user-service.js';

@@ -1,10 +1,11 @@
 import { createPrivateKey, type JsonWebKey, type KeyObject } from 'node:crypto';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type CryptoKey, type JWK } from 'jose';
-import type { Logger } from '../../observability/logger.js';
+import type { Logger } from '../../platform/logger.js';
 import type { Db } from '../../store/pg/db.js';
-import type { SigningKeyRecord, SigningKeysRepo } from '../../store/pg/signing-keys-repo.js';
-import { AppError } from '../../errors.js';
-import type { Clock } from '../clock.js';
+import type { SigningKeyRecord } from '../../model/signing-key.js';
+import type { SigningKeysRepo } from '../../store/pg/signing-keys-repo.js';
+import { AppError } from '../../platform/errors.js';
+import type { Clock } from '../../platform/clock.js';
 import type { ServerSecrets } from './secrets.js';
 
 export type SigningAlg = 'EdDSA' | 'ES256';

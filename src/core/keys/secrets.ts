@@ -1,5 +1,5 @@
 import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomBytes } from 'node:crypto';
-import { AppError } from '../../errors.js';
+import { AppError } from '../../platform/errors.js';
 
 /**
  * Keys derived from the server secret (and the previous one during a rotation). Each purpose

@@ -1,9 +1,9 @@
 import { z } from 'zod';
 import type { Config } from '../../config/schema.js';
-import { AppError } from '../../errors.js';
-import type { Logger } from '../../observability/logger.js';
+import { AppError } from '../../platform/errors.js';
+import type { Logger } from '../../platform/logger.js';
 import type { ApplyResult, PeerBacklog, ReplicationRepo } from '../../store/pg/replication-repo.js';
-import type { Clock } from '../clock.js';
+import type { Clock } from '../../platform/clock.js';
 import type { ReplicationMetrics } from './metrics.js';
 import { HEADER_SIGNATURE, HEADER_TIMESTAMP, SIGNATURE_WINDOW_MS, verifyRequest } from './signature.js';
 import { Shipper } from './shipper.js';

@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import type { Config } from '../../config/schema.js';
-import type { Logger } from '../../observability/logger.js';
+import type { Logger } from '../../platform/logger.js';
 import type { ReplicationRepo } from '../../store/pg/replication-repo.js';
-import type { Clock } from '../clock.js';
+import type { Clock } from '../../platform/clock.js';
 import type { ReplicationMetrics } from './metrics.js';
 import { signRequest } from './signature.js';
 

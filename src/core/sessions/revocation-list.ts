@@ -1,6 +1,7 @@
-import type { Logger } from '../../observability/logger.js';
-import type { RevokedSession, SessionsRepo } from '../../store/pg/sessions-repo.js';
-import type { Clock } from '../clock.js';
+import type { Logger } from '../../platform/logger.js';
+import type { RevokedSession } from '../../model/session.js';
+import type { SessionsRepo } from '../../store/pg/sessions-repo.js';
+import type { Clock } from '../../platform/clock.js';
 
 export interface RevocationListOptions {
   repo: SessionsRepo;

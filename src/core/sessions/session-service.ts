@@ -1,11 +1,12 @@
 import { v7 as uuidv7 } from 'uuid';
-import { AppError } from '../../errors.js';
-import type { Logger } from '../../observability/logger.js';
-import type { Telemetry } from '../../observability/telemetry.js';
+import { AppError } from '../../platform/errors.js';
+import type { Logger } from '../../platform/logger.js';
+import type { Telemetry } from '../telemetry.js';
 import type { Cache } from '../../store/cache/cache.js';
 import type { Executor } from '../../store/pg/db.js';
-import type { RevokedSession, RevokeReason, SessionOwner, SessionRecord, SessionsRepo } from '../../store/pg/sessions-repo.js';
-import type { Clock } from '../clock.js';
+import type { RevokedSession, RevokeReason, SessionOwner, SessionRecord } from '../../model/session.js';
+import type { SessionsRepo } from '../../store/pg/sessions-repo.js';
+import type { Clock } from '../../platform/clock.js';
 import type { RefreshTokenCodec } from '../tokens/refresh-token.js';
 import type { RevocationList } from './revocation-list.js';
 

@@ -1,7 +1,7 @@
 import { randomUUID, sign } from 'node:crypto';
 import { decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
-import { AppError } from '../../errors.js';
-import type { Clock } from '../clock.js';
+import { AppError } from '../../platform/errors.js';
+import type { Clock } from '../../platform/clock.js';
 import type { KeyRing, SigningAlg } from '../keys/key-ring.js';
 import type { RevocationList } from '../sessions/revocation-list.js';
 

@@ -1,4 +1,4 @@
-import { AppError } from '../../errors.js';
+import { AppError } from '../../platform/errors.js';
 import { COMMON_PASSWORDS } from './common-passwords.js';
 import { foldUsername } from './username.js';
 

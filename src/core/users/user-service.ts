@@ -1,11 +1,12 @@
 import { v7 as uuidv7, validate as isUuid } from 'uuid';
-import { AppError } from '../../errors.js';
-import type { Logger } from '../../observability/logger.js';
-import type { Telemetry } from '../../observability/telemetry.js';
+import { AppError } from '../../platform/errors.js';
+import type { Logger } from '../../platform/logger.js';
+import type { Telemetry } from '../telemetry.js';
 import type { Db } from '../../store/pg/db.js';
-import type { UserRecord, UsersRepo } from '../../store/pg/users-repo.js';
-import type { RevokedSession } from '../../store/pg/sessions-repo.js';
-import type { Clock } from '../clock.js';
+import type { UserRecord } from '../../model/user.js';
+import type { UsersRepo } from '../../store/pg/users-repo.js';
+import type { RevokedSession } from '../../model/session.js';
+import type { Clock } from '../../platform/clock.js';
 import type { SessionService } from '../sessions/session-service.js';
 import type { PasswordHasher } from './password-hasher.js';
 import { checkPasswordPolicy } from './password-policy.js';

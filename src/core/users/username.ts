@@ -1,4 +1,4 @@
-import { invalidRequest } from '../../errors.js';
+import { invalidRequest } from '../../platform/errors.js';
 
 /** Human-readable summary of the username rules, for help text and error hints. */
 export const USERNAME_RULES = 'letters, digits, ".", "_", "-" and "@"; 3–64 characters';

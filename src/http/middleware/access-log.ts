@@ -1,6 +1,6 @@
 import type { Context, Middleware } from 'koa';
-import type { Logger } from '../../observability/logger.js';
-import type { Metrics } from '../../observability/metrics.js';
+import type { Logger } from '../../platform/logger.js';
+import type { Metrics } from '../../platform/metrics.js';
 
 /**
  * One log line (`http.request`) and one histogram observation per request, labelled by the

@@ -1,6 +1,6 @@
 import type { Middleware } from 'koa';
 import type { AuthService } from '../../core/auth/auth-service.js';
-import { AppError } from '../../errors.js';
+import { AppError } from '../../platform/errors.js';
 
 // RFC 6750 §2.1 b64token.
 const BEARER = /^Bearer +([A-Za-z0-9\-._~+/]+=*)$/i;

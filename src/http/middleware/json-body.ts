@@ -1,6 +1,6 @@
 import type { Middleware } from 'koa';
 import getRawBody from 'raw-body';
-import { AppError } from '../../errors.js';
+import { AppError } from '../../platform/errors.js';
 import { findHostileJson } from '../../security/hostile-json.js';
 
 /**

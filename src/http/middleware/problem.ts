@@ -1,6 +1,6 @@
 import type { Context, Middleware } from 'koa';
-import { AppError, type ErrorCode } from '../../errors.js';
-import type { Logger } from '../../observability/logger.js';
+import { AppError, type ErrorCode } from '../../platform/errors.js';
+import type { Logger } from '../../platform/logger.js';
 
 /** Errors raised by Koa itself and by raw-body, mapped onto our catalog. */
 function fromHttpError(err: { status?: number; type?: string; expose?: boolean; message?: string }): AppError | undefined {

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Middleware } from 'koa';
-import type { RequestContextStore } from '../../observability/request-context.js';
+import type { RequestContextStore } from '../../platform/request-context.js';
 
 // Echo a client's id only when it is short and plain, so it is safe to log and to reflect.
 const SANE_ID = /^[A-Za-z0-9._:-]{1,128}$/;

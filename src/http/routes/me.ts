@@ -2,7 +2,7 @@ import Router from '@koa/router';
 import { validate as isUuid } from 'uuid';
 import type { Principal } from '../../core/auth/auth-service.js';
 import type { Container } from '../../container.js';
-import { AppError } from '../../errors.js';
+import { AppError } from '../../platform/errors.js';
 import { requireBearer } from '../middleware/bearer.js';
 
 /** Bearer-authenticated reads: /v1/me, /v1/sessions, /v1/verify. */

@@ -1,7 +1,7 @@
 import Router from '@koa/router';
 import getRawBody from 'raw-body';
 import type { Container } from '../../container.js';
-import { AppError } from '../../errors.js';
+import { AppError } from '../../platform/errors.js';
 
 /** GET /v1/regions (where to go) and POST /internal/replication (peers only, HMAC-signed). */
 export function regionRoutes(c: Container): Router {

@@ -1,5 +1,5 @@
-import type { Clock } from '../../core/clock.js';
-import type { Logger } from '../../observability/logger.js';
+import type { Clock } from '../../platform/clock.js';
+import type { Logger } from '../../platform/logger.js';
 import type { Cache, CachedSession } from '../../store/cache/cache.js';
 import type { SessionsRepo } from '../../store/pg/sessions-repo.js';
 import type { CacheSyncData } from '../queues.js';

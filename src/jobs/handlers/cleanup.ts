@@ -1,5 +1,5 @@
-import type { Clock } from '../../core/clock.js';
-import type { Logger } from '../../observability/logger.js';
+import type { Clock } from '../../platform/clock.js';
+import type { Logger } from '../../platform/logger.js';
 import type { SessionsRepo } from '../../store/pg/sessions-repo.js';
 import type { SigningKeysRepo } from '../../store/pg/signing-keys-repo.js';
 import type { UsageRepo } from '../../store/pg/usage-repo.js';

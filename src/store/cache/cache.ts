@@ -1,4 +1,4 @@
-import type { RevokedSession } from '../pg/sessions-repo.js';
+import type { RevokedSession } from '../../model/session.js';
 
 /**
  * Session state as the cache holds it (times in epoch ms). The cache is never the source of

@@ -1,7 +1,7 @@
 import type { Config } from '../../config/schema.js';
-import type { Clock } from '../../core/clock.js';
-import { AppError } from '../../errors.js';
-import type { Logger } from '../../observability/logger.js';
+import type { Clock } from '../../platform/clock.js';
+import { AppError } from '../../platform/errors.js';
+import type { Logger } from '../../platform/logger.js';
 import type { Cache } from './cache.js';
 import { MemoryCache } from './memory.js';
 import { RedisCache } from './redis.js';

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
-import type { Clock } from '../../core/clock.js';
-import type { RevokedSession } from '../pg/sessions-repo.js';
+import type { Clock } from '../../platform/clock.js';
+import type { RevokedSession } from '../../model/session.js';
 import type { Cache, CachedSession, CachedUser, CacheHealth, CacheStats } from './cache.js';
 
 interface Entry<T> {

@@ -1,6 +1,6 @@
 import { Cluster, Redis } from 'ioredis';
-import type { Logger } from '../../observability/logger.js';
-import type { RevokedSession } from '../pg/sessions-repo.js';
+import type { Logger } from '../../platform/logger.js';
+import type { RevokedSession } from '../../model/session.js';
 import type { Cache, CachedSession, CachedUser, CacheHealth, CacheStats } from './cache.js';
 import { CircuitBreaker } from './circuit-breaker.js';
 

@@ -1,4 +1,4 @@
-import { AppError } from '../../errors.js';
+import { AppError } from '../../platform/errors.js';
 
 // SQLSTATE classes and node socket errors that mean "the database is not reachable right now"
 // rather than "this query is wrong": they become 503 `unavailable` / exit 69.

@@ -1,8 +1,8 @@
 import type { Knex } from 'knex';
-import { AppError } from '../../errors.js';
+import { AppError } from '../../platform/errors.js';
 import type { Db, Executor } from './db.js';
 import { guard } from './errors.js';
-import type { RevokedSession, SessionRecord } from './sessions-repo.js';
+import type { RevokedSession, SessionRecord } from '../../model/session.js';
 
 /** One captured change on its way to one peer. */
 export interface OutboxEntry {

@@ -1,46 +1,7 @@
 import { Batcher } from './batcher.js';
 import type { Db, Executor } from './db.js';
 import { guard } from './errors.js';
-
-export interface SessionRecord {
-  id: string;
-  userId: string | null;
-  homeRegion: string;
-  counter: number;
-  createdAt: Date;
-  lastUsedAt: Date;
-  rotatedAt: Date;
-  expiresAt: Date;
-  revokedAt: Date | null;
-  revokeReason: string | null;
-  userAgent: string | null;
-  ip: string | null;
-}
-
-/** The owner of a session, as needed to mint its access token. */
-export interface SessionOwner {
-  id: string;
-  username: string;
-  homeRegion: string;
-  createdAt: Date;
-  status: 'active' | 'disabled';
-}
-
-export interface SessionWithOwner {
-  session: SessionRecord;
-  owner: SessionOwner | undefined;
-}
-
-/** What the revocation feed needs: which session, and until when its access tokens could live. */
-export interface RevokedSession {
-  id: string;
-  revokedAt: Date;
-  expiresAt: Date;
-  /** Known where the revocation happened (for logs); absent when learned from pub/sub. */
-  userId?: string | null;
-}
-
-export type RevokeReason = 'logout' | 'logout_all' | 'reuse' | 'user_disabled' | 'user_deleted' | 'password_changed' | 'admin' | 'replicated';
+import type { RevokeReason, RevokedSession, SessionOwner, SessionRecord, SessionWithOwner } from '../../model/session.js';
 
 interface SessionDbRow {
   id: string;

@@ -1,16 +1,6 @@
 import type { Db, Executor } from './db.js';
 import { guard } from './errors.js';
-
-export interface SigningKeyRecord {
-  kid: string;
-  alg: string;
-  publicJwk: Record<string, unknown>;
-  privateJwkEncrypted: string | null;
-  homeRegion: string;
-  createdAt: Date;
-  activatesAt: Date;
-  retiresAt: Date | null;
-}
+import type { SigningKeyRecord } from '../../model/signing-key.js';
 
 interface SigningKeyDbRow {
   kid: string;

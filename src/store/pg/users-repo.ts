@@ -1,20 +1,7 @@
-import { AppError } from '../../errors.js';
+import { AppError } from '../../platform/errors.js';
 import type { Db, Executor } from './db.js';
 import { guard, uniqueConstraintOf } from './errors.js';
-
-export type UserStatus = 'active' | 'disabled';
-
-export interface UserRecord {
-  id: string;
-  username: string;
-  passwordHash: string;
-  status: UserStatus;
-  homeRegion: string;
-  createdAt: Date;
-  updatedAt: Date;
-  passwordChangedAt: Date;
-  version: number;
-}
+import type { UserRecord, UserStatus } from '../../model/user.js';
 
 interface UserDbRow {
   id: string;

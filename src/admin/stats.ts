@@ -1,13 +1,13 @@
 import type { Config } from '../config/schema.js';
-import type { Clock } from '../core/clock.js';
-import { AppError } from '../errors.js';
+import type { Clock } from '../platform/clock.js';
+import { AppError } from '../platform/errors.js';
 import type { JobQueue, QueueCounts } from '../jobs/job-queue.js';
 import type { QueueName } from '../jobs/queues.js';
 import type { Cache, CacheHealth } from '../store/cache/cache.js';
 import type { Db } from '../store/pg/db.js';
 import { StatsRepo, type DatabaseLoad, type SessionCounts, type UserCounts } from '../store/pg/stats-repo.js';
 import type { UsageRepo } from '../store/pg/usage-repo.js';
-import { hourOf, USAGE_METRICS, type UsageMetric } from './usage.js';
+import { hourOf, USAGE_METRICS, type UsageMetric } from '../core/usage/usage-recorder.js';
 
 const HOUR_MS = 3_600_000;
 

@@ -1,6 +1,6 @@
-import type { Clock } from '../core/clock.js';
-import type { UsageRepo, UsageRow } from '../store/pg/usage-repo.js';
-import type { Logger } from './logger.js';
+import type { Clock } from '../../platform/clock.js';
+import type { UsageRepo, UsageRow } from '../../store/pg/usage-repo.js';
+import type { Logger } from '../../platform/logger.js';
 
 /** What the region counts per hour in PostgreSQL (`usage_hourly`), for `authctl stats`. */
 export type UsageMetric = 'logins' | 'login_failures' | 'registrations' | 'refreshes' | 'reuse_detections' | 'revocations';

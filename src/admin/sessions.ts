@@ -1,7 +1,7 @@
 import { validate as isUuid } from 'uuid';
-import type { Container } from '../container.js';
-import { AppError } from '../errors.js';
-import type { SessionRecord } from '../store/pg/sessions-repo.js';
+import type { SessionService } from '../core/sessions/session-service.js';
+import { AppError } from '../platform/errors.js';
+import type { SessionRecord } from '../model/session.js';
 
 /** A session as the CLI shows it: no token material, its state spelled out. */
 export interface SessionView {
@@ -39,9 +39,9 @@ export function toSessionView(session: SessionRecord, now: Date): SessionView {
  * Revokes one session by id as an admin: `not_found` (exit 3) for an id that names no session,
  * false when it was already revoked or expired.
  */
-export async function revokeSessionById(container: Container, rawId: string): Promise<{ id: string; revoked: boolean }> {
+export async function revokeSessionById(sessions: Pick<SessionService, 'findById' | 'revoke'>, rawId: string): Promise<{ id: string; revoked: boolean }> {
   const id = rawId.toLowerCase();
-  const session = isUuid(id) ? await container.sessions.findById(id) : undefined;
+  const session = isUuid(id) ? await sessions.findById(id) : undefined;
   if (!session) throw new AppError('not_found', `no such session: ${rawId} (list a user's sessions with \`authctl session list --user <user>\`)`);
-  return { id, revoked: await container.sessions.revoke(id, 'admin') };
+  return { id, revoked: await sessions.revoke(id, 'admin') };
 }

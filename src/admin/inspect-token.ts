@@ -1,8 +1,8 @@
 import { compactVerify, decodeJwt, decodeProtectedHeader, importJWK, type JWK, type JWTPayload, type ProtectedHeaderParameters } from 'jose';
 import type { Config } from '../config/schema.js';
-import { AppError } from '../errors.js';
-import type { SessionRecord } from '../store/pg/sessions-repo.js';
-import type { SigningKeyRecord } from '../store/pg/signing-keys-repo.js';
+import { AppError } from '../platform/errors.js';
+import type { SessionRecord } from '../model/session.js';
+import type { SigningKeyRecord } from '../model/signing-key.js';
 import { isCanonicalJws, KEY_CHOOSING_HEADERS } from '../core/tokens/access-tokens.js';
 
 export interface TokenCheck {

@@ -1,6 +1,6 @@
-import type { Logger } from './logger.js';
-import type { RevokeReason } from '../store/pg/sessions-repo.js';
-import type { Metrics } from './metrics.js';
+import type { Logger } from '../platform/logger.js';
+import type { RevokeReason } from '../model/session.js';
+import type { Metrics } from '../platform/metrics.js';
 
 /** The part of the usage recorder telemetry needs (hourly counters in PostgreSQL for `authctl stats`). */
 export interface UsageSink {
