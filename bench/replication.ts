@@ -14,6 +14,7 @@ import pg from 'pg';
 import { loadConfig } from '../src/config/load.js';
 import { buildContainer, type Container } from '../src/container.js';
 import { createApp } from '../src/http/app.js';
+import { migrate, shutdown, startBackground } from '../src/runtime.js';
 
 const { values } = parseArgs({
   options: {
@@ -85,8 +86,8 @@ async function startRegions(): Promise<[Node, Node]> {
       }),
       { logStream: 'stderr' },
     );
-    await container.migrate();
-    await container.startBackground();
+    await migrate(container);
+    await startBackground(container);
     await container.replication.startShipping();
     const handle = createApp(container).callback();
     handlers[i] = (req, res) => void handle(req, res);
@@ -163,7 +164,7 @@ async function main(): Promise<void> {
   } finally {
     for (const n of [a, b]) {
       if (n.server.listening) await new Promise<void>((resolve) => n.server.close(() => resolve()));
-      await n.container.close();
+      await shutdown(n.container);
       await admin(`drop database if exists "${n.db}" with (force)`);
     }
   }

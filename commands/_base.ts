@@ -3,6 +3,7 @@ import { loadConfig } from '../src/config/load.js';
 import type { Config, ConfigInput } from '../src/config/schema.js';
 import { buildContainer, type Container } from '../src/container.js';
 import { AppError } from '../src/platform/errors.js';
+import { shutdown } from '../src/runtime.js';
 
 export type CommandFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof BaseCommand)['baseFlags'] & T['flags']>;
 export type CommandArgs<T extends typeof Command> = Interfaces.InferredArgs<T['args']>;
@@ -93,7 +94,7 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
   protected async closeContainer(): Promise<void> {
     const container = this.builtContainer;
     this.builtContainer = undefined;
-    await container?.close();
+    await shutdown(container);
   }
 
   protected override async finally(err: Error | undefined): Promise<unknown> {

@@ -7,6 +7,7 @@ import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from '../src/dev/e
 import { startWorker } from '../src/jobs/worker.js';
 import { BaseCommand } from './_base.js';
 import { serveUntilSignal } from './_serve.js';
+import { migrate } from '../src/runtime.js';
 
 export default class Dev extends BaseCommand<typeof Dev> {
   static override summary = 'Run everything in one process on an embedded PostgreSQL: zero set-up.';
@@ -43,7 +44,7 @@ export default class Dev extends BaseCommand<typeof Dev> {
         // Nobody caches this JWKS yet: a rotated key may sign at once.
         keys: { activationDelay: 0 },
       };
-      await this.container.migrate();
+      await migrate(this.container);
       // Everything in one process: the background jobs too.
       const worker = await startWorker(this.container, this.container.jobs, { inProcess: true });
       await serveUntilSignal(this.container, { host, port }, (server) => {

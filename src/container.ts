@@ -19,14 +19,16 @@ import { UsageRepo } from './store/pg/usage-repo.js';
 import { Db } from './store/pg/db.js';
 import { SessionsRepo } from './store/pg/sessions-repo.js';
 import { SigningKeysRepo } from './store/pg/signing-keys-repo.js';
+import { StatsRepo } from './store/pg/stats-repo.js';
 import { UsersRepo } from './store/pg/users-repo.js';
 import { ReplicationRepo } from './store/pg/replication-repo.js';
 import { createReplicationMetrics } from './core/replication/metrics.js';
 import { ReplicationService } from './core/replication/replication-service.js';
-import { JobQueue, type InstallResult } from './jobs/job-queue.js';
+import { CacheRepairJobs } from './jobs/cache-repair.js';
+import { JobQueue } from './jobs/job-queue.js';
 import { createCache, type Cache } from './store/cache/index.js';
 import { MemoryCache } from './store/cache/memory.js';
-import { memoryLimiterStore, postgresLimiterStore, redisLimiterStore } from './security/limiter-store.js';
+import { memoryLimiterStore, postgresLimiterStore, redisLimiterStore, type LimiterStore } from './security/limiter-store.js';
 import { LoginThrottle } from './security/login-throttle.js';
 
 export interface Container {
@@ -40,6 +42,8 @@ export interface Container {
   /** Hourly usage counters in PostgreSQL for `authctl stats`: counted in memory, flushed every 10 s. */
   usage: UsageRecorder;
   db: Db;
+  /** One repository per table, for the jobs and admin use cases that read or sweep them. */
+  repos: Repositories;
   cache: Cache;
   /** pg-boss producer (and, in `authctl worker`, consumer); connects on first use. */
   jobs: JobQueue;
@@ -52,11 +56,17 @@ export interface Container {
   throttle: LoginThrottle;
   /** Multi-region: peers, applying their batches, shipping ours (workers), cross-region refresh. */
   replication: ReplicationService;
-  /** `authctl migrate`: authctl's tables, then pg-boss's schema and queues. */
-  migrate(): Promise<{ batch: number; applied: string[]; jobs: InstallResult }>;
-  /** Loads keys and revocations and starts their background refresh (servers only). */
-  startBackground(): Promise<void>;
-  close(): Promise<void>;
+  /** Login-limit counters (Redis, PostgreSQL or memory, by topology). */
+  limiterStore: LimiterStore;
+}
+
+export interface Repositories {
+  users: UsersRepo;
+  sessions: SessionsRepo;
+  signingKeys: SigningKeysRepo;
+  usage: UsageRepo;
+  stats: StatsRepo;
+  replication: ReplicationRepo;
 }
 
 export interface ContainerOptions {
@@ -67,7 +77,11 @@ export interface ContainerOptions {
   logSink?: Writable;
 }
 
-/** Builds every service of a region from its config. The only place that `new`s infrastructure. */
+/**
+ * Builds every service of a region from its config: the only place that `new`s infrastructure,
+ * repositories and services, and wires them to each other. It starts nothing; start-up,
+ * background retries and shutdown are src/runtime.ts.
+ */
 export function buildContainer(config: Config, options: ContainerOptions = {}): Container {
   const clock = options.clock ?? systemClock;
   const requestContext = new RequestContextStore();
@@ -82,12 +96,20 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
     });
   const metrics = createMetrics(config.region);
   const db = new Db(config.database, (pool, seconds, ok) => metrics.dbQueryDuration.observe({ pool, outcome: ok ? 'ok' : 'error' }, seconds));
-  const usage = new UsageRecorder({ repo: new UsageRepo(db), clock, log, region: config.region });
+  const repos: Repositories = {
+    users: new UsersRepo(db),
+    sessions: new SessionsRepo(db),
+    signingKeys: new SigningKeysRepo(db),
+    usage: new UsageRepo(db),
+    stats: new StatsRepo(db),
+    replication: new ReplicationRepo(db),
+  };
+  const usage = new UsageRecorder({ repo: repos.usage, clock, log, region: config.region });
   const telemetry = new Telemetry({ log, metrics, usage });
   const cache = createCache(config.cache, { clock, log, onLookup: (kind, result) => telemetry.cacheLookup(kind, result) });
   const jobs = new JobQueue({ config, log });
   const secrets = config.secret ? new ServerSecrets(config.secret, config.previousSecret) : undefined;
-  const sessionsRepo = new SessionsRepo(db);
+  const sessionsRepo = repos.sessions;
   registerCollectors(metrics, {
     cacheUp: () => cache.health() === 'ok',
     pools: () => db.poolStats(),
@@ -105,7 +127,7 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
   });
   const keys = new KeyRing({
     db,
-    repo: new SigningKeysRepo(db),
+    repo: repos.signingKeys,
     clock,
     log,
     region: config.region,
@@ -116,15 +138,12 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
     reloadIntervalMs: config.keys.reloadInterval * 1000,
   });
   const sessions = new SessionService({
+    db,
     repo: sessionsRepo,
     codec: secrets ? new RefreshTokenCodec(secrets.refreshMacKeys()) : undefined,
     revocations,
     cache,
-    // The revocation is committed and effective; only the negative cache missed it. A worker
-    // repairs the entries once Redis is back (retried with back-off, then dead-lettered).
-    onCacheWriteFailed: (sessionIds) => {
-      jobs.send('cache-sync', { sessionIds }).catch((err: unknown) => log.warn('cache repair not queued', { event: 'cache.sync_not_queued', err }));
-    },
+    cacheRepair: new CacheRepairJobs(jobs, log),
     clock,
     log,
     telemetry,
@@ -133,8 +152,7 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
     graceSeconds: config.tokens.refreshGrace,
   });
   const users = new UserService({
-    db,
-    repo: new UsersRepo(db),
+    repo: repos.users,
     sessions,
     hasher: new PasswordHasher(config.hash, (op, seconds) => telemetry.passwordHash(op, seconds)),
     clock,
@@ -167,20 +185,15 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
           },
         })
       : undefined;
-  const replicationRepo = new ReplicationRepo(db);
+  const replicationRepo = repos.replication;
   const replication = new ReplicationService({
     repo: replicationRepo,
     config,
     clock,
     log,
     metrics: createReplicationMetrics(metrics.registry, () => (config.regions.peers.length > 0 ? replicationRepo.backlog() : Promise.resolve([]))),
-    async onApplied(result) {
-      // Replicated revocations are refused here at once, on the region's other servers via
-      // pub/sub, and early by the cache, exactly like local ones.
-      sessions.publish(result.revoked, 'replicated');
-      if (result.keysChanged) await keys.load();
-    },
-    isAuthentic: (refreshToken) => sessions.sessionIdOf(refreshToken) !== undefined,
+    sessions,
+    keys,
   });
   const auth = new AuthService({
     users,
@@ -190,7 +203,7 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
     ...(localProfiles ? { localProfiles } : {}),
     clock,
     telemetry,
-    loginPolicy: (homeRegion) => replication.assertHome(homeRegion),
+    regions: replication,
   });
 
   // Counters live where the servers can share them: Redis (insured by PostgreSQL); PostgreSQL when
@@ -199,7 +212,6 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
     cache.driver === 'redis' ? redisLimiterStore(config.cache, db.writer) : config.http.processes > 1 ? postgresLimiterStore(db.writer) : memoryLimiterStore();
   const throttle = new LoginThrottle({ config: config.rateLimit, store: limiterStore, log, registry: metrics.registry });
 
-  let background: NodeJS.Timeout | undefined;
   return {
     config,
     clock,
@@ -209,6 +221,7 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
     telemetry,
     usage,
     db,
+    repos,
     cache,
     jobs,
     keys,
@@ -218,52 +231,6 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
     auth,
     throttle,
     replication,
-    async migrate() {
-      const result = await db.migrateLatest();
-      if (config.regions.peers.length > 0) await replication.syncPeers();
-      return { ...result, jobs: await jobs.install() };
-    },
-    async startBackground() {
-      // Best effort at start: a server must come up while the database is down, and finish
-      // loading by itself once it returns (retried every poll interval until it succeeds).
-      // Start warm when Redis answers quickly; never wait long for it (the region works without).
-      await cache.ready(1_000);
-      // Revocations from the region's other servers arrive by pub/sub within milliseconds.
-      await cache.onRevoked((revoked) => revocations.add(revoked));
-      cache.onHealthChange((health) => {
-        if (health === 'ok') {
-          log.info('cache is back', { event: 'cache.recovered' });
-          // Warm the negative cache with what was revoked while it was away.
-          void cache.markRevoked(revocations.recent());
-        } else {
-          log.warn('cache unavailable: running on PostgreSQL alone', { event: 'cache.degraded' });
-        }
-      });
-      if (config.regions.peers.length > 0) await replication.syncPeers().catch((err: unknown) => log.warn('peers not registered yet', { event: 'replication.error', err }));
-      const warmUp = () => keys.ensureSigningKey();
-      await Promise.allSettled([warmUp(), revocations.poll()]);
-      revocations.start();
-      keys.start();
-      usage.start();
-      if (!keys.ready) {
-        background = setInterval(() => {
-          warmUp()
-            .then(() => clearInterval(background))
-            .catch(() => undefined);
-        }, config.revocation.pollIntervalMs);
-        background.unref();
-      }
-    },
-    async close() {
-      if (background) clearInterval(background);
-      await replication.stopShipping();
-      revocations.stop();
-      keys.stop();
-      await usage.stop();
-      await jobs.stop();
-      await cache.close();
-      await limiterStore.close();
-      await db.close();
-    },
+    limiterStore,
   };
 }

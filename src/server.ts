@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { Container } from './container.js';
 import { Registry } from 'prom-client';
 import { createApp } from './http/app.js';
+import { startBackground } from './runtime.js';
 
 const PROMETHEUS_CONTENT_TYPE = Registry.PROMETHEUS_CONTENT_TYPE;
 
@@ -49,7 +50,7 @@ export function urlOf(server: Server, host: string): string {
  * server also starts while PostgreSQL is down and becomes ready by itself), then listen.
  */
 export async function startServer(container: Container, options: { host: string; port: number; metricsServer?: boolean }): Promise<RunningServer> {
-  await container.startBackground();
+  await startBackground(container);
   const handle = createApp(container).callback();
   const server = createServer((req, res) => {
     void handle(req, res);

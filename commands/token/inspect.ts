@@ -1,7 +1,6 @@
 import { Args } from '@oclif/core';
 import { inspectToken, type TokenInspection } from '../../src/admin/inspect-token.js';
 import { paint, table } from '../../src/cli/table.js';
-import { SigningKeysRepo } from '../../src/store/pg/signing-keys-repo.js';
 import { BaseCommand } from '../_base.js';
 import { readPasswordFromStdin } from '../_io.js';
 
@@ -17,10 +16,10 @@ export default class TokenInspect extends BaseCommand<typeof TokenInspect> {
 
   async run(): Promise<TokenInspection> {
     const token = (this.args.jwt === '-' ? await readPasswordFromStdin(process.stdin, 'token') : this.args.jwt).trim();
-    const { db, sessions } = this.container;
+    const { repos, sessions } = this.container;
     const report = await inspectToken(token, {
       config: this.settings,
-      keys: await new SigningKeysRepo(db).listAll(),
+      keys: await repos.signingKeys.listAll(),
       findSession: (id) => sessions.findById(id),
       now: new Date(),
     });

@@ -20,7 +20,6 @@ export default class TokenRevoke extends BaseCommand<typeof TokenRevoke> {
     }
     const user = await this.container.users.find(this.flags.user!);
     const revoked = await this.container.sessions.revokeAllForUser(user.id, 'admin');
-    this.container.sessions.publish(revoked, 'admin');
     this.say(`${revoked.length} session(s) of ${user.username} revoked.`);
     return { revokedSessions: revoked.length, sessionIds: revoked.map((s) => s.id) };
   }

@@ -4,15 +4,14 @@ import { AppError } from '../platform/errors.js';
 import type { JobQueue, QueueCounts } from '../jobs/job-queue.js';
 import type { QueueName } from '../jobs/queues.js';
 import type { Cache, CacheHealth } from '../store/cache/cache.js';
-import type { Db } from '../store/pg/db.js';
-import { StatsRepo, type DatabaseLoad, type SessionCounts, type UserCounts } from '../store/pg/stats-repo.js';
+import type { StatsRepo, DatabaseLoad, SessionCounts, UserCounts } from '../store/pg/stats-repo.js';
 import type { UsageRepo } from '../store/pg/usage-repo.js';
 import { hourOf, USAGE_METRICS, type UsageMetric } from '../core/usage/usage-recorder.js';
 
 const HOUR_MS = 3_600_000;
 
 export interface StatsDeps {
-  db: Db;
+  stats: Pick<StatsRepo, 'userCounts' | 'sessionCounts' | 'databaseLoad'>;
   cache: Cache;
   /** Absent: queues are reported as null. */
   jobs?: Pick<JobQueue, 'stats'> | undefined;
@@ -68,7 +67,7 @@ export interface StatsReport {
  * one so far, "last 24 h" the 24 hours before the current one and the current one so far.
  */
 export async function collectStats(deps: StatsDeps): Promise<StatsReport> {
-  const repo = new StatsRepo(deps.db);
+  const repo = deps.stats;
   const now = deps.clock.now();
   const warnings: string[] = [];
   const [users, sessions, usage, cache, queues] = await Promise.all([

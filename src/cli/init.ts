@@ -7,6 +7,7 @@ import { AppError } from '../platform/errors.js';
 import { displayPath, writeConfigFile, type ConfigFileValues } from './config-file.js';
 import type { ConnectionChecks } from './connections.js';
 import { askInitAnswers, buildConfigFile, checkValue, FIELDS, INIT_DEFAULTS, type InitAnswers, type PromptIo } from './init-wizard.js';
+import { migrate, shutdown } from '../runtime.js';
 
 export interface InitOptions {
   /** Ask with prompts (a terminal); otherwise everything comes from `given` (`--yes`). */
@@ -124,20 +125,20 @@ export async function runInit(options: InitOptions, io: PromptIo = {}): Promise<
     renameSync(temporary, secretsFile);
   }
 
-  const migrate = options.migrate ?? (options.interactive ? await confirm({ message: 'Run the database migrations now?', default: true }, io) : false);
-  if (migrate) {
+  const runMigrations = options.migrate ?? (options.interactive ? await confirm({ message: 'Run the database migrations now?', default: true }, io) : false);
+  if (runMigrations) {
     // Exactly the file just written: AUTHCTL_* variables of the shell (another region's, say) must
     // not redirect the migration to a database the admin did not name here.
     const env = Object.fromEntries(Object.entries(options.env ?? process.env).filter(([name]) => !name.startsWith('AUTHCTL_')));
     const config = loadConfig({ file, env: { ...env, ...secrets }, cwd, overrides: { log: { level: 'warn' } } });
     const container = buildContainer(config, { logStream: 'stderr' });
     try {
-      await container.migrate();
+      await migrate(container);
     } finally {
-      await container.close();
+      await shutdown(container);
     }
   }
   const shown = Object.fromEntries(Object.entries(secrets).filter(([name]) => !entered.includes(name)));
   // Secrets written to --secrets-file are not printed as well, not even with --json.
-  return { file, region: answers.region, config: values, secrets: secretsFile ? {} : shown, secretNames: Object.keys(secrets), entered, secretsFile, migrated: migrate };
+  return { file, region: answers.region, config: values, secrets: secretsFile ? {} : shown, secretNames: Object.keys(secrets), entered, secretsFile, migrated: runMigrations };
 }

@@ -3,10 +3,9 @@ import type { Clock } from '../platform/clock.js';
 import type { Logger } from '../platform/logger.js';
 import type { ReplicationService } from '../core/replication/replication-service.js';
 import type { Cache } from '../store/cache/cache.js';
-import type { Db } from '../store/pg/db.js';
-import { SessionsRepo } from '../store/pg/sessions-repo.js';
-import { SigningKeysRepo } from '../store/pg/signing-keys-repo.js';
-import { UsageRepo } from '../store/pg/usage-repo.js';
+import type { SessionsRepo } from '../store/pg/sessions-repo.js';
+import type { SigningKeysRepo } from '../store/pg/signing-keys-repo.js';
+import type { UsageRepo } from '../store/pg/usage-repo.js';
 import { runCacheSync } from './handlers/cache-sync.js';
 import { runCleanup } from './handlers/cleanup.js';
 import type { JobHandlers, JobQueue } from './job-queue.js';
@@ -17,7 +16,8 @@ export interface WorkerDeps {
   config: Config;
   clock: Clock;
   log: Logger;
-  db: Db;
+  /** The tables the jobs sweep and repair from (the container's repositories). */
+  repos: { sessions: SessionsRepo; signingKeys: SigningKeysRepo; usage: UsageRepo };
   cache?: Cache | undefined;
   /** Ships this region's changes to its peers while the worker runs. */
   replication?: ReplicationService | undefined;
@@ -50,10 +50,8 @@ export interface RunningWorker {
  * `job.dead_lettered` when it failed for good. From here on the worker owns `queue`: stop() stops it.
  */
 export async function startWorker(deps: WorkerDeps, queue: JobQueue, options: WorkerOptions = {}): Promise<RunningWorker> {
-  const { config, clock, log, db, cache } = deps;
-  const sessions = new SessionsRepo(db);
-  const keys = new SigningKeysRepo(db);
-  const usage = new UsageRepo(db);
+  const { config, clock, log, cache } = deps;
+  const { sessions, signingKeys: keys, usage } = deps.repos;
   const handlers: JobHandlers = {
     [QUEUES.cleanup]: () =>
       runCleanup({

@@ -9,6 +9,7 @@ import type { AppError } from '../../src/platform/errors.js';
 import { testConfig } from '../helpers/app.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { describeRun, expectJson, expectJsonError, expectNoStackTrace, runCli, type CliOptions, type CliResult } from './run-cli.js';
+import { shutdown } from '../../src/runtime.js';
 
 interface Inspection {
   valid: boolean;
@@ -51,7 +52,7 @@ describe('authctl session, token inspect, keys retire, region (spawned as a user
   });
 
   after(async function () {
-    await container?.close();
+    await shutdown(container);
     await db?.drop();
   });
 

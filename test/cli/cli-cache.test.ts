@@ -4,6 +4,7 @@ import { testConfig } from '../helpers/app.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { deleteKeys, REDIS_URL, uniquePrefix } from '../helpers/redis-server.js';
 import { describeRun, expectJson, expectJsonError, runCli, type CliOptions } from './run-cli.js';
+import { migrate, shutdown, startBackground } from '../../src/runtime.js';
 
 describe('authctl cache', function () {
   let db: TestDatabase;
@@ -16,8 +17,8 @@ describe('authctl cache', function () {
   before(async function () {
     db = await createTestDatabase('cli_cache');
     container = buildContainer(testConfig(db.url, { cache: { redisUrl: REDIS_URL, keyPrefix: prefix } }));
-    await container.migrate();
-    await container.startBackground();
+    await migrate(container);
+    await startBackground(container);
     await container.users.register('cachey', 'cachey-long-passphrase');
     const tokens = await container.auth.login('cachey', 'cachey-long-passphrase', {});
     sessionId = tokens.sessionId;
@@ -28,7 +29,7 @@ describe('authctl cache', function () {
   });
 
   after(async function () {
-    await container?.close();
+    await shutdown(container);
     await deleteKeys(REDIS_URL, prefix);
     await db?.drop();
   });

@@ -8,6 +8,7 @@ import { testConfig } from '../helpers/app.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { buildContainer } from '../../src/container.js';
 import { describeRun, expectJson, expectNoStackTrace, runCli, spawnCli, type CliOptions } from './run-cli.js';
+import { shutdown } from '../../src/runtime.js';
 
 describe('authctl configuration and serve', function () {
   let db: TestDatabase;
@@ -22,7 +23,7 @@ describe('authctl configuration and serve', function () {
       await container.db.migrateLatest();
       await container.users.register('zoe', 'zoe-config-file-passphrase');
     } finally {
-      await container.close();
+      await shutdown(container);
     }
   });
 

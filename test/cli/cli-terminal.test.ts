@@ -7,6 +7,7 @@ import type { AppError } from '../../src/platform/errors.js';
 import { testConfig } from '../helpers/app.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { hasPty, PtyCli } from './terminal.js';
+import { shutdown } from '../../src/runtime.js';
 
 /** Commands run on a pseudo-terminal: prompts, confirmation and colour as an admin sees them. */
 describe('authctl at a terminal (pseudo-terminal)', function () {
@@ -35,7 +36,7 @@ describe('authctl at a terminal (pseudo-terminal)', function () {
   });
 
   after(async function () {
-    await container?.close();
+    await shutdown(container);
     await db?.drop();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });

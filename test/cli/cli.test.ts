@@ -14,6 +14,7 @@ import {
   type CliOptions,
   type CliResult,
 } from './run-cli.js';
+import { shutdown } from '../../src/runtime.js';
 
 /** Asserts that `promise` rejects with an AppError of this code. */
 async function expectAppError(promise: Promise<unknown>, code: string): Promise<void> {
@@ -66,7 +67,7 @@ describe('authctl CLI (spawned as a user runs it)', function () {
   });
 
   after(async function () {
-    await container?.close();
+    await shutdown(container);
     await db?.drop();
   });
 

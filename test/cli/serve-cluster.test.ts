@@ -8,6 +8,7 @@ import { testConfig } from '../helpers/app.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { createServer } from 'node:net';
 import { describeRun, runCli, spawnCli } from './run-cli.js';
+import { shutdown } from '../../src/runtime.js';
 
 /** Pids whose parent is `pid` (the cluster's workers). */
 function childrenOf(pid: number): number[] {
@@ -60,7 +61,7 @@ describe('authctl serve --processes (cluster)', function () {
     try {
       await container.db.migrateLatest();
     } finally {
-      await container.close();
+      await shutdown(container);
     }
     server = spawnCli(['serve', '--port', '0', '--processes', '2'], { databaseUrl: db.url });
     server.stdin.end();

@@ -8,6 +8,7 @@ import type { Clock } from '../../src/platform/clock.js';
 import { createApp } from '../../src/http/app.js';
 import type { Logger } from '../../src/platform/logger.js';
 import { createTestDatabase, type TestDatabase } from './db.js';
+import { migrate, shutdown, startBackground } from '../../src/runtime.js';
 
 export const TEST_SECRET = 'test-secret-0123456789-abcdefghijklmnopqrstuvwxyz';
 
@@ -63,8 +64,8 @@ export async function startTestApp(
     ...(options.logSink ? { logSink: options.logSink } : {}),
   });
   // migrate: false starts the server the way `authctl serve` does, reachable database or not.
-  if (options.migrate !== false) await container.migrate();
-  await container.startBackground();
+  if (options.migrate !== false) await migrate(container);
+  await startBackground(container);
   const handle = createApp(container).callback();
   const server: Server = createServer((req, res) => {
     void handle(req, res);
@@ -83,7 +84,7 @@ export async function startTestApp(
         server.close(() => resolve());
         server.closeAllConnections();
       });
-      await container.close();
+      await shutdown(container);
       if (!options.db) await db.drop();
     },
   };
@@ -104,8 +105,8 @@ export function requester(url: string): TestApp['request'] {
 export async function migrateDatabase(url: string): Promise<void> {
   const migrator = buildContainer(testConfig(url));
   try {
-    await migrator.migrate();
+    await migrate(migrator);
   } finally {
-    await migrator.close();
+    await shutdown(migrator);
   }
 }

@@ -4,6 +4,7 @@ import { ManualClock } from '../../src/platform/clock.js';
 import { testConfig } from '../helpers/app.js';
 import { rejectsWith } from '../helpers/assert.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
+import { migrate, shutdown, startBackground } from '../../src/runtime.js';
 
 // Access tokens verified once are remembered by their text; these are the checks a remembered
 // token must still pass on every use.
@@ -16,13 +17,13 @@ describe('access-token verification cache', function () {
     db = await createTestDatabase('at_cache');
     clock = new ManualClock();
     c = buildContainer(testConfig(db.url, { keys: { activationDelay: 60 } }), { clock });
-    await c.migrate();
-    await c.startBackground();
+    await migrate(c);
+    await startBackground(c);
     await c.users.register('cachedtoken', 'cached token passphrase');
   });
 
   after(async function () {
-    await c?.close();
+    await shutdown(c);
     await db?.drop();
   });
 

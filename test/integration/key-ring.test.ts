@@ -7,6 +7,7 @@ import { ServerSecrets } from '../../src/core/keys/secrets.js';
 import { TEST_SECRET, testConfig } from '../helpers/app.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { rejectsWith, startSession } from '../helpers/assert.js';
+import { shutdown } from '../../src/runtime.js';
 
 const PASSWORD = 'correct horse battery staple';
 const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'k', 'oth'];
@@ -36,8 +37,8 @@ describe('KeyRing: signing keys in the database', function () {
   });
 
   after(async function () {
-    await c1?.close();
-    await c2?.close();
+    await shutdown(c1);
+    await shutdown(c2);
     await db?.drop();
   });
 
@@ -204,7 +205,7 @@ describe('KeyRing: signing keys in the database', function () {
         const sessionsAfter = await c1.db.writer('sessions').where({ user_id: owner.id }).count<Array<{ count: string }>>('* as count');
         expect(sessionsAfter).to.deep.equal(sessionsBefore);
       } finally {
-        await reader.close();
+        await shutdown(reader);
       }
     });
 
@@ -216,7 +217,7 @@ describe('KeyRing: signing keys in the database', function () {
         await rejectsWith(reader.keys.ensureSigningKey(), 'bad_config');
         expect(await reader.db.writer('signing_keys').count<Array<{ count: string }>>('* as count')).to.deep.equal([{ count: '0' }]);
       } finally {
-        await reader.close();
+        await shutdown(reader);
         await empty.drop();
       }
     });

@@ -3,6 +3,7 @@ import { buildContainer, type Container } from '../../src/container.js';
 import { ManualClock } from '../../src/platform/clock.js';
 import { testConfig } from '../helpers/app.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
+import { shutdown } from '../../src/runtime.js';
 
 const TABLES = ['users', 'sessions', 'signing_keys'];
 
@@ -16,7 +17,7 @@ describe('migrations', function () {
   });
 
   after(async function () {
-    await c?.close();
+    await shutdown(c);
     await db?.drop();
   });
 

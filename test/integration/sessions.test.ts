@@ -7,6 +7,7 @@ import type { UserRecord } from '../../src/model/user.js';
 import { testConfig } from '../helpers/app.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { rejectsWith, startSession } from '../helpers/assert.js';
+import { shutdown, startBackground } from '../../src/runtime.js';
 
 const PASSWORD = 'correct horse battery staple';
 
@@ -51,8 +52,8 @@ describe('sessions: rotation, reuse and revocation across two servers', function
   });
 
   after(async function () {
-    await a?.close();
-    await b?.close();
+    await shutdown(a);
+    await shutdown(b);
     await db?.drop();
   });
 
@@ -256,7 +257,7 @@ describe('sessions: rotation, reuse and revocation across two servers', function
       try {
         await rejectsWith(cold.auth.login(owner.username, PASSWORD, {}), 'unavailable');
       } finally {
-        await cold.close();
+        await shutdown(cold);
       }
       // Nothing half-written (API.md §1.1, 503): no session the user never got a token for.
       expect(await a.sessions.listForUser(owner.id)).to.deep.equal([]);
@@ -293,7 +294,7 @@ describe('sessions: rotation, reuse and revocation across two servers', function
     });
 
     it('reaches another server through its background poll', async function () {
-      await b.startBackground();
+      await startBackground(b);
       const owner = await newUser();
       const login = await a.auth.login(owner.username, PASSWORD, {});
       await b.auth.authenticate(login.accessToken);
@@ -345,8 +346,8 @@ describe('sessions: rotation, reuse and revocation across two servers', function
         await fast.revocations.poll();
         expect(fast.revocations.has(issued.session.id), `revocation written ${skew} s "in the past" of the polling server`).to.equal(true);
       } finally {
-        await slow.close();
-        await fast.close();
+        await shutdown(slow);
+        await shutdown(fast);
       }
     });
 
@@ -358,12 +359,12 @@ describe('sessions: rotation, reuse and revocation across two servers', function
       const c = buildContainer(testConfig(db.url), { clock });
       try {
         expect(c.revocations.ready).to.equal(false);
-        await c.startBackground();
+        await startBackground(c);
         expect(c.revocations.ready).to.equal(true);
         expect(c.revocations.has(login.sessionId)).to.equal(true);
         await rejectsWith(c.auth.authenticate(login.accessToken), 'invalid_token');
       } finally {
-        await c.close();
+        await shutdown(c);
       }
     });
   });

@@ -6,6 +6,7 @@ import type { UserRecord } from '../../src/model/user.js';
 import { testConfig } from '../helpers/app.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { rejectsWith, startSession } from '../helpers/assert.js';
+import { shutdown } from '../../src/runtime.js';
 
 const PASSWORD = 'correct horse battery staple';
 const NEW_PASSWORD = 'purple elephant umbrella sky';
@@ -35,8 +36,8 @@ describe('UserService', function () {
   });
 
   after(async function () {
-    await c?.close();
-    await other?.close();
+    await shutdown(c);
+    await shutdown(other);
     await db?.drop();
   });
 

@@ -9,6 +9,7 @@ import type { Logger } from '../../src/platform/logger.js';
 import type { SessionRecord } from '../../src/model/session.js';
 import { testConfig } from '../helpers/app.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
+import { shutdown } from '../../src/runtime.js';
 
 export interface LogEntry {
   level: string;
@@ -61,7 +62,7 @@ export async function setupJobs(label: string, options: { overrides?: ConfigInpu
     newQueue,
     async close() {
       await Promise.allSettled(queues.map((q) => q.stop({ graceful: false })));
-      await container.close();
+      await shutdown(container);
       await db.drop();
     },
   };

@@ -5,6 +5,7 @@ import { Registry } from 'prom-client';
 import { buildContainer } from '../../src/container.js';
 import { testConfig } from '../helpers/app.js';
 import { repoRoot } from '../cli/run-cli.js';
+import { shutdown } from '../../src/runtime.js';
 
 /**
  * The metrics the servers export (src/platform/metrics.ts) that the dashboard may use.
@@ -272,7 +273,7 @@ describe('docker/: Prometheus scrape config and Grafana dashboard', function () 
         const used = [...new Set([...exprs, ...variableQueries].flatMap(({ expr }) => seriesIn(expr).map(metricOf)))];
         expect(used.filter((m) => !registered.has(m)).sort()).to.deep.equal([]);
       } finally {
-        await container.close();
+        await shutdown(container);
       }
     });
   });

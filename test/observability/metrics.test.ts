@@ -4,6 +4,7 @@ import { buildContainer, type Container } from '../../src/container.js';
 import { startServer, type RunningServer } from '../../src/server.js';
 import { startTestApp, testConfig, type TestApp } from '../helpers/app.js';
 import { expectProblem, expectTokenResponse, login, register, uniquePassword, uniqueUsername, type TokenResponse } from '../helpers/http-assert.js';
+import { shutdown } from '../../src/runtime.js';
 
 // ---------------------------------------------------------------------------------------------
 // A small parser for the Prometheus text exposition format (0.0.4).
@@ -319,7 +320,7 @@ describe('Prometheus metrics (/metrics)', function () {
 
     after(async function () {
       await server?.close();
-      await container?.close();
+      await shutdown(container);
     });
 
     it('serves /metrics on the admin listener only; the main listener answers 404', async function () {

@@ -8,6 +8,7 @@ import { testConfig } from '../helpers/app.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { deleteKeys, freePort, REDIS_URL, uniquePrefix } from '../helpers/redis-server.js';
 import { describeRun, expectJson, expectJsonError, expectNoStackTrace, runCli, type CliOptions } from '../cli/run-cli.js';
+import { migrate, shutdown, startBackground } from '../../src/runtime.js';
 
 const H = 3_600_000;
 const SECTIONS = ['Users', 'Sessions', 'Last hour', 'Last 24 h', 'Cache', 'Database', 'Queues'];
@@ -28,8 +29,8 @@ describe('authctl stats', function () {
   before(async function () {
     db = await createTestDatabase('cli_stats');
     container = buildContainer(testConfig(db.url, { cache: { redisUrl: REDIS_URL, keyPrefix: prefix } }));
-    await container.migrate();
-    await container.startBackground();
+    await migrate(container);
+    await startBackground(container);
     for (const name of ['alice', 'bob', 'carol', 'dave']) await container.users.register(name, `${name}-stats-passphrase`);
     const login = (name: string) => container.auth.login(name, `${name}-stats-passphrase`, { userAgent: 'stats-test' });
     const alice1 = await login('alice');
@@ -64,7 +65,7 @@ describe('authctl stats', function () {
   });
 
   after(async function () {
-    await container?.close();
+    await shutdown(container);
     await deleteKeys(REDIS_URL, prefix);
     await db?.drop();
   });

@@ -7,6 +7,7 @@ import { createApp } from '../../src/http/app.js';
 import { requester, testConfig, type TestApp } from '../helpers/app.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { sleep } from '../helpers/http-assert.js';
+import { migrate, shutdown, startBackground } from '../../src/runtime.js';
 
 /** The secret a pair of regions shares (each pair its own, as in production). */
 export function pairSecret(a: string, b: string): string {
@@ -77,8 +78,8 @@ export async function startRegions(
         },
       }),
     );
-    await container.migrate();
-    await container.startBackground();
+    await migrate(container);
+    await startBackground(container);
     await container.replication.startShipping();
     const callback = createApp(container).callback();
     handlers.set(name, (req, res) => void callback(req, res));
@@ -107,7 +108,7 @@ export async function startRegions(
       },
       async close() {
         if (server.listening) await this.stopHttp();
-        await container.close();
+        await shutdown(container);
         await db.drop();
       },
     });

@@ -3,6 +3,7 @@ import type { Telemetry } from '../telemetry.js';
 import type { Cache } from '../../store/cache/cache.js';
 import type { MemoryCache } from '../../store/cache/memory.js';
 import type { SessionOwner } from '../../model/session.js';
+import type { ReplicationService } from '../replication/replication-service.js';
 import type { Clock } from '../../platform/clock.js';
 import type { ClientMeta, IssuedSession, SessionService } from '../sessions/session-service.js';
 import type { AccessClaims, AccessTokens } from '../tokens/access-tokens.js';
@@ -46,8 +47,8 @@ export interface AuthServiceOptions {
   localProfiles?: MemoryCache;
   clock: Clock;
   telemetry: Telemetry;
-  /** Throws when a login with the right password belongs to another region (`regions.loginPolicy`). */
-  loginPolicy?: (homeRegion: string) => void;
+  /** Refuses a login with the right password that belongs to another region (`regions.loginPolicy`). */
+  regions?: Pick<ReplicationService, 'assertHome'>;
 }
 
 /**
@@ -69,7 +70,7 @@ export class AuthService {
   async login(username: string, password: string, meta: ClientMeta): Promise<TokenResponse> {
     const user = await this.opts.users.authenticate(username, password);
     // After the password check, so the answer says nothing about who exists where.
-    this.opts.loginPolicy?.(user.homeRegion);
+    this.opts.regions?.assertHome(user.homeRegion);
     const issued = this.opts.sessions.open(user, meta);
     const response = this.tokenResponse(issued);
     await this.opts.sessions.save(issued);
@@ -112,9 +113,7 @@ export class AuthService {
   }
 
   async logoutAll(principal: Principal): Promise<number> {
-    const revoked = await this.opts.users.logoutEverywhere(principal.userId);
-    this.opts.sessions.publish(revoked, 'logout_all');
-    return revoked.length;
+    return (await this.opts.users.logoutEverywhere(principal.userId)).length;
   }
 
   async changePassword(principal: Principal, currentPassword: string, newPassword: string): Promise<void> {

@@ -4,6 +4,8 @@ import { AppError } from '../../platform/errors.js';
 import type { Logger } from '../../platform/logger.js';
 import type { ApplyResult, PeerBacklog, ReplicationRepo } from '../../store/pg/replication-repo.js';
 import type { Clock } from '../../platform/clock.js';
+import type { KeyRing } from '../keys/key-ring.js';
+import type { SessionService } from '../sessions/session-service.js';
 import type { ReplicationMetrics } from './metrics.js';
 import { HEADER_SIGNATURE, HEADER_TIMESTAMP, SIGNATURE_WINDOW_MS, verifyRequest } from './signature.js';
 import { Shipper } from './shipper.js';
@@ -16,10 +18,15 @@ export interface ReplicationServiceOptions {
   clock: Clock;
   log: Logger;
   metrics: ReplicationMetrics;
-  /** Makes applied changes effective beyond the database (revocation list, caches, key ring). */
-  onApplied: (result: ApplyResult) => Promise<void>;
-  /** Whether a refresh token's MAC is genuine: only genuine tokens are proxied to their home. */
-  isAuthentic: (refreshToken: string) => boolean;
+  /**
+   * Applied batches run through the sessions' one revocation path, so a revocation a batch brings
+   * (or a session that arrives already revoked) is refused here at once, on the region's other
+   * servers by pub/sub, and early by the cache, exactly like a local one. Its MAC check also keeps
+   * forged refresh tokens from being proxied to their home region.
+   */
+  sessions: Pick<SessionService, 'revokeWithin' | 'sessionIdOf'>;
+  /** Reloaded when a batch changed signing keys. */
+  keys: Pick<KeyRing, 'load'>;
   fetch?: typeof fetch;
 }
 
@@ -137,7 +144,11 @@ export class ReplicationService {
       throw new AppError('invalid_request', 'the replication batch is malformed', { cause: err });
     }
     if (parsed.origin !== origin) throw new AppError('invalid_signature', 'the batch names another origin than its signature');
-    const result = await this.opts.repo.apply(origin, parsed.batchId, parsed.changes, this.opts.clock.now());
+    const result = await this.opts.sessions.revokeWithin(async (tx) => {
+      const applied = await this.opts.repo.apply(tx.ex, origin, parsed.batchId, parsed.changes, this.opts.clock.now());
+      tx.revoked(applied.revoked, 'replicated');
+      return applied;
+    });
     if (!result.duplicate) this.opts.metrics.applied.inc({ origin }, result.applied);
     for (const r of result.renamed) {
       this.opts.log.warn('username clash between regions resolved', { event: 'replication.username_conflict', userId: r.userId, winnerId: r.winnerId, renamedTo: r.to, origin });
@@ -145,7 +156,7 @@ export class ReplicationService {
     for (const sessionId of result.forks) {
       this.opts.log.warn('session rotated in two regions from the same token: revoked as reuse', { event: 'token.reused', sessionId, origin });
     }
-    await this.opts.onApplied(result);
+    if (result.keysChanged) await this.opts.keys.load();
     return result;
   }
 
@@ -159,7 +170,7 @@ export class ReplicationService {
     const peer = this.peers.find((p) => p.name === home);
     // A forged token never costs a peer a request: it falls through to the local refresh, which
     // refuses it on its MAC without I/O.
-    if (!peer || !this.opts.isAuthentic(refreshToken)) return undefined;
+    if (!peer || this.opts.sessions.sessionIdOf(refreshToken) === undefined) return undefined;
     try {
       const res = await (this.opts.fetch ?? fetch)(new URL('/v1/auth/refresh', peer.url), {
         method: 'POST',

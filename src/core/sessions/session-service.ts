@@ -3,7 +3,8 @@ import { AppError } from '../../platform/errors.js';
 import type { Logger } from '../../platform/logger.js';
 import type { Telemetry } from '../telemetry.js';
 import type { Cache } from '../../store/cache/cache.js';
-import type { Executor } from '../../store/pg/db.js';
+import type { Knex } from 'knex';
+import type { Db, Executor } from '../../store/pg/db.js';
 import type { RevokedSession, RevokeReason, SessionOwner, SessionRecord } from '../../model/session.js';
 import type { SessionsRepo } from '../../store/pg/sessions-repo.js';
 import type { Clock } from '../../platform/clock.js';
@@ -11,12 +12,13 @@ import type { RefreshTokenCodec } from '../tokens/refresh-token.js';
 import type { RevocationList } from './revocation-list.js';
 
 export interface SessionServiceOptions {
+  db: Db;
   repo: SessionsRepo;
   codec: RefreshTokenCodec | undefined;
   revocations: RevocationList;
   cache: Cache;
-  /** Called with sessions whose cache entry could not be updated (the job queue repairs them). */
-  onCacheWriteFailed?: (sessionIds: string[]) => void;
+  /** Repairs cache entries that could not be written (a worker job; absent: the entries wait for TTLs). */
+  cacheRepair?: CacheRepair;
   clock: Clock;
   log: Logger;
   telemetry: Telemetry;
@@ -37,6 +39,25 @@ export interface IssuedSession {
   refreshToken: string;
   /** For refreshes: whether this call rotated the session or answered a grace retry. */
   outcome?: 'rotated' | 'grace';
+}
+
+/** Where sessions go whose revocation is committed but whose cache entry could not be written. */
+export interface CacheRepair {
+  /** Never throws and never waits: the revocation is already effective, only the negative cache missed it. */
+  schedule(sessionIds: string[]): void;
+}
+
+/**
+ * What a change that revokes sessions gets inside its transaction (see {@link SessionService.revokeWithin}).
+ * Everything revoked through it is published once, after the transaction commits.
+ */
+export interface RevokingTransaction {
+  /** The transaction: pass it to every other write of the change. */
+  readonly ex: Knex.Transaction;
+  /** Revokes every live session of a user (except one, if given) as part of this transaction. */
+  revokeAllForUser(userId: string, reason: RevokeReason, options?: { exceptId?: string }): Promise<RevokedSession[]>;
+  /** Sessions that another statement of this transaction revoked (e.g. applying a peer's batch). */
+  revoked(sessions: RevokedSession[], reason: RevokeReason): void;
 }
 
 const invalidRefresh = () => new AppError('invalid_refresh_token', 'the refresh token is not valid');
@@ -137,7 +158,7 @@ export class SessionService {
     throw invalidRefresh();
   }
 
-  /** Revokes one session of `userId` (or of anyone when `userId` is undefined: admin). */
+  /** Revokes one session of `userId` (or of anyone when `userId` is undefined: admin), then publishes it. */
   async revoke(sessionId: string, reason: RevokeReason, userId?: string): Promise<boolean> {
     // One round trip: the ownership check is part of the UPDATE's WHERE.
     const revoked = await this.opts.repo.revoke(sessionId, reason, this.opts.clock.now(), undefined, userId);
@@ -145,12 +166,36 @@ export class SessionService {
     return revoked.length > 0;
   }
 
+  /** Revokes every live session of a user (except one, if given), then publishes them. */
+  revokeAllForUser(userId: string, reason: RevokeReason, options: { exceptId?: string } = {}): Promise<RevokedSession[]> {
+    return this.revokeWithin((tx) => tx.revokeAllForUser(userId, reason, options));
+  }
+
   /**
-   * Revokes every live session of a user (except one, if given). Pass the caller's transaction
-   * to make the revocation part of a larger change, then `publish` the result after commit.
+   * The one way a change that revokes sessions is written: `change` runs in one transaction and
+   * revokes through the handle it is given; once that transaction has committed, every session it
+   * revoked is published (this server at once, the region's other servers by pub/sub, the cache).
+   * A change that fails or rolls back publishes nothing. Publishing lives here, not with the
+   * callers, because a caller that forgot it would leave revoked sessions accepted by Bearer
+   * checks on the region's other servers until their next database poll.
    */
-  revokeAllForUser(userId: string, reason: RevokeReason, options: { exceptId?: string; ex?: Executor } = {}): Promise<RevokedSession[]> {
-    return this.opts.repo.revokeAllForUser(userId, reason, this.opts.clock.now(), { exceptId: options.exceptId }, options.ex);
+  async revokeWithin<T>(change: (tx: RevokingTransaction) => Promise<T>): Promise<T> {
+    const pending: Array<{ sessions: RevokedSession[]; reason: RevokeReason }> = [];
+    const result = await this.opts.db.transaction((trx) =>
+      change({
+        ex: trx,
+        revokeAllForUser: async (userId, reason, options = {}) => {
+          const revoked = await this.opts.repo.revokeAllForUser(userId, reason, this.opts.clock.now(), { exceptId: options.exceptId }, trx);
+          pending.push({ sessions: revoked, reason });
+          return revoked;
+        },
+        revoked: (sessions, reason) => {
+          pending.push({ sessions, reason });
+        },
+      }),
+    );
+    for (const { sessions, reason } of pending) this.publish(sessions, reason);
+    return result;
   }
 
   /**
@@ -158,13 +203,13 @@ export class SessionService {
    * through Redis pub/sub (the database poll is the backstop), and in the cache so replays are
    * refused early. Cache work happens off the response path.
    */
-  publish(revoked: RevokedSession[], reason: RevokeReason): void {
+  private publish(revoked: RevokedSession[], reason: RevokeReason): void {
     if (revoked.length === 0) return;
     this.opts.revocations.add(revoked);
     this.opts.telemetry.sessionsRevoked(reason, revoked);
     void this.opts.cache.publishRevoked(revoked);
     void this.opts.cache.markRevoked(revoked).then((ok) => {
-      if (!ok) this.opts.onCacheWriteFailed?.(revoked.map((s) => s.id));
+      if (!ok) this.opts.cacheRepair?.schedule(revoked.map((s) => s.id));
     });
   }
 

@@ -2,7 +2,6 @@ import { v7 as uuidv7, validate as isUuid } from 'uuid';
 import { AppError } from '../../platform/errors.js';
 import type { Logger } from '../../platform/logger.js';
 import type { Telemetry } from '../telemetry.js';
-import type { Db } from '../../store/pg/db.js';
 import type { UserRecord } from '../../model/user.js';
 import type { UsersRepo } from '../../store/pg/users-repo.js';
 import type { RevokedSession } from '../../model/session.js';
@@ -41,7 +40,6 @@ export function toAdminUserView(user: UserRecord): AdminUserView {
 }
 
 export interface UserServiceOptions {
-  db: Db;
   repo: UsersRepo;
   sessions: SessionService;
   hasher: PasswordHasher;
@@ -136,26 +134,24 @@ export class UserService {
 
   async setStatus(idOrUsername: string, status: 'active' | 'disabled'): Promise<{ user: UserRecord; revokedSessions: number }> {
     const target = await this.find(idOrUsername);
-    const { user, revoked } = await this.opts.db.transaction(async (trx) => {
+    const { user, revoked } = await this.opts.sessions.revokeWithin(async (tx) => {
       const now = this.opts.clock.now();
-      const updated = await this.opts.repo.setStatus(target.id, status, now, trx);
+      const updated = await this.opts.repo.setStatus(target.id, status, now, tx.ex);
       if (!updated) throw notFound();
-      const revoked = status === 'disabled' ? await this.opts.sessions.revokeAllForUser(target.id, 'user_disabled', { ex: trx }) : [];
+      const revoked = status === 'disabled' ? await tx.revokeAllForUser(target.id, 'user_disabled') : [];
       return { user: updated, revoked };
     });
-    this.opts.sessions.publish(revoked, 'user_disabled');
     this.opts.log.info(`user ${status === 'disabled' ? 'disabled' : 'enabled'}`, { event: `user.${status === 'disabled' ? 'disabled' : 'enabled'}`, userId: user.id });
     return { user, revokedSessions: revoked.length };
   }
 
   async delete(idOrUsername: string): Promise<{ user: UserRecord; revokedSessions: number }> {
     const target = await this.find(idOrUsername);
-    const revoked = await this.opts.db.transaction(async (trx) => {
-      const revoked = await this.opts.sessions.revokeAllForUser(target.id, 'user_deleted', { ex: trx });
-      if (!(await this.opts.repo.delete(target.id, trx))) throw notFound();
+    const revoked = await this.opts.sessions.revokeWithin(async (tx) => {
+      const revoked = await tx.revokeAllForUser(target.id, 'user_deleted');
+      if (!(await this.opts.repo.delete(target.id, tx.ex))) throw notFound();
       return revoked;
     });
-    this.opts.sessions.publish(revoked, 'user_deleted');
     this.opts.log.info('user deleted', { event: 'user.deleted', userId: target.id });
     return { user: target, revokedSessions: revoked.length };
   }
@@ -168,22 +164,21 @@ export class UserService {
     const target = await this.get(userId);
     checkPasswordPolicy(password, { username: target.username, path: keepSessionId ? 'newPassword' : 'password' });
     const passwordHash = await this.opts.hasher.hash(password);
-    const revoked = await this.opts.db.transaction(async (trx) => {
+    const revoked = await this.opts.sessions.revokeWithin(async (tx) => {
       const now = this.opts.clock.now();
-      const updated = await this.opts.repo.setPasswordHash(target.id, passwordHash, now, keepSessionId ?? null, trx);
+      const updated = await this.opts.repo.setPasswordHash(target.id, passwordHash, now, keepSessionId ?? null, tx.ex);
       if (!updated) throw notFound();
-      return this.opts.sessions.revokeAllForUser(target.id, 'password_changed', { exceptId: keepSessionId, ex: trx });
+      return tx.revokeAllForUser(target.id, 'password_changed', keepSessionId ? { exceptId: keepSessionId } : {});
     });
-    this.opts.sessions.publish(revoked, 'password_changed');
     this.opts.log.info('credentials changed', { event: 'user.password_changed', userId: target.id });
     return { revokedSessions: revoked.length };
   }
 
   /** Logout-all: revokes every session of the user, here and, through the cut-off, everywhere. */
   async logoutEverywhere(userId: string): Promise<RevokedSession[]> {
-    return this.opts.db.transaction(async (trx) => {
-      await this.opts.repo.cutSessions(userId, this.opts.clock.now(), null, trx);
-      return this.opts.sessions.revokeAllForUser(userId, 'logout_all', { ex: trx });
+    return this.opts.sessions.revokeWithin(async (tx) => {
+      await this.opts.repo.cutSessions(userId, this.opts.clock.now(), null, tx.ex);
+      return tx.revokeAllForUser(userId, 'logout_all');
     });
   }
 

@@ -195,45 +195,43 @@ export class ReplicationRepo {
   }
 
   /**
-   * Applies a batch from `origin` in one transaction, idempotently: a batch id seen before is
-   * skipped; within a batch each row merges by its own rule (see applySession, applyUser).
+   * Applies a batch from `origin` in the caller's transaction `trx`, idempotently: a batch id seen
+   * before is skipped; within a batch each row merges by its own rule (see applySession, applyUser).
    */
-  async apply(origin: string, batchId: string, changes: Array<{ entity: string; payload: Row }>, now: Date): Promise<ApplyResult> {
-    return this.db.transaction(async (trx) => {
-      const result: ApplyResult = { duplicate: false, applied: 0, revoked: [], forks: [], renamed: [], keysChanged: false };
-      const fresh = await trx('replication_applied').insert({ origin, batch_id: batchId, applied_at: now }).onConflict(['origin', 'batch_id']).ignore().returning('batch_id');
-      if (fresh.length === 0) return { ...result, duplicate: true };
-      await setApplying(trx, true);
-      // Consecutive session changes are merged as one group: a batch under refresh load holds
-      // many rotations of few sessions, and each session is then read and written once.
-      for (let i = 0; i < changes.length; ) {
-        const change = changes[i]!;
-        if (change.entity === 'sessions') {
-          let end = i;
-          while (end < changes.length && changes[end]!.entity === 'sessions') end += 1;
-          await this.applySessions(trx, changes.slice(i, end).map((c) => c.payload), now, result);
-          result.applied += end - i;
-          i = end;
-          continue;
-        }
-        switch (change.entity) {
-          case 'users':
-            await this.applyUser(trx, change.payload, now, result);
-            break;
-          case 'users_deleted':
-            await trx('users').where({ id: change.payload.id as string }).delete();
-            break;
-          case 'signing_keys':
-            await this.applyKey(trx, change.payload, result);
-            break;
-          default:
-            throw new Error(`unknown replicated entity ${change.entity}`);
-        }
-        result.applied += 1;
-        i += 1;
+  async apply(trx: Knex.Transaction, origin: string, batchId: string, changes: Array<{ entity: string; payload: Row }>, now: Date): Promise<ApplyResult> {
+    const result: ApplyResult = { duplicate: false, applied: 0, revoked: [], forks: [], renamed: [], keysChanged: false };
+    const fresh = await trx('replication_applied').insert({ origin, batch_id: batchId, applied_at: now }).onConflict(['origin', 'batch_id']).ignore().returning('batch_id');
+    if (fresh.length === 0) return { ...result, duplicate: true };
+    await setApplying(trx, true);
+    // Consecutive session changes are merged as one group: a batch under refresh load holds
+    // many rotations of few sessions, and each session is then read and written once.
+    for (let i = 0; i < changes.length; ) {
+      const change = changes[i]!;
+      if (change.entity === 'sessions') {
+        let end = i;
+        while (end < changes.length && changes[end]!.entity === 'sessions') end += 1;
+        await this.applySessions(trx, changes.slice(i, end).map((c) => c.payload), now, result);
+        result.applied += end - i;
+        i = end;
+        continue;
       }
-      return result;
-    });
+      switch (change.entity) {
+        case 'users':
+          await this.applyUser(trx, change.payload, now, result);
+          break;
+        case 'users_deleted':
+          await trx('users').where({ id: change.payload.id as string }).delete();
+          break;
+        case 'signing_keys':
+          await this.applyKey(trx, change.payload, result);
+          break;
+        default:
+          throw new Error(`unknown replicated entity ${change.entity}`);
+      }
+      result.applied += 1;
+      i += 1;
+    }
+    return result;
   }
 
   /**

@@ -1,0 +1,73 @@
+import type { Container } from './container.js';
+import type { InstallResult } from './jobs/job-queue.js';
+
+/** Warm-up retries of containers whose signing key could not be loaded at start. */
+const warmUpRetries = new WeakMap<Container, NodeJS.Timeout>();
+
+/** `authctl migrate`: authctl's tables, the peers of the config, then pg-boss's schema and queues. */
+export async function migrate(c: Container): Promise<{ batch: number; applied: string[]; jobs: InstallResult }> {
+  const result = await c.db.migrateLatest();
+  if (c.config.regions.peers.length > 0) await c.replication.syncPeers();
+  return { ...result, jobs: await c.jobs.install() };
+}
+
+/**
+ * Loads keys and revocations and starts their background refresh (servers only).
+ *
+ * Best effort: a server must come up while the database is down and finish loading by itself
+ * once it returns (retried every poll interval until it succeeds). It starts warm when Redis
+ * answers quickly, and never waits long for it (the region works without).
+ */
+export async function startBackground(c: Container): Promise<void> {
+  const { cache, config, keys, log, revocations, replication, usage } = c;
+  await cache.ready(1_000);
+  // Revocations from the region's other servers arrive by pub/sub within milliseconds.
+  await cache.onRevoked((revoked) => revocations.add(revoked));
+  cache.onHealthChange((health) => {
+    if (health === 'ok') {
+      log.info('cache is back', { event: 'cache.recovered' });
+      // Warm the negative cache with what was revoked while it was away.
+      void cache.markRevoked(revocations.recent());
+    } else {
+      log.warn('cache unavailable: running on PostgreSQL alone', { event: 'cache.degraded' });
+    }
+  });
+  if (config.regions.peers.length > 0) await replication.syncPeers().catch((err: unknown) => log.warn('peers not registered yet', { event: 'replication.error', err }));
+  const warmUp = () => keys.ensureSigningKey();
+  await Promise.allSettled([warmUp(), revocations.poll()]);
+  revocations.start();
+  keys.start();
+  usage.start();
+  if (!keys.ready) {
+    const retry = setInterval(() => {
+      warmUp()
+        .then(() => {
+          clearInterval(retry);
+          warmUpRetries.delete(c);
+        })
+        .catch(() => undefined);
+    }, config.revocation.pollIntervalMs);
+    retry.unref();
+    warmUpRetries.set(c, retry);
+  }
+}
+
+/**
+ * Stops every background loop and closes every connection of the container, in dependency order:
+ * shipping and polling first, then the queues, the cache, the limiter store and last the database
+ * they all write to. Accepts `undefined` (a command that never built its container).
+ */
+export async function shutdown(c: Container | undefined): Promise<void> {
+  if (!c) return;
+  const retry = warmUpRetries.get(c);
+  if (retry) clearInterval(retry);
+  warmUpRetries.delete(c);
+  await c.replication.stopShipping();
+  c.revocations.stop();
+  c.keys.stop();
+  await c.usage.stop();
+  await c.jobs.stop();
+  await c.cache.close();
+  await c.limiterStore.close();
+  await c.db.close();
+}
