@@ -10,7 +10,7 @@ export type CommandArgs<T extends typeof Command> = Interfaces.InferredArgs<T['a
 
 /**
  * Every authctl command: `--config`, `--json`, config loading, the service container (built on
- * first use, closed at the end), and one mapping from error codes to exit codes (API.md §2).
+ * first use, closed at the end), and one mapping from error codes to exit codes (docs/api.md#exit-codes).
  */
 export abstract class BaseCommand<T extends typeof Command> extends Command {
   static override enableJsonFlag = true;

@@ -45,7 +45,7 @@ function ago(ms: number): string {
 }
 
 /**
- * Decodes an access token and runs every check a server runs (API.md §1.3), reporting each one,
+ * Decodes an access token and runs every check a server runs (docs/api.md#access-tokens), reporting each one,
  * so an admin learns exactly why a token is refused: a malformed token is `invalid_request`;
  * anything else is a report whose `reason` is the first failed check.
  */

@@ -4,7 +4,7 @@ import type { z } from 'zod';
 import { AppError } from '../platform/errors.js';
 import { configSchema, type Config, type ConfigInput } from './schema.js';
 
-/** Environment variables (API.md §3) and where each lands in the config, with its type. */
+/** Environment variables (README.md#configuration) and where each lands in the config, with its type. */
 const ENV_MAP: Record<string, { path: string[]; type: 'string' | 'int' | 'bool' | 'list' }> = {
   AUTHCTL_REGION: { path: ['region'], type: 'string' },
   AUTHCTL_PUBLIC_URL: { path: ['publicUrl'], type: 'string' },
@@ -169,7 +169,7 @@ function readEnv(env: NodeJS.ProcessEnv): { values: Plain; sources: Map<string, 
   return { values, sources };
 }
 
-/** Picks the config file per API.md §2: explicit flag, then AUTHCTL_CONFIG, then ./config/authctl.json. */
+/** Picks the config file per docs/api.md#configuration: explicit flag, then AUTHCTL_CONFIG, then ./config/authctl.json. */
 export function resolveConfigFile(options: LoadConfigOptions): string | undefined {
   const env = options.env ?? process.env;
   const cwd = options.cwd ?? process.cwd();

@@ -96,7 +96,7 @@ export const configSchema = z.strictObject({
       pollIntervalMs: z.number().int().min(100).max(60_000).default(1_000),
     })
     .prefault({}),
-  // Other regions of the deployment (DESIGN.md "Regions"). `secret` is shared with that peer only and
+  // Other regions of the deployment (docs/architecture.md#a-region). `secret` is shared with that peer only and
   // signs replication and proxy requests both ways; in a file, write it as "env:NAME" (see load.ts).
   regions: z
     .strictObject({

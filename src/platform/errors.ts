@@ -1,6 +1,6 @@
 /**
  * One catalog of error codes. Each code has an HTTP status (RFC 9457 body on `/v1`), a default
- * human title and a CLI exit code (API.md §2). The codes are part of the public contract: never
+ * human title and a CLI exit code (docs/api.md#error-catalog). The codes are part of the public contract: never
  * rename one, only add.
  */
 export const ERROR_CATALOG = {

@@ -1,6 +1,6 @@
 import type { FieldError } from '../platform/errors.js';
 
-/** Deeper than any body of API.md §1.2 (at most 1) by a wide margin. */
+/** Deeper than any body of docs/api.md#endpoints (at most 1) by a wide margin. */
 export const MAX_JSON_DEPTH = 16;
 
 // Keys that reach Object.prototype when a body is merged or copied naively (prototype pollution).

@@ -29,7 +29,7 @@ export const RATE_LIMITS_TABLE = 'rate_limits';
  * Counters shared by every server of the region: Redis, with each limiter insured by the same
  * counter in PostgreSQL. When Redis is away (down, or not answering within the command timeout)
  * rate-limiter-flexible sends the call to the insurance limiter, so throttling keeps holding
- * while the region runs on PostgreSQL alone (DESIGN.md "Cache"). The counters in the two stores
+ * while the region runs on PostgreSQL alone (docs/architecture.md#when-a-dependency-fails). The counters in the two stores
  * are separate: an outage starts the fallback's counts afresh, which at worst grants an attacker
  * one extra back-off ladder per outage, never an unlimited run.
  */

@@ -17,7 +17,7 @@ export interface LoginThrottleOptions {
 }
 
 /**
- * Brute-force protection for everything that checks a password (API.md §1.5, NIST SP 800-63B
+ * Brute-force protection for everything that checks a password (docs/api.md#rate-limits, NIST SP 800-63B
  * §5.2.2, OWASP ASVS V2.2.1):
  *
  * - per account (the normalized username, so spelling variants share one counter, and unknown

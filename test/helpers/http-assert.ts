@@ -14,7 +14,7 @@ export const UUID_V4_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{
 export const PROBLEM_CONTENT_TYPE = /^application\/problem\+json(\s*;|$)/;
 export const JSON_CONTENT_TYPE = /^application\/json(\s*;|$)/;
 
-/** The members every RFC 9457 problem of API.md §1.1 carries. */
+/** The members every RFC 9457 problem of docs/api.md#errors carries. */
 export const PROBLEM_MEMBERS = ['type', 'title', 'status', 'code', 'detail', 'requestId'] as const;
 
 export interface Problem {
@@ -28,7 +28,7 @@ export interface Problem {
 }
 
 /**
- * Asserts that `res` is exactly the problem `status`/`code` of API.md §1.1: problem+json, the
+ * Asserts that `res` is exactly the problem `status`/`code` of docs/api.md#errors: problem+json, the
  * six members (plus `errors` only for validation codes), `requestId` equal to `X-Request-Id`.
  */
 export async function expectProblem(res: Response, status: number, code: string): Promise<Problem> {
@@ -73,7 +73,7 @@ export async function expectInvalidToken(res: Response): Promise<Problem> {
   return problem;
 }
 
-/** Asserts a TokenResponse (API.md §1.2) and returns it. */
+/** Asserts a TokenResponse (docs/api.md#tokenresponse) and returns it. */
 export async function expectTokenResponse(res: Response): Promise<TokenResponse> {
   const text = await res.text();
   expect(res.status, `HTTP status (body: ${text})`).to.equal(200);

@@ -22,7 +22,7 @@ import {
 
 const DAY = 86_400;
 
-describe('HTTP auth flows (API.md §1.2)', function () {
+describe('HTTP auth flows (docs/api.md#endpoints)', function () {
   let app: TestApp;
 
   before(async function () {
@@ -522,7 +522,7 @@ describe('HTTP auth flows (API.md §1.2)', function () {
     });
   });
 
-  describe('revocation reaches another server of the region within 2 s (API.md §1.3)', function () {
+  describe('revocation reaches another server of the region within 2 s (docs/api.md#revocation)', function () {
     let peer: TestApp;
     let nina: Account;
     before(async function () {

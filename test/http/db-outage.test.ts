@@ -24,7 +24,7 @@ const STATEMENT_TIMEOUT_MS = 1_000;
 // The server's error log: when a request gets a 500, the failure message shows the cause.
 const serverErrors = new LogCapture();
 
-/** 503 `unavailable` with a usable Retry-After (API.md §1.1). */
+/** 503 `unavailable` with a usable Retry-After (docs/api.md#error-catalog). */
 async function expectUnavailable(res: Response): Promise<void> {
   if (res.status === 500) expect.fail(`500 instead of 503; server errors:\n${serverErrors.lines.join('\n')}`);
   await expectProblem(res, 503, 'unavailable');

@@ -30,7 +30,7 @@ function token(p: { region: string; sessionId: string; counter: string | number;
   return `rt_${p.region}_${p.sessionId}_${p.counter}_${p.mac}`;
 }
 
-describe('POST /v1/auth/refresh: rotation, grace, reuse (API.md §1.4)', function () {
+describe('POST /v1/auth/refresh: rotation, grace, reuse (docs/api.md#refresh-tokens)', function () {
   // Time moves only when a test says so: grace windows and lifetimes are exact.
   const clock = new ManualClock();
   let app: TestApp;

@@ -259,7 +259,7 @@ describe('sessions: rotation, reuse and revocation across two servers', function
       } finally {
         await shutdown(cold);
       }
-      // Nothing half-written (API.md §1.1, 503): no session the user never got a token for.
+      // Nothing half-written (docs/api.md#error-catalog, 503): no session the user never got a token for.
       expect(await a.sessions.listForUser(owner.id)).to.deep.equal([]);
     });
 

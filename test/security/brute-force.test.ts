@@ -31,7 +31,7 @@ async function expectLimited(res: Response): Promise<number> {
 /** Waits out a Retry-After (plus a margin for a busy machine). */
 const waitOut = (seconds: number) => sleep(seconds * 1000 + 300);
 
-describe('brute-force protection (API.md §1.5, NIST SP 800-63B §5.2.2)', function () {
+describe('brute-force protection (docs/api.md#rate-limits, NIST SP 800-63B §5.2.2)', function () {
   this.timeout(60_000);
 
   describe('per account, in-process counters', function () {

@@ -38,7 +38,7 @@ async function sample(app: TestApp, known: Account, unknown: string): Promise<{ 
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-describe('user enumeration (API.md §1.1, ASVS V2.2 / V3)', function () {
+describe('user enumeration (docs/api.md#error-catalog, ASVS V2.2 / V3)', function () {
   this.timeout(180_000);
   let app: TestApp;
   let known: Account;

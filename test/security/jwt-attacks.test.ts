@@ -18,7 +18,7 @@ import {
 
 const ENDPOINTS = ['/v1/me', '/v1/verify'] as const;
 
-describe('access-token attacks on Bearer routes (API.md §1.3, RFC 8725)', function () {
+describe('access-token attacks on Bearer routes (docs/api.md#access-tokens, RFC 8725)', function () {
   const clock = new ManualClock();
   let app: TestApp;
   let victim: Account;

@@ -9,7 +9,7 @@ import type { ClientMeta, IssuedSession, SessionService } from '../sessions/sess
 import type { AccessClaims, AccessTokens } from '../tokens/access-tokens.js';
 import { toUserView, type UserService, type UserView } from '../users/user-service.js';
 
-/** API.md §1.2 `TokenResponse`. */
+/** `TokenResponse` (docs/api.md#tokenresponse). */
 export interface TokenResponse {
   accessToken: string;
   tokenType: 'Bearer';
@@ -52,7 +52,7 @@ export interface AuthServiceOptions {
 }
 
 /**
- * The end-user flows of API.md §1.2 — register, login, refresh, logout, password change,
+ * The end-user flows of docs/api.md#endpoints — register, login, refresh, logout, password change,
  * Bearer authentication — composed from the user, session and token services.
  */
 export class AuthService {

@@ -1,7 +1,7 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { PeerBacklog } from '../../store/pg/replication-repo.js';
 
-/** Replication metrics (DESIGN.md "Observability"): per peer backlog and lag, errors, applied rows. */
+/** Replication metrics (README.md#endpoints-errors-and-commands): per peer backlog and lag, errors, applied rows. */
 export function createReplicationMetrics(registry: Registry, backlog: () => Promise<PeerBacklog[] | undefined>) {
   const registers = [registry];
   // One query per scrape serves the three gauges. `first`, not `sum`, across cluster processes:

@@ -71,7 +71,7 @@ function percentile(sorted: number[], p: number): number | null {
 }
 
 /**
- * Multi-region replication (DESIGN.md "Regions"): receives and applies peers' batches, ships
+ * Multi-region replication (docs/architecture.md#replication-between-regions): receives and applies peers' batches, ships
  * this region's changes (the {@link Shipper}, in the workers), proxies refreshes of sessions
  * homed elsewhere, and reports per-peer status.
  */

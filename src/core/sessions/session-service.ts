@@ -98,7 +98,7 @@ export class SessionService {
   }
 
   /**
-   * RFC 9700 rotation with reuse detection (API.md §1.4):
+   * RFC 9700 rotation with reuse detection (docs/api.md#rotation-grace-window-and-reuse):
    * - forged or malformed → `invalid_refresh_token`, nothing revoked, no database work;
    * - current counter → CAS to counter+1 (one round trip);
    * - the previous counter within the grace window → the same token the winner got;

@@ -5,7 +5,7 @@ import type { Clock } from '../../platform/clock.js';
 import type { KeyRing, SigningAlg } from '../keys/key-ring.js';
 import type { RevocationList } from '../sessions/revocation-list.js';
 
-/** The claims authctl puts in every access token (API.md §1.3). */
+/** The claims authctl puts in every access token (docs/api.md#access-tokens). */
 export interface AccessClaims {
   iss: string;
   sub: string;
@@ -65,7 +65,7 @@ export class AccessTokens {
   }
 
   /**
-   * A compact JWS (RFC 7515) over the claims of API.md §1.3, signed with node:crypto: Ed25519, or
+   * A compact JWS (RFC 7515) over the claims of docs/api.md#access-tokens, signed with node:crypto: Ed25519, or
    * ECDSA P-256 with the raw r||s signature JWS requires (RFC 7518 §3.4). jose verifies these
    * tokens (here and in tests); signing directly saves WebCrypto's async job per token.
    */

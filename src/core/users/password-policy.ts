@@ -2,7 +2,7 @@ import { AppError } from '../../platform/errors.js';
 import { COMMON_PASSWORDS } from './common-passwords.js';
 import { foldUsername } from './username.js';
 
-/** Inclusive bounds on password length, in Unicode code points (API.md §1.5). */
+/** Inclusive bounds on password length, in Unicode code points (docs/api.md#usernames-and-passwords). */
 export const PASSWORD_MIN_LENGTH = 8;
 export const PASSWORD_MAX_LENGTH = 256;
 
@@ -15,7 +15,7 @@ export interface PasswordPolicyContext {
 }
 
 /**
- * Enforces the NIST SP 800-63B password rules of API.md §1.5: 8–256 code points, not on the
+ * Enforces the NIST SP 800-63B password rules of docs/api.md#usernames-and-passwords: 8–256 code points, not on the
  * bundled common-password list and not the account's own username (both compared
  * case-insensitively); deliberately no composition rules. Throws a `weak_password` AppError whose
  * messages never contain the password.

@@ -11,7 +11,7 @@ import type { PasswordHasher } from './password-hasher.js';
 import { checkPasswordPolicy } from './password-policy.js';
 import { normalizeUsername } from './username.js';
 
-/** The public view of a user (API.md §1.2): never a hash, never a secret. */
+/** The public view of a user (docs/api.md#user): never a hash, never a secret. */
 export interface UserView {
   id: string;
   username: string;

@@ -25,7 +25,7 @@ export function foldUsername(raw: string): string {
 }
 
 /**
- * Returns the canonical form of a username (API.md §1.5): NFKC-normalized and case-folded, 3–64
+ * Returns the canonical form of a username (docs/api.md#usernames-and-passwords): NFKC-normalized and case-folded, 3–64
  * code points of letters, combining marks, decimal digits, `.`, `_`, `-` and `@`. Usernames are
  * stored and compared in this form. Throws an `invalid_request` AppError on the `username` field
  * when the normalized value breaks a rule.

@@ -1,7 +1,7 @@
 import type { Knex } from 'knex';
 
 /**
- * Replication between regions (DESIGN.md "Regions"): a transactional outbox filled by triggers.
+ * Replication between regions (docs/architecture.md#replication-between-regions): a transactional outbox filled by triggers.
  *
  * - `replication_peers`: the peers of the region's config (synced at start) and, per peer, the
  *   shipper's state: back-off, last success, last error and recent lag samples.
