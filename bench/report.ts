@@ -1,8 +1,7 @@
 /** The run's report: ratios against the limits, the console tables, and the JSON file. */
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import type { Limit, Limits } from './limits.js';
 import type { LoadResult } from './lib/load.js';
+import { resultPath, writeJson } from './lib/results.js';
 import { round } from './lib/stats.js';
 
 export interface Ratio {
@@ -150,8 +149,5 @@ export function printReport(report: Report): void {
 }
 
 export function writeReport(dir: string, report: Report): string {
-  mkdirSync(dir, { recursive: true });
-  const file = join(dir, `${report.at.replace(/[:.]/g, '-')}.json`);
-  writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
-  return file;
+  return writeJson(resultPath(dir, '', report.at), report);
 }

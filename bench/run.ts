@@ -9,22 +9,19 @@
  */
 import { execFileSync } from 'node:child_process';
 import { cpus } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { writeChart } from './chart.js';
 import { measureLimits, type Limits } from './limits.js';
 import { seedUsers, type Seeded } from './lib/api.js';
-import { machineCores, machineCpuSeconds } from './lib/cpu.js';
-import { Cleanup, startEnvironment } from './lib/env.js';
+import { machineBusyPct, machineCores } from './lib/cpu.js';
+import { Cleanup, DEFAULT_PG_URL, DEFAULT_REDIS_URL, ROOT, startEnvironment } from './lib/env.js';
 import type { LoadResult } from './lib/load.js';
+import { RESULTS_DIR } from './lib/results.js';
 import type { RunContext } from './lib/scenario.js';
 import { computeRatios, printReport, writeReport, type Report } from './report.js';
 import { runScale } from './scale.js';
 import { SCENARIOS } from './scenarios/index.js';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const resultsDir = join(root, 'bench', 'results');
 const DEFAULT_SCENARIOS = ['verify', 'refresh', 'login', 'register', 'logout', 'limits'];
 
 const USAGE = `usage: npm run bench [-- [scenario…] [options]]
@@ -39,7 +36,7 @@ options:
   --connections N  concurrent connections (and concurrency of the limits), default 16
   --duration S     seconds per measured run, default 10
   --warmup S       unmeasured seconds before each run, default 1
-  --redis URL      the server's Redis, default redis://127.0.0.1:6379; "none" for the in-process cache
+  --redis URL      the server's Redis, default ${DEFAULT_REDIS_URL}; "none" for the in-process cache
   --users N        scale run instead: seed up to N users and sessions (steps 10k, 100k, 1M, N) and
                    measure refresh and login latency and storage per user/session at each step
   --pg-url URL     PostgreSQL to create the bench database on (AUTHCTL_BENCH_PG_URL),
@@ -61,8 +58,8 @@ function parse() {
         connections: { type: 'string', default: '16' },
         duration: { type: 'string', default: '10' },
         warmup: { type: 'string', default: '1' },
-        redis: { type: 'string', default: 'redis://127.0.0.1:6379' },
-        'pg-url': { type: 'string', default: process.env.AUTHCTL_BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres' },
+        redis: { type: 'string', default: DEFAULT_REDIS_URL },
+        'pg-url': { type: 'string', default: DEFAULT_PG_URL },
         users: { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
       },
@@ -92,7 +89,7 @@ function parse() {
 
 /** The commit, and the files of src/ and commands/ changed on top of it: what was measured. */
 function revision(): { commit: string; uncommitted: string[] } {
-  const git = (args: string[]) => execFileSync('git', args, { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  const git = (args: string[]) => execFileSync('git', args, { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
   try {
     const changed = git(['status', '--porcelain', '--', 'src', 'commands']);
     return { commit: git(['rev-parse', '--short', 'HEAD']), uncommitted: changed ? changed.split('\n').map((l) => l.slice(3)) : [] };
@@ -115,18 +112,11 @@ async function main(): Promise<number> {
   }
   const log = (line: string) => console.log(`· ${line}`);
   const cleanup = new Cleanup();
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.once(signal, () => {
-      console.error(`\n${signal}: cleaning up`);
-      void cleanup.run().finally(() => process.exit(130));
-    });
-  }
+  const interrupted = new AbortController();
+  cleanup.exitOnSignal((line) => console.error(`\n${line}`), () => interrupted.abort());
 
   // The server and the load generator share these cores: anything else running skews the figures.
-  const idle0 = machineCpuSeconds();
-  const t0 = performance.now();
-  await new Promise((r) => setTimeout(r, 1_000));
-  const busyBefore = Math.round(((machineCpuSeconds().busy - idle0.busy) / ((performance.now() - t0) / 1000)) * 100);
+  const busyBefore = Math.round(await machineBusyPct(1_000));
   if (busyBefore > 20) console.warn(`warning: the machine was ${busyBefore} % busy (of one core) before the run: results will be noisy; see the "other" column`);
 
   const at = new Date().toISOString();
@@ -134,11 +124,11 @@ async function main(): Promise<number> {
   let limits: Limits | undefined;
   let report: Report | undefined;
   try {
-    const env = await startEnvironment({ root, pgUrl: args.pgUrl, redis: args.redis, cleanup, log });
+    const env = await startEnvironment({ pgUrl: args.pgUrl, redis: args.redis, cleanup, log });
     const tag = Date.now().toString(36);
     let seeding: Promise<Seeded[]> | undefined;
     const ctx: RunContext = {
-      target: { base: env.base, serverPid: env.serverPid, database: env.databaseName, connections: args.connections },
+      target: { base: env.base, serverPid: env.serverPid, database: env.databaseName, connections: args.connections, signal: interrupted.signal },
       env,
       durationS: args.durationS,
       warmupS: args.warmupS,
@@ -192,9 +182,9 @@ async function main(): Promise<number> {
   }
 
   printReport(report);
-  const file = writeReport(resultsDir, report);
+  const file = writeReport(RESULTS_DIR, report);
   console.log(`\nwritten ${file}`);
-  const chart = writeChart(resultsDir);
+  const chart = writeChart(RESULTS_DIR);
   if (chart) console.log(`chart   ${chart}`);
   return report.failed.length ? 1 : 0;
 }

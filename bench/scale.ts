@@ -1,7 +1,8 @@
 /**
  * Scale benchmark: does latency stay flat as the user base grows? On its own database, with a
- * real `authctl serve` child, it seeds users and sessions in steps (10k → 100k → 1M by default;
- * incremental, so 1M users cost 1M rows in all) and at each step measures, with autocannon:
+ * real `authctl serve` child (bench/lib/env.ts), it seeds users and sessions in steps (10k → 100k
+ * → 1M by default; incremental, so 1M users cost 1M rows in all) and at each step measures, with
+ * autocannon (bench/lib/load.ts):
  * - refresh: every connection rotates its own refresh-token chains, over its own set of
  *   distinct seeded sessions drawn at random from the whole table (round-robin, so the rows
  *   touched are spread over the table, not a handful of hot ones);
@@ -22,23 +23,20 @@
  *
  * Library use (bench/run.ts `--users N`): `await runScale({ pgUrl, redisUrl, users: N })`.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { cpus } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { existsSync, readFileSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import autocannon from 'autocannon';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { OWASP_ARGON2_MINIMUM } from '../src/core/users/password-hasher.js';
-import { processCpuSeconds } from './lib/cpu.js';
+import { inParallel, JSON_HEADERS, postJson } from './lib/api.js';
+import { machineCores, waitForQuiet } from './lib/cpu.js';
+import { Cleanup, DEFAULT_PG_URL, DEFAULT_REDIS_URL, scanKeys, startEnvironment } from './lib/env.js';
+import { measure, warmUp, type LoadSpec, type LoadTarget } from './lib/load.js';
+import { RESULTS_DIR, resultPath, writeJson } from './lib/results.js';
+import { round } from './lib/stats.js';
 import { sampleSessions, seed, SEED_PASSWORD, type SampledSession } from './seed.js';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const SECRET = 'scale-bench-secret-0123456789abcdefghijklmnopqrstuvwxyz';
-const REGION = 'local';
 export const DEFAULT_SCALE_STEPS = [10_000, 100_000, 1_000_000] as const;
 /** Other processes' CPU (% of one core) above which a phase counts as disturbed. */
 const NOISY_PCT = 30;
@@ -83,16 +81,21 @@ export interface PhaseResult {
   requests: number;
   /** Non-2xx responses plus connection errors and timeouts. */
   errors: number;
+  /** Successful responses per second. */
   rps: number;
   /** Latency, ms. */
   p50: number;
   p95: number;
   p99: number;
   max: number;
-  /** CPU, % of one core: the server, the load generator (this process), our PostgreSQL backends. */
+  /**
+   * CPU, % of one core (bench/lib/cpu.ts): the server, the load generator (this process),
+   * PostgreSQL (our database's backends and the shared background processes), Redis.
+   */
   serverCpuPct: number;
   loadCpuPct: number;
   pgCpuPct: number;
+  redisCpuPct: number;
   /** Whole machine (all cores = 100 × cores), and what of it none of the above used (other work on the machine: noise). */
   machineCpuPct: number;
   otherCpuPct: number;
@@ -177,140 +180,113 @@ export function scaleSteps(users: number, steps?: readonly number[]): number[] {
 /** Seeds in steps and measures refresh and login latency at each; see the file comment. */
 export async function runScale(opts: ScaleOptions): Promise<ScaleResult> {
   const log = opts.log ?? ((line: string) => console.error(line));
+  const say = (line: string) => log(`scale: ${line}`);
   const connections = opts.connections ?? 16;
   const duration = opts.duration ?? 10;
   const loginDuration = opts.loginDuration ?? duration;
   const perConnection = opts.sessionsPerConnection ?? 256;
+  const warmup = opts.warmup ?? 2;
   const steps = scaleSteps(opts.users, opts.steps);
   if (steps.length === 0) throw new Error('runScale: no step to measure (users must be positive)');
 
-  const stamp = Date.now();
-  const dbName = `authctl_scale_${stamp}`;
-  const prefix = `scale-${stamp}`;
-  const dbUrl = new URL(opts.pgUrl);
-  dbUrl.pathname = `/${dbName}`;
-  const admin = new pg.Client({ connectionString: opts.pgUrl });
-  const redis = opts.redisUrl ? new Redis(opts.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 }) : undefined;
-  let server: ChildProcess | undefined;
-  let dbCreated = false;
-
-  let cleaning: Promise<void> | undefined;
-  const cleanup = () =>
-    (cleaning ??= (async () => {
-      if (server) await stopServer(server);
-      if (dbCreated) await admin.query(`drop database if exists ${dbName} with (force)`).catch((err: unknown) => log(`scale: could not drop ${dbName}: ${String(err)}`));
-      await admin.end().catch(() => undefined);
-      if (redis) {
-        await deleteKeys(redis, `${prefix}:*`).catch(() => undefined);
-        redis.disconnect();
-      }
-    })());
-  // Interrupted: stop the load (its keep-alive connections would hold the server's graceful
-  // shutdown), stop the steps, clean up, exit.
-  const control: Control = { aborted: false, instance: undefined };
-  const onSignal = (signal: NodeJS.Signals) => {
-    log(`scale: ${signal}, cleaning up`);
-    control.aborted = true;
-    control.instance?.stop();
-    void cleanup().finally(() => process.exit(130));
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
-
+  const cleanup = new Cleanup();
+  const interrupted = new AbortController();
+  const untrap = cleanup.exitOnSignal(say, () => interrupted.abort());
   try {
-    await admin.connect();
-    if (redis) await redis.connect();
-    await admin.query(`create database ${dbName}`);
-    dbCreated = true;
-    const port = await freePort();
-    const base = `http://127.0.0.1:${port}`;
-    const env: NodeJS.ProcessEnv = {
-      ...process.env,
-      AUTHCTL_DATABASE_URL: dbUrl.toString(),
-      AUTHCTL_SECRET: SECRET,
-      AUTHCTL_REGION: REGION,
-      AUTHCTL_LOG_LEVEL: 'error',
-      AUTHCTL_HOST: '127.0.0.1',
-      AUTHCTL_PORT: String(port),
+    const env = await startEnvironment({
+      name: 'scale',
+      pgUrl: opts.pgUrl,
+      redis: opts.redisUrl ?? 'none',
       // The seeded hash is made at these parameters: logins verify at full cost, never rehash.
-      AUTHCTL_HASH_MEMORY_COST: String(OWASP_ARGON2_MINIMUM.memoryCost),
-      AUTHCTL_HASH_TIME_COST: String(OWASP_ARGON2_MINIMUM.timeCost),
-      AUTHCTL_HASH_PARALLELISM: String(OWASP_ARGON2_MINIMUM.parallelism),
-      ...(opts.redisUrl ? { AUTHCTL_REDIS_URL: opts.redisUrl, AUTHCTL_CACHE_PREFIX: prefix } : {}),
-      // One client address for all load: lift the per-address limits (per-account ones stay on).
-      AUTHCTL_RATE_LIMIT_REGISTER_PER_IP: '100000',
-      AUTHCTL_RATE_LIMIT_IP_FAILURES: '100000',
+      serverEnv: {
+        AUTHCTL_HASH_MEMORY_COST: String(OWASP_ARGON2_MINIMUM.memoryCost),
+        AUTHCTL_HASH_TIME_COST: String(OWASP_ARGON2_MINIMUM.timeCost),
+        AUTHCTL_HASH_PARALLELISM: String(OWASP_ARGON2_MINIMUM.parallelism),
+      },
+      cleanup,
+      log: say,
+    });
+    // Seeded rows and minted refresh tokens must be the server's own region and secret.
+    const { region, secret } = env.config;
+    if (!secret) throw new Error('scale: the server has no secret');
+    const dbUrl = env.databaseUrl;
+    const sample = (count: number, users: number) => sampleSessions(dbUrl, { count, users, region, secret });
+    const phases: Phases = {
+      target: { base: env.base, serverPid: env.serverPid, database: env.databaseName, connections, signal: interrupted.signal },
+      admin: env.admin,
+      quietWaitS: opts.quietWait ?? 60,
+      say,
     };
-    const cli = (args: string[]) => spawn(process.execPath, [join(root, 'bin/run.js'), ...args], { cwd: root, env, stdio: ['ignore', 'ignore', 'inherit'] });
-    const migrated = await new Promise<number | null>((resolve, reject) => cli(['migrate']).on('error', reject).on('exit', resolve));
-    if (migrated !== 0) throw new Error(`authctl migrate exited with ${migrated}`);
-    server = cli(['serve']);
-    await waitReady(base, server);
-    log(`scale: server pid ${server.pid} on ${base}, database ${dbName}, cache ${opts.redisUrl ? `redis (${prefix})` : 'in-process'}`);
 
     const now = new Date();
     let passwordHash: string | undefined;
     let seeded = 0;
     const results: StepResult[] = [];
     for (const [stepIndex, target] of steps.entries()) {
-      if (control.aborted) throw new Error('scale: interrupted');
-      log(`scale: seeding user${seeded}…user${target - 1}`);
-      const s = await seed(dbUrl.toString(), { users: target, startIndex: seeded, region: REGION, secret: SECRET, now, passwordHash, sample: 0, log });
+      if (interrupted.signal.aborted) throw new Error('scale: interrupted');
+      say(`seeding user${seeded}…user${target - 1}`);
+      const s = await seed(dbUrl, { users: target, startIndex: seeded, region, secret, now, passwordHash, sample: 0, log });
       passwordHash = s.passwordHash;
       seeded = target;
-      log(`scale: ${target} users seeded (+${s.inserted.users} in ${(s.ms.total / 1000).toFixed(1)} s: insert ${(s.ms.insert / 1000).toFixed(1)} s at ${s.usersPerSecond}/s, vacuum+analyze ${(s.ms.analyze / 1000).toFixed(1)} s, checkpoint ${(s.ms.checkpoint / 1000).toFixed(1)} s)`);
-      const sizes = await pgSizes(dbUrl.toString());
+      const secs = (ms: number) => (ms / 1000).toFixed(1);
+      say(
+        `${target} users seeded (+${s.inserted.users} in ${secs(s.ms.total)} s: insert ${secs(s.ms.insert)} s at ${s.usersPerSecond}/s, ` +
+          `vacuum+analyze ${secs(s.ms.analyze)} s, checkpoint ${secs(s.ms.checkpoint)} s)`,
+      );
+      const sizes = await pgSizes(dbUrl);
 
-      const probe: Probe = {
-        serverPid: server.pid!,
-        quietWaitS: opts.quietWait ?? 60,
-        control,
-        log,
-        pgPids: async () => (await admin.query<{ pid: number }>('select pid from pg_stat_activity where datname = $1', [dbName])).rows.map((r) => r.pid),
-        checkpoints: () => checkpointCount(admin),
-      };
-      if (stepIndex === 0 && (opts.warmup ?? 2) > 0) {
-        log(`scale: warm-up ${opts.warmup ?? 2} s refresh + ${opts.warmup ?? 2} s login`);
-        const warm = await sampleSessions(dbUrl.toString(), { count: Math.min(connections * 8, target), users: target, region: REGION, secret: SECRET });
-        await refreshPhase(base, probe, warm, connections, opts.warmup ?? 2);
-        await loginPhase(base, probe, target, connections, opts.warmup ?? 2);
+      if (stepIndex === 0 && warmup > 0) {
+        say(`warm-up ${warmup} s refresh + ${warmup} s login`);
+        await warmUp(phases.target, refreshSpec(await sample(connections * 8, target), connections, warmup), warmup);
+        await warmUp(phases.target, loginSpec(target, warmup), warmup);
       }
       // A phase during which other work took a noticeable share of the machine, or PostgreSQL
       // checkpointed, is run again; the least disturbed run counts.
-      const measure = async (name: string, run: () => Promise<PhaseResult>): Promise<PhaseResult> => {
+      const measured = async (name: string, run: () => Promise<PhaseResult>): Promise<PhaseResult> => {
         let best = await run();
         for (let attempt = 2; attempt <= 1 + (opts.retries ?? 2) && disturbed(best); attempt++) {
-          log(`scale: ${name} was disturbed (other processes ${best.otherCpuPct} % of a core, ${best.checkpoints} checkpoint(s)); measuring again (attempt ${attempt})`);
+          const why = `other processes ${best.otherCpuPct} % of a core, ${best.checkpoints} checkpoint(s)`;
+          say(`${name} was disturbed (${why}); measuring again (attempt ${attempt})`);
           const again = await run();
           if (disturbance(again) < disturbance(best)) best = again;
           best = { ...best, attempts: attempt };
         }
         return best;
       };
-      const refresh = await measure('refresh', async () => {
-        const sample = await sampleSessions(dbUrl.toString(), { count: Math.min(connections * perConnection, target), users: target, region: REGION, secret: SECRET });
-        log(`scale: ${target} users: refresh ${duration} s over ${sample.length} sessions`);
-        return refreshPhase(base, probe, sample, connections, duration);
+      const refresh = await measured('refresh', async () => {
+        const sessions = await sample(connections * perConnection, target);
+        say(`${target} users: refresh ${duration} s over ${sessions.length} sessions`);
+        return phase(phases, refreshSpec(sessions, connections, duration));
       });
-      const login = await measure('login', () => {
-        log(`scale: ${target} users: login ${loginDuration} s`);
-        return loginPhase(base, probe, target, connections, loginDuration);
+      const login = await measured('login', () => {
+        say(`${target} users: login ${loginDuration} s`);
+        return phase(phases, loginSpec(target, loginDuration));
       });
-      log(`scale: ${target} users: refresh ${refresh.rps}/s p99 ${refresh.p99} ms (${refresh.errors} errors), login ${login.rps}/s p99 ${login.p99} ms (${login.errors} errors)`);
+      const line = (p: PhaseResult) => `${p.rps}/s p99 ${p.p99} ms (${p.errors} errors)`;
+      say(`${target} users: refresh ${line(refresh)}, login ${line(login)}`);
       results.push({
         users: s.totals.users,
         sessions: s.totals.sessions,
-        seed: { insertedUsers: s.inserted.users, usersPerSecond: s.usersPerSecond, insertMs: s.ms.insert, analyzeMs: s.ms.analyze, checkpointMs: s.ms.checkpoint, totalMs: s.ms.total },
+        seed: {
+          insertedUsers: s.inserted.users,
+          usersPerSecond: s.usersPerSecond,
+          insertMs: s.ms.insert,
+          analyzeMs: s.ms.analyze,
+          checkpointMs: s.ms.checkpoint,
+          totalMs: s.ms.total,
+        },
         pg: sizes,
         refresh,
         login,
       });
     }
 
-    const redisSizes = redis ? await redisEntrySizes(base, redis, prefix, dbUrl.toString(), seeded, opts.redisSamples ?? 200) : null;
+    const redisSizes = opts.redisUrl
+      ? await redisEntrySizes(env.base, opts.redisUrl, env.cachePrefix, await sample((opts.redisSamples ?? 200) * 2, seeded))
+      : null;
     const first = results[0]!;
     const last = results[results.length - 1]!;
-    const ratio = (a: number, b: number) => +(b > 0 ? a / b : 0).toFixed(2);
+    const ratio = (a: number, b: number) => round(b > 0 ? a / b : 0);
     const flat = {
       refreshP99Ratio: ratio(last.refresh.p99, first.refresh.p99),
       loginP99Ratio: ratio(last.login.p99, first.login.p99),
@@ -323,7 +299,7 @@ export async function runScale(opts: ScaleOptions): Promise<ScaleResult> {
     const result: ScaleResult = {
       at: new Date().toISOString(),
       node: process.version,
-      cpus: cpus().length,
+      cpus: machineCores,
       connections,
       durationS: duration,
       loginDurationS: loginDuration,
@@ -333,18 +309,16 @@ export async function runScale(opts: ScaleOptions): Promise<ScaleResult> {
       redis: redisSizes,
       flat,
     };
-    const dir = opts.resultsDir === undefined ? join(root, 'bench/results') : opts.resultsDir;
+    const dir = opts.resultsDir === undefined ? RESULTS_DIR : opts.resultsDir;
     if (dir !== null) {
-      mkdirSync(dir, { recursive: true });
-      result.file = join(dir, `scale-${result.at.replace(/[:.]/g, '-')}.json`);
-      writeFileSync(result.file, JSON.stringify(result, null, 2));
+      result.file = resultPath(dir, 'scale-', result.at);
+      writeJson(result.file, result);
     }
     if (opts.print ?? true) printScale(result);
     return result;
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-    await cleanup();
+    untrap();
+    await cleanup.run();
   }
 }
 
@@ -352,12 +326,13 @@ export async function runScale(opts: ScaleOptions): Promise<ScaleResult> {
 export function printScale(result: ScaleResult): void {
   const n = (x: number) => x.toLocaleString('en-US');
   console.log(
-    `\nscale: ${result.connections} connections, refresh ${result.durationS} s (${result.sessionsPerConnection} sessions per connection), login ${result.loginDurationS} s, cache ${result.cache}, ${result.cpus} cores, Node ${result.node}\n`,
+    `\nscale: ${result.connections} connections, refresh ${result.durationS} s (${result.sessionsPerConnection} sessions per connection), ` +
+      `login ${result.loginDurationS} s, cache ${result.cache}, ${result.cpus} cores, Node ${result.node}\n`,
   );
   console.table(
     result.steps.map((s) => ({
       users: n(s.users),
-      'seed s': +(s.seed.totalMs / 1000).toFixed(1),
+      'seed s': round(s.seed.totalMs / 1000, 1),
       'refresh/s': s.refresh.rps,
       'refresh p50': s.refresh.p50,
       'refresh p95': s.refresh.p95,
@@ -370,12 +345,16 @@ export function printScale(result: ScaleResult): void {
       'login err': s.login.errors,
     })),
   );
-  console.log('latencies in ms; per phase (refresh / login): CPU, % of one core (server / PostgreSQL / load generator / other processes / machine), checkpoints, disk:');
+  console.log(
+    'latencies in ms; per phase (refresh / login): CPU, % of one core (server / PostgreSQL / Redis / load generator / other processes / machine), ' +
+      'checkpoints, disk:',
+  );
+  const cpu = (p: PhaseResult) => `${p.serverCpuPct} / ${p.pgCpuPct} / ${p.redisCpuPct} / ${p.loadCpuPct} / ${p.otherCpuPct} / ${p.machineCpuPct}`;
   console.table(
     result.steps.map((s) => ({
       users: n(s.users),
-      refresh: `${s.refresh.serverCpuPct} / ${s.refresh.pgCpuPct} / ${s.refresh.loadCpuPct} / ${s.refresh.otherCpuPct} / ${s.refresh.machineCpuPct}`,
-      login: `${s.login.serverCpuPct} / ${s.login.pgCpuPct} / ${s.login.loadCpuPct} / ${s.login.otherCpuPct} / ${s.login.machineCpuPct}`,
+      refresh: cpu(s.refresh),
+      login: cpu(s.login),
       'quiet wait s': `${s.refresh.quietWaitS} / ${s.login.quietWaitS}`,
       checkpoints: `${s.refresh.checkpoints} / ${s.login.checkpoints}`,
       'disk writes/s (ms)': `${s.refresh.disk.writesPerS} (${s.refresh.disk.writeMs}) / ${s.login.disk.writesPerS} (${s.login.disk.writeMs})`,
@@ -393,7 +372,7 @@ export function printScale(result: ScaleResult): void {
         'table B/row': s.pg[t].perRow.table,
         'indexes B/row': s.pg[t].perRow.indexes,
         'total B/row': s.pg[t].perRow.total,
-        'total MB': +(s.pg[t].totalBytes / 1e6).toFixed(1),
+        'total MB': round(s.pg[t].totalBytes / 1e6, 1),
       })),
     ),
   );
@@ -402,7 +381,12 @@ export function printScale(result: ScaleResult): void {
     console.log(`index bytes per row at ${n(last.users)} users:`);
     console.table(
       Object.fromEntries(
-        (['users', 'sessions'] as const).flatMap((t) => Object.entries(last.pg[t].indexes).map(([name, bytes]) => [name, { 'B/row': +(bytes / Math.max(last.pg[t].rows, 1)).toFixed(1), MB: +(bytes / 1e6).toFixed(1) }])),
+        (['users', 'sessions'] as const).flatMap((t) =>
+          Object.entries(last.pg[t].indexes).map(([name, bytes]) => [
+            name,
+            { 'B/row': round(bytes / Math.max(last.pg[t].rows, 1), 1), MB: round(bytes / 1e6, 1) },
+          ]),
+        ),
       ),
     );
   }
@@ -416,10 +400,12 @@ export function printScale(result: ScaleResult): void {
   }
   const f = result.flat;
   console.log(
-    `p99 largest/smallest step: refresh ${f.refreshP99Ratio}×, login ${f.loginP99Ratio}× (worst step: ${f.refreshWorstRatio}×, ${f.loginWorstRatio}×) → ${f.within1_5x ? 'flat (within 1.5×)' : 'NOT within 1.5×'}`,
+    `p99 largest/smallest step: refresh ${f.refreshP99Ratio}×, login ${f.loginP99Ratio}× (worst step: ${f.refreshWorstRatio}×, ${f.loginWorstRatio}×) → ` +
+      (f.within1_5x ? 'flat (within 1.5×)' : 'NOT within 1.5×'),
   );
   if (f.noisySteps.length) {
-    console.log(`caution: other processes (over 30 % of a core) or a PostgreSQL checkpoint disturbed the measurement at ${f.noisySteps.map(n).join(', ')} users; rerun on a quiet machine`);
+    const at = f.noisySteps.map(n).join(', ');
+    console.log(`caution: other processes (over 30 % of a core) or a PostgreSQL checkpoint disturbed the measurement at ${at} users; rerun on a quiet machine`);
   }
   if (result.file) console.log(`written ${result.file}`);
 }
@@ -427,17 +413,13 @@ export function printScale(result: ScaleResult): void {
 // ---------------------------------------------------------------------------------------------
 // Load phases
 
-interface Meter {
-  latencies: number[];
-  errors: number;
-  /** When the last response arrived (autocannon notices the end only at its next 1 s tick). */
-  lastAt: number;
-}
-
-interface Control {
-  aborted: boolean;
-  /** The load generator running now. */
-  instance: { stop(): void } | undefined;
+/** What every phase measures against, besides the load itself. */
+interface Phases {
+  target: LoadTarget;
+  /** Not a backend of our database: it counts checkpoints. */
+  admin: pg.Client;
+  quietWaitS: number;
+  say: (line: string) => void;
 }
 
 /** Whether other work may have moved a phase's numbers; and by how much, to pick the cleanest run. */
@@ -457,320 +439,107 @@ async function checkpointCount(client: pg.Client): Promise<number> {
   }
 }
 
-/** What a phase watches besides its own latencies. */
-interface Probe {
-  control: Control;
-  checkpoints: () => Promise<number>;
-  serverPid: number;
-  /** PostgreSQL backends serving our database. */
-  pgPids: () => Promise<number[]>;
-  quietWaitS: number;
-  log: (line: string) => void;
-}
-
-/** Waits (bounded) until the machine's CPU is used by nothing but an idle server; returns the seconds waited. */
-async function waitQuiet(probe: Probe): Promise<number> {
-  const started = performance.now();
-  const limit = probe.quietWaitS * 1000;
-  let said = false;
-  while (performance.now() - started < limit && !probe.control.aborted) {
-    const a = machineCpu();
-    await new Promise((r) => setTimeout(r, 1000));
-    const b = machineCpu();
-    const busy = ((b.busy - a.busy) / Math.max(b.total - a.total, 1)) * 100 * cpus().length;
-    if (busy < NOISY_PCT) break;
-    if (!said) probe.log(`scale: the machine is busy (${Math.round(busy)} % of a core used by other work); waiting up to ${probe.quietWaitS} s for it to quiet down`);
-    said = true;
-  }
-  // The last (quiet) sample second is not waiting.
-  return Math.max(0, Math.round((performance.now() - started) / 1000 - 1));
-}
-
-function cpuOf(pids: number[]): Map<number, number> {
-  return new Map(pids.map((pid) => [pid, processCpuSeconds(pid)]));
-}
-
-async function cannon(
-  base: string,
-  probe: Probe,
-  path: string,
-  connections: number,
-  seconds: number,
-  perClient: () => { body: () => string; onResponse: (status: number, body: string) => void },
-): Promise<PhaseResult> {
-  const meter: Meter = { latencies: [], errors: 0, lastAt: 0 };
-  const quietWaitS = probe.quietWaitS > 0 ? await waitQuiet(probe) : 0;
-  if (probe.control.aborted) throw new Error('scale: interrupted');
-  const pg0 = cpuOf(await probe.pgPids());
-  const checkpoints0 = await probe.checkpoints();
-  const server0 = processCpuSeconds(probe.serverPid);
-  const machine0 = machineCpu();
+/** One measured run (bench/lib/load.ts) once the machine is quiet, with the checkpoints and disk I/O it saw. */
+async function phase(phases: Phases, spec: LoadSpec): Promise<PhaseResult> {
+  const { target, quietWaitS: maxWaitS, say } = phases;
+  const quietWaitS =
+    maxWaitS > 0
+      ? await waitForQuiet({
+          belowPct: NOISY_PCT,
+          maxWaitS,
+          signal: target.signal,
+          onBusy: (busy) => say(`the machine is busy (${Math.round(busy)} % of a core used by other work); waiting up to ${maxWaitS} s for it to quiet down`),
+        })
+      : 0;
+  if (target.signal?.aborted) throw new Error('scale: interrupted');
+  const checkpoints0 = await checkpointCount(phases.admin);
   const disk0 = diskStats();
-  const load0 = process.cpuUsage();
   const t0 = performance.now();
-  const result = await new Promise<autocannon.Result>((resolve, reject) => {
-    const instance = autocannon(
-      {
-        url: `${base}${path}`,
-        method: 'POST',
-        connections,
-        pipelining: 1,
-        duration: seconds,
-        headers: { 'content-type': 'application/json' },
-        // Per-connection state lives in this closure: autocannon's `context` is reset every time a
-        // client wraps around its `requests` list, so with one request it never carries anything.
-        setupClient(client) {
-          const state = perClient();
-          client.setRequests([
-            {
-              method: 'POST',
-              path,
-              headers: { 'content-type': 'application/json' },
-              setupRequest: (req) => ({ ...req, body: state.body() }),
-              onResponse: (status, body) => state.onResponse(status, body),
-            },
-          ]);
-        },
-      },
-      (err: unknown, res) => (err ? reject(err instanceof Error ? err : new Error(`autocannon failed: ${JSON.stringify(err)}`)) : resolve(res)),
-    );
-    probe.control.instance = instance;
-    if (probe.control.aborted) instance.stop();
-    instance.on('response', (_client, status, _bytes, ms) => {
-      meter.latencies.push(ms);
-      meter.lastAt = performance.now();
-      if (status < 200 || status >= 300) meter.errors++;
-    });
-  });
-  probe.control.instance = undefined;
-  // Request rate over the span that had traffic; CPU over the whole window its counters cover.
+  const r = await measure(target, spec);
   const window = (performance.now() - t0) / 1000;
-  const elapsed = ((meter.lastAt || performance.now()) - t0) / 1000;
-  const load = process.cpuUsage(load0);
-  const machine1 = machineCpu();
   const disk1 = diskStats();
-  const server1 = processCpuSeconds(probe.serverPid);
-  let pgSeconds = 0;
-  for (const [pid, cpu] of cpuOf(await probe.pgPids())) pgSeconds += cpu - (pg0.get(pid) ?? 0);
-  const pct = (seconds: number) => Math.round((seconds / window) * 100);
-  const machinePct = Math.round(((machine1.busy - machine0.busy) / Math.max(machine1.total - machine0.total, 1)) * 100 * cpus().length);
-  const serverPct = pct(server1 - server0);
-  const loadPct = pct((load.user + load.system) / 1e6);
-  const pgPct = pct(pgSeconds);
-  const checkpoints = (await probe.checkpoints()) - checkpoints0;
-  const sorted = meter.latencies.sort((a, b) => a - b);
-  const at = (p: number) => +(sorted.length ? sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]! : 0).toFixed(2);
+  const checkpoints = (await checkpointCount(phases.admin)) - checkpoints0;
+  if (target.signal?.aborted) throw new Error('scale: interrupted');
+  const writes = disk1.writes - disk0.writes;
+  const flushes = disk1.flushes - disk0.flushes;
   return {
-    requests: sorted.length,
-    errors: meter.errors + result.errors,
-    rps: Math.round(sorted.length / elapsed),
-    p50: at(50),
-    p95: at(95),
-    p99: at(99),
-    max: +(sorted[sorted.length - 1] ?? 0).toFixed(2),
-    serverCpuPct: serverPct,
-    loadCpuPct: loadPct,
-    pgCpuPct: pgPct,
-    machineCpuPct: machinePct,
-    otherCpuPct: Math.max(0, machinePct - serverPct - loadPct - pgPct),
+    requests: r.requests,
+    errors: r.errors,
+    rps: r.rps,
+    p50: r.latencyMs.p50,
+    p95: r.latencyMs.p95,
+    p99: r.latencyMs.p99,
+    max: r.latencyMs.max,
+    serverCpuPct: r.cpu.server,
+    loadCpuPct: r.cpu.loadgen,
+    pgCpuPct: r.cpu.postgres,
+    redisCpuPct: r.cpu.redis,
+    machineCpuPct: r.cpu.machine,
+    otherCpuPct: r.cpu.other,
     quietWaitS,
     checkpoints,
     disk: {
-      writesPerS: Math.round((disk1.writes - disk0.writes) / window),
-      writeMs: +((disk1.writeMs - disk0.writeMs) / Math.max(disk1.writes - disk0.writes, 1)).toFixed(2),
-      flushesPerS: Math.round((disk1.flushes - disk0.flushes) / window),
-      flushMs: +((disk1.flushMs - disk0.flushMs) / Math.max(disk1.flushes - disk0.flushes, 1)).toFixed(2),
+      writesPerS: Math.round(writes / window),
+      writeMs: round((disk1.writeMs - disk0.writeMs) / Math.max(writes, 1)),
+      flushesPerS: Math.round(flushes / window),
+      flushMs: round((disk1.flushMs - disk0.flushMs) / Math.max(flushes, 1)),
     },
     attempts: 1,
   };
 }
 
 /** Each connection rotates its own share of `sessions`, round-robin, following each chain. */
-function refreshPhase(base: string, probe: Probe, sessions: SampledSession[], connections: number, seconds: number): Promise<PhaseResult> {
+function refreshSpec(sessions: SampledSession[], connections: number, durationS: number): LoadSpec {
   const shares: Array<Array<{ token: string; live: boolean }>> = Array.from({ length: connections }, () => []);
   sessions.forEach((s, i) => shares[i % connections]!.push({ token: s.refreshToken, live: true }));
-  let nextShare = 0;
-  return cannon(base, probe, '/v1/auth/refresh', connections, seconds, () => {
-    const mine = shares[nextShare++ % connections]!;
-    let i = -1;
-    let current = mine[0]!;
-    return {
-      body: () => {
-        // The next live session of this connection (a dead one is only retried if all are dead).
-        for (let tries = 0; tries < mine.length; tries++) {
-          current = mine[(i = (i + 1) % mine.length)]!;
-          if (current.live) break;
-        }
-        return JSON.stringify({ refreshToken: current.token });
-      },
-      onResponse: (status, body) => {
-        if (status === 200) current.token = (JSON.parse(body) as { refreshToken: string }).refreshToken;
-        else if (status === 401) current.live = false;
-      },
-    };
-  });
+  return {
+    name: 'refresh',
+    route: 'POST /v1/auth/refresh',
+    expect: 200,
+    durationS,
+    connection: (c) => {
+      const mine = shares[c]!;
+      let i = -1;
+      let current = mine[0]!;
+      return [
+        {
+          method: 'POST',
+          path: '/v1/auth/refresh',
+          headers: { ...JSON_HEADERS },
+          setupRequest: (req) => {
+            // The next live session of this connection (a dead one is only retried if all are dead).
+            for (let tries = 0; tries < mine.length; tries++) {
+              current = mine[(i = (i + 1) % mine.length)]!;
+              if (current.live) break;
+            }
+            return { ...req, body: JSON.stringify({ refreshToken: current.token }) };
+          },
+          onResponse: (status, body) => {
+            if (status === 200) current.token = (JSON.parse(body) as { refreshToken: string }).refreshToken;
+            else if (status === 401) current.live = false;
+          },
+        },
+      ];
+    },
+  };
 }
 
 /** Every request logs in as a random seeded user. */
-function loginPhase(base: string, probe: Probe, users: number, connections: number, seconds: number): Promise<PhaseResult> {
-  return cannon(base, probe, '/v1/auth/login', connections, seconds, () => ({
-    body: () => JSON.stringify({ username: `user${Math.floor(Math.random() * users)}`, password: SEED_PASSWORD }),
-    onResponse: () => undefined,
-  }));
-}
-
-// ---------------------------------------------------------------------------------------------
-// Sizes
-
-async function pgSizes(url: string): Promise<{ users: TableSize; sessions: TableSize }> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    const size = async (table: 'users' | 'sessions'): Promise<TableSize> => {
-      const { rows } = await client.query<{ rows: string; t: string; i: string; total: string }>(
-        `select (select count(*) from ${table}) as rows, pg_table_size($1::regclass) as t, pg_indexes_size($1::regclass) as i,
-                pg_total_relation_size($1::regclass) as total`,
-        [table],
-      );
-      const idx = await client.query<{ name: string; bytes: string }>(
-        `select indexrelid::regclass::text as name, pg_relation_size(indexrelid) as bytes from pg_index where indrelid = $1::regclass order by 1`,
-        [table],
-      );
-      const r = rows[0]!;
-      const count = Number(r.rows);
-      const per = (bytes: string) => +(Number(bytes) / Math.max(count, 1)).toFixed(1);
-      return {
-        rows: count,
-        tableBytes: Number(r.t),
-        indexBytes: Number(r.i),
-        totalBytes: Number(r.total),
-        perRow: { table: per(r.t), indexes: per(r.i), total: per(r.total) },
-        indexes: Object.fromEntries(idx.rows.map((x) => [x.name, Number(x.bytes)])),
-      };
-    };
-    return { users: await size('users'), sessions: await size('sessions') };
-  } finally {
-    await client.end();
-  }
-}
-
-/**
- * Has the server write cache entries the way it does in production, then sizes them:
- * - session state: a grace retry (the previous token again, just after a refresh) loses the CAS,
- *   and the server caches the row it then reads;
- * - revocation mark: a logout marks a session revoked in the cache without reading it;
- * - user profile: GET /v1/me caches the caller's profile.
- */
-async function redisEntrySizes(base: string, redis: Redis, prefix: string, dbUrl: string, users: number, count: number): Promise<NonNullable<ScaleResult['redis']>> {
-  const sample = await sampleSessions(dbUrl, { count: count * 2, users, region: REGION, secret: SECRET });
-  const post = (path: string, body: unknown, token?: string) =>
-    fetch(`${base}${path}`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
-      body: JSON.stringify(body),
-    });
-  const refresh = async (token: string) => {
-    const res = await post('/v1/auth/refresh', { refreshToken: token });
-    if (!res.ok) throw new Error(`refresh for the Redis sizes answered ${res.status}`);
-    return (await res.json()) as { accessToken: string; refreshToken: string };
+function loginSpec(users: number, durationS: number): LoadSpec {
+  return {
+    name: 'login',
+    route: 'POST /v1/auth/login',
+    expect: 200,
+    durationS,
+    connection: () => [
+      {
+        method: 'POST',
+        path: '/v1/auth/login',
+        headers: { ...JSON_HEADERS },
+        setupRequest: (req) => ({ ...req, body: JSON.stringify({ username: `user${Math.floor(Math.random() * users)}`, password: SEED_PASSWORD }) }),
+      },
+    ],
   };
-  await inBatches(sample, 16, async (s, i) => {
-    const tokens = await refresh(s.refreshToken);
-    if (i % 2 === 0) {
-      await (await post('/v1/auth/refresh', { refreshToken: s.refreshToken })).arrayBuffer(); // grace retry → session state cached
-      await (await fetch(`${base}/v1/me`, { headers: { authorization: `Bearer ${tokens.accessToken}` } })).arrayBuffer(); // profile cached
-    } else {
-      await (await post('/v1/auth/logout', {}, tokens.accessToken)).arrayBuffer(); // revocation marked
-    }
-  });
-  await new Promise((r) => setTimeout(r, 500)); // the cache writes are off the response path
-  const state: number[] = [];
-  const marks: number[] = [];
-  const profiles: number[] = [];
-  const encodings = { state: new Set<string>(), mark: new Set<string>(), user: new Set<string>() };
-  for (const key of await scanKeys(redis, `${prefix}:sess:*`)) {
-    const bytes = Number(await redis.call('MEMORY', 'USAGE', key, 'SAMPLES', '0'));
-    const encoding = String(await redis.call('OBJECT', 'ENCODING', key));
-    if ((await redis.hexists(key, 'userId')) && !(await redis.hexists(key, 'revokedAt'))) {
-      state.push(bytes);
-      encodings.state.add(encoding);
-    } else if (!(await redis.hexists(key, 'userId'))) {
-      marks.push(bytes);
-      encodings.mark.add(encoding);
-    }
-  }
-  for (const key of await scanKeys(redis, `${prefix}:user:*`)) {
-    profiles.push(Number(await redis.call('MEMORY', 'USAGE', key, 'SAMPLES', '0')));
-    encodings.user.add(String(await redis.call('OBJECT', 'ENCODING', key)));
-  }
-  const summary = (xs: number[], enc: Set<string>): RedisEntrySize => ({
-    keys: xs.length,
-    avgBytes: xs.length ? +(xs.reduce((a, b) => a + b, 0) / xs.length).toFixed(1) : 0,
-    minBytes: xs.length ? Math.min(...xs) : 0,
-    maxBytes: xs.length ? Math.max(...xs) : 0,
-    encoding: [...enc].join(','),
-  });
-  return { session: summary(state, encodings.state), revokedSession: summary(marks, encodings.mark), user: summary(profiles, encodings.user) };
-}
-
-// ---------------------------------------------------------------------------------------------
-// Plumbing
-
-async function inBatches<T>(items: T[], width: number, work: (item: T, index: number) => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: width }, async () => {
-      while (next < items.length) {
-        const i = next++;
-        await work(items[i]!, i);
-      }
-    }),
-  );
-}
-
-async function scanKeys(redis: Redis, pattern: string): Promise<string[]> {
-  const keys: string[] = [];
-  let cursor = '0';
-  do {
-    const [next, batch] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
-    cursor = next;
-    keys.push(...batch);
-  } while (cursor !== '0');
-  return keys;
-}
-
-async function deleteKeys(redis: Redis, pattern: string): Promise<void> {
-  for (const key of await scanKeys(redis, pattern)) await redis.unlink(key);
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const address = srv.address();
-      srv.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
-
-async function waitReady(base: string, server: ChildProcess): Promise<void> {
-  const deadline = Date.now() + 30_000;
-  while (Date.now() < deadline) {
-    if (server.exitCode !== null) throw new Error(`authctl serve exited with ${server.exitCode}`);
-    if (await fetch(`${base}/readyz`).then((r) => r.ok, () => false)) return;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error('authctl serve was not ready within 30 s');
-}
-
-async function stopServer(server: ChildProcess): Promise<void> {
-  if (server.exitCode !== null || server.signalCode !== null) return;
-  const exited = new Promise((resolve) => server.once('exit', resolve));
-  server.kill('SIGTERM');
-  const timer = setTimeout(() => server.kill('SIGKILL'), 10_000);
-  await exited;
-  clearTimeout(timer);
 }
 
 /** Writes and flushes completed, and ms spent on them, over the machine's disks (not partitions, loop or RAM devices). */
@@ -792,15 +561,97 @@ function diskStats(): { writes: number; writeMs: number; flushes: number; flushM
   return total;
 }
 
-/** Machine-wide CPU jiffies: busy and total (from /proc/stat). */
-function machineCpu(): { busy: number; total: number } {
+// ---------------------------------------------------------------------------------------------
+// Sizes
+
+async function pgSizes(url: string): Promise<{ users: TableSize; sessions: TableSize }> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
   try {
-    const values = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-    const total = values.reduce((a, b) => a + b, 0);
-    const idle = (values[3] ?? 0) + (values[4] ?? 0);
-    return { busy: total - idle, total };
-  } catch {
-    return { busy: 0, total: 0 };
+    const size = async (table: 'users' | 'sessions'): Promise<TableSize> => {
+      const { rows } = await client.query<{ rows: string; t: string; i: string; total: string }>(
+        `select (select count(*) from ${table}) as rows, pg_table_size($1::regclass) as t, pg_indexes_size($1::regclass) as i,
+                pg_total_relation_size($1::regclass) as total`,
+        [table],
+      );
+      const idx = await client.query<{ name: string; bytes: string }>(
+        `select indexrelid::regclass::text as name, pg_relation_size(indexrelid) as bytes from pg_index where indrelid = $1::regclass order by 1`,
+        [table],
+      );
+      const r = rows[0]!;
+      const count = Number(r.rows);
+      const per = (bytes: string) => round(Number(bytes) / Math.max(count, 1), 1);
+      return {
+        rows: count,
+        tableBytes: Number(r.t),
+        indexBytes: Number(r.i),
+        totalBytes: Number(r.total),
+        perRow: { table: per(r.t), indexes: per(r.i), total: per(r.total) },
+        indexes: Object.fromEntries(idx.rows.map((x) => [x.name, Number(x.bytes)])),
+      };
+    };
+    return { users: await size('users'), sessions: await size('sessions') };
+  } finally {
+    await client.end();
+  }
+}
+
+/**
+ * Has the server write cache entries the way it does in production, from `sample` (half of the
+ * sessions each way), then sizes them:
+ * - session state: a grace retry (the previous token again, just after a refresh) loses the CAS,
+ *   and the server caches the row it then reads;
+ * - revocation mark: a logout marks a session revoked in the cache without reading it;
+ * - user profile: GET /v1/me caches the caller's profile.
+ */
+async function redisEntrySizes(base: string, redisUrl: string, prefix: string, sample: SampledSession[]): Promise<NonNullable<ScaleResult['redis']>> {
+  const refresh = async (token: string) => {
+    const res = await postJson(`${base}/v1/auth/refresh`, { refreshToken: token });
+    if (!res.ok) throw new Error(`refresh for the Redis sizes answered ${res.status}`);
+    return (await res.json()) as { accessToken: string; refreshToken: string };
+  };
+  await inParallel(sample, 16, async (s, i) => {
+    const tokens = await refresh(s.refreshToken);
+    if (i % 2 === 0) {
+      await (await postJson(`${base}/v1/auth/refresh`, { refreshToken: s.refreshToken })).arrayBuffer(); // grace retry → session state cached
+      await (await fetch(`${base}/v1/me`, { headers: { authorization: `Bearer ${tokens.accessToken}` } })).arrayBuffer(); // profile cached
+    } else {
+      await (await postJson(`${base}/v1/auth/logout`, {}, tokens.accessToken)).arrayBuffer(); // revocation marked
+    }
+  });
+  await new Promise((r) => setTimeout(r, 500)); // the cache writes are off the response path
+  const redis = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  try {
+    await redis.connect();
+    const state: number[] = [];
+    const marks: number[] = [];
+    const profiles: number[] = [];
+    const encodings = { state: new Set<string>(), mark: new Set<string>(), user: new Set<string>() };
+    for (const key of await scanKeys(redis, `${prefix}:sess:*`)) {
+      const bytes = Number(await redis.call('MEMORY', 'USAGE', key, 'SAMPLES', '0'));
+      const encoding = String(await redis.call('OBJECT', 'ENCODING', key));
+      if ((await redis.hexists(key, 'userId')) && !(await redis.hexists(key, 'revokedAt'))) {
+        state.push(bytes);
+        encodings.state.add(encoding);
+      } else if (!(await redis.hexists(key, 'userId'))) {
+        marks.push(bytes);
+        encodings.mark.add(encoding);
+      }
+    }
+    for (const key of await scanKeys(redis, `${prefix}:user:*`)) {
+      profiles.push(Number(await redis.call('MEMORY', 'USAGE', key, 'SAMPLES', '0')));
+      encodings.user.add(String(await redis.call('OBJECT', 'ENCODING', key)));
+    }
+    const summary = (xs: number[], enc: Set<string>): RedisEntrySize => ({
+      keys: xs.length,
+      avgBytes: xs.length ? round(xs.reduce((a, b) => a + b, 0) / xs.length, 1) : 0,
+      minBytes: xs.length ? Math.min(...xs) : 0,
+      maxBytes: xs.length ? Math.max(...xs) : 0,
+      encoding: [...enc].join(','),
+    });
+    return { session: summary(state, encodings.state), revokedSession: summary(marks, encodings.mark), user: summary(profiles, encodings.user) };
+  } finally {
+    redis.disconnect();
   }
 }
 
@@ -819,9 +670,9 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
       warmup: { type: 'string', default: '2' },
       'quiet-wait': { type: 'string', default: '60' },
       retries: { type: 'string', default: '2' },
-      'pg-url': { type: 'string', default: process.env.AUTHCTL_BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres' },
+      'pg-url': { type: 'string', default: DEFAULT_PG_URL },
       // An empty value runs the server with its in-process cache (and skips the Redis sizes).
-      redis: { type: 'string', default: process.env.AUTHCTL_BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379' },
+      redis: { type: 'string', default: process.env.AUTHCTL_BENCH_REDIS_URL ?? DEFAULT_REDIS_URL },
     },
   });
   const num = (name: string, v: string | undefined) => {

@@ -151,3 +151,37 @@ export class CpuMeter {
     return { ...usage, other: Math.max(0, usage.machine - usage.server - usage.loadgen - usage.postgres - usage.redis) };
   }
 }
+
+/** How busy the whole machine is over the next `ms`, % of one core (everything: an idle server too). */
+export async function machineBusyPct(ms = 1_000): Promise<number> {
+  const before = machineCpuSeconds();
+  const t0 = performance.now();
+  await new Promise((r) => setTimeout(r, ms));
+  return ((machineCpuSeconds().busy - before.busy) / ((performance.now() - t0) / 1000)) * 100;
+}
+
+export interface QuietOptions {
+  /** Quiet: the machine busy under this % of one core over a second. */
+  belowPct: number;
+  /** Give up after this long, s. */
+  maxWaitS: number;
+  signal?: AbortSignal | undefined;
+  /** Told once, the first time the machine is found busy. */
+  onBusy?: (busyPct: number) => void;
+}
+
+/**
+ * Waits (bounded) until the machine is quiet, so a neighbour's build does not pass for a figure
+ * of ours; returns the seconds waited (the last, quiet, second of sampling is not waiting).
+ */
+export async function waitForQuiet(opts: QuietOptions): Promise<number> {
+  const started = performance.now();
+  let said = false;
+  while (performance.now() - started < opts.maxWaitS * 1000 && !opts.signal?.aborted) {
+    const busy = await machineBusyPct();
+    if (busy < opts.belowPct) break;
+    if (!said) opts.onBusy?.(busy);
+    said = true;
+  }
+  return Math.max(0, Math.round((performance.now() - started) / 1000 - 1));
+}

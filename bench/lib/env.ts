@@ -6,11 +6,17 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { loadConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
+
+/** The repository (this file is dist/bench/lib/env.js once built). */
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+export const DEFAULT_PG_URL = process.env.AUTHCTL_BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
 
 /** Async teardown steps, run last-registered first, each at most once, errors reported not thrown. */
 export class Cleanup {
@@ -33,13 +39,46 @@ export class Cleanup {
     })();
     return this.running;
   }
+
+  /**
+   * On SIGINT or SIGTERM: `interrupt` (stop the load: its keep-alive connections would hold the
+   * server's graceful shutdown), the cleanup, exit 130. Returns what removes the handlers.
+   */
+  exitOnSignal(log: (line: string) => void, interrupt?: () => void): () => void {
+    const onSignal = (signal: NodeJS.Signals) => {
+      log(`${signal}: cleaning up`);
+      interrupt?.();
+      void this.run().finally(() => process.exit(130));
+    };
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+    return () => {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    };
+  }
+}
+
+/** Every key matching `pattern` (SCAN, so Redis is never blocked). */
+export async function scanKeys(redis: Redis, pattern: string): Promise<string[]> {
+  const keys: string[] = [];
+  let cursor = '0';
+  do {
+    const [next, batch] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+    keys.push(...batch);
+    cursor = next;
+  } while (cursor !== '0');
+  return keys;
 }
 
 export interface EnvironmentOptions {
-  root: string;
+  /** Names the database (`authctl_<name>_…`) and the Redis key prefix (`<name>-…`); default `bench`. */
+  name?: string;
   pgUrl: string;
   /** A redis:// URL, or 'none' for the server's in-process cache. */
   redis: string;
+  /** Server settings over the bench's and the environment's (e.g. `AUTHCTL_HASH_MEMORY_COST`). */
+  serverEnv?: Record<string, string>;
   cleanup: Cleanup;
   log: (line: string) => void;
 }
@@ -51,9 +90,14 @@ export interface Environment {
   /** The bench database (dropped at cleanup). */
   databaseUrl: string;
   databaseName: string;
+  /** A connection to the database of `pgUrl` (not ours: its backend is not counted as our load), closed at cleanup. */
+  admin: pg.Client;
   /** The configuration exactly as the server loads it (same env, same cwd). */
   config: Config;
+  /** 'memory', or the Redis URL. */
   cacheTarget: string;
+  /** The server's Redis key prefix (its keys are deleted at cleanup). */
+  cachePrefix: string;
 }
 
 async function freePort(): Promise<number> {
@@ -73,8 +117,9 @@ async function exited(child: ChildProcess): Promise<number | null> {
 }
 
 export async function startEnvironment(opts: EnvironmentOptions): Promise<Environment> {
+  const name = opts.name ?? 'bench';
   const tag = `${Date.now()}_${process.pid}`;
-  const dbName = `authctl_bench_${tag}`;
+  const dbName = `authctl_${name}_${tag}`;
   const admin = new pg.Client({ connectionString: opts.pgUrl });
   await admin.connect();
   opts.cleanup.add('closing the admin connection', () => admin.end());
@@ -86,7 +131,7 @@ export async function startEnvironment(opts: EnvironmentOptions): Promise<Enviro
   dbUrl.pathname = `/${dbName}`;
 
   const port = await freePort();
-  const prefix = `bench-${tag}`;
+  const prefix = `${name}-${tag}`;
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     AUTHCTL_DATABASE_URL: dbUrl.toString(),
@@ -100,6 +145,7 @@ export async function startEnvironment(opts: EnvironmentOptions): Promise<Enviro
     // Per-account throttling stays on (every login pays for its counters, as in production).
     AUTHCTL_RATE_LIMIT_REGISTER_PER_IP: '100000',
     AUTHCTL_RATE_LIMIT_IP_FAILURES: '100000',
+    ...opts.serverEnv,
   };
   if (opts.redis === 'none') {
     delete env.AUTHCTL_REDIS_URL;
@@ -111,20 +157,16 @@ export async function startEnvironment(opts: EnvironmentOptions): Promise<Enviro
       const redis = new Redis(opts.redis, { lazyConnect: true, maxRetriesPerRequest: 1, connectTimeout: 2_000 });
       try {
         await redis.connect();
-        let cursor = '0';
-        do {
-          const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-          if (keys.length) await redis.del(...keys);
-          cursor = next;
-        } while (cursor !== '0');
+        const keys = await scanKeys(redis, `${prefix}:*`);
+        for (let i = 0; i < keys.length; i += 1000) await redis.del(...keys.slice(i, i + 1000));
       } finally {
         redis.disconnect();
       }
     });
   }
-  const config = loadConfig({ env, cwd: opts.root });
+  const config = loadConfig({ env, cwd: ROOT });
 
-  const cli = (args: string[]) => spawn(process.execPath, [join(opts.root, 'bin/run.js'), ...args], { cwd: opts.root, env, stdio: ['ignore', 'ignore', 'inherit'] });
+  const cli = (args: string[]) => spawn(process.execPath, [join(ROOT, 'bin/run.js'), ...args], { cwd: ROOT, env, stdio: ['ignore', 'ignore', 'inherit'] });
   const migrateCode = await exited(cli(['migrate']));
   if (migrateCode !== 0) throw new Error(`authctl migrate exited with ${migrateCode}`);
 
@@ -153,5 +195,15 @@ export async function startEnvironment(opts: EnvironmentOptions): Promise<Enviro
   }
   if (!(await fetch(`${base}/bench/baseline`)).ok) throw new Error('GET /bench/baseline is missing: does this build support http.benchRoutes?');
   opts.log(`server pid ${serverPid} on ${base}, database ${dbName}, cache ${opts.redis === 'none' ? 'in-process' : `${opts.redis} (prefix ${prefix})`}`);
-  return { base, server, serverPid, databaseUrl: dbUrl.toString(), databaseName: dbName, config, cacheTarget: opts.redis === 'none' ? 'memory' : opts.redis };
+  return {
+    base,
+    server,
+    serverPid,
+    databaseUrl: dbUrl.toString(),
+    databaseName: dbName,
+    admin,
+    config,
+    cacheTarget: opts.redis === 'none' ? 'memory' : opts.redis,
+    cachePrefix: prefix,
+  };
 }

@@ -13,6 +13,8 @@ export interface LoadTarget {
   /** Our database, to count only its PostgreSQL backends. */
   database: string;
   connections: number;
+  /** Aborting it stops the load at once (an interrupted bench: keep-alive connections would hold the server's shutdown). */
+  signal?: AbortSignal | undefined;
 }
 
 export interface LoadSpec {
@@ -55,6 +57,7 @@ export interface LoadResult {
 function cannon(target: LoadTarget, spec: LoadSpec, onResponse?: (status: number, ms: number) => void): Promise<autocannon.Result> {
   let next = 0;
   return new Promise((resolve, reject) => {
+    const stop = () => instance.stop();
     const instance = autocannon(
       {
         url: target.base,
@@ -69,8 +72,14 @@ function cannon(target: LoadTarget, spec: LoadSpec, onResponse?: (status: number
         },
         ...(spec.maxPerConnection !== undefined ? { maxConnectionRequests: spec.maxPerConnection } : {}),
       },
-      (err, result) => (err ? reject(err instanceof Error ? err : new Error(String(err))) : resolve(result)),
+      (err, result) => {
+        target.signal?.removeEventListener('abort', stop);
+        if (err) reject(err instanceof Error ? err : new Error(String(err)));
+        else resolve(result);
+      },
     );
+    if (target.signal?.aborted) stop();
+    else target.signal?.addEventListener('abort', stop, { once: true });
     if (onResponse) instance.on('response', (_client, status, _bytes, ms) => onResponse(status, ms));
   });
 }

@@ -1,0 +1,18 @@
+/** Where runs write their JSON: bench/results/<prefix><ISO time>.json. */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { ROOT } from './env.js';
+
+export const RESULTS_DIR = join(ROOT, 'bench', 'results');
+
+/** `<dir>/<prefix><at>.json`, `at` an ISO time with its colons and dots made dashes. */
+export function resultPath(dir: string, prefix: string, at: string): string {
+  return join(dir, `${prefix}${at.replace(/[:.]/g, '-')}.json`);
+}
+
+/** Writes `data` as indented JSON (creating the folder); returns `file`. */
+export function writeJson(file: string, data: unknown): string {
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileSync(file, `${JSON.stringify(data, null, 2)}\n`);
+  return file;
+}
