@@ -88,7 +88,7 @@ async function startRegions(): Promise<[Node, Node]> {
     );
     await migrate(container);
     await startBackground(container);
-    await container.replication.startShipping();
+    await container.replication.shipping.start();
     const handle = createApp(container).callback();
     handlers[i] = (req, res) => void handle(req, res);
     nodes.push({ name, url: `http://127.0.0.1:${ports[i]}`, container, server: servers[i]!, port: ports[i]!, db });
@@ -133,7 +133,7 @@ async function load(a: Node, untilMs: number): Promise<{ refreshes: number; logo
 }
 
 async function backlogOf(a: Node): Promise<number> {
-  return (await a.container.replication.status())[0]?.backlog ?? 0;
+  return (await a.container.replication.backlog.status())[0]?.backlog ?? 0;
 }
 
 async function main(): Promise<void> {
@@ -144,7 +144,7 @@ async function main(): Promise<void> {
     const counts = await load(a, started + durationMs);
     const seconds = (Date.now() - started) / 1000;
     while ((await backlogOf(a)) > 0) await new Promise((r) => setTimeout(r, 100));
-    const lag = (await a.container.replication.status())[0]!;
+    const lag = (await a.container.replication.backlog.status())[0]!;
     console.log(
       `lag under load: ${counts.refreshes} refreshes + ${counts.logouts} logouts in ${seconds.toFixed(1)} s on A (${Math.round((counts.refreshes + counts.logouts) / seconds)} changes/s, ${counts.errors} errors); replication lag A → B p50 ${lag.lagP50Ms} ms, p99 ${lag.lagP99Ms} ms (last ${Math.min(1000, counts.refreshes + counts.logouts)} changes)`,
     );

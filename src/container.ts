@@ -21,9 +21,16 @@ import { SessionsRepo } from './store/pg/sessions-repo.js';
 import { SigningKeysRepo } from './store/pg/signing-keys-repo.js';
 import { StatsRepo } from './store/pg/stats-repo.js';
 import { UsersRepo } from './store/pg/users-repo.js';
-import { ReplicationRepo } from './store/pg/replication-repo.js';
+import { OutboxRepo } from './store/pg/outbox-repo.js';
+import { ReplicationApplyRepo } from './store/pg/replication-apply-repo.js';
+import { BatchApplier } from './core/replication/apply.js';
+import { ReplicationBacklog } from './core/replication/backlog.js';
+import { InboundReplication } from './core/replication/inbound.js';
+import { LoginPolicy } from './core/replication/login-policy.js';
 import { createReplicationMetrics } from './core/replication/metrics.js';
-import { ReplicationService } from './core/replication/replication-service.js';
+import { PeerRegistry } from './core/replication/peers.js';
+import { RefreshProxy } from './core/replication/refresh-proxy.js';
+import { ReplicationShipping } from './core/replication/shipper.js';
 import { CacheRepairJobs } from './jobs/cache-repair.js';
 import { JobQueue } from './jobs/job-queue.js';
 import { createCache, type Cache } from './store/cache/index.js';
@@ -54,8 +61,8 @@ export interface Container {
   auth: AuthService;
   /** Brute-force limits on login, registration and password checks (src/security). */
   throttle: LoginThrottle;
-  /** Multi-region: peers, applying their batches, shipping ours (workers), cross-region refresh. */
-  replication: ReplicationService;
+  /** Multi-region (README "Regions"): one piece per job, see {@link Replication}. */
+  replication: Replication;
   /** Login-limit counters (Redis, PostgreSQL or memory, by topology). */
   limiterStore: LimiterStore;
 }
@@ -66,7 +73,29 @@ export interface Repositories {
   signingKeys: SigningKeysRepo;
   usage: UsageRepo;
   stats: StatsRepo;
-  replication: ReplicationRepo;
+  /** Replication's transport: peers, outbox, deliveries, backlog. */
+  outbox: OutboxRepo;
+  /** Replication's apply side: the rows a peer's batch touches, the applied-batch log, tombstones. */
+  replicationApply: ReplicationApplyRepo;
+}
+
+/**
+ * Multi-region replication, one piece per job (each built here with its collaborators). A region
+ * without peers has them too: they then list no peers, ship nothing and refuse every batch.
+ */
+export interface Replication {
+  /** The peers of the config: `GET /v1/regions`, registering them in the database, admitting and authenticating their requests. */
+  peers: PeerRegistry;
+  /** `POST /internal/replication`: a peer's batch, authenticated, decoded and applied (through the one revocation path). */
+  inbound: InboundReplication;
+  /** Refreshes of sessions homed elsewhere, relayed to their home region (AuthService.refresh's collaborator). */
+  refreshProxy: RefreshProxy;
+  /** `regions.loginPolicy` (AuthService.login's collaborator). */
+  loginPolicy: LoginPolicy;
+  /** `authctl replication status|retry`: per-peer backlog and lag, re-queuing dead letters. */
+  backlog: ReplicationBacklog;
+  /** Ships this region's changes to its peers: started by the workers, stopped by shutdown. */
+  shipping: ReplicationShipping;
 }
 
 export interface ContainerOptions {
@@ -102,7 +131,8 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
     signingKeys: new SigningKeysRepo(db),
     usage: new UsageRepo(db),
     stats: new StatsRepo(db),
-    replication: new ReplicationRepo(db),
+    outbox: new OutboxRepo(db),
+    replicationApply: new ReplicationApplyRepo(db),
   };
   const usage = new UsageRecorder({ repo: repos.usage, clock, log, region: config.region });
   const telemetry = new Telemetry({ log, metrics, usage });
@@ -185,16 +215,7 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
           },
         })
       : undefined;
-  const replicationRepo = repos.replication;
-  const replication = new ReplicationService({
-    repo: replicationRepo,
-    config,
-    clock,
-    log,
-    metrics: createReplicationMetrics(metrics.registry, () => (config.regions.peers.length > 0 ? replicationRepo.backlog() : Promise.resolve([]))),
-    sessions,
-    keys,
-  });
+  const replication = buildReplication(config, { repos, clock, log, metrics, sessions, keys });
   const auth = new AuthService({
     users,
     sessions,
@@ -203,7 +224,9 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
     ...(localProfiles ? { localProfiles } : {}),
     clock,
     telemetry,
-    regions: replication,
+    loginPolicy: replication.loginPolicy,
+    // Without peers every refresh is served here: no routing to pay for on each one.
+    ...(config.regions.peers.length > 0 ? { refreshProxy: replication.refreshProxy } : {}),
   });
 
   // Counters live where the servers can share them: Redis (insured by PostgreSQL); PostgreSQL when
@@ -232,5 +255,33 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
     throttle,
     replication,
     limiterStore,
+  };
+}
+
+/** The pieces of {@link Replication}, each given what it works with. */
+function buildReplication(
+  config: Config,
+  deps: { repos: Repositories; clock: Clock; log: Logger; metrics: Metrics; sessions: SessionService; keys: KeyRing },
+): Replication {
+  const { repos, clock, log, sessions, keys } = deps;
+  const { outbox } = repos;
+  const metrics = createReplicationMetrics(deps.metrics.registry, () => (config.regions.peers.length > 0 ? outbox.backlog() : Promise.resolve([])));
+  const peers = new PeerRegistry({ region: config.region, publicUrl: config.publicUrl, peers: config.regions.peers, outbox, clock, log });
+  return {
+    peers,
+    inbound: new InboundReplication({
+      peers,
+      applier: new BatchApplier(repos.replicationApply),
+      sessions,
+      keys,
+      metrics,
+      clock,
+      log,
+      batchSize: config.regions.batchSize,
+    }),
+    refreshProxy: new RefreshProxy({ region: config.region, peers, timeoutMs: config.regions.proxyTimeoutMs, metrics, log }),
+    loginPolicy: new LoginPolicy({ region: config.region, policy: config.regions.loginPolicy, peers }),
+    backlog: new ReplicationBacklog({ outbox, peers, clock, log }),
+    shipping: new ReplicationShipping({ outbox, applied: repos.replicationApply, peers, config, clock, log, metrics }),
   };
 }

@@ -7,7 +7,7 @@ const warmUpRetries = new WeakMap<Container, NodeJS.Timeout>();
 /** `authctl migrate`: authctl's tables, the peers of the config, then pg-boss's schema and queues. */
 export async function migrate(c: Container): Promise<{ batch: number; applied: string[]; jobs: InstallResult }> {
   const result = await c.db.migrateLatest();
-  if (c.config.regions.peers.length > 0) await c.replication.syncPeers();
+  if (c.config.regions.peers.length > 0) await c.replication.peers.syncPeers();
   return { ...result, jobs: await c.jobs.install() };
 }
 
@@ -32,7 +32,7 @@ export async function startBackground(c: Container): Promise<void> {
       log.warn('cache unavailable: running on PostgreSQL alone', { event: 'cache.degraded' });
     }
   });
-  if (config.regions.peers.length > 0) await replication.syncPeers().catch((err: unknown) => log.warn('peers not registered yet', { event: 'replication.error', err }));
+  if (config.regions.peers.length > 0) await replication.peers.syncPeers().catch((err: unknown) => log.warn('peers not registered yet', { event: 'replication.error', err }));
   const warmUp = () => keys.ensureSigningKey();
   await Promise.allSettled([warmUp(), revocations.poll()]);
   revocations.start();
@@ -62,7 +62,7 @@ export async function shutdown(c: Container | undefined): Promise<void> {
   const retry = warmUpRetries.get(c);
   if (retry) clearInterval(retry);
   warmUpRetries.delete(c);
-  await c.replication.stopShipping();
+  await c.replication.shipping.stop();
   c.revocations.stop();
   c.keys.stop();
   await c.usage.stop();

@@ -11,7 +11,7 @@ export default class ReplicationRetry extends BaseCommand<typeof ReplicationRetr
   };
 
   async run(): Promise<{ requeued: number; peer: string | null }> {
-    const requeued = await this.container.replication.retryDead(this.flags.peer);
+    const requeued = await this.container.replication.backlog.retryDead(this.flags.peer);
     this.say(`Re-queued ${requeued} dead-lettered change(s)${this.flags.peer ? ` for ${this.flags.peer}` : ''}.`);
     return { requeued, peer: this.flags.peer ?? null };
   }

@@ -1,4 +1,4 @@
-import type { PeerStatus } from '../../src/core/replication/replication-service.js';
+import type { PeerStatus } from '../../src/core/replication/backlog.js';
 import { BaseCommand } from '../_base.js';
 
 const ms = (value: number | null) => (value === null ? '-' : `${Math.round(value)} ms`);
@@ -11,7 +11,7 @@ export default class ReplicationStatus extends BaseCommand<typeof ReplicationSta
 
   async run(): Promise<{ region: string; peers: PeerStatus[] }> {
     const { replication, config } = this.container;
-    const peers = await replication.status();
+    const peers = await replication.backlog.status();
     if (peers.length === 0) this.say(`Region ${config.region} has no peers (regions.peers is empty).`);
     for (const p of peers) {
       this.say(

@@ -1,7 +1,7 @@
 import type { Config } from '../config/schema.js';
 import type { Clock } from '../platform/clock.js';
 import type { Logger } from '../platform/logger.js';
-import type { ReplicationService } from '../core/replication/replication-service.js';
+import type { ReplicationShipping } from '../core/replication/shipper.js';
 import type { Cache } from '../store/cache/cache.js';
 import type { SessionsRepo } from '../store/pg/sessions-repo.js';
 import type { SigningKeysRepo } from '../store/pg/signing-keys-repo.js';
@@ -20,7 +20,7 @@ export interface WorkerDeps {
   repos: { sessions: SessionsRepo; signingKeys: SigningKeysRepo; usage: UsageRepo };
   cache?: Cache | undefined;
   /** Ships this region's changes to its peers while the worker runs. */
-  replication?: ReplicationService | undefined;
+  replication?: { shipping: Pick<ReplicationShipping, 'start' | 'stop'> } | undefined;
 }
 
 export interface WorkerOptions {
@@ -84,7 +84,7 @@ export async function startWorker(deps: WorkerDeps, queue: JobQueue, options: Wo
     log.warn('could not count dead-lettered jobs', { event: 'jobs.error', err });
   }
 
-  await deps.replication?.startShipping();
+  await deps.replication?.shipping.start();
   log.info('worker started', { event: 'worker.started', queues, cleanupCron: config.jobs.cleanupCron });
   let stopping: Promise<void> | undefined;
   return {
@@ -92,7 +92,7 @@ export async function startWorker(deps: WorkerDeps, queue: JobQueue, options: Wo
     stop() {
       stopping ??= (async () => {
         log.info('worker stopping', { event: 'worker.stopping' });
-        await deps.replication?.stopShipping();
+        await deps.replication?.shipping.stop();
         await queue.stop({ graceful: true, timeoutMs: options.stopTimeoutMs ?? 30_000 });
         log.info('worker stopped', { event: 'worker.stopped' });
       })();

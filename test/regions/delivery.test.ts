@@ -62,11 +62,11 @@ describe('regions: delivery to peers that are down, slow to learn, or not peers 
       await register(a, username, uniquePassword());
       // Well past maxAttempts (2) refusals' worth of tries.
       const status = await eventually('several failed deliveries to B', async () => {
-        const row = (await a.container.replication.status()).find((s) => s.peer === 'db');
+        const row = (await a.container.replication.backlog.status()).find((s) => s.peer === 'db');
         return row?.lastError?.includes('503') ? row : undefined;
       });
       await new Promise((resolve) => setTimeout(resolve, 1_500));
-      const later = (await a.container.replication.status()).find((s) => s.peer === 'db')!;
+      const later = (await a.container.replication.backlog.status()).find((s) => s.peer === 'db')!;
       expect(status.lastError).to.contain('503');
       expect(later.deadLettered, 'nothing dead-lettered').to.equal(0);
       expect(later.backlog).to.be.greaterThan(0);
@@ -88,7 +88,7 @@ describe('regions: delivery to peers that are down, slow to learn, or not peers 
       await eventually('the user reaches B', () => userAt(b, username));
       // A dies before C ever heard of the user.
       await a.stopHttp();
-      await a.container.replication.stopShipping();
+      await a.container.replication.shipping.stop();
       sessionId = (await login(b, username, password)).sessionId;
     } finally {
       await c.startHttp();
@@ -104,7 +104,7 @@ describe('regions: delivery to peers that are down, slow to learn, or not peers 
       });
     } finally {
       await a.startHttp();
-      await a.container.replication.startShipping();
+      await a.container.replication.shipping.start();
     }
   });
 
@@ -116,16 +116,16 @@ describe('regions: delivery to peers that are down, slow to learn, or not peers 
     await eventually('the user reaches B', () => userAt(b, username));
     await eventually('the changing session reaches B', () => sessionAt(b, changer.sessionId));
     // A partition (neither side ships): B opens a session A does not know; A changes the password.
-    await a.container.replication.stopShipping();
-    await b.container.replication.stopShipping();
+    await a.container.replication.shipping.stop();
+    await b.container.replication.shipping.stop();
     let stray: string;
     try {
       stray = (await login(b, username, password)).sessionId;
       const changed = await a.request('/v1/auth/password', { method: 'POST', token: changer.accessToken, json: { currentPassword: password, newPassword: uniquePassword() } });
       expect(changed.status).to.equal(204);
     } finally {
-      await a.container.replication.startShipping();
-      await b.container.replication.startShipping();
+      await a.container.replication.shipping.start();
+      await b.container.replication.shipping.start();
     }
     const revokedAt = async (node: RegionNode, id: string) => {
       const [row] = await node.query<{ revoked: boolean }>('select revoked_at is not null as revoked from sessions where id = ?', [id]);

@@ -104,14 +104,14 @@ describe('regions: a region killed and brought back', function () {
     // A revocation in C while A is away: it must reach A when A returns.
     expect((await c.request('/v1/auth/logout-all', { method: 'POST', token: bLocal.accessToken, json: {} })).status).to.equal(204);
     const backlog = await eventually('a backlog for A at B', async () => {
-      const peer = (await b.container.replication.status()).find((p) => p.peer === 'fa');
+      const peer = (await b.container.replication.backlog.status()).find((p) => p.peer === 'fa');
       return peer && peer.backlog > 0 && peer.lastError ? peer : undefined;
     });
     expect(backlog.lastError).to.match(/unreachable/);
 
     await startA();
     await eventually('B\'s and C\'s backlogs for A drained', async () => {
-      for (const n of [b, c]) if ((await n.container.replication.status()).some((p) => p.backlog > 0)) return undefined;
+      for (const n of [b, c]) if ((await n.container.replication.backlog.status()).some((p) => p.backlog > 0)) return undefined;
       return true;
     }, 60_000);
     await eventually('A\'s own backlog drained', async () => {

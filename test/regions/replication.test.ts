@@ -1,16 +1,10 @@
 import { expect } from 'chai';
 import { randomUUID } from 'node:crypto';
 import { signRequest } from '../../src/core/replication/signature.js';
-import { ReplicationRepo } from '../../src/store/pg/replication-repo.js';
+import { OutboxRepo } from '../../src/store/pg/outbox-repo.js';
 import { startTestApp } from '../helpers/app.js';
 import { expectProblem, expectTokenResponse, login, refresh, refreshCounter, register, uniquePassword, uniqueUsername, type TokenResponse } from '../helpers/http-assert.js';
-import { eventually, pairSecret, snapshot, startRegions, type RegionNode } from './support.js';
-
-async function verifyStatus(node: RegionNode, accessToken: string): Promise<number> {
-  const res = await node.request('/v1/verify', { token: accessToken });
-  await res.arrayBuffer();
-  return res.status;
-}
+import { eventually, pairSecret, snapshot, startRegions, verifyStatus, type RegionNode } from './support.js';
 
 async function loginWhenReplicated(node: RegionNode, username: string, password: string): Promise<TokenResponse> {
   return eventually(`${username} replicated to ${node.name}`, async () => {
@@ -155,7 +149,7 @@ describe('regions: replication between three regions', function () {
     const s = await login(a, username, password);
     await eventually('session at B', () => sessionCounter(b, s.sessionId));
     await a.stopHttp();
-    await b.container.replication.stopShipping();
+    await b.container.replication.shipping.stop();
     let fromB: TokenResponse;
     try {
       fromB = await expectTokenResponse(await refresh(b, s.refreshToken));
@@ -169,7 +163,7 @@ describe('regions: replication between three regions', function () {
       const atA = await expectTokenResponse(await refresh(a, fromB.refreshToken));
       expect(refreshCounter(atA.refreshToken)).to.equal(3);
     } finally {
-      await b.container.replication.startShipping();
+      await b.container.replication.shipping.start();
     }
     await eventually('A, B and C agree on counter 3, not revoked', async () => {
       for (const n of [a, b, c]) {
@@ -181,7 +175,7 @@ describe('regions: replication between three regions', function () {
     });
     // Give B's stale rotation time to be applied everywhere, then check once more.
     await eventually('backlogs drained', async () => {
-      for (const n of [a, b, c]) if ((await n.container.replication.status()).some((p) => p.backlog > 0)) return undefined;
+      for (const n of [a, b, c]) if ((await n.container.replication.backlog.status()).some((p) => p.backlog > 0)) return undefined;
       return true;
     });
     for (const n of [a, b, c]) expect(await sessionCounter(n, s.sessionId)).to.deep.equal({ counter: 3, revoked: false });
@@ -195,16 +189,16 @@ describe('regions: replication between three regions', function () {
     await eventually('session at B', () => sessionCounter(b, s.sessionId));
     // Partition: A's port is dead to its peers and A's changes cannot leave it.
     await a.stopHttp();
-    await a.container.replication.stopShipping();
+    await a.container.replication.shipping.stop();
     try {
-      const inA = await a.container.auth.refresh(s.refreshToken);
+      const inA = (await a.container.auth.refresh(s.refreshToken)) as TokenResponse;
       // B cannot reach A: it rotates the same token from its replica.
       const inB = await expectTokenResponse(await refresh(b, s.refreshToken));
       expect(refreshCounter(inA.refreshToken)).to.equal(2);
       expect(refreshCounter(inB.refreshToken)).to.equal(2);
     } finally {
       await a.startHttp();
-      await a.container.replication.startShipping();
+      await a.container.replication.shipping.start();
     }
     await eventually('the fork is revoked in all three regions', async () => {
       for (const n of [a, b, c]) if (!(await sessionCounter(n, s.sessionId))?.revoked) return undefined;
@@ -337,11 +331,11 @@ describe('regions: replication between three regions', function () {
   });
 
   it('keeps one batch per peer in flight across workers, so a peer sees a region\'s changes in order', async () => {
-    await a.container.replication.stopShipping();
+    await a.container.replication.shipping.stop();
     try {
       await register(a, uniqueUsername('order'), uniquePassword());
-      const one = new ReplicationRepo(a.container.db);
-      const other = new ReplicationRepo(a.container.db);
+      const one = new OutboxRepo(a.container.db);
+      const other = new OutboxRepo(a.container.db);
       const first = await one.claim('rb', 100, 60_000);
       expect(first.length).to.be.at.least(1);
       expect(await other.claim('rb', 100, 60_000)).to.deep.equal([]);
@@ -352,19 +346,19 @@ describe('regions: replication between three regions', function () {
       expect((await other.claim('rb', 100, 60_000)).map((e) => e.id)).to.deep.equal(first.map((e) => e.id));
       await a.query(`update replication_outbox set leased_until = null`);
     } finally {
-      await a.container.replication.startShipping();
+      await a.container.replication.shipping.start();
     }
   });
 
   it('replication status reports each peer, and all three regions converge', async () => {
     await eventually('backlogs drained', async () => {
-      for (const n of [a, b, c]) if ((await n.container.replication.status()).some((p) => p.backlog > 0)) return undefined;
+      for (const n of [a, b, c]) if ((await n.container.replication.backlog.status()).some((p) => p.backlog > 0)) return undefined;
       return true;
     });
     const [sa, sb, sc] = await Promise.all([snapshot(a), snapshot(b), snapshot(c)]);
     expect(sb).to.deep.equal(sa);
     expect(sc).to.deep.equal(sa);
-    const status = await a.container.replication.status();
+    const status = await a.container.replication.backlog.status();
     expect(status.map((s) => s.peer)).to.deep.equal(['rb', 'rc']);
     for (const s of status) {
       expect(s.backlog).to.equal(0);
@@ -413,7 +407,7 @@ describe('regions: routing', function () {
   });
 
   it('exposes replication backlog, lag and errors as Prometheus metrics', async () => {
-    await eventually('a shipped change', async () => ((await home.container.replication.status())[0]?.lastSuccessAt ? true : undefined));
+    await eventually('a shipped change', async () => ((await home.container.replication.backlog.status())[0]?.lastSuccessAt ? true : undefined));
     const text = await (await home.request('/metrics')).text();
     expect(text).to.match(/^authctl_replication_backlog\{peer="hb",region="ha"\} \d+$/m);
     expect(text).to.match(/^authctl_replication_oldest_pending_seconds\{peer="hb",region="ha"\} [\d.]+$/m);
@@ -434,10 +428,10 @@ describe('regions: a region without peers', function () {
       const body = JSON.stringify({ origin: 'ra', batchId: 'x', changes: [] });
       const res = await app.request('/internal/replication', { method: 'POST', headers: { 'content-type': 'application/json', ...signRequest(pairSecret('ra', 'local'), 'ra', body, Date.now()) }, body });
       await expectProblem(res, 403, 'unknown_peer');
-      expect(await app.container.replication.status()).to.deep.equal([]);
+      expect(await app.container.replication.backlog.status()).to.deep.equal([]);
 
       // A peer added later gets a snapshot of what exists; removing it drops its queue.
-      const repo = new ReplicationRepo(app.container.db);
+      const repo = new OutboxRepo(app.container.db);
       const peer = { name: 'later', url: 'http://127.0.0.1:9' };
       expect(await repo.syncPeers([peer], new Date())).to.deep.equal(['later']);
       const queued = async () => (await app.container.db.writer.raw<{ rows: Array<{ entity: string }> }>('select entity from replication_outbox order by id')).rows.map((r) => r.entity);

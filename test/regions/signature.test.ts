@@ -1,6 +1,5 @@
 import { expect } from 'chai';
 import { signRequest, verifyRequest, HEADER_SIGNATURE, HEADER_TIMESTAMP, SIGNATURE_WINDOW_MS } from '../../src/core/replication/signature.js';
-import { clashName } from '../../src/store/pg/replication-repo.js';
 
 const SECRET = 'a-peer-secret-that-is-long-enough-0123456789';
 
@@ -37,14 +36,5 @@ describe('replication request signatures', () => {
   it('refuses an authentic request outside the 5-minute window (replay)', () => {
     expect(check({ at: now + SIGNATURE_WINDOW_MS + 1 })).to.equal('stale');
     expect(check({ at: now - SIGNATURE_WINDOW_MS - 1 })).to.equal('stale');
-  });
-});
-
-describe('username clash renames', () => {
-  it('appends the home region and stays within 64 characters', () => {
-    expect(clashName('alice', 'eu-west')).to.equal('alice.eu-west');
-    const long = 'x'.repeat(64);
-    expect(clashName(long, 'us')).to.have.length(64);
-    expect(clashName(long, 'us').endsWith('.us')).to.equal(true);
   });
 });

@@ -80,7 +80,7 @@ export async function startRegions(
     );
     await migrate(container);
     await startBackground(container);
-    await container.replication.startShipping();
+    await container.replication.shipping.start();
     const callback = createApp(container).callback();
     handlers.set(name, (req, res) => void callback(req, res));
     const server = servers.get(name)!;
@@ -114,6 +114,13 @@ export async function startRegions(
     });
   }
   return nodes;
+}
+
+/** The status `GET /v1/verify` answers at `node` for an access token (200, or 401 when refused). */
+export async function verifyStatus(node: Pick<RegionNode, 'request'>, accessToken: string): Promise<number> {
+  const res = await node.request('/v1/verify', { token: accessToken });
+  await res.arrayBuffer();
+  return res.status;
 }
 
 /** Polls `check` until it returns a value (not undefined) or `timeoutMs` passes; returns it. */

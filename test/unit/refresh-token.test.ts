@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { ServerSecrets } from '../../src/core/keys/secrets.js';
-import { RefreshTokenCodec, type RefreshTokenClaims } from '../../src/core/tokens/refresh-token.js';
+import { homeRegionOf, RefreshTokenCodec, type RefreshTokenClaims } from '../../src/core/tokens/refresh-token.js';
 
 const CURRENT = 'current-secret-0123456789-abcdefghijklmnopqrstuvwxyz';
 const PREVIOUS = 'previous-secret-0123456789-abcdefghijklmnopqrstuvwxyz';
@@ -188,5 +188,21 @@ describe('RefreshTokenCodec', function () {
 
   it('refuses to be built without a key', function () {
     expect(() => new RefreshTokenCodec([])).to.throw();
+  });
+});
+
+describe('homeRegionOf', function () {
+  const codec = codecFor(CURRENT);
+
+  it('reads the region the codec wrote, from the prefix alone (a forged MAC does not matter for routing)', function () {
+    const token = codec.encode(CLAIMS);
+    expect(homeRegionOf(token)).to.equal(codec.decode(token)!.region);
+    expect(homeRegionOf(`rt_us_${'x'.repeat(10)}`)).to.equal('us');
+  });
+
+  it('names no region for what is not shaped like a refresh token', function () {
+    for (const token of [undefined, null, 42, {}, '', 'rt__x', 'rt_EU_x', 'rt_9eu_x', `rt_${'a'.repeat(33)}_x`, 'at_eu_x', 'rt_eu']) {
+      expect(homeRegionOf(token), JSON.stringify(token) ?? 'undefined').to.equal(undefined);
+    }
   });
 });

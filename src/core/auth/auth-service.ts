@@ -3,7 +3,8 @@ import type { Telemetry } from '../telemetry.js';
 import type { Cache } from '../../store/cache/cache.js';
 import type { MemoryCache } from '../../store/cache/memory.js';
 import type { SessionOwner } from '../../model/session.js';
-import type { ReplicationService } from '../replication/replication-service.js';
+import type { LoginPolicy } from '../replication/login-policy.js';
+import type { RefreshProxy, RelayedResponse } from '../replication/refresh-proxy.js';
 import type { Clock } from '../../platform/clock.js';
 import type { ClientMeta, IssuedSession, SessionService } from '../sessions/session-service.js';
 import type { AccessClaims, AccessTokens } from '../tokens/access-tokens.js';
@@ -48,7 +49,9 @@ export interface AuthServiceOptions {
   clock: Clock;
   telemetry: Telemetry;
   /** Refuses a login with the right password that belongs to another region (`regions.loginPolicy`). */
-  regions?: Pick<ReplicationService, 'assertHome'>;
+  loginPolicy?: Pick<LoginPolicy, 'assertHome'>;
+  /** Sends a refresh of a session homed in another region to that region (absent: every refresh is served here). */
+  refreshProxy?: Pick<RefreshProxy, 'homedElsewhere' | 'relay'>;
 }
 
 /**
@@ -70,7 +73,7 @@ export class AuthService {
   async login(username: string, password: string, meta: ClientMeta): Promise<TokenResponse> {
     const user = await this.opts.users.authenticate(username, password);
     // After the password check, so the answer says nothing about who exists where.
-    this.opts.regions?.assertHome(user.homeRegion);
+    this.opts.loginPolicy?.assertHome(user.homeRegion);
     const issued = this.opts.sessions.open(user, meta);
     const response = this.tokenResponse(issued);
     await this.opts.sessions.save(issued);
@@ -79,10 +82,29 @@ export class AuthService {
     return response;
   }
 
-  async refresh(refreshToken: unknown): Promise<TokenResponse> {
+  /**
+   * Rotates a refresh token (API.md §1.4). A session homed in another region is refreshed there
+   * while that region answers, and its answer — tokens or a problem — comes back as a
+   * {@link RelayedResponse} to pass on as it is; otherwise (and when the home region does not
+   * answer) the session is rotated here. The token's MAC is checked once per call: a forged token
+   * never costs the home region a request, nor this region any I/O.
+   */
+  async refresh(refreshToken: unknown, requestId?: string): Promise<TokenResponse | RelayedResponse> {
+    const { sessions, refreshProxy } = this.opts;
+    if (refreshProxy?.homedElsewhere(refreshToken)) {
+      const claims = sessions.decode(refreshToken);
+      const relayed = claims && (await refreshProxy.relay(refreshToken, claims.region, requestId));
+      if (relayed) return relayed;
+      // From the local replica (availability over consistency: the rotation replicates home).
+      this.opts.accessTokens.assertCanSign();
+      return this.refreshed(await sessions.rotate(claims));
+    }
     // Rotating and then failing to sign would spend the client's token: make sure we can sign first.
     this.opts.accessTokens.assertCanSign();
-    const issued = await this.opts.sessions.refresh(refreshToken);
+    return this.refreshed(await sessions.rotate(sessions.decode(refreshToken)));
+  }
+
+  private refreshed(issued: IssuedSession): TokenResponse {
     const response = this.tokenResponse(issued);
     const outcome = issued.outcome ?? 'rotated';
     this.opts.telemetry.refreshed(outcome, issued.owner.id, issued.session.id);

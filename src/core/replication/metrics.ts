@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import type { PeerBacklog } from '../../store/pg/replication-repo.js';
+import type { PeerBacklog } from '../../store/pg/outbox-repo.js';
 
 /** Replication metrics (README.md#endpoints-errors-and-commands): per peer backlog and lag, errors, applied rows. */
 export function createReplicationMetrics(registry: Registry, backlog: () => Promise<PeerBacklog[] | undefined>) {

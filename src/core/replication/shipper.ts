@@ -1,18 +1,22 @@
-import { createHash } from 'node:crypto';
 import type { Config } from '../../config/schema.js';
 import type { Logger } from '../../platform/logger.js';
-import type { ReplicationRepo } from '../../store/pg/replication-repo.js';
+import type { OutboxRepo } from '../../store/pg/outbox-repo.js';
+import type { ReplicationApplyRepo } from '../../store/pg/replication-apply-repo.js';
 import type { Clock } from '../../platform/clock.js';
 import type { ReplicationMetrics } from './metrics.js';
+import type { Peer, PeerRegistry } from './peers.js';
 import { signRequest } from './signature.js';
+import { encodeBatch } from './wire.js';
 
 export interface ShipperOptions {
-  repo: ReplicationRepo;
+  outbox: Pick<OutboxRepo, 'peer' | 'claim' | 'foreignOwners' | 'acknowledge' | 'fail'>;
+  /** Forgets old applied-batch ids and tombstones, once an hour. */
+  applied: Pick<ReplicationApplyRepo, 'prune'>;
   config: Config;
   clock: Clock;
   log: Logger;
-  metrics: ReplicationMetrics;
-  peers: ReadonlyArray<Config['regions']['peers'][number]>;
+  metrics: Pick<ReplicationMetrics, 'errors' | 'lag'>;
+  peers: readonly Peer[];
   fetch?: typeof fetch;
 }
 
@@ -53,7 +57,7 @@ export class Shipper {
     await Promise.all(this.loops);
   }
 
-  private async loop(peer: ShipperOptions['peers'][number]): Promise<void> {
+  private async loop(peer: Peer): Promise<void> {
     while (!this.stopped) {
       let shipped = 0;
       try {
@@ -72,17 +76,13 @@ export class Shipper {
   }
 
   /** Ships one batch to `peer` if it has pending changes and is not backing off; returns how many. */
-  async shipOnce(peer: ShipperOptions['peers'][number]): Promise<number> {
-    const { repo, config, clock, metrics, log } = this.opts;
-    const state = await repo.peer(peer.name);
+  async shipOnce(peer: Peer): Promise<number> {
+    const { outbox, config, clock, metrics, log } = this.opts;
+    const state = await outbox.peer(peer.name);
     if (state?.nextAttemptAt && state.nextAttemptAt > clock.now()) return 0;
-    const entries = await repo.claim(peer.name, config.regions.batchSize, LEASE_MS);
+    const entries = await outbox.claim(peer.name, config.regions.batchSize, LEASE_MS);
     if (entries.length === 0) return 0;
-    const changes = [...(await repo.foreignOwners(entries, config.region)), ...entries.map((e) => ({ entity: e.entity, payload: e.payload }))];
-    // Named by its content: the same on redelivery (so the peer skips it), and never reused by
-    // other changes, even if this region's outbox sequence starts again after a restore.
-    const batchId = createHash('sha256').update(`${config.region}\n${JSON.stringify(changes)}`).digest('base64url');
-    const body = JSON.stringify({ origin: config.region, batchId, changes });
+    const { body } = encodeBatch(config.region, [...(await outbox.foreignOwners(entries, config.region)), ...entries.map((e) => ({ entity: e.entity, payload: e.payload }))]);
     const ids = entries.map((e) => e.id);
     try {
       const res = await (this.opts.fetch ?? fetch)(new URL('/internal/replication', peer.url), {
@@ -103,7 +103,7 @@ export class Shipper {
       const attempts = (state?.attempts ?? 0) + 1;
       const backoffMs = Math.min(config.regions.retryMaxMs, config.regions.retryBaseMs * 2 ** Math.min(attempts - 1, 20));
       const message = refused || err instanceof Waiting ? err.message : `unreachable: ${(err as Error).message}`;
-      const dead = await repo.fail(peer.name, ids, message, clock.now(), { backoffMs, deadAfter: refused ? config.regions.maxAttempts : undefined });
+      const dead = await outbox.fail(peer.name, ids, message, clock.now(), { backoffMs, deadAfter: refused ? config.regions.maxAttempts : undefined });
       metrics.errors.inc({ peer: peer.name, kind: refused ? 'refused' : 'unreachable' });
       if (!this.failing.has(peer.name) || dead > 0) {
         log.warn('replication to peer failed; retrying with back-off', { event: 'replication.failed', peer: peer.name, error: message, backoffMs, deadLettered: dead });
@@ -113,7 +113,7 @@ export class Shipper {
     }
     const now = clock.now().getTime();
     const lags = entries.map((e) => Math.max(0, now - e.createdAt.getTime()));
-    await repo.acknowledge(peer.name, ids, lags, new Date(now));
+    await outbox.acknowledge(peer.name, ids, lags, new Date(now));
     for (const lag of lags) metrics.lag.observe({ peer: peer.name }, lag / 1000);
     if (this.failing.delete(peer.name)) log.info('replication to peer resumed', { event: 'replication.recovered', peer: peer.name });
     return entries.length;
@@ -125,7 +125,7 @@ export class Shipper {
     this.lastPrune = now;
     // A batch is re-delivered within minutes (leases, retries); a day of ids is plenty.
     // Tombstones outlive any backlog a region could bring back after an outage.
-    await this.opts.repo.pruneApplied(new Date(now - 86_400_000), new Date(now - 30 * 86_400_000));
+    await this.opts.applied.prune(new Date(now - 86_400_000), new Date(now - 30 * 86_400_000));
   }
 
   private sleep(ms: number): Promise<void> {
@@ -138,5 +138,30 @@ export class Shipper {
       const timer = setTimeout(done, ms);
       this.wake.add(done);
     });
+  }
+}
+
+export interface ReplicationShippingOptions extends Omit<ShipperOptions, 'peers'> {
+  /** Registered before shipping starts, so the trigger captures changes for every peer. */
+  peers: Pick<PeerRegistry, 'list' | 'syncPeers'>;
+}
+
+/** Shipping this region's changes to its peers: started by the workers, stopped on shutdown. */
+export class ReplicationShipping {
+  private shipper: Shipper | undefined;
+
+  constructor(private readonly opts: ReplicationShippingOptions) {}
+
+  /** Starts a {@link Shipper} (no-op without peers, or when one runs already). */
+  async start(): Promise<void> {
+    if (this.opts.peers.list.length === 0 || this.shipper) return;
+    await this.opts.peers.syncPeers();
+    this.shipper = new Shipper({ ...this.opts, peers: this.opts.peers.list });
+    this.shipper.start();
+  }
+
+  async stop(): Promise<void> {
+    await this.shipper?.stop();
+    this.shipper = undefined;
   }
 }

@@ -8,7 +8,7 @@ import type { Db, Executor } from '../../store/pg/db.js';
 import type { RevokedSession, RevokeReason, SessionOwner, SessionRecord } from '../../model/session.js';
 import type { SessionsRepo } from '../../store/pg/sessions-repo.js';
 import type { Clock } from '../../platform/clock.js';
-import type { RefreshTokenCodec } from '../tokens/refresh-token.js';
+import type { RefreshTokenClaims, RefreshTokenCodec } from '../tokens/refresh-token.js';
 import type { RevocationList } from './revocation-list.js';
 
 export interface SessionServiceOptions {
@@ -60,8 +60,6 @@ export interface RevokingTransaction {
   revoked(sessions: RevokedSession[], reason: RevokeReason): void;
 }
 
-const invalidRefresh = () => new AppError('invalid_refresh_token', 'the refresh token is not valid');
-
 /**
  * Session lifecycle: start, rotate (refresh), revoke, list. One row per session; the refresh
  * token is derived from (session, counter), so rotation is a compare-and-set on the counter.
@@ -97,29 +95,33 @@ export class SessionService {
     await this.opts.repo.insert(issued.session, ex);
   }
 
+  /** Rotates the session of a refresh token: {@link decode}, then {@link rotate}. */
+  async refresh(token: unknown): Promise<IssuedSession> {
+    return this.rotate(this.decode(token));
+  }
+
   /**
-   * RFC 9700 rotation with reuse detection (docs/api.md#rotation-grace-window-and-reuse):
-   * - forged or malformed → `invalid_refresh_token`, nothing revoked, no database work;
+   * The claims of an authentic refresh token, or `undefined` for anything malformed or forged: the
+   * MAC check, without I/O. A caller that decodes a token itself passes the claims to {@link rotate},
+   * so a request checks its token's MAC once.
+   */
+  decode(token: unknown): RefreshTokenClaims | undefined {
+    return this.codec().decode(token);
+  }
+
+  /**
+   * RFC 9700 rotation with reuse detection (docs/api.md#rotation-grace-window-and-reuse), from a token's decoded claims:
+   * - forged or malformed (`undefined`) → `invalid_refresh_token`, nothing revoked, no database work;
    * - current counter → CAS to counter+1 (one round trip);
    * - the previous counter within the grace window → the same token the winner got;
    * - any older counter → the whole session is revoked, `refresh_token_reused`.
    */
-  async refresh(token: unknown): Promise<IssuedSession> {
-    try {
-      return await this.rotate(token);
-    } catch (err) {
-      if (err instanceof AppError && err.code === 'invalid_refresh_token') this.opts.telemetry.refreshInvalid();
-      throw err;
-    }
-  }
-
-  private async rotate(token: unknown): Promise<IssuedSession> {
-    const claims = this.codec().decode(token);
-    if (!claims) throw invalidRefresh();
+  async rotate(claims: RefreshTokenClaims | undefined): Promise<IssuedSession> {
+    if (!claims) throw this.invalidRefresh();
     const now = this.opts.clock.now();
 
     // Recently revoked sessions are refused from memory, before any I/O.
-    if (this.opts.revocations.has(claims.sessionId)) throw invalidRefresh();
+    if (this.opts.revocations.has(claims.sessionId)) throw this.invalidRefresh();
 
     // The happy path is this one round trip; it deliberately touches no cache (measured: a
     // Redis read and write per refresh cost more than they saved, see README).
@@ -129,14 +131,14 @@ export class SessionService {
     // The CAS lost. The cache may lag but never un-revokes or un-expires: a session it knows to
     // be dead is refused without reading PostgreSQL (replays of stolen tokens stay off the DB).
     const cached = await this.opts.cache.getSession(claims.sessionId);
-    if (cached && (cached.revokedAt !== null || cached.expiresAt <= now.getTime())) throw invalidRefresh();
+    if (cached && (cached.revokedAt !== null || cached.expiresAt <= now.getTime())) throw this.invalidRefresh();
 
     // Otherwise find out why on the writer: reuse must be judged on the source of truth.
     const state = await this.opts.repo.findWithOwner(claims.sessionId);
-    if (!state) throw invalidRefresh();
+    if (!state) throw this.invalidRefresh();
     const { session, owner } = state;
     this.cacheState(session);
-    if (session.revokedAt !== null || session.expiresAt <= now || !owner || owner.status !== 'active') throw invalidRefresh();
+    if (session.revokedAt !== null || session.expiresAt <= now || !owner || owner.status !== 'active') throw this.invalidRefresh();
     if (claims.counter === session.counter - 1 && now.getTime() - session.rotatedAt.getTime() < this.opts.graceSeconds * 1000) {
       // Grace retry (lost response, two tabs, N concurrent refreshes): the same next token.
       return { session, owner, refreshToken: this.tokenFor(session), outcome: 'grace' };
@@ -155,7 +157,7 @@ export class SessionService {
       if (caughtUp?.owner) return { ...caughtUp, owner: caughtUp.owner, refreshToken: this.tokenFor(caughtUp.session), outcome: 'rotated' };
     }
     // A counter ahead of ours (or equal after a race we lost to a revocation): never issued here.
-    throw invalidRefresh();
+    throw this.invalidRefresh();
   }
 
   /** Revokes one session of `userId` (or of anyone when `userId` is undefined: admin), then publishes it. */
@@ -223,7 +225,7 @@ export class SessionService {
 
   /** The session a refresh token names, if the token is authentic (for logout with a refresh token). */
   sessionIdOf(token: unknown): string | undefined {
-    return this.codec().decode(token)?.sessionId;
+    return this.decode(token)?.sessionId;
   }
 
   /** Writes the session's state to the cache, off the response path. */
@@ -241,6 +243,12 @@ export class SessionService {
 
   private tokenFor(session: SessionRecord): string {
     return this.codec().encode({ region: session.homeRegion, sessionId: session.id, counter: session.counter });
+  }
+
+  /** The refusal of a refresh token, counted. */
+  private invalidRefresh(): AppError {
+    this.opts.telemetry.refreshInvalid();
+    return new AppError('invalid_refresh_token', 'the refresh token is not valid');
   }
 
   private codec(): RefreshTokenCodec {

@@ -7,7 +7,11 @@ export interface RefreshTokenClaims {
   counter: number;
 }
 
-const TOKEN_RE = /^rt_([a-z][a-z0-9-]{0,31})_([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})_(0|[1-9]\d{0,14})_[A-Za-z0-9_-]{22}$/;
+// The format `rt_<region>_<sessionId>_<counter>_<mac>` is known here only: the codec below and
+// homeRegionOf share these parts.
+const REGION = '[a-z][a-z0-9-]{0,31}';
+const TOKEN_RE = new RegExp(`^rt_(${REGION})_([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})_(0|[1-9]\\d{0,14})_[A-Za-z0-9_-]{22}$`);
+const HOME_RE = new RegExp(`^rt_(${REGION})_`);
 const MAC_BYTES = 16; // 128 bits: a guess succeeds with probability 2^-128.
 
 /**
@@ -55,4 +59,12 @@ export class RefreshTokenCodec {
   private mac(key: KeyObject, { region, sessionId, counter }: RefreshTokenClaims): Buffer {
     return createHmac('sha256', key).update(`rt1|${region}|${sessionId}|${counter}`).digest().subarray(0, MAC_BYTES);
   }
+}
+
+/**
+ * The home region a refresh token names, read from its prefix alone (no MAC check: for routing a
+ * refresh, never for trusting it); `undefined` for anything that is not shaped like one.
+ */
+export function homeRegionOf(token: unknown): string | undefined {
+  return typeof token === 'string' ? HOME_RE.exec(token)?.[1] : undefined;
 }

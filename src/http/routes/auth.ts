@@ -3,6 +3,7 @@ import type { Context } from 'koa';
 import { z } from 'zod';
 import type { Principal } from '../../core/auth/auth-service.js';
 import type { Container } from '../../container.js';
+import { RelayedResponse } from '../../core/replication/refresh-proxy.js';
 import { requireBearer } from '../middleware/bearer.js';
 import { jsonBody } from '../middleware/json-body.js';
 import { parseBody } from '../validate.js';
@@ -47,15 +48,15 @@ export function authRoutes(c: Container): Router {
 
   router.post('/refresh', body, async function refresh(ctx) {
     const { refreshToken } = parseBody(refreshBody, ctx.state.body);
-    // A session homed in another region is refreshed there while that region answers.
-    const proxied = await c.replication.proxyRefresh(refreshToken, ctx.state.requestId as string | undefined);
-    if (proxied) {
-      ctx.status = proxied.status;
-      ctx.type = proxied.status >= 400 ? 'application/problem+json' : 'application/json';
-      ctx.body = proxied.body;
+    const answer = await c.auth.refresh(refreshToken, ctx.state.requestId as string | undefined);
+    if (answer instanceof RelayedResponse) {
+      // The home region's own answer to a session homed there, passed on as it is.
+      ctx.status = answer.status;
+      ctx.type = answer.status >= 400 ? 'application/problem+json' : 'application/json';
+      ctx.body = answer.body;
       return;
     }
-    ctx.body = await c.auth.refresh(refreshToken);
+    ctx.body = answer;
   });
 
   router.post('/logout', bearer, body, async function logout(ctx) {

@@ -3,7 +3,8 @@ import type { Db, Executor } from './db.js';
 import { guard } from './errors.js';
 import type { RevokeReason, RevokedSession, SessionOwner, SessionRecord, SessionWithOwner } from '../../model/session.js';
 
-interface SessionDbRow {
+/** A `sessions` row as node-pg returns it (bigint columns may come as strings). */
+export interface SessionDbRow {
   id: string;
   user_id: string | null;
   home_region: string;
@@ -26,7 +27,7 @@ interface OwnerColumns {
   owner_status: 'active' | 'disabled' | null;
 }
 
-function toSession(row: SessionDbRow): SessionRecord {
+export function toSession(row: SessionDbRow): SessionRecord {
   return {
     id: row.id,
     userId: row.user_id,

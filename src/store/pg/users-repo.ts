@@ -3,7 +3,8 @@ import type { Db, Executor } from './db.js';
 import { guard, uniqueConstraintOf } from './errors.js';
 import type { UserRecord, UserStatus } from '../../model/user.js';
 
-interface UserDbRow {
+/** A `users` row as node-pg returns it. */
+export interface UserDbRow {
   id: string;
   username: string;
   password_hash: string;
@@ -32,6 +33,20 @@ export function toUserRecord(row: UserDbRow): UserRecord {
   };
 }
 
+/** The columns of a user record, as written. */
+export function userColumns(user: Omit<UserRecord, 'version'>) {
+  return {
+    id: user.id,
+    username: user.username,
+    password_hash: user.passwordHash,
+    status: user.status,
+    home_region: user.homeRegion,
+    created_at: user.createdAt,
+    updated_at: user.updatedAt,
+    password_changed_at: user.passwordChangedAt,
+  };
+}
+
 export interface ListUsersQuery {
   limit: number;
   /** Keyset cursor: the last username of the previous page. */
@@ -47,18 +62,7 @@ export class UsersRepo {
   async insert(user: Omit<UserRecord, 'version'>, ex: Executor = this.db.writer): Promise<UserRecord> {
     try {
       const [row] = await guard(
-        ex<UserDbRow>('users')
-          .insert({
-            id: user.id,
-            username: user.username,
-            password_hash: user.passwordHash,
-            status: user.status,
-            home_region: user.homeRegion,
-            created_at: user.createdAt,
-            updated_at: user.updatedAt,
-            password_changed_at: user.passwordChangedAt,
-          })
-          .returning('*'),
+        ex<UserDbRow>('users').insert(userColumns(user)).returning('*'),
       );
       return toUserRecord(row!);
     } catch (err) {

@@ -1,0 +1,145 @@
+import type { Knex } from 'knex';
+import type { ReplicatedBatch, ReplicatedKey, ReplicatedSession, ReplicatedUser } from '../../model/replication.js';
+import type { RevokedSession } from '../../model/session.js';
+import { AppError } from '../../platform/errors.js';
+import type { ReplicationApplyRepo } from '../../store/pg/replication-apply-repo.js';
+import { becameRevoked, cutOffRevokes, cutoffAdvances, foldSessions, resolveClash, userWins, type SessionCutoff } from './merge.js';
+
+/** What applying a batch changed locally, for the caller to make effective (caches, logs). */
+export interface ApplyResult {
+  duplicate: boolean;
+  applied: number;
+  /**
+   * Sessions whose state here went from live (or unknown) to revoked: replicated revocations,
+   * sessions that arrived already revoked or were revoked further on in the same batch, those a
+   * user's cut-off revoked, and detected forks.
+   */
+  revoked: RevokedSession[];
+  /** Sessions revoked because two regions rotated them from the same counter. */
+  forks: string[];
+  /** Username clashes resolved by renaming the loser. */
+  renamed: Array<{ userId: string; from: string; to: string; winnerId: string }>;
+  keysChanged: boolean;
+}
+
+/**
+ * Applies a decoded batch in the caller's transaction: the order in which rows are locked and
+ * written. What wins is decided by the pure rules of merge.ts; the SQL is ReplicationApplyRepo's.
+ */
+export class BatchApplier {
+  constructor(private readonly repo: ReplicationApplyRepo) {}
+
+  /**
+   * Idempotent: a batch id seen before is skipped; within a batch each row merges by its own rule
+   * (users by version, sessions by counter, keys once).
+   */
+  async apply(trx: Knex.Transaction, batch: ReplicatedBatch, now: Date): Promise<ApplyResult> {
+    const result: ApplyResult = { duplicate: false, applied: 0, revoked: [], forks: [], renamed: [], keysChanged: false };
+    if (!(await this.repo.recordBatch(trx, batch.origin, batch.batchId, now))) return { ...result, duplicate: true };
+    await this.repo.captureChanges(trx, false);
+    const { changes } = batch;
+    // Consecutive session changes are merged as one group: a batch under refresh load holds
+    // many rotations of few sessions, and each session is then read and written once.
+    for (let i = 0; i < changes.length; ) {
+      const change = changes[i]!;
+      if (change.entity === 'sessions') {
+        const group: ReplicatedSession[] = [];
+        for (let next = changes[i]; next?.entity === 'sessions'; next = changes[++i]) group.push(next.payload);
+        await this.applySessions(trx, group, now, result);
+        result.applied += group.length;
+        continue;
+      }
+      switch (change.entity) {
+        case 'users':
+          await this.applyUser(trx, change.payload, now, result);
+          break;
+        case 'users_deleted':
+          await this.repo.deleteUser(trx, change.payload.id);
+          break;
+        case 'signing_keys':
+          await this.applyKey(trx, change.payload, result);
+          break;
+      }
+      result.applied += 1;
+      i += 1;
+    }
+    return result;
+  }
+
+  /**
+   * Users: the incoming row replaces the local one if it wins ({@link userWins}); a deleted user
+   * stays deleted. A username another user holds here is decided by {@link resolveClash}, and the
+   * loser renamed here as in every region. A newer session cut-off revokes this region's sessions
+   * of the user from before it — those it opened itself during a partition included.
+   */
+  private async applyUser(trx: Knex.Transaction, incoming: ReplicatedUser, now: Date, result: ApplyResult): Promise<void> {
+    const local = await this.repo.lockUser(trx, incoming.id);
+    if (local && !userWins(incoming, local)) return;
+    if (!local && (await this.repo.isDeleted(trx, incoming.id))) return;
+    let user = incoming;
+    const holder = await this.repo.lockUsernameHolder(trx, incoming.username, incoming.id);
+    if (holder) {
+      const clash = resolveClash(incoming, holder);
+      result.renamed.push({ userId: clash.loserId, from: clash.from, to: clash.to, winnerId: clash.winnerId });
+      if (clash.incomingWins) await this.repo.rename(trx, holder.id, clash.to);
+      else user = { ...incoming, username: clash.to };
+    }
+    await this.repo.upsertUser(trx, user);
+    if (user.sessionsRevokedBefore && cutoffAdvances(user.sessionsRevokedBefore, local?.sessionsRevokedBefore)) {
+      // Every region does the same on receiving the user, so this is not shipped.
+      result.revoked.push(...(await this.repo.revokeBefore(trx, user.id, user.sessionsRevokedBefore, user.sessionsRevokedKeep, now)));
+    }
+  }
+
+  /**
+   * Sessions: folded in order in memory by {@link foldSessions}, then written with one statement
+   * per kind. A fork (two regions rotated the session from the same counter) is revoked here as
+   * reuse, and that revocation ships everywhere.
+   */
+  private async applySessions(trx: Knex.Transaction, changes: ReplicatedSession[], now: Date, result: ApplyResult): Promise<void> {
+    const ids = [...new Set(changes.map((c) => c.id))];
+    // Users before sessions, as a logout-all or password change locks them (users, then their
+    // sessions): the same order in both, so the two never deadlock.
+    await this.repo.shareLockUsers(trx, [...new Set(changes.map((c) => c.userId).filter((id): id is string => id !== null))]);
+    const locals = new Map((await this.repo.lockSessions(trx, ids)).map((s) => [s.id, s]));
+    const { inserted, updated, forks } = foldSessions(locals, changes);
+    const deletedOwners = inserted.size > 0 ? await this.admitNew(trx, inserted, now) : undefined;
+    for (const [id, state] of [...inserted, ...updated]) {
+      if (becameRevoked(locals.get(id), state)) result.revoked.push({ id, revokedAt: state.revokedAt!, expiresAt: state.expiresAt, userId: state.userId });
+    }
+    if (deletedOwners) {
+      // Sessions of a deleted user keep no owner, as they do in the region that deleted it.
+      for (const [id, s] of inserted) if (s.userId !== null && deletedOwners.has(s.userId)) inserted.set(id, { ...s, userId: null });
+      await this.repo.insertSessions(trx, [...inserted.values()]);
+    }
+    if (updated.size > 0) await this.repo.updateSessions(trx, [...updated.values()]);
+    if (forks.size > 0) {
+      const revoked = await this.repo.revokeForks(trx, [...forks], now);
+      result.forks.push(...revoked.map((r) => r.id));
+      result.revoked.push(...revoked);
+    }
+  }
+
+  /**
+   * Checks the owners of sessions new here, and returns those of them that were deleted. A
+   * session opened before its user's last password change or logout-all (made in a region that
+   * did not know the session yet) arrives revoked; a session whose user has not arrived yet, and
+   * was not deleted either, refuses the batch for now (`conflict`: the sender retries it without
+   * dead-lettering — the user comes from its home region's stream).
+   */
+  private async admitNew(trx: Knex.Transaction, inserted: Map<string, ReplicatedSession>, now: Date): Promise<Set<string>> {
+    const owners = [...new Set([...inserted.values()].map((s) => s.userId).filter((id): id is string => id !== null))];
+    const cutoffs = new Map<string, SessionCutoff>((await this.repo.ownerCutoffs(trx, owners)).map((u) => [u.id, u]));
+    for (const [id, s] of inserted) {
+      const cutoff = s.userId === null ? undefined : cutoffs.get(s.userId);
+      if (cutoff && cutOffRevokes(s, cutoff)) inserted.set(id, { ...s, revokedAt: now, revokeReason: 'replicated' });
+    }
+    const deleted = await this.repo.deletedAmong(trx, owners);
+    if (owners.some((id) => !cutoffs.has(id) && !deleted.has(id))) throw new AppError('conflict', 'a session of a user not replicated here yet');
+    return deleted;
+  }
+
+  private async applyKey(trx: Knex.Transaction, key: ReplicatedKey, result: ApplyResult): Promise<void> {
+    if (await this.repo.upsertKey(trx, key)) result.keysChanged = true;
+  }
+}

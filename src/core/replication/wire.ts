@@ -1,0 +1,148 @@
+import { createHash } from 'node:crypto';
+import { z } from 'zod';
+import type { CapturedRow, ReplicatedBatch, ReplicatedEntity, ReplicatedKey, ReplicatedSession, ReplicatedUser } from '../../model/replication.js';
+import { AppError } from '../../platform/errors.js';
+
+/**
+ * The batch format regions exchange on `POST /internal/replication`:
+ * `{"origin": region, "batchId": id, "changes": [{"entity": …, "payload": row}, …]}`, where each
+ * payload is the row as the capture trigger wrote it (`to_jsonb`, snake_case columns). A sender
+ * ships captured rows as they are ({@link encodeBatch}); a receiver decodes them here, once, into
+ * typed records ({@link decodeBatch}). Fields it does not know are ignored, so a peer running a
+ * later version with more columns still interoperates.
+ */
+
+/** A change on its way out: the entity and the row as captured. */
+export interface OutgoingChange {
+  entity: ReplicatedEntity;
+  payload: CapturedRow;
+}
+
+/** A timestamptz as `to_jsonb` writes it (or any ISO 8601 string). */
+const timestamp = z.string().pipe(z.coerce.date());
+const optionalTimestamp = timestamp.nullish().transform((value) => value ?? null);
+const optionalText = z.string().nullish().transform((value) => value ?? null);
+/** A bigint column: a JSON number from `to_jsonb`; a digit string (node-pg's spelling) is accepted too. */
+const bigint = z.union([z.number().int(), z.string().regex(/^-?\d{1,18}$/)]).transform(Number);
+
+const user = z
+  .object({
+    id: z.string(),
+    username: z.string(),
+    password_hash: z.string(),
+    status: z.enum(['active', 'disabled']),
+    home_region: z.string(),
+    created_at: timestamp,
+    updated_at: timestamp,
+    password_changed_at: timestamp,
+    sessions_revoked_before: optionalTimestamp,
+    sessions_revoked_keep: optionalText,
+    version: bigint,
+  })
+  .transform(
+    (u): ReplicatedUser => ({
+      id: u.id,
+      username: u.username,
+      passwordHash: u.password_hash,
+      status: u.status,
+      homeRegion: u.home_region,
+      createdAt: u.created_at,
+      updatedAt: u.updated_at,
+      passwordChangedAt: u.password_changed_at,
+      sessionsRevokedBefore: u.sessions_revoked_before,
+      sessionsRevokedKeep: u.sessions_revoked_keep,
+      version: u.version,
+    }),
+  );
+
+const session = z
+  .object({
+    id: z.string(),
+    user_id: optionalText,
+    home_region: z.string(),
+    counter: bigint,
+    created_at: timestamp,
+    last_used_at: timestamp,
+    rotated_at: timestamp,
+    expires_at: timestamp,
+    revoked_at: optionalTimestamp,
+    revoke_reason: optionalText,
+    user_agent: optionalText,
+    ip: optionalText,
+    version: bigint,
+  })
+  .transform(
+    (s): ReplicatedSession => ({
+      id: s.id,
+      userId: s.user_id,
+      homeRegion: s.home_region,
+      counter: s.counter,
+      createdAt: s.created_at,
+      lastUsedAt: s.last_used_at,
+      rotatedAt: s.rotated_at,
+      expiresAt: s.expires_at,
+      revokedAt: s.revoked_at,
+      revokeReason: s.revoke_reason,
+      userAgent: s.user_agent,
+      ip: s.ip,
+      version: s.version,
+    }),
+  );
+
+const key = z
+  .object({
+    kid: z.string(),
+    alg: z.string(),
+    public_jwk: z.record(z.string(), z.unknown()),
+    home_region: z.string(),
+    created_at: timestamp,
+    activates_at: timestamp,
+    retires_at: optionalTimestamp,
+    version: bigint,
+  })
+  .transform(
+    (k): ReplicatedKey => ({
+      kid: k.kid,
+      alg: k.alg,
+      publicJwk: k.public_jwk,
+      homeRegion: k.home_region,
+      createdAt: k.created_at,
+      activatesAt: k.activates_at,
+      retiresAt: k.retires_at,
+      version: k.version,
+    }),
+  );
+
+const batchSchema = z.strictObject({
+  origin: z.string(),
+  batchId: z.string().min(1).max(200),
+  changes: z
+    .array(
+      z.discriminatedUnion('entity', [
+        z.strictObject({ entity: z.literal('users'), payload: user }),
+        z.strictObject({ entity: z.literal('users_deleted'), payload: z.object({ id: z.string() }) }),
+        z.strictObject({ entity: z.literal('sessions'), payload: session }),
+        z.strictObject({ entity: z.literal('signing_keys'), payload: key }),
+      ]),
+    )
+    .max(10_000),
+});
+
+/** A peer's batch from its exact body bytes; `invalid_request` for anything but a well-formed batch. */
+export function decodeBatch(body: Buffer): ReplicatedBatch {
+  try {
+    return batchSchema.parse(JSON.parse(body.toString('utf8')));
+  } catch (err) {
+    throw new AppError('invalid_request', 'the replication batch is malformed', { cause: err });
+  }
+}
+
+/**
+ * The body and id of a batch of `origin`'s changes. The id is named by the content: the same on
+ * redelivery (so the peer skips it), and never reused by other changes, even if the region's
+ * outbox sequence starts again after a restore.
+ */
+export function encodeBatch(origin: string, changes: OutgoingChange[]): { batchId: string; body: string } {
+  const batchId = createHash('sha256').update(`${origin}\n${JSON.stringify(changes)}`).digest('base64url');
+  return { batchId, body: JSON.stringify({ origin, batchId, changes }) };
+}

@@ -1,0 +1,54 @@
+import type { SessionRecord } from './session.js';
+import type { UserRecord } from './user.js';
+
+/**
+ * A changed row as the capture trigger wrote it to the outbox: `to_jsonb` of the row (snake_case
+ * column names, the private half of a signing key removed). The sending region ships it as it is,
+ * so what goes over the wire is exactly what earlier versions sent; only the receiving region
+ * decodes it (src/core/replication/wire.ts) into one of the records below.
+ */
+export type CapturedRow = Record<string, unknown>;
+
+/** What a replicated change is about, as named on the wire (`changes[].entity`). */
+export type ReplicatedEntity = 'users' | 'users_deleted' | 'sessions' | 'signing_keys';
+
+/** A user as a peer ships it: the whole record (password hash included) and its session cut-off. */
+export interface ReplicatedUser extends UserRecord {
+  /**
+   * A password change or logout-all: the user's sessions created before this go, wherever they
+   * turn up (migration 0005-session-cutoff), except `sessionsRevokedKeep`, the one that made it.
+   */
+  sessionsRevokedBefore: Date | null;
+  sessionsRevokedKeep: string | null;
+}
+
+/** A session's replicated state: its record and its replication version. */
+export interface ReplicatedSession extends SessionRecord {
+  version: number;
+}
+
+/** A public signing key of a region (its private half never leaves that region). */
+export interface ReplicatedKey {
+  kid: string;
+  alg: string;
+  publicJwk: Record<string, unknown>;
+  homeRegion: string;
+  createdAt: Date;
+  activatesAt: Date;
+  retiresAt: Date | null;
+  version: number;
+}
+
+/** One change of a peer's batch, decoded. */
+export type ReplicatedChange =
+  | { entity: 'users'; payload: ReplicatedUser }
+  | { entity: 'users_deleted'; payload: { id: string } }
+  | { entity: 'sessions'; payload: ReplicatedSession }
+  | { entity: 'signing_keys'; payload: ReplicatedKey };
+
+/** A peer's batch, decoded: its origin region, its content-derived id and its changes in order. */
+export interface ReplicatedBatch {
+  origin: string;
+  batchId: string;
+  changes: ReplicatedChange[];
+}

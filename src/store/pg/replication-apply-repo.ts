@@ -1,0 +1,193 @@
+import type { Knex } from 'knex';
+import type { ReplicatedKey, ReplicatedSession, ReplicatedUser } from '../../model/replication.js';
+import type { RevokedSession } from '../../model/session.js';
+import type { Db, Executor } from './db.js';
+import { guard } from './errors.js';
+import { toSession, type SessionDbRow } from './sessions-repo.js';
+import { toUserRecord, userColumns, type UserDbRow } from './users-repo.js';
+
+/** A user's session cut-off as read for a batch's new sessions. */
+export interface OwnerCutoff {
+  id: string;
+  before: Date | null;
+  keep: string | null;
+}
+
+type RevokedRow = { id: string; expires_at: Date; user_id: string | null };
+
+const REVOKED_COLUMNS = ['id', 'expires_at', 'user_id'];
+
+/**
+ * The SQL of applying a peer's batch: the local users, sessions and signing keys rows a batch
+ * touches, the applied-batch log and the tombstones of deleted users. Every statement runs in the
+ * caller's transaction; which rows win is decided by src/core/replication/merge.ts, and the order
+ * of locks by src/core/replication/apply.ts.
+ *
+ * Rows are written with `authctl.applying = on` (see {@link captureChanges}): a region ships only its
+ * own changes, so what it applies from a peer is not captured again.
+ */
+export class ReplicationApplyRepo {
+  constructor(private readonly db: Db) {}
+
+  /** Records a batch as applied; false when it was applied before (a redelivery). */
+  async recordBatch(trx: Knex.Transaction, origin: string, batchId: string, now: Date): Promise<boolean> {
+    const fresh = await trx('replication_applied').insert({ origin, batch_id: batchId, applied_at: now }).onConflict(['origin', 'batch_id']).ignore().returning('batch_id');
+    return fresh.length > 0;
+  }
+
+  /** Whether the transaction's writes from here on are captured for the peers (off while applying). */
+  async captureChanges(ex: Executor, on: boolean): Promise<void> {
+    await ex.raw(`select set_config('authctl.applying', ?, true)`, [on ? 'off' : 'on']);
+  }
+
+  /** Forgets applied-batch ids older than `before` (a re-delivery is never that late) and tombstones older than `tombstonesBefore`. */
+  async prune(before: Date, tombstonesBefore: Date): Promise<number> {
+    const tombstones = await guard(this.db.writer('replication_tombstones').where('deleted_at', '<', tombstonesBefore).delete());
+    return tombstones + (await guard(this.db.writer('replication_applied').where('applied_at', '<', before).delete()));
+  }
+
+  // ---- users
+
+  /** The local user, locked for the rest of the transaction. */
+  async lockUser(trx: Knex.Transaction, id: string): Promise<ReplicatedUser | undefined> {
+    const row = await trx<UserDbRow>('users').where({ id }).forUpdate().first();
+    return row && toReplicatedUser(row);
+  }
+
+  /** Another user holding `username` here, locked. */
+  async lockUsernameHolder(trx: Knex.Transaction, username: string, exceptId: string): Promise<ReplicatedUser | undefined> {
+    const row = await trx<UserDbRow>('users').where({ username }).whereNot({ id: exceptId }).forUpdate().first();
+    return row && toReplicatedUser(row);
+  }
+
+  /** Whether a user was deleted here or by a peer (within the tombstones' 30 days). */
+  async isDeleted(trx: Knex.Transaction, id: string): Promise<boolean> {
+    return (await trx('replication_tombstones').where({ id }).first()) !== undefined;
+  }
+
+  /** Which of these users were deleted. */
+  async deletedAmong(trx: Knex.Transaction, ids: string[]): Promise<Set<string>> {
+    const rows = await trx<{ id: string }>('replication_tombstones').whereIn('id', ids).select('id');
+    return new Set(rows.map((r) => r.id));
+  }
+
+  async rename(trx: Knex.Transaction, id: string, username: string): Promise<void> {
+    await trx('users').where({ id }).update({ username });
+  }
+
+  async upsertUser(trx: Knex.Transaction, user: ReplicatedUser): Promise<void> {
+    await trx('users')
+      .insert({ ...userColumns(user), sessions_revoked_before: user.sessionsRevokedBefore, sessions_revoked_keep: user.sessionsRevokedKeep, version: user.version })
+      .onConflict('id')
+      .merge();
+  }
+
+  async deleteUser(trx: Knex.Transaction, id: string): Promise<void> {
+    await trx('users').where({ id }).delete();
+  }
+
+  /**
+   * Revokes the user's live sessions created before `before` (but `keep`): a password change or
+   * logout-all elsewhere. Every region does the same on receiving the user, so this is not shipped.
+   */
+  async revokeBefore(trx: Knex.Transaction, userId: string, before: Date, keep: string | null, now: Date): Promise<RevokedSession[]> {
+    const q = trx('sessions').where({ user_id: userId }).whereNull('revoked_at').where('created_at', '<', before);
+    if (keep) void q.whereNot({ id: keep });
+    const rows = await q.update({ revoked_at: now, revoke_reason: 'replicated', version: trx.raw('version + 1') }).returning<RevokedRow[]>(REVOKED_COLUMNS);
+    return rows.map((r) => revokedAt(r, now));
+  }
+
+  // ---- sessions
+
+  /**
+   * Share-locks users before their sessions are locked, in the order a logout-all or password
+   * change takes them (users, then their sessions), so the two never deadlock.
+   */
+  async shareLockUsers(trx: Knex.Transaction, ids: string[]): Promise<void> {
+    if (ids.length > 0) await trx('users').whereIn('id', ids).forShare().select('id');
+  }
+
+  /** The sessions this region holds among `ids`, locked. */
+  async lockSessions(trx: Knex.Transaction, ids: string[]): Promise<ReplicatedSession[]> {
+    const rows = await trx<SessionDbRow & { version: string | number }>('sessions').whereIn('id', ids).forUpdate();
+    return rows.map((row) => ({ ...toSession(row), version: Number(row.version) }));
+  }
+
+  /**
+   * The session cut-offs of these users (those that exist here), share-locked: a logout-all or
+   * password change committing meanwhile either has set its cut-off before this reads it, or waits
+   * for the sessions inserted next and then revokes them itself.
+   */
+  async ownerCutoffs(trx: Knex.Transaction, ids: string[]): Promise<OwnerCutoff[]> {
+    const rows = await trx<UserDbRow>('users').whereIn('id', ids).select('id', 'sessions_revoked_before', 'sessions_revoked_keep').forShare();
+    return rows.map((u) => ({ id: u.id, before: u.sessions_revoked_before, keep: u.sessions_revoked_keep }));
+  }
+
+  async insertSessions(trx: Knex.Transaction, sessions: ReplicatedSession[]): Promise<void> {
+    await trx('sessions').insert(
+      sessions.map((s) => ({ ...mergedColumns(s), user_id: s.userId, home_region: s.homeRegion, created_at: s.createdAt, expires_at: s.expiresAt, user_agent: s.userAgent, ip: s.ip })),
+    );
+  }
+
+  /** Writes back the merged columns of sessions this region holds, in one statement. */
+  async updateSessions(trx: Knex.Transaction, sessions: ReplicatedSession[]): Promise<void> {
+    await trx.raw(
+      `update sessions s set counter = b.counter, rotated_at = b.rotated_at, last_used_at = b.last_used_at,
+              revoked_at = b.revoked_at, revoke_reason = b.revoke_reason, version = b.version
+         from jsonb_to_recordset(?::jsonb) as b(id uuid, counter bigint, rotated_at timestamptz, last_used_at timestamptz, revoked_at timestamptz, revoke_reason text, version bigint)
+        where s.id = b.id`,
+      [JSON.stringify(sessions.map(mergedColumns))],
+    );
+  }
+
+  /**
+   * Revokes forked sessions as reuse. Captured on purpose, unlike the rest of the batch: every
+   * region must learn that the session is revoked.
+   */
+  async revokeForks(trx: Knex.Transaction, ids: string[], now: Date): Promise<RevokedSession[]> {
+    await this.captureChanges(trx, true);
+    const rows = await trx('sessions')
+      .whereIn('id', ids)
+      .whereNull('revoked_at')
+      .update({ revoked_at: now, revoke_reason: 'reuse', version: trx.raw('version + 1') })
+      .returning<RevokedRow[]>(REVOKED_COLUMNS);
+    await this.captureChanges(trx, false);
+    return rows.map((r) => revokedAt(r, now));
+  }
+
+  // ---- signing keys
+
+  /** Public keys of other regions: inserted once, then only their retirement changes; true when this changed a row. */
+  async upsertKey(trx: Knex.Transaction, k: ReplicatedKey): Promise<boolean> {
+    const rows = await trx('signing_keys')
+      .insert({
+        kid: k.kid,
+        alg: k.alg,
+        public_jwk: JSON.stringify(k.publicJwk),
+        private_jwk_encrypted: null,
+        home_region: k.homeRegion,
+        created_at: k.createdAt,
+        activates_at: k.activatesAt,
+        retires_at: k.retiresAt,
+        version: k.version,
+      })
+      .onConflict('kid')
+      .merge({ retires_at: k.retiresAt, version: k.version })
+      .where('signing_keys.version', '<', k.version)
+      .returning('kid');
+    return rows.length > 0;
+  }
+}
+
+function toReplicatedUser(row: UserDbRow): ReplicatedUser {
+  return { ...toUserRecord(row), sessionsRevokedBefore: row.sessions_revoked_before, sessionsRevokedKeep: row.sessions_revoked_keep };
+}
+
+/** The columns of a session that merging changes, as written back. */
+function mergedColumns(s: ReplicatedSession) {
+  return { id: s.id, counter: s.counter, rotated_at: s.rotatedAt, last_used_at: s.lastUsedAt, revoked_at: s.revokedAt, revoke_reason: s.revokeReason, version: s.version };
+}
+
+function revokedAt(row: RevokedRow, now: Date): RevokedSession {
+  return { id: row.id, revokedAt: now, expiresAt: row.expires_at, userId: row.user_id };
+}

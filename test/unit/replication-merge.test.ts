@@ -1,0 +1,325 @@
+import { expect } from 'chai';
+import fc from 'fast-check';
+import type { ReplicatedSession, ReplicatedUser } from '../../src/model/replication.js';
+import {
+  becameRevoked,
+  clashName,
+  cutOffRevokes,
+  cutoffAdvances,
+  foldSessions,
+  keepsUsername,
+  mergeSession,
+  resolveClash,
+  userWins,
+  type ClashRank,
+  type SessionFold,
+} from '../../src/core/replication/merge.js';
+
+const T0 = Date.UTC(2030, 0, 1);
+const at = (seconds: number) => new Date(T0 + seconds * 1000);
+const SID = '01900000-0000-7000-8000-000000000001';
+
+function session(overrides: Partial<ReplicatedSession> = {}): ReplicatedSession {
+  return {
+    id: SID,
+    userId: '01900000-0000-7000-8000-00000000000a',
+    homeRegion: 'eu',
+    counter: 1,
+    createdAt: at(0),
+    lastUsedAt: at(0),
+    rotatedAt: at(0),
+    expiresAt: at(86_400),
+    revokedAt: null,
+    revokeReason: null,
+    userAgent: null,
+    ip: null,
+    version: 1,
+    ...overrides,
+  };
+}
+
+function user(overrides: Partial<ReplicatedUser> = {}): ReplicatedUser {
+  return {
+    id: '01900000-0000-7000-8000-00000000000a',
+    username: 'alice',
+    passwordHash: 'hash',
+    status: 'active',
+    homeRegion: 'eu',
+    createdAt: at(0),
+    updatedAt: at(0),
+    passwordChangedAt: at(0),
+    sessionsRevokedBefore: null,
+    sessionsRevokedKeep: null,
+    version: 1,
+    ...overrides,
+  };
+}
+
+/** Applies user changes in order, by the rule the apply uses: the incoming row replaces the current one if it wins. */
+function applyUsers(initial: ReplicatedUser | undefined, changes: readonly ReplicatedUser[]): ReplicatedUser | undefined {
+  let current = initial;
+  for (const change of changes) if (!current || userWins(change, current)) current = change;
+  return current;
+}
+
+/** The fold's outcome for one session: its final state and whether a fork was seen. */
+function finalState(locals: ReplicatedSession[], changes: readonly ReplicatedSession[]): { state: ReplicatedSession | undefined; fold: SessionFold } {
+  const fold = foldSessions(new Map(locals.map((s) => [s.id, s])), changes);
+  return { state: fold.inserted.get(SID) ?? fold.updated.get(SID), fold };
+}
+
+/** A list and a permutation of it. */
+function withPermutation<T>(items: fc.Arbitrary<T[]>): fc.Arbitrary<[T[], T[]]> {
+  return items.chain((list) => fc.tuple(fc.constant(list), fc.shuffledSubarray(list, { minLength: list.length, maxLength: list.length })));
+}
+
+/**
+ * A session change as a region ships it. The rotation time is a function of the counter (each
+ * counter reached once: no fork), and every revocation carries the same time and reason (one
+ * region revoked the session, the others learn of it): the conditions under which the fold is
+ * claimed to be commutative.
+ */
+const forkFreeChange = fc.record({ counter: fc.integer({ min: 1, max: 8 }), used: fc.integer({ min: 0, max: 1_000 }), revoked: fc.boolean(), version: fc.integer({ min: 1, max: 12 }) }).map((c) =>
+  session({ counter: c.counter, rotatedAt: at(c.counter * 10), lastUsedAt: at(c.used), revokedAt: c.revoked ? at(5_000) : null, revokeReason: c.revoked ? 'logout' : null, version: c.version }),
+);
+
+/** Any session change, forks included (two rotation times for one counter, several revocation times). */
+const anyChange = fc
+  .record({
+    counter: fc.integer({ min: 1, max: 5 }),
+    rotated: fc.integer({ min: 0, max: 3 }),
+    used: fc.integer({ min: 0, max: 1_000 }),
+    revoked: fc.option(fc.integer({ min: 0, max: 3 }), { nil: undefined }),
+    version: fc.integer({ min: 1, max: 12 }),
+  })
+  .map((c) =>
+    session({
+      counter: c.counter,
+      rotatedAt: at(c.counter * 10 + c.rotated),
+      lastUsedAt: at(c.used),
+      revokedAt: c.revoked === undefined ? null : at(5_000 + c.revoked),
+      revokeReason: c.revoked === undefined ? null : (['logout', 'reuse', 'admin', 'replicated'] as const)[c.revoked]!,
+      version: c.version,
+    }),
+  );
+
+describe('replication merge rules', () => {
+  describe('users: version wins; equal versions: a disable is never lost, else the later change', () => {
+    it('the higher version wins whatever the status or time', () => {
+      expect(userWins(user({ version: 3, updatedAt: at(0) }), user({ version: 2, updatedAt: at(99), status: 'disabled' }))).to.equal(true);
+      expect(userWins(user({ version: 2, status: 'disabled', updatedAt: at(99) }), user({ version: 3 }))).to.equal(false);
+    });
+
+    it('equal versions: a disable wins over a later change elsewhere, in both directions', () => {
+      const disabled = user({ version: 4, status: 'disabled', updatedAt: at(1) });
+      const laterActive = user({ version: 4, status: 'active', updatedAt: at(60) });
+      expect(userWins(disabled, laterActive)).to.equal(true);
+      expect(userWins(laterActive, disabled)).to.equal(false);
+    });
+
+    it('equal versions and status: the later updatedAt wins; a full tie keeps the local row (a redelivery is a no-op)', () => {
+      expect(userWins(user({ version: 2, updatedAt: at(2) }), user({ version: 2, updatedAt: at(1) }))).to.equal(true);
+      expect(userWins(user({ version: 2, updatedAt: at(1) }), user({ version: 2, updatedAt: at(2) }))).to.equal(false);
+      const same = user({ version: 2, updatedAt: at(1) });
+      expect(userWins(same, same)).to.equal(false);
+      const otherContent: ReplicatedUser = { ...same, passwordHash: 'other' };
+      expect(userWins(otherContent, same)).to.equal(false);
+    });
+
+    it('property: any order of the same changes ends with the same user (distinct version, status, time)', () => {
+      const versions = fc.uniqueArray(
+        fc.record({ version: fc.integer({ min: 1, max: 4 }), disabled: fc.boolean(), updated: fc.integer({ min: 0, max: 4 }) }),
+        { minLength: 1, maxLength: 8, selector: (v) => `${v.version}/${v.disabled}/${v.updated}` },
+      );
+      fc.assert(
+        fc.property(withPermutation(versions.map((vs) => vs.map((v) => user({ version: v.version, status: v.disabled ? 'disabled' : 'active', updatedAt: at(v.updated) })))), ([changes, shuffled]) => {
+          expect(applyUsers(undefined, shuffled)).to.equal(applyUsers(undefined, changes));
+        }),
+      );
+    });
+
+    it('property: among concurrent edits (one version), a disable is never lost, whatever the order', () => {
+      const edits = fc.array(fc.record({ disabled: fc.boolean(), updated: fc.integer({ min: 0, max: 100 }) }), { minLength: 1, maxLength: 8 });
+      fc.assert(
+        fc.property(withPermutation(edits.map((es) => es.map((e) => user({ version: 7, status: e.disabled ? 'disabled' : 'active', updatedAt: at(e.updated) })))), ([changes, shuffled]) => {
+          const anyDisabled = changes.some((c) => c.status === 'disabled');
+          expect(applyUsers(undefined, shuffled)!.status).to.equal(anyDisabled ? 'disabled' : 'active');
+        }),
+      );
+    });
+
+    it('property: applying a change twice is applying it once', () => {
+      const anyUser = fc.record({ version: fc.integer({ min: 1, max: 4 }), disabled: fc.boolean(), updated: fc.integer({ min: 0, max: 4 }) }).map((v) => user({ version: v.version, status: v.disabled ? 'disabled' : 'active', updatedAt: at(v.updated) }));
+      fc.assert(
+        fc.property(fc.option(anyUser, { nil: undefined }), anyUser, (local, change) => {
+          expect(applyUsers(local, [change, change])).to.equal(applyUsers(local, [change]));
+        }),
+      );
+    });
+  });
+
+  describe('username clashes: created first, then the lower home region, then the lower id', () => {
+    const rank = (created: number, homeRegion: string, id: string): ClashRank & { username: string } => ({ createdAt: at(created), homeRegion, id, username: 'bob' });
+
+    it('ranks by creation, then home region, then id', () => {
+      expect(keepsUsername(rank(1, 'us', 'b'), rank(2, 'eu', 'a'))).to.equal(true);
+      expect(keepsUsername(rank(2, 'eu', 'a'), rank(1, 'us', 'b'))).to.equal(false);
+      expect(keepsUsername(rank(1, 'eu', 'b'), rank(1, 'us', 'a'))).to.equal(true);
+      expect(keepsUsername(rank(1, 'us', 'a'), rank(1, 'us', 'b'))).to.equal(true);
+      expect(keepsUsername(rank(1, 'us', 'b'), rank(1, 'us', 'a'))).to.equal(false);
+    });
+
+    it('renames the loser <name>.<its home region>, within 64 characters', () => {
+      expect(clashName('alice', 'eu-west')).to.equal('alice.eu-west');
+      const long = 'x'.repeat(64);
+      expect(clashName(long, 'us')).to.have.length(64);
+      expect(clashName(long, 'us').endsWith('.us')).to.equal(true);
+      expect(resolveClash(rank(2, 'us', 'b'), rank(1, 'eu', 'a'))).to.deep.equal({ incomingWins: false, winnerId: 'a', loserId: 'b', from: 'bob', to: 'bob.us' });
+    });
+
+    it('property: both regions decide alike, whichever of the two users each of them received first', () => {
+      const ranks = fc.record({ created: fc.integer({ min: 0, max: 3 }), home: fc.constantFrom('eu', 'us', 'ap'), id: fc.constantFrom('a', 'b', 'c', 'd') }).map((r) => rank(r.created, r.home, r.id));
+      fc.assert(
+        fc.property(ranks, ranks, ranks, (a, b, c) => {
+          fc.pre(a.id !== b.id);
+          // Exactly one of the two keeps the name (a strict total order on distinct users) …
+          expect(keepsUsername(a, b)).to.not.equal(keepsUsername(b, a));
+          const here = resolveClash(a, b);
+          const there = resolveClash(b, a);
+          expect([here.winnerId, here.loserId, here.to]).to.deep.equal([there.winnerId, there.loserId, there.to]);
+          // … and it is transitive, so three-way clashes settle alike too.
+          if (c.id !== a.id && c.id !== b.id && keepsUsername(a, b) && keepsUsername(b, c)) expect(keepsUsername(a, c)).to.equal(true);
+        }),
+      );
+    });
+  });
+
+  describe('session cut-offs (password change, logout-all)', () => {
+    it('a cut-off advances when newer than the local one, or where there was none', () => {
+      expect(cutoffAdvances(at(2), at(1))).to.equal(true);
+      expect(cutoffAdvances(at(2), null)).to.equal(true);
+      expect(cutoffAdvances(at(2), undefined)).to.equal(true);
+      expect(cutoffAdvances(at(1), at(1))).to.equal(false);
+      expect(cutoffAdvances(at(1), at(2))).to.equal(false);
+      expect(cutoffAdvances(null, at(2))).to.equal(false);
+    });
+
+    it('revokes a live session created before it, but the kept one, an already revoked one, or one created at or after it', () => {
+      const cutoff = { before: at(10), keep: 'kept' };
+      expect(cutOffRevokes(session({ createdAt: at(9) }), cutoff)).to.equal(true);
+      expect(cutOffRevokes(session({ createdAt: at(10) }), cutoff)).to.equal(false);
+      expect(cutOffRevokes(session({ createdAt: at(11) }), cutoff)).to.equal(false);
+      expect(cutOffRevokes(session({ id: 'kept', createdAt: at(9) }), cutoff)).to.equal(false);
+      expect(cutOffRevokes(session({ createdAt: at(9), revokedAt: at(9) }), cutoff)).to.equal(false);
+      expect(cutOffRevokes(session({ createdAt: at(9) }), { before: null, keep: null })).to.equal(false);
+    });
+  });
+
+  describe('sessions: the higher counter wins with its rotation time; a revocation is never undone', () => {
+    it('takes the higher counter with its rotation time, the later use and the higher version', () => {
+      const { state, revoked, fork } = mergeSession(session({ counter: 2, rotatedAt: at(20), lastUsedAt: at(30), version: 5 }), session({ counter: 4, rotatedAt: at(40), lastUsedAt: at(25), version: 3 }));
+      expect(state).to.deep.include({ counter: 4, rotatedAt: at(40), lastUsedAt: at(30), version: 5 });
+      expect([revoked, fork]).to.deep.equal([false, false]);
+    });
+
+    it('an older state changes nothing but the use and version it may bring', () => {
+      const local = session({ counter: 5, rotatedAt: at(50), lastUsedAt: at(50), version: 5 });
+      expect(mergeSession(local, session({ counter: 3, rotatedAt: at(30), lastUsedAt: at(30), version: 3 })).state).to.deep.equal(local);
+    });
+
+    it('a revocation arrives with its time and reason, and stays against a later live state with a higher counter', () => {
+      const revoked = mergeSession(session({ counter: 5 }), session({ counter: 6, rotatedAt: at(60), revokedAt: at(61), revokeReason: 'logout', version: 7 }));
+      expect(revoked.revoked).to.equal(true);
+      expect(revoked.state).to.deep.include({ counter: 6, revokedAt: at(61), revokeReason: 'logout' });
+      const later = mergeSession(revoked.state, session({ counter: 8, rotatedAt: at(80), version: 9 }));
+      expect(later.revoked).to.equal(false);
+      expect(later.state).to.deep.include({ counter: 8, revokedAt: at(61), revokeReason: 'logout', version: 9 });
+      // A second revocation keeps the first one's time and reason.
+      expect(mergeSession(revoked.state, session({ revokedAt: at(99), revokeReason: 'admin' })).state).to.deep.include({ revokedAt: at(61), revokeReason: 'logout' });
+    });
+
+    it('detects a fork: the same counter reached with two rotation times, both live', () => {
+      const local = session({ counter: 2, rotatedAt: at(20) });
+      expect(mergeSession(local, session({ counter: 2, rotatedAt: at(21) })).fork).to.equal(true);
+      // A redelivery of the same rotation is no fork; nor is anything involving a revoked side.
+      expect(mergeSession(local, session({ counter: 2, rotatedAt: at(20) })).fork).to.equal(false);
+      expect(mergeSession(local, session({ counter: 2, rotatedAt: at(21), revokedAt: at(22) })).fork).to.equal(false);
+      expect(mergeSession(session({ counter: 2, rotatedAt: at(20), revokedAt: at(20) }), session({ counter: 2, rotatedAt: at(21) })).fork).to.equal(false);
+      expect(mergeSession(local, session({ counter: 3, rotatedAt: at(21) })).fork).to.equal(false);
+      const { fold } = finalState([local], [session({ counter: 3, rotatedAt: at(30) }), session({ counter: 3, rotatedAt: at(31) })]);
+      expect([...fold.forks]).to.deep.equal([SID]);
+    });
+
+    it('folds a session new here as it first comes, later changes of the same batch merged into it', () => {
+      const { state, fold } = finalState([], [session({ counter: 1 }), session({ counter: 2, rotatedAt: at(20), revokedAt: at(21), revokeReason: 'logout', version: 3 })]);
+      expect(fold.updated.size).to.equal(0);
+      expect(fold.inserted.size).to.equal(1);
+      expect(state).to.deep.include({ counter: 2, revokedAt: at(21), revokeReason: 'logout', version: 3 });
+      // Logged out right after login, before either change shipped: it must be published as revoked.
+      expect(becameRevoked(undefined, state!)).to.equal(true);
+    });
+
+    it('reports a session as newly revoked when it went from live or unknown to revoked, never when it was revoked already', () => {
+      const live = session();
+      const revoked = session({ revokedAt: at(1), revokeReason: 'logout' });
+      expect(becameRevoked(undefined, revoked)).to.equal(true);
+      expect(becameRevoked(live, revoked)).to.equal(true);
+      expect(becameRevoked(revoked, revoked)).to.equal(false);
+      expect(becameRevoked(undefined, live)).to.equal(false);
+      expect(becameRevoked(live, live)).to.equal(false);
+    });
+
+    it('property: without forks, any order of the same changes converges to the same state', () => {
+      fc.assert(
+        fc.property(fc.option(forkFreeChange, { nil: undefined }), withPermutation(fc.array(forkFreeChange, { minLength: 1, maxLength: 10 })), (local, [changes, shuffled]) => {
+          const locals = local ? [local] : [];
+          const one = finalState(locals, changes);
+          const other = finalState(locals, shuffled);
+          expect(other.state).to.deep.equal(one.state);
+          expect(one.fold.forks.size + other.fold.forks.size).to.equal(0);
+        }),
+      );
+    });
+
+    it('property: with forks too, counter, last use, version and revoked-or-not are order-independent', () => {
+      fc.assert(
+        fc.property(fc.option(anyChange, { nil: undefined }), withPermutation(fc.array(anyChange, { minLength: 1, maxLength: 10 })), (local, [changes, shuffled]) => {
+          const locals = local ? [local] : [];
+          const key = (s: ReplicatedSession | undefined) => s && { counter: s.counter, lastUsedAt: s.lastUsedAt, version: s.version, revoked: s.revokedAt !== null };
+          expect(key(finalState(locals, shuffled).state)).to.deep.equal(key(finalState(locals, changes).state));
+        }),
+      );
+    });
+
+    it('property: a revocation is never undone, by any later change', () => {
+      fc.assert(
+        fc.property(anyChange, fc.array(anyChange, { maxLength: 10 }), (local, changes) => {
+          const revoked = { ...local, revokedAt: at(4_000), revokeReason: 'logout' };
+          const { state } = finalState([revoked], changes);
+          expect(state?.revokedAt ?? revoked.revokedAt).to.deep.equal(at(4_000));
+          // And once any change of a batch revokes it, the batch's end state is revoked.
+          const all = [...changes, { ...local, revokedAt: at(4_001) }, ...changes];
+          expect(finalState([], all).state!.revokedAt).to.not.equal(null);
+        }),
+      );
+    });
+
+    it('property: applying a change, or a whole batch, twice is applying it once', () => {
+      fc.assert(
+        fc.property(anyChange, anyChange, (local, change) => {
+          const once = mergeSession(local, change).state;
+          expect(mergeSession(once, change).state).to.deep.equal(once);
+        }),
+      );
+      fc.assert(
+        fc.property(fc.option(anyChange, { nil: undefined }), fc.array(anyChange, { minLength: 1, maxLength: 10 }), (local, changes) => {
+          const locals = local ? [local] : [];
+          const once = finalState(locals, changes);
+          const twice = finalState(locals, [...changes, ...changes]);
+          expect(twice.state).to.deep.equal(once.state);
+          expect([...twice.fold.forks]).to.deep.equal([...once.fold.forks]);
+        }),
+      );
+    });
+  });
+});

@@ -1,0 +1,175 @@
+import { expect } from 'chai';
+import { createHash } from 'node:crypto';
+import { decodeBatch, encodeBatch, type OutgoingChange } from '../../src/core/replication/wire.js';
+import { AppError } from '../../src/platform/errors.js';
+
+/** Rows spelled as PostgreSQL's `to_jsonb` writes them, as every version of authctl has shipped them. */
+const USER = {
+  id: '0190f3c2-7a1b-7c3d-8e4f-a1b2c3d4e5f6',
+  username: 'alice',
+  password_hash: '$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA',
+  status: 'active',
+  home_region: 'eu',
+  created_at: '2030-01-01T10:00:00.123456+00:00',
+  updated_at: '2030-01-02T10:00:00.5+00:00',
+  password_changed_at: '2030-01-01T10:00:00+00:00',
+  sessions_revoked_before: null,
+  sessions_revoked_keep: null,
+  version: 3,
+};
+const SESSION = {
+  id: '0190f3c2-7a1b-7c3d-8e4f-000000000001',
+  user_id: USER.id,
+  home_region: 'eu',
+  counter: 7,
+  created_at: '2030-01-01T10:00:00.123+00:00',
+  last_used_at: '2030-01-01T11:00:00.123+00:00',
+  rotated_at: '2030-01-01T11:00:00.123+00:00',
+  expires_at: '2030-01-31T10:00:00.123+00:00',
+  revoked_at: null,
+  revoke_reason: null,
+  user_agent: null,
+  ip: '192.0.2.7',
+  version: 8,
+};
+const KEY = {
+  kid: 'kid-1',
+  alg: 'EdDSA',
+  public_jwk: { kty: 'OKP', crv: 'Ed25519', x: 'abc' },
+  home_region: 'eu',
+  created_at: '2030-01-01T10:00:00+00:00',
+  activates_at: '2030-01-01T10:05:00+00:00',
+  retires_at: null,
+  version: 1,
+};
+
+const body = (batch: unknown) => Buffer.from(JSON.stringify(batch));
+const malformed = (batch: unknown) => {
+  try {
+    decodeBatch(body(batch));
+  } catch (err) {
+    return err instanceof AppError ? err.code : err;
+  }
+  return 'accepted';
+};
+
+describe('replication wire format', () => {
+  it('encodes a batch exactly as earlier versions did: the captured rows as they are, named by their content', () => {
+    const changes: OutgoingChange[] = [
+      { entity: 'users', payload: USER },
+      { entity: 'sessions', payload: SESSION },
+    ];
+    const { batchId, body: text } = encodeBatch('eu', changes);
+    expect(batchId).to.equal(createHash('sha256').update(`eu\n${JSON.stringify(changes)}`).digest('base64url'));
+    expect(text).to.equal(JSON.stringify({ origin: 'eu', batchId, changes }));
+    expect(encodeBatch('eu', changes).batchId, 'the same on redelivery').to.equal(batchId);
+    expect(encodeBatch('us', changes).batchId, 'never another region\'s').to.not.equal(batchId);
+  });
+
+  it('decodes every entity into typed records', () => {
+    const batch = decodeBatch(
+      body({
+        origin: 'eu',
+        batchId: 'b1',
+        changes: [
+          { entity: 'users', payload: USER },
+          { entity: 'users_deleted', payload: { id: USER.id } },
+          { entity: 'sessions', payload: SESSION },
+          { entity: 'signing_keys', payload: KEY },
+        ],
+      }),
+    );
+    expect(batch).to.deep.equal({
+      origin: 'eu',
+      batchId: 'b1',
+      changes: [
+        {
+          entity: 'users',
+          payload: {
+            id: USER.id,
+            username: 'alice',
+            passwordHash: USER.password_hash,
+            status: 'active',
+            homeRegion: 'eu',
+            createdAt: new Date('2030-01-01T10:00:00.123Z'),
+            updatedAt: new Date('2030-01-02T10:00:00.500Z'),
+            passwordChangedAt: new Date('2030-01-01T10:00:00Z'),
+            sessionsRevokedBefore: null,
+            sessionsRevokedKeep: null,
+            version: 3,
+          },
+        },
+        { entity: 'users_deleted', payload: { id: USER.id } },
+        {
+          entity: 'sessions',
+          payload: {
+            id: SESSION.id,
+            userId: USER.id,
+            homeRegion: 'eu',
+            counter: 7,
+            createdAt: new Date('2030-01-01T10:00:00.123Z'),
+            lastUsedAt: new Date('2030-01-01T11:00:00.123Z'),
+            rotatedAt: new Date('2030-01-01T11:00:00.123Z'),
+            expiresAt: new Date('2030-01-31T10:00:00.123Z'),
+            revokedAt: null,
+            revokeReason: null,
+            userAgent: null,
+            ip: '192.0.2.7',
+            version: 8,
+          },
+        },
+        {
+          entity: 'signing_keys',
+          payload: {
+            kid: 'kid-1',
+            alg: 'EdDSA',
+            publicJwk: KEY.public_jwk,
+            homeRegion: 'eu',
+            createdAt: new Date('2030-01-01T10:00:00Z'),
+            activatesAt: new Date('2030-01-01T10:05:00Z'),
+            retiresAt: null,
+            version: 1,
+          },
+        },
+      ],
+    });
+  });
+
+  it('accepts rows from before the session cut-off columns, with columns it does not know, and bigints spelled as strings', () => {
+    const { sessions_revoked_before: _before, sessions_revoked_keep: _keep, ...older } = USER;
+    const batch = decodeBatch(
+      body({
+        origin: 'eu',
+        batchId: 'b2',
+        changes: [
+          { entity: 'users', payload: { ...older, some_later_column: 1 } },
+          { entity: 'sessions', payload: { ...SESSION, counter: '12', version: '13', revoked_at: '2030-01-01T12:00:00+00:00', revoke_reason: 'logout' } },
+        ],
+      }),
+    );
+    const [u, s] = batch.changes;
+    expect(u!.payload).to.include({ sessionsRevokedBefore: null, sessionsRevokedKeep: null });
+    expect(u!.payload).to.not.have.property('some_later_column');
+    expect(s!.payload).to.deep.include({ counter: 12, version: 13, revokedAt: new Date('2030-01-01T12:00:00Z'), revokeReason: 'logout' });
+  });
+
+  it('refuses a malformed batch as invalid_request', () => {
+    const ok = { origin: 'eu', batchId: 'b3', changes: [{ entity: 'sessions', payload: SESSION }] };
+    expect(malformed(ok)).to.equal('accepted');
+    expect(malformed({ ...ok, extra: 1 })).to.equal('invalid_request');
+    expect(malformed({ ...ok, batchId: '' })).to.equal('invalid_request');
+    expect(malformed({ ...ok, changes: [{ entity: 'sessions_deleted', payload: { id: SESSION.id } }] })).to.equal('invalid_request');
+    expect(malformed({ ...ok, changes: [{ entity: 'sessions', payload: { ...SESSION, rotated_at: 'yesterday' } }] })).to.equal('invalid_request');
+    expect(malformed({ ...ok, changes: [{ entity: 'sessions', payload: { ...SESSION, counter: 1.5 } }] })).to.equal('invalid_request');
+    expect(malformed({ ...ok, changes: [{ entity: 'users', payload: { ...USER, status: 'gone' } }] })).to.equal('invalid_request');
+    expect(malformed({ ...ok, changes: [{ entity: 'users', payload: USER, extra: true }] })).to.equal('invalid_request');
+    expect(malformed({ ...ok, changes: Array.from({ length: 10_001 }, () => ok.changes[0]) })).to.equal('invalid_request');
+    let notJson: unknown;
+    try {
+      decodeBatch(Buffer.from('{"origin":'));
+    } catch (err) {
+      notJson = (err as AppError).code;
+    }
+    expect(notJson).to.equal('invalid_request');
+  });
+});
