@@ -83,7 +83,7 @@ export class AuthService {
   }
 
   /**
-   * Rotates a refresh token (API.md §1.4). A session homed in another region is refreshed there
+   * Rotates a refresh token (docs/api.md#rotation-grace-window-and-reuse). A session homed in another region is refreshed there
    * while that region answers, and its answer — tokens or a problem — comes back as a
    * {@link RelayedResponse} to pass on as it is; otherwise (and when the home region does not
    * answer) the session is rotated here. The token's MAC is checked once per call: a forged token
