@@ -24,6 +24,8 @@ export interface CliOptions {
   input?: string;
   /** Extra variables; `undefined` removes one of the defaults (e.g. `{ AUTHCTL_SECRET: undefined }`). */
   env?: Record<string, string | undefined>;
+  /** The Node.js binary to run the CLI with; the one running the tests unless set. */
+  node?: string;
   timeoutMs?: number;
 }
 
@@ -44,8 +46,8 @@ export function cliEnv(options: Pick<CliOptions, 'databaseUrl' | 'env'> = {}): N
 }
 
 /** Starts `node bin/run.js …args` from the repository root, as a user would run `authctl`. */
-export function spawnCli(args: string[], options: Pick<CliOptions, 'databaseUrl' | 'env'> = {}): ChildProcessWithoutNullStreams {
-  return spawn(process.execPath, ['bin/run.js', ...args], { cwd: repoRoot, env: cliEnv(options), stdio: 'pipe' });
+export function spawnCli(args: string[], options: Pick<CliOptions, 'databaseUrl' | 'env' | 'node'> = {}): ChildProcessWithoutNullStreams {
+  return spawn(options.node ?? process.execPath, ['bin/run.js', ...args], { cwd: repoRoot, env: cliEnv(options), stdio: 'pipe' });
 }
 
 /** Runs the CLI to completion and resolves its exit code and output. */
