@@ -57,13 +57,6 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     return this.builtContainer;
   }
 
-  /** Waits (bounded) for the cache connection; fails with exit 69 when Redis cannot be reached. */
-  protected async waitForCache(timeoutMs = 3_000): Promise<void> {
-    if (!(await this.container.cache.ready(timeoutMs))) {
-      throw new AppError('unavailable', 'the cache (Redis) is unavailable: check AUTHCTL_REDIS_URL');
-    }
-  }
-
   /** Writes `text` in human mode only (with --json, the returned value is the output). */
   protected say(text: string): void {
     if (!this.jsonEnabled()) this.log(text);

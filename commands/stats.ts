@@ -1,4 +1,4 @@
-import { collectStats, type StatsReport, type UsageWindow } from '../src/admin/stats.js';
+import type { StatsReport, UsageWindow } from '../src/admin/stats.js';
 import { BaseCommand } from './_base.js';
 
 export default class Stats extends BaseCommand<typeof Stats> {
@@ -8,10 +8,7 @@ export default class Stats extends BaseCommand<typeof Stats> {
   static override examples = ['<%= config.bin %> stats', '<%= config.bin %> stats --json'];
 
   async run(): Promise<StatsReport> {
-    const { db, repos, cache, jobs, clock, config } = this.container;
-    // The database is required (fail fast, exit 69); the cache only gets a bounded wait.
-    await Promise.all([db.ping(), cache.ready(2_000)]);
-    const report = await collectStats({ stats: repos.stats, cache, jobs, usage: repos.usage, clock, config });
+    const report = await this.container.admin.stats();
     this.say(render(report));
     return report;
   }

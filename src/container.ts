@@ -37,6 +37,7 @@ import { createCache, type Cache } from './store/cache/index.js';
 import { MemoryCache } from './store/cache/memory.js';
 import { memoryLimiterStore, postgresLimiterStore, redisLimiterStore, type LimiterStore } from './security/limiter-store.js';
 import { LoginThrottle } from './security/login-throttle.js';
+import { Admin } from './admin/admin.js';
 
 export interface Container {
   config: Config;
@@ -49,7 +50,7 @@ export interface Container {
   /** Hourly usage counters in PostgreSQL for `authctl stats`: counted in memory, flushed every 10 s. */
   usage: UsageRecorder;
   db: Db;
-  /** One repository per table, for the jobs and admin use cases that read or sweep them. */
+  /** One repository per table, for the jobs that read or sweep them. */
   repos: Repositories;
   cache: Cache;
   /** pg-boss producer (and, in `authctl worker`, consumer); connects on first use. */
@@ -65,6 +66,8 @@ export interface Container {
   replication: Replication;
   /** Login-limit counters (Redis, PostgreSQL or memory, by topology). */
   limiterStore: LimiterStore;
+  /** The admin use cases the CLI runs: stats, users, sessions, token inspection, keys, cache, migrations. */
+  admin: Admin;
 }
 
 export interface Repositories {
@@ -201,7 +204,7 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
     skewSeconds: config.tokens.clockSkew,
     region: config.region,
   });
-    // Profiles are the one thing Bearer routes read; a few seconds in process memory spare a Redis
+  // Profiles are the one thing Bearer routes read; a few seconds in process memory spare a Redis
   // round trip per request, and staleness cannot matter (see AuthService.me).
   // Its hits count as cache hits; its misses are not counted (the shared tier's outcome is).
   const localProfiles =
@@ -234,6 +237,7 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
   const limiterStore =
     cache.driver === 'redis' ? redisLimiterStore(config.cache, db.writer) : config.http.processes > 1 ? postgresLimiterStore(db.writer) : memoryLimiterStore();
   const throttle = new LoginThrottle({ config: config.rateLimit, store: limiterStore, log, registry: metrics.registry });
+  const admin = new Admin({ config, clock, db, stats: repos.stats, usage: repos.usage, cache, jobs, keys, accessTokens, users, sessions });
 
   return {
     config,
@@ -255,6 +259,7 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
     throttle,
     replication,
     limiterStore,
+    admin,
   };
 }
 

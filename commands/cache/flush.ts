@@ -6,8 +6,7 @@ export default class CacheFlush extends BaseCommand<typeof CacheFlush> {
   static override examples = ['<%= config.bin %> cache flush', '<%= config.bin %> cache flush --json'];
 
   async run(): Promise<{ deleted: number }> {
-    await this.waitForCache();
-    const deleted = await this.container.cache.flush();
+    const deleted = await this.container.admin.cache.flush();
     this.say(`Deleted ${deleted} cache entries.`);
     return { deleted };
   }

@@ -1,6 +1,5 @@
 import { Args } from '@oclif/core';
 import type { CachedSession } from '../../src/store/cache/index.js';
-import { AppError } from '../../src/platform/errors.js';
 import { BaseCommand } from '../_base.js';
 
 export default class CacheInspect extends BaseCommand<typeof CacheInspect> {
@@ -11,9 +10,7 @@ export default class CacheInspect extends BaseCommand<typeof CacheInspect> {
   static override args = { session: Args.string({ required: true, description: 'Session id.' }) };
 
   async run(): Promise<{ session: CachedSession; ttlSeconds: number | null }> {
-    await this.waitForCache();
-    const { session, ttlSeconds } = await this.container.cache.inspect(this.args.session.toLowerCase());
-    if (!session) throw new AppError('not_found', 'that session is not in the cache (a miss falls back to PostgreSQL)');
+    const { session, ttlSeconds } = await this.container.admin.cache.inspect(this.args.session);
     this.say(
       Object.entries({ ...session, ttlSeconds })
         .map(([k, v]) => `${k.padEnd(11)} ${typeof v === 'number' && k.endsWith('At') ? new Date(v).toISOString() : String(v)}`)

@@ -8,9 +8,7 @@ export default class CacheStatsCommand extends BaseCommand<typeof CacheStatsComm
   static override examples = ['<%= config.bin %> cache stats', '<%= config.bin %> cache stats --json'];
 
   async run(): Promise<CacheStats> {
-    const { cache } = this.container;
-    await this.waitForCache();
-    const stats = await cache.stats();
+    const stats = await this.container.admin.cache.stats();
     const ratio = stats.hitRatio === null ? '-' : `${(stats.hitRatio * 100).toFixed(1)} %`;
     this.say(
       [

@@ -9,8 +9,7 @@ export default class KeysList extends BaseCommand<typeof KeysList> {
   static override examples = ['<%= config.bin %> keys list', '<%= config.bin %> keys list --json'];
 
   async run(): Promise<{ keys: KeyInfo[] }> {
-    await this.container.keys.load();
-    const keys = this.container.keys.list();
+    const keys = await this.container.admin.keys();
     this.say(keys.length ? table(keys as unknown as Array<Record<string, unknown>>, ['kid', 'alg', 'region', 'state', 'activatesAt', 'retiresAt'], { stateColumns: ['state'] }) : 'No signing keys yet: the first server start creates one (or run `authctl keys rotate`).');
     return { keys };
   }

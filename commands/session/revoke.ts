@@ -1,5 +1,4 @@
 import { Args } from '@oclif/core';
-import { revokeSessionById } from '../../src/admin/sessions.js';
 import { BaseCommand } from '../_base.js';
 
 export default class SessionRevoke extends BaseCommand<typeof SessionRevoke> {
@@ -10,7 +9,7 @@ export default class SessionRevoke extends BaseCommand<typeof SessionRevoke> {
   static override args = { id: Args.string({ required: true, description: 'Session id (see `authctl session list --user <user>`).' }) };
 
   async run(): Promise<{ id: string; revoked: boolean; revokedSessions: number }> {
-    const { id, revoked } = await revokeSessionById(this.container.sessions, this.args.id);
+    const { id, revoked } = await this.container.admin.sessions.revoke(this.args.id);
     this.say(revoked ? `Session ${id} revoked.` : `Session ${id} was already revoked or expired.`);
     return { id, revoked, revokedSessions: revoked ? 1 : 0 };
   }

@@ -1,5 +1,5 @@
 import { Args } from '@oclif/core';
-import { inspectToken, type TokenInspection } from '../../src/admin/inspect-token.js';
+import type { TokenInspection } from '../../src/admin/inspect-token.js';
 import { paint, table } from '../../src/cli/table.js';
 import { BaseCommand } from '../_base.js';
 import { readPasswordFromStdin } from '../_io.js';
@@ -16,13 +16,7 @@ export default class TokenInspect extends BaseCommand<typeof TokenInspect> {
 
   async run(): Promise<TokenInspection> {
     const token = (this.args.jwt === '-' ? await readPasswordFromStdin(process.stdin, 'token') : this.args.jwt).trim();
-    const { repos, sessions } = this.container;
-    const report = await inspectToken(token, {
-      config: this.settings,
-      keys: await repos.signingKeys.listAll(),
-      findSession: (id) => sessions.findById(id),
-      now: new Date(),
-    });
+    const report = await this.container.admin.inspectToken(token);
     if (!report.valid) process.exitCode = 1;
     this.say(
       [

@@ -1,5 +1,4 @@
 import { Flags } from '@oclif/core';
-import { revokeSessionById } from '../../src/admin/sessions.js';
 import { BaseCommand } from '../_base.js';
 
 export default class TokenRevoke extends BaseCommand<typeof TokenRevoke> {
@@ -14,13 +13,12 @@ export default class TokenRevoke extends BaseCommand<typeof TokenRevoke> {
 
   async run(): Promise<{ revokedSessions: number; sessionIds?: string[] }> {
     if (this.flags.session !== undefined) {
-      const { id, revoked } = await revokeSessionById(this.container.sessions, this.flags.session);
+      const { id, revoked } = await this.container.admin.sessions.revoke(this.flags.session);
       this.say(revoked ? `Session ${id} revoked.` : `Session ${id} was already revoked or expired.`);
       return { revokedSessions: revoked ? 1 : 0 };
     }
-    const user = await this.container.users.find(this.flags.user!);
-    const revoked = await this.container.sessions.revokeAllForUser(user.id, 'admin');
-    this.say(`${revoked.length} session(s) of ${user.username} revoked.`);
-    return { revokedSessions: revoked.length, sessionIds: revoked.map((s) => s.id) };
+    const { user, sessionIds } = await this.container.admin.sessions.revokeAll(this.flags.user!);
+    this.say(`${sessionIds.length} session(s) of ${user.username} revoked.`);
+    return { revokedSessions: sessionIds.length, sessionIds };
   }
 }

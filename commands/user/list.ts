@@ -1,5 +1,5 @@
 import { Flags } from '@oclif/core';
-import { toAdminUserView, type AdminUserView } from '../../src/core/users/user-service.js';
+import type { UserPage } from '../../src/admin/users.js';
 import { BaseCommand } from '../_base.js';
 import { table } from '../_io.js';
 
@@ -14,10 +14,8 @@ export default class UserList extends BaseCommand<typeof UserList> {
     search: Flags.string({ summary: 'Only usernames containing this text.' }),
   };
 
-  async run(): Promise<{ users: AdminUserView[]; next: string | null }> {
-    const rows = await this.container.users.list({ limit: this.flags.limit, after: this.flags.after, search: this.flags.search });
-    const users = rows.map(toAdminUserView);
-    const next = users.length === this.flags.limit ? users[users.length - 1]!.username : null;
+  async run(): Promise<UserPage> {
+    const { users, next } = await this.container.admin.users.list({ limit: this.flags.limit, after: this.flags.after, search: this.flags.search });
     this.say(users.length ? table(users as unknown as Array<Record<string, unknown>>, ['username', 'id', 'status', 'homeRegion', 'createdAt'], { stateColumns: ['status'] }) : 'No users.');
     if (next) this.say(`\nMore: --after ${next}`);
     return { users, next };

@@ -1,5 +1,5 @@
 import { Args } from '@oclif/core';
-import { toAdminUserView, type AdminUserView } from '../../src/core/users/user-service.js';
+import type { UserDetails } from '../../src/admin/users.js';
 import { details } from '../../src/cli/table.js';
 import { BaseCommand } from '../_base.js';
 
@@ -10,10 +10,8 @@ export default class UserShow extends BaseCommand<typeof UserShow> {
   static override examples = ['<%= config.bin %> user show alice', '<%= config.bin %> user show 0192f0c4-7d1e-7c3a-9b1e-3f2a1c0d4e5f --json'];
   static override args = { user: Args.string({ required: true, description: 'User id or username.' }) };
 
-  async run(): Promise<AdminUserView & { activeSessions: number }> {
-    const user = await this.container.users.find(this.args.user);
-    const activeSessions = (await this.container.sessions.listForUser(user.id)).length;
-    const view = { ...toAdminUserView(user), activeSessions };
+  async run(): Promise<UserDetails> {
+    const view = await this.container.admin.users.show(this.args.user);
     this.say(details(view));
     return view;
   }

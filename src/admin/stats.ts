@@ -6,11 +6,13 @@ import type { QueueName } from '../jobs/queues.js';
 import type { Cache, CacheHealth } from '../store/cache/cache.js';
 import type { StatsRepo, DatabaseLoad, SessionCounts, UserCounts } from '../store/pg/stats-repo.js';
 import type { UsageRepo } from '../store/pg/usage-repo.js';
+import type { Db } from '../store/pg/db.js';
 import { hourOf, USAGE_METRICS, type UsageMetric } from '../core/usage/usage-recorder.js';
 
 const HOUR_MS = 3_600_000;
 
 export interface StatsDeps {
+  db: Pick<Db, 'ping'>;
   stats: Pick<StatsRepo, 'userCounts' | 'sessionCounts' | 'databaseLoad'>;
   cache: Cache;
   /** Absent: queues are reported as null. */
@@ -61,12 +63,14 @@ export interface StatsReport {
 }
 
 /**
- * Gathers a StatsReport. PostgreSQL is required (its failures propagate: AppError 'unavailable'
- * → exit 69); the cache and the job queue are optional and reported degraded / null when they
- * cannot answer. Usage windows are whole hours: "last hour" is the previous hour and the current
+ * Gathers a StatsReport (`authctl stats`). PostgreSQL is required (its failures propagate:
+ * AppError 'unavailable' → exit 69); the cache and the job queue are optional and reported
+ * degraded / null when they cannot answer. Usage windows are whole hours: "last hour" is the previous hour and the current
  * one so far, "last 24 h" the 24 hours before the current one and the current one so far.
  */
 export async function collectStats(deps: StatsDeps): Promise<StatsReport> {
+  // The database is required (fail fast, exit 69); the cache only gets a bounded wait.
+  await Promise.all([deps.db.ping(), deps.cache.ready(2_000)]);
   const repo = deps.stats;
   const now = deps.clock.now();
   const warnings: string[] = [];

@@ -59,7 +59,7 @@ export function table(rows: Array<Record<string, unknown>>, columns: string[], o
 }
 
 /** `key   value` lines for one record (e.g. `user show`). */
-export function details(record: Record<string, unknown>, colour = useColour()): string {
+export function details(record: object, colour = useColour()): string {
   const width = Math.max(...Object.keys(record).map((k) => k.length));
   return Object.entries(record)
     .map(([k, v]) => `${paint('bold', k.padEnd(width), colour)}  ${formatCell(v)}`)

@@ -1,5 +1,5 @@
-import { createPrivateKey, type JsonWebKey, type KeyObject } from 'node:crypto';
-import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type CryptoKey, type JWK } from 'jose';
+import { createPrivateKey, createPublicKey, type JsonWebKey, type KeyObject } from 'node:crypto';
+import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from 'jose';
 import type { Logger } from '../../platform/logger.js';
 import type { Db } from '../../store/pg/db.js';
 import type { SigningKeyRecord } from '../../model/signing-key.js';
@@ -21,9 +21,15 @@ export interface KeyInfo {
   retiresAt: Date | null;
 }
 
+/** A public key with the algorithm it verifies (one object per key, built when the key loads). */
+export interface PublicKey {
+  readonly alg: string;
+  readonly key: KeyObject;
+}
+
 interface LoadedKey {
   record: SigningKeyRecord;
-  publicKey: CryptoKey | Uint8Array;
+  publicKey: PublicKey;
 }
 
 export interface KeyRingOptions {
@@ -66,7 +72,7 @@ export class KeyRing {
     const next = new Map<string, LoadedKey>();
     for (const record of records) {
       const existing = this.keys.get(record.kid);
-      const publicKey = existing ? existing.publicKey : await importJWK(record.publicJwk as JWK, record.alg);
+      const publicKey = existing ? existing.publicKey : { alg: record.alg, key: createPublicKey({ key: record.publicJwk, format: 'jwk' }) };
       next.set(record.kid, { record, publicKey });
     }
     this.keys = next;
@@ -151,11 +157,21 @@ export class KeyRing {
     return { kid: record.kid, alg: record.alg as SigningAlg, key };
   }
 
-  /** The public key for a published kid, or undefined. Never fetched from anywhere a token names. */
-  publicKey(kid: string): { alg: string; key: CryptoKey | Uint8Array } | undefined {
+  /**
+   * The public key for a kid published at `nowMs` (default: now), or undefined. Never fetched from
+   * anywhere a token names. Runs on every Bearer request: it allocates nothing.
+   */
+  publicKey(kid: string, nowMs: number = this.opts.clock.now().getTime()): PublicKey | undefined {
     const loaded = this.keys.get(kid);
-    if (!loaded || !this.isPublished(loaded.record, this.opts.clock.now())) return undefined;
-    return { alg: loaded.record.alg, key: loaded.publicKey };
+    return loaded && this.publishedAt(loaded.record, nowMs) ? loaded.publicKey : undefined;
+  }
+
+  /**
+   * The public key of any key in the ring, published or retired: a signature check on its own.
+   * Whether the key may verify anything is {@link publicKey}'s question, asked first.
+   */
+  anyPublicKey(kid: string): PublicKey | undefined {
+    return this.keys.get(kid)?.publicKey;
   }
 
   /**
@@ -217,7 +233,11 @@ export class KeyRing {
   }
 
   private isPublished(record: SigningKeyRecord, now: Date): boolean {
-    return record.retiresAt === null || record.retiresAt > now;
+    return this.publishedAt(record, now.getTime());
+  }
+
+  private publishedAt(record: SigningKeyRecord, nowMs: number): boolean {
+    return record.retiresAt === null || record.retiresAt.getTime() > nowMs;
   }
 
   /** pending → active (signs) → retiring (only verifies) → retired (unpublished). */

@@ -1,9 +1,10 @@
 import { randomUUID, sign } from 'node:crypto';
-import { decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
 import { AppError } from '../../platform/errors.js';
 import type { Clock } from '../../platform/clock.js';
+import type { SessionRecord } from '../../model/session.js';
 import type { KeyRing, SigningAlg } from '../keys/key-ring.js';
 import type { RevocationList } from '../sessions/revocation-list.js';
+import { explainRules, firstFailure, firstLiveFailure, ParsedToken, TOKEN_ERRORS, tooLong, type TokenExplanation } from './token-rules.js';
 
 /** The claims authctl puts in every access token (docs/api.md#access-tokens). */
 export interface AccessClaims {
@@ -30,14 +31,12 @@ export interface AccessTokenOptions {
   region: string;
 }
 
-// Header members that would let a token choose its own key: always refused (RFC 8725 §3.1).
-export const KEY_CHOOSING_HEADERS = ['jwk', 'jku', 'x5u', 'x5c', 'x5t', 'x5t#S256'] as const;
-const MAX_TOKEN_LENGTH = 4096;
-const KID = Symbol('kid');
-
-function invalid(detail: string, cause?: unknown): AppError {
-  return new AppError('invalid_token', detail, cause === undefined ? {} : { cause });
+function invalid(detail: string): AppError {
+  return new AppError('invalid_token', detail);
 }
+
+/** How explain reads a session's row (servers consult only the revocation list per request). */
+export type FindSession = (id: string) => Promise<SessionRecord | undefined>;
 
 /**
  * Signs and verifies access tokens: RFC 9068 `at+jwt`, EdDSA (or ES256) with a kid from the
@@ -50,7 +49,7 @@ export class AccessTokens {
    * revocation — everything that can change — and skips only the work that cannot: parsing and
    * the signature check. Bounded, least recently used first out.
    */
-  private readonly verified = new Map<string, AccessClaims>();
+  private readonly verified = new Map<string, ParsedToken>();
   private static readonly VERIFIED_MAX = 10_000;
 
   constructor(private readonly opts: AccessTokenOptions) {}
@@ -66,8 +65,8 @@ export class AccessTokens {
 
   /**
    * A compact JWS (RFC 7515) over the claims of docs/api.md#access-tokens, signed with node:crypto: Ed25519, or
-   * ECDSA P-256 with the raw r||s signature JWS requires (RFC 7518 §3.4). jose verifies these
-   * tokens (here and in tests); signing directly saves WebCrypto's async job per token.
+   * ECDSA P-256 with the raw r||s signature JWS requires (RFC 7518 §3.4), and verified with it
+   * too (token-rules.ts; jose checks them in tests): WebCrypto's async job per token is spared.
    */
   issue(subject: { userId: string; username: string; sessionId: string }): string {
     const { kid, alg, key } = this.opts.ring.signingKey();
@@ -104,100 +103,56 @@ export class AccessTokens {
 
   /**
    * Verifies signature, alg, typ, iss, aud, exp/nbf/iat (with bounded skew) and that the session
-   * is not revoked. Every failure is `invalid_token`; the detail says which check failed.
+   * is not revoked: the rules of token-rules.ts, in order, up to the first that fails. Every
+   * failure is `invalid_token`; the detail says which check failed.
    */
   async verify(token: string): Promise<AccessClaims> {
-    if (token.length > MAX_TOKEN_LENGTH) throw invalid('the access token is too long');
+    if (tooLong(token)) throw invalid(TOKEN_ERRORS.tooLong);
     if (!this.opts.ring.ready || !this.opts.revocations.ready) {
       // Fail closed: without keys and the revocation list we cannot tell a revoked token apart.
       throw new AppError('unavailable', 'token verification is not ready yet', { retryAfter: 2 });
     }
     const known = this.verifyKnown(token);
     if (known) return known;
-    const claims = await this.verifyFully(token);
-    this.checkStillValid(claims, token);
-    this.verified.set(token, claims);
+    const parsed = new ParsedToken(token);
+    let failure = firstFailure(parsed, this.opts, this.opts.clock.now().getTime());
+    // Another server may have rotated: look for the kid once more (the ring limits how often).
+    if (failure === TOKEN_ERRORS.unknownKey && (await this.opts.ring.reloadForUnknownKid())) {
+      failure = firstFailure(parsed, this.opts, this.opts.clock.now().getTime());
+    }
+    if (failure !== undefined) throw invalid(failure);
+    parsed.verified = true;
+    this.verified.set(token, parsed);
     if (this.verified.size > AccessTokens.VERIFIED_MAX) this.verified.delete(this.verified.keys().next().value!);
-    return claims;
+    return parsed.claims as unknown as AccessClaims;
   }
 
   /**
    * The synchronous fast path of {@link verify}: the claims of a token this server has fully
-   * verified before and that has not expired since, after the checks that can change while a token
-   * lives; `undefined` when the token needs the full verification. Throws `invalid_token` like verify.
+   * verified before, after the rules that can change while a token lives (its key's publication,
+   * its expiry, its session's revocation); `undefined` when the token needs the full verification.
+   * Throws `invalid_token` like verify.
    */
   verifyKnown(token: string): AccessClaims | undefined {
     const known = this.verified.get(token);
     if (!known || !this.opts.ring.ready || !this.opts.revocations.ready) return undefined;
     this.verified.delete(token);
-    if (known.exp + this.opts.skewSeconds <= this.opts.clock.now().getTime() / 1000) return undefined;
-    this.checkStillValid(known, token);
+    const failure = firstLiveFailure(known, this.opts, this.opts.clock.now().getTime());
+    if (failure !== undefined) throw invalid(failure);
     this.verified.set(token, known);
-    return known;
+    return known.claims as unknown as AccessClaims;
   }
 
-  /** What may change while a token lives: its key's publication and its session's revocation. */
-  private checkStillValid(claims: AccessClaims, token: string): void {
-    if (this.opts.revocations.has(claims.sid)) throw invalid('the session of this access token has been revoked');
-    const kid = (claims as AccessClaims & { [KID]?: string })[KID];
-    if (kid !== undefined && !this.opts.ring.publicKey(kid)) {
-      this.verified.delete(token);
-      throw invalid('the access token was signed by a key that is no longer published');
-    }
+  /**
+   * Runs every rule verify runs and reports each check, for an admin asking why a token is
+   * refused. With `findSession` the session's row is read too, so a session that has ended or is
+   * gone shows (the servers read only the revocation list). Needs the key ring loaded.
+   */
+  async explain(token: string, findSession?: FindSession): Promise<TokenExplanation> {
+    if (!this.opts.ring.ready) throw new AppError('unavailable', 'the signing keys are not loaded');
+    const parsed = new ParsedToken(token);
+    const sid = parsed.claims?.sid;
+    if (findSession && typeof sid === 'string') parsed.session = (await findSession(sid)) ?? null;
+    return explainRules(parsed, this.opts, this.opts.clock.now().getTime());
   }
-
-  private async verifyFully(token: string): Promise<AccessClaims> {
-    if (!isCanonicalJws(token)) throw invalid('the access token is malformed');
-    let header: ReturnType<typeof decodeProtectedHeader>;
-    try {
-      header = decodeProtectedHeader(token);
-    } catch (err) {
-      throw invalid('the access token is malformed', err);
-    }
-    if (header.alg !== this.opts.alg) throw invalid('the access token uses an algorithm this server does not accept');
-    if (header.typ !== 'at+jwt') throw invalid('the token is not an access token');
-    if (KEY_CHOOSING_HEADERS.some((name) => name in header)) throw invalid('the access token names its own key');
-    if (typeof header.kid !== 'string') throw invalid('the access token has no key id');
-    let published = this.opts.ring.publicKey(header.kid);
-    if (!published && (await this.opts.ring.reloadForUnknownKid())) published = this.opts.ring.publicKey(header.kid);
-    if (!published || published.alg !== header.alg) throw invalid('the access token was signed by an unknown key');
-
-    let payload: JWTPayload;
-    const now = this.opts.clock.now();
-    try {
-      ({ payload } = await jwtVerify(token, published.key, {
-        algorithms: [this.opts.alg],
-        issuer: this.opts.issuer,
-        audience: this.opts.audience,
-        typ: 'at+jwt',
-        clockTolerance: this.opts.skewSeconds,
-        currentDate: now,
-        requiredClaims: ['exp', 'iat', 'sub', 'jti'],
-      }));
-    } catch (err) {
-      if (err instanceof joseErrors.JWTExpired) throw invalid('the access token has expired', err);
-      throw invalid('the access token is not valid', err);
-    }
-    const claims = payload as Partial<AccessClaims>;
-    if (typeof claims.sid !== 'string' || typeof claims.region !== 'string' || typeof claims.preferred_username !== 'string') {
-      throw invalid('the access token lacks required claims');
-    }
-    if (claims.iat! > now.getTime() / 1000 + this.opts.skewSeconds) throw invalid('the access token was issued in the future');
-    // Remember which key verified it (not enumerable: never part of the claims anyone sees).
-    Object.defineProperty(claims, KID, { value: header.kid, enumerable: false });
-    return claims as AccessClaims;
-  }
-}
-
-// RFC 7515 §7.1: a compact JWS is exactly three unpadded base64url segments.
-const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
-
-/**
- * Only the canonical spelling of a JWS is accepted. Decoders (jose's included) tolerate padding
- * and ignore the spare bits of a segment's last character, so one token has many spellings;
- * anything keyed by the token text (the verified-token cache, logs, deny lists) must not be
- * fooled by that.
- */
-export function isCanonicalJws(token: string): boolean {
-  return COMPACT_JWS.test(token) && token.split('.').every((part) => Buffer.from(part, 'base64url').toString('base64url') === part);
 }

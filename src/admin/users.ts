@@ -1,0 +1,34 @@
+import type { SessionService } from '../core/sessions/session-service.js';
+import { toAdminUserView, type AdminUserView, type UserService } from '../core/users/user-service.js';
+
+export interface AdminUsersDeps {
+  users: Pick<UserService, 'find' | 'list'>;
+  sessions: Pick<SessionService, 'listForUser'>;
+}
+
+/** A user with the number of their live sessions. */
+export type UserDetails = AdminUserView & { activeSessions: number };
+
+export interface UserPage {
+  users: AdminUserView[];
+  /** The `after` of the next page; null on the last one. */
+  next: string | null;
+}
+
+/** Users as an admin looks them up (`authctl user show`, `authctl user list`). */
+export class AdminUsers {
+  constructor(private readonly deps: AdminUsersDeps) {}
+
+  /** One user by id or username, with the number of live sessions; `not_found` (exit 3) if none. */
+  async show(userRef: string): Promise<UserDetails> {
+    const user = await this.deps.users.find(userRef);
+    const activeSessions = (await this.deps.sessions.listForUser(user.id)).length;
+    return { ...toAdminUserView(user), activeSessions };
+  }
+
+  /** A page of users ordered by username, after `after`, optionally only those containing `search`. */
+  async list(query: { limit: number; after?: string | undefined; search?: string | undefined }): Promise<UserPage> {
+    const users = (await this.deps.users.list(query)).map(toAdminUserView);
+    return { users, next: users.length === query.limit ? users[users.length - 1]!.username : null };
+  }
+}
