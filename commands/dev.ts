@@ -49,7 +49,9 @@ export default class Dev extends BaseCommand<typeof Dev> {
       const worker = await startWorker(this.container, this.container.jobs, { inProcess: true });
       await serveUntilSignal(this.container, { host, port }, (server) => {
         this.log(`authctl dev is running on ${server.url} (PostgreSQL on port ${pg.port}, data in ${dataDir})`);
-        this.log(`Try: curl -s -X POST ${server.url}/v1/auth/register -H 'content-type: application/json' -d '{"username":"alice","password":"correct horse battery"}'`);
+        this.log(
+          `Try: curl -s -X POST ${server.url}/v1/auth/register -H 'content-type: application/json' -d '{"username":"alice","password":"correct horse battery"}'`,
+        );
       });
       await worker.stop();
     } finally {

@@ -78,7 +78,9 @@ In scripts and CI, pass --yes with the values as flags (anything not given takes
     const file = displayPath(result.file);
     this.say(`${paint('green', '✔')} Wrote ${file} (region ${result.region}).`);
     if (result.secretsFile) {
-      this.say(`${paint('green', '✔')} Wrote the secrets to ${displayPath(result.secretsFile)} (mode 600): \`. ${displayPath(result.secretsFile)}\` before running authctl.`);
+      this.say(
+        `${paint('green', '✔')} Wrote the secrets to ${displayPath(result.secretsFile)} (mode 600): \`. ${displayPath(result.secretsFile)}\` before running authctl.`,
+      );
     } else {
       this.say(`\n${paint('bold', 'Secrets')} (shown once, never stored by authctl: keep them in your secret manager):`);
       for (const [name, value] of Object.entries(result.secrets)) this.say(`  export ${name}=${shellQuote(value)}`);
@@ -90,6 +92,8 @@ In scripts and CI, pass --yes with the values as flags (anything not given takes
     this.say(`\n${paint('bold', 'Next')}:`);
     this.say(`  export AUTHCTL_CONFIG=${file}`);
     if (!result.migrated) this.say('  authctl migrate');
-    this.say('  authctl serve      # the API, on the port in the file (8080)\n  authctl worker     # background jobs (or serve --with-workers on a small install)');
+    this.say(
+      '  authctl serve      # the API, on the port in the file (8080)\n  authctl worker     # background jobs (or serve --with-workers on a small install)',
+    );
   }
 }

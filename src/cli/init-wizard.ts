@@ -64,7 +64,11 @@ export async function askInitAnswers(
   const region = await input({ message: 'Region name', default: defaults.region ?? INIT_DEFAULTS.region, validate: (v) => checkValue(FIELDS.region, v) }, io);
   onRegion(region);
   const publicUrl = await input(
-    { message: 'Public URL (where apps and peer regions reach this region)', default: defaults.publicUrl ?? INIT_DEFAULTS.publicUrl, validate: (v) => checkValue(FIELDS.publicUrl, v) },
+    {
+      message: 'Public URL (where apps and peer regions reach this region)',
+      default: defaults.publicUrl ?? INIT_DEFAULTS.publicUrl,
+      validate: (v) => checkValue(FIELDS.publicUrl, v),
+    },
     io,
   );
 
@@ -72,7 +76,11 @@ export async function askInitAnswers(
   for (;;) {
     databaseUrl = await input({ message: 'PostgreSQL URL', default: databaseUrl, validate: (v) => checkValue(FIELDS.databaseUrl, v) }, io);
     let result = await checks.database(databaseUrl);
-    if (!result.ok && result.missingDatabase && (await confirm({ message: `Database ${result.missingDatabase} does not exist. Create it?`, default: true }, io))) {
+    if (
+      !result.ok &&
+      result.missingDatabase &&
+      (await confirm({ message: `Database ${result.missingDatabase} does not exist. Create it?`, default: true }, io))
+    ) {
       try {
         await checks.createDatabase(databaseUrl);
         result = await checks.database(databaseUrl);

@@ -68,7 +68,10 @@ describe('access-token rules: verify and explain', function () {
   it('a valid token: every check reported, every one ok, and verify accepts it', async function () {
     const { checks, failed } = await tokens.explain(login.accessToken, findSession);
     expect(checks.map((x) => x.check)).to.deep.equal(EVERY_CHECK);
-    expect(checks.filter((x) => !x.ok), JSON.stringify(checks)).to.deep.equal([]);
+    expect(
+      checks.filter((x) => !x.ok),
+      JSON.stringify(checks),
+    ).to.deep.equal([]);
     expect(checks.every((x) => x.error === null && x.detail.length > 0)).to.equal(true);
     expect(failed).to.equal(null);
     expect((await tokens.verify(login.accessToken)).sid).to.equal(login.sessionId);
@@ -139,7 +142,10 @@ describe('access-token rules: verify and explain', function () {
 
   it('what only the session row shows (ended, or gone) is reported by explain; servers go by the revocation list', async function () {
     const other = await c.auth.login('ruled', PASSWORD, {});
-    await c.db.writer('sessions').where({ id: other.sessionId }).update({ expires_at: new Date(Date.now() - 1000) });
+    await c.db
+      .writer('sessions')
+      .where({ id: other.sessionId })
+      .update({ expires_at: new Date(Date.now() - 1000) });
     const ended = await tokens.explain(other.accessToken, findSession);
     expect(ended.failed).to.include({ check: 'session', error: TOKEN_ERRORS.sessionEnded });
     expect(ended.failed!.detail).to.match(/ expired at /);
@@ -155,7 +161,10 @@ describe('access-token rules: verify and explain', function () {
     await tokens.verify(kept.accessToken);
     const kid = c.keys.signingKey().kid;
     await c.keys.rotate();
-    await c.db.writer('signing_keys').where({ kid }).update({ retires_at: new Date(Date.now() - 1000) });
+    await c.db
+      .writer('signing_keys')
+      .where({ kid })
+      .update({ retires_at: new Date(Date.now() - 1000) });
     await c.keys.load();
     expect(tokens.verifyKnown.bind(tokens, kept.accessToken)).to.throw(TOKEN_ERRORS.unpublishedKey);
     // Not remembered any more: the full verification says the key is unknown, as explain does.

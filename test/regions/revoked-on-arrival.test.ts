@@ -45,7 +45,7 @@ describe('regions: a session that reaches a peer already revoked', function () {
 
     // The moment the row exists at B (its batch committed), then how long B still accepts the token.
     let landed = 0;
-    for (const deadline = Date.now() + 20_000; landed === 0; ) {
+    for (const deadline = Date.now() + 20_000; landed === 0;) {
       const revoked = await revokedAt(b, gone.sessionId);
       if (revoked !== undefined) {
         expect(revoked, 'the session arrives revoked').to.equal(true);

@@ -79,9 +79,23 @@ function withPermutation<T>(items: fc.Arbitrary<T[]>): fc.Arbitrary<[T[], T[]]> 
  * region revoked the session, the others learn of it): the conditions under which the fold is
  * claimed to be commutative.
  */
-const forkFreeChange = fc.record({ counter: fc.integer({ min: 1, max: 8 }), used: fc.integer({ min: 0, max: 1_000 }), revoked: fc.boolean(), version: fc.integer({ min: 1, max: 12 }) }).map((c) =>
-  session({ counter: c.counter, rotatedAt: at(c.counter * 10), lastUsedAt: at(c.used), revokedAt: c.revoked ? at(5_000) : null, revokeReason: c.revoked ? 'logout' : null, version: c.version }),
-);
+const forkFreeChange = fc
+  .record({
+    counter: fc.integer({ min: 1, max: 8 }),
+    used: fc.integer({ min: 0, max: 1_000 }),
+    revoked: fc.boolean(),
+    version: fc.integer({ min: 1, max: 12 }),
+  })
+  .map((c) =>
+    session({
+      counter: c.counter,
+      rotatedAt: at(c.counter * 10),
+      lastUsedAt: at(c.used),
+      revokedAt: c.revoked ? at(5_000) : null,
+      revokeReason: c.revoked ? 'logout' : null,
+      version: c.version,
+    }),
+  );
 
 /** Any session change, forks included (two rotation times for one counter, several revocation times). */
 const anyChange = fc
@@ -127,29 +141,40 @@ describe('replication merge rules', () => {
     });
 
     it('property: any order of the same changes ends with the same user (distinct version, status, time)', () => {
-      const versions = fc.uniqueArray(
-        fc.record({ version: fc.integer({ min: 1, max: 4 }), disabled: fc.boolean(), updated: fc.integer({ min: 0, max: 4 }) }),
-        { minLength: 1, maxLength: 8, selector: (v) => `${v.version}/${v.disabled}/${v.updated}` },
-      );
+      const versions = fc.uniqueArray(fc.record({ version: fc.integer({ min: 1, max: 4 }), disabled: fc.boolean(), updated: fc.integer({ min: 0, max: 4 }) }), {
+        minLength: 1,
+        maxLength: 8,
+        selector: (v) => `${v.version}/${v.disabled}/${v.updated}`,
+      });
       fc.assert(
-        fc.property(withPermutation(versions.map((vs) => vs.map((v) => user({ version: v.version, status: v.disabled ? 'disabled' : 'active', updatedAt: at(v.updated) })))), ([changes, shuffled]) => {
-          expect(applyUsers(undefined, shuffled)).to.equal(applyUsers(undefined, changes));
-        }),
+        fc.property(
+          withPermutation(
+            versions.map((vs) => vs.map((v) => user({ version: v.version, status: v.disabled ? 'disabled' : 'active', updatedAt: at(v.updated) }))),
+          ),
+          ([changes, shuffled]) => {
+            expect(applyUsers(undefined, shuffled)).to.equal(applyUsers(undefined, changes));
+          },
+        ),
       );
     });
 
     it('property: among concurrent edits (one version), a disable is never lost, whatever the order', () => {
       const edits = fc.array(fc.record({ disabled: fc.boolean(), updated: fc.integer({ min: 0, max: 100 }) }), { minLength: 1, maxLength: 8 });
       fc.assert(
-        fc.property(withPermutation(edits.map((es) => es.map((e) => user({ version: 7, status: e.disabled ? 'disabled' : 'active', updatedAt: at(e.updated) })))), ([changes, shuffled]) => {
-          const anyDisabled = changes.some((c) => c.status === 'disabled');
-          expect(applyUsers(undefined, shuffled)!.status).to.equal(anyDisabled ? 'disabled' : 'active');
-        }),
+        fc.property(
+          withPermutation(edits.map((es) => es.map((e) => user({ version: 7, status: e.disabled ? 'disabled' : 'active', updatedAt: at(e.updated) })))),
+          ([changes, shuffled]) => {
+            const anyDisabled = changes.some((c) => c.status === 'disabled');
+            expect(applyUsers(undefined, shuffled)!.status).to.equal(anyDisabled ? 'disabled' : 'active');
+          },
+        ),
       );
     });
 
     it('property: applying a change twice is applying it once', () => {
-      const anyUser = fc.record({ version: fc.integer({ min: 1, max: 4 }), disabled: fc.boolean(), updated: fc.integer({ min: 0, max: 4 }) }).map((v) => user({ version: v.version, status: v.disabled ? 'disabled' : 'active', updatedAt: at(v.updated) }));
+      const anyUser = fc
+        .record({ version: fc.integer({ min: 1, max: 4 }), disabled: fc.boolean(), updated: fc.integer({ min: 0, max: 4 }) })
+        .map((v) => user({ version: v.version, status: v.disabled ? 'disabled' : 'active', updatedAt: at(v.updated) }));
       fc.assert(
         fc.property(fc.option(anyUser, { nil: undefined }), anyUser, (local, change) => {
           expect(applyUsers(local, [change, change])).to.equal(applyUsers(local, [change]));
@@ -159,7 +184,12 @@ describe('replication merge rules', () => {
   });
 
   describe('username clashes: created first, then the lower home region, then the lower id', () => {
-    const rank = (created: number, homeRegion: string, id: string): ClashRank & { username: string } => ({ createdAt: at(created), homeRegion, id, username: 'bob' });
+    const rank = (created: number, homeRegion: string, id: string): ClashRank & { username: string } => ({
+      createdAt: at(created),
+      homeRegion,
+      id,
+      username: 'bob',
+    });
 
     it('ranks by creation, then home region, then id', () => {
       expect(keepsUsername(rank(1, 'us', 'b'), rank(2, 'eu', 'a'))).to.equal(true);
@@ -174,11 +204,19 @@ describe('replication merge rules', () => {
       const long = 'x'.repeat(64);
       expect(clashName(long, 'us')).to.have.length(64);
       expect(clashName(long, 'us').endsWith('.us')).to.equal(true);
-      expect(resolveClash(rank(2, 'us', 'b'), rank(1, 'eu', 'a'))).to.deep.equal({ incomingWins: false, winnerId: 'a', loserId: 'b', from: 'bob', to: 'bob.us' });
+      expect(resolveClash(rank(2, 'us', 'b'), rank(1, 'eu', 'a'))).to.deep.equal({
+        incomingWins: false,
+        winnerId: 'a',
+        loserId: 'b',
+        from: 'bob',
+        to: 'bob.us',
+      });
     });
 
     it('property: both regions decide alike, whichever of the two users each of them received first', () => {
-      const ranks = fc.record({ created: fc.integer({ min: 0, max: 3 }), home: fc.constantFrom('eu', 'us', 'ap'), id: fc.constantFrom('a', 'b', 'c', 'd') }).map((r) => rank(r.created, r.home, r.id));
+      const ranks = fc
+        .record({ created: fc.integer({ min: 0, max: 3 }), home: fc.constantFrom('eu', 'us', 'ap'), id: fc.constantFrom('a', 'b', 'c', 'd') })
+        .map((r) => rank(r.created, r.home, r.id));
       fc.assert(
         fc.property(ranks, ranks, ranks, (a, b, c) => {
           fc.pre(a.id !== b.id);
@@ -217,7 +255,10 @@ describe('replication merge rules', () => {
 
   describe('sessions: the higher counter wins with its rotation time; a revocation is never undone', () => {
     it('takes the higher counter with its rotation time, the later use and the higher version', () => {
-      const { state, revoked, fork } = mergeSession(session({ counter: 2, rotatedAt: at(20), lastUsedAt: at(30), version: 5 }), session({ counter: 4, rotatedAt: at(40), lastUsedAt: at(25), version: 3 }));
+      const { state, revoked, fork } = mergeSession(
+        session({ counter: 2, rotatedAt: at(20), lastUsedAt: at(30), version: 5 }),
+        session({ counter: 4, rotatedAt: at(40), lastUsedAt: at(25), version: 3 }),
+      );
       expect(state).to.deep.include({ counter: 4, rotatedAt: at(40), lastUsedAt: at(30), version: 5 });
       expect([revoked, fork]).to.deep.equal([false, false]);
     });
@@ -235,7 +276,10 @@ describe('replication merge rules', () => {
       expect(later.revoked).to.equal(false);
       expect(later.state).to.deep.include({ counter: 8, revokedAt: at(61), revokeReason: 'logout', version: 9 });
       // A second revocation keeps the first one's time and reason.
-      expect(mergeSession(revoked.state, session({ revokedAt: at(99), revokeReason: 'admin' })).state).to.deep.include({ revokedAt: at(61), revokeReason: 'logout' });
+      expect(mergeSession(revoked.state, session({ revokedAt: at(99), revokeReason: 'admin' })).state).to.deep.include({
+        revokedAt: at(61),
+        revokeReason: 'logout',
+      });
     });
 
     it('detects a fork: the same counter reached with two rotation times, both live', () => {
@@ -251,7 +295,10 @@ describe('replication merge rules', () => {
     });
 
     it('folds a session new here as it first comes, later changes of the same batch merged into it', () => {
-      const { state, fold } = finalState([], [session({ counter: 1 }), session({ counter: 2, rotatedAt: at(20), revokedAt: at(21), revokeReason: 'logout', version: 3 })]);
+      const { state, fold } = finalState(
+        [],
+        [session({ counter: 1 }), session({ counter: 2, rotatedAt: at(20), revokedAt: at(21), revokeReason: 'logout', version: 3 })],
+      );
       expect(fold.updated.size).to.equal(0);
       expect(fold.inserted.size).to.equal(1);
       expect(state).to.deep.include({ counter: 2, revokedAt: at(21), revokeReason: 'logout', version: 3 });
@@ -271,23 +318,32 @@ describe('replication merge rules', () => {
 
     it('property: without forks, any order of the same changes converges to the same state', () => {
       fc.assert(
-        fc.property(fc.option(forkFreeChange, { nil: undefined }), withPermutation(fc.array(forkFreeChange, { minLength: 1, maxLength: 10 })), (local, [changes, shuffled]) => {
-          const locals = local ? [local] : [];
-          const one = finalState(locals, changes);
-          const other = finalState(locals, shuffled);
-          expect(other.state).to.deep.equal(one.state);
-          expect(one.fold.forks.size + other.fold.forks.size).to.equal(0);
-        }),
+        fc.property(
+          fc.option(forkFreeChange, { nil: undefined }),
+          withPermutation(fc.array(forkFreeChange, { minLength: 1, maxLength: 10 })),
+          (local, [changes, shuffled]) => {
+            const locals = local ? [local] : [];
+            const one = finalState(locals, changes);
+            const other = finalState(locals, shuffled);
+            expect(other.state).to.deep.equal(one.state);
+            expect(one.fold.forks.size + other.fold.forks.size).to.equal(0);
+          },
+        ),
       );
     });
 
     it('property: with forks too, counter, last use, version and revoked-or-not are order-independent', () => {
       fc.assert(
-        fc.property(fc.option(anyChange, { nil: undefined }), withPermutation(fc.array(anyChange, { minLength: 1, maxLength: 10 })), (local, [changes, shuffled]) => {
-          const locals = local ? [local] : [];
-          const key = (s: ReplicatedSession | undefined) => s && { counter: s.counter, lastUsedAt: s.lastUsedAt, version: s.version, revoked: s.revokedAt !== null };
-          expect(key(finalState(locals, shuffled).state)).to.deep.equal(key(finalState(locals, changes).state));
-        }),
+        fc.property(
+          fc.option(anyChange, { nil: undefined }),
+          withPermutation(fc.array(anyChange, { minLength: 1, maxLength: 10 })),
+          (local, [changes, shuffled]) => {
+            const locals = local ? [local] : [];
+            const key = (s: ReplicatedSession | undefined) =>
+              s && { counter: s.counter, lastUsedAt: s.lastUsedAt, version: s.version, revoked: s.revokedAt !== null };
+            expect(key(finalState(locals, shuffled).state)).to.deep.equal(key(finalState(locals, changes).state));
+          },
+        ),
       );
     });
 

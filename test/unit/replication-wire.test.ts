@@ -60,10 +60,14 @@ describe('replication wire format', () => {
       { entity: 'sessions', payload: SESSION },
     ];
     const { batchId, body: text } = encodeBatch('eu', changes);
-    expect(batchId).to.equal(createHash('sha256').update(`eu\n${JSON.stringify(changes)}`).digest('base64url'));
+    expect(batchId).to.equal(
+      createHash('sha256')
+        .update(`eu\n${JSON.stringify(changes)}`)
+        .digest('base64url'),
+    );
     expect(text).to.equal(JSON.stringify({ origin: 'eu', batchId, changes }));
     expect(encodeBatch('eu', changes).batchId, 'the same on redelivery').to.equal(batchId);
-    expect(encodeBatch('us', changes).batchId, 'never another region\'s').to.not.equal(batchId);
+    expect(encodeBatch('us', changes).batchId, "never another region's").to.not.equal(batchId);
   });
 
   it('decodes every entity into typed records', () => {

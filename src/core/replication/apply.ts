@@ -40,7 +40,7 @@ export class BatchApplier {
     const { changes } = batch;
     // Consecutive session changes are merged as one group: a batch under refresh load holds
     // many rotations of few sessions, and each session is then read and written once.
-    for (let i = 0; i < changes.length; ) {
+    for (let i = 0; i < changes.length;) {
       const change = changes[i]!;
       if (change.entity === 'sessions') {
         const group: ReplicatedSession[] = [];

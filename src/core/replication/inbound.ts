@@ -50,7 +50,13 @@ export class InboundReplication {
     });
     if (!result.duplicate) this.opts.metrics.applied.inc({ origin }, result.applied);
     for (const r of result.renamed) {
-      this.opts.log.warn('username clash between regions resolved', { event: 'replication.username_conflict', userId: r.userId, winnerId: r.winnerId, renamedTo: r.to, origin });
+      this.opts.log.warn('username clash between regions resolved', {
+        event: 'replication.username_conflict',
+        userId: r.userId,
+        winnerId: r.winnerId,
+        renamedTo: r.to,
+        origin,
+      });
     }
     for (const sessionId of result.forks) {
       this.opts.log.warn('session rotated in two regions from the same token: revoked as reuse', { event: 'token.reused', sessionId, origin });

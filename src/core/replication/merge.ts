@@ -90,7 +90,8 @@ export interface SessionMerge {
  * time and reason).
  */
 export function mergeSession(local: ReplicatedSession, incoming: ReplicatedSession): SessionMerge {
-  const fork = local.revokedAt === null && incoming.revokedAt === null && local.counter === incoming.counter && local.rotatedAt.getTime() !== incoming.rotatedAt.getTime();
+  const fork =
+    local.revokedAt === null && incoming.revokedAt === null && local.counter === incoming.counter && local.rotatedAt.getTime() !== incoming.rotatedAt.getTime();
   const ahead = incoming.counter > local.counter;
   const revoked = local.revokedAt === null && incoming.revokedAt !== null;
   return {

@@ -43,7 +43,10 @@ export class PeerRegistry {
 
   /** Every region of the deployment, this one first. */
   regions(): Region[] {
-    return [{ name: this.opts.region, url: this.opts.publicUrl ?? null, local: true }, ...this.opts.peers.map((p) => ({ name: p.name, url: p.url, local: false }))];
+    return [
+      { name: this.opts.region, url: this.opts.publicUrl ?? null, local: true },
+      ...this.opts.peers.map((p) => ({ name: p.name, url: p.url, local: false })),
+    ];
   }
 
   /** Registers the configured peers in the database; a new one is queued a snapshot of everything. */
@@ -52,7 +55,8 @@ export class PeerRegistry {
       this.opts.peers.map((p) => ({ name: p.name, url: p.url })),
       this.opts.clock.now(),
     );
-    for (const peer of added) this.opts.log.info('new peer: a snapshot of users, sessions and keys is queued for it', { event: 'replication.peer_added', peer });
+    for (const peer of added)
+      this.opts.log.info('new peer: a snapshot of users, sessions and keys is queued for it', { event: 'replication.peer_added', peer });
   }
 
   /**
@@ -76,10 +80,20 @@ export class PeerRegistry {
   /** The peer that signed this exact request ({@link admit}, then the signature): 401 for a missing, forged or stale one. */
   authenticate(headers: RequestHeaders, body: Buffer): Peer {
     const peer = this.admit(headers);
-    const check = verifyRequest(peer.secret, peer.name, header(headers, HEADER_TIMESTAMP), header(headers, HEADER_SIGNATURE), body, this.opts.clock.now().getTime());
+    const check = verifyRequest(
+      peer.secret,
+      peer.name,
+      header(headers, HEADER_TIMESTAMP),
+      header(headers, HEADER_SIGNATURE),
+      body,
+      this.opts.clock.now().getTime(),
+    );
     if (check !== 'ok') {
       this.refused(peer.name, check);
-      throw new AppError('invalid_signature', check === 'stale' ? 'the request timestamp is outside the accepted window' : 'the request signature is missing or wrong');
+      throw new AppError(
+        'invalid_signature',
+        check === 'stale' ? 'the request timestamp is outside the accepted window' : 'the request signature is missing or wrong',
+      );
     }
     return peer;
   }

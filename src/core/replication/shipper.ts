@@ -82,7 +82,10 @@ export class Shipper {
     if (state?.nextAttemptAt && state.nextAttemptAt > clock.now()) return 0;
     const entries = await outbox.claim(peer.name, config.regions.batchSize, LEASE_MS);
     if (entries.length === 0) return 0;
-    const { body } = encodeBatch(config.region, [...(await outbox.foreignOwners(entries, config.region)), ...entries.map((e) => ({ entity: e.entity, payload: e.payload }))]);
+    const { body } = encodeBatch(config.region, [
+      ...(await outbox.foreignOwners(entries, config.region)),
+      ...entries.map((e) => ({ entity: e.entity, payload: e.payload })),
+    ]);
     const ids = entries.map((e) => e.id);
     try {
       const res = await (this.opts.fetch ?? fetch)(new URL('/internal/replication', peer.url), {
@@ -106,7 +109,13 @@ export class Shipper {
       const dead = await outbox.fail(peer.name, ids, message, clock.now(), { backoffMs, deadAfter: refused ? config.regions.maxAttempts : undefined });
       metrics.errors.inc({ peer: peer.name, kind: refused ? 'refused' : 'unreachable' });
       if (!this.failing.has(peer.name) || dead > 0) {
-        log.warn('replication to peer failed; retrying with back-off', { event: 'replication.failed', peer: peer.name, error: message, backoffMs, deadLettered: dead });
+        log.warn('replication to peer failed; retrying with back-off', {
+          event: 'replication.failed',
+          peer: peer.name,
+          error: message,
+          backoffMs,
+          deadLettered: dead,
+        });
       }
       this.failing.add(peer.name);
       return 0;

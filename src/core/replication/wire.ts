@@ -21,7 +21,10 @@ export interface OutgoingChange {
 /** A timestamptz as `to_jsonb` writes it (or any ISO 8601 string). */
 const timestamp = z.string().pipe(z.coerce.date());
 const optionalTimestamp = timestamp.nullish().transform((value) => value ?? null);
-const optionalText = z.string().nullish().transform((value) => value ?? null);
+const optionalText = z
+  .string()
+  .nullish()
+  .transform((value) => value ?? null);
 /** A bigint column: a JSON number from `to_jsonb`; a digit string (node-pg's spelling) is accepted too. */
 const bigint = z.union([z.number().int(), z.string().regex(/^-?\d{1,18}$/)]).transform(Number);
 
@@ -39,21 +42,19 @@ const user = z
     sessions_revoked_keep: optionalText,
     version: bigint,
   })
-  .transform(
-    (u): ReplicatedUser => ({
-      id: u.id,
-      username: u.username,
-      passwordHash: u.password_hash,
-      status: u.status,
-      homeRegion: u.home_region,
-      createdAt: u.created_at,
-      updatedAt: u.updated_at,
-      passwordChangedAt: u.password_changed_at,
-      sessionsRevokedBefore: u.sessions_revoked_before,
-      sessionsRevokedKeep: u.sessions_revoked_keep,
-      version: u.version,
-    }),
-  );
+  .transform((u): ReplicatedUser => ({
+    id: u.id,
+    username: u.username,
+    passwordHash: u.password_hash,
+    status: u.status,
+    homeRegion: u.home_region,
+    createdAt: u.created_at,
+    updatedAt: u.updated_at,
+    passwordChangedAt: u.password_changed_at,
+    sessionsRevokedBefore: u.sessions_revoked_before,
+    sessionsRevokedKeep: u.sessions_revoked_keep,
+    version: u.version,
+  }));
 
 const session = z
   .object({
@@ -71,23 +72,21 @@ const session = z
     ip: optionalText,
     version: bigint,
   })
-  .transform(
-    (s): ReplicatedSession => ({
-      id: s.id,
-      userId: s.user_id,
-      homeRegion: s.home_region,
-      counter: s.counter,
-      createdAt: s.created_at,
-      lastUsedAt: s.last_used_at,
-      rotatedAt: s.rotated_at,
-      expiresAt: s.expires_at,
-      revokedAt: s.revoked_at,
-      revokeReason: s.revoke_reason,
-      userAgent: s.user_agent,
-      ip: s.ip,
-      version: s.version,
-    }),
-  );
+  .transform((s): ReplicatedSession => ({
+    id: s.id,
+    userId: s.user_id,
+    homeRegion: s.home_region,
+    counter: s.counter,
+    createdAt: s.created_at,
+    lastUsedAt: s.last_used_at,
+    rotatedAt: s.rotated_at,
+    expiresAt: s.expires_at,
+    revokedAt: s.revoked_at,
+    revokeReason: s.revoke_reason,
+    userAgent: s.user_agent,
+    ip: s.ip,
+    version: s.version,
+  }));
 
 const key = z
   .object({
@@ -100,18 +99,16 @@ const key = z
     retires_at: optionalTimestamp,
     version: bigint,
   })
-  .transform(
-    (k): ReplicatedKey => ({
-      kid: k.kid,
-      alg: k.alg,
-      publicJwk: k.public_jwk,
-      homeRegion: k.home_region,
-      createdAt: k.created_at,
-      activatesAt: k.activates_at,
-      retiresAt: k.retires_at,
-      version: k.version,
-    }),
-  );
+  .transform((k): ReplicatedKey => ({
+    kid: k.kid,
+    alg: k.alg,
+    publicJwk: k.public_jwk,
+    homeRegion: k.home_region,
+    createdAt: k.created_at,
+    activatesAt: k.activates_at,
+    retiresAt: k.retires_at,
+    version: k.version,
+  }));
 
 const batchSchema = z.strictObject({
   origin: z.string(),
@@ -143,6 +140,8 @@ export function decodeBatch(body: Buffer): ReplicatedBatch {
  * outbox sequence starts again after a restore.
  */
 export function encodeBatch(origin: string, changes: OutgoingChange[]): { batchId: string; body: string } {
-  const batchId = createHash('sha256').update(`${origin}\n${JSON.stringify(changes)}`).digest('base64url');
+  const batchId = createHash('sha256')
+    .update(`${origin}\n${JSON.stringify(changes)}`)
+    .digest('base64url');
   return { batchId, body: JSON.stringify({ origin, batchId, changes }) };
 }

@@ -221,7 +221,11 @@ export const RULES: readonly Rule[] = [
     live: false,
     test: (t) => (ownKeyMembers(t.header) !== undefined ? E.ownKey : t.kid === undefined ? E.noKid : undefined),
     describe: (t, _c, _now, failure) =>
-      failure === E.ownKey ? `the header names its own key (${ownKeyMembers(t.header)!.join(', ')}): always refused` : failure ? 'the header has no kid' : `kid ${t.kid}`,
+      failure === E.ownKey
+        ? `the header names its own key (${ownKeyMembers(t.header)!.join(', ')}): always refused`
+        : failure
+          ? 'the header has no kid'
+          : `kid ${t.kid}`,
   },
   {
     check: 'kid',
@@ -252,7 +256,8 @@ export const RULES: readonly Rule[] = [
     check: 'iss',
     live: false,
     test: (t, c) => (t.claims?.iss === c.issuer ? undefined : E.notValid),
-    describe: (t, c, _now, failure) => (failure ? `wrong issuer ${JSON.stringify(t.claims?.iss ?? null)}; this region issues as ${JSON.stringify(c.issuer)}` : c.issuer),
+    describe: (t, c, _now, failure) =>
+      failure ? `wrong issuer ${JSON.stringify(t.claims?.iss ?? null)}; this region issues as ${JSON.stringify(c.issuer)}` : c.issuer,
   },
   {
     check: 'aud',
@@ -261,7 +266,8 @@ export const RULES: readonly Rule[] = [
       const aud = t.claims?.aud;
       return (typeof aud === 'string' ? aud === c.audience : Array.isArray(aud) && aud.includes(c.audience)) ? undefined : E.notValid;
     },
-    describe: (t, c, _now, failure) => (failure ? `wrong audience ${JSON.stringify(t.claims?.aud ?? null)}; this region expects ${JSON.stringify(c.audience)}` : c.audience),
+    describe: (t, c, _now, failure) =>
+      failure ? `wrong audience ${JSON.stringify(t.claims?.aud ?? null)}; this region expects ${JSON.stringify(c.audience)}` : c.audience,
   },
   numericDate('exp'),
   {
@@ -282,7 +288,10 @@ export const RULES: readonly Rule[] = [
     check: 'claims',
     live: false,
     test: (t) => (t.claims !== undefined && Object.hasOwn(t.claims, 'sub') && Object.hasOwn(t.claims, 'jti') ? undefined : E.notValid),
-    describe: (t) => (t.claims === undefined ? 'the claims are not base64url-encoded JSON of an object' : `missing claims: ${['sub', 'jti'].filter((n) => !Object.hasOwn(t.claims!, n)).join(', ')}`),
+    describe: (t) =>
+      t.claims === undefined
+        ? 'the claims are not base64url-encoded JSON of an object'
+        : `missing claims: ${['sub', 'jti'].filter((n) => !Object.hasOwn(t.claims!, n)).join(', ')}`,
   },
   {
     check: 'exp',
@@ -306,7 +315,9 @@ export const RULES: readonly Rule[] = [
         : E.lacksClaims;
     },
     describe: (t, _c, _now, failure) =>
-      failure ? `missing claims: ${AUTHCTL_CLAIMS.filter((n) => typeof t.claims?.[n] !== 'string').join(', ')}` : 'sub, jti, sid, region, preferred_username present',
+      failure
+        ? `missing claims: ${AUTHCTL_CLAIMS.filter((n) => typeof t.claims?.[n] !== 'string').join(', ')}`
+        : 'sub, jti, sid, region, preferred_username present',
   },
   {
     check: 'iat',

@@ -69,7 +69,11 @@ export class OutboxRepo {
       await trx('replication_peers').whereNotIn('name', names).delete();
       const added: string[] = [];
       for (const peer of peers) {
-        const rows = await trx('replication_peers').insert({ name: peer.name, url: peer.url }).onConflict('name').merge({ url: peer.url }).returning<Array<{ inserted: boolean }>>(trx.raw('(xmax = 0) as inserted'));
+        const rows = await trx('replication_peers')
+          .insert({ name: peer.name, url: peer.url })
+          .onConflict('name')
+          .merge({ url: peer.url })
+          .returning<Array<{ inserted: boolean }>>(trx.raw('(xmax = 0) as inserted'));
         if (rows[0]?.inserted) added.push(peer.name);
       }
       for (const peer of added) {
@@ -152,8 +156,15 @@ export class OutboxRepo {
     return this.db.transaction(async (trx) => {
       await trx('replication_peers')
         .where({ name: peer })
-        .update({ attempts: trx.raw('attempts + 1'), next_attempt_at: new Date(now.getTime() + options.backoffMs), last_error: error.slice(0, 500), last_error_at: now });
-      await trx('replication_outbox').whereIn('id', ids).update({ attempts: trx.raw('attempts + 1'), leased_until: null, last_error: error.slice(0, 500) });
+        .update({
+          attempts: trx.raw('attempts + 1'),
+          next_attempt_at: new Date(now.getTime() + options.backoffMs),
+          last_error: error.slice(0, 500),
+          last_error_at: now,
+        });
+      await trx('replication_outbox')
+        .whereIn('id', ids)
+        .update({ attempts: trx.raw('attempts + 1'), leased_until: null, last_error: error.slice(0, 500) });
       if (options.deadAfter === undefined) return 0;
       return trx('replication_outbox').whereIn('id', ids).where('attempts', '>=', options.deadAfter).update({ dead_at: now });
     });

@@ -31,7 +31,11 @@ export class ReplicationApplyRepo {
 
   /** Records a batch as applied; false when it was applied before (a redelivery). */
   async recordBatch(trx: Knex.Transaction, origin: string, batchId: string, now: Date): Promise<boolean> {
-    const fresh = await trx('replication_applied').insert({ origin, batch_id: batchId, applied_at: now }).onConflict(['origin', 'batch_id']).ignore().returning('batch_id');
+    const fresh = await trx('replication_applied')
+      .insert({ origin, batch_id: batchId, applied_at: now })
+      .onConflict(['origin', 'batch_id'])
+      .ignore()
+      .returning('batch_id');
     return fresh.length > 0;
   }
 
@@ -77,7 +81,12 @@ export class ReplicationApplyRepo {
 
   async upsertUser(trx: Knex.Transaction, user: ReplicatedUser): Promise<void> {
     await trx('users')
-      .insert({ ...userColumns(user), sessions_revoked_before: user.sessionsRevokedBefore, sessions_revoked_keep: user.sessionsRevokedKeep, version: user.version })
+      .insert({
+        ...userColumns(user),
+        sessions_revoked_before: user.sessionsRevokedBefore,
+        sessions_revoked_keep: user.sessionsRevokedKeep,
+        version: user.version,
+      })
       .onConflict('id')
       .merge();
   }
@@ -125,7 +134,15 @@ export class ReplicationApplyRepo {
 
   async insertSessions(trx: Knex.Transaction, sessions: ReplicatedSession[]): Promise<void> {
     await trx('sessions').insert(
-      sessions.map((s) => ({ ...mergedColumns(s), user_id: s.userId, home_region: s.homeRegion, created_at: s.createdAt, expires_at: s.expiresAt, user_agent: s.userAgent, ip: s.ip })),
+      sessions.map((s) => ({
+        ...mergedColumns(s),
+        user_id: s.userId,
+        home_region: s.homeRegion,
+        created_at: s.createdAt,
+        expires_at: s.expiresAt,
+        user_agent: s.userAgent,
+        ip: s.ip,
+      })),
     );
   }
 
@@ -185,7 +202,15 @@ function toReplicatedUser(row: UserDbRow): ReplicatedUser {
 
 /** The columns of a session that merging changes, as written back. */
 function mergedColumns(s: ReplicatedSession) {
-  return { id: s.id, counter: s.counter, rotated_at: s.rotatedAt, last_used_at: s.lastUsedAt, revoked_at: s.revokedAt, revoke_reason: s.revokeReason, version: s.version };
+  return {
+    id: s.id,
+    counter: s.counter,
+    rotated_at: s.rotatedAt,
+    last_used_at: s.lastUsedAt,
+    revoked_at: s.revokedAt,
+    revoke_reason: s.revokeReason,
+    version: s.version,
+  };
 }
 
 function revokedAt(row: RevokedRow, now: Date): RevokedSession {
