@@ -151,7 +151,9 @@ export class ReplicationApplyRepo {
     await trx.raw(
       `update sessions s set counter = b.counter, rotated_at = b.rotated_at, last_used_at = b.last_used_at,
               revoked_at = b.revoked_at, revoke_reason = b.revoke_reason, version = b.version
-         from jsonb_to_recordset(?::jsonb) as b(id uuid, counter bigint, rotated_at timestamptz, last_used_at timestamptz, revoked_at timestamptz, revoke_reason text, version bigint)
+         from jsonb_to_recordset(?::jsonb)
+              as b(id uuid, counter bigint, rotated_at timestamptz, last_used_at timestamptz,
+                   revoked_at timestamptz, revoke_reason text, version bigint)
         where s.id = b.id`,
       [JSON.stringify(sessions.map(mergedColumns))],
     );

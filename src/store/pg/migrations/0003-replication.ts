@@ -79,14 +79,16 @@ export async function up(knex: Knex): Promise<void> {
   for (const table of ['users', 'sessions', 'signing_keys']) {
     for (const op of ['insert', 'update']) {
       await knex.raw(
-        `create trigger ${table}_replicate_${op} after ${op} on ${table} referencing new table as new_rows for each statement execute function authctl_replication_capture()`,
+        `create trigger ${table}_replicate_${op} after ${op} on ${table} referencing new table as new_rows
+           for each statement execute function authctl_replication_capture()`,
       );
     }
   }
   // Deleting a user must reach every region (else the user could still log in there). Sessions
   // and keys are deleted by each region's own cleanup, so their deletes are not shipped.
   await knex.raw(
-    `create trigger users_replicate_delete after delete on users referencing old table as old_rows for each statement execute function authctl_replication_capture()`,
+    `create trigger users_replicate_delete after delete on users referencing old table as old_rows
+       for each statement execute function authctl_replication_capture()`,
   );
 }
 
