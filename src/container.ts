@@ -26,6 +26,13 @@ import { createReplicationMetrics } from './core/replication/metrics.js';
 import { ReplicationService } from './core/replication/replication-service.js';
 import { CacheRepairJobs } from './jobs/cache-repair.js';
 import { JobQueue } from './jobs/job-queue.js';
+import { MailOutbox, type MailServices } from './jobs/mail.js';
+import { BUILTIN_TEMPLATES } from './mail/builtin-templates.js';
+import { MailComposers, testComposer } from './mail/composers.js';
+import { createMailer } from './mail/index.js';
+import { MailMessages } from './mail/messages.js';
+import { createMailMetrics } from './mail/metrics.js';
+import { MailTemplates } from './mail/templates.js';
 import { createCache, type Cache } from './store/cache/index.js';
 import { MemoryCache } from './store/cache/memory.js';
 import { memoryLimiterStore, postgresLimiterStore, redisLimiterStore, type LimiterStore } from './security/limiter-store.js';
@@ -58,6 +65,8 @@ export interface Container {
   replication: ReplicationService;
   /** Login-limit counters (Redis, PostgreSQL or memory, by topology). */
   limiterStore: LimiterStore;
+  /** Outgoing mail: the outbox flows enqueue with, the composers by kind, the mailer workers send with. */
+  mail: MailServices;
 }
 
 export interface Repositories {
@@ -212,6 +221,19 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
     cache.driver === 'redis' ? redisLimiterStore(config.cache, db.writer) : config.http.processes > 1 ? postgresLimiterStore(db.writer) : memoryLimiterStore();
   const throttle = new LoginThrottle({ config: config.rateLimit, store: limiterStore, log, registry: metrics.registry });
 
+  // Later flows register their composers here, beside `test`.
+  const composers = new MailComposers().register(testComposer);
+  const templates = new MailTemplates(BUILTIN_TEMPLATES, () => composers.contracts(), config.mail.templatesDir);
+  const mail: MailServices = {
+    config: config.mail,
+    mailer: createMailer(config.mail, log),
+    composers,
+    templates,
+    messages: new MailMessages({ composers, templates, config: config.mail, region: config.region, clock }),
+    outbox: new MailOutbox(jobs, composers, config.mail.transport),
+    metrics: createMailMetrics(metrics.registry),
+  };
+
   return {
     config,
     clock,
@@ -232,5 +254,6 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
     throttle,
     replication,
     limiterStore,
+    mail,
   };
 }
