@@ -26,11 +26,23 @@ function escape(text: string): string {
 export function loadRuns(dir: string, max = 10): RunPoint[] {
   const runs: RunPoint[] = [];
   // Only run.ts's files, named by their ISO start time (bench/scale.ts writes scale-*.json here too).
-  for (const file of readdirSync(dir).filter((f) => /^\d{4}-\d\d-\d\dT[\d-]+Z\.json$/.test(f)).sort()) {
+  for (const file of readdirSync(dir)
+    .filter((f) => /^\d{4}-\d\d-\d\dT[\d-]+Z\.json$/.test(f))
+    .sort()) {
     try {
-      const data = JSON.parse(readFileSync(join(dir, file), 'utf8')) as { at?: string; connections?: number; cacheTarget?: string; scenarios?: Array<{ scenario: string; rps: number }> };
+      const data = JSON.parse(readFileSync(join(dir, file), 'utf8')) as {
+        at?: string;
+        connections?: number;
+        cacheTarget?: string;
+        scenarios?: Array<{ scenario: string; rps: number }>;
+      };
       if (!Array.isArray(data.scenarios) || typeof data.at !== 'string') continue;
-      runs.push({ at: data.at, connections: data.connections ?? 0, cacheTarget: data.cacheTarget ?? '?', rps: new Map(data.scenarios.map((s) => [s.scenario, s.rps])) });
+      runs.push({
+        at: data.at,
+        connections: data.connections ?? 0,
+        cacheTarget: data.cacheTarget ?? '?',
+        rps: new Map(data.scenarios.map((s) => [s.scenario, s.rps])),
+      });
     } catch {
       // not ours, or half-written
     }
@@ -76,10 +88,15 @@ export function renderChart(runs: RunPoint[]): string {
   const parts: string[] = [];
   parts.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`);
   parts.push(`<rect x="0" y="0" width="${W}" height="${H}" fill="#ffffff"/>`);
-  parts.push(`<text x="${M.left}" y="24" font-size="16" font-weight="bold">authctl bench: req/s per scenario, last ${runs.length} run${runs.length === 1 ? '' : 's'}</text>`);
+  parts.push(
+    `<text x="${M.left}" y="24" font-size="16" font-weight="bold">authctl bench: req/s per scenario, last ${runs.length} run${runs.length === 1 ? '' : 's'}</text>`,
+  );
   // y axis: 1-2-5 gridlines, decades solid, labelled
   parts.push('<g stroke="#dddddd">');
-  for (const t of ticks) parts.push(`<line x1="${M.left}" y1="${f(y(t))}" x2="${M.left + plotW}" y2="${f(y(t))}"${t === 10 ** Math.round(Math.log10(t)) ? '' : ' stroke-dasharray="2,3"'}/>`);
+  for (const t of ticks)
+    parts.push(
+      `<line x1="${M.left}" y1="${f(y(t))}" x2="${M.left + plotW}" y2="${f(y(t))}"${t === 10 ** Math.round(Math.log10(t)) ? '' : ' stroke-dasharray="2,3"'}/>`,
+    );
   parts.push('</g>');
   parts.push('<g text-anchor="end" fill="#333333">');
   for (const t of ticks) parts.push(`<text x="${M.left - 6}" y="${f(y(t) + 4)}">${t.toLocaleString('en-US')}</text>`);

@@ -49,7 +49,15 @@ async function timed(input: LimitsInput, seconds: number, op: (worker: number) =
   await closedLoop(concurrency, Math.min(0.5, seconds / 4), op);
   const meter = new CpuMeter(input.serverPid, input.databaseName);
   const run = await closedLoop(concurrency, seconds, op);
-  return { opsPerS: Math.round((run.ops - run.errors) / run.elapsedS), ops: run.ops, errors: run.errors, seconds: round(run.elapsedS), concurrency, latencyMs: run.latency, cpu: meter.stop() };
+  return {
+    opsPerS: Math.round((run.ops - run.errors) / run.elapsedS),
+    ops: run.ops,
+    errors: run.errors,
+    seconds: round(run.elapsedS),
+    concurrency,
+    latencyMs: run.latency,
+    cpu: meter.stop(),
+  };
 }
 
 export async function measureLimits(input: LimitsInput): Promise<Limits> {

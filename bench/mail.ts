@@ -94,12 +94,17 @@ async function main(): Promise<void> {
     loadConfig({
       env: {},
       cwd: '/nonexistent',
-      overrides: { database: { url: url.toString() }, log: { level: 'warn' }, mail: { transport: 'smtp', smtpUrl: catcher.url, from: 'bench <no-reply@bench.localhost>' } },
+      overrides: {
+        database: { url: url.toString() },
+        log: { level: 'warn' },
+        mail: { transport: 'smtp', smtpUrl: catcher.url, from: 'bench <no-reply@bench.localhost>' },
+      },
     }),
   );
   try {
     await migrate(container);
-    const enqueue = (i: number) => container.db.transaction((trx) => container.mail.outbox.enqueue(trx, { kind: 'test', to: `user${i}@bench.localhost`, data: {} }));
+    const enqueue = (i: number) =>
+      container.db.transaction((trx) => container.mail.outbox.enqueue(trx, { kind: 'test', to: `user${i}@bench.localhost`, data: {} }));
 
     console.log(`· enqueueing ${messages} messages (one transaction each, no worker running)`);
     const enqueueStarted = performance.now();
@@ -144,11 +149,18 @@ async function main(): Promise<void> {
       drainSeconds: Number(drainSeconds.toFixed(2)),
       deliveredPerSecond: Math.round(messages / drainSeconds),
       workerProcessCpuPct: Math.round(((cpu.user + cpu.system) / 1000 / (drainSeconds * 1000)) * 100),
-      latencyMs: { samples: latencies.length, p50: Math.round(percentile(latencies, 50)), p99: Math.round(percentile(latencies, 99)), max: Math.round(latencies.at(-1) ?? NaN) },
+      latencyMs: {
+        samples: latencies.length,
+        p50: Math.round(percentile(latencies, 50)),
+        p99: Math.round(percentile(latencies, 99)),
+        max: Math.round(latencies.at(-1) ?? NaN),
+      },
     };
     console.log(`\nmail delivery, one worker process, SMTP catcher on loopback (${report.cpus} × ${report.cpuModel}, Node ${report.node})`);
     console.log(`  enqueue (a transaction each, 16 at a time): ${report.enqueuePerSecond} messages/s`);
-    console.log(`  drain of ${messages} queued messages: ${report.drainSeconds} s = ${report.deliveredPerSecond} delivered messages/s (this process: ${report.workerProcessCpuPct} % of one core, catcher included)`);
+    console.log(
+      `  drain of ${messages} queued messages: ${report.drainSeconds} s = ${report.deliveredPerSecond} delivered messages/s (this process: ${report.workerProcessCpuPct} % of one core, catcher included)`,
+    );
     console.log(`  commit → arrival, idle worker: p50 ${report.latencyMs.p50} ms, p99 ${report.latencyMs.p99} ms (${report.latencyMs.samples} messages)`);
     console.log(JSON.stringify(report));
   } finally {

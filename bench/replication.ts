@@ -97,7 +97,11 @@ async function startRegions(): Promise<[Node, Node]> {
 }
 
 async function post(url: string, body: unknown, token?: string): Promise<{ status: number; json: Record<string, unknown> }> {
-  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) }, body: JSON.stringify(body) });
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body: JSON.stringify(body),
+  });
   const text = await res.text();
   return { status: res.status, json: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
 }
@@ -160,7 +164,9 @@ async function main(): Promise<void> {
     await listen(b.server, b.port);
     while ((await backlogOf(a)) > 0) await new Promise((r) => setTimeout(r, 50));
     const drained = (Date.now() - back) / 1000;
-    console.log(`drain: B down ${outageMs / 1000} s under load, backlog ${backlog} changes, drained ${drained.toFixed(2)} s after B returned (${Math.round(backlog / drained)} changes/s; includes up to retryMaxMs = 2 s of back-off)`);
+    console.log(
+      `drain: B down ${outageMs / 1000} s under load, backlog ${backlog} changes, drained ${drained.toFixed(2)} s after B returned (${Math.round(backlog / drained)} changes/s; includes up to retryMaxMs = 2 s of back-off)`,
+    );
   } finally {
     for (const n of [a, b]) {
       if (n.server.listening) await new Promise<void>((resolve) => n.server.close(() => resolve()));

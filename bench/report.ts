@@ -36,7 +36,10 @@ export interface Report {
 }
 
 /** What each scenario's req/s is compared with, and the target where the issue sets one. */
-function denominators(byName: Map<string, LoadResult>, limits: Limits | undefined): Record<string, { num: string; value: number | undefined; of: string; target?: number }> {
+function denominators(
+  byName: Map<string, LoadResult>,
+  limits: Limits | undefined,
+): Record<string, { num: string; value: number | undefined; of: string; target?: number }> {
   return {
     verify_vs_baseline: { num: 'verify', value: byName.get('baseline')?.rps, of: 'GET /bench/baseline req/s (same stack, no auth, no I/O)', target: 0.8 },
     refresh_vs_pg_commits: { num: 'refresh', value: limits?.pg.opsPerS, of: 'single-row UPDATE … RETURNING commits/s (pg, same pool size)', target: 0.7 },
@@ -133,7 +136,16 @@ export function printReport(report: Report): void {
             [`argon2id verify m=${l.argon2.memoryCost} t=${l.argon2.timeCost} p=${l.argon2.parallelism} (threadpool ${l.argon2.uvThreadpoolSize})`, l.argon2],
             [`pg UPDATE … RETURNING, pool max ${l.pg.poolMax}`, l.pg],
           ] as Array<[string, Limit]>
-        ).map(([name, x]) => [name, n(x.opsPerS), x.latencyMs.p50.toFixed(2), x.latencyMs.p99.toFixed(2), pct(x.cpu.loadgen), pct(x.cpu.postgres), pct(x.cpu.machine), pct(x.cpu.other)]),
+        ).map(([name, x]) => [
+          name,
+          n(x.opsPerS),
+          x.latencyMs.p50.toFixed(2),
+          x.latencyMs.p99.toFixed(2),
+          pct(x.cpu.loadgen),
+          pct(x.cpu.postgres),
+          pct(x.cpu.machine),
+          pct(x.cpu.other),
+        ]),
       ),
     );
   }

@@ -113,11 +113,15 @@ async function main(): Promise<number> {
   const log = (line: string) => console.log(`· ${line}`);
   const cleanup = new Cleanup();
   const interrupted = new AbortController();
-  cleanup.exitOnSignal((line) => console.error(`\n${line}`), () => interrupted.abort());
+  cleanup.exitOnSignal(
+    (line) => console.error(`\n${line}`),
+    () => interrupted.abort(),
+  );
 
   // The server and the load generator share these cores: anything else running skews the figures.
   const busyBefore = Math.round(await machineBusyPct(1_000));
-  if (busyBefore > 20) console.warn(`warning: the machine was ${busyBefore} % busy (of one core) before the run: results will be noisy; see the "other" column`);
+  if (busyBefore > 20)
+    console.warn(`warning: the machine was ${busyBefore} % busy (of one core) before the run: results will be noisy; see the "other" column`);
 
   const at = new Date().toISOString();
   const scenarios: LoadResult[] = [];
@@ -145,7 +149,16 @@ async function main(): Promise<number> {
     for (const name of args.names) {
       if (name === 'limits') {
         const [first] = await ctx.seeded();
-        limits = await measureLimits({ base: env.base, serverPid: env.serverPid, config: env.config, databaseUrl: env.databaseUrl, databaseName: env.databaseName, accessToken: first!.tokens.accessToken, connections: args.connections, log });
+        limits = await measureLimits({
+          base: env.base,
+          serverPid: env.serverPid,
+          config: env.config,
+          databaseUrl: env.databaseUrl,
+          databaseName: env.databaseName,
+          accessToken: first!.tokens.accessToken,
+          connections: args.connections,
+          log,
+        });
         continue;
       }
       log(`${name}: ${SCENARIOS[name]!.summary}`);
@@ -175,7 +188,11 @@ async function main(): Promise<number> {
     };
   } catch (err) {
     console.error(`bench failed: ${(err as Error).stack ?? String(err)}`);
-    if (scenarios.length) console.error('completed before the failure (not written):', JSON.stringify(scenarios.map((s) => ({ scenario: s.scenario, rps: s.rps, errors: s.errors }))));
+    if (scenarios.length)
+      console.error(
+        'completed before the failure (not written):',
+        JSON.stringify(scenarios.map((s) => ({ scenario: s.scenario, rps: s.rps, errors: s.errors }))),
+      );
     return 1;
   } finally {
     await cleanup.run();

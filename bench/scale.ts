@@ -362,7 +362,7 @@ export function printScale(result: ScaleResult): void {
       runs: `${s.refresh.attempts} / ${s.login.attempts}`,
     })),
   );
-  console.log('PostgreSQL bytes per row after seeding (table = heap + maps; indexes = all of the table\'s):');
+  console.log("PostgreSQL bytes per row after seeding (table = heap + maps; indexes = all of the table's):");
   console.table(
     result.steps.flatMap((s) =>
       (['users', 'sessions'] as const).map((t) => ({

@@ -18,8 +18,7 @@ import { OWASP_ARGON2_MINIMUM, type Argon2Params } from '../src/core/users/passw
 
 export const SEED_PASSWORD = 'scale bench password 0123';
 /** A current desktop Chrome user agent: what a real login stores in `sessions.user_agent`. */
-export const SEED_USER_AGENT =
-  'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36';
+export const SEED_USER_AGENT = 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36';
 
 export interface SeedOptions {
   /** Seed up to this many users in all: inserts user<startIndex> … user<users - 1>. */

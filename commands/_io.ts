@@ -5,7 +5,9 @@ import { AppError } from '../src/platform/errors.js';
 export async function readPasswordFromStdin(stream: NodeJS.ReadableStream = process.stdin, what = 'password'): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const chunk of stream) chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk));
-  const text = Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+  const text = Buffer.concat(chunks)
+    .toString('utf8')
+    .replace(/\r?\n$/, '');
   if (text.length === 0) throw new AppError('invalid_request', `no ${what} on standard input`);
   return text;
 }

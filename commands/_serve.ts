@@ -2,7 +2,11 @@ import type { Container } from '../src/container.js';
 import { startServer, type RunningServer } from '../src/server.js';
 
 /** Serves until SIGINT/SIGTERM, then closes the listener (in-flight requests finish) and the container. */
-export async function serveUntilSignal(container: Container, http: { host: string; port: number; metricsServer?: boolean }, onListening: (server: RunningServer) => void): Promise<void> {
+export async function serveUntilSignal(
+  container: Container,
+  http: { host: string; port: number; metricsServer?: boolean },
+  onListening: (server: RunningServer) => void,
+): Promise<void> {
   const server = await startServer(container, http);
   container.log.info('listening', { event: 'server.started', url: server.url });
   onListening(server);

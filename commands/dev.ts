@@ -50,14 +50,23 @@ export default class Dev extends BaseCommand<typeof Dev> {
         tokens: { issuer: `http://${host}:${port}` },
         // Nobody caches this JWKS yet: a rotated key may sign at once.
         keys: { activationDelay: 0 },
-        mail: { transport: 'smtp', smtpUrl: catcher.smtpUrl, from: 'authctl dev <no-reply@authctl.localhost>', requireTls: false, retryDelaySeconds: 1, retryDelayMaxSeconds: 10 },
+        mail: {
+          transport: 'smtp',
+          smtpUrl: catcher.smtpUrl,
+          from: 'authctl dev <no-reply@authctl.localhost>',
+          requireTls: false,
+          retryDelaySeconds: 1,
+          retryDelayMaxSeconds: 10,
+        },
       };
       await migrate(this.container);
       // Everything in one process: the background jobs too.
       const worker = await startWorker(this.container, this.container.jobs, { inProcess: true });
       await serveUntilSignal(this.container, { host, port }, (server) => {
         this.log(`authctl dev is running on ${server.url} (PostgreSQL on port ${pg.port}, data in ${dataDir})`);
-        this.log(`Try: curl -s -X POST ${server.url}/v1/auth/register -H 'content-type: application/json' -d '{"username":"alice","password":"correct horse battery"}'`);
+        this.log(
+          `Try: curl -s -X POST ${server.url}/v1/auth/register -H 'content-type: application/json' -d '{"username":"alice","password":"correct horse battery"}'`,
+        );
         this.log(`Dev inbox: ${inbox!.url} (mail is caught on ${catcher!.smtpUrl}; nothing is delivered)`);
       });
       await worker.stop();

@@ -34,7 +34,11 @@ In scripts and CI, pass --yes with the values as flags (anything not given takes
     'secrets-file': Flags.string({ summary: 'Also write the secrets as export lines to this file (mode 600).' }),
     force: Flags.boolean({ summary: 'Overwrite an existing config (and env) file.' }),
     migrate: Flags.boolean({ summary: 'Run the migrations with the new config (asked at a terminal; default with --yes: no).', allowNo: true }),
-    check: Flags.boolean({ summary: 'With --yes: try the database, Redis and SMTP before writing (a missing database is created).', allowNo: true, default: true }),
+    check: Flags.boolean({
+      summary: 'With --yes: try the database, Redis and SMTP before writing (a missing database is created).',
+      allowNo: true,
+      default: true,
+    }),
   };
 
   async run(): Promise<InitResult> {
@@ -82,7 +86,9 @@ In scripts and CI, pass --yes with the values as flags (anything not given takes
     const file = displayPath(result.file);
     this.say(`${paint('green', '✔')} Wrote ${file} (region ${result.region}).`);
     if (result.secretsFile) {
-      this.say(`${paint('green', '✔')} Wrote the secrets to ${displayPath(result.secretsFile)} (mode 600): \`. ${displayPath(result.secretsFile)}\` before running authctl.`);
+      this.say(
+        `${paint('green', '✔')} Wrote the secrets to ${displayPath(result.secretsFile)} (mode 600): \`. ${displayPath(result.secretsFile)}\` before running authctl.`,
+      );
     } else {
       this.say(`\n${paint('bold', 'Secrets')} (shown once, never stored by authctl: keep them in your secret manager):`);
       for (const [name, value] of Object.entries(result.secrets)) this.say(`  export ${name}=${shellQuote(value)}`);
@@ -94,6 +100,8 @@ In scripts and CI, pass --yes with the values as flags (anything not given takes
     this.say(`\n${paint('bold', 'Next')}:`);
     this.say(`  export AUTHCTL_CONFIG=${file}`);
     if (!result.migrated) this.say('  authctl migrate');
-    this.say('  authctl serve      # the API, on the port in the file (8080)\n  authctl worker     # background jobs (or serve --with-workers on a small install)');
+    this.say(
+      '  authctl serve      # the API, on the port in the file (8080)\n  authctl worker     # background jobs (or serve --with-workers on a small install)',
+    );
   }
 }

@@ -21,7 +21,9 @@ export default class Serve extends BaseCommand<typeof Serve> {
     port: Flags.integer({ summary: 'Port to listen on (default: http.port, 8080).', min: 0, max: 65535 }),
     host: Flags.string({ summary: 'Address to bind (default: http.host, 127.0.0.1).' }),
     processes: Flags.integer({ summary: 'Server processes sharing the port, e.g. one per core (default: http.processes, 1).', min: 1, max: 64 }),
-    'with-workers': Flags.boolean({ summary: 'Also run the background jobs in this process (small installs; see `authctl worker`). Needs the database at start.' }),
+    'with-workers': Flags.boolean({
+      summary: 'Also run the background jobs in this process (small installs; see `authctl worker`). Needs the database at start.',
+    }),
   };
 
   protected override configOverrides(): ConfigInput {
@@ -39,7 +41,8 @@ export default class Serve extends BaseCommand<typeof Serve> {
         metricsPort,
         withJobs,
         say: (line) => this.logToStderr(`authctl: ${line}`),
-        onListening: (url) => this.logToStderr(`authctl serving region ${this.settings.region} on ${url} (${processes} processes${withJobs ? ', with workers' : ''})`),
+        onListening: (url) =>
+          this.logToStderr(`authctl serving region ${this.settings.region} on ${url} (${processes} processes${withJobs ? ', with workers' : ''})`),
       });
       if (code !== 0) this.exit(code);
       return;

@@ -35,7 +35,9 @@ export function visibleCommands(config: Config): Command.Loadable[] {
 /** README's CLI table: one row per command, with every argument and flag, and its summary. */
 export function renderCliReference(config: Config): string {
   const escape = (text: string) => text.replace(/\|/g, '\\|').replace(/\s*\n\s*/g, ' ');
-  const rows = visibleCommands(config).map((c) => `| \`${escape(commandUsage(c, config.bin))}\` | ${escape(c.summary ?? c.description?.split('\n')[0] ?? '')} |`);
+  const rows = visibleCommands(config).map(
+    (c) => `| \`${escape(commandUsage(c, config.bin))}\` | ${escape(c.summary ?? c.description?.split('\n')[0] ?? '')} |`,
+  );
   return ['| command | does |', '|---|---|', ...rows].join('\n');
 }
 

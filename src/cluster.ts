@@ -76,7 +76,8 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
     listened.add(worker);
     if (announced || Object.values(cluster.workers ?? {}).some((w) => w !== undefined && !listened.has(w))) return;
     announced = true;
-    const host = address.address === '0.0.0.0' || address.address === null ? '127.0.0.1' : address.address.includes(':') ? `[${address.address}]` : address.address;
+    const host =
+      address.address === '0.0.0.0' || address.address === null ? '127.0.0.1' : address.address.includes(':') ? `[${address.address}]` : address.address;
     opts.onListening(`http://${host}:${address.port}`);
   });
 

@@ -180,7 +180,7 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
     skewSeconds: config.tokens.clockSkew,
     region: config.region,
   });
-    // Profiles are the one thing Bearer routes read; a few seconds in process memory spare a Redis
+  // Profiles are the one thing Bearer routes read; a few seconds in process memory spare a Redis
   // round trip per request, and staleness cannot matter (see AuthService.me).
   // Its hits count as cache hits; its misses are not counted (the shared tier's outcome is).
   const localProfiles =

@@ -32,7 +32,8 @@ export async function startBackground(c: Container): Promise<void> {
       log.warn('cache unavailable: running on PostgreSQL alone', { event: 'cache.degraded' });
     }
   });
-  if (config.regions.peers.length > 0) await replication.syncPeers().catch((err: unknown) => log.warn('peers not registered yet', { event: 'replication.error', err }));
+  if (config.regions.peers.length > 0)
+    await replication.syncPeers().catch((err: unknown) => log.warn('peers not registered yet', { event: 'replication.error', err }));
   const warmUp = () => keys.ensureSigningKey();
   await Promise.allSettled([warmUp(), revocations.poll()]);
   revocations.start();

@@ -59,7 +59,8 @@ export async function startServer(container: Container, options: { host: string;
   // Keep-alive longer than typical load balancers' idle timeout (60 s), so they close first.
   server.keepAliveTimeout = 65_000;
   const metricsPort = container.config.http.metricsPort;
-  const metricsServer = metricsPort === undefined || options.metricsServer === false ? undefined : await startMetricsServer(container.metrics.render, options.host, metricsPort);
+  const metricsServer =
+    metricsPort === undefined || options.metricsServer === false ? undefined : await startMetricsServer(container.metrics.render, options.host, metricsPort);
   // Graceful: stop accepting, let requests in flight finish, drop idle keep-alive connections;
   // anything still open after 10 s is cut.
   const close = (s: Server) =>

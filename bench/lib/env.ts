@@ -189,7 +189,13 @@ export async function startEnvironment(opts: EnvironmentOptions): Promise<Enviro
   const deadline = Date.now() + 30_000;
   for (;;) {
     if (server.exitCode !== null) throw new Error(`authctl serve exited with ${server.exitCode} before it was ready`);
-    if (await fetch(`${base}/readyz`).then((r) => r.ok, () => false)) break;
+    if (
+      await fetch(`${base}/readyz`).then(
+        (r) => r.ok,
+        () => false,
+      )
+    )
+      break;
     if (Date.now() > deadline) throw new Error('authctl serve was not ready after 30 s');
     await new Promise((r) => setTimeout(r, 100));
   }

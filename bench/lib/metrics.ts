@@ -44,7 +44,8 @@ export function cacheLookups(before: Sample[], after: Sample[]): Record<string, 
   const kinds = new Set(after.filter((s) => s.name === 'authctl_cache_lookups_total').map((s) => s.labels.kind ?? '?'));
   const out: Record<string, CacheLookups> = {};
   for (const kind of kinds) {
-    const delta = (result: string) => sum(after, 'authctl_cache_lookups_total', { kind, result }) - sum(before, 'authctl_cache_lookups_total', { kind, result });
+    const delta = (result: string) =>
+      sum(after, 'authctl_cache_lookups_total', { kind, result }) - sum(before, 'authctl_cache_lookups_total', { kind, result });
     const hits = delta('hit');
     const errors = delta('error');
     const lookups = hits + delta('miss') + errors;
@@ -55,7 +56,12 @@ export function cacheLookups(before: Sample[], after: Sample[]): Record<string, 
 }
 
 /** Mean of a histogram between two scrapes, in milliseconds, or undefined when nothing was observed. */
-export function histogramMeanMs(before: Sample[], after: Sample[], name: string, where: Record<string, string> = {}): { count: number; meanMs: number } | undefined {
+export function histogramMeanMs(
+  before: Sample[],
+  after: Sample[],
+  name: string,
+  where: Record<string, string> = {},
+): { count: number; meanMs: number } | undefined {
   const count = sum(after, `${name}_count`, where) - sum(before, `${name}_count`, where);
   if (count <= 0) return undefined;
   const seconds = sum(after, `${name}_sum`, where) - sum(before, `${name}_sum`, where);

@@ -40,7 +40,11 @@ export function round(value: number, digits = 2): number {
 }
 
 /** Runs `concurrency` loops of `op` for `seconds`, recording each call's latency. */
-export async function closedLoop(concurrency: number, seconds: number, op: (worker: number) => Promise<unknown>): Promise<{ ops: number; elapsedS: number; latency: LatencySummary; errors: number }> {
+export async function closedLoop(
+  concurrency: number,
+  seconds: number,
+  op: (worker: number) => Promise<unknown>,
+): Promise<{ ops: number; elapsedS: number; latency: LatencySummary; errors: number }> {
   const latencies = new Latencies();
   let errors = 0;
   const started = performance.now();

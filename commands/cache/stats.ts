@@ -4,7 +4,7 @@ import { BaseCommand } from '../_base.js';
 export default class CacheStatsCommand extends BaseCommand<typeof CacheStatsCommand> {
   static override summary = "Show the cache's health, hit ratio, key counts and memory.";
   static override description =
-    'For Redis, hits and misses are the server-wide keyspace counters (INFO stats) and key counts are those under this region\'s key prefix. The in-process cache of `authctl dev` lives inside the server and cannot be inspected from another process.';
+    "For Redis, hits and misses are the server-wide keyspace counters (INFO stats) and key counts are those under this region's key prefix. The in-process cache of `authctl dev` lives inside the server and cannot be inspected from another process.";
   static override examples = ['<%= config.bin %> cache stats', '<%= config.bin %> cache stats --json'];
 
   async run(): Promise<CacheStats> {

@@ -25,9 +25,15 @@ export default class HashCalibrate extends BaseCommand<typeof HashCalibrate> {
     if (result.minimumExceedsTarget) {
       this.say(`Even the OWASP minimum takes ${result.medianMs.toFixed(1)} ms here (over the ${result.targetMs} ms target); it is the floor, so use it:`);
     } else {
-      this.say(`m=${Math.round(memoryCost / 1024)} MiB, t=${timeCost}, p=${parallelism}: ${result.medianMs.toFixed(1)} ms per hash (target ${result.targetMs} ms).`);
+      this.say(
+        `m=${Math.round(memoryCost / 1024)} MiB, t=${timeCost}, p=${parallelism}: ${result.medianMs.toFixed(1)} ms per hash (target ${result.targetMs} ms).`,
+      );
     }
-    this.say(`\nEnvironment:\n${Object.entries(env).map(([k, v]) => `${k}=${v}`).join('\n')}\n\nOr in the config file:\n${JSON.stringify(config, null, 2)}`);
+    this.say(
+      `\nEnvironment:\n${Object.entries(env)
+        .map(([k, v]) => `${k}=${v}`)
+        .join('\n')}\n\nOr in the config file:\n${JSON.stringify(config, null, 2)}`,
+    );
     return { ...result, env, config };
   }
 }

@@ -11,7 +11,11 @@ export default class KeysList extends BaseCommand<typeof KeysList> {
   async run(): Promise<{ keys: KeyInfo[] }> {
     await this.container.keys.load();
     const keys = this.container.keys.list();
-    this.say(keys.length ? table(keys as unknown as Array<Record<string, unknown>>, ['kid', 'alg', 'region', 'state', 'activatesAt', 'retiresAt'], { stateColumns: ['state'] }) : 'No signing keys yet: the first server start creates one (or run `authctl keys rotate`).');
+    this.say(
+      keys.length
+        ? table(keys as unknown as Array<Record<string, unknown>>, ['kid', 'alg', 'region', 'state', 'activatesAt', 'retiresAt'], { stateColumns: ['state'] })
+        : 'No signing keys yet: the first server start creates one (or run `authctl keys rotate`).',
+    );
     return { keys };
   }
 }

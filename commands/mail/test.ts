@@ -18,7 +18,10 @@ export default class MailTest extends BaseCommand<typeof MailTest> {
   static override summary = 'Send a test message to an address now, through the configured SMTP server (not through the queue).';
   static override description =
     'Composes the `test` message (no secrets in it) and sends it directly with the region\'s mail settings, so the answer of the SMTP server is seen at once: prints the Message-ID it was sent with. Exit 69 when the server cannot be reached or defers the message, 78 when mail is not configured (mail.transport "off", or mail.smtpUrl / mail.from missing) or the server refuses the login, the certificate or the sender, 2 when it refuses the recipient. Needs no database.';
-  static override examples = ['<%= config.bin %> mail test admin@example.com', 'AUTHCTL_CONFIG=config/eu-west-1.json <%= config.bin %> mail test admin@example.com --json'];
+  static override examples = [
+    '<%= config.bin %> mail test admin@example.com',
+    'AUTHCTL_CONFIG=config/eu-west-1.json <%= config.bin %> mail test admin@example.com --json',
+  ];
   static override args = { address: Args.string({ required: true, description: 'Where to send it, e.g. admin@example.com.' }) };
 
   async run(): Promise<MailTestResult> {
@@ -34,7 +37,13 @@ export default class MailTest extends BaseCommand<typeof MailTest> {
     mail.templates.load();
     const message = await mail.messages.build({ kind: 'test', to, data: { requestedAt: new Date().toISOString() } }, null);
     const sent = await mail.mailer.send(message!);
-    const result: MailTestResult = { to, messageId: sent.messageId, transport: mail.mailer.transport, server: mail.mailer.endpoint, response: sent.response ?? null };
+    const result: MailTestResult = {
+      to,
+      messageId: sent.messageId,
+      transport: mail.mailer.transport,
+      server: mail.mailer.endpoint,
+      response: sent.response ?? null,
+    };
     this.say(
       mail.mailer.transport === 'log'
         ? `${paint('green', '✔')} Written to the log (mail.transport is "log"), not sent. Message-ID ${sent.messageId}`

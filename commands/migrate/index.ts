@@ -5,7 +5,7 @@ import { migrate } from '../../src/runtime.js';
 export default class Migrate extends BaseCommand<typeof Migrate> {
   static override summary = 'Apply pending database migrations and install the job queue.';
   static override description =
-    'Applies authctl\'s migrations, then creates or upgrades pg-boss\'s schema (jobs.schema, default `pgboss`) and the job queues. Servers and workers never run DDL themselves.';
+    "Applies authctl's migrations, then creates or upgrades pg-boss's schema (jobs.schema, default `pgboss`) and the job queues. Servers and workers never run DDL themselves.";
   static override examples = ['<%= config.bin %> migrate', 'AUTHCTL_DATABASE_URL=postgres://… <%= config.bin %> migrate --json'];
 
   async run(): Promise<{ batch: number; applied: string[]; jobs: InstallResult }> {

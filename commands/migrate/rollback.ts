@@ -4,7 +4,7 @@ import { BaseCommand } from '../_base.js';
 export default class MigrateRollback extends BaseCommand<typeof MigrateRollback> {
   static override summary = 'Revert the last batch of migrations (or all with --all).';
   static override description =
-    'Reverts authctl\'s own migrations only. The job queue (pg-boss\'s schema, jobs.schema) is left in place, jobs included; to remove it as well: `drop schema pgboss cascade`.';
+    "Reverts authctl's own migrations only. The job queue (pg-boss's schema, jobs.schema) is left in place, jobs included; to remove it as well: `drop schema pgboss cascade`.";
   static override examples = ['<%= config.bin %> migrate rollback', '<%= config.bin %> migrate rollback --all'];
   static override flags = {
     all: Flags.boolean({ summary: 'Revert every migration (drops all authctl tables).' }),

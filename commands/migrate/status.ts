@@ -3,8 +3,7 @@ import { BaseCommand } from '../_base.js';
 
 export default class MigrateStatus extends BaseCommand<typeof MigrateStatus> {
   static override summary = 'Show applied and pending migrations, and the job queue schema version.';
-  static override description =
-    "Which of authctl's migrations are applied and which are pending, read from the database (knex_migrations). Changes nothing.";
+  static override description = "Which of authctl's migrations are applied and which are pending, read from the database (knex_migrations). Changes nothing.";
   static override examples = ['<%= config.bin %> migrate status --json'];
 
   async run(): Promise<{ applied: string[]; pending: string[]; jobs: JobSchemaStatus }> {

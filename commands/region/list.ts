@@ -28,7 +28,11 @@ export default class RegionList extends BaseCommand<typeof RegionList> {
     const region = typeof values.region === 'string' ? values.region : 'local';
     const publicUrl = typeof values.publicUrl === 'string' ? values.publicUrl : null;
     this.say(`Region ${region}${publicUrl ? ` (${publicUrl})` : ''}, from ${displayPath(file)}\n`);
-    this.say(peers.length ? table(peers as unknown as Array<Record<string, unknown>>, ['name', 'url', 'secretFrom', 'secretSet']) : 'No peers: add one with `authctl region add <name> --url <url>`.');
+    this.say(
+      peers.length
+        ? table(peers as unknown as Array<Record<string, unknown>>, ['name', 'url', 'secretFrom', 'secretSet'])
+        : 'No peers: add one with `authctl region add <name> --url <url>`.',
+    );
     return Promise.resolve({ file, region, publicUrl, peers });
   }
 }

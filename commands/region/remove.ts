@@ -18,7 +18,13 @@ export default class RegionRemove extends BaseCommand<typeof RegionRemove> {
       const known = peers.map((p) => p.name).join(', ') || 'none';
       throw new AppError('not_found', `no peer named ${this.args.name} in ${displayPath(file)} (peers: ${known})`);
     }
-    writeConfigFile(file, withPeers(values, peers.filter((p) => p.name !== this.args.name)));
+    writeConfigFile(
+      file,
+      withPeers(
+        values,
+        peers.filter((p) => p.name !== this.args.name),
+      ),
+    );
     this.say(`Removed peer ${this.args.name} from ${displayPath(file)}. Restart the servers to apply.`);
     return Promise.resolve({ file, removed: this.args.name });
   }

@@ -6,7 +6,7 @@ const ms = (value: number | null) => (value === null ? '-' : `${Math.round(value
 export default class ReplicationStatus extends BaseCommand<typeof ReplicationStatus> {
   static override summary = 'Per peer: backlog, oldest pending change, replication lag p50/p99, last success and last error.';
   static override description =
-    'Read from this region\'s database (no server needed). Lag is change commit here → applied on the peer, over the last 1,000 changes shipped. A peer that is down shows a growing backlog and a retry time; dead-lettered changes (a peer refused them regions.maxAttempts times) wait for `authctl replication retry`.';
+    "Read from this region's database (no server needed). Lag is change commit here → applied on the peer, over the last 1,000 changes shipped. A peer that is down shows a growing backlog and a retry time; dead-lettered changes (a peer refused them regions.maxAttempts times) wait for `authctl replication retry`.";
   static override examples = ['<%= config.bin %> replication status', '<%= config.bin %> replication status --json'];
 
   async run(): Promise<{ region: string; peers: PeerStatus[] }> {

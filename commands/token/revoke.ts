@@ -6,7 +6,10 @@ export default class TokenRevoke extends BaseCommand<typeof TokenRevoke> {
   static override summary = 'Revoke a session, or every session of a user.';
   static override description =
     "Revocation ends the session's refresh tokens at once and its access tokens on every server within the revocation poll interval (1 s by default).";
-  static override examples = ['<%= config.bin %> token revoke --session 0192f0c4-7d1e-7c3a-9b1e-3f2a1c0d4e5f', '<%= config.bin %> token revoke --user alice --json'];
+  static override examples = [
+    '<%= config.bin %> token revoke --session 0192f0c4-7d1e-7c3a-9b1e-3f2a1c0d4e5f',
+    '<%= config.bin %> token revoke --user alice --json',
+  ];
   static override flags = {
     session: Flags.string({ summary: 'Session id.', exactlyOne: ['session', 'user'] }),
     user: Flags.string({ summary: 'User id or username: revoke all their sessions.', exactlyOne: ['session', 'user'] }),

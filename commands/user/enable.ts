@@ -4,8 +4,7 @@ import { BaseCommand } from '../_base.js';
 
 export default class UserEnable extends BaseCommand<typeof UserEnable> {
   static override summary = 'Enable a disabled user.';
-  static override description =
-    'Lets a disabled user log in again. Sessions revoked while disabled stay revoked.';
+  static override description = 'Lets a disabled user log in again. Sessions revoked while disabled stay revoked.';
   static override examples = ['<%= config.bin %> user enable alice'];
   static override args = { user: Args.string({ required: true, description: 'User id or username.' }) };
 

@@ -6,7 +6,10 @@ export default class UserSetPassword extends BaseCommand<typeof UserSetPassword>
   static override summary = "Set a user's password and revoke all their sessions.";
   static override description =
     'The new password is asked for twice at a prompt, or read from standard input with --password-stdin; never passed as a flag. It must meet the password policy (8–256 characters, not a common password). Every session of the user is revoked.';
-  static override examples = ['<%= config.bin %> user set-password alice', 'printf %s "$PASSWORD" | <%= config.bin %> user set-password alice --password-stdin'];
+  static override examples = [
+    '<%= config.bin %> user set-password alice',
+    'printf %s "$PASSWORD" | <%= config.bin %> user set-password alice --password-stdin',
+  ];
   static override args = { user: Args.string({ required: true, description: 'User id or username.' }) };
   static override flags = { 'password-stdin': Flags.boolean({ summary: 'Read the password from standard input.' }) };
 

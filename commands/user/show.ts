@@ -5,8 +5,7 @@ import { BaseCommand } from '../_base.js';
 
 export default class UserShow extends BaseCommand<typeof UserShow> {
   static override summary = 'Show one user, with the number of live sessions.';
-  static override description =
-    'By id or username (usernames are matched after normalization, so case does not matter). Never shows the password hash.';
+  static override description = 'By id or username (usernames are matched after normalization, so case does not matter). Never shows the password hash.';
   static override examples = ['<%= config.bin %> user show alice', '<%= config.bin %> user show 0192f0c4-7d1e-7c3a-9b1e-3f2a1c0d4e5f --json'];
   static override args = { user: Args.string({ required: true, description: 'User id or username.' }) };
 

@@ -64,15 +64,34 @@ export async function inspectToken(token: string, sources: InspectSources): Prom
   const add = (check: TokenCheck['check'], ok: boolean, detail: string) => checks.push({ check, ok, detail });
 
   const canonical = isCanonicalJws(token);
-  add('format', canonical, canonical ? 'compact JWS, canonical base64url' : 'not the canonical spelling (padding or altered spare bits): servers refuse it, even if the signature checks');
-  add('alg', header.alg === tokens.alg, header.alg === tokens.alg ? `${tokens.alg}` : `the token uses ${String(header.alg)}; this region accepts ${tokens.alg} only`);
-  add('typ', header.typ === 'at+jwt', header.typ === 'at+jwt' ? 'at+jwt' : `typ is ${String(header.typ ?? 'missing')}, not at+jwt: this is not an authctl access token`);
+  add(
+    'format',
+    canonical,
+    canonical
+      ? 'compact JWS, canonical base64url'
+      : 'not the canonical spelling (padding or altered spare bits): servers refuse it, even if the signature checks',
+  );
+  add(
+    'alg',
+    header.alg === tokens.alg,
+    header.alg === tokens.alg ? `${tokens.alg}` : `the token uses ${String(header.alg)}; this region accepts ${tokens.alg} only`,
+  );
+  add(
+    'typ',
+    header.typ === 'at+jwt',
+    header.typ === 'at+jwt' ? 'at+jwt' : `typ is ${String(header.typ ?? 'missing')}, not at+jwt: this is not an authctl access token`,
+  );
   const chooses = KEY_CHOOSING_HEADERS.filter((name) => name in header);
   if (chooses.length) add('kid', false, `the header names its own key (${chooses.join(', ')}): always refused`);
 
   const record = typeof header.kid === 'string' ? sources.keys.find((k) => k.kid === header.kid) : undefined;
   if (typeof header.kid !== 'string') add('kid', false, 'the header has no kid');
-  else if (!record) add('kid', false, `unknown kid ${header.kid}: no key of this region's database has it (signed by another deployment, or the key was deleted after retiring)`);
+  else if (!record)
+    add(
+      'kid',
+      false,
+      `unknown kid ${header.kid}: no key of this region's database has it (signed by another deployment, or the key was deleted after retiring)`,
+    );
   else if (record.retiresAt && record.retiresAt <= sources.now)
     add('kid', false, `key ${record.kid} (region ${record.homeRegion}) was retired at ${record.retiresAt.toISOString()} and is no longer published`);
   else add('kid', true, `key ${record.kid} (region ${record.homeRegion}) is published`);
@@ -88,7 +107,11 @@ export async function inspectToken(token: string, sources: InspectSources): Prom
     add('signature', false, 'not checked: no key to check it with');
   }
 
-  add('iss', claims.iss === tokens.issuer, claims.iss === tokens.issuer ? tokens.issuer : `wrong issuer ${JSON.stringify(claims.iss ?? null)}; this region issues as ${JSON.stringify(tokens.issuer)}`);
+  add(
+    'iss',
+    claims.iss === tokens.issuer,
+    claims.iss === tokens.issuer ? tokens.issuer : `wrong issuer ${JSON.stringify(claims.iss ?? null)}; this region issues as ${JSON.stringify(tokens.issuer)}`,
+  );
   const audiences = Array.isArray(claims.aud) ? claims.aud : claims.aud === undefined ? [] : [claims.aud];
   const audOk = audiences.includes(tokens.audience);
   add('aud', audOk, audOk ? tokens.audience : `wrong audience ${JSON.stringify(claims.aud ?? null)}; this region expects ${JSON.stringify(tokens.audience)}`);
@@ -108,7 +131,8 @@ export async function inspectToken(token: string, sources: InspectSources): Prom
   if (typeof claims.sid === 'string') {
     const session = UUID.test(claims.sid) ? await sources.findSession(claims.sid.toLowerCase()) : undefined;
     if (!session) add('session', false, `session ${claims.sid} is unknown to this region's database`);
-    else if (session.revokedAt) add('session', false, `session ${session.id} was revoked at ${session.revokedAt.toISOString()} (${session.revokeReason ?? 'no reason recorded'})`);
+    else if (session.revokedAt)
+      add('session', false, `session ${session.id} was revoked at ${session.revokedAt.toISOString()} (${session.revokeReason ?? 'no reason recorded'})`);
     else if (session.expiresAt <= sources.now) add('session', false, `session ${session.id} expired at ${session.expiresAt.toISOString()}`);
     else add('session', true, `session ${session.id} is live`);
   }

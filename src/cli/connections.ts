@@ -57,7 +57,8 @@ export const liveChecks: ConnectionChecks = {
       const version = await withClient(url, async (client) => (await client.query<{ v: string }>('SHOW server_version')).rows[0]!.v);
       return { ok: true, detail: `PostgreSQL ${version}` };
     } catch (err) {
-      if ((err as { code?: string }).code === '3D000') return { ok: false, reason: `database ${databaseName(url)} does not exist`, missingDatabase: databaseName(url) };
+      if ((err as { code?: string }).code === '3D000')
+        return { ok: false, reason: `database ${databaseName(url)} does not exist`, missingDatabase: databaseName(url) };
       return { ok: false, reason: describe(err) };
     }
   },

@@ -79,7 +79,11 @@ export async function askInitAnswers(
   const region = await input({ message: 'Region name', default: defaults.region ?? INIT_DEFAULTS.region, validate: (v) => checkValue(FIELDS.region, v) }, io);
   onRegion(region);
   const publicUrl = await input(
-    { message: 'Public URL (where apps and peer regions reach this region)', default: defaults.publicUrl ?? INIT_DEFAULTS.publicUrl, validate: (v) => checkValue(FIELDS.publicUrl, v) },
+    {
+      message: 'Public URL (where apps and peer regions reach this region)',
+      default: defaults.publicUrl ?? INIT_DEFAULTS.publicUrl,
+      validate: (v) => checkValue(FIELDS.publicUrl, v),
+    },
     io,
   );
 
@@ -87,7 +91,11 @@ export async function askInitAnswers(
   for (;;) {
     databaseUrl = await input({ message: 'PostgreSQL URL', default: databaseUrl, validate: (v) => checkValue(FIELDS.databaseUrl, v) }, io);
     let result = await checks.database(databaseUrl);
-    if (!result.ok && result.missingDatabase && (await confirm({ message: `Database ${result.missingDatabase} does not exist. Create it?`, default: true }, io))) {
+    if (
+      !result.ok &&
+      result.missingDatabase &&
+      (await confirm({ message: `Database ${result.missingDatabase} does not exist. Create it?`, default: true }, io))
+    ) {
       try {
         await checks.createDatabase(databaseUrl);
         result = await checks.database(databaseUrl);
@@ -147,7 +155,10 @@ export async function askInitAnswers(
     say(`  ✖ ${result.reason}. Try again.`);
   }
   const mailFrom = smtpUrl
-    ? await input({ message: 'Sender of mail (From)', default: defaults.mailFrom ?? defaultMailFrom(publicUrl), validate: (v) => checkValue(FIELDS.mailFrom, v.trim()) }, io)
+    ? await input(
+        { message: 'Sender of mail (From)', default: defaults.mailFrom ?? defaultMailFrom(publicUrl), validate: (v) => checkValue(FIELDS.mailFrom, v.trim()) },
+        io,
+      )
     : undefined;
 
   const accessTtl = await askSeconds('Access token lifetime, seconds', defaults.accessTtl ?? INIT_DEFAULTS.accessTtl, FIELDS.accessTtl, io);

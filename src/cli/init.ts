@@ -86,7 +86,8 @@ async function checkConnections(answers: InitAnswers, checks: ConnectionChecks):
     await checks.createDatabase(answers.databaseUrl);
     database = await checks.database(answers.databaseUrl);
   }
-  if (!database.ok) throw new AppError('unavailable', `cannot use the PostgreSQL at --database-url: ${database.reason} (or pass --no-check to write the file anyway)`);
+  if (!database.ok)
+    throw new AppError('unavailable', `cannot use the PostgreSQL at --database-url: ${database.reason} (or pass --no-check to write the file anyway)`);
   if (answers.redisUrl) {
     const redis = await checks.redis(answers.redisUrl);
     if (!redis.ok) throw new AppError('unavailable', `cannot reach the Redis at --redis-url: ${redis.reason} (or pass --no-check to write the file anyway)`);
@@ -133,7 +134,10 @@ export async function runInit(options: InitOptions, io: PromptIo = {}): Promise<
     const lines = Object.entries(secrets).map(([name, value]) => `export ${name}=${shellQuote(value)}`);
     // A new file, then rename: an overwritten file (--force) must not keep a wider mode than 600.
     const temporary = `${secretsFile}.${process.pid}.tmp`;
-    writeFileSync(temporary, `# Secrets for ${displayPath(file, cwd)} (written by authctl init). Keep this file private.\n${lines.join('\n')}\n`, { mode: 0o600, flag: 'wx' });
+    writeFileSync(temporary, `# Secrets for ${displayPath(file, cwd)} (written by authctl init). Keep this file private.\n${lines.join('\n')}\n`, {
+      mode: 0o600,
+      flag: 'wx',
+    });
     renameSync(temporary, secretsFile);
   }
 
@@ -152,5 +156,14 @@ export async function runInit(options: InitOptions, io: PromptIo = {}): Promise<
   }
   const shown = Object.fromEntries(Object.entries(secrets).filter(([name]) => !entered.includes(name)));
   // Secrets written to --secrets-file are not printed as well, not even with --json.
-  return { file, region: answers.region, config: values, secrets: secretsFile ? {} : shown, secretNames: Object.keys(secrets), entered, secretsFile, migrated: runMigrations };
+  return {
+    file,
+    region: answers.region,
+    config: values,
+    secrets: secretsFile ? {} : shown,
+    secretNames: Object.keys(secrets),
+    entered,
+    secretsFile,
+    migrated: runMigrations,
+  };
 }

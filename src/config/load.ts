@@ -46,9 +46,7 @@ const ENV_MAP: Record<string, { path: string[]; type: 'string' | 'int' | 'bool' 
   AUTHCTL_MAIL_FROM: { path: ['mail', 'from'], type: 'string' },
 };
 
-export const ENV_VARIABLES = Object.freeze(
-  Object.fromEntries(Object.entries(ENV_MAP).map(([name, { path }]) => [name, path.join('.')])),
-);
+export const ENV_VARIABLES = Object.freeze(Object.fromEntries(Object.entries(ENV_MAP).map(([name, { path }]) => [name, path.join('.')])));
 
 export interface LoadConfigOptions {
   /** Config file; when absent, `AUTHCTL_CONFIG`, then `./config/authctl.json` if it exists. */
@@ -164,7 +162,10 @@ function readEnv(env: NodeJS.ProcessEnv): { values: Plain; sources: Map<string, 
       if (!/^(true|false|1|0)$/i.test(raw.trim())) throw badConfig(`${name} must be true or false`);
       value = /^(true|1)$/i.test(raw.trim());
     } else if (type === 'list') {
-      value = raw.split(',').map((item) => item.trim()).filter((item) => item !== '');
+      value = raw
+        .split(',')
+        .map((item) => item.trim())
+        .filter((item) => item !== '');
     }
     setPath(values, path, value);
     sources.set(path.join('.'), name);

@@ -3,13 +3,16 @@ import { mailSchema } from './mail.js';
 
 const seconds = (min: number, max: number) => z.number().int().min(min).max(max);
 const url = (protocols: string[]) =>
-  z.string().refine((value) => {
-    try {
-      return protocols.includes(new URL(value).protocol);
-    } catch {
-      return false;
-    }
-  }, `must be a URL with protocol ${protocols.join(' or ')}`);
+  z.string().refine(
+    (value) => {
+      try {
+        return protocols.includes(new URL(value).protocol);
+      } catch {
+        return false;
+      }
+    },
+    `must be a URL with protocol ${protocols.join(' or ')}`,
+  );
 
 /**
  * The whole configuration of one region. Every field has a default except the server secret,
@@ -59,14 +62,20 @@ export const configSchema = z.strictObject({
       redisUrl: url(['redis:', 'rediss:']).optional(),
       // Redis Cluster: the URL names one seed node; keys carry hash tags so nothing else changes.
       cluster: z.boolean().default(false),
-      keyPrefix: z.string().regex(/^[A-Za-z0-9:_-]{1,64}$/, 'letters, digits, ":", "_" or "-"').default('authctl'),
+      keyPrefix: z
+        .string()
+        .regex(/^[A-Za-z0-9:_-]{1,64}$/, 'letters, digits, ":", "_" or "-"')
+        .default('authctl'),
       commandTimeoutMs: z.number().int().min(10).max(10_000).default(250),
       userTtl: seconds(1, 86_400).default(300),
     })
     .prefault({}),
   jobs: z
     .strictObject({
-      schema: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'a lowercase SQL identifier').default('pgboss'),
+      schema: z
+        .string()
+        .regex(/^[a-z_][a-z0-9_]{0,62}$/, 'a lowercase SQL identifier')
+        .default('pgboss'),
       cleanupCron: z.string().min(9).default('*/5 * * * *'),
       cleanupBatchSize: z.number().int().min(10).max(100_000).default(1_000),
       retryLimit: z.number().int().min(0).max(100).default(5),

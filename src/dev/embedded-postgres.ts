@@ -116,11 +116,9 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
 
   if (fresh) {
     await server.initialise().catch((err: unknown) => {
-      throw new Error(
-        `Could not initialise the embedded PostgreSQL cluster in ${pgdata}. ` +
-          `Delete ${dataDir} and try again.\n${recent.text()}`,
-        { cause: err },
-      );
+      throw new Error(`Could not initialise the embedded PostgreSQL cluster in ${pgdata}. ` + `Delete ${dataDir} and try again.\n${recent.text()}`, {
+        cause: err,
+      });
     });
   }
 

@@ -56,7 +56,10 @@ export function findLinks(text: string): string[] {
 /** One-time codes in `text`: runs of 6–8 digits, and what follows the word "code". */
 export function findCodes(text: string): string[] {
   const withoutLinks = text.replace(LINK, ' ');
-  const found = [...[...withoutLinks.matchAll(AFTER_CODE)].map((m) => m[1]!).filter((c) => /\d/.test(c)), ...[...withoutLinks.matchAll(DIGITS)].map((m) => m[0])];
+  const found = [
+    ...[...withoutLinks.matchAll(AFTER_CODE)].map((m) => m[1]!).filter((c) => /\d/.test(c)),
+    ...[...withoutLinks.matchAll(DIGITS)].map((m) => m[0]),
+  ];
   return [...new Set(found)];
 }
 

@@ -192,17 +192,20 @@ export class JobQueue {
       const batchSize = options.batchSize?.[name] ?? 1;
       if (batchSize > 1) {
         await guardJobs(
-          boss.work(name, { includeMetadata: true, batchSize, pollingIntervalSeconds, burstWhenBatchFull: true, perJobResults: true }, async (jobs: Array<JobWithMetadata<JobPayloads[QueueName]>>) =>
-            Promise.all(
-              jobs.map(async (job) => {
-                try {
-                  await this.run(name, handler, job);
-                  return { id: job.id, status: 'completed' as const };
-                } catch (err) {
-                  return { id: job.id, status: 'failed' as const, output: { message: err instanceof Error ? err.message : String(err) } };
-                }
-              }),
-            ),
+          boss.work(
+            name,
+            { includeMetadata: true, batchSize, pollingIntervalSeconds, burstWhenBatchFull: true, perJobResults: true },
+            async (jobs: Array<JobWithMetadata<JobPayloads[QueueName]>>) =>
+              Promise.all(
+                jobs.map(async (job) => {
+                  try {
+                    await this.run(name, handler, job);
+                    return { id: job.id, status: 'completed' as const };
+                  } catch (err) {
+                    return { id: job.id, status: 'failed' as const, output: { message: err instanceof Error ? err.message : String(err) } };
+                  }
+                }),
+              ),
           ),
         );
         continue;

@@ -41,7 +41,10 @@ export class MailOutbox implements MailQueue {
 
   async enqueue(trx: Knex.Transaction, request: MailRequest): Promise<string> {
     if (!this.enabled) {
-      throw new AppError('bad_config', 'mail is off (mail.transport is "off"): set AUTHCTL_MAIL_TRANSPORT=smtp, AUTHCTL_SMTP_URL and AUTHCTL_MAIL_FROM to send mail');
+      throw new AppError(
+        'bad_config',
+        'mail is off (mail.transport is "off"): set AUTHCTL_MAIL_TRANSPORT=smtp, AUTHCTL_SMTP_URL and AUTHCTL_MAIL_FROM to send mail',
+      );
     }
     return this.jobs.sendInTransaction(trx, QUEUES.mail, this.composers.check(request));
   }

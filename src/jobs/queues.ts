@@ -60,8 +60,25 @@ const DAY = 86_400;
  */
 export function queueSpecs(config: Config['jobs'], mail?: Config['mail']): QueueSpec[] {
   return [
-    { name: QUEUES.deadLetter, retryLimit: 0, retryDelay: 0, retryBackoff: false, deleteAfterSeconds: 30 * DAY, retentionSeconds: 30 * DAY, expireInSeconds: 900 },
-    { name: QUEUES.cleanup, policy: 'stately', retryLimit: 1, retryDelay: 30, retryBackoff: false, deleteAfterSeconds: DAY, retentionSeconds: DAY, expireInSeconds: 900 },
+    {
+      name: QUEUES.deadLetter,
+      retryLimit: 0,
+      retryDelay: 0,
+      retryBackoff: false,
+      deleteAfterSeconds: 30 * DAY,
+      retentionSeconds: 30 * DAY,
+      expireInSeconds: 900,
+    },
+    {
+      name: QUEUES.cleanup,
+      policy: 'stately',
+      retryLimit: 1,
+      retryDelay: 30,
+      retryBackoff: false,
+      deleteAfterSeconds: DAY,
+      retentionSeconds: DAY,
+      expireInSeconds: 900,
+    },
     {
       name: QUEUES.cacheSync,
       retryLimit: config.retryLimit,

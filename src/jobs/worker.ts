@@ -81,7 +81,8 @@ export async function startWorker(deps: WorkerDeps, queue: JobQueue, options: Wo
     mail.templates.load();
     const deliver = { mailer: mail.mailer, messages: mail.messages, metrics: mail.metrics, log, kinds: () => mail.composers.kinds() };
     handlers[QUEUES.mail] = (data, job) => runMail(deliver, data, job);
-    if (!mail.config.tlsRejectUnauthorized) log.warn('mail.tlsRejectUnauthorized is false: any certificate is accepted (development only)', { event: 'mail.tls_unchecked' });
+    if (!mail.config.tlsRejectUnauthorized)
+      log.warn('mail.tlsRejectUnauthorized is false: any certificate is accepted (development only)', { event: 'mail.tls_unchecked' });
   }
   await queue.startWorkers(handlers, {
     schedules: { [QUEUES.cleanup]: config.jobs.cleanupCron },
@@ -104,7 +105,12 @@ export async function startWorker(deps: WorkerDeps, queue: JobQueue, options: Wo
     const mailer = mail.mailer;
     mailer.verify().then(
       () => log.info('mail server answers', { event: 'mail.ready', transport: mailer.transport, endpoint: mailer.endpoint }),
-      (err: unknown) => log.warn('mail server not usable yet; mail waits in the queue and is retried', { event: 'mail.unreachable', endpoint: mailer.endpoint, reason: (err as { detail?: string }).detail ?? String(err) }),
+      (err: unknown) =>
+        log.warn('mail server not usable yet; mail waits in the queue and is retried', {
+          event: 'mail.unreachable',
+          endpoint: mailer.endpoint,
+          reason: (err as { detail?: string }).detail ?? String(err),
+        }),
     );
   }
 

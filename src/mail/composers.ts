@@ -97,7 +97,26 @@ export interface MailQueue {
 
 const KIND = /^[a-z][a-z0-9-]{0,39}$/;
 /** Words that, in a member name, mean a secret or content would sit in a job row. */
-const SECRET_WORDS = new Set(['code', 'otp', 'pin', 'token', 'secret', 'password', 'passwd', 'pass', 'key', 'hash', 'mac', 'link', 'url', 'uri', 'href', 'body', 'html', 'text']);
+const SECRET_WORDS = new Set([
+  'code',
+  'otp',
+  'pin',
+  'token',
+  'secret',
+  'password',
+  'passwd',
+  'pass',
+  'key',
+  'hash',
+  'mac',
+  'link',
+  'url',
+  'uri',
+  'href',
+  'body',
+  'html',
+  'text',
+]);
 
 /** `resetToken`, `verify_url`, `codeHash`: refused; `tokenId`, `userId`, `context`: references. */
 export function isSecretMemberName(name: string): boolean {
@@ -144,29 +163,35 @@ export class MailComposers {
     const composer = this.byKind.get(request.kind);
     if (!composer) throw new AppError('invalid_request', `no mail of kind ${JSON.stringify(request.kind)} (known: ${this.kinds().join(', ')})`);
     const to = typeof request.to === 'string' ? request.to.trim() : '';
-    if (!isMailAddress(to)) throw new AppError('invalid_request', 'the recipient must be an e-mail address such as bob@example.com', { errors: [{ path: 'to', message: 'not an e-mail address' }] });
+    if (!isMailAddress(to))
+      throw new AppError('invalid_request', 'the recipient must be an e-mail address such as bob@example.com', {
+        errors: [{ path: 'to', message: 'not an e-mail address' }],
+      });
     const data: unknown = request.data ?? {};
-    if (typeof data !== 'object' || data === null || Array.isArray(data)) throw new AppError('invalid_request', `mail of kind ${request.kind}: data must be an object of references`);
+    if (typeof data !== 'object' || data === null || Array.isArray(data))
+      throw new AppError('invalid_request', `mail of kind ${request.kind}: data must be an object of references`);
     for (const [key, value] of Object.entries(data)) {
-      const problem =
-        isSecretMemberName(key)
-          ? 'looks like a secret: a job row holds references only (e.g. tokenId), the composer derives codes and links at send time'
-          : value !== null && !['string', 'number', 'boolean'].includes(typeof value)
-            ? 'must be a string, number, boolean or null'
-            : typeof value === 'number' && !Number.isFinite(value)
-              ? 'must be a finite number'
-              : typeof value === 'string' && value.length > MAX_VALUE_LENGTH
-                ? `must be at most ${MAX_VALUE_LENGTH} characters: a reference, not content`
-                : typeof value === 'string' && URL_VALUE.test(value)
-                  ? 'is a URL: links are built at send time, never stored in a job'
-                  : undefined;
-      if (problem) throw new AppError('invalid_request', `mail of kind ${request.kind}: data.${key} ${problem}`, { errors: [{ path: `data.${key}`, message: problem }] });
+      const problem = isSecretMemberName(key)
+        ? 'looks like a secret: a job row holds references only (e.g. tokenId), the composer derives codes and links at send time'
+        : value !== null && !['string', 'number', 'boolean'].includes(typeof value)
+          ? 'must be a string, number, boolean or null'
+          : typeof value === 'number' && !Number.isFinite(value)
+            ? 'must be a finite number'
+            : typeof value === 'string' && value.length > MAX_VALUE_LENGTH
+              ? `must be at most ${MAX_VALUE_LENGTH} characters: a reference, not content`
+              : typeof value === 'string' && URL_VALUE.test(value)
+                ? 'is a URL: links are built at send time, never stored in a job'
+                : undefined;
+      if (problem)
+        throw new AppError('invalid_request', `mail of kind ${request.kind}: data.${key} ${problem}`, { errors: [{ path: `data.${key}`, message: problem }] });
     }
     const parsed = composer.data.safeParse(data);
     if (!parsed.success) {
       const issue = parsed.error.issues[0]!;
       const path = ['data', ...issue.path.map(String)].join('.');
-      throw new AppError('invalid_request', `mail of kind ${request.kind}: ${path}: ${issue.message}`, { errors: parsed.error.issues.map((i) => ({ path: ['data', ...i.path.map(String)].join('.'), message: i.message })) });
+      throw new AppError('invalid_request', `mail of kind ${request.kind}: ${path}: ${issue.message}`, {
+        errors: parsed.error.issues.map((i) => ({ path: ['data', ...i.path.map(String)].join('.'), message: i.message })),
+      });
     }
     return { kind: request.kind, to, data: parsed.data };
   }

@@ -114,9 +114,14 @@ export class SmtpMailer implements Mailer {
 
   private ensure(): Transporter {
     if (!this.transporter) {
-      const transporter = this.opts.pool === false ? createTransport({ ...this.transportOptions(), pool: false } as SMTPTransportOptions) : createTransport({ ...this.transportOptions(), pool: true });
+      const transporter =
+        this.opts.pool === false
+          ? createTransport({ ...this.transportOptions(), pool: false } as SMTPTransportOptions)
+          : createTransport({ ...this.transportOptions(), pool: true });
       // A pooled connection that fails while idle must not crash the process.
-      transporter.on('error', (err: Error) => this.opts.log?.warn('SMTP connection error', { event: 'mail.connection_error', err: { name: err.name, code: (err as NodemailerError).code } }));
+      transporter.on('error', (err: Error) =>
+        this.opts.log?.warn('SMTP connection error', { event: 'mail.connection_error', err: { name: err.name, code: (err as NodemailerError).code } }),
+      );
       this.transporter = transporter;
     }
     return this.transporter;
@@ -170,7 +175,9 @@ export class SmtpMailer implements Mailer {
     const code = e.code ?? '';
     const socketCode = e.originalCode ?? code;
     if (code === 'EAUTH' || code === 'ENOAUTH') {
-      return new AppError('bad_config', `${where} refused the login${reply}: check the user name and password in mail.smtpUrl (AUTHCTL_SMTP_URL)`, { cause: err });
+      return new AppError('bad_config', `${where} refused the login${reply}: check the user name and password in mail.smtpUrl (AUTHCTL_SMTP_URL)`, {
+        cause: err,
+      });
     }
     if (UNTRUSTED_CERTIFICATE.test(socketCode) || UNTRUSTED_CERTIFICATE.test(e.message ?? '')) {
       return new AppError(
@@ -180,7 +187,9 @@ export class SmtpMailer implements Mailer {
       );
     }
     if (code === 'ETLS' && /STARTTLS/i.test(e.message ?? '') && this.opts.requireTls) {
-      return new AppError('bad_config', `${where} does not offer STARTTLS, and mail.requireTls is set: use smtps:// or a server that offers STARTTLS`, { cause: err });
+      return new AppError('bad_config', `${where} does not offer STARTTLS, and mail.requireTls is set: use smtps:// or a server that offers STARTTLS`, {
+        cause: err,
+      });
     }
     if (typeof e.responseCode === 'number' && e.responseCode >= 500 && e.permanent !== false) {
       if (/^MAIL\b/i.test(e.command ?? '')) {

@@ -84,7 +84,9 @@ export class MailTemplates {
       try {
         files = new Set(readdirSync(dir));
       } catch (err) {
-        throw new AppError('bad_config', `mail.templatesDir: cannot read the folder ${dir} (${(err as NodeJS.ErrnoException).code ?? 'error'})`, { cause: err });
+        throw new AppError('bad_config', `mail.templatesDir: cannot read the folder ${dir} (${(err as NodeJS.ErrnoException).code ?? 'error'})`, {
+          cause: err,
+        });
       }
     }
     const sets = new Map<string, MailTemplateSet>();
@@ -105,7 +107,10 @@ export class MailTemplates {
         } else if (builtin) {
           checkTemplate(set[part], part, contract, `the built-in ${name} template`);
         } else {
-          throw new AppError('bad_config', `mail.templatesDir: mail of kind ${contract.kind} has no built-in template: add ${name} to ${dir ?? 'mail.templatesDir'}`);
+          throw new AppError(
+            'bad_config',
+            `mail.templatesDir: mail of kind ${contract.kind} has no built-in template: add ${name} to ${dir ?? 'mail.templatesDir'}`,
+          );
         }
       }
       sets.set(contract.kind, set);
@@ -133,7 +138,10 @@ function checkTemplate(template: string, part: 'subject' | 'text' | 'html', cont
   const allowed = new Set(['productName', ...contract.placeholders]);
   for (const name of placeholdersOf(template)) {
     if (!allowed.has(name)) {
-      throw new AppError('bad_config', `${where} uses {{${name}}}, which ${contract.kind} mail does not provide (it provides ${[...allowed].map((p) => `{{${p}}}`).join(', ')})`);
+      throw new AppError(
+        'bad_config',
+        `${where} uses {{${name}}}, which ${contract.kind} mail does not provide (it provides ${[...allowed].map((p) => `{{${p}}}`).join(', ')})`,
+      );
     }
     if (part === 'subject' && contract.sensitive.includes(name)) {
       throw new AppError('bad_config', `${where} uses {{${name}}} in the subject: subjects are logged, so codes and links belong in the body only`);

@@ -80,6 +80,12 @@ export function createLogger(options: LoggerOptions): Logger {
     : new winston.transports.Console({
         stderrLevels: target === 'stderr' ? Object.keys(winston.config.npm.levels) : ['error'],
       });
-  const logger = winston.createLogger({ level: silent ? 'error' : options.level, silent, defaultMeta: { region: options.region }, format, transports: [transport] });
+  const logger = winston.createLogger({
+    level: silent ? 'error' : options.level,
+    silent,
+    defaultMeta: { region: options.region },
+    format,
+    transports: [transport],
+  });
   return logger;
 }

@@ -1,11 +1,6 @@
 import { Cluster, Redis } from 'ioredis';
 import type { Knex } from 'knex';
-import {
-  RateLimiterMemory,
-  RateLimiterPostgres,
-  RateLimiterRedis,
-  type RateLimiterAbstract,
-} from 'rate-limiter-flexible';
+import { RateLimiterMemory, RateLimiterPostgres, RateLimiterRedis, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { Config } from '../config/schema.js';
 
 /** One counter of rate-limiter-flexible: `points` per `duration` seconds, under `keyPrefix`. */

@@ -333,7 +333,10 @@ describe('RedisCache against a real Redis', function () {
       // Subscribing while Redis is away must not throw (it may wait a bounded time).
       await dead.onRevoked(() => undefined);
       expect(deadLookups.length).to.be.above(0);
-      expect(deadLookups.every((l) => l.result === 'error'), JSON.stringify(deadLookups)).to.equal(true);
+      expect(
+        deadLookups.every((l) => l.result === 'error'),
+        JSON.stringify(deadLookups),
+      ).to.equal(true);
     });
   });
 });

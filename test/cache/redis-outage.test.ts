@@ -232,7 +232,13 @@ describe('Redis outage: a crash and restart of the region’s Redis under traffi
   it('login, refresh and logout succeeded on both servers while Redis was down', function () {
     const outage = samples.filter((s) => s.phase === 'outage');
     for (const srv of ['A', 'B'] as const) {
-      for (const [op, status] of [['login', 200], ['refresh', 200], ['logout', 204], ['me', 200], ['verify', 200]] as const) {
+      for (const [op, status] of [
+        ['login', 200],
+        ['refresh', 200],
+        ['logout', 204],
+        ['me', 200],
+        ['verify', 200],
+      ] as const) {
         const ok = outage.filter((s) => s.server === srv && s.op === op && s.status === status).length;
         expect(ok, `${op} on ${srv} during the outage → ${status}\n${describeSamples(outage)}`).to.be.above(0);
       }
@@ -242,7 +248,10 @@ describe('Redis outage: a crash and restart of the region’s Redis under traffi
   it('/readyz stayed 200 and reported checks.cache "degraded" (status "degraded") during the outage, on both servers', function () {
     for (const srv of ['A', 'B'] as const) {
       const seen = readyDuringOutage.filter((r) => r.server === srv);
-      expect(seen.every((r) => r.status === 200), JSON.stringify(seen)).to.equal(true);
+      expect(
+        seen.every((r) => r.status === 200),
+        JSON.stringify(seen),
+      ).to.equal(true);
       const degraded = seen.find((r) => (r.body as { checks: { cache: string } }).checks.cache === 'degraded');
       expect(degraded, `${srv} never reported the cache degraded: ${JSON.stringify(seen)}`).to.not.equal(undefined);
       expect((degraded!.body as { status: string }).status).to.equal('degraded');

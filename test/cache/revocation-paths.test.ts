@@ -61,7 +61,9 @@ describe('Every revoking operation reaches the region’s other servers at once 
   });
 
   it('logout-all', async function () {
-    await expectRefusedAtB('logout-all', async (t) => expectStatus(await a.request('/v1/auth/logout-all', { method: 'POST', token: t.accessToken }), 204, 'logout-all'));
+    await expectRefusedAtB('logout-all', async (t) =>
+      expectStatus(await a.request('/v1/auth/logout-all', { method: 'POST', token: t.accessToken }), 204, 'logout-all'),
+    );
   });
 
   it('revoking one of one’s own sessions (DELETE /v1/sessions/:id)', async function () {

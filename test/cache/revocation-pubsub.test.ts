@@ -56,7 +56,9 @@ describe('Revocations across servers of one region (cache)', function () {
       await logout(a, tokens.accessToken);
       const refused = await timeUntilRefused(b, tokens.accessToken, DELIVERY_LIMIT_MS);
       if (refused.ms === undefined) {
-        expect.fail(`B still accepted the access token ${DELIVERY_LIMIT_MS} ms after the logout on A (last status ${refused.lastStatus}): the revocation did not arrive by pub/sub`);
+        expect.fail(
+          `B still accepted the access token ${DELIVERY_LIMIT_MS} ms after the logout on A (last status ${refused.lastStatus}): the revocation did not arrive by pub/sub`,
+        );
       }
       await expectInvalidToken(refused.response);
     });

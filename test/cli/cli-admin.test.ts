@@ -124,7 +124,19 @@ describe('authctl session, token inspect, keys retire, region (spawned as a user
       expect(report.reason).to.equal(null);
       expect(report.header).to.include({ alg: 'EdDSA', typ: 'at+jwt', kid: signer.kid });
       expect(report.claims).to.include({ sid: tokens.sessionId, preferred_username: 'uma' });
-      expect(report.checks.map((c) => c.check)).to.include.members(['format', 'alg', 'typ', 'kid', 'signature', 'iss', 'aud', 'exp', 'iat', 'claims', 'session']);
+      expect(report.checks.map((c) => c.check)).to.include.members([
+        'format',
+        'alg',
+        'typ',
+        'kid',
+        'signature',
+        'iss',
+        'aud',
+        'exp',
+        'iat',
+        'claims',
+        'session',
+      ]);
       expect(report.checks.every((c) => c.ok)).to.equal(true);
     });
 
@@ -178,7 +190,10 @@ describe('authctl session, token inspect, keys retire, region (spawned as a user
       expect(refused.message).to.contain('authctl keys rotate');
 
       // A rotation that activates at once: the old key stops signing and is scheduled to retire.
-      const rotated = expectJson<{ key: { kid: string; state: string } }>(await cli(['keys', 'rotate', '--json'], { env: { AUTHCTL_KEY_ACTIVATION_DELAY: '0' } }), 0);
+      const rotated = expectJson<{ key: { kid: string; state: string } }>(
+        await cli(['keys', 'rotate', '--json'], { env: { AUTHCTL_KEY_ACTIVATION_DELAY: '0' } }),
+        0,
+      );
       expect(rotated.key.state).to.equal('active');
 
       const scheduled = expectJson<{ key: { kid: string; state: string; retiresAt: string } }>(await cli(['keys', 'retire', '--json', '--', current]), 0);
@@ -220,7 +235,10 @@ describe('authctl session, token inspect, keys retire, region (spawned as a user
     beforeEach(function () {
       dir = mkdtempSync(join(tmpdir(), 'authctl-region-'));
       file = join(dir, 'eu.json');
-      writeFileSync(file, `${JSON.stringify({ region: 'eu', publicUrl: 'https://auth.eu.example.com', database: { url: 'postgres://db/authctl' } }, null, 2)}\n`);
+      writeFileSync(
+        file,
+        `${JSON.stringify({ region: 'eu', publicUrl: 'https://auth.eu.example.com', database: { url: 'postgres://db/authctl' } }, null, 2)}\n`,
+      );
     });
     afterEach(function () {
       rmSync(dir, { recursive: true, force: true });
@@ -230,7 +248,10 @@ describe('authctl session, token inspect, keys retire, region (spawned as a user
     it('add writes an env reference (never a secret), list shows it, remove takes it out; other keys are kept', async function () {
       const added = expectJson<{ peer: { name: string; secretFrom: string } }>(await region(['add', 'us', '--url', 'https://auth.us.example.com']), 0);
       expect(added.peer).to.deep.equal({ name: 'us', url: 'https://auth.us.example.com', secretFrom: 'AUTHCTL_PEER_US_SECRET' });
-      const generated = expectJson<{ generatedSecret: string }>(await region(['add', 'ap', '--url', 'https://auth.ap.example.com', '--secret-env', 'AP_SECRET', '--generate-secret']), 0);
+      const generated = expectJson<{ generatedSecret: string }>(
+        await region(['add', 'ap', '--url', 'https://auth.ap.example.com', '--secret-env', 'AP_SECRET', '--generate-secret']),
+        0,
+      );
       expect(generated.generatedSecret).to.match(/^[A-Za-z0-9_-]{64}$/);
 
       const written = JSON.parse(readFileSync(file, 'utf8')) as { database: unknown; regions: { peers: unknown[] } };
@@ -241,7 +262,10 @@ describe('authctl session, token inspect, keys retire, region (spawned as a user
       ]);
       expect(readFileSync(file, 'utf8')).not.to.contain(generated.generatedSecret);
 
-      const listed = expectJson<{ region: string; peers: Array<{ name: string; secretSet: boolean }> }>(await region(['list'], { AP_SECRET: generated.generatedSecret }), 0);
+      const listed = expectJson<{ region: string; peers: Array<{ name: string; secretSet: boolean }> }>(
+        await region(['list'], { AP_SECRET: generated.generatedSecret }),
+        0,
+      );
       expect(listed.region).to.equal('eu');
       expect(listed.peers).to.deep.equal([
         { name: 'us', url: 'https://auth.us.example.com', secretFrom: 'AUTHCTL_PEER_US_SECRET', secretSet: false },
@@ -249,10 +273,12 @@ describe('authctl session, token inspect, keys retire, region (spawned as a user
       ]);
 
       expectJson(await region(['remove', 'us']), 0);
-      expect((JSON.parse(readFileSync(file, 'utf8')) as { regions: { peers: Array<{ name: string }> } }).regions.peers.map((p) => p.name)).to.deep.equal(['ap']);
+      expect((JSON.parse(readFileSync(file, 'utf8')) as { regions: { peers: Array<{ name: string }> } }).regions.peers.map((p) => p.name)).to.deep.equal([
+        'ap',
+      ]);
     });
 
-    it('keeps the file\'s mode: a config made private (600) stays private after add and remove', async function () {
+    it("keeps the file's mode: a config made private (600) stays private after add and remove", async function () {
       chmodSync(file, 0o600);
       expectJson(await region(['add', 'us', '--url', 'https://auth.us.example.com']), 0);
       expect(statSync(file).mode & 0o777).to.equal(0o600);

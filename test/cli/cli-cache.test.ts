@@ -35,7 +35,10 @@ describe('authctl cache', function () {
   });
 
   it('stats --json reports the Redis driver, health and the keys under this prefix', async function () {
-    const stats = expectJson<{ driver: string; health: string; keys: { sessions: number; users: number }; memoryBytes: number; hitRatio: number | null }>(await cli(['cache', 'stats', '--json']), 0);
+    const stats = expectJson<{ driver: string; health: string; keys: { sessions: number; users: number }; memoryBytes: number; hitRatio: number | null }>(
+      await cli(['cache', 'stats', '--json']),
+      0,
+    );
     expect(stats.driver).to.equal('redis');
     expect(stats.health).to.equal('ok');
     expect(stats.keys).to.deep.equal({ sessions: 1, users: 1 });
@@ -43,7 +46,10 @@ describe('authctl cache', function () {
   });
 
   it('inspect --json shows a cached session with its revocation and TTL; an unknown one exits 3', async function () {
-    const body = expectJson<{ session: { id: string; revokedAt: number | null; expiresAt: number }; ttlSeconds: number }>(await cli(['cache', 'inspect', sessionId, '--json']), 0);
+    const body = expectJson<{ session: { id: string; revokedAt: number | null; expiresAt: number }; ttlSeconds: number }>(
+      await cli(['cache', 'inspect', sessionId, '--json']),
+      0,
+    );
     expect(body.session.id).to.equal(sessionId);
     expect(body.session.revokedAt).to.be.a('number');
     expect(body.ttlSeconds).to.be.within(1_209_000, 1_209_600);

@@ -37,7 +37,10 @@ describe('authctl migrate', function () {
     const body = expectJson<{ batch: number; applied: string[] }>(await cli(['migrate', '--json']), 0);
     expect(body.batch).to.equal(1);
     expect(body.applied).to.be.an('array').that.is.not.empty;
-    for (const name of body.applied) expect(name).to.be.a('string').and.match(/^\d{4}-/);
+    for (const name of body.applied)
+      expect(name)
+        .to.be.a('string')
+        .and.match(/^\d{4}-/);
     applied = body.applied;
     expect(await tablesPresent()).to.deep.equal(['sessions', 'signing_keys', 'users']);
   });

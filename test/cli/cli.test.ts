@@ -4,16 +4,7 @@ import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { buildContainer, type Container } from '../../src/container.js';
 import { AppError } from '../../src/platform/errors.js';
 import type { TokenResponse } from '../../src/core/auth/auth-service.js';
-import {
-  describeRun,
-  expectJson,
-  expectJsonError,
-  expectNoStackTrace,
-  packageVersion,
-  runCli,
-  type CliOptions,
-  type CliResult,
-} from './run-cli.js';
+import { describeRun, expectJson, expectJsonError, expectNoStackTrace, packageVersion, runCli, type CliOptions, type CliResult } from './run-cli.js';
 import { shutdown } from '../../src/runtime.js';
 
 /** Asserts that `promise` rejects with an AppError of this code. */

@@ -37,7 +37,9 @@ describe('docker/ deployment files', function () {
     expect(Object.keys(services)).to.include.members(['postgres', 'redis', 'migrate', 'authctl-1', 'authctl-2', 'worker', 'nginx', 'prometheus']);
     expect(services.migrate!.restart).to.equal('no');
     for (const name of ['authctl-1', 'authctl-2', 'worker']) {
-      expect((services[name]!.depends_on as Record<string, { condition: string }>).migrate, name).to.deep.equal({ condition: 'service_completed_successfully' });
+      expect((services[name]!.depends_on as Record<string, { condition: string }>).migrate, name).to.deep.equal({
+        condition: 'service_completed_successfully',
+      });
     }
     expect((services.migrate!.depends_on as Record<string, { condition: string }>).postgres).to.deep.equal({ condition: 'service_healthy' });
   });
@@ -51,7 +53,10 @@ describe('docker/ deployment files', function () {
       const id = (firstFlag === -1 ? words : words.slice(0, firstFlag)).join(':');
       const command = oclif.findCommand(id);
       expect(command, `${name} runs "authctl ${words.join(' ')}", which is not a command`).to.not.equal(undefined);
-      expect(existsSync(join(repoRoot, 'dist/commands', `${id.replace(/:/g, '/')}.js`)) || existsSync(join(repoRoot, 'dist/commands', id.replace(/:/g, '/'), 'index.js'))).to.equal(true);
+      expect(
+        existsSync(join(repoRoot, 'dist/commands', `${id.replace(/:/g, '/')}.js`)) ||
+          existsSync(join(repoRoot, 'dist/commands', id.replace(/:/g, '/'), 'index.js')),
+      ).to.equal(true);
       for (const flag of words.filter((w) => w.startsWith('--')).map((w) => w.slice(2).split('=')[0]!)) {
         expect(Object.keys(command!.flags), `${name}: authctl ${id} has no --${flag}`).to.include(flag);
       }
@@ -98,7 +103,10 @@ describe('docker/ deployment files', function () {
 
   describe('Dockerfile', function () {
     const dockerfile = () => read('Dockerfile');
-    const finalStage = () => dockerfile().split(/^FROM /m).pop()!;
+    const finalStage = () =>
+      dockerfile()
+        .split(/^FROM /m)
+        .pop()!;
 
     it('is multi-stage; the runtime has production dependencies only and runs as a non-root user', function () {
       expect(dockerfile().match(/^FROM /gm)!.length).to.be.at.least(2);

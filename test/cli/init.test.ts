@@ -94,7 +94,10 @@ describe('authctl init', function () {
     it('re-asks failed connections, creates the missing database, adds a peer, writes the file and migrates', async function () {
       const db = await missingDatabase();
       const terminal = new TestTerminal();
-      const done = runInit({ interactive: true, given: {}, force: false, check: true, checks: liveChecks, cwd: dir }, { input: terminal.input, output: terminal.output });
+      const done = runInit(
+        { interactive: true, given: {}, force: false, check: true, checks: liveChecks, cwd: dir },
+        { input: terminal.input, output: terminal.output },
+      );
       const failed = done.then(
         () => undefined,
         (err: unknown) => err,
@@ -138,7 +141,9 @@ describe('authctl init', function () {
       expect(written.database).to.deep.equal({ url: db.url });
       expect(written.cache).to.deep.equal({ redisUrl: REDIS_URL });
       expect(written.tokens).to.deep.include({ issuer: 'https://auth.eu-test.example.com', accessTtl: 600, refreshTtl: 1_209_600 });
-      expect(written.regions).to.deep.equal({ peers: [{ name: 'us-test', url: 'https://auth.us-test.example.com', secret: 'env:AUTHCTL_PEER_US_TEST_SECRET' }] });
+      expect(written.regions).to.deep.equal({
+        peers: [{ name: 'us-test', url: 'https://auth.us-test.example.com', secret: 'env:AUTHCTL_PEER_US_TEST_SECRET' }],
+      });
 
       // No secret in the file; the generated one is returned once, the entered one is not repeated.
       const text = readFileSync(result.file, 'utf8');
@@ -162,7 +167,10 @@ describe('authctl init', function () {
       const terminal = new TestTerminal();
       let caught: unknown;
       try {
-        await runInit({ interactive: true, given: {}, output: file, force: false, check: true, checks: liveChecks, cwd: dir }, { input: terminal.input, output: terminal.output });
+        await runInit(
+          { interactive: true, given: {}, output: file, force: false, check: true, checks: liveChecks, cwd: dir },
+          { input: terminal.input, output: terminal.output },
+        );
       } catch (err) {
         caught = err;
       }
@@ -176,7 +184,10 @@ describe('authctl init', function () {
       mkdirSync(join(dir, 'config'));
       writeFileSync(join(dir, 'config/taken.json'), '{}\n');
       const terminal = new TestTerminal();
-      const done = runInit({ interactive: true, given: {}, force: false, check: true, checks: liveChecks, cwd: dir }, { input: terminal.input, output: terminal.output });
+      const done = runInit(
+        { interactive: true, given: {}, force: false, check: true, checks: liveChecks, cwd: dir },
+        { input: terminal.input, output: terminal.output },
+      );
       const outcome = done.then(
         () => undefined,
         (err: unknown) => err,
@@ -203,8 +214,24 @@ describe('authctl init', function () {
       const secretsFile = join(dir, 'eu.secrets');
       const result = await run(
         [
-          'init', '--yes', '--region', 'eu-ci', '--public-url', 'https://auth.eu-ci.example.com', '--database-url', db.url,
-          '--redis-url', REDIS_URL, '--peer', 'us-ci=https://auth.us-ci.example.com', '--output', output, '--secrets-file', secretsFile, '--migrate', '--json',
+          'init',
+          '--yes',
+          '--region',
+          'eu-ci',
+          '--public-url',
+          'https://auth.eu-ci.example.com',
+          '--database-url',
+          db.url,
+          '--redis-url',
+          REDIS_URL,
+          '--peer',
+          'us-ci=https://auth.us-ci.example.com',
+          '--output',
+          output,
+          '--secrets-file',
+          secretsFile,
+          '--migrate',
+          '--json',
         ],
         { AUTHCTL_DATABASE_URL: decoy.url },
       );
@@ -215,8 +242,7 @@ describe('authctl init', function () {
       // Written to the file, so not printed as well (not even with --json).
       expect(body.secrets).to.deep.equal({});
       expect([...body.secretNames].sort()).to.deep.equal(['AUTHCTL_PEER_US_CI_SECRET', 'AUTHCTL_SECRET']);
-      const secretsOf = (file: string) =>
-        Object.fromEntries([...readFileSync(file, 'utf8').matchAll(/^export (\w+)='([^']*)'$/gm)].map((m) => [m[1]!, m[2]!]));
+      const secretsOf = (file: string) => Object.fromEntries([...readFileSync(file, 'utf8').matchAll(/^export (\w+)='([^']*)'$/gm)].map((m) => [m[1]!, m[2]!]));
       const secrets = secretsOf(secretsFile);
       expect(Object.keys(secrets).sort()).to.deep.equal(['AUTHCTL_PEER_US_CI_SECRET', 'AUTHCTL_SECRET']);
       expect(result.stdout).not.to.contain(secrets.AUTHCTL_SECRET);

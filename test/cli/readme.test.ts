@@ -68,6 +68,8 @@ describe("README's CLI section", function () {
     };
     await Promise.all([worker(), worker(), worker(), worker()]);
     expect(failures).to.deep.equal([]);
-    expect(ownChecked).to.equal(commands.filter((c) => c.pluginName === 'authctl').length).and.be.greaterThan(25);
+    expect(ownChecked)
+      .to.equal(commands.filter((c) => c.pluginName === 'authctl').length)
+      .and.be.greaterThan(25);
   });
 });

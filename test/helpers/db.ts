@@ -12,7 +12,10 @@ export interface TestDatabase {
 
 /** A fresh, empty database for one test file, so files never see each other's rows. */
 export async function createTestDatabase(label: string): Promise<TestDatabase> {
-  const name = `authctl_t_${label.replace(/[^a-z0-9]/gi, '_').toLowerCase().slice(0, 30)}_${randomBytes(4).toString('hex')}`;
+  const name = `authctl_t_${label
+    .replace(/[^a-z0-9]/gi, '_')
+    .toLowerCase()
+    .slice(0, 30)}_${randomBytes(4).toString('hex')}`;
   await adminQuery(`create database "${name}"`);
   const url = new URL(PG_ADMIN_URL);
   url.pathname = `/${name}`;

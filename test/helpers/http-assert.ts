@@ -44,7 +44,10 @@ export async function expectProblem(res: Response, status: number, code: string)
   expect(body.requestId).to.be.a('string').with.length.above(0);
   expect(body.requestId, 'requestId equals the X-Request-Id header').to.equal(res.headers.get('x-request-id'));
   const allowed = new Set<string>([...PROBLEM_MEMBERS, 'errors']);
-  expect(Object.keys(body).filter((k) => !allowed.has(k)), 'unexpected problem members').to.deep.equal([]);
+  expect(
+    Object.keys(body).filter((k) => !allowed.has(k)),
+    'unexpected problem members',
+  ).to.deep.equal([]);
   if (body.errors !== undefined) {
     expect(body.errors).to.be.an('array').with.length.above(0);
     for (const e of body.errors) {

@@ -70,7 +70,10 @@ describe('HTTP auth flows (docs/api.md#endpoints)', function () {
       const client = new pg.Client({ connectionString: app.db.url });
       await client.connect();
       try {
-        const { rows } = await client.query<{ row: string; password_hash: string }>('select row_to_json(u)::text as row, u.password_hash from users u where id = $1', [user.id]);
+        const { rows } = await client.query<{ row: string; password_hash: string }>(
+          'select row_to_json(u)::text as row, u.password_hash from users u where id = $1',
+          [user.id],
+        );
         expect(rows).to.have.length(1);
         expect(rows[0]!.row).not.to.include(password);
         // PHC string: $argon2id$v=19$<params in any order>$<salt>$<hash>
@@ -204,8 +207,7 @@ describe('HTTP auth flows (docs/api.md#endpoints)', function () {
       }
       expect(bodies[1]).to.deep.equal(bodies[0]);
       expect(bodies[2]).to.deep.equal(bodies[0]);
-      const headerNames = (res: Response) =>
-        [...res.headers.keys()].filter((h) => !['date', 'x-request-id', 'content-length'].includes(h)).sort();
+      const headerNames = (res: Response) => [...res.headers.keys()].filter((h) => !['date', 'x-request-id', 'content-length'].includes(h)).sort();
       expect(headerNames(unknown)).to.deep.equal(headerNames(wrong));
       expect(unknown.headers.get('www-authenticate')).to.equal(wrong.headers.get('www-authenticate'));
     });
@@ -341,7 +343,7 @@ describe('HTTP auth flows (docs/api.md#endpoints)', function () {
       othersSession = await login(app, other.username, other.password);
     });
 
-    it('lists the caller\'s live sessions with `current` true only for the caller\'s own', async function () {
+    it("lists the caller's live sessions with `current` true only for the caller's own", async function () {
       const res = await app.request('/v1/sessions', { token: laptop.accessToken });
       expect(res.status).to.equal(200);
       expect(res.headers.get('cache-control')).to.equal('no-store');
@@ -363,7 +365,7 @@ describe('HTTP auth flows (docs/api.md#endpoints)', function () {
       expect(fromPhone.sessions.filter((s) => s.current).map((s) => s.id)).to.deep.equal([phone.sessionId]);
     });
 
-    it('another user\'s session id: 404 not_found, and that session lives on', async function () {
+    it("another user's session id: 404 not_found, and that session lives on", async function () {
       const res = await app.request(`/v1/sessions/${othersSession.sessionId}`, { method: 'DELETE', token: laptop.accessToken });
       await expectProblem(res, 404, 'not_found');
       await expectSessionAlive(othersSession);
@@ -394,7 +396,7 @@ describe('HTTP auth flows (docs/api.md#endpoints)', function () {
       await expectProblem(res, 404, 'not_found');
     });
 
-    it('the caller\'s own current session: 204, then the caller is logged out', async function () {
+    it("the caller's own current session: 204, then the caller is logged out", async function () {
       const res = await app.request(`/v1/sessions/${laptop.sessionId}`, { method: 'DELETE', token: laptop.accessToken });
       expect(res.status).to.equal(204);
       await expectSessionRevoked(laptop);
@@ -440,7 +442,7 @@ describe('HTTP auth flows (docs/api.md#endpoints)', function () {
       await expectSessionAlive(c);
     });
 
-    it('logout with {refreshToken} of another user\'s session does not revoke that session', async function () {
+    it("logout with {refreshToken} of another user's session does not revoke that session", async function () {
       const mine = await login(app, ivy.username, ivy.password);
       const theirs = await login(app, jack.username, jack.password);
       const res = await app.request('/v1/auth/logout', { method: 'POST', token: mine.accessToken, json: { refreshToken: theirs.refreshToken } });
@@ -450,7 +452,11 @@ describe('HTTP auth flows (docs/api.md#endpoints)', function () {
     });
 
     it('logout-all: 204, then every session of the user is refused; other users are untouched', async function () {
-      const sessions = [await login(app, ivy.username, ivy.password), await login(app, ivy.username, ivy.password), await login(app, ivy.username, ivy.password)];
+      const sessions = [
+        await login(app, ivy.username, ivy.password),
+        await login(app, ivy.username, ivy.password),
+        await login(app, ivy.username, ivy.password),
+      ];
       const bystander = await login(app, jack.username, jack.password);
       const res = await app.request('/v1/auth/logout-all', { method: 'POST', token: sessions[1]!.accessToken, json: {} });
       expect(res.status, await res.clone().text()).to.equal(204);
@@ -499,7 +505,7 @@ describe('HTTP auth flows (docs/api.md#endpoints)', function () {
       await expectInvalidToken(res);
     });
 
-    it('success: 204; the caller\'s session keeps working, every other session is revoked, only the new password logs in', async function () {
+    it("success: 204; the caller's session keeps working, every other session is revoked, only the new password logs in", async function () {
       const newPassword = uniquePassword();
       const res = await app.request('/v1/auth/password', {
         method: 'POST',
@@ -598,7 +604,7 @@ describe('HTTP auth flows (docs/api.md#endpoints)', function () {
   });
 
   describe('admin deletion of a user', function () {
-    it('revokes the user\'s sessions: Bearer refused, refresh refused, login refused; the name can be taken again', async function () {
+    it("revokes the user's sessions: Bearer refused, refresh refused, login refused; the name can be taken again", async function () {
       const lee = await createAccount(app, 'lee');
       const tokens = await login(app, lee.username, lee.password);
       await app.container.users.delete(lee.user.id);

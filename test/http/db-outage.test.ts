@@ -168,7 +168,10 @@ describe('PostgreSQL outages (a server that starts without its database and reco
       await Promise.all([...routes.map(worker), cut]);
 
       const summary = JSON.stringify(results.map((r) => `${r.route}:${r.status}${r.code ? `/${r.code}` : ''}@${r.at}`));
-      expect(results.filter((r) => r.status >= 500 && r.status !== 503), summary).to.deep.equal([]);
+      expect(
+        results.filter((r) => r.status >= 500 && r.status !== 503),
+        summary,
+      ).to.deep.equal([]);
       for (const r of results) {
         if (r.status === 503) {
           expect(r.code, summary).to.equal('unavailable');
@@ -179,8 +182,14 @@ describe('PostgreSQL outages (a server that starts without its database and reco
         else if (r.route === 'login (wrong password)') expect(r.status, summary).to.be.oneOf([401, 429, 503]);
         else expect(r.status, summary).to.be.oneOf([200, 503]);
       }
-      expect(results.some((r) => r.route === '/v1/sessions' && r.status === 200 && r.at < cutAt), `traffic before the cut: ${summary}`).to.equal(true);
-      expect(results.some((r) => r.route === '/v1/sessions' && r.status === 503 && r.at > cutAt), `503 after the cut: ${summary}`).to.equal(true);
+      expect(
+        results.some((r) => r.route === '/v1/sessions' && r.status === 200 && r.at < cutAt),
+        `traffic before the cut: ${summary}`,
+      ).to.equal(true);
+      expect(
+        results.some((r) => r.route === '/v1/sessions' && r.status === 503 && r.at > cutAt),
+        `503 after the cut: ${summary}`,
+      ).to.equal(true);
     });
 
     it('while down: DB-backed routes 503 unavailable; /v1/verify (stateless) and /v1/me (cached profile) still 200', async function () {
@@ -209,7 +218,11 @@ describe('PostgreSQL outages (a server that starts without its database and reco
     it('while down: a forged token naming an unknown kid is still 401 invalid_token (refusing needs no database)', async function () {
       expect(proxy.listening).to.equal(false);
       const { privateKey } = await generateKeyPair('EdDSA', { crv: 'Ed25519' });
-      const forged = await forgeJwt({ alg: 'EdDSA', typ: 'at+jwt', kid: 'kid-nobody-published' }, decodePart(tokens.accessToken, 1), cryptoKeySigner(privateKey, 'EdDSA'));
+      const forged = await forgeJwt(
+        { alg: 'EdDSA', typ: 'at+jwt', kid: 'kid-nobody-published' },
+        decodePart(tokens.accessToken, 1),
+        cryptoKeySigner(privateKey, 'EdDSA'),
+      );
       for (const path of ['/v1/verify', '/v1/verify', '/v1/me']) {
         const res = await app.request(path, { token: forged });
         await expectInvalidToken(res);
@@ -255,7 +268,15 @@ describe('PostgreSQL outages (a server that starts without its database and reco
       const bound = CONNECT_TIMEOUT_MS + STATEMENT_TIMEOUT_MS + 2_000;
       for (const [label, send] of [
         ['/v1/sessions', () => app.request('/v1/sessions', { token: tokens.accessToken, signal: AbortSignal.timeout(bound + 1_000) })],
-        ['login', () => app.request('/v1/auth/login', { method: 'POST', json: { username: yuri.username, password: yuri.password }, signal: AbortSignal.timeout(bound + 1_000) })],
+        [
+          'login',
+          () =>
+            app.request('/v1/auth/login', {
+              method: 'POST',
+              json: { username: yuri.username, password: yuri.password },
+              signal: AbortSignal.timeout(bound + 1_000),
+            }),
+        ],
       ] as const) {
         const started = Date.now();
         let res: Response;

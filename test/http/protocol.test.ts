@@ -74,12 +74,36 @@ describe('HTTP protocol: request ids, problems, bodies, headers, system routes',
     const cases: Array<[string, () => Promise<Response>, number, string, string]> = [
       ['unknown /v1 route', () => app.request('/v1/does-not-exist'), 404, 'not_found', 'Not Found'],
       ['missing Bearer token', () => app.request('/v1/me'), 401, 'invalid_token', 'Unauthorized'],
-      ['wrong credentials', () => app.request('/v1/auth/login', { method: 'POST', json: { username: uma.username, password: 'not the password' } }), 401, 'invalid_credentials', 'Unauthorized'],
-      ['taken username', () => app.request('/v1/auth/register', { method: 'POST', json: { username: uma.username, password: uniquePassword() } }), 409, 'username_taken', 'Conflict'],
-      ['forged refresh token', () => app.request('/v1/auth/refresh', { method: 'POST', json: { refreshToken: 'rt_local_nope' } }), 401, 'invalid_refresh_token', 'Unauthorized'],
+      [
+        'wrong credentials',
+        () => app.request('/v1/auth/login', { method: 'POST', json: { username: uma.username, password: 'not the password' } }),
+        401,
+        'invalid_credentials',
+        'Unauthorized',
+      ],
+      [
+        'taken username',
+        () => app.request('/v1/auth/register', { method: 'POST', json: { username: uma.username, password: uniquePassword() } }),
+        409,
+        'username_taken',
+        'Conflict',
+      ],
+      [
+        'forged refresh token',
+        () => app.request('/v1/auth/refresh', { method: 'POST', json: { refreshToken: 'rt_local_nope' } }),
+        401,
+        'invalid_refresh_token',
+        'Unauthorized',
+      ],
       ['wrong method', () => app.request('/v1/auth/login'), 405, 'method_not_allowed', 'Method Not Allowed'],
       ['text body', () => post('/v1/auth/login', 'hello', 'text/plain'), 415, 'unsupported_media_type', 'Unsupported Media Type'],
-      ['oversized body', () => app.request('/v1/auth/login', { method: 'POST', json: { username: 'u', password: 'p'.repeat(17 * KIB) } }), 413, 'payload_too_large', 'Content Too Large'],
+      [
+        'oversized body',
+        () => app.request('/v1/auth/login', { method: 'POST', json: { username: 'u', password: 'p'.repeat(17 * KIB) } }),
+        413,
+        'payload_too_large',
+        'Content Too Large',
+      ],
     ];
     for (const [label, send, status, code, title] of cases) {
       it(`${label}: ${status} ${code} with exactly {type,title,status,code,detail,requestId}`, async function () {
@@ -138,9 +162,19 @@ describe('HTTP protocol: request ids, problems, bodies, headers, system routes',
       await expectInvalidRequest(await post('/v1/auth/login', 'null'));
     });
 
-    for (const contentType of ['text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/xml', 'application/json; charset=iso-8859-1']) {
+    for (const contentType of [
+      'text/plain',
+      'application/x-www-form-urlencoded',
+      'multipart/form-data; boundary=x',
+      'application/xml',
+      'application/json; charset=iso-8859-1',
+    ]) {
       it(`Content-Type ${contentType}: 415 unsupported_media_type`, async function () {
-        await expectProblem(await post('/v1/auth/login', JSON.stringify({ username: uma.username, password: uma.password }), contentType), 415, 'unsupported_media_type');
+        await expectProblem(
+          await post('/v1/auth/login', JSON.stringify({ username: uma.username, password: uma.password }), contentType),
+          415,
+          'unsupported_media_type',
+        );
       });
     }
 
@@ -248,7 +282,12 @@ describe('HTTP protocol: request ids, problems, bodies, headers, system routes',
       expect(invalid.status).to.equal(400);
       const weak = await app.request('/v1/auth/register', { method: 'POST', json: { username: 'weak-one', password: 'Baseball' } });
       expect(weak.status).to.equal(400);
-      for (const [res, secret] of [[ok, account.password], [failed, password], [invalid, tooLong.slice(0, 40)], [weak, 'Baseball']] as const) {
+      for (const [res, secret] of [
+        [ok, account.password],
+        [failed, password],
+        [invalid, tooLong.slice(0, 40)],
+        [weak, 'Baseball'],
+      ] as const) {
         const text = await res.text();
         expect(text, 'body').not.to.include(secret);
         expect(text.toLowerCase(), 'body').not.to.include(secret.toLowerCase());
@@ -272,7 +311,10 @@ describe('HTTP protocol: request ids, problems, bodies, headers, system routes',
       expect(res.headers.get('cache-control')).to.equal('no-store');
       expect(body.status).to.equal('ok');
       expect(body.checks.database).to.equal('ok');
-      expect(Object.values(body.checks).every((state) => state === 'ok'), JSON.stringify(body.checks)).to.equal(true);
+      expect(
+        Object.values(body.checks).every((state) => state === 'ok'),
+        JSON.stringify(body.checks),
+      ).to.equal(true);
       expect(body.failing).to.equal(undefined);
     });
 

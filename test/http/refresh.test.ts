@@ -222,20 +222,26 @@ describe('POST /v1/auth/refresh: rotation, grace, reuse (docs/api.md#refresh-tok
       ['a real token with counter 0', () => token({ ...parts(victim.refreshToken), counter: 0 })],
       ['a real token with another session id spliced in', () => token({ ...parts(other.refreshToken), sessionId: parts(victim.refreshToken).sessionId })],
       ['a real token with another region', () => token({ ...parts(victim.refreshToken), region: 'elsewhere' })],
-      ['a real token with one MAC character changed', () => {
-        const p = parts(victim.refreshToken);
-        return token({ ...p, mac: (p.mac[0] === 'A' ? 'B' : 'A') + p.mac.slice(1) });
-      }],
-      ['a real token whose MAC is spelled non-canonically (spare bits of the last character set)', () => {
-        // 22 base64url characters carry 132 bits for a 128-bit MAC: the last character's low 4
-        // bits are padding, so flipping one decodes to the same bytes.
-        const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
-        const p = parts(victim.refreshToken);
-        const last = alphabet[alphabet.indexOf(p.mac.slice(-1)) ^ 1]!;
-        const mac = p.mac.slice(0, -1) + last;
-        expect(Buffer.from(mac, 'base64url').equals(Buffer.from(p.mac, 'base64url'))).to.equal(true);
-        return token({ ...p, mac });
-      }],
+      [
+        'a real token with one MAC character changed',
+        () => {
+          const p = parts(victim.refreshToken);
+          return token({ ...p, mac: (p.mac[0] === 'A' ? 'B' : 'A') + p.mac.slice(1) });
+        },
+      ],
+      [
+        'a real token whose MAC is spelled non-canonically (spare bits of the last character set)',
+        () => {
+          // 22 base64url characters carry 132 bits for a 128-bit MAC: the last character's low 4
+          // bits are padding, so flipping one decodes to the same bytes.
+          const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+          const p = parts(victim.refreshToken);
+          const last = alphabet[alphabet.indexOf(p.mac.slice(-1)) ^ 1]!;
+          const mac = p.mac.slice(0, -1) + last;
+          expect(Buffer.from(mac, 'base64url').equals(Buffer.from(p.mac, 'base64url'))).to.equal(true);
+          return token({ ...p, mac });
+        },
+      ],
       ['a real token with trailing data', () => `${victim.refreshToken}x`],
       ['a real token upper-cased', () => victim.refreshToken.toUpperCase()],
       ['a garbage string', () => 'garbage'],

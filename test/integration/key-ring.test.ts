@@ -65,7 +65,9 @@ describe('KeyRing: signing keys in the database', function () {
     const [row] = await keyRows();
     const sealed = row!.private_jwk_encrypted!;
     expect(sealed).to.be.a('string');
-    expect(() => { JSON.parse(sealed); }).to.throw(SyntaxError);
+    expect(() => {
+      JSON.parse(sealed);
+    }).to.throw(SyntaxError);
     expect(sealed).not.to.include('"d"');
     expect(row!.public_jwk).not.to.have.property('d');
     // What is stored is the real private key of the published public key.
@@ -195,7 +197,10 @@ describe('KeyRing: signing keys in the database', function () {
         expect(reader.keys.jwks().keys).to.have.length.at.least(1);
 
         const before = (await keyRows()).length;
-        await rejectsWith(Promise.resolve().then(() => reader.keys.signingKey()), 'bad_config');
+        await rejectsWith(
+          Promise.resolve().then(() => reader.keys.signingKey()),
+          'bad_config',
+        );
         await rejectsWith(reader.keys.rotate(), 'bad_config');
         expect(await keyRows()).to.have.length(before);
         // Nor can it issue refresh tokens, and a refused start leaves no session behind.

@@ -22,7 +22,8 @@ describe('migrations', function () {
   });
 
   async function tables(): Promise<string[]> {
-    const rows = await c.db.writer('information_schema.tables')
+    const rows = await c.db
+      .writer('information_schema.tables')
       .where({ table_schema: 'public' })
       .whereIn('table_name', TABLES)
       .select<Array<{ table_name: string }>>('table_name');
@@ -30,7 +31,8 @@ describe('migrations', function () {
   }
 
   async function columns(table: string): Promise<Map<string, string>> {
-    const rows = await c.db.writer('information_schema.columns')
+    const rows = await c.db
+      .writer('information_schema.columns')
       .where({ table_schema: 'public', table_name: table })
       .select<Array<{ column_name: string; data_type: string }>>('column_name', 'data_type');
     return new Map(rows.map((r) => [r.column_name, r.data_type]));

@@ -189,9 +189,7 @@ describe('sessions: rotation, reuse and revocation across two servers', function
     it('converges 20 concurrent refreshes on one token and advances the counter by exactly 1', async function () {
       const owner = await newUser();
       const first = await startSession(a, owner, {});
-      const results = await Promise.allSettled(
-        Array.from({ length: 20 }, (_, i) => (i % 2 === 0 ? a : b).sessions.refresh(first.refreshToken)),
-      );
+      const results = await Promise.allSettled(Array.from({ length: 20 }, (_, i) => (i % 2 === 0 ? a : b).sessions.refresh(first.refreshToken)));
       const rejected = results.filter((r) => r.status === 'rejected');
       expect(rejected.map((r) => String(r.reason))).to.deep.equal([]);
       const tokens = new Set(results.map((r) => (r as PromiseFulfilledResult<{ refreshToken: string }>).value.refreshToken));
@@ -228,7 +226,13 @@ describe('sessions: rotation, reuse and revocation across two servers', function
       const rotations = (await statements()) - before;
       // One statement goes out at once; the other 29 wait and leave together (group commit).
       expect(rotations).to.be.within(2, 5);
-      const counters = await a.db.writer('sessions').whereIn('id', started.map((s) => s.session.id)).select('id', 'counter');
+      const counters = await a.db
+        .writer('sessions')
+        .whereIn(
+          'id',
+          started.map((s) => s.session.id),
+        )
+        .select('id', 'counter');
       expect(counters.filter((r: { counter: string }) => Number(r.counter) === 2)).to.have.length(29);
     });
 

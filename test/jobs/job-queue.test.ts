@@ -118,7 +118,10 @@ describe('JobQueue (pg-boss): install, transactional enqueue, stats', function (
     await rejectsWith(producer.send(QUEUES.cacheSync, {}), 'unavailable');
     await rejectsWith(new JobQueue({ config: dead, log }).install(), 'unavailable');
     await producer.stop();
-    expect(events('jobs.error').filter((e) => e.level === 'error'), 'logged as a bug').to.have.length(0);
+    expect(
+      events('jobs.error').filter((e) => e.level === 'error'),
+      'logged as a bug',
+    ).to.have.length(0);
   });
 
   it('a database without the job queue installed is `unavailable` with a hint to migrate', async function () {

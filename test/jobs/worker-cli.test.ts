@@ -58,12 +58,18 @@ describe('authctl worker (and serve --with-workers) as processes', function () {
   });
 
   it('migrate --json installs the job queue; migrate status reports its version', async function () {
-    const body = expectJson<{ applied: string[]; jobs: { schema: string; version: number; queues: string[] } }>(await runCli(['migrate', '--json'], { databaseUrl: db.url }), 0);
+    const body = expectJson<{ applied: string[]; jobs: { schema: string; version: number; queues: string[] } }>(
+      await runCli(['migrate', '--json'], { databaseUrl: db.url }),
+      0,
+    );
     expect(body.applied).to.not.be.empty;
     expect(body.jobs.schema).to.equal('pgboss');
     expect(body.jobs.version).to.be.a('number');
     expect(body.jobs.queues).to.have.members(['cleanup', 'cache-sync', 'mail', 'dead-letter']);
-    const status = expectJson<{ jobs: { installed: boolean; version: number; expected: number } }>(await runCli(['migrate', 'status', '--json'], { databaseUrl: db.url }), 0);
+    const status = expectJson<{ jobs: { installed: boolean; version: number; expected: number } }>(
+      await runCli(['migrate', 'status', '--json'], { databaseUrl: db.url }),
+      0,
+    );
     expect(status.jobs).to.include({ installed: true, version: body.jobs.version, expected: body.jobs.version });
   });
 

@@ -78,11 +78,15 @@ describe('job workers: retries, dead letters, graceful stop, cleanup on a schedu
     const id = await queue.send(QUEUES.cacheSync, { sessionIds: [sessionId] });
 
     let deadId = '';
-    await waitUntil(async () => {
-      const [dead] = await queue.findJobs(QUEUES.deadLetter, { data: { sessionIds: [sessionId] } });
-      deadId = dead?.id ?? '';
-      return dead !== undefined;
-    }, 'the job to reach dead-letter', 20_000);
+    await waitUntil(
+      async () => {
+        const [dead] = await queue.findJobs(QUEUES.deadLetter, { data: { sessionIds: [sessionId] } });
+        deadId = dead?.id ?? '';
+        return dead !== undefined;
+      },
+      'the job to reach dead-letter',
+      20_000,
+    );
 
     const [original] = await queue.findJobs(QUEUES.cacheSync, { id });
     expect(original).to.include({ state: 'failed', retryCount: 1 });
@@ -90,7 +94,10 @@ describe('job workers: retries, dead letters, graceful stop, cleanup on a schedu
     const [dead] = await queue.findJobs(QUEUES.deadLetter, { id: deadId });
     expect(dead, 'kept for inspection, not consumed').to.include({ state: 'created', sourceName: QUEUES.cacheSync, sourceId: id });
     expect(events('job.retrying').map((e) => e.jobId)).to.deep.equal([id]);
-    expect(events('job.dead_lettered').map((e) => e.jobId), 'logged once').to.deep.equal([id]);
+    expect(
+      events('job.dead_lettered').map((e) => e.jobId),
+      'logged once',
+    ).to.deep.equal([id]);
     expect(events('job.dead_lettered')[0]).to.include({ level: 'error', queue: QUEUES.cacheSync, deadLetter: QUEUES.deadLetter });
 
     // Redis is back: an operator re-queues the dead letters, and the job now succeeds.
@@ -119,7 +126,10 @@ describe('job workers: retries, dead letters, graceful stop, cleanup on a schedu
     const missing = randomUUID();
     const user = randomUUID();
 
-    const result = await runCacheSync({ sessions, cache, clock, log: captureLogger().log }, { sessionIds: [withOwner.id, expired.id, orphan.id, missing], userIds: [user] });
+    const result = await runCacheSync(
+      { sessions, cache, clock, log: captureLogger().log },
+      { sessionIds: [withOwner.id, expired.id, orphan.id, missing], userIds: [user] },
+    );
     expect(result).to.deep.equal({ put: 1, deleted: 3, users: 1 });
     expect(cache.sessions.get(withOwner.id)).to.deep.equal({
       id: withOwner.id,
@@ -206,7 +216,9 @@ describe('job workers: retries, dead letters, graceful stop, cleanup on a schedu
 
   async function insertUser(now: Date): Promise<string> {
     const id = randomUUID();
-    await fx.container.db.writer('users').insert({ id, username: `u${id.slice(0, 8)}`, password_hash: 'x', home_region: 'local', created_at: now, updated_at: now, password_changed_at: now });
+    await fx.container.db
+      .writer('users')
+      .insert({ id, username: `u${id.slice(0, 8)}`, password_hash: 'x', home_region: 'local', created_at: now, updated_at: now, password_changed_at: now });
     return id;
   }
 });

@@ -48,7 +48,12 @@ async function jobRows(url: string, queue: string): Promise<Array<{ id: string; 
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   try {
-    return (await client.query<{ id: string; data: unknown; output: unknown; state: string }>('select id, data, output, state from pgboss.job where name = $1 order by created_on', [queue])).rows;
+    return (
+      await client.query<{ id: string; data: unknown; output: unknown; state: string }>(
+        'select id, data, output, state from pgboss.job where name = $1 order by created_on',
+        [queue],
+      )
+    ).rows;
   } finally {
     await client.end();
   }
@@ -100,15 +105,21 @@ describe('mail delivery through the queue: outbox → mail job → worker → SM
     await smtp?.close();
   });
 
-  const enqueue = (address: string) => region.container.db.transaction((trx) => region.container.mail.outbox.enqueue(trx, { kind: 'test', to: address, data: {} }));
+  const enqueue = (address: string) =>
+    region.container.db.transaction((trx) => region.container.mail.outbox.enqueue(trx, { kind: 'test', to: address, data: {} }));
   const arrivedFor = (address: string) => inbox.filter((m) => to(m) === address && !deferred.has(address));
 
   it('migrate installs the mail queue: exponential back-off capped at mail.retryDelayMaxSeconds, then the dead-letter queue', async function () {
     const client = new pg.Client({ connectionString: region.db.url });
     await client.connect();
     try {
-      const { rows } = await client.query('select retry_limit, retry_delay, retry_backoff, retry_delay_max, expire_seconds, dead_letter from pgboss.queue where name = $1', [QUEUES.mail]);
-      expect(rows).to.deep.equal([{ retry_limit: 2, retry_delay: 1, retry_backoff: true, retry_delay_max: 2, expire_seconds: 120, dead_letter: QUEUES.deadLetter }]);
+      const { rows } = await client.query(
+        'select retry_limit, retry_delay, retry_backoff, retry_delay_max, expire_seconds, dead_letter from pgboss.queue where name = $1',
+        [QUEUES.mail],
+      );
+      expect(rows).to.deep.equal([
+        { retry_limit: 2, retry_delay: 1, retry_backoff: true, retry_delay_max: 2, expire_seconds: 120, dead_letter: QUEUES.deadLetter },
+      ]);
     } finally {
       await client.end();
     }
@@ -134,7 +145,15 @@ describe('mail delivery through the queue: outbox → mail job → worker → SM
 
     await region.logs.settle();
     const [sent] = region.logs.events('mail.sent').filter((e) => e.jobId === jobId);
-    expect(sent).to.deep.include({ level: 'info', kind: 'test', jobId, messageId: `<mail.${jobId}@example.test>`, domain: 'example.test', attempt: 1, transport: 'smtp' });
+    expect(sent).to.deep.include({
+      level: 'info',
+      kind: 'test',
+      jobId,
+      messageId: `<mail.${jobId}@example.test>`,
+      domain: 'example.test',
+      attempt: 1,
+      transport: 'smtp',
+    });
     expect(await counter(region.container, 'test', 'sent')).to.be.at.least(1);
   });
 
@@ -173,8 +192,12 @@ describe('mail delivery through the queue: outbox → mail job → worker → SM
   it('refuses at enqueue what a job row must not hold, and a kind nobody composes', async function () {
     const outbox = region.container.mail.outbox;
     const tryEnqueue = (request: Parameters<typeof outbox.enqueue>[1]) => region.container.db.transaction((trx) => outbox.enqueue(trx, request));
-    expect((await rejectsWith(tryEnqueue({ kind: 'test', to: 'bob@example.test', data: { code: '123456' } }), 'invalid_request')).detail).to.match(/data\.code looks like a secret/);
-    expect((await rejectsWith(tryEnqueue({ kind: 'welcome', to: 'bob@example.test', data: {} }), 'invalid_request')).detail).to.match(/no mail of kind "welcome"/);
+    expect((await rejectsWith(tryEnqueue({ kind: 'test', to: 'bob@example.test', data: { code: '123456' } }), 'invalid_request')).detail).to.match(
+      /data\.code looks like a secret/,
+    );
+    expect((await rejectsWith(tryEnqueue({ kind: 'welcome', to: 'bob@example.test', data: {} }), 'invalid_request')).detail).to.match(
+      /no mail of kind "welcome"/,
+    );
     expect((await rejectsWith(tryEnqueue({ kind: 'test', to: 'not an address', data: {} }), 'invalid_request')).detail).to.match(/recipient/);
   });
 
@@ -211,11 +234,26 @@ describe('mail delivery through the queue: outbox → mail job → worker → SM
       20_000,
     );
     await region.logs.settle();
-    expect(inbox.filter((m) => to(m) === address), 'three attempts reached the server').to.have.length(3);
-    expect(region.logs.events('mail.failed').filter((e) => e.jobId === jobId).map((e) => e.attempt)).to.deep.equal([1, 2]);
+    expect(
+      inbox.filter((m) => to(m) === address),
+      'three attempts reached the server',
+    ).to.have.length(3);
+    expect(
+      region.logs
+        .events('mail.failed')
+        .filter((e) => e.jobId === jobId)
+        .map((e) => e.attempt),
+    ).to.deep.equal([1, 2]);
     const dead = region.logs.events('mail.dead').filter((e) => e.jobId === jobId);
     expect(dead, 'logged once').to.have.length(1);
-    expect(dead[0]).to.deep.include({ level: 'error', kind: 'test', attempt: 3, reason: 'unavailable', domain: 'example.test', messageId: `<mail.${jobId}@example.test>` });
+    expect(dead[0]).to.deep.include({
+      level: 'error',
+      kind: 'test',
+      attempt: 3,
+      reason: 'unavailable',
+      domain: 'example.test',
+      messageId: `<mail.${jobId}@example.test>`,
+    });
     expect(dead[0]!.smtp).to.deep.include({ responseCode: 451 });
     expect(region.logs.events('job.dead_lettered').map((e) => e.jobId)).to.include(jobId);
     expect(await counter(region.container, 'test', 'dead')).to.equal(1);
@@ -224,7 +262,9 @@ describe('mail delivery through the queue: outbox → mail job → worker → SM
     expect(kept).to.include({ state: 'created', sourceName: QUEUES.mail, sourceId: jobId });
     expect(kept!.data).to.deep.equal({ kind: 'test', to: address, data: {} });
     // The stored error names the domain, not the address or the server's reply.
-    expect(JSON.stringify(kept!.sourceOutput ?? {})).to.contain('example.test').and.not.contain('always-deferred@');
+    expect(JSON.stringify(kept!.sourceOutput ?? {}))
+      .to.contain('example.test')
+      .and.not.contain('always-deferred@');
   });
 
   it('no log line holds a recipient address, a subject or a body; the counter is on /metrics', async function () {
@@ -255,7 +295,9 @@ describe('mail.transport "log": the message is written to the log on purpose, re
   });
 
   it('logs mail.logged with recipient and subject, never the body, and completes the job', async function () {
-    const jobId = await region.container.db.transaction((trx) => region.container.mail.outbox.enqueue(trx, { kind: 'test', to: 'carol@example.test', data: {} }));
+    const jobId = await region.container.db.transaction((trx) =>
+      region.container.mail.outbox.enqueue(trx, { kind: 'test', to: 'carol@example.test', data: {} }),
+    );
     await waitUntil(async () => {
       await region.logs.settle();
       return region.logs.events('mail.sent').some((e) => e.jobId === jobId);
@@ -276,7 +318,10 @@ describe('mail.transport "off" (the default)', function () {
       expect(region.container.mail.mailer).to.equal(null);
       expect(region.container.mail.outbox.enabled).to.equal(false);
       expect(region.worker.queues).not.to.include(QUEUES.mail);
-      const err = await rejectsWith(region.container.db.transaction((trx) => region.container.mail.outbox.enqueue(trx, { kind: 'test', to: 'dave@example.test', data: {} })), 'bad_config');
+      const err = await rejectsWith(
+        region.container.db.transaction((trx) => region.container.mail.outbox.enqueue(trx, { kind: 'test', to: 'dave@example.test', data: {} })),
+        'bad_config',
+      );
       expect(err.detail).to.match(/mail is off/);
       expect(await jobRows(region.db.url, QUEUES.mail)).to.deep.equal([]);
     } finally {

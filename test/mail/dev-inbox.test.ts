@@ -36,7 +36,10 @@ describe('authctl dev: the mail catcher and the dev inbox', function () {
     it('finds codes and links in a message text', function () {
       expect(findCodes('Your code is 482913. It expires at 12:30:00 on 2030-01-02; order 1234567890 is not a code.')).to.deep.equal(['482913']);
       expect(findCodes('Your code: AB12-CD34')).to.deep.equal(['AB12-CD34']);
-      expect(findLinks('Open https://auth.example.test/verify?t=abc&u=1. Or (http://x.test/y), then stop.')).to.deep.equal(['https://auth.example.test/verify?t=abc&u=1', 'http://x.test/y']);
+      expect(findLinks('Open https://auth.example.test/verify?t=abc&u=1. Or (http://x.test/y), then stop.')).to.deep.equal([
+        'https://auth.example.test/verify?t=abc&u=1',
+        'http://x.test/y',
+      ]);
       expect(findCodes('see https://auth.example.test/r/12345678')).to.deep.equal([]);
     });
 
@@ -51,7 +54,14 @@ describe('authctl dev: the mail catcher and the dev inbox', function () {
         headers: { 'X-Authctl-Kind': 'test' },
       });
       await waitUntil(() => caught.length === 1, 'the message to be caught');
-      expect(caught[0]).to.deep.include({ to: ['grace@example.test'], subject: 'Hi <script>alert("s")</script>', kind: 'test', messageId: '<dev.1@authctl.localhost>', codes: ['482913'], links: ['https://auth.example.test/verify?t=a&u=b'] });
+      expect(caught[0]).to.deep.include({
+        to: ['grace@example.test'],
+        subject: 'Hi <script>alert("s")</script>',
+        kind: 'test',
+        messageId: '<dev.1@authctl.localhost>',
+        codes: ['482913'],
+        links: ['https://auth.example.test/verify?t=a&u=b'],
+      });
 
       const page = await fetch(inbox.url);
       expect(page.status).to.equal(200);
@@ -84,7 +94,9 @@ describe('authctl dev: the mail catcher and the dev inbox', function () {
         expect((await app.request('/dev/mail.json')).status).to.equal(404);
         const started = Date.now();
         expect((await app.request('/readyz')).status).to.equal(200);
-        expect((await app.request('/v1/auth/register', { method: 'POST', json: { username: 'mail-down-user', password: 'correct horse battery staple' } })).status).to.equal(201);
+        expect(
+          (await app.request('/v1/auth/register', { method: 'POST', json: { username: 'mail-down-user', password: 'correct horse battery staple' } })).status,
+        ).to.equal(201);
         expect(Date.now() - started).to.be.below(3_000);
       } finally {
         await app.close();
@@ -118,7 +130,11 @@ describe('authctl dev: the mail catcher and the dev inbox', function () {
       child = spawnCli(['dev', '--port', '0', '--data-dir', dir], { env: { AUTHCTL_SECRET: undefined, AUTHCTL_LOG_LEVEL: 'warn' } });
       child.stdout.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
       child.stderr.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
-      await waitUntil(() => /Dev inbox: http:\/\/127\.0\.0\.1:\d+\/dev\/mail/.test(output) || child!.exitCode !== null, `authctl dev to start:\n${output}`, 150_000);
+      await waitUntil(
+        () => /Dev inbox: http:\/\/127\.0\.0\.1:\d+\/dev\/mail/.test(output) || child!.exitCode !== null,
+        `authctl dev to start:\n${output}`,
+        150_000,
+      );
       const inboxUrl = /Dev inbox: (http:\/\/127\.0\.0\.1:\d+\/dev\/mail)/.exec(output)?.[1];
       expect(inboxUrl, output).to.be.a('string');
       expect(output).to.match(/mail is caught on smtp:\/\/127\.0\.0\.1:\d+; nothing is delivered/);
@@ -126,7 +142,11 @@ describe('authctl dev: the mail catcher and the dev inbox', function () {
       // Another process enqueues a mail job in the dev database, as a flow of the server would.
       const pgPort = /PostgreSQL on port (\d+)/.exec(output)![1]!;
       const password = readFileSync(join(dir, 'postgres', 'password'), 'utf8').trim();
-      const config = loadConfig({ env: {}, cwd: '/nonexistent', overrides: { database: { url: `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${pgPort}/authctl` } } });
+      const config = loadConfig({
+        env: {},
+        cwd: '/nonexistent',
+        overrides: { database: { url: `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${pgPort}/authctl` } },
+      });
       const queue = new JobQueue({ config, log: createLogger({ level: 'silent', region: 'local' }) });
       try {
         await queue.send(QUEUES.mail, { kind: 'test', to: 'heidi@example.test', data: {} });
@@ -136,7 +156,12 @@ describe('authctl dev: the mail catcher and the dev inbox', function () {
 
       await waitUntil(() => /✉ {2}mail to heidi@example\.test: "authctl: test message" \(test\)/.test(output), `the terminal line:\n${output}`, 20_000);
       const json = (await (await fetch(`${inboxUrl}.json`)).json()) as { messages: CaughtMail[] };
-      expect(json.messages[0]).to.deep.include({ to: ['heidi@example.test'], subject: 'authctl: test message', kind: 'test', from: 'no-reply@authctl.localhost' });
+      expect(json.messages[0]).to.deep.include({
+        to: ['heidi@example.test'],
+        subject: 'authctl: test message',
+        kind: 'test',
+        from: 'no-reply@authctl.localhost',
+      });
       expect(json.messages[0]!.messageId).to.match(/^<mail\.[0-9a-f-]{36}@authctl\.localhost>$/);
 
       const exited = new Promise<number | null>((resolve) => child!.once('exit', (code) => resolve(code)));

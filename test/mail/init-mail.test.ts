@@ -55,14 +55,21 @@ describe('authctl init: the SMTP URL', function () {
   });
 
   it('writes mail.* with a URL holding a password as an env: reference, like the other secrets; none: mail stays off', function () {
-    const withPassword = buildConfigFile({ ...ANSWERS, smtpUrl: 'smtps://mailer:smtp-pass-789@smtp.example.test:465', mailFrom: 'Acme <no-reply@example.test>' });
+    const withPassword = buildConfigFile({
+      ...ANSWERS,
+      smtpUrl: 'smtps://mailer:smtp-pass-789@smtp.example.test:465',
+      mailFrom: 'Acme <no-reply@example.test>',
+    });
     expect(withPassword.values.mail).to.deep.equal({ transport: 'smtp', smtpUrl: 'env:AUTHCTL_SMTP_URL', from: 'Acme <no-reply@example.test>' });
     expect(JSON.stringify(withPassword.values)).not.to.contain('smtp-pass-789');
     expect(withPassword.secrets.AUTHCTL_SMTP_URL).to.equal('smtps://mailer:smtp-pass-789@smtp.example.test:465');
     expect(withPassword.entered).to.include('AUTHCTL_SMTP_URL');
     const file = join(dir, 'eu.json');
     writeFileSync(file, JSON.stringify(withPassword.values));
-    expect(loadConfig({ file, env: withPassword.secrets }).mail).to.deep.include({ transport: 'smtp', smtpUrl: 'smtps://mailer:smtp-pass-789@smtp.example.test:465' });
+    expect(loadConfig({ file, env: withPassword.secrets }).mail).to.deep.include({
+      transport: 'smtp',
+      smtpUrl: 'smtps://mailer:smtp-pass-789@smtp.example.test:465',
+    });
 
     const plain = buildConfigFile({ ...ANSWERS, smtpUrl: 'smtp://relay.internal:25' });
     expect(plain.values.mail).to.deep.equal({ transport: 'smtp', smtpUrl: 'smtp://relay.internal:25', from: 'no-reply@auth.eu.example.test' });
@@ -72,7 +79,10 @@ describe('authctl init: the SMTP URL', function () {
 
   it('the wizard tries the SMTP URL like the database and Redis, asks again when it fails, then asks for the sender', async function () {
     const terminal = new TestTerminal();
-    const done = runInit({ interactive: true, given: {}, force: false, check: true, checks: liveChecks, cwd: dir, migrate: false }, { input: terminal.input, output: terminal.output });
+    const done = runInit(
+      { interactive: true, given: {}, force: false, check: true, checks: liveChecks, cwd: dir, migrate: false },
+      { input: terminal.input, output: terminal.output },
+    );
     const outcome = done.then(
       () => undefined,
       (err: unknown) => err,
@@ -101,7 +111,10 @@ describe('authctl init: the SMTP URL', function () {
 
   it('--yes --smtp-url: checked (exit 69 when unreachable, nothing written), the password goes to --secrets-file, and `mail test` works with what it wrote', async function () {
     const output = join(dir, 'eu.json');
-    const down = await runCli(['init', '--yes', '--database-url', db.url, '--smtp-url', `smtp://u:hunter2-pass@127.0.0.1:${await freePort()}`, '--output', output], { env: { AUTHCTL_SECRET: undefined } });
+    const down = await runCli(
+      ['init', '--yes', '--database-url', db.url, '--smtp-url', `smtp://u:hunter2-pass@127.0.0.1:${await freePort()}`, '--output', output],
+      { env: { AUTHCTL_SECRET: undefined } },
+    );
     expect(down.code, describeRun(down)).to.equal(69);
     expect(down.stderr).to.match(/cannot use the SMTP server at --smtp-url: the server cannot be reached: connection refused.*--no-check/);
     expect(down.stderr + down.stdout).not.to.contain('hunter2-pass');
@@ -111,14 +124,37 @@ describe('authctl init: the SMTP URL', function () {
     if (!secured || !cert) this.skip();
     const secretsFile = join(dir, 'eu.secrets');
     const result = await runCli(
-      ['init', '--yes', '--region', 'eu-mail', '--public-url', 'https://auth.eu-mail.example.test', '--database-url', db.url, '--smtp-url', secured.url, '--mail-from', 'Acme <no-reply@example.test>', '--output', output, '--secrets-file', secretsFile, '--no-check', '--json'],
+      [
+        'init',
+        '--yes',
+        '--region',
+        'eu-mail',
+        '--public-url',
+        'https://auth.eu-mail.example.test',
+        '--database-url',
+        db.url,
+        '--smtp-url',
+        secured.url,
+        '--mail-from',
+        'Acme <no-reply@example.test>',
+        '--output',
+        output,
+        '--secrets-file',
+        secretsFile,
+        '--no-check',
+        '--json',
+      ],
       { env: { AUTHCTL_SECRET: undefined } },
     );
     const body = expectJson<InitResult>(result, 0);
     expect(body.secretNames).to.include('AUTHCTL_SMTP_URL');
     const text = readFileSync(output, 'utf8');
     expect(text).not.to.contain('smtp-pass-789');
-    expect((JSON.parse(text) as { mail: unknown }).mail).to.deep.equal({ transport: 'smtp', smtpUrl: 'env:AUTHCTL_SMTP_URL', from: 'Acme <no-reply@example.test>' });
+    expect((JSON.parse(text) as { mail: unknown }).mail).to.deep.equal({
+      transport: 'smtp',
+      smtpUrl: 'env:AUTHCTL_SMTP_URL',
+      from: 'Acme <no-reply@example.test>',
+    });
     const secrets = Object.fromEntries([...readFileSync(secretsFile, 'utf8').matchAll(/^export (\w+)='([^']*)'$/gm)].map((m) => [m[1]!, m[2]!]));
     expect(secrets.AUTHCTL_SMTP_URL).to.equal(secured.url);
 
@@ -137,7 +173,9 @@ describe('authctl init: the SMTP URL', function () {
   it('--mail-from without --smtp-url, or a URL that is not smtp(s), is a usage error naming the flag (exit 2)', async function () {
     const [fromOnly, badUrl] = await Promise.all([
       runCli(['init', '--yes', '--no-check', '--mail-from', 'a@b.test', '--output', join(dir, 'a.json'), '--json'], { env: { AUTHCTL_SECRET: undefined } }),
-      runCli(['init', '--yes', '--no-check', '--smtp-url', 'mailto:a@b.test', '--output', join(dir, 'b.json'), '--json'], { env: { AUTHCTL_SECRET: undefined } }),
+      runCli(['init', '--yes', '--no-check', '--smtp-url', 'mailto:a@b.test', '--output', join(dir, 'b.json'), '--json'], {
+        env: { AUTHCTL_SECRET: undefined },
+      }),
     ]);
     expect(expectJsonError(fromOnly, 2, 'invalid_request').message).to.match(/^--mail-from: needs --smtp-url/);
     expect(expectJsonError(badUrl, 2, 'invalid_request').message).to.match(/^--smtp-url: must be a URL like smtp:\/\//);

@@ -27,7 +27,8 @@ describe('authctl mail test, and the mail configuration it needs', function () {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  const run = (args: string[], env: Record<string, string | undefined> = {}) => runCli(['mail', 'test', ...args], { databaseUrl: NO_DATABASE, env: { AUTHCTL_SECRET: undefined, ...env } });
+  const run = (args: string[], env: Record<string, string | undefined> = {}) =>
+    runCli(['mail', 'test', ...args], { databaseUrl: NO_DATABASE, env: { AUTHCTL_SECRET: undefined, ...env } });
   const smtpEnv = (url: string) => ({ AUTHCTL_MAIL_TRANSPORT: 'smtp', AUTHCTL_SMTP_URL: url, AUTHCTL_MAIL_FROM: FROM });
 
   it('exit 0: sends now, through SMTP and not the queue (no database needed), and prints the Message-ID', async function () {
@@ -72,7 +73,10 @@ describe('authctl mail test, and the mail configuration it needs', function () {
   });
 
   it('exit 2 for something that is not an address; exit 0 with transport "log" (written to the log, not sent)', async function () {
-    const [bad, logged] = await Promise.all([run(['not-an-address', '--json'], smtpEnv(smtp.url)), run(['dave@example.test', '--json'], { AUTHCTL_MAIL_TRANSPORT: 'log', AUTHCTL_MAIL_FROM: FROM })]);
+    const [bad, logged] = await Promise.all([
+      run(['not-an-address', '--json'], smtpEnv(smtp.url)),
+      run(['dave@example.test', '--json'], { AUTHCTL_MAIL_TRANSPORT: 'log', AUTHCTL_MAIL_FROM: FROM }),
+    ]);
     expect(expectJsonError(bad, 2, 'invalid_request').message).to.match(/not an e-mail address/);
     expect(expectJson<MailTestResult>(logged, 0)).to.include({ transport: 'log', server: 'the log', to: 'dave@example.test' });
   });
@@ -87,7 +91,9 @@ describe('authctl mail test, and the mail configuration it needs', function () {
     const body = expectJson<MailTestResult>(ok, 0);
     const got = (await smtp.waitFor(3)).find((m) => m.parsed.messageId === body.messageId)!;
     expect(got.parsed.subject).to.equal('Acme ID: test message');
-    expect(expectJsonError(unset, 78, 'bad_config').message).to.match(/mail\.smtpUrl \(in .*mail\.json\) refers to environment variable MY_SMTP_URL, which is not set/);
+    expect(expectJsonError(unset, 78, 'bad_config').message).to.match(
+      /mail\.smtpUrl \(in .*mail\.json\) refers to environment variable MY_SMTP_URL, which is not set/,
+    );
   });
 
   it('a region with transport "smtp" and no smtpUrl is refused at start: worker and serve exit 78 saying what to set', async function () {
@@ -122,8 +128,21 @@ describe('authctl mail test, and the mail configuration it needs', function () {
     expect(refused({ surprise: true })).to.match(/unknown config key mail\.surprise/);
     expect(refused({}, { AUTHCTL_MAIL_TRANSPORT: 'carrier-pigeon' })).to.match(/^invalid configuration: AUTHCTL_MAIL_TRANSPORT: /);
     const defaults = loadConfig({ env: {}, cwd: '/nonexistent' }).mail;
-    expect(defaults).to.deep.include({ transport: 'off', productName: 'authctl', tlsRejectUnauthorized: true, requireTls: false, timeoutMs: 10_000, retryLimit: 8, retryDelaySeconds: 15, retryDelayMaxSeconds: 1_800, jobTimeoutSeconds: 120 });
-    const smtpConfig = loadConfig({ env: { AUTHCTL_MAIL_TRANSPORT: 'smtp', AUTHCTL_SMTP_URL: 'smtps://u:p@mail.example.test', AUTHCTL_MAIL_FROM: FROM }, cwd: '/nonexistent' }).mail;
+    expect(defaults).to.deep.include({
+      transport: 'off',
+      productName: 'authctl',
+      tlsRejectUnauthorized: true,
+      requireTls: false,
+      timeoutMs: 10_000,
+      retryLimit: 8,
+      retryDelaySeconds: 15,
+      retryDelayMaxSeconds: 1_800,
+      jobTimeoutSeconds: 120,
+    });
+    const smtpConfig = loadConfig({
+      env: { AUTHCTL_MAIL_TRANSPORT: 'smtp', AUTHCTL_SMTP_URL: 'smtps://u:p@mail.example.test', AUTHCTL_MAIL_FROM: FROM },
+      cwd: '/nonexistent',
+    }).mail;
     expect(smtpConfig).to.deep.include({ transport: 'smtp', smtpUrl: 'smtps://u:p@mail.example.test', from: FROM });
   });
 });

@@ -54,7 +54,13 @@ describe('mail templates, composers and the reference-only rule', function () {
     });
 
     it('property: escaped text holds no markup character and decodes back to the input', function () {
-      const decode = (s: string) => s.replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&amp;/g, '&');
+      const decode = (s: string) =>
+        s
+          .replace(/&lt;/g, '<')
+          .replace(/&gt;/g, '>')
+          .replace(/&quot;/g, '"')
+          .replace(/&#39;/g, "'")
+          .replace(/&amp;/g, '&');
       fc.assert(
         fc.property(fc.string({ unit: 'binary' }), (value) => {
           const escaped = escapeHtml(value);
@@ -80,7 +86,13 @@ describe('mail templates, composers and the reference-only rule', function () {
     it('renders the built-in templates with every value escaped in HTML (a <script> in a value stays text)', async function () {
       const composers = registry();
       const templates = new MailTemplates(SAMPLE_TEMPLATES, () => composers.contracts());
-      const messages = new MailMessages({ composers, templates, config: { from: 'Example <no-reply@Example.TEST>', productName: 'Acme "ID" <b>' }, region: 'eu', clock: new ManualClock(Date.parse('2030-01-02T03:04:05Z')) });
+      const messages = new MailMessages({
+        composers,
+        templates,
+        config: { from: 'Example <no-reply@Example.TEST>', productName: 'Acme "ID" <b>' },
+        region: 'eu',
+        clock: new ManualClock(Date.parse('2030-01-02T03:04:05Z')),
+      });
       const mail = (await messages.build({ kind: 'sample-code', to: 'bob@example.test', data: { tokenId: '0a1b2c3d-0000-4000-8000-000000000000' } }, 'job-1'))!;
       expect(mail.html).not.to.contain('<script>');
       expect(mail.html).to.contain('&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;');
@@ -125,8 +137,12 @@ describe('mail templates, composers and the reference-only rule', function () {
         }
         return expect.fail('loaded');
       };
-      expect(load({ 'test.txt': 'Hi {{nme}}' }, '')).to.match(/^mail\.templatesDir: .*test\.txt uses \{\{nme\}\}, which test mail does not provide \(it provides \{\{productName\}\}, \{\{region\}\}, \{\{requestedAt\}\}\)/);
-      expect(load({ 'sample-code.subject': 'Your code is {{code}}' }, '')).to.match(/sample-code\.subject uses \{\{code\}\} in the subject: subjects are logged/);
+      expect(load({ 'test.txt': 'Hi {{nme}}' }, '')).to.match(
+        /^mail\.templatesDir: .*test\.txt uses \{\{nme\}\}, which test mail does not provide \(it provides \{\{productName\}\}, \{\{region\}\}, \{\{requestedAt\}\}\)/,
+      );
+      expect(load({ 'sample-code.subject': 'Your code is {{code}}' }, '')).to.match(
+        /sample-code\.subject uses \{\{code\}\} in the subject: subjects are logged/,
+      );
       expect(load({ 'test.subject': 'one\ntwo' }, '')).to.match(/test\.subject must be one line/);
       expect(load({ 'test.html': '  \n' }, '')).to.match(/test\.html is empty/);
       expect(load({}, join(dir, 'missing'))).to.match(/^mail\.templatesDir: cannot read the folder .*missing \(ENOENT\)/);
@@ -144,7 +160,11 @@ describe('mail templates, composers and the reference-only rule', function () {
     it('keeps references and refuses anything that would put a secret or content in the job row', function () {
       const composers = registry();
       const tokenId = '0a1b2c3d-0000-4000-8000-000000000000';
-      expect(composers.check({ kind: 'sample-code', to: ' bob@example.test ', data: { tokenId } })).to.deep.equal({ kind: 'sample-code', to: 'bob@example.test', data: { tokenId } });
+      expect(composers.check({ kind: 'sample-code', to: ' bob@example.test ', data: { tokenId } })).to.deep.equal({
+        kind: 'sample-code',
+        to: 'bob@example.test',
+        data: { tokenId },
+      });
       const refused = (request: Parameters<MailComposers['check']>[0]) => {
         try {
           composers.check(request);
@@ -161,17 +181,22 @@ describe('mail templates, composers and the reference-only rule', function () {
       expect(refused({ kind: 'sample-code', to: 'bob@example.test', data: { tokenId, resetLink: 'x' } })).to.match(/data\.resetLink looks like a secret/);
       expect(refused({ kind: 'sample-code', to: 'bob@example.test', data: { tokenId, next: 'https://evil.test/' } })).to.match(/data\.next is a URL/);
       expect(refused({ kind: 'sample-code', to: 'bob@example.test', data: { tokenId, note: 'x'.repeat(201) } })).to.match(/at most 200 characters/);
-      expect(refused({ kind: 'sample-code', to: 'bob@example.test', data: { tokenId: { nested: true } } as never })).to.match(/must be a string, number, boolean or null/);
-      expect(refused({ kind: 'sample-code', to: 'bob@example.test', data: { tokenId, extra: 1 } })).to.match(/^mail of kind sample-code: data: Unrecognized key/);
+      expect(refused({ kind: 'sample-code', to: 'bob@example.test', data: { tokenId: { nested: true } } as never })).to.match(
+        /must be a string, number, boolean or null/,
+      );
+      expect(refused({ kind: 'sample-code', to: 'bob@example.test', data: { tokenId, extra: 1 } })).to.match(
+        /^mail of kind sample-code: data: Unrecognized key/,
+      );
       expect(refused({ kind: 'sample-code', to: 'bob@example.test', data: { tokenId: 'not-a-uuid' } })).to.match(/data\.tokenId/);
     });
 
     it('tells references from secrets by member name', function () {
       for (const name of ['tokenId', 'userId', 'sessionId', 'context', 'locale', 'attempt', 'keyId']) expect(isSecretMemberName(name), name).to.equal(false);
-      for (const name of ['code', 'otp', 'token', 'resetToken', 'verify_url', 'magicLink', 'codeHash', 'password', 'apiKey', 'body', 'htmlBody', 'verifyURL']) expect(isSecretMemberName(name), name).to.equal(true);
+      for (const name of ['code', 'otp', 'token', 'resetToken', 'verify_url', 'magicLink', 'codeHash', 'password', 'apiKey', 'body', 'htmlBody', 'verifyURL'])
+        expect(isSecretMemberName(name), name).to.equal(true);
     });
 
-    it('derives Message-IDs from the job id (the same for every attempt) and the sender\'s domain', function () {
+    it("derives Message-IDs from the job id (the same for every attempt) and the sender's domain", function () {
       expect(messageIdFor('1234', 'no-reply@Mail.Example.test')).to.equal('<mail.1234@mail.example.test>');
       expect(messageIdFor('1234', '"Acme, Inc." <a@b.test>')).to.equal('<mail.1234@b.test>');
       expect(messageIdFor(null, 'a@b.test')).not.to.equal(messageIdFor(null, 'a@b.test'));

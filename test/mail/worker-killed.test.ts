@@ -44,7 +44,14 @@ describe('mail: a worker killed mid-send', function () {
       },
     });
     const config = testConfig(db.url, {
-      mail: { transport: 'smtp', smtpUrl: smtp.url, from: 'authctl tests <no-reply@example.test>', jobTimeoutSeconds: 2, retryDelaySeconds: 1, retryDelayMaxSeconds: 2 },
+      mail: {
+        transport: 'smtp',
+        smtpUrl: smtp.url,
+        from: 'authctl tests <no-reply@example.test>',
+        jobTimeoutSeconds: 2,
+        retryDelaySeconds: 1,
+        retryDelayMaxSeconds: 2,
+      },
     });
     container = buildContainer(config);
     await migrate(container);
@@ -68,7 +75,9 @@ describe('mail: a worker killed mid-send', function () {
     expect(childOutput).to.match(/"queues":\[[^\]]*"mail"/);
 
     // 2. One message, enqueued in a transaction.
-    const jobId = await container.db.transaction((trx) => container.mail.outbox.enqueue(trx, { kind: 'test', to: 'erin@example.test', data: { requestedAt: new Date().toISOString() } }));
+    const jobId = await container.db.transaction((trx) =>
+      container.mail.outbox.enqueue(trx, { kind: 'test', to: 'erin@example.test', data: { requestedAt: new Date().toISOString() } }),
+    );
 
     // 3. The server takes it; the worker is killed before it can mark the job done.
     await smtp.waitFor(1);

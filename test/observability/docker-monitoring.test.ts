@@ -95,7 +95,8 @@ function parseYaml(source: string): Yaml {
         map[key] = scalar(match[2]);
       } else {
         const next = lines[pos];
-        if (!next || next.indent < indent || (next.indent === indent && !next.text.startsWith('-'))) throw new Error(`line ${line.number}: ${key} has no value`);
+        if (!next || next.indent < indent || (next.indent === indent && !next.text.startsWith('-')))
+          throw new Error(`line ${line.number}: ${key} has no value`);
         map[key] = block(next.indent);
       }
     }
@@ -187,7 +188,10 @@ describe('docker/: Prometheus scrape config and Grafana dashboard', function () 
       expect(job!.scrape_interval ?? asMap(config.global, 'global').scrape_interval).to.equal('15s');
       const targets = asList(job!.static_configs, 'static_configs').flatMap((c, i) => asList(asMap(c, `static_configs[${i}]`).targets, 'targets'));
       expect(targets).to.include.members(['authctl-1:8080', 'authctl-2:8080']);
-      for (const target of targets) expect(target).to.be.a('string').and.match(/^[a-z0-9.-]+:\d{1,5}$/);
+      for (const target of targets)
+        expect(target)
+          .to.be.a('string')
+          .and.match(/^[a-z0-9.-]+:\d{1,5}$/);
     });
 
     it('the mini YAML reader rejects what it does not understand (so the checks above mean something)', function () {
@@ -201,7 +205,9 @@ describe('docker/: Prometheus scrape config and Grafana dashboard', function () 
   describe('grafana-dashboard.json', function () {
     it('is a dashboard Grafana imports: title, uid, schemaVersion, a Prometheus data source variable', function () {
       expect(dashboard.title).to.be.a('string').and.not.be.empty;
-      expect(dashboard.uid).to.be.a('string').and.match(/^[A-Za-z0-9_-]{1,40}$/);
+      expect(dashboard.uid)
+        .to.be.a('string')
+        .and.match(/^[A-Za-z0-9_-]{1,40}$/);
       expect(dashboard.schemaVersion).to.be.a('number').and.within(36, 41);
       const variable = dashboard.templating?.list?.find((v) => v.type === 'datasource');
       expect(variable, 'a datasource variable').to.deep.include({ query: 'prometheus' });
@@ -237,7 +243,9 @@ describe('docker/: Prometheus scrape config and Grafana dashboard', function () 
         const refIds = p.targets!.map((t) => t.refId);
         expect(new Set(refIds).size, `${p.title} refIds`).to.equal(refIds.length);
         for (const t of p.targets!) {
-          expect(t.expr, p.title).to.be.a('string').and.match(/authctl_/);
+          expect(t.expr, p.title)
+            .to.be.a('string')
+            .and.match(/authctl_/);
           expect(balanced(t.expr!), `${p.title}: ${t.expr}`).to.equal(true);
           if (t.datasource) expect(t.datasource.uid, p.title).to.equal('${datasource}');
         }
@@ -245,13 +253,19 @@ describe('docker/: Prometheus scrape config and Grafana dashboard', function () 
     });
 
     it('uses only the metrics the servers export (a renamed metric fails here)', function () {
-      const unknown = [...exprs, ...variableQueries].flatMap(({ panel, expr }) => seriesIn(expr).filter((s) => !KNOWN.has(metricOf(s))).map((s) => `${panel}: ${s}`));
+      const unknown = [...exprs, ...variableQueries].flatMap(({ panel, expr }) =>
+        seriesIn(expr)
+          .filter((s) => !KNOWN.has(metricOf(s)))
+          .map((s) => `${panel}: ${s}`),
+      );
       expect(unknown).to.deep.equal([]);
       // Histogram series only through their _bucket/_sum/_count; counters and gauges by their own name.
       for (const { panel, expr } of exprs) {
         for (const s of seriesIn(expr)) if (HISTOGRAMS.includes(s)) expect.fail(`${panel}: histogram ${s} used without _bucket/_sum/_count`);
         for (const q of expr.matchAll(/histogram_quantile\(([^,]+),(.*)$/g)) {
-          expect(q[2], `${panel}: histogram_quantile over buckets by le`).to.match(/_bucket\b/).and.match(/by \((le|[^)]*\ble)\b/);
+          expect(q[2], `${panel}: histogram_quantile over buckets by le`)
+            .to.match(/_bucket\b/)
+            .and.match(/by \((le|[^)]*\ble)\b/);
         }
       }
     });

@@ -168,7 +168,10 @@ describe('structured logs (JSON lines, events, request ids through the core)', f
     const disabled = one(disabledLogin, 'login.failed');
     expect(disabled.reason).to.equal('disabled');
     expect(disabled.userId).to.equal(dave.id);
-    expect(lines.filter((l) => l.event === 'login.succeeded' && l.userId === dave.id), 'no success for the disabled user').to.deep.equal([]);
+    expect(
+      lines.filter((l) => l.event === 'login.succeeded' && l.userId === dave.id),
+      'no success for the disabled user',
+    ).to.deep.equal([]);
   });
 
   it('GET /v1/me twice: cache.miss then cache.hit (kind user), at debug level, in their requests', function () {
@@ -281,7 +284,16 @@ describe('structured logs (JSON lines, events, request ids through the core)', f
           user: { passwordHash: 'opaque-hash-7' },
         }),
       );
-      for (const secret of [plain, 'opaque-refresh-value-1', 'opaque-access-value-2', 'opaque-access-value-3', 'opaque-cookie-4', 'opaque-new-password-5', 'opaque-secret-6', 'opaque-hash-7']) {
+      for (const secret of [
+        plain,
+        'opaque-refresh-value-1',
+        'opaque-access-value-2',
+        'opaque-access-value-3',
+        'opaque-cookie-4',
+        'opaque-new-password-5',
+        'opaque-secret-6',
+        'opaque-hash-7',
+      ]) {
         expect(text, `"${secret}" leaked`).not.to.include(secret);
       }
       expect(line.password).to.equal('[redacted]');

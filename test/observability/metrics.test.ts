@@ -133,14 +133,26 @@ describe('Prometheus metrics (/metrics)', function () {
     await register(app, a.username, a.password);
     await register(app, b.username, b.password);
     const dave = await register(app, d.username, d.password);
-    await expectProblem(await app.request('/v1/auth/register', { method: 'POST', json: { username: uniqueUsername('w'), password: 'short' } }), 400, 'weak_password');
+    await expectProblem(
+      await app.request('/v1/auth/register', { method: 'POST', json: { username: uniqueUsername('w'), password: 'short' } }),
+      400,
+      'weak_password',
+    );
     await app.container.users.setStatus(dave.id, 'disabled');
 
     const s1 = await loginOk(a.username, a.password);
     const s2 = await loginOk(a.username, a.password);
     const s3 = await loginOk(b.username, b.password);
-    await expectProblem(await app.request('/v1/auth/login', { method: 'POST', json: { username: a.username, password: uniquePassword() } }), 401, 'invalid_credentials');
-    await expectProblem(await app.request('/v1/auth/login', { method: 'POST', json: { username: uniqueUsername('nobody'), password: uniquePassword() } }), 401, 'invalid_credentials');
+    await expectProblem(
+      await app.request('/v1/auth/login', { method: 'POST', json: { username: a.username, password: uniquePassword() } }),
+      401,
+      'invalid_credentials',
+    );
+    await expectProblem(
+      await app.request('/v1/auth/login', { method: 'POST', json: { username: uniqueUsername('nobody'), password: uniquePassword() } }),
+      401,
+      'invalid_credentials',
+    );
     await expectProblem(await app.request('/v1/auth/login', { method: 'POST', json: d }), 403, 'account_disabled');
 
     // Refreshes: rotated ×2, grace ×1, reused ×1 (revokes s1), invalid ×1.
@@ -220,7 +232,9 @@ describe('Prometheus metrics (/metrics)', function () {
   it('label cardinality stays bounded: unknown paths → "unmatched", ids → the template', function () {
     const f = family(families, 'authctl_http_request_duration_seconds', 'histogram');
     const routes = labelValues(f, 'route');
-    expect([...routes].sort()).to.deep.equal(['/v1/auth/login', '/v1/auth/logout', '/v1/auth/refresh', '/v1/auth/register', '/v1/me', '/v1/sessions/:id', 'unmatched'].sort());
+    expect([...routes].sort()).to.deep.equal(
+      ['/v1/auth/login', '/v1/auth/logout', '/v1/auth/refresh', '/v1/auth/register', '/v1/me', '/v1/sessions/:id', 'unmatched'].sort(),
+    );
     const text = f.samples.map((s) => JSON.stringify(s.labels)).join('\n');
     for (const raw of [...randomPaths, ...randomIds]) expect(text, 'no raw path or id in a label').not.to.include(raw.split('/').pop()!);
     const series = new Set(f.samples.filter((s) => s.name.endsWith('_count')).map((s) => JSON.stringify(s.labels)));
@@ -257,7 +271,9 @@ describe('Prometheus metrics (/metrics)', function () {
     const f = family(families, 'authctl_active_sessions', 'gauge');
     expect(live.size).to.equal(2);
     expect(value(f)).to.equal(live.size);
-    const { rows } = await app.container.db.writer.raw<{ rows: Array<{ n: number }> }>('select count(*)::int as n from sessions where revoked_at is null and expires_at > now()');
+    const { rows } = await app.container.db.writer.raw<{ rows: Array<{ n: number }> }>(
+      'select count(*)::int as n from sessions where revoked_at is null and expires_at > now()',
+    );
     expect(rows[0]!.n, 'the database agrees').to.equal(live.size);
   });
 

@@ -29,7 +29,8 @@ describe('no secret is ever logged (passwords, tokens, hashes, the server secret
     return tokens;
   };
   const post = (path: string, json: unknown, token?: string) => app.request(path, { method: 'POST', json, ...(token ? { token } : {}) });
-  const loginAs = async (name: string, username: string, pw: string) => keepTokens(name, await expectTokenResponse(await post('/v1/auth/login', { username, password: pw })));
+  const loginAs = async (name: string, username: string, pw: string) =>
+    keepTokens(name, await expectTokenResponse(await post('/v1/auth/login', { username, password: pw })));
 
   before(async function () {
     pgDb = await createTestDatabase('obs_no_secrets');
@@ -50,7 +51,11 @@ describe('no secret is ever logged (passwords, tokens, hashes, the server secret
     const registered = await post('/v1/auth/register', { username: alice, password: pw1 });
     expect(registered.status, await registered.clone().text()).to.equal(201);
     const aliceId = ((await registered.json()) as { user: { id: string } }).user.id;
-    await expectProblem(await post('/v1/auth/register', { username: uniqueUsername('w'), password: password('too long', uniquePassword().repeat(20)) }), 400, 'weak_password');
+    await expectProblem(
+      await post('/v1/auth/register', { username: uniqueUsername('w'), password: password('too long', uniquePassword().repeat(20)) }),
+      400,
+      'weak_password',
+    );
 
     // Login: success, wrong password, unknown user, disabled account.
     const s1 = await loginAs('s1', alice, pw1);
@@ -78,7 +83,11 @@ describe('no secret is ever logged (passwords, tokens, hashes, the server secret
 
     // Password change: wrong current password, then right; then an admin reset.
     const s4 = await loginAs('s4', alice, pw1);
-    await expectProblem(await post('/v1/auth/password', { currentPassword: password('wrong current'), newPassword: password('refused new') }, s4.accessToken), 401, 'invalid_credentials');
+    await expectProblem(
+      await post('/v1/auth/password', { currentPassword: password('wrong current'), newPassword: password('refused new') }, s4.accessToken),
+      401,
+      'invalid_credentials',
+    );
     const pwNew = password('changed');
     expect((await post('/v1/auth/password', { currentPassword: pw1, newPassword: pwNew }, s4.accessToken)).status).to.equal(204);
     const pwAdmin = password('admin reset');
@@ -98,14 +107,30 @@ describe('no secret is ever logged (passwords, tokens, hashes, the server secret
 
     // Bodies the server cannot use, each carrying a password.
     const pwMalformed = password('in malformed JSON');
-    await expectProblem(await app.request('/v1/auth/login', { method: 'POST', headers: { 'content-type': 'application/json' }, body: `{"username":"${alice}","password":"${pwMalformed}"` }), 400, 'invalid_request');
+    await expectProblem(
+      await app.request('/v1/auth/login', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: `{"username":"${alice}","password":"${pwMalformed}"`,
+      }),
+      400,
+      'invalid_request',
+    );
     const pwBadJson = password('in bad JSON');
-    await expectProblem(await app.request('/v1/auth/login', { method: 'POST', headers: { 'content-type': 'application/json' }, body: pwBadJson }), 400, 'invalid_request');
+    await expectProblem(
+      await app.request('/v1/auth/login', { method: 'POST', headers: { 'content-type': 'application/json' }, body: pwBadJson }),
+      400,
+      'invalid_request',
+    );
     const pwWrongType = password('next to a wrong type');
     await expectProblem(await post('/v1/auth/login', { username: 42, password: pwWrongType }), 400, 'invalid_request');
     await expectProblem(await post('/v1/auth/login', { username: pwWrongType, password: 42 }), 400, 'invalid_request');
     const pwText = password('as text/plain');
-    await expectProblem(await app.request('/v1/auth/login', { method: 'POST', headers: { 'content-type': 'text/plain' }, body: `password=${pwText}` }), 415, 'unsupported_media_type');
+    await expectProblem(
+      await app.request('/v1/auth/login', { method: 'POST', headers: { 'content-type': 'text/plain' }, body: `password=${pwText}` }),
+      415,
+      'unsupported_media_type',
+    );
 
     // A database outage while secrets are in flight (db.unavailable logs the cause).
     await proxy.stop();
@@ -138,10 +163,27 @@ describe('no secret is ever logged (passwords, tokens, hashes, the server secret
     expect(hashes, 'hashes read from users').to.have.length(2);
     for (const hash of hashes) expect(hash).to.match(/^\$argon2id\$/);
     const events = capture.entries().map((l) => l.event);
-    for (const event of ['user.registered', 'login.succeeded', 'login.failed', 'token.refreshed', 'token.reused', 'session.revoked', 'user.password_changed', 'cache.miss', 'cache.hit', 'db.unavailable', 'http.request']) {
+    for (const event of [
+      'user.registered',
+      'login.succeeded',
+      'login.failed',
+      'token.refreshed',
+      'token.reused',
+      'session.revoked',
+      'user.password_changed',
+      'cache.miss',
+      'cache.hit',
+      'db.unavailable',
+      'http.request',
+    ]) {
       expect(events, `a ${event} line`).to.include(event);
     }
-    const statuses = new Set(capture.entries().filter((l) => l.event === 'http.request').map((l) => l.status));
+    const statuses = new Set(
+      capture
+        .entries()
+        .filter((l) => l.event === 'http.request')
+        .map((l) => l.status),
+    );
     for (const status of [200, 201, 204, 400, 401, 403, 415, 503]) expect([...statuses], `an http.request line with status ${status}`).to.include(status);
     expect(secrets.length).to.be.above(40);
   });

@@ -125,7 +125,10 @@ describe('authctl stats', function () {
     const lines = result.stdout.split('\n');
     const sectionLines = SECTIONS.map((title) => lines.findIndex((l) => l.startsWith(title)));
     for (const [i, title] of SECTIONS.entries()) expect(sectionLines[i], `section ${title}\n${result.stdout}`).to.be.at.least(0);
-    expect([...sectionLines].sort((a, b) => a - b), 'sections in order').to.deep.equal(sectionLines);
+    expect(
+      [...sectionLines].sort((a, b) => a - b),
+      'sections in order',
+    ).to.deep.equal(sectionLines);
     const value = (section: string, label: string) => {
       const start = lines.findIndex((l) => l.startsWith(section));
       const line = lines.slice(start + 1).find((l) => l.trimStart().startsWith(label));
@@ -187,7 +190,9 @@ describe('authctl stats', function () {
 
       const human = await runCli(['stats'], { databaseUrl: bare.url, env: redisEnv });
       expect(human.code, describeRun(human)).to.equal(0);
-      expect(human.stdout).to.match(/^Last hour\s+not available$/m).and.match(/^Queues\s+not available$/m);
+      expect(human.stdout)
+        .to.match(/^Last hour\s+not available$/m)
+        .and.match(/^Queues\s+not available$/m);
     } finally {
       await bareDb.close();
       await bare.drop();

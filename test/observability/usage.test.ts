@@ -45,7 +45,8 @@ describe('usage counters (usage_hourly, UsageRepo, UsageRecorder)', function () 
   });
 
   async function stored(): Promise<StoredRow[]> {
-    const rows = await db.writer('usage_hourly')
+    const rows = await db
+      .writer('usage_hourly')
       .select<Array<{ region: string; hour: Date; metric: string; count: string }>>('region', 'hour', 'metric', 'count')
       .orderBy(['region', 'hour', 'metric']);
     return rows.map((r) => ({ region: r.region, hour: r.hour.toISOString(), metric: r.metric, count: Number(r.count) }));
@@ -87,7 +88,9 @@ describe('usage counters (usage_hourly, UsageRepo, UsageRecorder)', function () 
     }
     expect(adds).to.equal(1);
     expect(statements, statements.join('\n')).to.have.length(1);
-    expect(statements[0]).to.match(/^insert into "usage_hourly"/i).and.match(/on conflict \("region", "hour", "metric"\) do update/i);
+    expect(statements[0])
+      .to.match(/^insert into "usage_hourly"/i)
+      .and.match(/on conflict \("region", "hour", "metric"\) do update/i);
     expect(rec.pending()).to.deep.equal([]);
     expect(await stored()).to.deep.equal([
       { region: 'local', hour: '2030-01-15T10:00:00.000Z', metric: 'logins', count: 1_000 },
@@ -232,8 +235,24 @@ describe('usage counters (usage_hourly, UsageRepo, UsageRecorder)', function () 
 
   it('sum(region | undefined, since) totals the hour buckets starting at or after since', async function () {
     const rows = (entries: Array<[number, string, number]>): UsageRow[] => entries.map(([hour, metric, count]) => ({ hour: new Date(hour), metric, count }));
-    await repo.add('local', rows([[T0 - 30 * H, 'logins', 100], [T0 - 3 * H, 'logins', 11], [T0 - 3 * H, 'registrations', 4], [T0 - H, 'logins', 2], [T0, 'logins', 5], [T0, 'refreshes', 7]]));
-    await repo.add('eu', rows([[T0, 'logins', 1_000], [T0 - 2 * H, 'revocations', 9]]));
+    await repo.add(
+      'local',
+      rows([
+        [T0 - 30 * H, 'logins', 100],
+        [T0 - 3 * H, 'logins', 11],
+        [T0 - 3 * H, 'registrations', 4],
+        [T0 - H, 'logins', 2],
+        [T0, 'logins', 5],
+        [T0, 'refreshes', 7],
+      ]),
+    );
+    await repo.add(
+      'eu',
+      rows([
+        [T0, 'logins', 1_000],
+        [T0 - 2 * H, 'revocations', 9],
+      ]),
+    );
 
     expect(await repo.sum('local', new Date(T0))).to.deep.equal({ logins: 5, refreshes: 7 });
     expect(await repo.sum('local', new Date(T0 - H))).to.deep.equal({ logins: 7, refreshes: 7 });
@@ -264,7 +283,8 @@ describe('usage counters (usage_hourly, UsageRepo, UsageRecorder)', function () 
     ]);
     await repo.add('eu', [{ hour: new Date(T0 - 40 * day), metric: 'refreshes', count: 5 }]);
     const { log } = captureLogger();
-    const cleanupAt = (at: number) => runCleanup({ sessions: new SessionsRepo(db), usage: repo, clock: new ManualClock(at), log, horizonSeconds: 930, batchSize: 100 });
+    const cleanupAt = (at: number) =>
+      runCleanup({ sessions: new SessionsRepo(db), usage: repo, clock: new ManualClock(at), log, horizonSeconds: 930, batchSize: 100 });
 
     // Exactly 30 days after the 10:00 bucket started: it stays (older than, not as old as).
     expect((await cleanupAt(T0)).deleted).to.deep.equal({ sessions: 0, signingKeys: 0, usageRows: 3 });
@@ -277,7 +297,8 @@ describe('usage counters (usage_hourly, UsageRepo, UsageRecorder)', function () 
   });
 
   it('migration 0002-usage rolls back (table gone) and applies again', async function () {
-    const exists = async () => (await db.writer.raw<{ rows: Array<{ t: string | null }> }>(`select to_regclass('public.usage_hourly')::text as t`)).rows[0]?.t ?? null;
+    const exists = async () =>
+      (await db.writer.raw<{ rows: Array<{ t: string | null }> }>(`select to_regclass('public.usage_hourly')::text as t`)).rows[0]?.t ?? null;
     expect(await exists()).to.equal('usage_hourly');
     await db.migrateRollback(true);
     expect(await exists()).to.equal(null);

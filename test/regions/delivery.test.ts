@@ -29,12 +29,16 @@ function answering(port: number, status: number): Promise<Server> {
 /** POSTs with a Content-Length header but only a few body bytes: what answers before reading? */
 function postClaimingLength(url: string, headers: Record<string, string>, length: number): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = request(`${url}/internal/replication`, { method: 'POST', headers: { ...headers, 'content-type': 'application/json', 'content-length': String(length) } }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => (body += chunk));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
+    const req = request(
+      `${url}/internal/replication`,
+      { method: 'POST', headers: { ...headers, 'content-type': 'application/json', 'content-length': String(length) } },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (body += chunk));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      },
+    );
     req.on('error', reject);
     req.write('{"origin":');
     // Never finished: an answer can only come from checks made before the body.
@@ -78,7 +82,7 @@ describe('regions: delivery to peers that are down, slow to learn, or not peers 
     await eventually('the user reaches B once it recovers', () => userAt(b, username));
   });
 
-  it('a traveller\'s session reaches C from B even when the user\'s home region A died before telling C', async () => {
+  it("a traveller's session reaches C from B even when the user's home region A died before telling C", async () => {
     const username = uniqueUsername('trv');
     const password = uniquePassword();
     await c.stopHttp();
@@ -94,7 +98,7 @@ describe('regions: delivery to peers that are down, slow to learn, or not peers 
       await c.startHttp();
     }
     try {
-      await eventually('B\'s session of A\'s user reaches C without A', () => sessionAt(c, sessionId));
+      await eventually("B's session of A's user reaches C without A", () => sessionAt(c, sessionId));
       expect(await userAt(c, username)).to.equal(true);
       // And B's stream to C is not stuck behind it: a logout at B arrives too.
       await b.container.sessions.revoke(sessionId, 'logout');
@@ -121,7 +125,11 @@ describe('regions: delivery to peers that are down, slow to learn, or not peers 
     let stray: string;
     try {
       stray = (await login(b, username, password)).sessionId;
-      const changed = await a.request('/v1/auth/password', { method: 'POST', token: changer.accessToken, json: { currentPassword: password, newPassword: uniquePassword() } });
+      const changed = await a.request('/v1/auth/password', {
+        method: 'POST',
+        token: changer.accessToken,
+        json: { currentPassword: password, newPassword: uniquePassword() },
+      });
       expect(changed.status).to.equal(204);
     } finally {
       await a.container.replication.startShipping();

@@ -32,7 +32,12 @@ describe('regions: a region killed and brought back', function () {
     const client = new pg.Client({ connectionString: aDb.url });
     await client.connect();
     try {
-      return (await client.query(sql.replace(/\?/g, (_m, offset: number) => `$${sql.slice(0, offset).split('?').length}`), values)).rows as R[];
+      return (
+        await client.query(
+          sql.replace(/\?/g, (_m, offset: number) => `$${sql.slice(0, offset).split('?').length}`),
+          values,
+        )
+      ).rows as R[];
     } finally {
       await client.end();
     }
@@ -85,7 +90,7 @@ describe('regions: a region killed and brought back', function () {
     const traveller = { username: uniqueUsername('trav'), password: uniquePassword() };
     await register(a as never, traveller.username, traveller.password);
     const atA = await login(a as never, traveller.username, traveller.password);
-    await eventually('A\'s user and session at B and C', async () => {
+    await eventually("A's user and session at B and C", async () => {
       for (const n of [b, c]) if ((await n.query('select 1 from sessions where id = ?', [atA.sessionId])).length === 0) return undefined;
       return true;
     });
@@ -110,14 +115,22 @@ describe('regions: a region killed and brought back', function () {
     expect(backlog.lastError).to.match(/unreachable/);
 
     await startA();
-    await eventually('B\'s and C\'s backlogs for A drained', async () => {
-      for (const n of [b, c]) if ((await n.container.replication.status()).some((p) => p.backlog > 0)) return undefined;
-      return true;
-    }, 60_000);
-    await eventually('A\'s own backlog drained', async () => {
-      const rows = await queryA<{ n: string }>('select count(*) as n from replication_outbox');
-      return Number(rows[0]!.n) === 0 ? true : undefined;
-    }, 60_000);
+    await eventually(
+      "B's and C's backlogs for A drained",
+      async () => {
+        for (const n of [b, c]) if ((await n.container.replication.status()).some((p) => p.backlog > 0)) return undefined;
+        return true;
+      },
+      60_000,
+    );
+    await eventually(
+      "A's own backlog drained",
+      async () => {
+        const rows = await queryA<{ n: string }>('select count(*) as n from replication_outbox');
+        return Number(rows[0]!.n) === 0 ? true : undefined;
+      },
+      60_000,
+    );
     const [sa, sb, sc] = await Promise.all([snapshot({ query: queryA }), snapshot(b), snapshot(c)]);
     expect(sb).to.deep.equal(sa);
     expect(sc).to.deep.equal(sa);

@@ -35,7 +35,10 @@ describe('authctl replication status|retry', function () {
   });
 
   it('shows the backlog per peer, and retry re-queues dead-lettered changes', async () => {
-    const created = await runCli(['user', 'create', 'cli-traveller', '--password-stdin', '--config', config], { databaseUrl: db.url, input: 'cli traveller password 1\n' });
+    const created = await runCli(['user', 'create', 'cli-traveller', '--password-stdin', '--config', config], {
+      databaseUrl: db.url,
+      input: 'cli traveller password 1\n',
+    });
     expect(created.code, describeRun(created)).to.equal(0);
     const status = await runCli(['replication', 'status', '--json', '--config', config], { databaseUrl: db.url });
     expect(status.code, describeRun(status)).to.equal(0);

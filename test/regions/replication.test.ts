@@ -3,7 +3,17 @@ import { randomUUID } from 'node:crypto';
 import { signRequest } from '../../src/core/replication/signature.js';
 import { ReplicationRepo } from '../../src/store/pg/replication-repo.js';
 import { startTestApp } from '../helpers/app.js';
-import { expectProblem, expectTokenResponse, login, refresh, refreshCounter, register, uniquePassword, uniqueUsername, type TokenResponse } from '../helpers/http-assert.js';
+import {
+  expectProblem,
+  expectTokenResponse,
+  login,
+  refresh,
+  refreshCounter,
+  register,
+  uniquePassword,
+  uniqueUsername,
+  type TokenResponse,
+} from '../helpers/http-assert.js';
 import { eventually, pairSecret, snapshot, startRegions, type RegionNode } from './support.js';
 
 async function verifyStatus(node: RegionNode, accessToken: string): Promise<number> {
@@ -24,13 +34,19 @@ async function loginWhenReplicated(node: RegionNode, username: string, password:
 }
 
 async function sessionCounter(node: RegionNode, sessionId: string): Promise<{ counter: number; revoked: boolean } | undefined> {
-  const [row] = await node.query<{ counter: string; revoked: boolean }>('select counter, revoked_at is not null as revoked from sessions where id = ?', [sessionId]);
+  const [row] = await node.query<{ counter: string; revoked: boolean }>('select counter, revoked_at is not null as revoked from sessions where id = ?', [
+    sessionId,
+  ]);
   return row ? { counter: Number(row.counter), revoked: row.revoked } : undefined;
 }
 
 function postBatch(node: RegionNode, origin: string, batch: unknown, secret = pairSecret(origin, node.name), at = Date.now()): Promise<Response> {
   const body = JSON.stringify(batch);
-  return node.request('/internal/replication', { method: 'POST', headers: { 'content-type': 'application/json', ...signRequest(secret, origin, body, at) }, body });
+  return node.request('/internal/replication', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...signRequest(secret, origin, body, at) },
+    body,
+  });
 }
 
 describe('regions: replication between three regions', function () {
@@ -46,7 +62,7 @@ describe('regions: replication between three regions', function () {
     await Promise.all([a, b, c].map((n) => n?.close()));
   });
 
-  it('a user registered in A logs in at B and C once replicated; every JWKS has every region\'s keys', async () => {
+  it("a user registered in A logs in at B and C once replicated; every JWKS has every region's keys", async () => {
     const username = uniqueUsername('trav');
     const password = uniquePassword();
     const user = await register(a, username, password);
@@ -57,10 +73,11 @@ describe('regions: replication between three regions', function () {
     expect(atB.refreshToken.startsWith('rt_rb_')).to.equal(true);
     await loginWhenReplicated(c, username, password);
 
-    const kids = async (n: RegionNode) => ((await (await n.request('/.well-known/jwks.json')).json()) as { keys: Array<{ kid: string }> }).keys.map((k) => k.kid);
+    const kids = async (n: RegionNode) =>
+      ((await (await n.request('/.well-known/jwks.json')).json()) as { keys: Array<{ kid: string }> }).keys.map((k) => k.kid);
     const all = [...(await kids(a)), ...(await kids(b)), ...(await kids(c))].filter((k, i, arr) => arr.indexOf(k) === i);
     expect(all.length).to.be.at.least(3);
-    await eventually('every JWKS lists every region\'s keys', async () => {
+    await eventually("every JWKS lists every region's keys", async () => {
       for (const n of [a, b, c]) {
         await n.container.keys.load();
         const have = await kids(n);
@@ -82,7 +99,7 @@ describe('regions: replication between three regions', function () {
     expect(body.regions.find((r) => r.local)!.name).to.equal('rb');
   });
 
-  it('refreshes a token homed in A at B through A (proxy path), and from B\'s replica while A is down', async () => {
+  it("refreshes a token homed in A at B through A (proxy path), and from B's replica while A is down", async () => {
     const username = uniqueUsername('px');
     const password = uniquePassword();
     await register(a, username, password);
@@ -108,7 +125,7 @@ describe('regions: replication between three regions', function () {
     } finally {
       await a.startHttp();
     }
-    await eventually('B\'s replica rotation and revocation replicated back to A', async () => {
+    await eventually("B's replica rotation and revocation replicated back to A", async () => {
       const state = await sessionCounter(a, first.sessionId);
       return state?.counter === 3 && state.revoked ? true : undefined;
     });
@@ -137,18 +154,22 @@ describe('regions: replication between three regions', function () {
     const password = uniquePassword();
     await register(a, username, password);
     const session = await login(a, username, password);
-    await eventually('session at B and C', async () => ((await sessionCounter(b, session.sessionId)) && (await sessionCounter(c, session.sessionId)) ? true : undefined));
+    await eventually('session at B and C', async () =>
+      (await sessionCounter(b, session.sessionId)) && (await sessionCounter(c, session.sessionId)) ? true : undefined,
+    );
     expect(await verifyStatus(b, session.accessToken)).to.equal(200);
     expect(await verifyStatus(c, session.accessToken)).to.equal(200);
 
     const res = await a.request('/v1/auth/logout', { method: 'POST', token: session.accessToken, json: {} });
     expect(res.status).to.equal(204);
     // Bounded by eventually's deadline, not by a timing assertion (other suites share the machine).
-    await eventually('B and C refuse the logged-out token', async () => ((await verifyStatus(b, session.accessToken)) === 401 && (await verifyStatus(c, session.accessToken)) === 401 ? true : undefined));
+    await eventually('B and C refuse the logged-out token', async () =>
+      (await verifyStatus(b, session.accessToken)) === 401 && (await verifyStatus(c, session.accessToken)) === 401 ? true : undefined,
+    );
     await expectProblem(await refresh(c, session.refreshToken), 401, 'invalid_refresh_token');
   });
 
-  it('a token B issued from its replica works at A before B\'s rotation arrives, and the regions converge without a false reuse', async () => {
+  it("a token B issued from its replica works at A before B's rotation arrives, and the regions converge without a false reuse", async () => {
     const username = uniqueUsername('ff');
     const password = uniquePassword();
     await register(a, username, password);
@@ -239,17 +260,35 @@ describe('regions: replication between three regions', function () {
 
   describe('POST /internal/replication', () => {
     it('refuses unsigned, forged, stale and unknown-peer requests, and applies nothing', async () => {
-      const user = { id: randomUUID(), username: uniqueUsername('evil'), password_hash: 'x', status: 'active', home_region: 'ra', created_at: new Date().toISOString(), updated_at: new Date().toISOString(), password_changed_at: new Date().toISOString(), version: 1 };
+      const user = {
+        id: randomUUID(),
+        username: uniqueUsername('evil'),
+        password_hash: 'x',
+        status: 'active',
+        home_region: 'ra',
+        created_at: new Date().toISOString(),
+        updated_at: new Date().toISOString(),
+        password_changed_at: new Date().toISOString(),
+        version: 1,
+      };
       const batch = { origin: 'ra', batchId: randomUUID(), changes: [{ entity: 'users', payload: user }] };
       const body = JSON.stringify(batch);
 
-      const unsigned = await b.request('/internal/replication', { method: 'POST', headers: { 'content-type': 'application/json', 'x-authctl-region': 'ra' }, body });
+      const unsigned = await b.request('/internal/replication', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-authctl-region': 'ra' },
+        body,
+      });
       await expectProblem(unsigned, 401, 'invalid_signature');
       await expectProblem(await postBatch(b, 'ra', batch, 'not-the-secret-but-long-enough-0123456789'), 401, 'invalid_signature');
       await expectProblem(await postBatch(b, 'ra', batch, undefined, Date.now() - 6 * 60_000), 401, 'invalid_signature');
       // The signature covers the body: a signed batch with a swapped body is forged.
       const signed = signRequest(pairSecret('ra', 'rb'), 'ra', body, Date.now());
-      const tampered = await b.request('/internal/replication', { method: 'POST', headers: { 'content-type': 'application/json', ...signed }, body: body.replace('"active"', '"disabled"') });
+      const tampered = await b.request('/internal/replication', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...signed },
+        body: body.replace('"active"', '"disabled"'),
+      });
       await expectProblem(tampered, 401, 'invalid_signature');
       await expectProblem(await postBatch(b, 'zz', { ...batch, origin: 'zz' }, pairSecret('zz', 'rb')), 403, 'unknown_peer');
       // A secret of another pair (C's with B) does not sign for A.
@@ -280,8 +319,8 @@ describe('regions: replication between three regions', function () {
       const batch = (changes: unknown[]) => ({ origin: 'ra', batchId: randomUUID(), changes: changes.map((payload) => ({ entity: 'sessions', payload })) });
 
       const five = batch([state(5, false, 5)]);
-      expect((await (await postBatch(b, 'ra', five)).json())).to.deep.equal({ applied: 1, duplicate: false });
-      expect((await (await postBatch(b, 'ra', five)).json())).to.deep.equal({ applied: 0, duplicate: true });
+      expect(await (await postBatch(b, 'ra', five)).json()).to.deep.equal({ applied: 1, duplicate: false });
+      expect(await (await postBatch(b, 'ra', five)).json()).to.deep.equal({ applied: 0, duplicate: true });
       // Older state arriving late changes nothing.
       expect((await postBatch(b, 'ra', batch([state(3, false, 3)]))).status).to.equal(200);
       expect(await sessionCounter(b, session.sessionId)).to.deep.equal({ counter: 5, revoked: false });
@@ -336,7 +375,7 @@ describe('regions: replication between three regions', function () {
     await b.query('delete from sessions where id = ?', [orphan.id]);
   });
 
-  it('keeps one batch per peer in flight across workers, so a peer sees a region\'s changes in order', async () => {
+  it("keeps one batch per peer in flight across workers, so a peer sees a region's changes in order", async () => {
     await a.container.replication.stopShipping();
     try {
       await register(a, uniqueUsername('order'), uniquePassword());
@@ -348,7 +387,13 @@ describe('regions: replication between three regions', function () {
       // Another peer's stream is independent.
       expect((await other.claim('rc', 100, 60_000)).length).to.be.at.least(1);
       // Released after a failed delivery: the same changes go out again, oldest first.
-      await one.fail('rb', first.map((e) => e.id), 'test', new Date(), { backoffMs: 0, deadAfter: undefined });
+      await one.fail(
+        'rb',
+        first.map((e) => e.id),
+        'test',
+        new Date(),
+        { backoffMs: 0, deadAfter: undefined },
+      );
       expect((await other.claim('rb', 100, 60_000)).map((e) => e.id)).to.deep.equal(first.map((e) => e.id));
       await a.query(`update replication_outbox set leased_until = null`);
     } finally {
@@ -432,7 +477,11 @@ describe('regions: a region without peers', function () {
       const rows = await app.container.db.writer.raw<{ rows: Array<{ n: string }> }>('select count(*) as n from replication_outbox');
       expect(Number(rows.rows[0]!.n)).to.equal(0);
       const body = JSON.stringify({ origin: 'ra', batchId: 'x', changes: [] });
-      const res = await app.request('/internal/replication', { method: 'POST', headers: { 'content-type': 'application/json', ...signRequest(pairSecret('ra', 'local'), 'ra', body, Date.now()) }, body });
+      const res = await app.request('/internal/replication', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...signRequest(pairSecret('ra', 'local'), 'ra', body, Date.now()) },
+        body,
+      });
       await expectProblem(res, 403, 'unknown_peer');
       expect(await app.container.replication.status()).to.deep.equal([]);
 
@@ -440,7 +489,8 @@ describe('regions: a region without peers', function () {
       const repo = new ReplicationRepo(app.container.db);
       const peer = { name: 'later', url: 'http://127.0.0.1:9' };
       expect(await repo.syncPeers([peer], new Date())).to.deep.equal(['later']);
-      const queued = async () => (await app.container.db.writer.raw<{ rows: Array<{ entity: string }> }>('select entity from replication_outbox order by id')).rows.map((r) => r.entity);
+      const queued = async () =>
+        (await app.container.db.writer.raw<{ rows: Array<{ entity: string }> }>('select entity from replication_outbox order by id')).rows.map((r) => r.entity);
       const snapshotEntities = await queued();
       expect(snapshotEntities).to.include.members(['users', 'signing_keys']);
       expect(await repo.syncPeers([peer], new Date())).to.deep.equal([]);

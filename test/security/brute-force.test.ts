@@ -89,10 +89,10 @@ describe('brute-force protection (docs/api.md#rate-limits, NIST SP 800-63B §5.2
     it('an unknown username is throttled exactly like a real one (the 429 tells nothing)', async function () {
       const ghost = uniqueUsername('bf-ghost');
       for (let i = 0; i < 4; i++) await expectWrong(await attempt(app, ghost, 'wrong password!'));
-      const body = await (await attempt(app, ghost, 'wrong password!')).json() as Record<string, unknown>;
+      const body = (await (await attempt(app, ghost, 'wrong password!')).json()) as Record<string, unknown>;
       const real = await createAccount(app, 'bf-real');
       for (let i = 0; i < 4; i++) await expectWrong(await attempt(app, real.username, 'wrong password!'));
-      const realBody = await (await attempt(app, real.username, 'wrong password!')).json() as Record<string, unknown>;
+      const realBody = (await (await attempt(app, real.username, 'wrong password!')).json()) as Record<string, unknown>;
       delete body.requestId;
       delete realBody.requestId;
       expect(body).to.deep.equal(realBody);
@@ -108,7 +108,10 @@ describe('brute-force protection (docs/api.md#rate-limits, NIST SP 800-63B §5.2
         const statuses = results.map((r) => r.status);
         // 3 free + 1 that opens the 1 s back-off; one more only if the burst outlasted that second.
         expect(statuses.filter((s) => s === 401).length, `statuses ${statuses.join(',')}`).to.be.within(4, 5);
-        expect(statuses.filter((s) => s !== 401 && s !== 429), 'only 401 and 429').to.deep.equal([]);
+        expect(
+          statuses.filter((s) => s !== 401 && s !== 429),
+          'only 401 and 429',
+        ).to.deep.equal([]);
       } finally {
         await guarded.close();
       }

@@ -69,7 +69,9 @@ describe('user enumeration (docs/api.md#error-catalog, ASVS V2.2 / V3)', functio
   it(`by timing: ${SAMPLES}+${SAMPLES} interleaved logins, Mann–Whitney U finds no difference (p ≥ ${ALPHA})`, async function () {
     const s = await sample(app, known, uniqueUsername('enum-ghost'));
     const { u, z, p } = mannWhitneyU(s.known, s.unknown);
-    console.log(`      timing: median known ${median(s.known).toFixed(1)} ms, unknown ${median(s.unknown).toFixed(1)} ms; U=${u} z=${z.toFixed(2)} p=${p.toFixed(4)}`);
+    console.log(
+      `      timing: median known ${median(s.known).toFixed(1)} ms, unknown ${median(s.unknown).toFixed(1)} ms; U=${u} z=${z.toFixed(2)} p=${p.toFixed(4)}`,
+    );
     expect(p, 'p-value').to.be.at.least(ALPHA);
   });
 
@@ -81,7 +83,9 @@ describe('user enumeration (docs/api.md#error-catalog, ASVS V2.2 / V3)', functio
     try {
       const s = await sample(app, known, uniqueUsername('enum-ghost'));
       const { u, z, p } = mannWhitneyU(s.known, s.unknown);
-      console.log(`      control: median known ${median(s.known).toFixed(1)} ms, unknown ${median(s.unknown).toFixed(1)} ms; U=${u} z=${z.toFixed(2)} p${p < 1e-7 ? '<1e-7' : `=${p.toExponential(2)}`}`);
+      console.log(
+        `      control: median known ${median(s.known).toFixed(1)} ms, unknown ${median(s.unknown).toFixed(1)} ms; U=${u} z=${z.toFixed(2)} p${p < 1e-7 ? '<1e-7' : `=${p.toExponential(2)}`}`,
+      );
       expect(p, 'p-value with the early return').to.be.below(ALPHA);
     } finally {
       delete (hasher as { dummyVerify?: unknown }).dummyVerify;
@@ -91,6 +95,11 @@ describe('user enumeration (docs/api.md#error-catalog, ASVS V2.2 / V3)', functio
   it('the statistic itself: identical samples give p = 1, disjoint ones p ≈ 0', function () {
     const a = Array.from({ length: 20 }, (_, i) => i);
     expect(mannWhitneyU(a, a).p).to.be.closeTo(1, 1e-9);
-    expect(mannWhitneyU(a, a.map((x) => x + 100)).p).to.be.below(1e-6);
+    expect(
+      mannWhitneyU(
+        a,
+        a.map((x) => x + 100),
+      ).p,
+    ).to.be.below(1e-6);
   });
 });

@@ -1,7 +1,16 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
 import { startTestApp, type TestApp } from '../helpers/app.js';
-import { createAccount, expectProblem, login, PROBLEM_CONTENT_TYPE, PROBLEM_MEMBERS, register, uniquePassword, type TokenResponse } from '../helpers/http-assert.js';
+import {
+  createAccount,
+  expectProblem,
+  login,
+  PROBLEM_CONTENT_TYPE,
+  PROBLEM_MEMBERS,
+  register,
+  uniquePassword,
+  type TokenResponse,
+} from '../helpers/http-assert.js';
 
 // Runs per property. Registration and login cost an argon2 hash each, so keep the total in reach
 // of a shared 2-core machine; fast-check's seed is printed on failure for replay.
@@ -21,8 +30,35 @@ async function expectClean(res: Response, label: string): Promise<void> {
 
 // Hostile building blocks: control and format characters, bidi overrides, look-alikes.
 const hostileChars = fc.constantFrom(
-  '\u0000', '\u0007', '\u001b', '\u007f', '\u0085', '\u200b', '\u200d', '\u2028', '\u202e', '\u2066', '\ufeff', '\ud800',
-  'а', 'ο', 'ｅ', 'ﬁ', 'Ⅸ', 'İ', 'ß', '\u0301', '𝐚', '℡', '%00', '../', '\\', '"', "'", '<script>', '${x}',
+  '\u0000',
+  '\u0007',
+  '\u001b',
+  '\u007f',
+  '\u0085',
+  '\u200b',
+  '\u200d',
+  '\u2028',
+  '\u202e',
+  '\u2066',
+  '\ufeff',
+  '\ud800',
+  'а',
+  'ο',
+  'ｅ',
+  'ﬁ',
+  'Ⅸ',
+  'İ',
+  'ß',
+  '\u0301',
+  '𝐚',
+  '℡',
+  '%00',
+  '../',
+  '\\',
+  '"',
+  "'",
+  '<script>',
+  '${x}',
 );
 const hostileString = fc.oneof(
   fc.string({ maxLength: 80 }),
@@ -40,16 +76,34 @@ const deep = fc.integer({ min: 17, max: 2000 }).map((depth) => '['.repeat(depth)
 function bodyText(fields: string[]): fc.Arbitrary<string> {
   const value = fc.oneof(hostileString, hugeNumber, fc.boolean(), fc.constant(null), fc.jsonValue({ maxDepth: 3 }));
   const shaped = fc.record(Object.fromEntries(fields.map((f) => [f, value])), { requiredKeys: [] }).map((o) => JSON.stringify(o));
-  const polluted = fc.tuple(pollutingKey, fc.jsonValue({ maxDepth: 2 }), fc.constantFrom(...fields, 'x')).map(([key, v, field]) => `{"${field}":"abc","${key}":${JSON.stringify(v)}}`);
+  const polluted = fc
+    .tuple(pollutingKey, fc.jsonValue({ maxDepth: 2 }), fc.constantFrom(...fields, 'x'))
+    .map(([key, v, field]) => `{"${field}":"abc","${key}":${JSON.stringify(v)}}`);
   const nestedPollution = pollutingKey.map((key) => `{"a":{"b":{"${key}":{"isAdmin":true}}}}`);
   const hugeLiteral = fc.constantFrom('{"username":1e999999,"password":-1e999999}', `{"refreshToken":${'9'.repeat(5000)}}`);
   const malformed = fc.oneof(fc.string({ maxLength: 60 }), fc.constantFrom('{', '{"a":', '[1,]', '{"a":1}}', 'nul', '\ufeff{}', '{"a":"\\ud800"}'));
-  return fc.oneof(shaped, polluted, nestedPollution, deep, hugeLiteral, malformed, fc.jsonValue().map((v) => JSON.stringify(v)));
+  return fc.oneof(
+    shaped,
+    polluted,
+    nestedPollution,
+    deep,
+    hugeLiteral,
+    malformed,
+    fc.jsonValue().map((v) => JSON.stringify(v)),
+  );
 }
 
 const contentType = fc.oneof(
   fc.constant('application/json'),
-  fc.constantFrom('application/json; charset=utf-8', 'application/problem+json', 'text/plain', 'application/json; charset=utf-16', '', 'application/json;;;', 'x/y+json'),
+  fc.constantFrom(
+    'application/json; charset=utf-8',
+    'application/problem+json',
+    'text/plain',
+    'application/json; charset=utf-16',
+    '',
+    'application/json;;;',
+    'x/y+json',
+  ),
 );
 
 const ROUTES: Array<{ method: string; path: string; fields: string[]; auth: boolean }> = [
@@ -100,7 +154,12 @@ describe('hostile input on every route (property-based, fast-check)', function (
     );
     // Every UTF-8 byte percent-encoded, plus malformed escapes that a careless decodeURIComponent throws on.
     const segment = fc.oneof(
-      hostileString.map((s) => [...Buffer.from(s, 'utf8')].map((b) => `%${b.toString(16).padStart(2, '0')}`).join('').slice(0, 1500)),
+      hostileString.map((s) =>
+        [...Buffer.from(s, 'utf8')]
+          .map((b) => `%${b.toString(16).padStart(2, '0')}`)
+          .join('')
+          .slice(0, 1500),
+      ),
       fc.constantFrom('%', '%zz', '%E0%A4%A', '%C0%AF', '%ED%A0%80', '..%2F..%2Fetc%2Fpasswd', '%00'),
     );
     const request = fc.oneof(
@@ -110,7 +169,10 @@ describe('hostile input on every route (property-based, fast-check)', function (
     );
     await fc.assert(
       fc.asyncProperty(request, authorization, fc.string({ maxLength: 50 }), async ([path, method, param], auth, query) => {
-        const res = await app.request(`${path}${param}?q=${encodeURIComponent(query.replace(/[\ud800-\udfff]/g, ''))}`, { method, headers: { authorization: auth } });
+        const res = await app.request(`${path}${param}?q=${encodeURIComponent(query.replace(/[\ud800-\udfff]/g, ''))}`, {
+          method,
+          headers: { authorization: auth },
+        });
         await expectClean(res, `${method} ${path}${param} ${auth.slice(0, 60)}`);
       }),
       { numRuns: RUNS * 2 },
@@ -118,14 +180,22 @@ describe('hostile input on every route (property-based, fast-check)', function (
   });
 
   it('a polluting key never reaches Object.prototype', async function () {
-    const res = await app.request('/v1/auth/login', { method: 'POST', body: '{"username":"a","password":"b","__proto__":{"polluted":true}}', headers: { 'content-type': 'application/json' } });
+    const res = await app.request('/v1/auth/login', {
+      method: 'POST',
+      body: '{"username":"a","password":"b","__proto__":{"polluted":true}}',
+      headers: { 'content-type': 'application/json' },
+    });
     const problem = await expectProblem(res, 400, 'invalid_request');
     expect(problem.errors?.[0]?.path).to.equal('__proto__');
     expect(({} as Record<string, unknown>).polluted).to.equal(undefined);
   });
 
   it('nesting deeper than 16 levels is a clean 400 naming the limit', async function () {
-    const res = await app.request('/v1/auth/login', { method: 'POST', body: '['.repeat(5000) + ']'.repeat(5000), headers: { 'content-type': 'application/json' } });
+    const res = await app.request('/v1/auth/login', {
+      method: 'POST',
+      body: '['.repeat(5000) + ']'.repeat(5000),
+      headers: { 'content-type': 'application/json' },
+    });
     const problem = await expectProblem(res, 400, 'invalid_request');
     expect(problem.detail).to.include('16');
   });

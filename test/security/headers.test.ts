@@ -38,10 +38,15 @@ describe('response headers, CORS and content handling (OWASP REST, ASVS V14)', f
   });
 
   it('Cache-Control: no-store on every token response (login, refresh) and on errors and user data', async function () {
-    const tokens = await expectTokenResponse(await app.request('/v1/auth/login', { method: 'POST', json: { username: account.username, password: account.password } }));
+    const tokens = await expectTokenResponse(
+      await app.request('/v1/auth/login', { method: 'POST', json: { username: account.username, password: account.password } }),
+    );
     const refreshed = await refresh(app, tokens.refreshToken);
     await expectTokenResponse(refreshed);
-    for (const res of [await app.request('/v1/me', { token: tokens.accessToken }), await app.request('/v1/auth/login', { method: 'POST', json: { username: 'nobody', password: 'x' } })]) {
+    for (const res of [
+      await app.request('/v1/me', { token: tokens.accessToken }),
+      await app.request('/v1/auth/login', { method: 'POST', json: { username: 'nobody', password: 'x' } }),
+    ]) {
       expect(res.headers.get('cache-control')).to.equal('no-store');
     }
   });
@@ -100,7 +105,13 @@ describe('response headers, CORS and content handling (OWASP REST, ASVS V14)', f
   describe('strict content handling', function () {
     const body = JSON.stringify({ username: 'someone', password: 'whatever pw' });
 
-    for (const type of ['text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/xml', 'application/json; charset=latin1']) {
+    for (const type of [
+      'text/plain',
+      'application/x-www-form-urlencoded',
+      'multipart/form-data; boundary=x',
+      'application/xml',
+      'application/json; charset=latin1',
+    ]) {
       it(`Content-Type ${type}: 415`, async function () {
         const res = await app.request('/v1/auth/login', { method: 'POST', body, headers: { 'content-type': type } });
         await expectProblem(res, 415, 'unsupported_media_type');
@@ -109,13 +120,21 @@ describe('response headers, CORS and content handling (OWASP REST, ASVS V14)', f
 
     for (const encoding of ['gzip', 'deflate', 'br', 'identity, gzip']) {
       it(`Content-Encoding ${encoding}: 415, nothing decoded`, async function () {
-        const res = await app.request('/v1/auth/login', { method: 'POST', body: gzipSync(body), headers: { 'content-type': 'application/json', 'content-encoding': encoding } });
+        const res = await app.request('/v1/auth/login', {
+          method: 'POST',
+          body: gzipSync(body),
+          headers: { 'content-type': 'application/json', 'content-encoding': encoding },
+        });
         await expectProblem(res, 415, 'unsupported_media_type');
       });
     }
 
     it('Content-Encoding identity is plain JSON', async function () {
-      const res = await app.request('/v1/auth/login', { method: 'POST', body, headers: { 'content-type': 'application/json', 'content-encoding': 'identity' } });
+      const res = await app.request('/v1/auth/login', {
+        method: 'POST',
+        body,
+        headers: { 'content-type': 'application/json', 'content-encoding': 'identity' },
+      });
       await expectProblem(res, 401, 'invalid_credentials');
     });
   });

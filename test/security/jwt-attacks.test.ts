@@ -119,7 +119,9 @@ describe('access-token attacks on Bearer routes (docs/api.md#access-tokens, RFC 
     });
 
     it('the genuine token with sub changed to another user', async function () {
-      await expectRefused(swapPayload(genuine.accessToken, { ...decodePart(genuine.accessToken, 1), sub: bystander.user.id, preferred_username: bystander.username }));
+      await expectRefused(
+        swapPayload(genuine.accessToken, { ...decodePart(genuine.accessToken, 1), sub: bystander.user.id, preferred_username: bystander.username }),
+      );
     });
 
     it('the genuine token with exp pushed a year ahead', async function () {
@@ -281,15 +283,21 @@ describe('access-token attacks on Bearer routes (docs/api.md#access-tokens, RFC 
       ['jti missing', () => validClaims({ jti: undefined })],
       ['sid not a string', () => validClaims({ sid: 12345 })],
       ['exp as a string', () => validClaims({ exp: String(Math.floor(clock.now().getTime() / 1000) + 900) })],
-      ['iat 60 s in the future (beyond the 30 s skew)', () => {
-        const now = Math.floor(clock.now().getTime() / 1000);
-        return validClaims({ iat: now + 60, exp: now + 960 });
-      }],
+      [
+        'iat 60 s in the future (beyond the 30 s skew)',
+        () => {
+          const now = Math.floor(clock.now().getTime() / 1000);
+          return validClaims({ iat: now + 60, exp: now + 960 });
+        },
+      ],
       ['nbf 60 s in the future', () => validClaims({ nbf: Math.floor(clock.now().getTime() / 1000) + 60 })],
-      ['exp 31 s in the past', () => {
-        const now = Math.floor(clock.now().getTime() / 1000);
-        return validClaims({ iat: now - 931, exp: now - 31 });
-      }],
+      [
+        'exp 31 s in the past',
+        () => {
+          const now = Math.floor(clock.now().getTime() / 1000);
+          return validClaims({ iat: now - 931, exp: now - 31 });
+        },
+      ],
     ];
     for (const [label, claims] of cases) {
       it(label, async function () {

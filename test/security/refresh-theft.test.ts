@@ -44,7 +44,7 @@ describe('refresh-token theft, races and session fixation (RFC 9700 §4.14, ASVS
       await expectSessionDead(app, [victimNext]);
     });
 
-    it('the thief refreshes first: the victim\'s later use is reuse, and the thief\'s new tokens die with the session', async function () {
+    it("the thief refreshes first: the victim's later use is reuse, and the thief's new tokens die with the session", async function () {
       const first = await login(app, victim.username, victim.password);
       const thief = await expectTokenResponse(await refresh(app, first.refreshToken));
       const thiefAgain = await expectTokenResponse(await refresh(app, thief.refreshToken));

@@ -53,7 +53,12 @@ describe('secrets: the server secret and private keys (ASVS V2.10, V6.4)', funct
     it('`keys rotate` and `keys list` (text and --json, debug logging) print neither the secret nor any private key', async function () {
       const env = { AUTHCTL_LOG_LEVEL: 'debug' };
       const outputs: string[] = [];
-      for (const args of [['keys', 'rotate', '--json'], ['keys', 'rotate'], ['keys', 'list', '--json'], ['keys', 'list']]) {
+      for (const args of [
+        ['keys', 'rotate', '--json'],
+        ['keys', 'rotate'],
+        ['keys', 'list', '--json'],
+        ['keys', 'list'],
+      ]) {
         const result = await runCli(args, { databaseUrl: db.url, env });
         expect(result.code, `${args.join(' ')}: ${result.stderr}`).to.equal(0);
         outputs.push(result.stdout, result.stderr);

@@ -80,7 +80,10 @@ describe('Batcher (group commit)', function () {
     releases[1]!(new Error('database went away'));
     expect(await first).to.equal(10);
     for (const p of second) {
-      const outcome = await p.then(() => 'resolved', (err: Error) => err.message);
+      const outcome = await p.then(
+        () => 'resolved',
+        (err: Error) => err.message,
+      );
       expect(outcome).to.equal('database went away');
     }
     const third = batcher.submit({ key: 'd', value: 4 });

@@ -79,9 +79,7 @@ describe('checkPasswordPolicy', () => {
 
   describe('username', () => {
     it('rejects a password equal to the username, case-insensitively', () => {
-      expect(rejection('alice.smith', { username: 'alice.smith' }).detail).to.equal(
-        'password must not be the same as the username',
-      );
+      expect(rejection('alice.smith', { username: 'alice.smith' }).detail).to.equal('password must not be the same as the username');
       expect(rejection('Alice.Smith', { username: 'alice.smith' }).code).to.equal('weak_password');
       expect(rejection('alice.smith', { username: 'ALICE.SMITH' }).code).to.equal('weak_password');
       expect(rejection('Ａｌｉｃｅ.smith', { username: 'alice.smith' }).code).to.equal('weak_password');

@@ -52,7 +52,9 @@ describe('ServerSecrets', function () {
     expect(sealed).not.to.include(CURRENT);
     // Random IV: sealing twice gives two different values.
     expect(secrets.seal(PLAINTEXT, CONTEXT)).not.to.equal(sealed);
-    expect(() => { JSON.parse(sealed); }).to.throw(SyntaxError);
+    expect(() => {
+      JSON.parse(sealed);
+    }).to.throw(SyntaxError);
   });
 
   it('fails to open with a different context', function () {

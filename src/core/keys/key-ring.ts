@@ -246,7 +246,8 @@ export class KeyRing {
   private async generate(now: Date, activatesAt: Date = now): Promise<SigningKeyRecord> {
     const secrets = this.requireSecrets();
     const alg = this.opts.alg;
-    const pair = alg === 'EdDSA' ? await generateKeyPair('EdDSA', { crv: 'Ed25519', extractable: true }) : await generateKeyPair('ES256', { extractable: true });
+    const pair =
+      alg === 'EdDSA' ? await generateKeyPair('EdDSA', { crv: 'Ed25519', extractable: true }) : await generateKeyPair('ES256', { extractable: true });
     const publicJwk = await exportJWK(pair.publicKey);
     // RFC 7638 thumbprint: a kid derived from the key itself cannot collide across regions.
     const kid = await calculateJwkThumbprint(publicJwk);

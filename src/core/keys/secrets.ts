@@ -33,7 +33,10 @@ export class ServerSecrets {
     const [version, id, iv, body, tag] = sealed.split('.');
     const entry = this.entries.find((e) => e.id === id);
     if (version !== 'v1' || !entry || !iv || body === undefined || !tag) {
-      throw new AppError('bad_config', 'a signing key was sealed with a server secret this server does not have; set AUTHCTL_SECRET (and AUTHCTL_PREVIOUS_SECRET during a rotation)');
+      throw new AppError(
+        'bad_config',
+        'a signing key was sealed with a server secret this server does not have; set AUTHCTL_SECRET (and AUTHCTL_PREVIOUS_SECRET during a rotation)',
+      );
     }
     try {
       const decipher = createDecipheriv('aes-256-gcm', derive(entry.secret, 'authctl/v1/key-wrap'), Buffer.from(iv, 'base64url'));

@@ -60,7 +60,9 @@ export interface ProxiedResponse {
 const batchSchema = z.strictObject({
   origin: z.string(),
   batchId: z.string().min(1).max(200),
-  changes: z.array(z.strictObject({ entity: z.enum(['users', 'users_deleted', 'sessions', 'signing_keys']), payload: z.record(z.string(), z.unknown()) })).max(10_000),
+  changes: z
+    .array(z.strictObject({ entity: z.enum(['users', 'users_deleted', 'sessions', 'signing_keys']), payload: z.record(z.string(), z.unknown()) }))
+    .max(10_000),
 });
 
 const HOME_OF_TOKEN = /^rt_([a-z][a-z0-9-]{0,31})_/;
@@ -100,7 +102,8 @@ export class ReplicationService {
       this.peers.map((p) => ({ name: p.name, url: p.url })),
       this.opts.clock.now(),
     );
-    for (const peer of added) this.opts.log.info('new peer: a snapshot of users, sessions and keys is queued for it', { event: 'replication.peer_added', peer });
+    for (const peer of added)
+      this.opts.log.info('new peer: a snapshot of users, sessions and keys is queued for it', { event: 'replication.peer_added', peer });
   }
 
   /**
@@ -132,10 +135,20 @@ export class ReplicationService {
   async receive(headers: Record<string, string | string[] | undefined>, body: Buffer): Promise<ApplyResult> {
     const peer = this.admit(headers);
     const origin = peer.name;
-    const check = verifyRequest(peer.secret, origin, header(headers, HEADER_TIMESTAMP), header(headers, HEADER_SIGNATURE), body, this.opts.clock.now().getTime());
+    const check = verifyRequest(
+      peer.secret,
+      origin,
+      header(headers, HEADER_TIMESTAMP),
+      header(headers, HEADER_SIGNATURE),
+      body,
+      this.opts.clock.now().getTime(),
+    );
     if (check !== 'ok') {
       this.opts.log.warn('replication request refused', { event: 'replication.refused', peer: origin, reason: check });
-      throw new AppError('invalid_signature', check === 'stale' ? 'the request timestamp is outside the accepted window' : 'the request signature is missing or wrong');
+      throw new AppError(
+        'invalid_signature',
+        check === 'stale' ? 'the request timestamp is outside the accepted window' : 'the request signature is missing or wrong',
+      );
     }
     let parsed: z.infer<typeof batchSchema>;
     try {
@@ -151,7 +164,13 @@ export class ReplicationService {
     });
     if (!result.duplicate) this.opts.metrics.applied.inc({ origin }, result.applied);
     for (const r of result.renamed) {
-      this.opts.log.warn('username clash between regions resolved', { event: 'replication.username_conflict', userId: r.userId, winnerId: r.winnerId, renamedTo: r.to, origin });
+      this.opts.log.warn('username clash between regions resolved', {
+        event: 'replication.username_conflict',
+        userId: r.userId,
+        winnerId: r.winnerId,
+        renamedTo: r.to,
+        origin,
+      });
     }
     for (const sessionId of result.forks) {
       this.opts.log.warn('session rotated in two regions from the same token: revoked as reuse', { event: 'token.reused', sessionId, origin });

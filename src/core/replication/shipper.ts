@@ -81,7 +81,9 @@ export class Shipper {
     const changes = [...(await repo.foreignOwners(entries, config.region)), ...entries.map((e) => ({ entity: e.entity, payload: e.payload }))];
     // Named by its content: the same on redelivery (so the peer skips it), and never reused by
     // other changes, even if this region's outbox sequence starts again after a restore.
-    const batchId = createHash('sha256').update(`${config.region}\n${JSON.stringify(changes)}`).digest('base64url');
+    const batchId = createHash('sha256')
+      .update(`${config.region}\n${JSON.stringify(changes)}`)
+      .digest('base64url');
     const body = JSON.stringify({ origin: config.region, batchId, changes });
     const ids = entries.map((e) => e.id);
     try {
@@ -106,7 +108,13 @@ export class Shipper {
       const dead = await repo.fail(peer.name, ids, message, clock.now(), { backoffMs, deadAfter: refused ? config.regions.maxAttempts : undefined });
       metrics.errors.inc({ peer: peer.name, kind: refused ? 'refused' : 'unreachable' });
       if (!this.failing.has(peer.name) || dead > 0) {
-        log.warn('replication to peer failed; retrying with back-off', { event: 'replication.failed', peer: peer.name, error: message, backoffMs, deadLettered: dead });
+        log.warn('replication to peer failed; retrying with back-off', {
+          event: 'replication.failed',
+          peer: peer.name,
+          error: message,
+          backoffMs,
+          deadLettered: dead,
+        });
       }
       this.failing.add(peer.name);
       return 0;

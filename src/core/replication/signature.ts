@@ -30,7 +30,14 @@ export function signRequest(secret: string, origin: string, body: Buffer | strin
 export type SignatureCheck = 'ok' | 'missing' | 'stale' | 'forged';
 
 /** Checks a request's signature in constant time; `stale` outside the 5-minute window. */
-export function verifyRequest(secret: string, origin: string, timestamp: string | undefined, signature: string | undefined, body: Buffer, nowMs: number): SignatureCheck {
+export function verifyRequest(
+  secret: string,
+  origin: string,
+  timestamp: string | undefined,
+  signature: string | undefined,
+  body: Buffer,
+  nowMs: number,
+): SignatureCheck {
   if (!timestamp || !signature || !/^\d{1,16}$/.test(timestamp) || !signature.startsWith('v1=')) return 'missing';
   const presented = Buffer.from(signature.slice(3), 'base64url');
   const expected = mac(secret, origin, timestamp, body);

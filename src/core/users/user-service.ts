@@ -141,7 +141,10 @@ export class UserService {
       const revoked = status === 'disabled' ? await tx.revokeAllForUser(target.id, 'user_disabled') : [];
       return { user: updated, revoked };
     });
-    this.opts.log.info(`user ${status === 'disabled' ? 'disabled' : 'enabled'}`, { event: `user.${status === 'disabled' ? 'disabled' : 'enabled'}`, userId: user.id });
+    this.opts.log.info(`user ${status === 'disabled' ? 'disabled' : 'enabled'}`, {
+      event: `user.${status === 'disabled' ? 'disabled' : 'enabled'}`,
+      userId: user.id,
+    });
     return { user, revokedSessions: revoked.length };
   }
 

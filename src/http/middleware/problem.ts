@@ -6,10 +6,21 @@ import type { Logger } from '../../platform/logger.js';
 function fromHttpError(err: { status?: number; type?: string; expose?: boolean; message?: string }): AppError | undefined {
   const status = err.status;
   if (typeof status !== 'number' || status >= 500) return undefined;
-  const byStatus: Partial<Record<number, ErrorCode>> = { 400: 'invalid_request', 404: 'not_found', 405: 'method_not_allowed', 413: 'payload_too_large', 415: 'unsupported_media_type' };
+  const byStatus: Partial<Record<number, ErrorCode>> = {
+    400: 'invalid_request',
+    404: 'not_found',
+    405: 'method_not_allowed',
+    413: 'payload_too_large',
+    415: 'unsupported_media_type',
+  };
   const code = byStatus[status];
   if (!code) return undefined;
-  const detail = code === 'payload_too_large' ? 'the request body is too large' : code === 'invalid_request' ? 'the request could not be read' : (err.expose && err.message) || code.replace(/_/g, ' ');
+  const detail =
+    code === 'payload_too_large'
+      ? 'the request body is too large'
+      : code === 'invalid_request'
+        ? 'the request could not be read'
+        : (err.expose && err.message) || code.replace(/_/g, ' ');
   return new AppError(code, detail, { cause: err });
 }
 
@@ -52,7 +63,8 @@ export function problemDetails(log: Logger): Middleware {
     } catch (err) {
       const known = err instanceof AppError ? err : fromHttpError(err as Record<string, never>);
       if (known) {
-        if (known.code === 'unavailable') log.warn('dependency unavailable', { event: 'db.unavailable', requestId: ctx.state.requestId as string, err: known.cause });
+        if (known.code === 'unavailable')
+          log.warn('dependency unavailable', { event: 'db.unavailable', requestId: ctx.state.requestId as string, err: known.cause });
         writeProblem(ctx, known);
         return;
       }

@@ -26,7 +26,9 @@ export function systemRoutes(c: Container): Router {
       signingKeys: c.keys.ready ? 'ok' : 'loading',
       revocationFeed: !c.revocations.ready ? 'loading' : c.revocations.healthy ? 'ok' : 'stale',
     };
-    const failing = Object.entries(checks).filter(([, state]) => state !== 'ok').map(([name]) => name);
+    const failing = Object.entries(checks)
+      .filter(([, state]) => state !== 'ok')
+      .map(([name]) => name);
     // The cache is reported but never fails readiness: without it the region runs on PostgreSQL.
     checks.cache = c.cache.health() === 'ok' ? 'ok' : 'degraded';
     ctx.status = failing.length === 0 ? 200 : 503;
@@ -36,7 +38,9 @@ export function systemRoutes(c: Container): Router {
   });
 
   if (c.config.http.benchRoutes) {
-    const baseline = { user: { id: '01a1fe87-ad04-7698-8650-85bba5447c48', username: 'baseline', homeRegion: c.config.region, createdAt: new Date(0).toISOString() } };
+    const baseline = {
+      user: { id: '01a1fe87-ad04-7698-8650-85bba5447c48', username: 'baseline', homeRegion: c.config.region, createdAt: new Date(0).toISOString() },
+    };
     router.get('/bench/baseline', function benchBaseline(ctx) {
       ctx.set('Cache-Control', 'no-store');
       ctx.body = baseline;

@@ -46,7 +46,16 @@ export async function runMail(deps: MailHandlerDeps, data: MailJobData, job: Job
     const reason = isAppError(err) ? err.code : 'error';
     const smtp = smtpFailure(err);
     metrics.sent.inc({ kind, result: final ? 'dead' : 'failed' });
-    const meta = { kind, jobId: job.id, ...(messageId ? { messageId } : {}), domain, attempt, retryLimit: job.retryLimit, reason, ...(Object.keys(smtp).length ? { smtp } : {}) };
+    const meta = {
+      kind,
+      jobId: job.id,
+      ...(messageId ? { messageId } : {}),
+      domain,
+      attempt,
+      retryLimit: job.retryLimit,
+      reason,
+      ...(Object.keys(smtp).length ? { smtp } : {}),
+    };
     if (final) log.error('mail not delivered: last attempt failed; the job is dead-lettered', { event: 'mail.dead', ...meta });
     else log.warn('mail not delivered; will retry', { event: 'mail.failed', ...meta });
     const summary = [reason, smtp.code, smtp.responseCode, smtp.command].filter((part) => part !== undefined && part !== '').join(' ');

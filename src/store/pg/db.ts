@@ -84,7 +84,10 @@ export class Db {
 
   async migrateStatus(): Promise<{ applied: string[]; pending: string[] }> {
     // With a custom migration source knex lists pending entries as the source's own objects.
-    const [completed, pending] = (await guard(this.writer.migrate.list(migratorConfig))) as [Array<{ name: string }>, Parameters<typeof migrationSource.getMigrationName>[0][]];
+    const [completed, pending] = (await guard(this.writer.migrate.list(migratorConfig))) as [
+      Array<{ name: string }>,
+      Parameters<typeof migrationSource.getMigrationName>[0][],
+    ];
     return { applied: completed.map((m) => m.name), pending: pending.map((m) => migrationSource.getMigrationName(m)) };
   }
 

@@ -6,7 +6,20 @@ import { AppError } from '../../platform/errors.js';
 const UNAVAILABLE_SQLSTATES = new Set(['57014', '57P01', '57P02', '57P03', '53300', '53400']);
 const UNAVAILABLE_ERRNOS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'EPIPE', 'ENETUNREACH']);
 // "timeout expired" is pg's own connect timer, which can fire before knex's acquire timeout does.
-const UNAVAILABLE_MESSAGES = [/Connection terminated/i, /timeout exceeded when trying to connect/i, /Timeout acquiring a connection/i, /Client has encountered a connection error/i, /the database system is (starting up|shutting down)/i, /Connection ended/i, /Query read timeout/i, /Client was closed/i, /socket hang up/i, /Connection (closed|lost)/i, /database .* does not exist/i, /^timeout expired$/i];
+const UNAVAILABLE_MESSAGES = [
+  /Connection terminated/i,
+  /timeout exceeded when trying to connect/i,
+  /Timeout acquiring a connection/i,
+  /Client has encountered a connection error/i,
+  /the database system is (starting up|shutting down)/i,
+  /Connection ended/i,
+  /Query read timeout/i,
+  /Client was closed/i,
+  /socket hang up/i,
+  /Connection (closed|lost)/i,
+  /database .* does not exist/i,
+  /^timeout expired$/i,
+];
 
 interface PgLikeError {
   code?: string;

@@ -70,7 +70,11 @@ export class ReplicationRepo {
       await trx('replication_peers').whereNotIn('name', names).delete();
       const added: string[] = [];
       for (const peer of peers) {
-        const rows = await trx('replication_peers').insert({ name: peer.name, url: peer.url }).onConflict('name').merge({ url: peer.url }).returning<Array<{ inserted: boolean }>>(trx.raw('(xmax = 0) as inserted'));
+        const rows = await trx('replication_peers')
+          .insert({ name: peer.name, url: peer.url })
+          .onConflict('name')
+          .merge({ url: peer.url })
+          .returning<Array<{ inserted: boolean }>>(trx.raw('(xmax = 0) as inserted'));
         if (rows[0]?.inserted) added.push(peer.name);
       }
       for (const peer of added) {
@@ -155,8 +159,15 @@ export class ReplicationRepo {
     return this.db.transaction(async (trx) => {
       await trx('replication_peers')
         .where({ name: peer })
-        .update({ attempts: trx.raw('attempts + 1'), next_attempt_at: new Date(now.getTime() + options.backoffMs), last_error: error.slice(0, 500), last_error_at: now });
-      await trx('replication_outbox').whereIn('id', ids).update({ attempts: trx.raw('attempts + 1'), leased_until: null, last_error: error.slice(0, 500) });
+        .update({
+          attempts: trx.raw('attempts + 1'),
+          next_attempt_at: new Date(now.getTime() + options.backoffMs),
+          last_error: error.slice(0, 500),
+          last_error_at: now,
+        });
+      await trx('replication_outbox')
+        .whereIn('id', ids)
+        .update({ attempts: trx.raw('attempts + 1'), leased_until: null, last_error: error.slice(0, 500) });
       if (options.deadAfter === undefined) return 0;
       return trx('replication_outbox').whereIn('id', ids).where('attempts', '>=', options.deadAfter).update({ dead_at: now });
     });
@@ -200,17 +211,26 @@ export class ReplicationRepo {
    */
   async apply(trx: Knex.Transaction, origin: string, batchId: string, changes: Array<{ entity: string; payload: Row }>, now: Date): Promise<ApplyResult> {
     const result: ApplyResult = { duplicate: false, applied: 0, revoked: [], forks: [], renamed: [], keysChanged: false };
-    const fresh = await trx('replication_applied').insert({ origin, batch_id: batchId, applied_at: now }).onConflict(['origin', 'batch_id']).ignore().returning('batch_id');
+    const fresh = await trx('replication_applied')
+      .insert({ origin, batch_id: batchId, applied_at: now })
+      .onConflict(['origin', 'batch_id'])
+      .ignore()
+      .returning('batch_id');
     if (fresh.length === 0) return { ...result, duplicate: true };
     await setApplying(trx, true);
     // Consecutive session changes are merged as one group: a batch under refresh load holds
     // many rotations of few sessions, and each session is then read and written once.
-    for (let i = 0; i < changes.length; ) {
+    for (let i = 0; i < changes.length;) {
       const change = changes[i]!;
       if (change.entity === 'sessions') {
         let end = i;
         while (end < changes.length && changes[end]!.entity === 'sessions') end += 1;
-        await this.applySessions(trx, changes.slice(i, end).map((c) => c.payload), now, result);
+        await this.applySessions(
+          trx,
+          changes.slice(i, end).map((c) => c.payload),
+          now,
+          result,
+        );
         result.applied += end - i;
         i = end;
         continue;
@@ -220,7 +240,9 @@ export class ReplicationRepo {
           await this.applyUser(trx, change.payload, now, result);
           break;
         case 'users_deleted':
-          await trx('users').where({ id: change.payload.id as string }).delete();
+          await trx('users')
+            .where({ id: change.payload.id as string })
+            .delete();
           break;
         case 'signing_keys':
           await this.applyKey(trx, change.payload, result);
@@ -251,8 +273,16 @@ export class ReplicationRepo {
       const incomingWins = a[0] !== b[0] ? a[0] < b[0] : a[1] !== b[1] ? a[1] < b[1] : a[2] < b[2];
       const loser = incomingWins ? clash : incoming;
       const renamed = clashName(loser.username as string, loser.home_region as string);
-      result.renamed.push({ userId: loser.id as string, from: loser.username as string, to: renamed, winnerId: (incomingWins ? incoming : clash).id as string });
-      if (incomingWins) await trx('users').where({ id: clash.id as string }).update({ username: renamed });
+      result.renamed.push({
+        userId: loser.id as string,
+        from: loser.username as string,
+        to: renamed,
+        winnerId: (incomingWins ? incoming : clash).id as string,
+      });
+      if (incomingWins)
+        await trx('users')
+          .where({ id: clash.id as string })
+          .update({ username: renamed });
       else incoming.username = renamed;
     }
     const row = {
@@ -314,7 +344,13 @@ export class ReplicationRepo {
         if (incoming.revokedAt) result.revoked.push({ id: incoming.id, revokedAt: incoming.revokedAt, expiresAt: incoming.expiresAt, userId: incoming.userId });
         continue;
       }
-      if (!forks.has(incoming.id) && !local.revokedAt && !incoming.revokedAt && local.counter === incoming.counter && local.rotatedAt.getTime() !== incoming.rotatedAt.getTime()) {
+      if (
+        !forks.has(incoming.id) &&
+        !local.revokedAt &&
+        !incoming.revokedAt &&
+        local.counter === incoming.counter &&
+        local.rotatedAt.getTime() !== incoming.rotatedAt.getTime()
+      ) {
         forks.add(incoming.id);
       }
       if (incoming.counter > local.counter) {
@@ -354,7 +390,17 @@ export class ReplicationRepo {
         // refuse the batch for now; the sender retries it without dead-lettering.
         throw new AppError('conflict', 'a session of a user not replicated here yet');
       }
-      await trx('sessions').insert([...inserted.values()].map((s) => ({ ...fromState(s), user_id: s.userId, home_region: s.homeRegion, created_at: s.createdAt, expires_at: s.expiresAt, user_agent: s.userAgent, ip: s.ip })));
+      await trx('sessions').insert(
+        [...inserted.values()].map((s) => ({
+          ...fromState(s),
+          user_id: s.userId,
+          home_region: s.homeRegion,
+          created_at: s.createdAt,
+          expires_at: s.expiresAt,
+          user_agent: s.userAgent,
+          ip: s.ip,
+        })),
+      );
     }
     if (dirty.size > 0) {
       await trx.raw(
@@ -438,7 +484,15 @@ function toState(r: Row): SessionState {
 
 /** The merged columns of a session, as written back. */
 function fromState(s: SessionState) {
-  return { id: s.id, counter: s.counter, rotated_at: s.rotatedAt, last_used_at: s.lastUsedAt, revoked_at: s.revokedAt, revoke_reason: s.revokeReason, version: s.version };
+  return {
+    id: s.id,
+    counter: s.counter,
+    rotated_at: s.rotatedAt,
+    last_used_at: s.lastUsedAt,
+    revoked_at: s.revokedAt,
+    revoke_reason: s.revokeReason,
+    version: s.version,
+  };
 }
 
 async function setApplying(ex: Executor, on: boolean): Promise<void> {

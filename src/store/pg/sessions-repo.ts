@@ -185,11 +185,7 @@ export class SessionsRepo {
 
   async listActiveForUser(userId: string, now: Date): Promise<SessionRecord[]> {
     const rows = await guard(
-      this.db.reader<SessionDbRow>('sessions')
-        .where({ user_id: userId })
-        .whereNull('revoked_at')
-        .where('expires_at', '>', now)
-        .orderBy('created_at', 'desc'),
+      this.db.reader<SessionDbRow>('sessions').where({ user_id: userId }).whereNull('revoked_at').where('expires_at', '>', now).orderBy('created_at', 'desc'),
     );
     return rows.map(toSession);
   }
@@ -261,7 +257,8 @@ export class SessionsRepo {
   /** Sessions revoked at or after `since` whose access tokens may still be alive. */
   async revokedSince(since: Date, notExpiredBefore: Date): Promise<RevokedSession[]> {
     const rows = await guard(
-      this.db.writer('sessions')
+      this.db
+        .writer('sessions')
         .select<Array<{ id: string; revoked_at: Date; expires_at: Date }>>('id', 'revoked_at', 'expires_at')
         .where('revoked_at', '>=', since)
         .where('expires_at', '>', notExpiredBefore),

@@ -81,9 +81,7 @@ export class SigningKeysRepo {
 
   /** Deletes keys that left the JWKS before `before` (no token they signed can still be valid); returns their kids. */
   async deleteRetiredBefore(before: Date, ex: Executor = this.db.writer): Promise<string[]> {
-    const rows = await guard(
-      ex('signing_keys').whereNotNull('retires_at').where('retires_at', '<', before).delete().returning<Array<{ kid: string }>>('kid'),
-    );
+    const rows = await guard(ex('signing_keys').whereNotNull('retires_at').where('retires_at', '<', before).delete().returning<Array<{ kid: string }>>('kid'));
     return rows.map((r) => r.kid);
   }
 

@@ -74,16 +74,12 @@ export class StatsRepo {
   async sessionCounts(now: Date, revokedSince: Date): Promise<SessionCounts> {
     const [active, revoked] = await Promise.all([
       guard(
-        this.db.reader.raw<{ rows: Array<{ count: string }> }>(
-          `select count(*) as count from sessions where expires_at > :now and revoked_at is null`,
-          { now },
-        ),
+        this.db.reader.raw<{ rows: Array<{ count: string }> }>(`select count(*) as count from sessions where expires_at > :now and revoked_at is null`, {
+          now,
+        }),
       ),
       guard(
-        this.db.reader.raw<{ rows: Array<{ count: string }> }>(
-          `select count(*) as count from sessions where revoked_at >= :since`,
-          { since: revokedSince },
-        ),
+        this.db.reader.raw<{ rows: Array<{ count: string }> }>(`select count(*) as count from sessions where revoked_at >= :since`, { since: revokedSince }),
       ),
     ]);
     return { active: Number(active.rows[0]?.count ?? 0), revokedSince: Number(revoked.rows[0]?.count ?? 0) };

@@ -23,7 +23,8 @@ export class UsageRepo {
   async add(region: string, rows: readonly UsageRow[]): Promise<void> {
     const merged = new Map<string, { region: string; hour: Date; metric: string; count: number }>();
     for (const row of rows) {
-      if (!Number.isSafeInteger(row.count) || row.count < 0) throw new RangeError(`usage count for ${row.metric} must be a non-negative integer, got ${row.count}`);
+      if (!Number.isSafeInteger(row.count) || row.count < 0)
+        throw new RangeError(`usage count for ${row.metric} must be a non-negative integer, got ${row.count}`);
       if (row.count === 0) continue;
       const key = `${row.hour.getTime().toString().padStart(16, '0')}\u0000${row.metric}`;
       const existing = merged.get(key);

@@ -104,7 +104,13 @@ export class UsersRepo {
   }
 
   /** A new password hash; sessions created before `now` but `keepSessionId` are cut off (see {@link cutSessions}). */
-  async setPasswordHash(id: string, passwordHash: string, now: Date, keepSessionId: string | null, ex: Executor = this.db.writer): Promise<UserRecord | undefined> {
+  async setPasswordHash(
+    id: string,
+    passwordHash: string,
+    now: Date,
+    keepSessionId: string | null,
+    ex: Executor = this.db.writer,
+  ): Promise<UserRecord | undefined> {
     const [row] = await guard(
       ex<UserDbRow>('users')
         .where({ id })
@@ -126,7 +132,11 @@ export class UsersRepo {
    * the regions that learn of such a session only later (migration 0005-session-cutoff).
    */
   async cutSessions(id: string, before: Date, keep: string | null, ex: Executor = this.db.writer): Promise<void> {
-    await guard(ex('users').where({ id }).update({ sessions_revoked_before: before, sessions_revoked_keep: keep, version: ex.raw('version + 1') }));
+    await guard(
+      ex('users')
+        .where({ id })
+        .update({ sessions_revoked_before: before, sessions_revoked_keep: keep, version: ex.raw('version + 1') }),
+    );
   }
 
   async delete(id: string, ex: Executor = this.db.writer): Promise<boolean> {

@@ -85,7 +85,9 @@ export async function up(knex: Knex): Promise<void> {
   }
   // Deleting a user must reach every region (else the user could still log in there). Sessions
   // and keys are deleted by each region's own cleanup, so their deletes are not shipped.
-  await knex.raw(`create trigger users_replicate_delete after delete on users referencing old table as old_rows for each statement execute function authctl_replication_capture()`);
+  await knex.raw(
+    `create trigger users_replicate_delete after delete on users referencing old table as old_rows for each statement execute function authctl_replication_capture()`,
+  );
 }
 
 export async function down(knex: Knex): Promise<void> {
