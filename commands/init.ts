@@ -9,7 +9,7 @@ import { BaseCommand } from './_base.js';
 
 export default class Init extends BaseCommand<typeof Init> {
   static override summary = "Write a region's config file: a guided set-up at a terminal, or from flags with --yes.";
-  static override description = `At a terminal, asks for the region name, public URL, PostgreSQL and Redis URLs (trying each connection, and asking again until it works; a missing database can be created), token lifetimes and peer regions; then writes config/<region>.json and offers to run the migrations.
+  static override description = `At a terminal, asks for the region name, public URL, PostgreSQL, Redis and SMTP URLs (trying each connection, and asking again until it works; a missing database can be created; no SMTP URL: mail stays off), token lifetimes and peer regions; then writes config/<region>.json and offers to run the migrations.
 
 The server secret is generated here and never written to the config file: the file says "env:AUTHCTL_SECRET" and the secret is shown once, as the export line to keep (or written to --secrets-file). Peer secrets and URLs with passwords are handled the same way.
 
@@ -25,6 +25,8 @@ In scripts and CI, pass --yes with the values as flags (anything not given takes
     'public-url': Flags.string({ summary: 'Public base URL of this region; also the token issuer (default http://127.0.0.1:8080).' }),
     'database-url': Flags.string({ summary: 'PostgreSQL URL (default postgres://postgres@127.0.0.1:5432/authctl).' }),
     'redis-url': Flags.string({ summary: 'Redis URL (default with --yes: none, an in-process cache for one server process).' }),
+    'smtp-url': Flags.string({ summary: 'SMTP URL for outgoing mail, smtp://user:password@host:587 or smtps://…:465 (default: none, mail off).' }),
+    'mail-from': Flags.string({ summary: 'Sender of mail, with --smtp-url (default no-reply@<public URL host>).' }),
     'access-ttl': Flags.integer({ summary: 'Access token lifetime in seconds (default 900).' }),
     'refresh-ttl': Flags.integer({ summary: 'Session (refresh token) lifetime in seconds (default 1209600, 14 days).' }),
     peer: Flags.string({ summary: 'A peer region as name=url (repeatable); its shared secret is generated.', multiple: true }),
@@ -32,7 +34,11 @@ In scripts and CI, pass --yes with the values as flags (anything not given takes
     'secrets-file': Flags.string({ summary: 'Also write the secrets as export lines to this file (mode 600).' }),
     force: Flags.boolean({ summary: 'Overwrite an existing config (and env) file.' }),
     migrate: Flags.boolean({ summary: 'Run the migrations with the new config (asked at a terminal; default with --yes: no).', allowNo: true }),
-    check: Flags.boolean({ summary: 'With --yes: try the database and Redis before writing (a missing database is created).', allowNo: true, default: true }),
+    check: Flags.boolean({
+      summary: 'With --yes: try the database, Redis and SMTP before writing (a missing database is created).',
+      allowNo: true,
+      default: true,
+    }),
   };
 
   async run(): Promise<InitResult> {
@@ -71,6 +77,8 @@ In scripts and CI, pass --yes with the values as flags (anything not given takes
     if (f['redis-url'] !== undefined) given.redisUrl = f['redis-url'] === '-' ? '' : f['redis-url'];
     if (f['access-ttl'] !== undefined) given.accessTtl = f['access-ttl'];
     if (f['refresh-ttl'] !== undefined) given.refreshTtl = f['refresh-ttl'];
+    if (f['smtp-url'] !== undefined && f['smtp-url'] !== '') given.smtpUrl = f['smtp-url'];
+    if (f['mail-from'] !== undefined) given.mailFrom = f['mail-from'];
     return given;
   }
 

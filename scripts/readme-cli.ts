@@ -51,7 +51,8 @@ export function withCliReference(readme: string, reference: string): string {
 
 /** `npm run readme:cli`: rewrites README's CLI table from the built commands. */
 async function main(): Promise<void> {
-  const root = fileURLToPath(new URL('../../../', import.meta.url));
+  // This file runs as dist/scripts/readme-cli.js: the repository is two folders up.
+  const root = fileURLToPath(new URL('../../', import.meta.url));
   const config = await Config.load(root);
   const file = join(root, 'README.md');
   writeFileSync(file, withCliReference(readFileSync(file, 'utf8'), renderCliReference(config)));

@@ -33,6 +33,13 @@ import { RefreshProxy } from './core/replication/refresh-proxy.js';
 import { ReplicationShipping } from './core/replication/shipper.js';
 import { CacheRepairJobs } from './jobs/cache-repair.js';
 import { JobQueue } from './jobs/job-queue.js';
+import { MailOutbox, type MailServices } from './jobs/mail.js';
+import { BUILTIN_TEMPLATES } from './mail/builtin-templates.js';
+import { MailComposers, testComposer } from './mail/composers.js';
+import { createMailer } from './mail/index.js';
+import { MailMessages } from './mail/messages.js';
+import { createMailMetrics } from './mail/metrics.js';
+import { MailTemplates } from './mail/templates.js';
 import { createCache, type Cache } from './store/cache/index.js';
 import { MemoryCache } from './store/cache/memory.js';
 import { memoryLimiterStore, postgresLimiterStore, redisLimiterStore, type LimiterStore } from './security/limiter-store.js';
@@ -68,6 +75,8 @@ export interface Container {
   limiterStore: LimiterStore;
   /** The admin use cases the CLI runs: stats, users, sessions, token inspection, keys, cache, migrations. */
   admin: Admin;
+  /** Outgoing mail: the outbox flows enqueue with, the composers by kind, the mailer workers send with. */
+  mail: MailServices;
 }
 
 export interface Repositories {
@@ -239,6 +248,19 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
   const throttle = new LoginThrottle({ config: config.rateLimit, store: limiterStore, log, registry: metrics.registry });
   const admin = new Admin({ config, clock, db, stats: repos.stats, usage: repos.usage, cache, jobs, keys, accessTokens, users, sessions });
 
+  // Later flows register their composers here, beside `test`.
+  const composers = new MailComposers().register(testComposer);
+  const templates = new MailTemplates(BUILTIN_TEMPLATES, () => composers.contracts(), config.mail.templatesDir);
+  const mail: MailServices = {
+    config: config.mail,
+    mailer: createMailer(config.mail, log),
+    composers,
+    templates,
+    messages: new MailMessages({ composers, templates, config: config.mail, region: config.region, clock }),
+    outbox: new MailOutbox(jobs, composers, config.mail.transport),
+    metrics: createMailMetrics(metrics.registry),
+  };
+
   return {
     config,
     clock,
@@ -260,6 +282,7 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
     replication,
     limiterStore,
     admin,
+    mail,
   };
 }
 

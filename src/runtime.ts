@@ -68,6 +68,7 @@ export async function shutdown(c: Container | undefined): Promise<void> {
   c.keys.stop();
   await c.usage.stop();
   await c.jobs.stop();
+  c.mail.mailer?.close();
   await c.cache.close();
   await c.limiterStore.close();
   await c.db.close();

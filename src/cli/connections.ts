@@ -1,5 +1,6 @@
 import { Redis } from 'ioredis';
 import pg from 'pg';
+import { SmtpMailer } from '../mail/smtp-mailer.js';
 
 export type CheckResult = { ok: true; detail: string } | { ok: false; reason: string; missingDatabase?: string };
 
@@ -9,6 +10,8 @@ export interface ConnectionChecks {
   /** Creates the database a PostgreSQL URL names, connecting to the server's `postgres` database. */
   createDatabase(url: string): Promise<void>;
   redis(url: string): Promise<CheckResult>;
+  /** Connects, greets, upgrades to TLS and logs in (nodemailer `verify()`), then hangs up. */
+  smtp(url: string): Promise<CheckResult>;
 }
 
 const TIMEOUT_MS = 4_000;
@@ -88,6 +91,19 @@ export const liveChecks: ConnectionChecks = {
       return { ok: false, reason: describe(cause ?? err) };
     } finally {
       client.disconnect();
+    }
+  },
+
+  async smtp(url) {
+    const mailer = new SmtpMailer({ url, from: 'authctl-init@localhost', timeoutMs: TIMEOUT_MS, pool: false });
+    try {
+      await mailer.verify();
+      return { ok: true, detail: `SMTP at ${mailer.endpoint}` };
+    } catch (err) {
+      // The detail names the server by host:port only, never the URL's password.
+      return { ok: false, reason: ((err as { detail?: string }).detail ?? 'could not connect').replace(/^the SMTP server at \S+ /, 'the server ') };
+    } finally {
+      mailer.close();
     }
   },
 };

@@ -14,6 +14,10 @@ export interface InitAnswers {
   refreshTtl: number;
   /** `secret` is set when the admin pasted the peer's secret; otherwise one is generated. */
   peers: Array<{ name: string; url: string; secret?: string }>;
+  /** Outgoing mail: empty or absent, mail stays off. */
+  smtpUrl?: string;
+  /** The sender (mail.from); required with `smtpUrl`. */
+  mailFrom?: string;
 }
 
 export const INIT_DEFAULTS = {
@@ -48,7 +52,18 @@ export const FIELDS = {
   accessTtl: (v: unknown) => ({ tokens: { accessTtl: v } }),
   refreshTtl: (v: unknown) => ({ tokens: { refreshTtl: v } }),
   peer: (v: unknown) => ({ regions: { peers: [v] } }),
+  smtpUrl: (v: unknown) => ({ mail: { smtpUrl: v } }),
+  mailFrom: (v: unknown) => ({ mail: { from: v } }),
 };
+
+/** `no-reply@<the public URL's host>`, the sender suggested for a region. */
+export function defaultMailFrom(publicUrl: string): string {
+  try {
+    return `no-reply@${new URL(publicUrl).hostname}`;
+  } catch {
+    return 'no-reply@localhost';
+  }
+}
 
 /**
  * Asks for each answer in turn; connections are tried as they are given and asked again until they
@@ -119,6 +134,33 @@ export async function askInitAnswers(
     say(`  ✖ ${result.reason}. Try again.`);
   }
 
+  let smtpUrl = defaults.smtpUrl ?? '';
+  for (;;) {
+    smtpUrl = (
+      await input(
+        {
+          message: 'SMTP URL for outgoing mail (smtp://user:password@host:587, or smtps://…:465; blank: no mail)',
+          ...(smtpUrl ? { default: smtpUrl } : {}),
+          validate: (v) => v.trim() === '' || checkValue(FIELDS.smtpUrl, v.trim()),
+        },
+        io,
+      )
+    ).trim();
+    if (smtpUrl === '') break;
+    const result = await checks.smtp(smtpUrl);
+    if (result.ok) {
+      say(`  ✔ connected (${result.detail})`);
+      break;
+    }
+    say(`  ✖ ${result.reason}. Try again.`);
+  }
+  const mailFrom = smtpUrl
+    ? await input(
+        { message: 'Sender of mail (From)', default: defaults.mailFrom ?? defaultMailFrom(publicUrl), validate: (v) => checkValue(FIELDS.mailFrom, v.trim()) },
+        io,
+      )
+    : undefined;
+
   const accessTtl = await askSeconds('Access token lifetime, seconds', defaults.accessTtl ?? INIT_DEFAULTS.accessTtl, FIELDS.accessTtl, io);
   const refreshTtl = await askSeconds('Session (refresh token) lifetime, seconds', defaults.refreshTtl ?? INIT_DEFAULTS.refreshTtl, FIELDS.refreshTtl, io);
 
@@ -138,7 +180,7 @@ export async function askInitAnswers(
       : await password({ message: `Shared secret of ${name}`, mask: '*', validate: (v) => (v.length >= 32 ? true : 'at least 32 characters') }, io);
     peers.push({ name, url, ...(secret ? { secret } : {}) });
   }
-  return { region, publicUrl, databaseUrl, redisUrl, accessTtl, refreshTtl, peers };
+  return { region, publicUrl, databaseUrl, redisUrl, accessTtl, refreshTtl, peers, ...(smtpUrl ? { smtpUrl, mailFrom: mailFrom!.trim() } : {}) };
 }
 
 async function askSeconds(message: string, fallback: number, field: (v: unknown) => Record<string, unknown>, io: PromptIo): Promise<number> {
@@ -174,6 +216,9 @@ export function buildConfigFile(answers: InitAnswers): { values: ConfigFileValue
     ...(answers.redisUrl ? { cache: { redisUrl: viaEnv(answers.redisUrl, 'AUTHCTL_REDIS_URL') } } : {}),
     tokens: { issuer: answers.publicUrl, audience: 'authctl', accessTtl: answers.accessTtl, refreshTtl: answers.refreshTtl },
     ...(peers.length ? { regions: { peers } } : {}),
+    ...(answers.smtpUrl
+      ? { mail: { transport: 'smtp', smtpUrl: viaEnv(answers.smtpUrl, 'AUTHCTL_SMTP_URL'), from: answers.mailFrom ?? defaultMailFrom(answers.publicUrl) } }
+      : {}),
     secret: envReference('AUTHCTL_SECRET'),
   };
   return { values, secrets, entered };

@@ -6,7 +6,7 @@ import { buildContainer } from '../container.js';
 import { AppError } from '../platform/errors.js';
 import { displayPath, writeConfigFile, type ConfigFileValues } from './config-file.js';
 import type { ConnectionChecks } from './connections.js';
-import { askInitAnswers, buildConfigFile, checkValue, FIELDS, INIT_DEFAULTS, type InitAnswers, type PromptIo } from './init-wizard.js';
+import { askInitAnswers, buildConfigFile, checkValue, defaultMailFrom, FIELDS, INIT_DEFAULTS, type InitAnswers, type PromptIo } from './init-wizard.js';
 import { migrate, shutdown } from '../runtime.js';
 
 export interface InitOptions {
@@ -20,7 +20,7 @@ export interface InitOptions {
   force: boolean;
   /** Run migrations; undefined: ask (interactive) or no. */
   migrate?: boolean | undefined;
-  /** Try the database and Redis before writing (non-interactive; the wizard always does). */
+  /** Try the database, Redis and SMTP before writing (non-interactive; the wizard always does). */
   check: boolean;
   checks: ConnectionChecks;
   cwd?: string;
@@ -53,7 +53,9 @@ function answersFromFlags(given: Partial<InitAnswers>): InitAnswers {
     accessTtl: given.accessTtl ?? INIT_DEFAULTS.accessTtl,
     refreshTtl: given.refreshTtl ?? INIT_DEFAULTS.refreshTtl,
     peers: given.peers ?? [],
+    ...(given.smtpUrl ? { smtpUrl: given.smtpUrl, mailFrom: given.mailFrom ?? defaultMailFrom(given.publicUrl ?? INIT_DEFAULTS.publicUrl) } : {}),
   };
+  if (given.mailFrom && !given.smtpUrl) throw new AppError('invalid_request', '--mail-from: needs --smtp-url (without it, mail stays off)');
   const checksByFlag: Array<[string, (v: unknown) => Record<string, unknown>, unknown]> = [
     ['--region', FIELDS.region, answers.region],
     ['--public-url', FIELDS.publicUrl, answers.publicUrl],
@@ -61,6 +63,12 @@ function answersFromFlags(given: Partial<InitAnswers>): InitAnswers {
     ['--redis-url', FIELDS.redisUrl, answers.redisUrl || undefined],
     ['--access-ttl', FIELDS.accessTtl, answers.accessTtl],
     ['--refresh-ttl', FIELDS.refreshTtl, answers.refreshTtl],
+    ...(answers.smtpUrl
+      ? ([
+          ['--smtp-url', FIELDS.smtpUrl, answers.smtpUrl],
+          ['--mail-from', FIELDS.mailFrom, answers.mailFrom],
+        ] as Array<[string, (v: unknown) => Record<string, unknown>, unknown]>)
+      : []),
     ...answers.peers.map((p): [string, (v: unknown) => Record<string, unknown>, unknown] => ['--peer', FIELDS.peer, { ...p, secret: 'x'.repeat(32) }]),
   ];
   for (const [flag, field, value] of checksByFlag) {
@@ -83,6 +91,10 @@ async function checkConnections(answers: InitAnswers, checks: ConnectionChecks):
   if (answers.redisUrl) {
     const redis = await checks.redis(answers.redisUrl);
     if (!redis.ok) throw new AppError('unavailable', `cannot reach the Redis at --redis-url: ${redis.reason} (or pass --no-check to write the file anyway)`);
+  }
+  if (answers.smtpUrl) {
+    const smtp = await checks.smtp(answers.smtpUrl);
+    if (!smtp.ok) throw new AppError('unavailable', `cannot use the SMTP server at --smtp-url: ${smtp.reason} (or pass --no-check to write the file anyway)`);
   }
 }
 

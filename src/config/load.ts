@@ -41,6 +41,9 @@ const ENV_MAP: Record<string, { path: string[]; type: 'string' | 'int' | 'bool' 
   AUTHCTL_RATE_LIMIT_MAX_FAILURES: { path: ['rateLimit', 'maxFailures'], type: 'int' },
   AUTHCTL_RATE_LIMIT_IP_FAILURES: { path: ['rateLimit', 'ipFailures'], type: 'int' },
   AUTHCTL_RATE_LIMIT_REGISTER_PER_IP: { path: ['rateLimit', 'registerPerIp'], type: 'int' },
+  AUTHCTL_MAIL_TRANSPORT: { path: ['mail', 'transport'], type: 'string' },
+  AUTHCTL_SMTP_URL: { path: ['mail', 'smtpUrl'], type: 'string' },
+  AUTHCTL_MAIL_FROM: { path: ['mail', 'from'], type: 'string' },
 };
 
 export const ENV_VARIABLES = Object.freeze(Object.fromEntries(Object.entries(ENV_MAP).map(([name, { path }]) => [name, path.join('.')])));

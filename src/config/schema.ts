@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { mailSchema } from './mail.js';
 
 const seconds = (min: number, max: number) => z.number().int().min(min).max(max);
 const url = (protocols: string[]) =>
@@ -163,6 +164,8 @@ export const configSchema = z.strictObject({
       registerWindow: seconds(1, 86_400).default(3_600),
     })
     .prefault({}),
+  // Outgoing mail (src/config/mail.ts): off unless configured.
+  mail: mailSchema,
   log: z
     .strictObject({
       level: z.enum(['error', 'warn', 'info', 'http', 'verbose', 'debug', 'silly', 'silent']).default('info'),

