@@ -155,37 +155,13 @@ describe('access-token verification agrees with jose (differential)', function (
   }
 
   it('the generator reaches both verdicts (accepted and refused tokens), so agreement is not vacuous', async function () {
-    const accepted = await build(
-      { alg: 'EdDSA', typ: 'at+jwt', kid: 'ours', crit: undefined, b64: undefined, jwk: undefined },
-      {
-        iss: 'ok',
-        aud: 'ok',
-        exp: 900,
-        iat: 0,
-        nbf: 'missing',
-        sid: 'live',
-        sub: 'ok',
-        extra: 'none',
-      },
-      'server',
-    );
+    const validHeader = { alg: 'EdDSA', typ: 'at+jwt', kid: 'ours' as const, crit: undefined, b64: undefined, jwk: undefined };
+    const validClaims = { iss: 'ok', aud: 'ok', exp: 900, iat: 0, nbf: 'missing', sid: 'live', sub: 'ok', extra: 'none' };
+    const accepted = await build(validHeader, validClaims, 'server');
     expect(await oracle(accepted)).to.equal(true);
     expect(await authctl(accepted)).to.equal(true);
     expect(await authctl(genuine.accessToken)).to.equal(true);
-    const forged = await build(
-      { alg: 'EdDSA', typ: 'at+jwt', kid: 'ours', crit: undefined, b64: undefined, jwk: undefined },
-      {
-        iss: 'ok',
-        aud: 'ok',
-        exp: 900,
-        iat: 0,
-        nbf: 'missing',
-        sid: 'live',
-        sub: 'ok',
-        extra: 'none',
-      },
-      'foreign',
-    );
+    const forged = await build(validHeader, validClaims, 'foreign');
     expect(await oracle(forged)).to.equal(false);
     expect(await authctl(forged)).to.equal(false);
   });
