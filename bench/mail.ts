@@ -17,7 +17,7 @@
 import type { AddressInfo } from 'node:net';
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
-import pg from 'pg';
+import { adminQuery } from './lib/env.js';
 import { SMTPServer } from 'smtp-server';
 import { loadConfig } from '../src/config/load.js';
 import { buildContainer } from '../src/container.js';
@@ -38,15 +38,7 @@ if (!Number.isInteger(messages) || messages < 1 || !Number.isInteger(latencySamp
   process.exit(2);
 }
 
-async function admin(sql: string): Promise<void> {
-  const client = new pg.Client({ connectionString: values['pg-url'] });
-  await client.connect();
-  try {
-    await client.query(sql);
-  } finally {
-    await client.end();
-  }
-}
+const admin = (sql: string) => adminQuery(values['pg-url'], sql);
 
 /** A catcher that notes when each Message-ID arrived, and nothing else. */
 async function startCatcher(): Promise<{ url: string; arrivals: Map<string, number>; onArrival: (cb: () => void) => void; close(): Promise<void> }> {

@@ -10,7 +10,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
-import pg from 'pg';
+import { adminQuery } from './lib/env.js';
 import { loadConfig } from '../src/config/load.js';
 import { buildContainer, type Container } from '../src/container.js';
 import { createApp } from '../src/http/app.js';
@@ -30,15 +30,7 @@ const outageMs = Number(values.outage) * 1000;
 const SECRET = 'bench-replication-server-secret-0123456789abcdef';
 const PEER_SECRET = 'bench-replication-peer-secret-0123456789abcdef';
 
-async function admin(sql: string): Promise<void> {
-  const client = new pg.Client({ connectionString: values['pg-url'] });
-  await client.connect();
-  try {
-    await client.query(sql);
-  } finally {
-    await client.end();
-  }
-}
+const admin = (sql: string) => adminQuery(values['pg-url'], sql);
 
 interface Node {
   name: string;

@@ -19,6 +19,17 @@ export const DEFAULT_PG_URL = process.env.AUTHCTL_BENCH_PG_URL ?? 'postgres://po
 export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
 
 /** Async teardown steps, run last-registered first, each at most once, errors reported not thrown. */
+/** Runs one statement on its own connection to `pgUrl` (create or drop a bench database). */
+export async function adminQuery(pgUrl: string, sql: string): Promise<void> {
+  const client = new pg.Client({ connectionString: pgUrl });
+  await client.connect();
+  try {
+    await client.query(sql);
+  } finally {
+    await client.end();
+  }
+}
+
 export class Cleanup {
   private readonly steps: Array<{ what: string; run: () => Promise<void> | void }> = [];
   private running: Promise<void> | undefined;
