@@ -194,7 +194,9 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
     graceSeconds: config.tokens.refreshGrace,
   });
   const users = new UserService({
+    db,
     repo: repos.users,
+    identity: config.identity,
     sessions,
     hasher: new PasswordHasher(config.hash, (op, seconds) => telemetry.passwordHash(op, seconds)),
     clock,

@@ -1,3 +1,4 @@
+import { userLabel } from '../../src/model/user.js';
 import { confirm } from '@inquirer/prompts';
 import { Args, Flags } from '@oclif/core';
 import { AppError } from '../../src/platform/errors.js';
@@ -11,16 +12,16 @@ export default class UserDelete extends BaseCommand<typeof UserDelete> {
   static override args = { user: Args.string({ required: true, description: 'User id or username.' }) };
   static override flags = { yes: Flags.boolean({ char: 'y', summary: 'Do not ask for confirmation.' }) };
 
-  async run(): Promise<{ id: string; username: string; deleted: true; revokedSessions: number }> {
+  async run(): Promise<{ id: string; username: string | null; email: string | null; deleted: true; revokedSessions: number }> {
     const target = await this.container.users.find(this.args.user);
     if (!this.flags.yes) {
       if (!process.stdin.isTTY) throw new AppError('invalid_request', 'refusing to delete without confirmation: pass --yes');
-      if (!(await confirm({ message: `Delete user ${target.username} (${target.id})?`, default: false }))) {
+      if (!(await confirm({ message: `Delete user ${userLabel(target)} (${target.id})?`, default: false }))) {
         throw new AppError('invalid_request', 'not deleted');
       }
     }
     const { revokedSessions } = await this.container.users.delete(target.id);
-    this.say(`Deleted user ${target.username}; ${revokedSessions} session(s) revoked.`);
-    return { id: target.id, username: target.username, deleted: true, revokedSessions };
+    this.say(`Deleted user ${userLabel(target)}; ${revokedSessions} session(s) revoked.`);
+    return { id: target.id, username: target.username, email: target.email, deleted: true, revokedSessions };
   }
 }

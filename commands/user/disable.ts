@@ -1,3 +1,4 @@
+import { userLabel } from '../../src/model/user.js';
 import { Args } from '@oclif/core';
 import { toAdminUserView, type AdminUserView } from '../../src/core/users/user-service.js';
 import { BaseCommand } from '../_base.js';
@@ -11,7 +12,7 @@ export default class UserDisable extends BaseCommand<typeof UserDisable> {
 
   async run(): Promise<{ user: AdminUserView; revokedSessions: number }> {
     const { user, revokedSessions } = await this.container.users.setStatus(this.args.user, 'disabled');
-    this.say(`User ${user.username} is now disabled${revokedSessions ? `; ${revokedSessions} session(s) revoked` : ''}.`);
+    this.say(`User ${userLabel(user)} is now disabled${revokedSessions ? `; ${revokedSessions} session(s) revoked` : ''}.`);
     return { user: toAdminUserView(user), revokedSessions };
   }
 }

@@ -1,3 +1,4 @@
+import { userLabel } from '../../src/model/user.js';
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../_base.js';
 import { obtainPassword } from '../_io.js';
@@ -13,11 +14,11 @@ export default class UserSetPassword extends BaseCommand<typeof UserSetPassword>
   static override args = { user: Args.string({ required: true, description: 'User id or username.' }) };
   static override flags = { 'password-stdin': Flags.boolean({ summary: 'Read the password from standard input.' }) };
 
-  async run(): Promise<{ id: string; username: string; revokedSessions: number }> {
+  async run(): Promise<{ id: string; username: string | null; email: string | null; revokedSessions: number }> {
     const user = await this.container.users.find(this.args.user);
     const password = await obtainPassword(this.flags['password-stdin']);
     const { revokedSessions } = await this.container.users.setPassword(user.id, password);
-    this.say(`Password of ${user.username} changed; ${revokedSessions} session(s) revoked.`);
-    return { id: user.id, username: user.username, revokedSessions };
+    this.say(`Password of ${userLabel(user)} changed; ${revokedSessions} session(s) revoked.`);
+    return { id: user.id, username: user.username, email: user.email, revokedSessions };
   }
 }

@@ -46,7 +46,8 @@ export interface AdminSessionsDeps {
 /** A user, as the session commands name them back. */
 export interface UserRef {
   id: string;
-  username: string;
+  username: string | null;
+  email: string | null;
 }
 
 /** Users' sessions as an admin sees and ends them (`authctl session …`, `authctl token revoke`). */
@@ -58,7 +59,7 @@ export class AdminSessions {
     const user = await this.deps.users.find(userRef);
     const now = this.deps.clock.now();
     const sessions = (await this.deps.sessions.listForUser(user.id)).map((s) => toSessionView(s, now));
-    return { user: { id: user.id, username: user.username }, sessions };
+    return { user: { id: user.id, username: user.username, email: user.email }, sessions };
   }
 
   /**
@@ -76,6 +77,6 @@ export class AdminSessions {
   async revokeAll(userRef: string): Promise<{ user: UserRef; sessionIds: string[] }> {
     const user = await this.deps.users.find(userRef);
     const revoked = await this.deps.sessions.revokeAllForUser(user.id, 'admin');
-    return { user: { id: user.id, username: user.username }, sessionIds: revoked.map((s) => s.id) };
+    return { user: { id: user.id, username: user.username, email: user.email }, sessionIds: revoked.map((s) => s.id) };
   }
 }

@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { z } from 'zod';
 import { AppError } from '../platform/errors.js';
-import { configSchema, type Config, type ConfigInput } from './schema.js';
+import { checkedConfigSchema, type Config, type ConfigInput } from './schema.js';
 
 /** Environment variables (README.md#configuration) and where each lands in the config, with its type. */
 const ENV_MAP: Record<string, { path: string[]; type: 'string' | 'int' | 'bool' | 'list' }> = {
@@ -44,6 +44,9 @@ const ENV_MAP: Record<string, { path: string[]; type: 'string' | 'int' | 'bool' 
   AUTHCTL_MAIL_TRANSPORT: { path: ['mail', 'transport'], type: 'string' },
   AUTHCTL_SMTP_URL: { path: ['mail', 'smtpUrl'], type: 'string' },
   AUTHCTL_MAIL_FROM: { path: ['mail', 'from'], type: 'string' },
+  AUTHCTL_IDENTITY_USERNAME: { path: ['identity', 'username'], type: 'string' },
+  AUTHCTL_IDENTITY_EMAIL: { path: ['identity', 'email'], type: 'string' },
+  AUTHCTL_REQUIRE_VERIFIED_EMAIL: { path: ['identity', 'requireVerifiedEmail'], type: 'bool' },
 };
 
 export const ENV_VARIABLES = Object.freeze(Object.fromEntries(Object.entries(ENV_MAP).map(([name, { path }]) => [name, path.join('.')])));
@@ -207,7 +210,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
   const fromFile = file ? resolveEnvReferences(readFile(file), env, file) : {};
   const { values: fromEnv, sources } = readEnv(env);
   const merged = merge(merge(fromFile, fromEnv), options.overrides ?? {});
-  const result = configSchema.safeParse(merged);
+  const result = checkedConfigSchema.safeParse(merged);
   if (!result.success) {
     const problems = result.error.issues.map((issue) => describeIssue(issue, sources, file));
     throw badConfig(`invalid configuration: ${problems.join('; ')}`);

@@ -22,6 +22,17 @@ export function mailboxAddress(value: string): string {
   return NAMED.exec(value)?.[3] ?? value.trim();
 }
 
+/** An http(s) URL with `{token}` in it. */
+const linkTemplate = z.string().refine((value) => {
+  if (!value.includes('{token}')) return false;
+  try {
+    const url = new URL(value.replaceAll('{token}', 'x'));
+    return url.protocol === 'https:' || url.protocol === 'http:';
+  } catch {
+    return false;
+  }
+}, 'must be an http(s) URL with {token} where the token goes, e.g. "https://app.example.com/reset?token={token}"');
+
 const mailbox = z.string().refine(isMailbox, 'must be an address like no-reply@example.com or "Example <no-reply@example.com>"');
 
 /**
@@ -73,6 +84,15 @@ export const mailSchema = z
     // An attempt still running after this long is given up and retried (also how long the
     // message of a worker that died mid-send waits before another worker takes it over).
     jobTimeoutSeconds: z.number().int().min(1).max(3_600).default(120),
+    // Where the links in messages point. Unset: authctl's own small pages (publicUrl, else
+    // tokens.issuer). Set to an app's page to handle them there, with {token} where the token goes:
+    // "https://app.example.com/reset?token={token}"; the page then POSTs the token to the API.
+    links: z
+      .strictObject({
+        verifyEmail: linkTemplate.optional(),
+        resetPassword: linkTemplate.optional(),
+      })
+      .prefault({}),
   })
   .superRefine((mail, ctx) => {
     if (mail.transport === 'smtp' && !mail.smtpUrl) {

@@ -164,6 +164,31 @@ export const configSchema = z.strictObject({
       registerWindow: seconds(1, 86_400).default(3_600),
     })
     .prefault({}),
+  // Who a user is (README "E-mail identity"): what sign-up asks for, and the e-mail flows.
+  identity: z
+    .strictObject({
+      // `optional`: a user may sign up with an address alone (`identity.email` must then be on).
+      username: z.enum(['required', 'optional']).default('required'),
+      // `off`: no addresses at all (as before). `optional`/`required`: sign-up takes one, and the
+      // verification, reset and address-change flows are on (mail must be configured).
+      email: z.enum(['required', 'optional', 'off']).default('off'),
+      // Login of a user whose address is unverified answers 403 email_not_verified (after the
+      // password check), and sign-up with a taken address answers like a fresh one (the owner is
+      // mailed a notice instead) so that sign-up tells nobody which addresses have accounts.
+      requireVerifiedEmail: z.boolean().default(false),
+      // Lifetimes of a verification (or address change) and of a password reset.
+      verifyTtl: seconds(300, 604_800).default(86_400),
+      resetTtl: seconds(300, 86_400).default(1_800),
+      // Wrong codes after which a code is dead.
+      maxCodeAttempts: z.number().int().min(1).max(10).default(5),
+      // Messages per address and kind: at most one per `sendInterval`, `sendsPerHour` an hour;
+      // and `sendsPerIpPerHour` of every kind per client address. Over a limit the answer is still
+      // 202 and nothing is sent (no oracle).
+      sendInterval: seconds(1, 3_600).default(60),
+      sendsPerHour: z.number().int().min(1).max(1_000).default(5),
+      sendsPerIpPerHour: z.number().int().min(1).max(100_000).default(30),
+    })
+    .prefault({}),
   // Outgoing mail (src/config/mail.ts): off unless configured.
   mail: mailSchema,
   log: z
@@ -171,6 +196,29 @@ export const configSchema = z.strictObject({
       level: z.enum(['error', 'warn', 'info', 'http', 'verbose', 'debug', 'silly', 'silent']).default('info'),
     })
     .prefault({}),
+});
+
+/** Rules across sections, checked after each section's own. */
+export const checkedConfigSchema = configSchema.superRefine((config, ctx) => {
+  if (config.identity.username === 'optional' && config.identity.email === 'off') {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['identity', 'username'],
+      message: 'can be "optional" only when identity.email is on ("optional" or "required"): a user needs at least one identifier',
+    });
+  }
+  if (config.identity.requireVerifiedEmail && config.identity.email === 'off') {
+    ctx.addIssue({ code: 'custom', path: ['identity', 'requireVerifiedEmail'], message: 'needs identity.email "optional" or "required"' });
+  }
+  if (config.identity.email !== 'off' && config.mail.transport === 'off') {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['mail', 'transport'],
+      message:
+        `identity.email is "${config.identity.email}", so mail must be sent: set AUTHCTL_SMTP_URL and AUTHCTL_MAIL_FROM with AUTHCTL_MAIL_TRANSPORT=smtp ` +
+        '(or mail.transport "log" on purpose, which writes messages to the log), or set identity.email to "off"',
+    });
+  }
 });
 
 export type ConfigInput = z.input<typeof configSchema>;

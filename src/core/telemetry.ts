@@ -7,7 +7,7 @@ export interface UsageSink {
   record(metric: 'logins' | 'login_failures' | 'registrations' | 'refreshes' | 'reuse_detections' | 'revocations', n?: number): void;
 }
 
-export type LoginFailure = 'unknown_user' | 'mismatch' | 'disabled';
+export type LoginFailure = 'unknown_user' | 'mismatch' | 'disabled' | 'email_not_verified';
 
 /**
  * One place where a domain event becomes a log line, a metric and a usage count, so the three
@@ -40,7 +40,9 @@ export class Telemetry {
    * reason for the operator (a wrong password for a real account is a different signal).
    */
   loginFailed(reason: LoginFailure, userId?: string): void {
-    this.deps.metrics.logins.inc({ result: reason === 'disabled' ? 'account_disabled' : 'invalid_credentials' });
+    this.deps.metrics.logins.inc({
+      result: reason === 'disabled' ? 'account_disabled' : reason === 'email_not_verified' ? 'email_not_verified' : 'invalid_credentials',
+    });
     this.deps.usage?.record('login_failures');
     this.deps.log.info('login failed', { event: 'login.failed', reason, ...(userId ? { userId } : {}) });
   }

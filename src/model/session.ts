@@ -17,7 +17,10 @@ export interface SessionRecord {
 /** The owner of a session, as needed to mint its access token. */
 export interface SessionOwner {
   id: string;
-  username: string;
+  username: string | null;
+  /** For the `email` and `email_verified` claims. */
+  email: string | null;
+  emailVerifiedAt: Date | null;
   homeRegion: string;
   createdAt: Date;
   status: 'active' | 'disabled';

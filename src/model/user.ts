@@ -2,7 +2,12 @@ export type UserStatus = 'active' | 'disabled';
 
 export interface UserRecord {
   id: string;
-  username: string;
+  /** Normalized (NFKC, case-folded); null for a user known by address only (`identity.username: "optional"`). */
+  username: string | null;
+  /** Normalized by src/core/users/email.ts; null when the user has none. */
+  email: string | null;
+  /** When the address was last proven; null while unverified (or without an address). */
+  emailVerifiedAt: Date | null;
   passwordHash: string;
   status: UserStatus;
   homeRegion: string;
@@ -10,4 +15,34 @@ export interface UserRecord {
   updatedAt: Date;
   passwordChangedAt: Date;
   version: number;
+}
+
+/** What an e-mail challenge proves: the current address, a new address (then applied), or a password reset. */
+export type ChallengePurpose = 'verify' | 'change' | 'reset';
+
+export type ChallengeEndReason = 'used' | 'replaced' | 'exhausted' | 'superseded';
+
+/**
+ * One message's code and link (migration 0006-email-identity). Holds no secret: the code and the
+ * link token are MACs of `id` under the server secret (src/core/email/challenge-codes.ts).
+ */
+export interface EmailChallenge {
+  id: string;
+  userId: string;
+  purpose: ChallengePurpose;
+  /** The address the message went to (for `change`, the new address). */
+  email: string;
+  homeRegion: string;
+  createdAt: Date;
+  expiresAt: Date;
+  /** Wrong codes entered so far. */
+  attempts: number;
+  endedAt: Date | null;
+  endReason: ChallengeEndReason | null;
+  version: number;
+}
+
+/** How a user is named back to an admin or in a message: the username, else the address. */
+export function userLabel(user: Pick<UserRecord, 'id' | 'username' | 'email'>): string {
+  return user.username ?? user.email ?? user.id;
 }

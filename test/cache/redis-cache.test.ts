@@ -161,7 +161,7 @@ describe('RedisCache against a real Redis', function () {
   });
 
   describe('users', function () {
-    const user: CachedUser = { id: randomUUID(), username: 'alice', homeRegion: 'eu', createdAt: new Date().toISOString() };
+    const user: CachedUser = { id: randomUUID(), username: 'alice', email: null, emailVerified: false, homeRegion: 'eu', createdAt: new Date().toISOString() };
 
     it('putUser then getUser returns the profile (TTL = userTtl), counted as a hit', async function () {
       await cache.putUser(user);
@@ -184,7 +184,7 @@ describe('RedisCache against a real Redis', function () {
   describe('keys', function () {
     it('carry the {id} hash tag under the prefix (Cluster-ready)', async function () {
       const session = liveSession();
-      const user: CachedUser = { id: randomUUID(), username: 'bob', homeRegion: 'eu', createdAt: new Date().toISOString() };
+      const user: CachedUser = { id: randomUUID(), username: 'bob', email: null, emailVerified: false, homeRegion: 'eu', createdAt: new Date().toISOString() };
       await cache.putSession(session);
       await cache.putUser(user);
       const keys = await keysUnder(prefix);
@@ -263,7 +263,7 @@ describe('RedisCache against a real Redis', function () {
       await scoped.putSession(liveSession());
       await scoped.putSession(liveSession());
       await scoped.markRevoked([{ id: randomUUID(), revokedAt: new Date(), expiresAt: new Date(Date.now() + HOUR) }]);
-      await scoped.putUser({ id: randomUUID(), username: 'u', homeRegion: 'eu', createdAt: new Date().toISOString() });
+      await scoped.putUser({ id: randomUUID(), username: 'u', email: null, emailVerified: false, homeRegion: 'eu', createdAt: new Date().toISOString() });
       await raw.set(`${foreignPrefix}:sess:{${randomUUID()}}`, 'x', 'EX', 600);
       await raw.set(`${foreignPrefix}:user:{${randomUUID()}}`, 'x', 'EX', 600);
       const stats = await scoped.stats();
@@ -279,7 +279,7 @@ describe('RedisCache against a real Redis', function () {
     it('flush() deletes this prefix’s keys, returns how many, and leaves another prefix’s keys alone', async function () {
       await scoped.flush();
       await scoped.putSession(liveSession());
-      await scoped.putUser({ id: randomUUID(), username: 'u', homeRegion: 'eu', createdAt: new Date().toISOString() });
+      await scoped.putUser({ id: randomUUID(), username: 'u', email: null, emailVerified: false, homeRegion: 'eu', createdAt: new Date().toISOString() });
       const foreignKey = `${foreignPrefix}:sess:{${randomUUID()}}`;
       await raw.set(foreignKey, 'keep me', 'EX', 600);
       expect(await scoped.flush()).to.equal(2);
@@ -323,7 +323,7 @@ describe('RedisCache against a real Redis', function () {
       for (let i = 0; i < 5; i++) expect(await dead.getSession(id)).to.equal(undefined);
       expect(await dead.getUser(id)).to.equal(undefined);
       await dead.putSession(liveSession());
-      await dead.putUser({ id, username: 'x', homeRegion: 'eu', createdAt: new Date().toISOString() });
+      await dead.putUser({ id, username: 'x', email: null, emailVerified: false, homeRegion: 'eu', createdAt: new Date().toISOString() });
       await dead.deleteSessions([id]);
       await dead.deleteUser(id);
       const revoked = [{ id, revokedAt: new Date(), expiresAt: new Date(Date.now() + HOUR) }];

@@ -25,7 +25,14 @@ describe('authctl cache', function () {
     // A revocation marks the session in the shared cache (off the response path: wait for it).
     await container.auth.logout(await container.auth.authenticate(tokens.accessToken));
     for (let i = 0; i < 50 && !(await container.cache.getSession(sessionId))?.revokedAt; i++) await new Promise((r) => setTimeout(r, 20));
-    await container.cache.putUser({ id: tokens.user.id, username: 'cachey', homeRegion: 'local', createdAt: tokens.user.createdAt });
+    await container.cache.putUser({
+      id: tokens.user.id,
+      username: 'cachey',
+      email: null,
+      emailVerified: false,
+      homeRegion: 'local',
+      createdAt: tokens.user.createdAt,
+    });
   });
 
   after(async function () {

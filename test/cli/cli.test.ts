@@ -110,7 +110,7 @@ describe('authctl CLI (spawned as a user runs it)', function () {
   describe('user list / show', function () {
     let expected: string[];
     before(async function () {
-      expected = (await container.users.list({ limit: 1000 })).map((u) => u.username);
+      expected = (await container.users.list({ limit: 1000 })).map((u) => u.username!);
       expect(expected.length).to.be.at.least(3);
     });
 

@@ -149,7 +149,7 @@ export async function createAccount(app: TestApp, prefix: string): Promise<Accou
   const username = uniqueUsername(prefix);
   const password = uniquePassword();
   const user = await register(app, username, password);
-  return { user, username: user.username, password };
+  return { user, username: user.username!, password };
 }
 
 export function sleep(ms: number): Promise<void> {

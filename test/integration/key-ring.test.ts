@@ -100,7 +100,7 @@ describe('KeyRing: signing keys in the database', function () {
 
     before(async function () {
       const user = await c1.users.register('rotator', PASSWORD);
-      username = user.username;
+      username = user.username!;
       await c1.revocations.poll();
       await c2.revocations.poll();
       await c2.keys.load();

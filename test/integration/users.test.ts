@@ -236,8 +236,8 @@ describe('UserService', function () {
       for (let i = 0; i < 10; i++) {
         const page = await c.users.list({ limit: 2, after, search: 'page.' });
         if (page.length === 0) break;
-        pages.push(page.map((u) => u.username));
-        after = page[page.length - 1]!.username;
+        pages.push(page.map((u) => u.username!));
+        after = page[page.length - 1]!.username!;
       }
       expect(pages).to.deep.equal([['page.a', 'page.b'], ['page.c', 'page.d'], ['page.e']]);
 

@@ -42,6 +42,8 @@ function user(overrides: Partial<ReplicatedUser> = {}): ReplicatedUser {
   return {
     id: '01900000-0000-7000-8000-00000000000a',
     username: 'alice',
+    email: null,
+    emailVerifiedAt: null,
     passwordHash: 'hash',
     status: 'active',
     homeRegion: 'eu',

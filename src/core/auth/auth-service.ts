@@ -8,7 +8,7 @@ import type { RefreshProxy, RelayedResponse } from '../replication/refresh-proxy
 import type { Clock } from '../../platform/clock.js';
 import type { ClientMeta, IssuedSession, SessionService } from '../sessions/session-service.js';
 import type { AccessClaims, AccessTokens } from '../tokens/access-tokens.js';
-import { toUserView, type UserService, type UserView } from '../users/user-service.js';
+import { toUserView, type LoginIdentifier, type Registration, type UserService, type UserView } from '../users/user-service.js';
 
 /** `TokenResponse` (docs/api.md#tokenresponse). */
 export interface TokenResponse {
@@ -25,7 +25,8 @@ export interface TokenResponse {
 export interface Principal {
   userId: string;
   sessionId: string;
-  username: string;
+  /** Null for a user known by address only. */
+  username: string | null;
   claims: AccessClaims;
 }
 
@@ -61,17 +62,20 @@ export interface AuthServiceOptions {
 export class AuthService {
   constructor(private readonly opts: AuthServiceOptions) {}
 
-  async register(username: string, password: string): Promise<UserView> {
+  async register(username: string, password: string): Promise<UserView>;
+  async register(input: Registration): Promise<UserView>;
+  async register(input: Registration | string, password?: string): Promise<UserView> {
     try {
-      return toUserView(await this.opts.users.register(username, password));
+      return toUserView(await this.opts.users.register(typeof input === 'string' ? { username: input, password: password ?? '' } : input));
     } catch (err) {
       if (err instanceof AppError) this.opts.telemetry.registrationRefused(err.code);
       throw err;
     }
   }
 
-  async login(username: string, password: string, meta: ClientMeta): Promise<TokenResponse> {
-    const user = await this.opts.users.authenticate(username, password);
+  /** Logs in by `{username}` or `{email}` (a bare string is a username). */
+  async login(identifier: LoginIdentifier | string, password: string, meta: ClientMeta): Promise<TokenResponse> {
+    const user = await this.opts.users.authenticate(identifier, password);
     // After the password check, so the answer says nothing about who exists where.
     this.opts.loginPolicy?.assertHome(user.homeRegion);
     const issued = this.opts.sessions.open(user, meta);
@@ -155,6 +159,15 @@ export class AuthService {
     return this.opts.localProfiles?.peekUser(principal.userId) ?? this.loadProfile(principal.userId);
   }
 
+  /**
+   * Drops a user's cached profile in both tiers after a change `GET /v1/me` shows (address,
+   * verification). Other servers' in-process tiers keep theirs for at most 30 s.
+   */
+  async forgetProfile(userId: string): Promise<void> {
+    await this.opts.localProfiles?.deleteUser(userId);
+    await this.opts.cache.deleteUser(userId);
+  }
+
   private async loadProfile(userId: string): Promise<UserView> {
     const shared = await this.opts.cache.getUser(userId);
     if (shared) {
@@ -190,7 +203,13 @@ export class AuthService {
 
   private tokenResponse(issued: IssuedSession): TokenResponse {
     const owner: SessionOwner = issued.owner;
-    const accessToken = this.opts.accessTokens.issue({ userId: owner.id, username: owner.username, sessionId: issued.session.id });
+    const accessToken = this.opts.accessTokens.issue({
+      userId: owner.id,
+      username: owner.username,
+      email: owner.email,
+      emailVerified: owner.emailVerifiedAt !== null,
+      sessionId: issued.session.id,
+    });
     const now = this.opts.clock.now().getTime();
     return {
       accessToken,
@@ -205,5 +224,5 @@ export class AuthService {
 }
 
 function principalOf(claims: AccessClaims): Principal {
-  return { userId: claims.sub, sessionId: claims.sid, username: claims.preferred_username, claims };
+  return { userId: claims.sub, sessionId: claims.sid, username: claims.preferred_username ?? null, claims };
 }

@@ -18,6 +18,14 @@ export class ServerSecrets {
     return this.entries.map((e) => derive(e.secret, 'authctl/v1/refresh-token-mac'));
   }
 
+  /**
+   * The keys of one purpose (e.g. `authctl/v1/email-link`), current first: for MACs that must be
+   * checked with the previous secret too during a rotation.
+   */
+  macKeys(purpose: string): Buffer[] {
+    return this.entries.map((e) => derive(e.secret, purpose));
+  }
+
   /** Encrypts a private JWK for storage: `v1.<secret id>.<iv>.<ciphertext>.<tag>` (AES-256-GCM). */
   seal(plaintext: string, context: string): string {
     const { id, secret } = this.entries[0]!;

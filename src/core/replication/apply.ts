@@ -77,9 +77,9 @@ export class BatchApplier {
     if (local && !userWins(incoming, local)) return;
     if (!local && (await this.repo.isDeleted(trx, incoming.id))) return;
     let user = incoming;
-    const holder = await this.repo.lockUsernameHolder(trx, incoming.username, incoming.id);
-    if (holder) {
-      const clash = resolveClash(incoming, holder);
+    const holder = incoming.username === null ? undefined : await this.repo.lockUsernameHolder(trx, incoming.username, incoming.id);
+    if (holder && holder.username !== null && incoming.username !== null) {
+      const clash = resolveClash({ ...incoming, username: incoming.username }, { ...holder, username: holder.username });
       result.renamed.push({ userId: clash.loserId, from: clash.from, to: clash.to, winnerId: clash.winnerId });
       if (clash.incomingWins) await this.repo.rename(trx, holder.id, clash.to);
       else user = { ...incoming, username: clash.to };

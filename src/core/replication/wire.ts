@@ -31,7 +31,10 @@ const bigint = z.union([z.number().int(), z.string().regex(/^-?\d{1,18}$/)]).tra
 const user = z
   .object({
     id: z.string(),
-    username: z.string(),
+    // Null for a user known by address only (0006-email-identity); peers before it always send one.
+    username: optionalText,
+    email: optionalText,
+    email_verified_at: optionalTimestamp,
     password_hash: z.string(),
     status: z.enum(['active', 'disabled']),
     home_region: z.string(),
@@ -45,6 +48,8 @@ const user = z
   .transform((u): ReplicatedUser => ({
     id: u.id,
     username: u.username,
+    email: u.email,
+    emailVerifiedAt: u.email_verified_at,
     passwordHash: u.password_hash,
     status: u.status,
     homeRegion: u.home_region,

@@ -16,7 +16,20 @@ export interface AccessClaims {
   jti: string;
   sid: string;
   region: string;
-  preferred_username: string;
+  /** Present when the user has a username. */
+  preferred_username?: string;
+  /** OIDC Core §5.1: present when the user has an address. */
+  email?: string;
+  email_verified?: boolean;
+}
+
+/** Whom a token is issued to. */
+export interface TokenSubject {
+  userId: string;
+  username: string | null;
+  email: string | null;
+  emailVerified: boolean;
+  sessionId: string;
 }
 
 export interface AccessTokenOptions {
@@ -68,7 +81,7 @@ export class AccessTokens {
    * ECDSA P-256 with the raw r||s signature JWS requires (RFC 7518 §3.4), and verified with it
    * too (token-rules.ts; jose checks them in tests): WebCrypto's async job per token is spared.
    */
-  issue(subject: { userId: string; username: string; sessionId: string }): string {
+  issue(subject: TokenSubject): string {
     const { kid, alg, key } = this.opts.ring.signingKey();
     const iat = Math.floor(this.opts.clock.now().getTime() / 1000);
     const claims: AccessClaims = {
@@ -81,8 +94,12 @@ export class AccessTokens {
       jti: randomUUID(),
       sid: subject.sessionId,
       region: this.opts.region,
-      preferred_username: subject.username,
     };
+    if (subject.username !== null) claims.preferred_username = subject.username;
+    if (subject.email !== null) {
+      claims.email = subject.email;
+      claims.email_verified = subject.emailVerified;
+    }
     const input = `${this.header(kid, alg)}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}`;
     const data = Buffer.from(input);
     const signature = alg === 'EdDSA' ? sign(null, data, key) : sign('sha256', data, { key, dsaEncoding: 'ieee-p1363' });

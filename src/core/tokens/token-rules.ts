@@ -170,7 +170,18 @@ export interface Rule {
 
 const E = TOKEN_ERRORS;
 /** The claims authctl adds to the registered ones (API.md §1.3). */
-const AUTHCTL_CLAIMS = ['sid', 'region', 'preferred_username'] as const;
+const AUTHCTL_CLAIMS = ['sid', 'region'] as const;
+/** Identity claims, each present when the user has it (a user has a username, an address, or both). */
+const IDENTITY_CLAIMS = ['preferred_username', 'email'] as const;
+
+function identityClaimsOk(claims: Record<string, unknown>): boolean {
+  const present = IDENTITY_CLAIMS.filter((n) => claims[n] !== undefined);
+  return (
+    present.length > 0 &&
+    present.every((n) => typeof claims[n] === 'string') &&
+    (claims.email === undefined ? claims.email_verified === undefined : typeof claims.email_verified === 'boolean')
+  );
+}
 
 /** A required NumericDate claim (RFC 7519 §2): present, and a number. */
 function numericDate(name: 'exp' | 'iat'): Rule {
@@ -310,14 +321,17 @@ export const RULES: readonly Rule[] = [
     live: false,
     test: (t) => {
       const claims = t.claims;
-      return claims !== undefined && typeof claims.sid === 'string' && typeof claims.region === 'string' && typeof claims.preferred_username === 'string'
+      return claims !== undefined && typeof claims.sid === 'string' && typeof claims.region === 'string' && identityClaimsOk(claims)
         ? undefined
         : E.lacksClaims;
     },
     describe: (t, _c, _now, failure) =>
       failure
-        ? `missing claims: ${AUTHCTL_CLAIMS.filter((n) => typeof t.claims?.[n] !== 'string').join(', ')}`
-        : 'sub, jti, sid, region, preferred_username present',
+        ? `missing claims: ${[
+            ...AUTHCTL_CLAIMS.filter((n) => typeof t.claims?.[n] !== 'string'),
+            ...(t.claims && identityClaimsOk(t.claims) ? [] : ['preferred_username or email (with email_verified)']),
+          ].join(', ')}`
+        : `sub, jti, sid, region, ${IDENTITY_CLAIMS.filter((n) => t.claims?.[n] !== undefined).join(', ')} present`,
   },
   {
     check: 'iat',

@@ -1,5 +1,5 @@
 import { v7 as uuidv7, validate as isUuid } from 'uuid';
-import { AppError } from '../../platform/errors.js';
+import { AppError, invalidRequest } from '../../platform/errors.js';
 import type { Logger } from '../../platform/logger.js';
 import type { Telemetry } from '../telemetry.js';
 import type { UserRecord } from '../../model/user.js';
@@ -10,13 +10,44 @@ import type { SessionService } from '../sessions/session-service.js';
 import type { PasswordHasher } from './password-hasher.js';
 import { checkPasswordPolicy } from './password-policy.js';
 import { normalizeUsername } from './username.js';
+import { normalizeEmail } from './email.js';
+import type { Knex } from 'knex';
+import type { Db } from '../../store/pg/db.js';
 
 /** The public view of a user (docs/api.md#user): never a hash, never a secret. */
 export interface UserView {
   id: string;
-  username: string;
+  username: string | null;
+  email: string | null;
+  emailVerified: boolean;
   homeRegion: string;
   createdAt: string;
+}
+
+/** What `identity.*` asks of a sign-up (src/config/schema.ts). */
+export interface IdentityRules {
+  username: 'required' | 'optional';
+  email: 'required' | 'optional' | 'off';
+  requireVerifiedEmail: boolean;
+}
+
+/** Who signs up: a username, an address, or both, as `identity.*` requires. */
+export interface Registration {
+  username?: string | undefined;
+  email?: string | undefined;
+  password: string;
+}
+
+/** Who logs in: by username or by address. */
+export type LoginIdentifier = { username: string; email?: undefined } | { email: string; username?: undefined };
+
+/**
+ * What registration does besides the user row, in its transaction (the e-mail flows: the first
+ * verification message), and for a taken address when sign-up must not tell (the owner's notice).
+ */
+export interface RegistrationHooks {
+  registered(trx: Knex.Transaction, user: UserRecord): Promise<void>;
+  addressTaken(email: string): Promise<void>;
 }
 
 /** The admin view adds status and timestamps. */
@@ -26,8 +57,15 @@ export interface AdminUserView extends UserView {
   passwordChangedAt: string;
 }
 
-export function toUserView(user: { id: string; username: string; homeRegion: string; createdAt: Date }): UserView {
-  return { id: user.id, username: user.username, homeRegion: user.homeRegion, createdAt: user.createdAt.toISOString() };
+export function toUserView(user: Pick<UserRecord, 'id' | 'username' | 'email' | 'emailVerifiedAt' | 'homeRegion' | 'createdAt'>): UserView {
+  return {
+    id: user.id,
+    username: user.username,
+    email: user.email,
+    emailVerified: user.emailVerifiedAt !== null,
+    homeRegion: user.homeRegion,
+    createdAt: user.createdAt.toISOString(),
+  };
 }
 
 export function toAdminUserView(user: UserRecord): AdminUserView {
@@ -40,7 +78,11 @@ export function toAdminUserView(user: UserRecord): AdminUserView {
 }
 
 export interface UserServiceOptions {
+  db: Db;
   repo: UsersRepo;
+  identity: IdentityRules;
+  /** Set by the container once the e-mail flows exist (they need this service's repository too). */
+  hooks?: RegistrationHooks;
   sessions: SessionService;
   hasher: PasswordHasher;
   clock: Clock;
@@ -59,53 +101,113 @@ const notFound = () => new AppError('not_found', 'no such user');
 export class UserService {
   constructor(private readonly opts: UserServiceOptions) {}
 
-  async register(rawUsername: string, password: string): Promise<UserRecord> {
-    const username = normalizeUsername(rawUsername);
-    checkPasswordPolicy(password, { username });
-    const passwordHash = await this.opts.hasher.hash(password);
+  /** Sets what registration does besides the user row (the container, once the e-mail flows exist). */
+  setHooks(hooks: RegistrationHooks): void {
+    this.opts.hooks = hooks;
+  }
+
+  /**
+   * Registers a user with the identifiers `identity.*` asks for (`invalid_request` naming the
+   * missing or unexpected field otherwise). With an address, the first verification message is
+   * enqueued in the same transaction. A taken address is `email_taken` — unless
+   * `identity.requireVerifiedEmail` is on: then the answer is a user like a fresh one's (with an
+   * id nobody has), the owner is mailed a notice instead, and the work done is the same (one
+   * hash, one insert that fails here instead of committing), so neither the body nor the time
+   * tells that the address has an account.
+   */
+  async register(username: string, password: string): Promise<UserRecord>;
+  async register(input: Registration): Promise<UserRecord>;
+  async register(inputOrUsername: Registration | string, password?: string): Promise<UserRecord> {
+    const input: Registration = typeof inputOrUsername === 'string' ? { username: inputOrUsername, password: password ?? '' } : inputOrUsername;
+    const { identity } = this.opts;
+    const username = input.username === undefined ? null : normalizeUsername(input.username);
+    if (input.email !== undefined && identity.email === 'off') {
+      throw invalidRequest(
+        [{ path: 'email', message: 'sign-up takes no e-mail address here (identity.email is "off")' }],
+        'sign-up takes no e-mail address here',
+      );
+    }
+    const email = input.email === undefined ? null : normalizeEmail(input.email);
+    if (username === null && identity.username === 'required') throw invalidRequest([{ path: 'username', message: 'required' }], 'username is required');
+    if (email === null && identity.email === 'required') throw invalidRequest([{ path: 'email', message: 'required' }], 'email is required');
+    if (username === null && email === null)
+      throw invalidRequest([{ path: 'username', message: 'a username or an email is required' }], 'a username or an email is required');
+    checkPasswordPolicy(input.password, { username: username ?? email ?? '' });
+    const passwordHash = await this.opts.hasher.hash(input.password);
     const now = this.opts.clock.now();
-    const user = await this.opts.repo.insert({
+    const record: Omit<UserRecord, 'version'> = {
       id: uuidv7(),
       username,
+      email,
+      emailVerifiedAt: null,
       passwordHash,
       status: 'active',
       homeRegion: this.opts.region,
       createdAt: now,
       updatedAt: now,
       passwordChangedAt: now,
-    });
+    };
+    let user: UserRecord;
+    try {
+      user = await this.opts.db.transaction(async (trx) => {
+        const inserted = await this.opts.repo.insert(record, trx);
+        if (email !== null) await this.opts.hooks?.registered(trx, inserted);
+        return inserted;
+      });
+    } catch (err) {
+      if (err instanceof AppError && err.code === 'email_taken' && identity.requireVerifiedEmail && email !== null && this.opts.hooks) {
+        await this.opts.hooks.addressTaken(email);
+        this.opts.log.info('sign-up with an address that has an account: its owner is notified', { event: 'user.signup_address_taken' });
+        return { ...record, version: 1 };
+      }
+      throw err;
+    }
     this.opts.telemetry.registered(user.id);
     return user;
   }
 
   /**
-   * Checks a username and password. An unknown (or unnormalizable) username costs one argon2
-   * verification like a wrong password does, and fails the same way, so neither the response
-   * nor its timing tells whether the account exists. The disabled state is revealed only to
-   * someone who knows the password.
+   * Checks a username (or address) and password. An unknown (or unnormalizable) identifier costs
+   * one argon2 verification like a wrong password does, and fails the same way, so neither the
+   * response nor its timing tells whether the account exists. The disabled state, and with
+   * `identity.requireVerifiedEmail` an unverified address, are revealed only to someone who knows
+   * the password.
    */
-  async authenticate(rawUsername: string, password: string): Promise<UserRecord> {
-    let username: string | undefined;
-    try {
-      username = normalizeUsername(rawUsername);
-    } catch {
-      username = undefined;
-    }
-    const user = username === undefined ? undefined : await this.opts.repo.findByUsername(username);
+  async authenticate(by: LoginIdentifier | string, password: string): Promise<UserRecord> {
+    const identifier: LoginIdentifier = typeof by === 'string' ? { username: by } : by;
+    const user = await this.findForLogin(identifier);
     if (!user) {
       await this.opts.hasher.dummyVerify(password);
       this.opts.telemetry.loginFailed('unknown_user');
-      throw new AppError('invalid_credentials', 'username or password is wrong');
+      throw new AppError('invalid_credentials', `${identifier.email === undefined ? 'username' : 'e-mail address'} or password is wrong`);
     }
     if (!(await this.opts.hasher.verify(user.passwordHash, password))) {
       this.opts.telemetry.loginFailed('mismatch', user.id);
-      throw new AppError('invalid_credentials', 'username or password is wrong');
+      throw new AppError('invalid_credentials', `${identifier.email === undefined ? 'username' : 'e-mail address'} or password is wrong`);
     }
     if (user.status !== 'active') {
       this.opts.telemetry.loginFailed('disabled', user.id);
       throw new AppError('account_disabled', 'this account has been disabled by an administrator');
     }
+    if (this.opts.identity.requireVerifiedEmail && user.email !== null && user.emailVerifiedAt === null) {
+      this.opts.telemetry.loginFailed('email_not_verified', user.id);
+      throw new AppError(
+        'email_not_verified',
+        'the e-mail address of this account is not verified yet: use the code or link sent to it (POST /v1/auth/email/verify/send sends another)',
+      );
+    }
     return user;
+  }
+
+  private async findForLogin(identifier: LoginIdentifier): Promise<UserRecord | undefined> {
+    try {
+      if (identifier.email !== undefined)
+        return this.opts.identity.email === 'off' ? undefined : await this.opts.repo.findByEmail(normalizeEmail(identifier.email));
+      return await this.opts.repo.findByUsername(normalizeUsername(identifier.username));
+    } catch (err) {
+      if (err instanceof AppError && err.code === 'invalid_request') return undefined;
+      throw err;
+    }
   }
 
   async get(id: string): Promise<UserRecord> {
@@ -114,18 +216,56 @@ export class UserService {
     return user;
   }
 
-  /** Finds a user by id (UUID) or by username (normalized first). */
-  async find(idOrUsername: string): Promise<UserRecord> {
-    if (isUuid(idOrUsername)) return this.get(idOrUsername.toLowerCase());
-    let username: string;
-    try {
-      username = normalizeUsername(idOrUsername);
-    } catch {
-      throw notFound();
+  /** Finds a user by id (UUID), by address (anything with an "@" that is one) or by username (normalized first). */
+  async find(idOrName: string): Promise<UserRecord> {
+    if (isUuid(idOrName)) return this.get(idOrName.toLowerCase());
+    let user: UserRecord | undefined;
+    if (idOrName.includes('@')) {
+      try {
+        user = await this.opts.repo.findByEmail(normalizeEmail(idOrName));
+      } catch {
+        user = undefined;
+      }
     }
-    const user = await this.opts.repo.findByUsername(username);
+    if (!user) {
+      try {
+        user = await this.opts.repo.findByUsername(normalizeUsername(idOrName));
+      } catch {
+        user = undefined;
+      }
+    }
     if (!user) throw notFound();
     return user;
+  }
+
+  /**
+   * Sets (or, with null, removes) a user's address as an administrator (`authctl user set-email`):
+   * verified or not as given. Removing the only identifier is refused.
+   */
+  async setEmail(idOrName: string, rawEmail: string | null, verified: boolean): Promise<UserRecord> {
+    const target = await this.find(idOrName);
+    const email = rawEmail === null ? null : normalizeEmail(rawEmail);
+    if (email === null && target.username === null) {
+      throw invalidRequest(
+        [{ path: 'email', message: 'the user has no username: the address is its only identifier' }],
+        'the user has no username: its address cannot be removed',
+      );
+    }
+    const now = this.opts.clock.now();
+    const updated = await this.opts.repo.setEmail(target.id, email, email !== null && verified ? now : null, now);
+    if (!updated) throw notFound();
+    this.opts.log.info('e-mail address set by an administrator', { event: 'user.email_set', userId: target.id, verified: email !== null && verified });
+    return updated;
+  }
+
+  /** Marks the user's address verified (`authctl user verify-email`); `invalid_request` when it has none. */
+  async markEmailVerified(idOrName: string): Promise<UserRecord> {
+    const target = await this.find(idOrName);
+    if (target.email === null) throw invalidRequest([{ path: 'email', message: 'the user has no e-mail address' }], 'the user has no e-mail address to verify');
+    const updated = await this.opts.repo.markEmailVerified(target.id, target.email, this.opts.clock.now());
+    if (!updated) throw notFound();
+    this.opts.log.info('e-mail address verified by an administrator', { event: 'user.email_verified', userId: target.id });
+    return updated;
   }
 
   list(query: { limit: number; after?: string | undefined; search?: string | undefined }): Promise<UserRecord[]> {
@@ -165,7 +305,7 @@ export class UserService {
    */
   async setPassword(userId: string, password: string, keepSessionId?: string): Promise<{ revokedSessions: number }> {
     const target = await this.get(userId);
-    checkPasswordPolicy(password, { username: target.username, path: keepSessionId ? 'newPassword' : 'password' });
+    checkPasswordPolicy(password, { username: target.username ?? target.email ?? '', path: keepSessionId ? 'newPassword' : 'password' });
     const passwordHash = await this.opts.hasher.hash(password);
     const revoked = await this.opts.sessions.revokeWithin(async (tx) => {
       const now = this.opts.clock.now();

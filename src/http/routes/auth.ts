@@ -12,10 +12,18 @@ import { assertSingleScript } from '../../security/confusables.js';
 
 // Field sizes are bounded here (400 invalid_request); the password policy proper (8–256 code
 // points, blocklist) answers 400 weak_password from the core.
-const credentials = z.object({
-  username: z.string().min(1).max(256),
+const registration = z.object({
+  username: z.string().min(1).max(256).optional(),
+  email: z.string().min(1).max(320).optional(),
   password: z.string().min(1).max(1024),
 });
+const credentials = z.union(
+  [
+    z.strictObject({ username: z.string().min(1).max(256), password: z.string().min(1).max(1024) }),
+    z.strictObject({ email: z.string().min(1).max(320), password: z.string().min(1).max(1024) }),
+  ],
+  { error: 'send {username, password} or {email, password}' },
+);
 const refreshBody = z.object({ refreshToken: z.string().min(1).max(512) });
 const logoutBody = z.object({ refreshToken: z.string().min(1).max(512).optional() }).optional();
 const passwordBody = z.object({
@@ -23,7 +31,20 @@ const passwordBody = z.object({
   newPassword: z.string().min(1).max(1024),
 });
 
-function clientMeta(ctx: Context) {
+/**
+ * The name login failures are counted under: the username, or `email:` and the lower-cased
+ * address (usernames may contain "@", so the prefix keeps the two apart).
+ */
+export function throttleName(identifier: { username?: string | undefined; email?: string | undefined }): string {
+  return identifier.email !== undefined ? `email:${identifier.email.trim().toLowerCase()}` : identifier.username!;
+}
+
+/** The throttle name of a signed-in caller, as it logs in. */
+export function principalName(principal: Principal): string {
+  return principal.username ?? throttleName({ email: principal.claims.email ?? principal.userId });
+}
+
+export function clientMeta(ctx: Context) {
   return { userAgent: ctx.get('user-agent') || undefined, ip: ctx.ip || undefined };
 }
 
@@ -34,16 +55,17 @@ export function authRoutes(c: Container): Router {
   const bearer = requireBearer(c.auth);
 
   router.post('/register', body, async function register(ctx) {
-    const { username, password } = parseBody(credentials, ctx.state.body);
+    const input = parseBody(registration, ctx.state.body);
     await c.throttle.guardRegistration(ctx.ip);
-    assertSingleScript(foldUsername(username));
+    if (input.username !== undefined) assertSingleScript(foldUsername(input.username));
     ctx.status = 201;
-    ctx.body = { user: await c.auth.register(username, password) };
+    ctx.body = { user: await c.auth.register(input) };
   });
 
   router.post('/login', body, async function login(ctx) {
-    const { username, password } = parseBody(credentials, ctx.state.body);
-    ctx.body = await c.throttle.guard(username, ctx.ip, () => c.auth.login(username, password, clientMeta(ctx)));
+    const input = parseBody(credentials, ctx.state.body);
+    const identifier = 'email' in input ? { email: input.email } : { username: input.username };
+    ctx.body = await c.throttle.guard(throttleName(identifier), ctx.ip, () => c.auth.login(identifier, input.password, clientMeta(ctx)));
   });
 
   router.post('/refresh', body, async function refresh(ctx) {
@@ -74,7 +96,7 @@ export function authRoutes(c: Container): Router {
     const { currentPassword, newPassword } = parseBody(passwordBody, ctx.state.body);
     const principal = ctx.state.principal as Principal;
     // A stolen access token must not become a way to guess the password without limits.
-    await c.throttle.guard(principal.username, ctx.ip, () => c.auth.changePassword(principal, currentPassword, newPassword));
+    await c.throttle.guard(principalName(principal), ctx.ip, () => c.auth.changePassword(principal, currentPassword, newPassword));
     ctx.status = 204;
   });
 

@@ -32,8 +32,18 @@ export function meRoutes(c: Container): Router {
     const principal = ctx.state.principal as Principal;
     ctx.set('X-Auth-User-Id', principal.userId);
     ctx.set('X-Auth-Session-Id', principal.sessionId);
-    ctx.set('X-Auth-Username', principal.username);
-    ctx.body = { userId: principal.userId, sessionId: principal.sessionId, username: principal.username };
+    if (principal.username !== null) ctx.set('X-Auth-Username', principal.username);
+    const { email, email_verified: emailVerified } = principal.claims;
+    if (email !== undefined) {
+      ctx.set('X-Auth-Email', email);
+      ctx.set('X-Auth-Email-Verified', String(emailVerified === true));
+    }
+    ctx.body = {
+      userId: principal.userId,
+      sessionId: principal.sessionId,
+      username: principal.username,
+      ...(email !== undefined ? { email, emailVerified: emailVerified === true } : {}),
+    };
   });
 
   return router;

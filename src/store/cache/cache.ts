@@ -18,7 +18,9 @@ export interface CachedSession {
 /** The public profile of a user, for Bearer routes (`/v1/me`). */
 export interface CachedUser {
   id: string;
-  username: string;
+  username: string | null;
+  email: string | null;
+  emailVerified: boolean;
   homeRegion: string;
   createdAt: string;
 }

@@ -109,7 +109,10 @@ export class RedisCache implements Cache {
     const raw = await this.attempt('user', () => this.client.get(this.userKey(id)));
     if (raw === undefined) return undefined;
     this.opts.onLookup?.('user', raw === null ? 'miss' : 'hit');
-    return raw === null ? undefined : (JSON.parse(raw) as CachedUser);
+    if (raw === null) return undefined;
+    const user = JSON.parse(raw) as CachedUser;
+    // Written by a version without addresses: a miss, so the profile is read again.
+    return typeof user.emailVerified === 'boolean' ? user : undefined;
   }
 
   async putUser(user: CachedUser): Promise<void> {

@@ -25,6 +25,8 @@ interface OwnerColumns {
   owner_home_region: string | null;
   owner_created_at: Date | null;
   owner_status: 'active' | 'disabled' | null;
+  owner_email: string | null;
+  owner_email_verified_at: Date | null;
 }
 
 export function toSession(row: SessionDbRow): SessionRecord {
@@ -50,7 +52,9 @@ function toSessionWithOwner(row: SessionDbRow & OwnerColumns): SessionWithOwner 
       ? undefined
       : {
           id: row.owner_id,
-          username: row.owner_username!,
+          username: row.owner_username,
+          email: row.owner_email,
+          emailVerifiedAt: row.owner_email_verified_at,
           homeRegion: row.owner_home_region!,
           createdAt: row.owner_created_at!,
           status: row.owner_status!,
@@ -59,7 +63,7 @@ function toSessionWithOwner(row: SessionDbRow & OwnerColumns): SessionWithOwner 
 }
 
 const OWNER_COLUMNS = `u.id as owner_id, u.username as owner_username, u.home_region as owner_home_region,
-  u.created_at as owner_created_at, u.status as owner_status`;
+  u.created_at as owner_created_at, u.status as owner_status, u.email as owner_email, u.email_verified_at as owner_email_verified_at`;
 const SESSION_COLUMNS = `s.id, s.user_id, s.home_region, s.counter, s.created_at, s.last_used_at, s.rotated_at,
   s.expires_at, s.revoked_at, s.revoke_reason, s.user_agent, s.ip`;
 

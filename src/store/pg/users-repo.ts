@@ -6,7 +6,9 @@ import type { UserRecord, UserStatus } from '../../model/user.js';
 /** A `users` row as node-pg returns it. */
 export interface UserDbRow {
   id: string;
-  username: string;
+  username: string | null;
+  email: string | null;
+  email_verified_at: Date | null;
   password_hash: string;
   status: UserStatus;
   home_region: string;
@@ -23,6 +25,8 @@ export function toUserRecord(row: UserDbRow): UserRecord {
   return {
     id: row.id,
     username: row.username,
+    email: row.email,
+    emailVerifiedAt: row.email_verified_at,
     passwordHash: row.password_hash,
     status: row.status,
     homeRegion: row.home_region,
@@ -38,6 +42,8 @@ export function userColumns(user: Omit<UserRecord, 'version'>) {
   return {
     id: user.id,
     username: user.username,
+    email: user.email,
+    email_verified_at: user.emailVerifiedAt,
     password_hash: user.passwordHash,
     status: user.status,
     home_region: user.homeRegion,
@@ -49,10 +55,25 @@ export function userColumns(user: Omit<UserRecord, 'version'>) {
 
 export interface ListUsersQuery {
   limit: number;
-  /** Keyset cursor: the last username of the previous page. */
+  /** Keyset cursor: the sort key (username, else lower-cased address) of the last user of the previous page. */
   after?: string | undefined;
-  /** Substring of the normalized username. */
+  /** Substring of the normalized username or of the lower-cased address. */
   search?: string | undefined;
+}
+
+/** How `list` orders users: by username, and users without one by their address. */
+const SORT_KEY = 'coalesce(username, lower(email))';
+
+/** The key `list` pages by, for a user (its `after` cursor). */
+export function userSortKey(user: Pick<UserRecord, 'username' | 'email'>): string {
+  return user.username ?? user.email!.toLowerCase();
+}
+
+function takenError(err: unknown): unknown {
+  const constraint = uniqueConstraintOf(err);
+  if (constraint === 'users_username_key') return new AppError('username_taken', 'that username is already taken', { cause: err });
+  if (constraint === 'users_email_key') return new AppError('email_taken', 'that e-mail address is already in use', { cause: err });
+  return err;
 }
 
 /** All SQL on `users`. */
@@ -64,11 +85,47 @@ export class UsersRepo {
       const [row] = await guard(ex<UserDbRow>('users').insert(userColumns(user)).returning('*'));
       return toUserRecord(row!);
     } catch (err) {
-      if (uniqueConstraintOf(err) === 'users_username_key') {
-        throw new AppError('username_taken', 'that username is already taken', { cause: err });
-      }
-      throw err;
+      throw takenError(err);
     }
+  }
+
+  /** The user holding an address (compared case-insensitively), from the writer. */
+  async findByEmail(email: string, ex: Executor = this.db.writer): Promise<UserRecord | undefined> {
+    const row = await guard(ex<UserDbRow>('users').whereRaw('lower(email) = lower(?)', [email]).first());
+    return row ? toUserRecord(row) : undefined;
+  }
+
+  /** Sets (or clears) the address and its verification time; `email_taken` when another user holds it. */
+  async setEmail(id: string, email: string | null, verifiedAt: Date | null, now: Date, ex: Executor = this.db.writer): Promise<UserRecord | undefined> {
+    try {
+      const [row] = await guard(
+        ex<UserDbRow>('users')
+          .where({ id })
+          .update({ email, email_verified_at: verifiedAt, updated_at: now, version: ex.raw('version + 1') })
+          .returning('*'),
+      );
+      return row ? toUserRecord(row) : undefined;
+    } catch (err) {
+      throw takenError(err);
+    }
+  }
+
+  /** Marks the address verified, if it is still `email` (an address changed meanwhile stays as it is). */
+  async markEmailVerified(id: string, email: string, now: Date, ex: Executor = this.db.writer): Promise<UserRecord | undefined> {
+    const [row] = await guard(
+      ex<UserDbRow>('users')
+        .where({ id })
+        .whereRaw('lower(email) = lower(?)', [email])
+        .update({ email_verified_at: now, updated_at: now, version: ex.raw('version + 1') })
+        .returning('*'),
+    );
+    return row ? toUserRecord(row) : undefined;
+  }
+
+  /** Locks the user's row for the rest of the transaction and returns it. */
+  async lock(id: string, ex: Executor): Promise<UserRecord | undefined> {
+    const row = await guard(ex<UserDbRow>('users').where({ id }).forUpdate().first());
+    return row ? toUserRecord(row) : undefined;
   }
 
   /** Reads from the writer: a login right after registration must see the new row. */
@@ -83,9 +140,9 @@ export class UsersRepo {
   }
 
   async list(query: ListUsersQuery): Promise<UserRecord[]> {
-    const q = this.db.reader<UserDbRow>('users').orderBy('username').limit(query.limit);
-    if (query.after !== undefined) void q.where('username', '>', query.after);
-    if (query.search) void q.whereRaw(`strpos(username, ?) > 0`, [query.search]);
+    const q = this.db.reader<UserDbRow>('users').orderByRaw(`${SORT_KEY}, id`).limit(query.limit);
+    if (query.after !== undefined) void q.whereRaw(`${SORT_KEY} > ?`, [query.after]);
+    if (query.search) void q.whereRaw(`(strpos(username, ?) > 0 or strpos(lower(email), ?) > 0)`, [query.search, query.search]);
     const rows = await guard(q);
     return rows.map(toUserRecord);
   }

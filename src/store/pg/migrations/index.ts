@@ -4,6 +4,7 @@ import * as usage from './0002-usage.js';
 import * as replication from './0003-replication.js';
 import * as rateLimits from './0004-rate-limits.js';
 import * as sessionCutoff from './0005-session-cutoff.js';
+import * as emailIdentity from './0006-email-identity.js';
 
 interface Migration {
   name: string;
@@ -19,6 +20,7 @@ const MIGRATIONS: Migration[] = [
   { name: '0003-replication', ...replication },
   { name: '0004-rate-limits', ...rateLimits },
   { name: '0005-session-cutoff', ...sessionCutoff },
+  { name: '0006-email-identity', ...emailIdentity },
 ];
 
 export const migrationSource: Knex.MigrationSource<Migration> = {
