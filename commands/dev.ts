@@ -50,6 +50,8 @@ export default class Dev extends BaseCommand<typeof Dev> {
         tokens: { issuer: `http://${host}:${port}` },
         // Nobody caches this JWKS yet: a rotated key may sign at once.
         keys: { activationDelay: 0 },
+        // Sign-up takes an address, and every e-mail flow can be tried against the catcher.
+        identity: { email: 'optional' },
         mail: {
           transport: 'smtp',
           smtpUrl: catcher.smtpUrl,

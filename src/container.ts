@@ -45,6 +45,12 @@ import { MemoryCache } from './store/cache/memory.js';
 import { memoryLimiterStore, postgresLimiterStore, redisLimiterStore, type LimiterStore } from './security/limiter-store.js';
 import { LoginThrottle } from './security/login-throttle.js';
 import { Admin } from './admin/admin.js';
+import { ChallengeCodes } from './core/email/challenge-codes.js';
+import { emailComposers } from './core/email/composers.js';
+import { EmailFlows } from './core/email/email-flows.js';
+import { EmailRequestJobs } from './jobs/email-requests.js';
+import { SendLimits } from './security/send-limits.js';
+import { EmailChallengesRepo } from './store/pg/email-challenges-repo.js';
 
 export interface Container {
   config: Config;
@@ -77,6 +83,8 @@ export interface Container {
   admin: Admin;
   /** Outgoing mail: the outbox flows enqueue with, the composers by kind, the mailer workers send with. */
   mail: MailServices;
+  /** Addresses: verification, password reset, address change (README "E-mail identity"). */
+  emailFlows: EmailFlows;
 }
 
 export interface Repositories {
@@ -89,6 +97,8 @@ export interface Repositories {
   outbox: OutboxRepo;
   /** Replication's apply side: the rows a peer's batch touches, the applied-batch log, tombstones. */
   replicationApply: ReplicationApplyRepo;
+  /** The verification, address-change and reset challenges of the e-mail flows. */
+  emailChallenges: EmailChallengesRepo;
 }
 
 /**
@@ -145,6 +155,7 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
     stats: new StatsRepo(db),
     outbox: new OutboxRepo(db),
     replicationApply: new ReplicationApplyRepo(db),
+    emailChallenges: new EmailChallengesRepo(db),
   };
   const usage = new UsageRecorder({ repo: repos.usage, clock, log, region: config.region });
   const telemetry = new Telemetry({ log, metrics, usage });
@@ -193,12 +204,13 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
     refreshTtlSeconds: config.tokens.refreshTtl,
     graceSeconds: config.tokens.refreshGrace,
   });
+  const hasher = new PasswordHasher(config.hash, (op, seconds) => telemetry.passwordHash(op, seconds));
   const users = new UserService({
     db,
     repo: repos.users,
     identity: config.identity,
     sessions,
-    hasher: new PasswordHasher(config.hash, (op, seconds) => telemetry.passwordHash(op, seconds)),
+    hasher,
     clock,
     log,
     telemetry,
@@ -250,8 +262,17 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
   const throttle = new LoginThrottle({ config: config.rateLimit, store: limiterStore, log, registry: metrics.registry });
   const admin = new Admin({ config, clock, db, stats: repos.stats, usage: repos.usage, cache, jobs, keys, accessTokens, users, sessions });
 
-  // Later flows register their composers here, beside `test`.
+  // Each flow that sends mail registers its composers here, beside `test`.
+  const codes = secrets ? new ChallengeCodes(secrets) : undefined;
   const composers = new MailComposers().register(testComposer);
+  for (const composer of emailComposers({
+    challenges: repos.emailChallenges,
+    users: repos.users,
+    codes,
+    baseUrl: config.publicUrl ?? config.tokens.issuer,
+    links: config.mail.links,
+  }))
+    composers.register(composer);
   const templates = new MailTemplates(BUILTIN_TEMPLATES, () => composers.contracts(), config.mail.templatesDir);
   const mail: MailServices = {
     config: config.mail,
@@ -262,6 +283,23 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
     outbox: new MailOutbox(jobs, composers, config.mail.transport),
     metrics: createMailMetrics(metrics.registry),
   };
+  const emailFlows = new EmailFlows({
+    db,
+    users: repos.users,
+    challenges: repos.emailChallenges,
+    codes,
+    sessions,
+    hasher,
+    mail: mail.outbox,
+    requests: new EmailRequestJobs(jobs),
+    limits: new SendLimits({ config: config.identity, enabled: config.rateLimit.enabled, store: limiterStore, log, registry: metrics.registry }),
+    identity: config.identity,
+    clock,
+    log,
+    region: config.region,
+    profileChanged: (userId) => auth.forgetProfile(userId),
+  });
+  users.setHooks(emailFlows);
 
   return {
     config,
@@ -285,6 +323,7 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
     limiterStore,
     admin,
     mail,
+    emailFlows,
   };
 }
 

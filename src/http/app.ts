@@ -5,6 +5,7 @@ import { accessLog } from './middleware/access-log.js';
 import { requestId } from './middleware/request-id.js';
 import { corsAllowList, securityHeaders } from './middleware/security-headers.js';
 import { authRoutes } from './routes/auth.js';
+import { emailRoutes } from './routes/email.js';
 import { meRoutes } from './routes/me.js';
 import { regionRoutes } from './routes/regions.js';
 import { systemRoutes } from './routes/system.js';
@@ -19,7 +20,7 @@ export function createApp(container: Container): Koa {
   app.use(securityHeaders());
   app.use(problemDetails(container.log));
   if (container.config.http.corsOrigins.length > 0) app.use(corsAllowList(container.config.http.corsOrigins));
-  for (const router of [authRoutes(container), meRoutes(container), systemRoutes(container), regionRoutes(container)]) {
+  for (const router of [authRoutes(container), emailRoutes(container), meRoutes(container), systemRoutes(container), regionRoutes(container)]) {
     app.use(router.routes());
     // Not `throw: true`: @koa/router sets the Allow header (RFC 9110 §15.5.6) only when it does
     // not throw; problemDetails turns the bare 405 into a problem response.

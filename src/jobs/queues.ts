@@ -1,17 +1,19 @@
 import type { Config } from '../config/schema.js';
 import type { MailJobData } from '../mail/composers.js';
+import type { EmailRequestData } from '../core/email/email-flows.js';
 
 /** authctl's pg-boss queues. `replicate-<peer>` queues join these with the Regions work. */
 export const QUEUES = {
   cleanup: 'cleanup',
   cacheSync: 'cache-sync',
   mail: 'mail',
+  emailRequest: 'email-request',
   deadLetter: 'dead-letter',
 } as const;
 
 export type QueueName = (typeof QUEUES)[keyof typeof QUEUES];
 
-export const QUEUE_NAMES: readonly QueueName[] = [QUEUES.cleanup, QUEUES.cacheSync, QUEUES.mail, QUEUES.deadLetter];
+export const QUEUE_NAMES: readonly QueueName[] = [QUEUES.cleanup, QUEUES.cacheSync, QUEUES.mail, QUEUES.emailRequest, QUEUES.deadLetter];
 
 /** Re-read these sessions from PostgreSQL into the cache; drop these users' cached profiles. */
 export interface CacheSyncData {
@@ -25,6 +27,8 @@ export interface JobPayloads {
   'cache-sync': CacheSyncData;
   /** References only, never a code, token or link (see MailComposer). */
   mail: MailJobData;
+  /** An anonymous forgot / verify request: the address or username it names (looked up by the worker). */
+  'email-request': EmailRequestData;
   /** A copy of the job that failed for good (pg-boss keeps its source queue, id and error). */
   'dead-letter': object;
 }
@@ -100,6 +104,17 @@ export function queueSpecs(config: Config['jobs'], mail?: Config['mail']): Queue
       deleteAfterSeconds: DAY,
       retentionSeconds: 14 * DAY,
       expireInSeconds: mail?.jobTimeoutSeconds ?? 120,
+    },
+    {
+      // Looked up and answered (a challenge and its message) by a worker; retried like cache-sync.
+      name: QUEUES.emailRequest,
+      retryLimit: config.retryLimit,
+      retryDelay: config.retryDelaySeconds,
+      retryBackoff: true,
+      deadLetter: QUEUES.deadLetter,
+      deleteAfterSeconds: DAY,
+      retentionSeconds: DAY,
+      expireInSeconds: 300,
     },
   ];
 }

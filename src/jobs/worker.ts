@@ -11,6 +11,7 @@ import { runCleanup } from './handlers/cleanup.js';
 import { runMail } from './handlers/mail.js';
 import type { JobHandlers, JobQueue } from './job-queue.js';
 import type { MailServices } from './mail.js';
+import type { EmailFlows } from '../core/email/email-flows.js';
 import { QUEUES, type QueueName } from './queues.js';
 
 /** What the workers need from the container (a Container satisfies it). */
@@ -25,6 +26,8 @@ export interface WorkerDeps {
   replication?: { shipping: Pick<ReplicationShipping, 'start' | 'stop'> } | undefined;
   /** Sends the `mail` jobs, unless `mail.transport` is "off". */
   mail?: MailServices | undefined;
+  /** Answers the `email-request` jobs (forgot, verify/send), when `identity.email` is on. */
+  emailFlows?: Pick<EmailFlows, 'enabled' | 'fulfil'> | undefined;
 }
 
 export interface WorkerOptions {
@@ -85,6 +88,8 @@ export async function startWorker(deps: WorkerDeps, queue: JobQueue, options: Wo
       log.warn('mail.tlsRejectUnauthorized is false: any certificate is accepted (development only)', { event: 'mail.tls_unchecked' });
     }
   }
+  const emailFlows = deps.emailFlows;
+  if (emailFlows?.enabled) handlers[QUEUES.emailRequest] = (data) => emailFlows.fulfil(data);
   await queue.startWorkers(handlers, {
     schedules: { [QUEUES.cleanup]: config.jobs.cleanupCron },
     // Mail is I/O: up to 10 messages in flight per worker, and a backlog drains without idle polls.

@@ -96,10 +96,13 @@ export async function expectTokenResponse(res: Response): Promise<TokenResponse>
 
 export function expectUserView(user: unknown): asserts user is UserView {
   expect(user).to.be.an('object');
-  expect(Object.keys(user as object).sort(), 'user members').to.deep.equal(['createdAt', 'homeRegion', 'id', 'username']);
+  expect(Object.keys(user as object).sort(), 'user members').to.deep.equal(['createdAt', 'email', 'emailVerified', 'homeRegion', 'id', 'username']);
   const u = user as UserView;
   expect(u.id).to.match(UUID_RE);
-  expect(u.username).to.be.a('string');
+  expect(u.username === null || typeof u.username === 'string', 'username is a string or null').to.equal(true);
+  expect(u.email === null || typeof u.email === 'string', 'email is a string or null').to.equal(true);
+  expect(u.username !== null || u.email !== null, 'a username or an email').to.equal(true);
+  expect(u.emailVerified).to.be.a('boolean');
   expect(u.homeRegion).to.be.a('string');
   expect(new Date(u.createdAt).toISOString()).to.equal(u.createdAt);
 }

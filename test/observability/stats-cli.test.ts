@@ -112,7 +112,7 @@ describe('authctl stats', function () {
     expect(r.database.blocksHitRatio).to.be.within(0, 1);
 
     expect(r.queues, describeRun(result)).to.not.equal(null);
-    expect(Object.keys(r.queues!.depth)).to.have.members(['cleanup', 'cache-sync', 'mail', 'dead-letter']);
+    expect(Object.keys(r.queues!.depth)).to.have.members(['cleanup', 'cache-sync', 'mail', 'email-request', 'dead-letter']);
     expect(r.queues!.depth['cache-sync']).to.deep.include({ queued: 1, active: 0, failed: 0 });
     expect(r.queues!.depth.cleanup).to.deep.include({ queued: 0, active: 0 });
     expect(r.queues!.deadLettered).to.equal(0);
