@@ -92,14 +92,16 @@ If you did not ask for this, ignore this message: your password stays as it is.<
     subject: '{{productName}}: a change of your e-mail address was requested',
     text: `Hello {{name}},
 
-At {{requestedAt}} someone signed in to your account asked to change its e-mail address to {{newEmail}}. The change happens once the new address is confirmed; from then on, messages go there instead of here.
+At {{requestedAt}} someone signed in to your account asked to change its e-mail address to {{newEmail}}.
+The change happens once the new address is confirmed; from then on, messages go there instead of here.
 
 If this was not you, change your password now: someone else knows it.
 `,
     html: htmlPage(
       '{{productName}}: a change of your e-mail address was requested',
       `<p>Hello {{name}},</p>
-<p>At {{requestedAt}} someone signed in to your account asked to change its e-mail address to <strong>{{newEmail}}</strong>. The change happens once the new address is confirmed; from then on, messages go there instead of here.</p>
+<p>At {{requestedAt}} someone signed in to your account asked to change its e-mail address to <strong>{{newEmail}}</strong>.
+The change happens once the new address is confirmed; from then on, messages go there instead of here.</p>
 <p><strong>If this was not you, change your password now</strong>: someone else knows it.</p>`,
     ),
   },
