@@ -6,6 +6,7 @@ import type { Cache } from '../store/cache/cache.js';
 import type { SessionsRepo } from '../store/pg/sessions-repo.js';
 import type { SigningKeysRepo } from '../store/pg/signing-keys-repo.js';
 import type { UsageRepo } from '../store/pg/usage-repo.js';
+import type { EmailChallengesRepo } from '../store/pg/email-challenges-repo.js';
 import { runCacheSync } from './handlers/cache-sync.js';
 import { runCleanup } from './handlers/cleanup.js';
 import { runMail } from './handlers/mail.js';
@@ -20,7 +21,7 @@ export interface WorkerDeps {
   clock: Clock;
   log: Logger;
   /** The tables the jobs sweep and repair from (the container's repositories). */
-  repos: { sessions: SessionsRepo; signingKeys: SigningKeysRepo; usage: UsageRepo };
+  repos: { sessions: SessionsRepo; signingKeys: SigningKeysRepo; usage: UsageRepo; emailChallenges?: EmailChallengesRepo };
   cache?: Cache | undefined;
   /** Ships this region's changes to its peers while the worker runs. */
   replication?: { shipping: Pick<ReplicationShipping, 'start' | 'stop'> } | undefined;
@@ -66,6 +67,7 @@ export async function startWorker(deps: WorkerDeps, queue: JobQueue, options: Wo
         sessions,
         keys,
         usage,
+        challenges: deps.repos.emailChallenges,
         clock,
         log,
         horizonSeconds: config.tokens.accessTtl + config.tokens.clockSkew,

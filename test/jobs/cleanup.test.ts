@@ -1,6 +1,9 @@
 import { expect } from 'chai';
 import { ManualClock } from '../../src/platform/clock.js';
-import { runCleanup, type CleanupDeps } from '../../src/jobs/handlers/cleanup.js';
+import { v7 as uuidv7 } from 'uuid';
+import { CHALLENGE_RETENTION_SECONDS, runCleanup, type CleanupDeps } from '../../src/jobs/handlers/cleanup.js';
+import type { EmailChallenge } from '../../src/model/user.js';
+import { EmailChallengesRepo } from '../../src/store/pg/email-challenges-repo.js';
 import { SessionsRepo } from '../../src/store/pg/sessions-repo.js';
 import { type SigningKeyRecord } from '../../src/model/signing-key.js';
 import { SigningKeysRepo } from '../../src/store/pg/signing-keys-repo.js';
@@ -131,5 +134,31 @@ describe('cleanup job: stale sessions and retired signing keys', function () {
     expect(result.deleted.signingKeys).to.equal(1);
     expect((await keys.listAll()).map((k) => k.kid).sort()).to.deep.equal(['active', 'recent', 'retiring']);
     expect(capture.events('keys.deleted')[0]).to.deep.include({ kids: ['old'] });
+  });
+  it('deletes e-mail challenges a day after they expired, in batches, and keeps the rest', async function () {
+    const challenges = new EmailChallengesRepo(fx.container.db);
+    const user = await fx.container.users.register(`cleanup${Date.now()}`, 'correct horse battery staple');
+    const now = clock.now().getTime();
+    const at = (expiresInSeconds: number): EmailChallenge => ({
+      id: uuidv7(),
+      userId: user.id,
+      purpose: 'reset',
+      email: 'someone@example.com',
+      homeRegion: 'local',
+      createdAt: new Date(now - 3_600_000),
+      expiresAt: new Date(now + expiresInSeconds * 1000),
+      attempts: 0,
+      endedAt: null,
+      endReason: null,
+      version: 1,
+    });
+    const old = [at(-CHALLENGE_RETENTION_SECONDS - 60), at(-CHALLENGE_RETENTION_SECONDS - 120), at(-CHALLENGE_RETENTION_SECONDS - 180)];
+    const recent = [at(-60), at(600)];
+    for (const c of [...old, ...recent]) await challenges.insert(c);
+    const { deps: d } = deps({ challenges, batchSize: 2 });
+    const result = await runCleanup(d);
+    expect(result.deleted.emailChallenges).to.equal(3);
+    const left = (await fx.container.db.writer('email_challenges').select<Array<{ id: string }>>('id')).map((r) => r.id).sort();
+    expect(left).to.deep.equal(recent.map((c) => c.id).sort());
   });
 });

@@ -3,12 +3,16 @@ import type { Logger } from '../../platform/logger.js';
 import type { SessionsRepo } from '../../store/pg/sessions-repo.js';
 import type { SigningKeysRepo } from '../../store/pg/signing-keys-repo.js';
 import type { UsageRepo } from '../../store/pg/usage-repo.js';
+import type { EmailChallengesRepo } from '../../store/pg/email-challenges-repo.js';
 
 /** Signing keys stay a day after leaving the JWKS (for `keys list` and late verifiers' caches). */
 export const RETIRED_KEY_RETENTION_SECONDS = 86_400;
 
 /** Hourly usage counters (`authctl stats`) are kept 30 days. */
 export const USAGE_RETENTION_SECONDS = 30 * 86_400;
+
+/** E-mail challenges stay a day after they expire (for support questions), then go. */
+export const CHALLENGE_RETENTION_SECONDS = 86_400;
 
 export interface CleanupDeps {
   sessions: Pick<SessionsRepo, 'deleteStale'>;
@@ -32,18 +36,21 @@ export interface CleanupDeps {
   /** Optional: without it, usage counters are left alone. */
   usage?: Pick<UsageRepo, 'deleteBefore'> | undefined;
   usageRetentionSeconds?: number;
+  /** Optional: without it, e-mail challenges are left alone. Each region deletes its own copies (deletes do not replicate). */
+  challenges?: Pick<EmailChallengesRepo, 'deleteExpired'> | undefined;
 }
 
 export interface CleanupResult {
   /** `usageRows` only when the pass was given the usage repo. */
-  deleted: { sessions: number; signingKeys: number; usageRows?: number };
+  deleted: { sessions: number; signingKeys: number; usageRows?: number; emailChallenges?: number };
   batches: number;
 }
 
 /**
  * The `cleanup` job: deletes sessions expired or revoked longer than `horizonSeconds` ago, in
  * batches of `batchSize` (each its own short statement), and signing keys retired more than a day
- * ago, and usage counters of hours that started more than 30 days ago. Idempotent: a pass that
+ * ago, usage counters of hours that started more than 30 days ago, and e-mail challenges that
+ * expired more than a day ago. Idempotent: a pass that
  * is interrupted is finished by the next one.
  */
 export async function runCleanup(deps: CleanupDeps): Promise<CleanupResult> {
@@ -69,6 +76,16 @@ export async function runCleanup(deps: CleanupDeps): Promise<CleanupResult> {
   if (deps.usage) {
     const retention = deps.usageRetentionSeconds ?? USAGE_RETENTION_SECONDS;
     deleted.usageRows = await deps.usage.deleteBefore(new Date(now.getTime() - retention * 1000));
+  }
+  if (deps.challenges) {
+    const before = new Date(now.getTime() - CHALLENGE_RETENTION_SECONDS * 1000);
+    let total = 0;
+    for (;;) {
+      const count = await deps.challenges.deleteExpired(before, deps.batchSize);
+      total += count;
+      if (count < deps.batchSize) break;
+    }
+    deleted.emailChallenges = total;
   }
   const result: CleanupResult = { deleted, batches };
   deps.log.info('cleanup done', { event: 'cleanup.done', ...result, durationMs: Math.round(performance.now() - started) });
