@@ -52,6 +52,8 @@ export interface RegistrationHooks {
 
 /** The admin view adds status and timestamps. */
 export interface AdminUserView extends UserView {
+  /** When the address was last proven; null while unverified (or without an address). */
+  emailVerifiedAt: string | null;
   status: 'active' | 'disabled';
   updatedAt: string;
   passwordChangedAt: string;
@@ -69,8 +71,15 @@ export function toUserView(user: Pick<UserRecord, 'id' | 'username' | 'email' | 
 }
 
 export function toAdminUserView(user: UserRecord): AdminUserView {
+  const { id, username, email, emailVerified, homeRegion, createdAt } = toUserView(user);
   return {
-    ...toUserView(user),
+    id,
+    username,
+    email,
+    emailVerified,
+    emailVerifiedAt: user.emailVerifiedAt?.toISOString() ?? null,
+    homeRegion,
+    createdAt,
     status: user.status,
     updatedAt: user.updatedAt.toISOString(),
     passwordChangedAt: user.passwordChangedAt.toISOString(),
