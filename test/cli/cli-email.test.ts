@@ -185,6 +185,15 @@ describe('authctl user … with e-mail addresses (spawned as a user runs it)', f
     it('an unknown address: exit 3', async function () {
       expectJsonError(await cli(['user', 'show', 'nobody@example.com', '--json']), 3, 'not_found');
     });
+
+    it('an unreachable database is exit 69, not "no such user", for a username or an address', async function () {
+      const down = { databaseUrl: 'postgres://postgres@127.0.0.1:1/authctl' };
+      for (const ref of ['holder', 'holder@example.com']) {
+        const result = await runCli(['user', 'show', ref, '--json'], { ...down, env: EMAIL_ON });
+        expectJsonError(result, 69, 'unavailable');
+        expectNoStackTrace(result.stdout + result.stderr);
+      }
+    });
   });
 
   describe('user list', function () {

@@ -101,6 +101,8 @@ export interface UserServiceOptions {
 }
 
 const notFound = () => new AppError('not_found', 'no such user');
+/** Something that is no address or username at all (normalization refused it): then no such user. A database error is not. */
+const isInvalidRequest = (err: unknown): boolean => err instanceof AppError && err.code === 'invalid_request';
 
 /**
  * Users: registration, password authentication and administration. Used alike by the HTTP
@@ -232,15 +234,15 @@ export class UserService {
     if (idOrName.includes('@')) {
       try {
         user = await this.opts.repo.findByEmail(normalizeEmail(idOrName));
-      } catch {
-        user = undefined;
+      } catch (err) {
+        if (!isInvalidRequest(err)) throw err;
       }
     }
     if (!user) {
       try {
         user = await this.opts.repo.findByUsername(normalizeUsername(idOrName));
-      } catch {
-        user = undefined;
+      } catch (err) {
+        if (!isInvalidRequest(err)) throw err;
       }
     }
     if (!user) throw notFound();
