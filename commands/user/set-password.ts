@@ -1,6 +1,7 @@
 import { userLabel } from '../../src/model/user.js';
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../_base.js';
+import { USER_ARG } from './_user.js';
 import { obtainPassword } from '../_io.js';
 
 export default class UserSetPassword extends BaseCommand<typeof UserSetPassword> {
@@ -11,7 +12,7 @@ export default class UserSetPassword extends BaseCommand<typeof UserSetPassword>
     '<%= config.bin %> user set-password alice',
     'printf %s "$PASSWORD" | <%= config.bin %> user set-password alice --password-stdin',
   ];
-  static override args = { user: Args.string({ required: true, description: 'User id or username.' }) };
+  static override args = { user: Args.string({ required: true, description: USER_ARG }) };
   static override flags = { 'password-stdin': Flags.boolean({ summary: 'Read the password from standard input.' }) };
 
   async run(): Promise<{ id: string; username: string | null; email: string | null; revokedSessions: number }> {

@@ -1,5 +1,6 @@
 import type { SessionService } from '../core/sessions/session-service.js';
 import { toAdminUserView, type AdminUserView, type UserService } from '../core/users/user-service.js';
+import { userSortKey } from '../store/pg/users-repo.js';
 
 export interface AdminUsersDeps {
   users: Pick<UserService, 'find' | 'list'>;
@@ -11,7 +12,7 @@ export type UserDetails = AdminUserView & { activeSessions: number };
 
 export interface UserPage {
   users: AdminUserView[];
-  /** The `after` of the next page; null on the last one. */
+  /** The `after` of the next page (the last user's sort key: username, else lower-cased address); null on the last one. */
   next: string | null;
 }
 
@@ -19,16 +20,20 @@ export interface UserPage {
 export class AdminUsers {
   constructor(private readonly deps: AdminUsersDeps) {}
 
-  /** One user by id or username, with the number of live sessions; `not_found` (exit 3) if none. */
+  /** One user by id, username or e-mail address, with the number of live sessions; `not_found` (exit 3) if none. */
   async show(userRef: string): Promise<UserDetails> {
     const user = await this.deps.users.find(userRef);
     const activeSessions = (await this.deps.sessions.listForUser(user.id)).length;
     return { ...toAdminUserView(user), activeSessions };
   }
 
-  /** A page of users ordered by username, after `after`, optionally only those containing `search`. */
+  /**
+   * A page of users ordered by username (users without one by their address), after `after`,
+   * optionally only those whose username or address contains `search`.
+   */
   async list(query: { limit: number; after?: string | undefined; search?: string | undefined }): Promise<UserPage> {
-    const users = (await this.deps.users.list(query)).map(toAdminUserView);
-    return { users, next: users.length === query.limit ? users[users.length - 1]!.username : null };
+    const records = await this.deps.users.list(query);
+    const last = records.length === query.limit ? records[records.length - 1] : undefined;
+    return { users: records.map(toAdminUserView), next: last ? userSortKey(last) : null };
   }
 }

@@ -319,7 +319,8 @@ describe('authctl CLI (spawned as a user runs it)', function () {
       const result = await cli(['user', 'create', '--help']);
       expect(result.code, describeRun(result)).to.equal(0);
       expect(result.stdout).to.contain('--password-stdin');
-      expect(result.stdout).to.match(/USAGE\s+\$ authctl user create USERNAME/);
+      expect(result.stdout).to.match(/USAGE\s+\$ authctl user create \[USERNAME\]/);
+      expect(result.stdout).to.contain('--email');
     });
 
     it('--version prints the package version', async function () {

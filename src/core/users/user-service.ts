@@ -52,6 +52,8 @@ export interface RegistrationHooks {
 
 /** The admin view adds status and timestamps. */
 export interface AdminUserView extends UserView {
+  /** When the address was last proven; null while unverified (or without an address). */
+  emailVerifiedAt: string | null;
   status: 'active' | 'disabled';
   updatedAt: string;
   passwordChangedAt: string;
@@ -69,8 +71,15 @@ export function toUserView(user: Pick<UserRecord, 'id' | 'username' | 'email' | 
 }
 
 export function toAdminUserView(user: UserRecord): AdminUserView {
+  const { id, username, email, emailVerified, homeRegion, createdAt } = toUserView(user);
   return {
-    ...toUserView(user),
+    id,
+    username,
+    email,
+    emailVerified,
+    emailVerifiedAt: user.emailVerifiedAt?.toISOString() ?? null,
+    homeRegion,
+    createdAt,
     status: user.status,
     updatedAt: user.updatedAt.toISOString(),
     passwordChangedAt: user.passwordChangedAt.toISOString(),
@@ -92,6 +101,8 @@ export interface UserServiceOptions {
 }
 
 const notFound = () => new AppError('not_found', 'no such user');
+/** Something that is no address or username at all (normalization refused it): then no such user. A database error is not. */
+const isInvalidRequest = (err: unknown): boolean => err instanceof AppError && err.code === 'invalid_request';
 
 /**
  * Users: registration, password authentication and administration. Used alike by the HTTP
@@ -223,15 +234,15 @@ export class UserService {
     if (idOrName.includes('@')) {
       try {
         user = await this.opts.repo.findByEmail(normalizeEmail(idOrName));
-      } catch {
-        user = undefined;
+      } catch (err) {
+        if (!isInvalidRequest(err)) throw err;
       }
     }
     if (!user) {
       try {
         user = await this.opts.repo.findByUsername(normalizeUsername(idOrName));
-      } catch {
-        user = undefined;
+      } catch (err) {
+        if (!isInvalidRequest(err)) throw err;
       }
     }
     if (!user) throw notFound();
