@@ -30,7 +30,7 @@ describe('JobQueue (pg-boss): install, transactional enqueue, stats', function (
 
   it('install() is idempotent and gives cache-sync the configured retry policy and dead-letter queue', async function () {
     const again = await fx.newQueue().install();
-    expect(again.queues).to.have.members([QUEUES.cleanup, QUEUES.cacheSync, QUEUES.mail, QUEUES.deadLetter]);
+    expect(again.queues).to.have.members([QUEUES.cleanup, QUEUES.cacheSync, QUEUES.mail, QUEUES.emailRequest, QUEUES.deadLetter]);
     expect(again.version).to.be.a('number');
     expect(again.asyncPending).to.equal(0);
     const status = await fx.newQueue().status();

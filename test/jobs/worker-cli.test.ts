@@ -65,7 +65,7 @@ describe('authctl worker (and serve --with-workers) as processes', function () {
     expect(body.applied).to.not.be.empty;
     expect(body.jobs.schema).to.equal('pgboss');
     expect(body.jobs.version).to.be.a('number');
-    expect(body.jobs.queues).to.have.members(['cleanup', 'cache-sync', 'mail', 'dead-letter']);
+    expect(body.jobs.queues).to.have.members(['cleanup', 'cache-sync', 'mail', 'email-request', 'dead-letter']);
     const status = expectJson<{ jobs: { installed: boolean; version: number; expected: number } }>(
       await runCli(['migrate', 'status', '--json'], { databaseUrl: db.url }),
       0,

@@ -14,11 +14,12 @@ describe('regions: e-mail flows started in one region, finished in another', fun
 
   before(async function () {
     smtp = await TestSmtpServer.start();
-    [eu, us] = await startRegions(['eu', 'us'], () => ({
+    const nodes = await startRegions(['eu', 'us'], () => ({
       identity: { email: 'optional' },
       mail: { transport: 'smtp', smtpUrl: `smtp://127.0.0.1:${smtp.port}`, from: FROM, retryDelaySeconds: 1, retryDelayMaxSeconds: 2 },
     }));
-    for (const node of [eu!, us!]) workers.push(await startWorker(node.container, node.container.jobs, { pollingIntervalSeconds: 0.5, stopTimeoutMs: 5_000 }));
+    [eu, us] = [nodes[0]!, nodes[1]!];
+    for (const node of nodes) workers.push(await startWorker(node.container, node.container.jobs, { pollingIntervalSeconds: 0.5, stopTimeoutMs: 5_000 }));
   });
   after(async function () {
     for (const w of workers) await w.stop();
@@ -58,7 +59,9 @@ describe('regions: e-mail flows started in one region, finished in another', fun
     expect((await post(us, '/v1/auth/password/reset', { token, newPassword })).status).to.equal(204);
     await expectTokenResponse(await post(us, '/v1/auth/login', { email, password: newPassword }));
     // eu learns the new password and the cut-off: its session of before the reset is revoked.
-    await eventually('the new password in eu', async () => ((await post(eu, '/v1/auth/login', { email, password: newPassword })).status === 200 ? true : undefined));
+    await eventually('the new password in eu', async () =>
+      (await post(eu, '/v1/auth/login', { email, password: newPassword })).status === 200 ? true : undefined,
+    );
     await eventually('the old session refused in eu', async () => {
       const r = await post(eu, '/v1/auth/refresh', { refreshToken: session.refreshToken });
       return r.status === 401 ? true : undefined;

@@ -7,23 +7,28 @@ import { RelayedResponse } from '../../core/replication/refresh-proxy.js';
 import { requireBearer } from '../middleware/bearer.js';
 import { jsonBody } from '../middleware/json-body.js';
 import { parseBody } from '../validate.js';
+import { invalidRequest } from '../../platform/errors.js';
 import { foldUsername } from '../../core/users/username.js';
 import { assertSingleScript } from '../../security/confusables.js';
 
 // Field sizes are bounded here (400 invalid_request); the password policy proper (8–256 code
 // points, blocklist) answers 400 weak_password from the core.
-const registration = z.object({
+/** Sign-up's body: the identifiers `identity.*` requires are required fields. */
+function registrationSchema(identity: Container['config']['identity']) {
+  const username = z.string().min(1).max(256);
+  const email = z.string().min(1).max(320);
+  return z.object({
+    username: identity.username === 'required' ? username : username.optional(),
+    email: identity.email === 'required' ? email : email.optional(),
+    password: z.string().min(1).max(1024),
+  });
+}
+// Login by username or by address: exactly one of the two (checked in the route).
+const credentials = z.object({
   username: z.string().min(1).max(256).optional(),
   email: z.string().min(1).max(320).optional(),
   password: z.string().min(1).max(1024),
 });
-const credentials = z.union(
-  [
-    z.strictObject({ username: z.string().min(1).max(256), password: z.string().min(1).max(1024) }),
-    z.strictObject({ email: z.string().min(1).max(320), password: z.string().min(1).max(1024) }),
-  ],
-  { error: 'send {username, password} or {email, password}' },
-);
 const refreshBody = z.object({ refreshToken: z.string().min(1).max(512) });
 const logoutBody = z.object({ refreshToken: z.string().min(1).max(512).optional() }).optional();
 const passwordBody = z.object({
@@ -53,9 +58,13 @@ export function authRoutes(c: Container): Router {
   const router = new Router({ prefix: '/v1/auth' });
   const body = jsonBody(c.config.http.bodyLimit);
   const bearer = requireBearer(c.auth);
+  const registration = registrationSchema(c.config.identity);
 
   router.post('/register', body, async function register(ctx) {
     const input = parseBody(registration, ctx.state.body);
+    if (input.username === undefined && input.email === undefined) {
+      throw invalidRequest([{ path: 'username', message: 'a username or an email is required' }], 'a username or an email is required');
+    }
     await c.throttle.guardRegistration(ctx.ip);
     if (input.username !== undefined) assertSingleScript(foldUsername(input.username));
     ctx.status = 201;
@@ -64,7 +73,11 @@ export function authRoutes(c: Container): Router {
 
   router.post('/login', body, async function login(ctx) {
     const input = parseBody(credentials, ctx.state.body);
-    const identifier = 'email' in input ? { email: input.email } : { username: input.username };
+    if ((input.username === undefined) === (input.email === undefined)) {
+      const message = input.username === undefined ? 'a username or an email is required' : 'send a username or an email, not both';
+      throw invalidRequest([{ path: input.username === undefined ? 'username' : 'email', message }], message);
+    }
+    const identifier = input.email !== undefined ? { email: input.email } : { username: input.username! };
     ctx.body = await c.throttle.guard(throttleName(identifier), ctx.ip, () => c.auth.login(identifier, input.password, clientMeta(ctx)));
   });
 
