@@ -1,13 +1,10 @@
 import { Args, Flags } from '@oclif/core';
-import { emailKey, normalizeEmail } from '../../src/core/users/email.js';
+import { normalizeEmail } from '../../src/core/users/email.js';
 import { toAdminUserView, type AdminUserView } from '../../src/core/users/user-service.js';
-import { userLabel, type UserRecord } from '../../src/model/user.js';
-import { AppError } from '../../src/platform/errors.js';
+import { userLabel } from '../../src/model/user.js';
 import { BaseCommand } from '../_base.js';
 import { obtainPassword } from '../_io.js';
 import { refuseWhenEmailOff } from './_user.js';
-
-const emailTaken = () => new AppError('email_taken', 'that e-mail address is already in use');
 
 export default class UserCreate extends BaseCommand<typeof UserCreate> {
   static override summary = 'Create a user.';
@@ -41,37 +38,14 @@ export default class UserCreate extends BaseCommand<typeof UserCreate> {
     // Refused before the password is asked for: an address that cannot be given, or is not one.
     if (email !== undefined) {
       refuseWhenEmailOff(this.settings);
-      await this.refuseTakenAddress(normalizeEmail(email));
+      normalizeEmail(email);
     }
     const password = await obtainPassword(this.flags['password-stdin']);
-    let user = await this.container.users.register({ username, email, password });
-    // With identity.requireVerifiedEmail, sign-up answers a taken address with a user that was
-    // never stored (so that sign-up tells nobody which addresses have accounts): an admin is told.
-    user = await this.stored(user);
-    if (verified) user = await this.container.users.markEmailVerified(user.id);
+    // One transaction; a taken address is email_taken for an admin; --verified sends no verification.
+    const user = await this.container.users.register({ username, email, password }, { asAdmin: true, emailVerified: verified });
     const view = toAdminUserView(user);
     const address = view.email === null ? '' : `, e-mail ${view.email} (${view.emailVerified ? 'verified' : 'unverified'})`;
     this.say(`Created user ${userLabel(user)} (${user.id})${address}.`);
     return view;
-  }
-
-  private async refuseTakenAddress(address: string): Promise<void> {
-    let holder: UserRecord;
-    try {
-      holder = await this.container.users.find(address);
-    } catch (err) {
-      if (err instanceof AppError && err.code === 'not_found') return;
-      throw err;
-    }
-    if (holder.email !== null && emailKey(holder.email) === emailKey(address)) throw emailTaken();
-  }
-
-  private async stored(user: UserRecord): Promise<UserRecord> {
-    try {
-      return await this.container.users.get(user.id);
-    } catch (err) {
-      if (err instanceof AppError && err.code === 'not_found' && user.email !== null) throw emailTaken();
-      throw err;
-    }
   }
 }

@@ -2,7 +2,7 @@ import { Config } from '@oclif/core';
 import { expect } from 'chai';
 import { buildContainer, type Container } from '../../src/container.js';
 import { AppError } from '../../src/platform/errors.js';
-import { shutdown } from '../../src/runtime.js';
+import { migrate, shutdown } from '../../src/runtime.js';
 import { testConfig } from '../helpers/app.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { describeRun, expectJson, expectJsonError, expectNoStackTrace, repoRoot, runCli, type CliOptions, type CliResult } from './run-cli.js';
@@ -55,7 +55,8 @@ describe('authctl user … with e-mail addresses (spawned as a user runs it)', f
         mail: { transport: 'log', from: 'authctl <no-reply@example.com>' },
       }),
     );
-    await container.db.migrateLatest();
+    // The schema and the job queue: a user with an address gets a verification message enqueued.
+    await migrate(container);
     await container.keys.ensureSigningKey();
     await container.users.register({ username: 'holder', email: 'holder@example.com', password: PASSWORD });
     await container.users.register({ username: 'plain', password: PASSWORD });

@@ -38,6 +38,14 @@ export interface Registration {
   password: string;
 }
 
+/** How an administrator's `authctl user create` differs from a sign-up. */
+export interface RegistrationOptions {
+  /** A taken address is always `email_taken` (an admin is told, whatever `requireVerifiedEmail` says). */
+  asAdmin?: boolean;
+  /** The address is verified from the start, and no verification message is sent. */
+  emailVerified?: boolean;
+}
+
 /** Who logs in: by username or by address. */
 export type LoginIdentifier = { username: string; email?: undefined } | { email: string; username?: undefined };
 
@@ -127,9 +135,13 @@ export class UserService {
    * tells that the address has an account.
    */
   async register(username: string, password: string): Promise<UserRecord>;
-  async register(input: Registration): Promise<UserRecord>;
-  async register(inputOrUsername: Registration | string, password?: string): Promise<UserRecord> {
-    const input: Registration = typeof inputOrUsername === 'string' ? { username: inputOrUsername, password: password ?? '' } : inputOrUsername;
+  async register(input: Registration, options?: RegistrationOptions): Promise<UserRecord>;
+  async register(inputOrUsername: Registration | string, passwordOrOptions?: string | RegistrationOptions): Promise<UserRecord> {
+    const input: Registration =
+      typeof inputOrUsername === 'string'
+        ? { username: inputOrUsername, password: typeof passwordOrOptions === 'string' ? passwordOrOptions : '' }
+        : inputOrUsername;
+    const options: RegistrationOptions = typeof passwordOrOptions === 'object' ? passwordOrOptions : {};
     const { identity } = this.opts;
     const username = input.username === undefined ? null : normalizeUsername(input.username);
     if (input.email !== undefined && identity.email === 'off') {
@@ -150,7 +162,7 @@ export class UserService {
       id: uuidv7(),
       username,
       email,
-      emailVerifiedAt: null,
+      emailVerifiedAt: email !== null && options.emailVerified ? now : null,
       passwordHash,
       status: 'active',
       homeRegion: this.opts.region,
@@ -162,11 +174,11 @@ export class UserService {
     try {
       user = await this.opts.db.transaction(async (trx) => {
         const inserted = await this.opts.repo.insert(record, trx);
-        if (email !== null) await this.opts.hooks?.registered(trx, inserted);
+        if (email !== null && inserted.emailVerifiedAt === null) await this.opts.hooks?.registered(trx, inserted);
         return inserted;
       });
     } catch (err) {
-      if (err instanceof AppError && err.code === 'email_taken' && identity.requireVerifiedEmail && email !== null && this.opts.hooks) {
+      if (err instanceof AppError && err.code === 'email_taken' && identity.requireVerifiedEmail && !options.asAdmin && email !== null && this.opts.hooks) {
         await this.opts.hooks.addressTaken(email);
         this.opts.log.info('sign-up with an address that has an account: its owner is notified', { event: 'user.signup_address_taken' });
         return { ...record, version: 1 };
