@@ -1,5 +1,5 @@
 import type { SessionRecord } from './session.js';
-import type { UserRecord } from './user.js';
+import type { EmailChallenge, UserRecord } from './user.js';
 
 /**
  * A changed row as the capture trigger wrote it to the outbox: `to_jsonb` of the row (snake_case
@@ -10,7 +10,7 @@ import type { UserRecord } from './user.js';
 export type CapturedRow = Record<string, unknown>;
 
 /** What a replicated change is about, as named on the wire (`changes[].entity`). */
-export type ReplicatedEntity = 'users' | 'users_deleted' | 'sessions' | 'signing_keys';
+export type ReplicatedEntity = 'users' | 'users_deleted' | 'sessions' | 'signing_keys' | 'email_challenges';
 
 /** A user as a peer ships it: the whole record (password hash included) and its session cut-off. */
 export interface ReplicatedUser extends UserRecord {
@@ -39,12 +39,19 @@ export interface ReplicatedKey {
   version: number;
 }
 
+/**
+ * An e-mail challenge (a verification, address change or password reset sent) as a peer ships it:
+ * the whole row, which holds no secret (the code and link are MACs of its id).
+ */
+export type ReplicatedChallenge = EmailChallenge;
+
 /** One change of a peer's batch, decoded. */
 export type ReplicatedChange =
   | { entity: 'users'; payload: ReplicatedUser }
   | { entity: 'users_deleted'; payload: { id: string } }
   | { entity: 'sessions'; payload: ReplicatedSession }
-  | { entity: 'signing_keys'; payload: ReplicatedKey };
+  | { entity: 'signing_keys'; payload: ReplicatedKey }
+  | { entity: 'email_challenges'; payload: ReplicatedChallenge };
 
 /** A peer's batch, decoded: its origin region, its content-derived id and its changes in order. */
 export interface ReplicatedBatch {

@@ -1,19 +1,24 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
-import type { ReplicatedSession, ReplicatedUser } from '../../src/model/replication.js';
+import type { ReplicatedChallenge, ReplicatedSession, ReplicatedUser } from '../../src/model/replication.js';
 import {
   becameRevoked,
   clashName,
   cutOffRevokes,
   cutoffAdvances,
+  emailClashName,
   foldSessions,
   keepsUsername,
+  mergeChallenge,
   mergeSession,
   resolveClash,
+  resolveEmailClash,
   userWins,
   type ClashRank,
+  type EmailClashSide,
   type SessionFold,
 } from '../../src/core/replication/merge.js';
+import { normalizeUsername } from '../../src/core/users/username.js';
 
 const T0 = Date.UTC(2030, 0, 1);
 const at = (seconds: number) => new Date(T0 + seconds * 1000);
@@ -55,6 +60,28 @@ function user(overrides: Partial<ReplicatedUser> = {}): ReplicatedUser {
     version: 1,
     ...overrides,
   };
+}
+
+function challenge(overrides: Partial<ReplicatedChallenge> = {}): ReplicatedChallenge {
+  return {
+    id: '01900000-0000-7000-8000-0000000000c1',
+    userId: '01900000-0000-7000-8000-00000000000a',
+    purpose: 'reset',
+    email: 'alice@example.com',
+    homeRegion: 'eu',
+    createdAt: at(0),
+    expiresAt: at(1_800),
+    attempts: 0,
+    endedAt: null,
+    endReason: null,
+    version: 1,
+    ...overrides,
+  };
+}
+
+/** Folds challenge states in order into a first one, by the rule the apply uses. */
+function foldChallenges(first: ReplicatedChallenge, changes: readonly ReplicatedChallenge[]): ReplicatedChallenge {
+  return changes.reduce((local, incoming) => mergeChallenge(local, incoming).state, first);
 }
 
 /** Applies user changes in order, by the rule the apply uses: the incoming row replaces the current one if it wins. */
@@ -229,6 +256,146 @@ describe('replication merge rules', () => {
           expect([here.winnerId, here.loserId, here.to]).to.deep.equal([there.winnerId, there.loserId, there.to]);
           // … and it is transitive, so three-way clashes settle alike too.
           if (c.id !== a.id && c.id !== b.id && keepsUsername(a, b) && keepsUsername(b, c)) expect(keepsUsername(a, c)).to.equal(true);
+        }),
+      );
+    });
+  });
+
+  describe('address clashes: the username ranking decides; the loser loses the address, and gets a username if it has none', () => {
+    const side = (created: number, homeRegion: string, id: string, username: string | null, email = 'Bob@Example.com'): EmailClashSide => ({
+      createdAt: at(created),
+      homeRegion,
+      id,
+      username,
+      email,
+    });
+    const A = '01900000-0000-7000-8000-0000000000aa';
+    const B = '01900000-0000-7000-8000-0000000000bb';
+
+    it('the user created first keeps the address; a loser with a username keeps its username', () => {
+      expect(resolveEmailClash(side(2, 'us', B, 'bob2'), side(1, 'eu', A, 'bob1'))).to.deep.equal({
+        incomingWins: false,
+        winnerId: A,
+        loserId: B,
+        assignUsername: null,
+      });
+      expect(resolveEmailClash(side(1, 'us', B, 'bob2'), side(2, 'eu', A, 'bob1'))).to.deep.include({ incomingWins: true, winnerId: B, loserId: A });
+      // Created at once: the lower home region, then the lower id.
+      expect(resolveEmailClash(side(1, 'us', A, null), side(1, 'eu', B, null)).winnerId).to.equal(B);
+      expect(resolveEmailClash(side(1, 'eu', B, null), side(1, 'eu', A, null)).winnerId).to.equal(A);
+    });
+
+    it('a loser without a username gets one made from the local part, its id and its home region', () => {
+      const outcome = resolveEmailClash(side(2, 'us', B, null, 'Bob.Smith+news@Example.com'), side(1, 'eu', A, 'bob'));
+      expect(outcome).to.deep.include({ winnerId: A, loserId: B, assignUsername: 'bob.smithnews-000000bb.us' });
+      expect(emailClashName('Bob.Smith+x@example.com', '01900000-0000-7000-8000-0123456789ab', 'eu')).to.equal('bob.smithx-456789ab.eu');
+      // Nothing usable left of the local part: "user".
+      expect(emailClashName('+++@example.com', A, 'eu')).to.equal('user-000000aa.eu');
+      // Letters of any script stay, folded like a username; quotes and the like go.
+      expect(emailClashName('Ünïcode!#$%&*=?^`{|}~@example.com', A, 'eu')).to.equal('ünïcode-000000aa.eu');
+      // Within 64 characters, whatever the local part and region.
+      const long = emailClashName(`${'x'.repeat(64)}@example.com`, A, 'a-rather-long-region-name');
+      expect([...long].length).to.be.at.most(64);
+      expect(long.endsWith('-000000aa.a-rather-long-region-name')).to.equal(true);
+    });
+
+    it('property: the name given is a valid, normalized username, a function of the user alone', () => {
+      const local = fc.string({ minLength: 1, maxLength: 64, unit: 'grapheme' }).filter((l) => !l.includes('@'));
+      fc.assert(
+        fc.property(local, fc.constantFrom('eu', 'us-east', 'ap'), fc.uuid(), (l, region, id) => {
+          const name = emailClashName(`${l}@example.com`, id, region);
+          expect(normalizeUsername(name)).to.equal(name);
+          expect(emailClashName(`${l}@example.com`, id, region)).to.equal(name);
+        }),
+      );
+    });
+
+    it('property: both regions end alike, whichever of the two users each held', () => {
+      const sides = fc
+        .record({
+          created: fc.integer({ min: 0, max: 3 }),
+          home: fc.constantFrom('eu', 'us', 'ap'),
+          id: fc.constantFrom(A, B, '01900000-0000-7000-8000-0000000000cc'),
+          username: fc.option(fc.constantFrom('bob', 'robert'), { nil: null }),
+        })
+        .map((r) => side(r.created, r.home, r.id, r.username));
+      /** The two users' identifiers after a region holding `held` receives `incoming`. */
+      const settle = (incoming: EmailClashSide, held: EmailClashSide) => {
+        const c = resolveEmailClash(incoming, held);
+        const after = (u: EmailClashSide) =>
+          u.id === c.loserId ? { id: u.id, email: null, username: u.username ?? c.assignUsername } : { id: u.id, email: u.email, username: u.username };
+        return [after(incoming), after(held)].sort((x, y) => x.id.localeCompare(y.id));
+      };
+      fc.assert(
+        fc.property(sides, sides, (x, y) => {
+          fc.pre(x.id !== y.id);
+          const here = settle(x, y);
+          expect(settle(y, x)).to.deep.equal(here);
+          // Exactly one keeps the address, and both still have an identifier.
+          expect(here.filter((u) => u.email !== null)).to.have.length(1);
+          for (const u of here) expect(u.email ?? u.username).to.not.equal(null);
+        }),
+      );
+    });
+  });
+
+  describe('e-mail challenges: an ended challenge never comes back to life; wrong tries are the larger count', () => {
+    it('an end arrives with its time and reason, and stays against a live state arriving later', () => {
+      const ended = mergeChallenge(challenge({ attempts: 1 }), challenge({ endedAt: at(60), endReason: 'used', attempts: 1, version: 3 }));
+      expect(ended.changed).to.equal(true);
+      expect(ended.state).to.deep.include({ endedAt: at(60), endReason: 'used', version: 3 });
+      const revived = mergeChallenge(ended.state, challenge({ attempts: 2, version: 4 }));
+      expect(revived.state).to.deep.include({ endedAt: at(60), endReason: 'used', attempts: 2, version: 4 });
+      // A second end keeps the first one's time and reason.
+      expect(mergeChallenge(ended.state, challenge({ endedAt: at(90), endReason: 'exhausted', version: 9 })).state).to.deep.include({
+        endedAt: at(60),
+        endReason: 'used',
+      });
+    });
+
+    it('takes the larger count of wrong tries and the higher version; what the challenge is stays from the local row', () => {
+      const local = challenge({ attempts: 3, version: 4 });
+      const merged = mergeChallenge(local, challenge({ attempts: 1, version: 6, email: 'other@example.com', expiresAt: at(9_999) }));
+      expect(merged.state).to.deep.equal({ ...local, version: 6 });
+      expect(mergeChallenge(local, challenge({ attempts: 4, version: 2 })).state).to.deep.include({ attempts: 4, version: 4 });
+      // An older state changes nothing.
+      expect(mergeChallenge(local, challenge({ attempts: 2, version: 3 }))).to.deep.equal({ state: local, changed: false });
+    });
+
+    const anyState = fc
+      .record({
+        attempts: fc.integer({ min: 0, max: 5 }),
+        end: fc.option(fc.integer({ min: 0, max: 3 }), { nil: undefined }),
+        version: fc.integer({ min: 1, max: 9 }),
+      })
+      .map((c) =>
+        challenge({
+          attempts: c.attempts,
+          endedAt: c.end === undefined ? null : at(100 + c.end),
+          endReason: c.end === undefined ? null : (['used', 'replaced', 'exhausted', 'superseded'] as const)[c.end]!,
+          version: c.version,
+        }),
+      );
+
+    it('property: once ended, ended whatever arrives; tries, version and ended-or-not are order-independent', () => {
+      fc.assert(
+        fc.property(anyState, withPermutation(fc.array(anyState, { minLength: 1, maxLength: 8 })), (first, [changes, shuffled]) => {
+          const one = foldChallenges(first, changes);
+          const other = foldChallenges(first, shuffled);
+          const key = (c: ReplicatedChallenge) => ({ attempts: c.attempts, version: c.version, ended: c.endedAt !== null });
+          expect(key(other)).to.deep.equal(key(one));
+          expect(one.attempts).to.equal(Math.max(first.attempts, ...changes.map((c) => c.attempts)));
+          if (first.endedAt !== null) expect([one.endedAt, one.endReason]).to.deep.equal([first.endedAt, first.endReason]);
+          expect(one.endedAt !== null).to.equal([first, ...changes].some((c) => c.endedAt !== null));
+        }),
+      );
+    });
+
+    it('property: applying a change twice is applying it once', () => {
+      fc.assert(
+        fc.property(anyState, anyState, (local, change) => {
+          const once = mergeChallenge(local, change).state;
+          expect(mergeChallenge(once, change)).to.deep.equal({ state: once, changed: false });
         }),
       );
     });

@@ -32,6 +32,19 @@ const SESSION = {
   ip: '192.0.2.7',
   version: 8,
 };
+const CHALLENGE = {
+  id: '0190f3c2-7a1b-7c3d-8e4f-0000000000c1',
+  user_id: USER.id,
+  purpose: 'reset',
+  email: 'Alice@example.com',
+  home_region: 'eu',
+  created_at: '2030-01-01T10:00:00.25+00:00',
+  expires_at: '2030-01-01T10:30:00.25+00:00',
+  attempts: 2,
+  ended_at: null,
+  end_reason: null,
+  version: 3,
+};
 const KEY = {
   kid: 'kid-1',
   alg: 'EdDSA',
@@ -80,6 +93,7 @@ describe('replication wire format', () => {
           { entity: 'users_deleted', payload: { id: USER.id } },
           { entity: 'sessions', payload: SESSION },
           { entity: 'signing_keys', payload: KEY },
+          { entity: 'email_challenges', payload: CHALLENGE },
         ],
       }),
     );
@@ -92,6 +106,8 @@ describe('replication wire format', () => {
           payload: {
             id: USER.id,
             username: 'alice',
+            email: null,
+            emailVerifiedAt: null,
             passwordHash: USER.password_hash,
             status: 'active',
             homeRegion: 'eu',
@@ -135,8 +151,60 @@ describe('replication wire format', () => {
             version: 1,
           },
         },
+        {
+          entity: 'email_challenges',
+          payload: {
+            id: CHALLENGE.id,
+            userId: USER.id,
+            purpose: 'reset',
+            email: 'Alice@example.com',
+            homeRegion: 'eu',
+            createdAt: new Date('2030-01-01T10:00:00.250Z'),
+            expiresAt: new Date('2030-01-01T10:30:00.250Z'),
+            attempts: 2,
+            endedAt: null,
+            endReason: null,
+            version: 3,
+          },
+        },
       ],
     });
+  });
+
+  it("decodes a user's address and verification, and a user from a peer before them (no such fields) to nulls", () => {
+    const batch = decodeBatch(
+      body({
+        origin: 'eu',
+        batchId: 'b-email',
+        changes: [
+          { entity: 'users', payload: { ...USER, username: null, email: 'Alice@example.com', email_verified_at: '2030-01-01T10:05:00+00:00' } },
+          { entity: 'users', payload: USER },
+        ],
+      }),
+    );
+    const [withAddress, older] = batch.changes;
+    expect(withAddress!.payload).to.deep.include({ username: null, email: 'Alice@example.com', emailVerifiedAt: new Date('2030-01-01T10:05:00Z') });
+    expect(older!.payload).to.deep.include({ username: 'alice', email: null, emailVerifiedAt: null });
+  });
+
+  it('decodes an ended challenge, ignoring columns it does not know, with bigints spelled as strings', () => {
+    const batch = decodeBatch(
+      body({
+        origin: 'eu',
+        batchId: 'b-challenge',
+        changes: [
+          {
+            entity: 'email_challenges',
+            payload: { ...CHALLENGE, attempts: '5', version: '9', ended_at: '2030-01-01T10:07:00+00:00', end_reason: 'exhausted', some_later_column: 'x' },
+          },
+        ],
+      }),
+    );
+    const [c] = batch.changes;
+    expect(c!.entity).to.equal('email_challenges');
+    expect(c!.payload).to.deep.include({ attempts: 5, version: 9, endedAt: new Date('2030-01-01T10:07:00Z'), endReason: 'exhausted' });
+    expect(c!.payload).to.not.have.property('some_later_column');
+    expect(c!.payload).to.not.have.property('user_id');
   });
 
   it('accepts rows from before the session cut-off columns, with columns it does not know, and bigints spelled as strings', () => {
@@ -167,6 +235,9 @@ describe('replication wire format', () => {
     expect(malformed({ ...ok, changes: [{ entity: 'sessions', payload: { ...SESSION, counter: 1.5 } }] })).to.equal('invalid_request');
     expect(malformed({ ...ok, changes: [{ entity: 'users', payload: { ...USER, status: 'gone' } }] })).to.equal('invalid_request');
     expect(malformed({ ...ok, changes: [{ entity: 'users', payload: USER, extra: true }] })).to.equal('invalid_request');
+    expect(malformed({ ...ok, changes: [{ entity: 'email_challenges', payload: { ...CHALLENGE, purpose: 'login' } }] })).to.equal('invalid_request');
+    expect(malformed({ ...ok, changes: [{ entity: 'email_challenges', payload: { ...CHALLENGE, end_reason: 'forgotten' } }] })).to.equal('invalid_request');
+    expect(malformed({ ...ok, changes: [{ entity: 'email_challenges', payload: { ...CHALLENGE, user_id: null } }] })).to.equal('invalid_request');
     expect(malformed({ ...ok, changes: Array.from({ length: 10_001 }, () => ok.changes[0]) })).to.equal('invalid_request');
     let notJson: unknown;
     try {

@@ -1,9 +1,19 @@
 import type { Knex } from 'knex';
-import type { ReplicatedBatch, ReplicatedKey, ReplicatedSession, ReplicatedUser } from '../../model/replication.js';
+import type { ReplicatedBatch, ReplicatedChallenge, ReplicatedKey, ReplicatedSession, ReplicatedUser } from '../../model/replication.js';
 import type { RevokedSession } from '../../model/session.js';
 import { AppError } from '../../platform/errors.js';
 import type { ReplicationApplyRepo } from '../../store/pg/replication-apply-repo.js';
-import { becameRevoked, cutOffRevokes, cutoffAdvances, foldSessions, resolveClash, userWins, type SessionCutoff } from './merge.js';
+import {
+  becameRevoked,
+  cutOffRevokes,
+  cutoffAdvances,
+  foldSessions,
+  mergeChallenge,
+  resolveClash,
+  resolveEmailClash,
+  userWins,
+  type SessionCutoff,
+} from './merge.js';
 
 /** What applying a batch changed locally, for the caller to make effective (caches, logs). */
 export interface ApplyResult {
@@ -19,6 +29,11 @@ export interface ApplyResult {
   forks: string[];
   /** Username clashes resolved by renaming the loser. */
   renamed: Array<{ userId: string; from: string; to: string; winnerId: string }>;
+  /**
+   * Address clashes resolved by taking the address from the loser (`userId`); `assignedUsername`
+   * is the username it was given for having none (derived from the address: not for logs).
+   */
+  emailClashes: Array<{ userId: string; winnerId: string; assignedUsername: string | null }>;
   keysChanged: boolean;
 }
 
@@ -31,10 +46,10 @@ export class BatchApplier {
 
   /**
    * Idempotent: a batch id seen before is skipped; within a batch each row merges by its own rule
-   * (users by version, sessions by counter, keys once).
+   * (users by version, sessions by counter, keys once, challenges by {@link mergeChallenge}).
    */
   async apply(trx: Knex.Transaction, batch: ReplicatedBatch, now: Date): Promise<ApplyResult> {
-    const result: ApplyResult = { duplicate: false, applied: 0, revoked: [], forks: [], renamed: [], keysChanged: false };
+    const result: ApplyResult = { duplicate: false, applied: 0, revoked: [], forks: [], renamed: [], emailClashes: [], keysChanged: false };
     if (!(await this.repo.recordBatch(trx, batch.origin, batch.batchId, now))) return { ...result, duplicate: true };
     await this.repo.captureChanges(trx, false);
     const { changes } = batch;
@@ -59,6 +74,9 @@ export class BatchApplier {
         case 'signing_keys':
           await this.applyKey(trx, change.payload, result);
           break;
+        case 'email_challenges':
+          await this.applyChallenge(trx, change.payload, now);
+          break;
       }
       result.applied += 1;
       i += 1;
@@ -69,7 +87,8 @@ export class BatchApplier {
   /**
    * Users: the incoming row replaces the local one if it wins ({@link userWins}); a deleted user
    * stays deleted. A username another user holds here is decided by {@link resolveClash}, and the
-   * loser renamed here as in every region. A newer session cut-off revokes this region's sessions
+   * loser renamed here as in every region; an address another user holds, by
+   * {@link resolveEmailClash}. A newer session cut-off revokes this region's sessions
    * of the user from before it — those it opened itself during a partition included.
    */
   private async applyUser(trx: Knex.Transaction, incoming: ReplicatedUser, now: Date, result: ApplyResult): Promise<void> {
@@ -84,11 +103,57 @@ export class BatchApplier {
       if (clash.incomingWins) await this.repo.rename(trx, holder.id, clash.to);
       else user = { ...incoming, username: clash.to };
     }
+    user = await this.settleEmailClash(trx, user, result);
     await this.repo.upsertUser(trx, user);
     if (user.sessionsRevokedBefore && cutoffAdvances(user.sessionsRevokedBefore, local?.sessionsRevokedBefore)) {
       // Every region does the same on receiving the user, so this is not shipped.
       result.revoked.push(...(await this.repo.revokeBefore(trx, user.id, user.sessionsRevokedBefore, user.sessionsRevokedKeep, now)));
     }
+  }
+
+  /**
+   * An address another user holds here (two regions accepted it for two users during a
+   * partition): the winner keeps it, the loser's address and verification are cleared — here the
+   * holder's row, or the incoming user before it is written — and a loser left without an
+   * identifier is given a username (merge.ts, `emailClashName`). Every region decides alike, so none of it is shipped.
+   */
+  private async settleEmailClash(trx: Knex.Transaction, user: ReplicatedUser, result: ApplyResult): Promise<ReplicatedUser> {
+    if (user.email === null) return user;
+    const holder = await this.repo.lockEmailHolder(trx, user.email, user.id);
+    if (!holder) return user;
+    const clash = resolveEmailClash(user, holder);
+    result.emailClashes.push({ userId: clash.loserId, winnerId: clash.winnerId, assignedUsername: clash.assignUsername });
+    if (clash.incomingWins) {
+      await this.repo.clearEmail(trx, holder.id, clash.assignUsername);
+      return user;
+    }
+    return { ...user, email: null, emailVerifiedAt: null, username: user.username ?? clash.assignUsername };
+  }
+
+  /**
+   * E-mail challenges: the local row is locked first, before its user (the order the e-mail flows
+   * take them in, so the two never deadlock), and the incoming state merged into it by
+   * {@link mergeChallenge}: an ended challenge stays ended. A challenge new here is inserted
+   * once its user is here (share-locked against a delete meanwhile): one of a deleted user is
+   * skipped, one of a user not replicated here yet refuses the batch for now (`conflict`, as for
+   * sessions: the sender retries). An expired one not held here is skipped: it can prove nothing,
+   * and the cleanup job may have deleted it here already.
+   */
+  private async applyChallenge(trx: Knex.Transaction, incoming: ReplicatedChallenge, now: Date): Promise<void> {
+    const local = await this.repo.lockChallenge(trx, incoming.id);
+    if (!local) {
+      if (incoming.expiresAt.getTime() <= now.getTime()) return;
+      if (!(await this.repo.shareLockUser(trx, incoming.userId))) {
+        if (await this.repo.isDeleted(trx, incoming.userId)) return;
+        throw new AppError('conflict', 'an e-mail challenge of a user not replicated here yet');
+      }
+      if (await this.repo.insertChallenge(trx, incoming)) return;
+    }
+    // Held here, or inserted by a concurrent batch since the lock above found nothing.
+    const held = local ?? (await this.repo.lockChallenge(trx, incoming.id));
+    if (!held) return;
+    const merged = mergeChallenge(held, incoming);
+    if (merged.changed) await this.repo.updateChallenge(trx, merged.state);
   }
 
   /**

@@ -58,6 +58,16 @@ export class InboundReplication {
         origin,
       });
     }
+    for (const c of result.emailClashes) {
+      // Ids only: the address (and a username made from it) stays out of the log.
+      this.opts.log.warn('e-mail address clash between regions resolved: the loser no longer has the address', {
+        event: 'replication.email_conflict',
+        userId: c.userId,
+        winnerId: c.winnerId,
+        usernameAssigned: c.assignedUsername !== null,
+        origin,
+      });
+    }
     for (const sessionId of result.forks) {
       this.opts.log.warn('session rotated in two regions from the same token: revoked as reuse', { event: 'token.reused', sessionId, origin });
     }

@@ -1,4 +1,5 @@
-import type { ReplicatedSession, ReplicatedUser } from '../../model/replication.js';
+import type { ReplicatedChallenge, ReplicatedSession, ReplicatedUser } from '../../model/replication.js';
+import { foldUsername } from '../users/username.js';
 
 /**
  * The merge rules of replication: what a region keeps when a peer's change meets its own row.
@@ -51,6 +52,85 @@ export function resolveClash(incoming: ClashRank & { username: string }, holder:
   const incomingWins = keepsUsername(incoming, holder);
   const [winner, loser] = incomingWins ? [incoming, holder] : [holder, incoming];
   return { incomingWins, winnerId: winner.id, loserId: loser.id, from: loser.username, to: clashName(loser.username, loser.homeRegion) };
+}
+
+/** The ranked side of an address clash: who it is, and the username it has (null: none). */
+export type EmailClashSide = ClashRank & Pick<ReplicatedUser, 'username' | 'email'>;
+
+/** An address clash, decided: who keeps the address, and the username the loser gets if it has none. */
+export interface EmailClashOutcome {
+  incomingWins: boolean;
+  winnerId: string;
+  loserId: string;
+  /**
+   * The username the loser is given because, without the address, it would have no identifier
+   * left ({@link emailClashName}); null when it keeps its own username.
+   */
+  assignUsername: string | null;
+}
+
+/** How much of an address's local part a clash name keeps (the rest of the 64 is the suffixes). */
+const CLASH_BASE_MAX = 40;
+// What a username may hold, but "@" (docs/api.md#usernames-and-passwords).
+const NOT_NAME = /[^\p{L}\p{M}\p{Nd}._-]/gu;
+
+/**
+ * The username a user known only by its address gets when it loses that address in a clash:
+ * `<base>-<id tail>.<home region>` (like {@link clashName}). `<base>` is the address's local part
+ * folded like a username (NFKC, lower case), with everything but letters, marks, digits, `.`,
+ * `_` and `-` removed, cut to 40 code points (fewer if the suffix needs them to stay within 64),
+ * or `user` when nothing is left; `<id tail>` is the last 8 hex digits of the user's id. A
+ * function of the user alone, so every region names it alike; the id tail keeps two such users
+ * (`bob@a.example` and `bob@b.example`, homed in one region) apart.
+ * `Bob.Smith+x@example.com`, id `…-0123456789ab`, home `eu`: `bob.smithx-456789ab.eu`.
+ */
+export function emailClashName(email: string, id: string, homeRegion: string): string {
+  const local = email.slice(0, Math.max(0, email.lastIndexOf('@')));
+  const suffix = `-${id.replace(/-/g, '').slice(-8).toLowerCase()}.${homeRegion}`;
+  // Cut by code points (never through a surrogate pair), to fit 64 with the suffix.
+  const room = Math.max(0, Math.min(CLASH_BASE_MAX, 64 - [...suffix].length));
+  const base = [...foldUsername(foldUsername(local).replace(NOT_NAME, ''))].slice(0, room).join('') || 'user';
+  return `${base}${suffix}`;
+}
+
+/**
+ * Decides an address clash (two users registered, or changed to, one address — compared lower-
+ * cased — in two regions during a partition) by the ranking of username clashes
+ * ({@link keepsUsername}): the winner keeps the address; the loser's address and its verification
+ * are cleared, and a loser without a username gets {@link emailClashName}. Symmetric: both
+ * regions decide alike whichever user each of them held.
+ */
+export function resolveEmailClash(incoming: EmailClashSide, holder: EmailClashSide): EmailClashOutcome {
+  const incomingWins = keepsUsername(incoming, holder);
+  const [winner, loser] = incomingWins ? [incoming, holder] : [holder, incoming];
+  const assignUsername = loser.username === null ? emailClashName(loser.email ?? '', loser.id, loser.homeRegion) : null;
+  return { incomingWins, winnerId: winner.id, loserId: loser.id, assignUsername };
+}
+
+/** One incoming challenge state folded into the local one. */
+export interface ChallengeMerge {
+  state: ReplicatedChallenge;
+  /** The merge changed the local row (so it is written back). */
+  changed: boolean;
+}
+
+/**
+ * The challenge fold: an ended challenge never comes back to life (the first end applied here
+ * stays, with its time and reason, against a live state or another end arriving later); wrong
+ * tries are the larger count of the two (each region counts its own during a partition); the
+ * higher version is kept. What a challenge is (user, purpose, address, expiry) never changes
+ * and is taken from the local row.
+ */
+export function mergeChallenge(local: ReplicatedChallenge, incoming: ReplicatedChallenge): ChallengeMerge {
+  const ends = local.endedAt === null && incoming.endedAt !== null;
+  const state: ReplicatedChallenge = {
+    ...local,
+    attempts: Math.max(local.attempts, incoming.attempts),
+    endedAt: ends ? incoming.endedAt : local.endedAt,
+    endReason: ends ? incoming.endReason : local.endReason,
+    version: Math.max(local.version, incoming.version),
+  };
+  return { state, changed: ends || state.attempts !== local.attempts || state.version !== local.version };
 }
 
 /**

@@ -1,6 +1,14 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import type { CapturedRow, ReplicatedBatch, ReplicatedEntity, ReplicatedKey, ReplicatedSession, ReplicatedUser } from '../../model/replication.js';
+import type {
+  CapturedRow,
+  ReplicatedBatch,
+  ReplicatedChallenge,
+  ReplicatedEntity,
+  ReplicatedKey,
+  ReplicatedSession,
+  ReplicatedUser,
+} from '../../model/replication.js';
 import { AppError } from '../../platform/errors.js';
 
 /**
@@ -33,6 +41,7 @@ const user = z
     id: z.string(),
     // Null for a user known by address only (0006-email-identity); peers before it always send one.
     username: optionalText,
+    // Absent from peers before 0006-email-identity: a user without an address.
     email: optionalText,
     email_verified_at: optionalTimestamp,
     password_hash: z.string(),
@@ -115,6 +124,37 @@ const key = z
     version: k.version,
   }));
 
+const challenge = z
+  .object({
+    id: z.string(),
+    user_id: z.string(),
+    purpose: z.enum(['verify', 'change', 'reset']),
+    email: z.string(),
+    home_region: z.string(),
+    created_at: timestamp,
+    expires_at: timestamp,
+    attempts: bigint,
+    ended_at: optionalTimestamp,
+    end_reason: z
+      .enum(['used', 'replaced', 'exhausted', 'superseded'])
+      .nullish()
+      .transform((value) => value ?? null),
+    version: bigint,
+  })
+  .transform((c): ReplicatedChallenge => ({
+    id: c.id,
+    userId: c.user_id,
+    purpose: c.purpose,
+    email: c.email,
+    homeRegion: c.home_region,
+    createdAt: c.created_at,
+    expiresAt: c.expires_at,
+    attempts: c.attempts,
+    endedAt: c.ended_at,
+    endReason: c.end_reason,
+    version: c.version,
+  }));
+
 const batchSchema = z.strictObject({
   origin: z.string(),
   batchId: z.string().min(1).max(200),
@@ -125,6 +165,7 @@ const batchSchema = z.strictObject({
         z.strictObject({ entity: z.literal('users_deleted'), payload: z.object({ id: z.string() }) }),
         z.strictObject({ entity: z.literal('sessions'), payload: session }),
         z.strictObject({ entity: z.literal('signing_keys'), payload: key }),
+        z.strictObject({ entity: z.literal('email_challenges'), payload: challenge }),
       ]),
     )
     .max(10_000),

@@ -59,7 +59,7 @@ export class OutboxRepo {
 
   /**
    * Makes `replication_peers` match the config. A peer seen for the first time gets a snapshot
-   * of everything that replicates (users, live sessions, public keys), so a region added later
+   * of everything that replicates (users, live sessions, public keys, live e-mail challenges), so a region added later
    * starts complete; the trigger then captures changes from this commit on.
    */
   async syncPeers(peers: Array<{ name: string; url: string }>, now: Date): Promise<string[]> {
@@ -83,8 +83,10 @@ export class OutboxRepo {
            union all
              select ?, 'sessions', to_jsonb(s) from sessions s where s.expires_at > ?
            union all
-             select ?, 'signing_keys', to_jsonb(k) - 'private_jwk_encrypted' from signing_keys k`,
-          [peer, peer, now, peer],
+             select ?, 'signing_keys', to_jsonb(k) - 'private_jwk_encrypted' from signing_keys k
+           union all
+             select ?, 'email_challenges', to_jsonb(c) from email_challenges c where c.ended_at is null and c.expires_at > ?`,
+          [peer, peer, now, peer, peer, now],
         );
       }
       return added;
@@ -119,13 +121,15 @@ export class OutboxRepo {
   }
 
   /**
-   * The users of these entries' sessions that are homed in another region, as `users` changes to
-   * send first: a peer that has not heard of them from their home region (down, or slower) can
-   * still apply the sessions instead of holding up this region's whole stream. Applying a user
-   * it already has is a no-op (higher version wins).
+   * The users of these entries' sessions and e-mail challenges that are homed in another region,
+   * as `users` changes to send first: a peer that has not heard of them from their home region
+   * (down, or slower) can still apply the sessions and challenges instead of holding up this
+   * region's whole stream. Applying a user it already has is a no-op (higher version wins).
    */
   async foreignOwners(entries: OutboxEntry[], region: string): Promise<Array<{ entity: 'users'; payload: CapturedRow }>> {
-    const ids = [...new Set(entries.filter((e) => e.entity === 'sessions').map((e) => e.payload.user_id))].filter((id): id is string => typeof id === 'string');
+    const ids = [...new Set(entries.filter((e) => e.entity === 'sessions' || e.entity === 'email_challenges').map((e) => e.payload.user_id))].filter(
+      (id): id is string => typeof id === 'string',
+    );
     if (ids.length === 0) return [];
     const result = await this.db.writer.raw<{ rows: Array<{ payload: CapturedRow }> }>(
       'select to_jsonb(u) as payload from users u where u.id = any(?::uuid[]) and u.home_region <> ?',

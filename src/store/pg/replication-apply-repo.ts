@@ -1,7 +1,8 @@
 import type { Knex } from 'knex';
-import type { ReplicatedKey, ReplicatedSession, ReplicatedUser } from '../../model/replication.js';
+import type { ReplicatedChallenge, ReplicatedKey, ReplicatedSession, ReplicatedUser } from '../../model/replication.js';
 import type { RevokedSession } from '../../model/session.js';
 import type { Db, Executor } from './db.js';
+import { challengeColumns, toChallenge, type ChallengeDbRow } from './email-challenges-repo.js';
 import { guard } from './errors.js';
 import { toSession, type SessionDbRow } from './sessions-repo.js';
 import { toUserRecord, userColumns, type UserDbRow } from './users-repo.js';
@@ -18,7 +19,7 @@ type RevokedRow = { id: string; expires_at: Date; user_id: string | null };
 const REVOKED_COLUMNS = ['id', 'expires_at', 'user_id'];
 
 /**
- * The SQL of applying a peer's batch: the local users, sessions and signing keys rows a batch
+ * The SQL of applying a peer's batch: the local users, sessions, signing keys and e-mail challenges rows a batch
  * touches, the applied-batch log and the tombstones of deleted users. Every statement runs in the
  * caller's transaction; which rows win is decided by src/core/replication/merge.ts, and the order
  * of locks by src/core/replication/apply.ts.
@@ -62,6 +63,23 @@ export class ReplicationApplyRepo {
   async lockUsernameHolder(trx: Knex.Transaction, username: string, exceptId: string): Promise<ReplicatedUser | undefined> {
     const row = await trx<UserDbRow>('users').where({ username }).whereNot({ id: exceptId }).forUpdate().first();
     return row && toReplicatedUser(row);
+  }
+
+  /** Another user holding `email` here (compared lower-cased, as the unique index does), locked. */
+  async lockEmailHolder(trx: Knex.Transaction, email: string, exceptId: string): Promise<ReplicatedUser | undefined> {
+    const row = await trx<UserDbRow>('users').whereRaw('lower(email) = lower(?)', [email]).whereNot({ id: exceptId }).forUpdate().first();
+    return row && toReplicatedUser(row);
+  }
+
+  /**
+   * Takes the address (and its verification) from the loser of an address clash, and gives it
+   * `username` if it has none. Like a rename, every region does the same, so this is not shipped
+   * and the version stays.
+   */
+  async clearEmail(trx: Knex.Transaction, id: string, username: string | null): Promise<void> {
+    await trx('users')
+      .where({ id })
+      .update({ email: null, email_verified_at: null, username: trx.raw('coalesce(username, ?)', [username]) });
   }
 
   /** Whether a user was deleted here or by a peer (within the tombstones' 30 days). */
@@ -172,6 +190,33 @@ export class ReplicationApplyRepo {
       .returning<RevokedRow[]>(REVOKED_COLUMNS);
     await this.captureChanges(trx, false);
     return rows.map((r) => revokedAt(r, now));
+  }
+
+  // ---- e-mail challenges
+
+  /** The local challenge, locked for the rest of the transaction. */
+  async lockChallenge(trx: Knex.Transaction, id: string): Promise<ReplicatedChallenge | undefined> {
+    const row = await trx<ChallengeDbRow>('email_challenges').where({ id }).forUpdate().first();
+    return row && toChallenge(row);
+  }
+
+  /**
+   * Whether the user exists here, share-locked so that it is not deleted before its challenge
+   * is inserted (the foreign key).
+   */
+  async shareLockUser(trx: Knex.Transaction, id: string): Promise<boolean> {
+    return (await trx('users').where({ id }).forShare().first('id')) !== undefined;
+  }
+
+  /** Inserts a challenge new here; false when another batch inserted it meanwhile. */
+  async insertChallenge(trx: Knex.Transaction, c: ReplicatedChallenge): Promise<boolean> {
+    const rows = await trx('email_challenges').insert(challengeColumns(c)).onConflict('id').ignore().returning('id');
+    return rows.length > 0;
+  }
+
+  /** Writes back the merged state of a challenge (what a merge may change: tries, end, version). */
+  async updateChallenge(trx: Knex.Transaction, c: ReplicatedChallenge): Promise<void> {
+    await trx('email_challenges').where({ id: c.id }).update({ attempts: c.attempts, ended_at: c.endedAt, end_reason: c.endReason, version: c.version });
   }
 
   // ---- signing keys
