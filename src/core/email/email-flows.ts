@@ -229,17 +229,20 @@ export class EmailFlows implements RegistrationHooks {
         await this.opts.challenges.end(live.value.id, 'superseded', now, tx.ex);
         return { ok: false, error: invalidCode() };
       }
+      if (user.email === null || emailKey(user.email) !== emailKey(live.value.email)) {
+        // The address it went to is no longer the account's (changed, removed, or lost in a clash between regions).
+        await this.opts.challenges.end(live.value.id, 'superseded', now, tx.ex);
+        return { ok: false, error: invalidCode('the address this code was sent to is no longer the address of the account') };
+      }
       if (user.status !== 'active') return { ok: false, error: new AppError('account_disabled', 'this account has been disabled by an administrator') };
       await this.opts.users.setPasswordHash(user.id, passwordHash, now, null, tx.ex);
       const revoked = await tx.revokeAllForUser(user.id, 'password_changed');
       await this.opts.challenges.end(live.value.id, 'used', now, tx.ex);
       await this.opts.challenges.endLive(user.id, ['reset'], 'superseded', now, tx.ex);
-      if (user.email !== null && emailKey(user.email) === emailKey(live.value.email) && user.emailVerifiedAt === null) {
-        await this.opts.users.markEmailVerified(user.id, user.email, now, tx.ex);
-      }
+      if (user.emailVerifiedAt === null) await this.opts.users.markEmailVerified(user.id, user.email, now, tx.ex);
       await this.opts.mail.enqueue(tx.ex, {
         kind: EMAIL_KINDS.passwordChanged,
-        to: user.email ?? live.value.email,
+        to: user.email,
         data: { userId: user.id, changedAt: now.toISOString() },
       });
       return { ok: true, value: revoked.length };
