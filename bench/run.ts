@@ -134,6 +134,8 @@ async function main(): Promise<number> {
     const ctx: RunContext = {
       target: { base: env.base, serverPid: env.serverPid, database: env.databaseName, connections: args.connections, signal: interrupted.signal },
       env,
+      pgUrl: args.pgUrl,
+      redis: args.redis,
       durationS: args.durationS,
       warmupS: args.warmupS,
       tag,

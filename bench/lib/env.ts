@@ -90,6 +90,8 @@ export interface EnvironmentOptions {
   redis: string;
   /** Server settings over the bench's and the environment's (e.g. `AUTHCTL_HASH_MEMORY_COST`). */
   serverEnv?: Record<string, string>;
+  /** Also run `authctl worker` (its own process, same settings) for the jobs the requests enqueue. */
+  worker?: boolean;
   cleanup: Cleanup;
   log: (line: string) => void;
 }
@@ -98,6 +100,8 @@ export interface Environment {
   base: string;
   server: ChildProcess;
   serverPid: number;
+  /** The `authctl worker` process, when asked for. */
+  workerPid?: number;
   /** The bench database (dropped at cleanup). */
   databaseUrl: string;
   databaseName: string;
@@ -181,6 +185,23 @@ export async function startEnvironment(opts: EnvironmentOptions): Promise<Enviro
   const migrateCode = await exited(cli(['migrate']));
   if (migrateCode !== 0) throw new Error(`authctl migrate exited with ${migrateCode}`);
 
+  let workerPid: number | undefined;
+  if (opts.worker) {
+    const worker = cli(['worker']);
+    workerPid = worker.pid;
+    if (workerPid === undefined) throw new Error('authctl worker did not start');
+    const killWorkerOnExit = () => worker.kill('SIGKILL');
+    process.once('exit', killWorkerOnExit);
+    opts.cleanup.add('stopping authctl worker', async () => {
+      process.removeListener('exit', killWorkerOnExit);
+      if (worker.exitCode !== null || worker.signalCode !== null) return;
+      worker.kill('SIGTERM');
+      const timer = setTimeout(() => worker.kill('SIGKILL'), 10_000);
+      await exited(worker);
+      clearTimeout(timer);
+    });
+  }
+
   const server = cli(['serve']);
   const serverPid = server.pid;
   if (serverPid === undefined) throw new Error('authctl serve did not start');
@@ -216,6 +237,7 @@ export async function startEnvironment(opts: EnvironmentOptions): Promise<Enviro
     base,
     server,
     serverPid,
+    ...(workerPid !== undefined ? { workerPid } : {}),
     databaseUrl: dbUrl.toString(),
     databaseName: dbName,
     admin,

@@ -5,6 +5,9 @@ import type { LoadResult, LoadTarget } from './load.js';
 export interface RunContext {
   target: LoadTarget;
   env: Environment;
+  /** The PostgreSQL and Redis of the run (`--pg-url`, `--redis`), for a scenario that needs a region of its own. */
+  pgUrl: string;
+  redis: string;
   durationS: number;
   warmupS: number;
   /** Distinguishes this run's usernames from any earlier run's. */

@@ -1,4 +1,5 @@
 import type { Scenario } from '../lib/scenario.js';
+import { forgot } from './forgot.js';
 import { login } from './login.js';
 import { logout } from './logout.js';
 import { refresh } from './refresh.js';
@@ -6,4 +7,4 @@ import { register } from './register.js';
 import { verify } from './verify.js';
 
 /** Every HTTP scenario, by name; `limits` (bench/limits.ts) is run by bench/run.ts itself. */
-export const SCENARIOS: Readonly<Record<string, Scenario>> = { verify, refresh, login, register, logout };
+export const SCENARIOS: Readonly<Record<string, Scenario>> = { verify, refresh, login, register, logout, forgot };
