@@ -95,7 +95,9 @@ export async function startWorker(deps: WorkerDeps, queue: JobQueue, options: Wo
   await queue.startWorkers(handlers, {
     schedules: { [QUEUES.cleanup]: config.jobs.cleanupCron },
     // Mail is I/O: up to 10 messages in flight per worker, and a backlog drains without idle polls.
-    batchSize: { [QUEUES.mail]: 10 },
+    // So are e-mail requests (a look-up and one short transaction each): one at a time, a burst of
+    // forgot requests would wait minutes for its messages.
+    batchSize: { [QUEUES.mail]: 10, [QUEUES.emailRequest]: 10 },
     ...(options.pollingIntervalSeconds !== undefined ? { pollingIntervalSeconds: options.pollingIntervalSeconds } : {}),
   });
   const queues = Object.keys(handlers) as QueueName[];
