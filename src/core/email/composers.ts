@@ -50,6 +50,14 @@ export function emailComposers(deps: EmailComposerDeps): MailComposer[] {
     return user ? (user.username ?? user.email ?? '') : '';
   };
   const base = deps.baseUrl.replace(/\/+$/, '');
+  /** The values of a message with a code and a link: the same for every attempt of its job. */
+  const secretValues = async (challenge: EmailChallenge, template: string | undefined, page: string) => ({
+    name: await nameOf(challenge.userId),
+    email: challenge.email,
+    code: codes().code(challenge.id),
+    link: link(template, `${base}${page}?token={token}`, codes().token(challenge.id)),
+    expiresIn: lifetime(challenge),
+  });
 
   const verify: MailComposer<{ challengeId: string }> = {
     kind: EMAIL_KINDS.verify,
@@ -60,13 +68,8 @@ export function emailComposers(deps: EmailComposerDeps): MailComposer[] {
     async compose(request, context) {
       const challenge = await live(request.data.challengeId, context.now);
       if (!challenge) return null;
-      const token = codes().token(challenge.id);
       return {
-        name: await nameOf(challenge.userId),
-        email: challenge.email,
-        code: codes().code(challenge.id),
-        link: link(deps.links.verifyEmail, `${base}/v1/auth/email/verify?token={token}`, token),
-        expiresIn: lifetime(challenge),
+        ...(await secretValues(challenge, deps.links.verifyEmail, '/v1/auth/email/verify')),
         action: challenge.purpose === 'change' ? 'confirm this new address for your account' : 'verify your address',
       };
     },
@@ -80,15 +83,7 @@ export function emailComposers(deps: EmailComposerDeps): MailComposer[] {
     sensitive: ['code', 'link'],
     async compose(request, context) {
       const challenge = await live(request.data.challengeId, context.now);
-      if (!challenge) return null;
-      const token = codes().token(challenge.id);
-      return {
-        name: await nameOf(challenge.userId),
-        email: challenge.email,
-        code: codes().code(challenge.id),
-        link: link(deps.links.resetPassword, `${base}/v1/auth/password/reset?token={token}`, token),
-        expiresIn: lifetime(challenge),
-      };
+      return challenge ? secretValues(challenge, deps.links.resetPassword, '/v1/auth/password/reset') : null;
     },
   };
 
