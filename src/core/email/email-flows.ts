@@ -98,11 +98,16 @@ export class EmailFlows implements RegistrationHooks {
     await this.startChallenge(trx, user, 'verify', user.email);
   }
 
-  /** Sign-up with an address that has an account (`requireVerifiedEmail`): its owner is told, within the send limits. */
+  /**
+   * Sign-up with an address that has an account (`requireVerifiedEmail`): its owner is told, within
+   * the send limits, at the address as the account stores it (the local part keeps its case, and
+   * the sign-up may have spelled it differently).
+   */
   async addressTaken(email: string): Promise<void> {
     if (!(await this.opts.limits.allow('verify', email, undefined))) return;
+    const to = (await this.opts.users.findByEmail(email))?.email ?? email;
     const requestedAt = this.opts.clock.now().toISOString();
-    await this.opts.db.transaction((trx) => this.opts.mail.enqueue(trx, { kind: EMAIL_KINDS.signupAttempt, to: email, data: { requestedAt } }));
+    await this.opts.db.transaction((trx) => this.opts.mail.enqueue(trx, { kind: EMAIL_KINDS.signupAttempt, to, data: { requestedAt } }));
   }
 
   // ---- sending
