@@ -40,7 +40,7 @@ export class SendLimits {
    */
   async allow(kind: SendKind, address: string, ip: string | undefined): Promise<boolean> {
     if (!this.opts.enabled) return true;
-    const key = createHash('sha256').update(`${kind}\n${address.toLowerCase()}`).digest('base64url');
+    const key = keyOf(kind, address);
     try {
       if (ip !== undefined) await this.ip.consume(ip);
     } catch (err) {
@@ -55,6 +55,17 @@ export class SendLimits {
     }
   }
 
+  /**
+   * Gives back a send {@link allow} took, when nothing was sent after all (the request failed, e.g.
+   * 503 with the database away): otherwise the user's retry would be answered 202 and sent nothing.
+   * Best effort: a store failure leaves the send counted.
+   */
+  async refund(kind: SendKind, address: string, ip: string | undefined): Promise<void> {
+    if (!this.opts.enabled) return;
+    const key = keyOf(kind, address);
+    await Promise.allSettled([this.interval.reward(key, 1), this.hourly.reward(key, 1), ...(ip !== undefined ? [this.ip.reward(ip, 1)] : [])]);
+  }
+
   private refused(scope: 'ip' | 'address', err: unknown): false {
     if (err instanceof RateLimiterRes) {
       this.limited.inc({ scope });
@@ -64,4 +75,8 @@ export class SendLimits {
     }
     return false;
   }
+}
+
+function keyOf(kind: SendKind, address: string): string {
+  return createHash('sha256').update(`${kind}\n${address.toLowerCase()}`).digest('base64url');
 }

@@ -1,6 +1,7 @@
 import type { ConfigInput } from '../../src/config/schema.js';
 import { startWorker, type RunningWorker } from '../../src/jobs/worker.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
+import type { TestDatabase } from '../helpers/db.js';
 import { LogCapture } from '../helpers/log-capture.js';
 import { waitUntil } from '../jobs/setup.js';
 import { TestSmtpServer, type Received } from '../mail/support.js';
@@ -16,15 +17,18 @@ export interface EmailRegion {
   close(): Promise<void>;
 }
 
-export async function startEmailRegion(label: string, overrides: ConfigInput = {}, smtp?: TestSmtpServer): Promise<EmailRegion> {
+export async function startEmailRegion(label: string, overrides: ConfigInput = {}, smtp?: TestSmtpServer, db?: TestDatabase): Promise<EmailRegion> {
   const server = smtp ?? (await TestSmtpServer.start());
   const logs = new LogCapture();
   const app = await startTestApp(label, {
     logSink: logs,
+    ...(db ? { db } : {}),
     overrides: {
       log: { level: 'info' },
       ...overrides,
-      identity: { email: 'optional', ...overrides.identity },
+      // Every test sends from 127.0.0.1: the per-client limit would trip across unrelated tests
+      // (the per-address limits keep their defaults).
+      identity: { email: 'optional', sendsPerIpPerHour: 100_000, ...overrides.identity },
       mail: { transport: 'smtp', smtpUrl: `smtp://127.0.0.1:${server.port}`, from: FROM, retryDelaySeconds: 1, retryDelayMaxSeconds: 2, ...overrides.mail },
     },
   });
@@ -63,4 +67,44 @@ export async function nextMail(smtp: TestSmtpServer, to: string, subject: RegExp
     timeoutMs,
   );
   return found!;
+}
+
+/** Rewrites a link of a message (at `publicUrl`/the issuer) to the region's own address. */
+export function local(region: EmailRegion, link: string): string {
+  return link.replace(/^https?:\/\/[^/]+/, region.app.url);
+}
+
+/** The `data` of the jobs of `queue` (pg-boss keeps finished jobs in pgboss.job until they are deleted). */
+export async function jobRows(region: EmailRegion, queues: string[]): Promise<Array<{ name: string; state: string; data: unknown }>> {
+  const result = await region.app.container.db.writer.raw<{ rows: Array<{ name: string; state: string; data: unknown }> }>(
+    'select name, state, data from pgboss.job where name = any(?) order by created_on',
+    [queues],
+  );
+  return result.rows;
+}
+
+/**
+ * Waits until every anonymous request naming `who` (an address or a username) was handled by
+ * the worker: what it would have sent is in the mail queue (or was never enqueued) by then.
+ */
+export async function requestsDone(region: EmailRegion, who: { email?: string; username?: string }, count = 1): Promise<void> {
+  await waitUntil(
+    async () => {
+      const rows = (await jobRows(region, ['email-request'])).filter((r) => {
+        const data = r.data as { email?: string; username?: string };
+        return who.email !== undefined ? data.email === who.email : data.username === who.username;
+      });
+      return rows.length >= count && rows.every((r) => r.state === 'completed');
+    },
+    `the email-request jobs for ${JSON.stringify(who)}`,
+  );
+}
+
+/** Waits until no mail job is waiting or being sent: every message enqueued so far was delivered (or given up). */
+export async function mailQueueIdle(region: EmailRegion, timeoutMs = 15_000): Promise<void> {
+  await waitUntil(
+    async () => (await jobRows(region, ['mail', 'email-request'])).every((r) => r.state === 'completed' || r.state === 'failed' || r.state === 'cancelled'),
+    'an idle mail queue',
+    timeoutMs,
+  );
 }

@@ -37,6 +37,9 @@ export class ChallengeCodes {
     const id = Buffer.from(m[1]!, 'base64url');
     const given = Buffer.from(m[2]!, 'base64url');
     if (id.length !== 16 || given.length !== MAC_BYTES) return undefined;
+    // Only the canonical spelling: base64url leaves bits over in the last character of each half,
+    // and a decoder ignores them, so without this one link would have 16 × 16 spellings.
+    if (id.toString('base64url') !== m[1] || given.toString('base64url') !== m[2]) return undefined;
     let ok = false;
     for (const key of this.linkKeys) ok = timingSafeEqual(mac(key, id), given) || ok;
     return ok ? stringifyUuid(id) : undefined;

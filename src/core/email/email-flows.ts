@@ -6,7 +6,7 @@ import type { ChallengePurpose, EmailChallenge, UserRecord } from '../../model/u
 import type { Clock } from '../../platform/clock.js';
 import { AppError, invalidRequest } from '../../platform/errors.js';
 import type { Logger } from '../../platform/logger.js';
-import type { SendLimits } from '../../security/send-limits.js';
+import type { SendKind, SendLimits } from '../../security/send-limits.js';
 import type { Db } from '../../store/pg/db.js';
 import type { EmailChallengesRepo } from '../../store/pg/email-challenges-repo.js';
 import type { UsersRepo } from '../../store/pg/users-repo.js';
@@ -98,11 +98,16 @@ export class EmailFlows implements RegistrationHooks {
     await this.startChallenge(trx, user, 'verify', user.email);
   }
 
-  /** Sign-up with an address that has an account (`requireVerifiedEmail`): its owner is told, within the send limits. */
+  /**
+   * Sign-up with an address that has an account (`requireVerifiedEmail`): its owner is told, within
+   * the send limits, at the address as the account stores it (the local part keeps its case, and
+   * the sign-up may have spelled it differently).
+   */
   async addressTaken(email: string): Promise<void> {
     if (!(await this.opts.limits.allow('verify', email, undefined))) return;
+    const to = (await this.opts.users.findByEmail(email))?.email ?? email;
     const requestedAt = this.opts.clock.now().toISOString();
-    await this.opts.db.transaction((trx) => this.opts.mail.enqueue(trx, { kind: EMAIL_KINDS.signupAttempt, to: email, data: { requestedAt } }));
+    await this.opts.db.transaction((trx) => this.opts.mail.enqueue(trx, { kind: EMAIL_KINDS.signupAttempt, to, data: { requestedAt } }));
   }
 
   // ---- sending
@@ -116,7 +121,7 @@ export class EmailFlows implements RegistrationHooks {
       throw invalidRequest([{ path: 'email', message: 'the account has no e-mail address' }], 'the account has no e-mail address to verify');
     if (user.emailVerifiedAt !== null) throw new AppError('conflict', 'the e-mail address is already verified');
     if (!(await this.opts.limits.allow('verify', user.email, ip))) return;
-    await this.opts.db.transaction((trx) => this.startChallenge(trx, user, 'verify', user.email!));
+    await this.refundingOnFailure('verify', user.email, ip, () => this.opts.db.transaction((trx) => this.startChallenge(trx, user, 'verify', user.email!)));
   }
 
   /**
@@ -128,8 +133,9 @@ export class EmailFlows implements RegistrationHooks {
     this.assertOn();
     const data: EmailRequestData =
       who.email !== undefined ? { flow, email: normalizeEmail(who.email) } : { flow, username: normalizeUsername(who.username ?? '') };
-    if (!(await this.opts.limits.allow(flow, data.email ?? `username:${data.username!}`, ip))) return;
-    await this.opts.requests.enqueue(data);
+    const limitKey = data.email ?? `username:${data.username!}`;
+    if (!(await this.opts.limits.allow(flow, limitKey, ip))) return;
+    await this.refundingOnFailure(flow, limitKey, ip, () => this.opts.requests.enqueue(data));
   }
 
   /** A worker's half of {@link request}: finds the account and, if it has an address that wants the message, sends it. */
@@ -162,10 +168,12 @@ export class EmailFlows implements RegistrationHooks {
       throw new AppError('email_taken', 'that e-mail address is already in use');
     }
     if (!(await this.opts.limits.allow('change', email, ip))) return;
-    await this.opts.db.transaction(async (trx) => {
-      const challengeId = await this.startChallenge(trx, user, 'change', email);
-      if (user.email !== null) await this.opts.mail.enqueue(trx, { kind: EMAIL_KINDS.change, to: user.email, data: { challengeId } });
-    });
+    await this.refundingOnFailure('change', email, ip, () =>
+      this.opts.db.transaction(async (trx) => {
+        const challengeId = await this.startChallenge(trx, user, 'change', email);
+        if (user.email !== null) await this.opts.mail.enqueue(trx, { kind: EMAIL_KINDS.change, to: user.email, data: { challengeId } });
+      }),
+    );
   }
 
   // ---- using a code or link
@@ -321,6 +329,16 @@ export class EmailFlows implements RegistrationHooks {
   private async relock(trx: Knex.Transaction, id: string, now: Date): Promise<Outcome<EmailChallenge>> {
     const challenge = await this.opts.challenges.lock(id, trx);
     return challenge && isLive(challenge, now) ? { ok: true, value: challenge } : { ok: false, error: invalidCode() };
+  }
+
+  /** Runs what sends a message after its send was taken from the limits; gives the send back if that fails (nothing was sent). */
+  private async refundingOnFailure(kind: SendKind, address: string, ip: string | undefined, send: () => Promise<unknown>): Promise<void> {
+    try {
+      await send();
+    } catch (err) {
+      await this.opts.limits.refund(kind, address, ip);
+      throw err;
+    }
   }
 
   private codes(): ChallengeCodes {
