@@ -1,10 +1,19 @@
-import { randomBytes } from 'node:crypto';
 import { expect } from 'chai';
-import { expectInvalidRequest, expectProblem, expectTokenResponse, uniquePassword, type UserView } from '../helpers/http-assert.js';
-import type { Received } from '../mail/support.js';
-import { codeAndLink, jobRows, local, mailQueueIdle, nextMail, requestsDone, startEmailRegion, type EmailRegion } from './support.js';
+import { expectInvalidRequest, expectProblem, expectTokenResponse, uniquePassword } from '../helpers/http-assert.js';
+import {
+  codeAndLink,
+  poster,
+  signUp as signUpIn,
+  tag,
+  jobRows,
+  local,
+  mailQueueIdle,
+  nextMail,
+  requestsDone,
+  startEmailRegion,
+  type EmailRegion,
+} from './support.js';
 
-const tag = () => randomBytes(4).toString('hex');
 const PRODUCT = '<b>Acme & Co</b>';
 const PRODUCT_ESCAPED = '&lt;b&gt;Acme &amp; Co&lt;/b&gt;';
 const INJECTIONS = ['a@example.com\r\nBcc: x@evil.test', 'a@example.com%0d%0aBcc: x@evil.test', 'a@example.com\nBcc:x@evil.test'];
@@ -25,19 +34,10 @@ describe('e-mail flows under attack', function () {
     await region?.close();
   });
 
-  const post = (path: string, json: unknown, token?: string) => region.app.request(path, { method: 'POST', json, ...(token ? { token } : {}) });
+  const post = (path: string, json: unknown, token?: string) => poster(region)(path, json, token);
   const postForm = (path: string, fields: Record<string, string>) => region.app.request(path, { method: 'POST', body: new URLSearchParams(fields) });
 
-  async function signUp(prefix: string): Promise<{ username: string; email: string; password: string; user: UserView; first: Received }> {
-    const username = `${prefix}${tag()}`;
-    const email = `${username}@example.com`;
-    const password = uniquePassword();
-    const since = region.smtp.received.length;
-    const res = await post('/v1/auth/register', { username, email, password });
-    expect(res.status, await res.clone().text()).to.equal(201);
-    const { user } = (await res.json()) as { user: UserView };
-    return { username, email, password, user, first: await nextMail(region.smtp, email, /verification code/, since) };
-  }
+  const signUp = (prefix: string) => signUpIn(region, prefix);
 
   async function resetMail(email: string): Promise<{ code: string; link: string; token: string }> {
     const since = region.smtp.received.length;

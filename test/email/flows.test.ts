@@ -1,12 +1,21 @@
-import { randomBytes } from 'node:crypto';
 import { expect } from 'chai';
 import { decodeJwt } from 'jose';
 import { expectProblem, expectTokenResponse, uniquePassword, type UserView } from '../helpers/http-assert.js';
 import { assertNoSecrets } from '../helpers/log-capture.js';
 import type { Received } from '../mail/support.js';
-import { codeAndLink, jobRows, local, mailQueueIdle, nextMail, requestsDone, startEmailRegion, type EmailRegion } from './support.js';
-
-const tag = () => randomBytes(4).toString('hex');
+import {
+  codeAndLink,
+  poster,
+  signUp as signUpIn,
+  tag,
+  jobRows,
+  local,
+  mailQueueIdle,
+  nextMail,
+  requestsDone,
+  startEmailRegion,
+  type EmailRegion,
+} from './support.js';
 
 describe('e-mail flows over HTTP and real SMTP', function () {
   this.timeout(60_000);
@@ -19,7 +28,7 @@ describe('e-mail flows over HTTP and real SMTP', function () {
     await region?.close();
   });
 
-  const post = (path: string, json: unknown, token?: string) => region.app.request(path, { method: 'POST', json, ...(token ? { token } : {}) });
+  const post = (path: string, json: unknown, token?: string) => poster(region)(path, json, token);
   const postForm = (path: string, fields: Record<string, string>) => region.app.request(path, { method: 'POST', body: new URLSearchParams(fields) });
   /** Every message with a code, for the no-secrets checks at the end. */
   const coded: Received[] = [];
@@ -29,17 +38,7 @@ describe('e-mail flows over HTTP and real SMTP', function () {
     return m;
   };
 
-  /** A user signed up with an address (unverified), its password, and its first verification message. */
-  async function signUp(prefix: string): Promise<{ username: string; email: string; password: string; user: UserView; first: Received }> {
-    const username = `${prefix}${tag()}`;
-    const email = `${username}@example.com`;
-    const password = uniquePassword();
-    const since = region.smtp.received.length;
-    const res = await post('/v1/auth/register', { username, email, password });
-    expect(res.status, await res.clone().text()).to.equal(201);
-    const { user } = (await res.json()) as { user: UserView };
-    return { username, email, password, user, first: await mail(email, /verification code/, since) };
-  }
+  const signUp = (prefix: string) => signUpIn(region, prefix, mail);
 
   it('sign-up with an address mails a code; the code verifies it; the token then says email_verified', async function () {
     const email = `Ann.${Date.now()}@Example.COM`;

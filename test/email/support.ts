@@ -1,3 +1,6 @@
+import { randomBytes } from 'node:crypto';
+import { expect } from 'chai';
+import { uniquePassword, type UserView } from '../helpers/http-assert.js';
 import type { ConfigInput } from '../../src/config/schema.js';
 import { startWorker, type RunningWorker } from '../../src/jobs/worker.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
@@ -107,4 +110,37 @@ export async function mailQueueIdle(region: EmailRegion, timeoutMs = 15_000): Pr
     'an idle mail queue',
     timeoutMs,
   );
+}
+
+/** A short random tag for unique usernames and addresses. */
+export const tag = (): string => randomBytes(4).toString('hex');
+
+/** POSTs JSON to the region (with a Bearer token if given). */
+export function poster(region: EmailRegion): (path: string, json: unknown, token?: string) => Promise<Response> {
+  return (path, json, token) => region.app.request(path, { method: 'POST', json, ...(token ? { token } : {}) });
+}
+
+export interface SignedUp {
+  username: string;
+  email: string;
+  password: string;
+  user: UserView;
+  /** The first verification message. */
+  first: Received;
+}
+
+/** A user signed up over HTTP with an address (unverified), and its first verification message (through `wait`). */
+export async function signUp(
+  region: EmailRegion,
+  prefix: string,
+  wait: (to: string, subject: RegExp, since: number) => Promise<Received> = (to, subject, since) => nextMail(region.smtp, to, subject, since),
+): Promise<SignedUp> {
+  const username = `${prefix}${tag()}`;
+  const email = `${username}@example.com`;
+  const password = uniquePassword();
+  const since = region.smtp.received.length;
+  const res = await poster(region)('/v1/auth/register', { username, email, password });
+  expect(res.status, await res.clone().text()).to.equal(201);
+  const { user } = (await res.json()) as { user: UserView };
+  return { username, email, password, user, first: await wait(email, /verification code/, since) };
 }
