@@ -257,7 +257,8 @@ export class EmailFlows implements RegistrationHooks {
     });
     if (!outcome.ok) throw outcome.error;
     await this.opts.profileChanged(challenge.userId);
-    this.opts.log.info('password reset', { event: 'user.password_reset', userId: challenge.userId, revokedSessions: outcome.value });
+    // Like `user.password_changed`: who and how many sessions, never anything of the credential itself.
+    this.opts.log.info('credentials reset by e-mail', { event: 'user.credentials_reset', userId: challenge.userId, revokedSessions: outcome.value });
     return { userId: challenge.userId, revokedSessions: outcome.value };
   }
 
