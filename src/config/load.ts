@@ -16,6 +16,7 @@ const ENV_MAP: Record<string, { path: string[]; type: 'string' | 'int' | 'bool' 
   AUTHCTL_BENCH_ROUTES: { path: ['http', 'benchRoutes'], type: 'bool' },
   AUTHCTL_DATABASE_URL: { path: ['database', 'url'], type: 'string' },
   AUTHCTL_DATABASE_READ_URL: { path: ['database', 'readUrl'], type: 'string' },
+  AUTHCTL_DATABASE_POOLER: { path: ['database', 'pooler'], type: 'string' },
   AUTHCTL_DATABASE_POOL_MAX: { path: ['database', 'poolMax'], type: 'int' },
   AUTHCTL_CACHE: { path: ['cache', 'driver'], type: 'string' },
   AUTHCTL_REDIS_URL: { path: ['cache', 'redisUrl'], type: 'string' },

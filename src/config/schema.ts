@@ -49,6 +49,10 @@ export const configSchema = z.strictObject({
     .strictObject({
       url: url(['postgres:', 'postgresql:']).default('postgres://postgres@127.0.0.1:5432/authctl'),
       readUrl: url(['postgres:', 'postgresql:']).optional(),
+      // "transaction": the URLs point at a transaction-mode pooler (PgBouncer, RDS Proxy): no
+      // named prepared statements and no session-level settings in the startup packet. README:
+      // "Behind a connection pooler".
+      pooler: z.enum(['none', 'transaction']).default('none'),
       poolMax: z.number().int().min(1).max(200).default(10),
       // A request must not hang while the database is away: it gets 503 after this long.
       connectTimeoutMs: z.number().int().min(100).max(60_000).default(3_000),
