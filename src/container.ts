@@ -146,7 +146,13 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
       ...(options.logSink ? { sink: options.logSink } : {}),
     });
   const metrics = createMetrics(config.region);
-  const db = new Db(config.database, (pool, seconds, ok) => metrics.dbQueryDuration.observe({ pool, outcome: ok ? 'ok' : 'error' }, seconds));
+  const db = new Db(config.database, (pool, seconds, ok) => metrics.dbQueryDuration.observe({ pool, outcome: ok ? 'ok' : 'error' }, seconds), {
+    fallback: (reason) => metrics.dbReaderFallbacks.inc({ reason }),
+    health: (state, err) =>
+      state === 'ok'
+        ? log.info('read replica is back', { event: 'db.reader_recovered' })
+        : log.warn('read replica unavailable: its reads go to the writer', { event: 'db.reader_degraded', err }),
+  });
   const repos: Repositories = {
     users: new UsersRepo(db),
     sessions: new SessionsRepo(db),

@@ -67,6 +67,12 @@ export function createMetrics(region: string) {
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
       registers,
     }),
+    dbReaderFallbacks: new Counter({
+      name: 'authctl_db_reader_fallbacks_total',
+      help: 'Reads meant for the read replica that the writer answered, by reason: error (the replica failed the read), degraded (skipped while degraded).',
+      labelNames: ['reason'] as const,
+      registers,
+    }),
     passwordHashDuration: new Histogram({
       name: 'authctl_password_hash_duration_seconds',
       help: 'argon2id duration by operation (hash, verify).',

@@ -18,22 +18,28 @@ export function systemRoutes(c: Container): Router {
   });
 
   router.get('/readyz', async function readyz(ctx) {
-    const checks: Record<string, Check> = {
-      database: await c.db.ping().then(
+    const [database, reader] = await Promise.all([
+      c.db.ping().then(
         () => 'ok' as const,
         () => 'down' as const,
       ),
+      c.db.readerHealth(),
+    ]);
+    const checks: Record<string, Check> = {
+      database,
       signingKeys: c.keys.ready ? 'ok' : 'loading',
       revocationFeed: !c.revocations.ready ? 'loading' : c.revocations.healthy ? 'ok' : 'stale',
     };
     const failing = Object.entries(checks)
       .filter(([, state]) => state !== 'ok')
       .map(([name]) => name);
-    // The cache is reported but never fails readiness: without it the region runs on PostgreSQL.
+    // The cache and the read replica are reported but never fail readiness: without them the
+    // region runs on the writer.
     checks.cache = c.cache.health() === 'ok' ? 'ok' : 'degraded';
+    if (reader) checks['database-reader'] = reader;
     ctx.status = failing.length === 0 ? 200 : 503;
     ctx.set('Cache-Control', 'no-store');
-    const status = failing.length > 0 ? 'unavailable' : checks.cache === 'ok' ? 'ok' : 'degraded';
+    const status = failing.length > 0 ? 'unavailable' : checks.cache === 'ok' && reader !== 'degraded' ? 'ok' : 'degraded';
     ctx.body = { status, checks, ...(failing.length ? { failing } : {}) };
   });
 

@@ -1,38 +1,84 @@
 import knex, { type Knex } from 'knex';
 import type pg from 'pg';
 import type { Config } from '../../config/schema.js';
-import { guard } from './errors.js';
+import { BreakerOpenError, CircuitBreaker } from '../cache/circuit-breaker.js';
+import { guard, isUnavailableError, translateDbError } from './errors.js';
 import { migrationSource } from './migrations/index.js';
 
 export type Executor = Knex | Knex.Transaction;
 
+/** `'ok'`, or `'degraded'` while the reader fails and its reads go to the writer. */
+export type ReaderHealth = 'ok' | 'degraded';
+
+/** What the reader's routing reports: each read it sent to the writer instead, and health changes. */
+export interface ReaderEvents {
+  /** `error`: the reader failed this read; `degraded`: the reader was skipped (marked degraded). */
+  fallback(reason: 'error' | 'degraded'): void;
+  /** The reader became degraded (with the failure that did it) or usable again. */
+  health(state: ReaderHealth, cause?: unknown): void;
+}
+
 /**
  * The region's PostgreSQL: a writer and, when `database.readUrl` is set, a reader (read replica).
- * Reads that can tolerate replica lag go to `reader`; everything that decides a security outcome
- * (rotation, revocation) reads from `writer`.
+ * Only reads that tolerate the replica's lag go to the reader, through {@link Db.read}; anything a
+ * caller must see its own writes in, and everything that decides a security outcome (rotation,
+ * revocation, login), reads from `writer` (docs/consistency.md).
  */
 export class Db {
   readonly writer: Knex;
-  readonly reader: Knex;
   /** Connections per pool at most (config `database.poolMax`). */
   readonly poolMax: number;
   private readonly onQuery: ((pool: 'writer' | 'reader', seconds: number, ok: boolean) => void) | undefined;
+  private readonly replica: Replica | undefined;
 
-  /** @param onQuery receives every query's duration, by pool (metrics). */
-  constructor(config: Config['database'], onQuery?: (pool: 'writer' | 'reader', seconds: number, ok: boolean) => void) {
+  /**
+   * @param onQuery receives every query's duration, by pool (metrics).
+   * @param readerEvents receives the reader's fallbacks and health changes (metrics, logs).
+   */
+  constructor(config: Config['database'], onQuery?: (pool: 'writer' | 'reader', seconds: number, ok: boolean) => void, readerEvents?: ReaderEvents) {
     this.writer = createKnex(config.url, config);
     this.poolMax = config.poolMax;
     this.onQuery = onQuery;
-    this.reader = config.readUrl ? createKnex(config.readUrl, config) : this.writer;
+    this.replica = config.readUrl ? new Replica(createKnex(config.readUrl, config), readerEvents) : undefined;
     if (onQuery) {
       timeQueries(this.writer, (seconds, ok) => onQuery('writer', seconds, ok));
-      if (this.reader !== this.writer) timeQueries(this.reader, (seconds, ok) => onQuery('reader', seconds, ok));
+      if (this.replica) timeQueries(this.replica.knex, (seconds, ok) => onQuery('reader', seconds, ok));
     }
+  }
+
+  /**
+   * Runs a read that tolerates replica lag on the reader (on the writer without one). When the
+   * reader cannot answer — unreachable, timed out, its query cancelled by a conflict with
+   * recovery — the read is run on the writer instead and the reader is marked degraded: reads
+   * skip it until a probe, after a second and backing off to 5 s, finds it answering again.
+   * `query` is called once per attempt, so it must build a fresh query each time. Errors of the
+   * query itself (not of the reader) are not retried. DB errors are translated.
+   */
+  async read<T>(query: (k: Knex) => PromiseLike<T>): Promise<T> {
+    const replica = this.replica;
+    if (!replica) return guard(query(this.writer));
+    let outcome: { value: T } | { error: unknown };
+    try {
+      outcome = await replica.run(async () => {
+        try {
+          return { value: await query(replica.knex) };
+        } catch (err) {
+          // The writer would fail this query the same way: report it, do not blame the reader.
+          if (!isReaderFailure(err)) return { error: err };
+          throw err;
+        }
+      });
+    } catch (err) {
+      replica.events?.fallback(err instanceof BreakerOpenError ? 'degraded' : 'error');
+      return guard(query(this.writer));
+    }
+    if ('error' in outcome) throw translateDbError(outcome.error);
+    return outcome.value;
   }
 
   /** Connections per pool (tarn): in use, idle, and acquisitions waiting for one. */
   poolStats(): Array<{ pool: string; used: number; free: number; pending: number }> {
-    const pools: Array<[string, Knex]> = [['writer', this.writer], ...(this.reader !== this.writer ? [['reader', this.reader] as [string, Knex]] : [])];
+    const pools: Array<[string, Knex]> = [['writer', this.writer], ...(this.replica ? [['reader', this.replica.knex] as [string, Knex]] : [])];
     return pools.map(([pool, k]) => {
       const tarn = (k.client as { pool?: { numUsed(): number; numFree(): number; numPendingAcquires(): number } }).pool;
       return { pool, used: tarn?.numUsed() ?? 0, free: tarn?.numFree() ?? 0, pending: tarn?.numPendingAcquires() ?? 0 };
@@ -67,9 +113,25 @@ export class Db {
     return guard(this.writer.transaction(work));
   }
 
-  /** Cheap liveness check for `/readyz`. */
+  /** Cheap liveness check of the writer for `/readyz`. */
   async ping(): Promise<void> {
     await guard(this.writer.raw('select 1'));
+  }
+
+  /**
+   * The reader's health for `/readyz`, `undefined` without a reader. A `select 1` that counts as
+   * a probe: a degraded reader is contacted at most once per retry period, and the answer clears
+   * the degraded mark by itself once the replica is back.
+   */
+  async readerHealth(): Promise<ReaderHealth | undefined> {
+    const replica = this.replica;
+    if (!replica) return undefined;
+    return replica
+      .run(() => replica.knex.raw('select 1'))
+      .then(
+        () => 'ok' as const,
+        () => 'degraded' as const,
+      );
   }
 
   async migrateLatest(): Promise<{ batch: number; applied: string[] }> {
@@ -92,7 +154,7 @@ export class Db {
   }
 
   async close(): Promise<void> {
-    await Promise.all([this.writer.destroy(), this.reader === this.writer ? undefined : this.reader.destroy()]);
+    await Promise.all([this.writer.destroy(), this.replica?.knex.destroy()]);
   }
 }
 
@@ -112,6 +174,56 @@ function timeQueries(k: Knex, observe: (seconds: number, ok: boolean) => void): 
   });
   k.on('query-response', end(true));
   k.on('query-error', end(false));
+}
+
+/**
+ * The read replica's pool behind a circuit breaker: one failure opens it (a replica that refused
+ * a connection or cancelled a query is no better on the next request), and while it is open reads
+ * go to the writer without waiting on the replica.
+ */
+class Replica {
+  private readonly breaker: CircuitBreaker;
+  private degraded = false;
+  private lastFailure: unknown;
+
+  constructor(
+    readonly knex: Knex,
+    readonly events: ReaderEvents | undefined,
+  ) {
+    this.breaker = new CircuitBreaker({ failureThreshold: 1, openMs: 1_000, maxOpenMs: 5_000, onStateChange: (state) => this.changed(state) });
+  }
+
+  /** Runs `operation` on the reader through the breaker; rejects with BreakerOpenError while degraded. */
+  run<T>(operation: () => Promise<T>): Promise<T> {
+    return this.breaker.run(() =>
+      operation().catch((err: unknown) => {
+        this.lastFailure = err;
+        throw err;
+      }),
+    );
+  }
+
+  private changed(state: 'closed' | 'open' | 'half-open'): void {
+    // A failed probe re-opens the breaker: still the same degraded spell, reported once.
+    if (state === 'open' && !this.degraded) {
+      this.degraded = true;
+      this.events?.health('degraded', this.lastFailure);
+    } else if (state === 'closed' && this.degraded) {
+      this.degraded = false;
+      this.events?.health('ok');
+    }
+  }
+}
+
+/**
+ * A failure of the reader rather than of the query: it cannot be reached or answer in time, or a
+ * hot standby cancelled the query because replaying the writer's changes needed what it held
+ * ("canceling statement due to conflict with recovery", SQLSTATE 40001 or 40P01).
+ */
+function isReaderFailure(err: unknown): boolean {
+  if (isUnavailableError(err)) return true;
+  const message = typeof err === 'object' && err !== null ? (err as { message?: unknown }).message : undefined;
+  return typeof message === 'string' && /conflict with recovery/i.test(message);
 }
 
 const migratorConfig: Knex.MigratorConfig = { migrationSource, tableName: 'authctl_migrations' };

@@ -3,7 +3,9 @@ import { AppError } from '../../platform/errors.js';
 // SQLSTATE classes and node socket errors that mean "the database is not reachable right now"
 // rather than "this query is wrong": they become 503 `unavailable` / exit 69.
 // 57014: the statement timeout cancelled the query — the database could not answer in time.
-const UNAVAILABLE_SQLSTATES = new Set(['57014', '57P01', '57P02', '57P03', '53300', '53400']);
+// 25006: a write reached a read-only server — during a writer failover, the demoted writer or a
+// replica that the writer's address still resolved to.
+const UNAVAILABLE_SQLSTATES = new Set(['57014', '57P01', '57P02', '57P03', '53300', '53400', '25006']);
 const UNAVAILABLE_ERRNOS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'EPIPE', 'ENETUNREACH']);
 // "timeout expired" is pg's own connect timer, which can fire before knex's acquire timeout does.
 const UNAVAILABLE_MESSAGES = [

@@ -188,9 +188,10 @@ export class SessionsRepo {
     return row ? toSession(row) : undefined;
   }
 
+  /** Reads from the writer: a user's own list must show the session they just opened or closed. */
   async listActiveForUser(userId: string, now: Date): Promise<SessionRecord[]> {
     const rows = await guard(
-      this.db.reader<SessionDbRow>('sessions').where({ user_id: userId }).whereNull('revoked_at').where('expires_at', '>', now).orderBy('created_at', 'desc'),
+      this.db.writer<SessionDbRow>('sessions').where({ user_id: userId }).whereNull('revoked_at').where('expires_at', '>', now).orderBy('created_at', 'desc'),
     );
     return rows.map(toSession);
   }
@@ -253,8 +254,8 @@ export class SessionsRepo {
 
   /** Live sessions (neither revoked nor expired), for the active-sessions gauge. */
   async countActive(now: Date): Promise<number> {
-    const row = await guard(
-      this.db.reader('sessions').whereNull('revoked_at').where('expires_at', '>', now).count<Array<{ count: string }>>('* as count').first(),
+    const row = await this.db.read((k) =>
+      k('sessions').whereNull('revoked_at').where('expires_at', '>', now).count<Array<{ count: string }>>('* as count').first(),
     );
     return Number(row?.count ?? 0);
   }

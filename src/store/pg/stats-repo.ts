@@ -58,8 +58,8 @@ export class StatsRepo {
   constructor(private readonly db: Db) {}
 
   async userCounts(): Promise<UserCounts> {
-    const result = await guard(
-      this.db.reader.raw<{ rows: Array<{ total: string; disabled: string }> }>(
+    const result = await this.db.read((k) =>
+      k.raw<{ rows: Array<{ total: string; disabled: string }> }>(
         `select count(*) as total, count(*) filter (where status = 'disabled') as disabled from users`,
       ),
     );
@@ -73,13 +73,11 @@ export class StatsRepo {
    */
   async sessionCounts(now: Date, revokedSince: Date): Promise<SessionCounts> {
     const [active, revoked] = await Promise.all([
-      guard(
-        this.db.reader.raw<{ rows: Array<{ count: string }> }>(`select count(*) as count from sessions where expires_at > :now and revoked_at is null`, {
-          now,
-        }),
+      this.db.read((k) =>
+        k.raw<{ rows: Array<{ count: string }> }>(`select count(*) as count from sessions where expires_at > :now and revoked_at is null`, { now }),
       ),
-      guard(
-        this.db.reader.raw<{ rows: Array<{ count: string }> }>(`select count(*) as count from sessions where revoked_at >= :since`, { since: revokedSince }),
+      this.db.read((k) =>
+        k.raw<{ rows: Array<{ count: string }> }>(`select count(*) as count from sessions where revoked_at >= :since`, { since: revokedSince }),
       ),
     ]);
     return { active: Number(active.rows[0]?.count ?? 0), revokedSince: Number(revoked.rows[0]?.count ?? 0) };

@@ -48,8 +48,8 @@ export class UsageRepo {
    * rows are absent.
    */
   async sum(region: string | undefined, since: Date): Promise<Record<string, number>> {
-    const result = await guard(
-      this.db.reader.raw<{ rows: Array<{ metric: string; total: string }> }>(
+    const result = await this.db.read((k) =>
+      k.raw<{ rows: Array<{ metric: string; total: string }> }>(
         `select metric, sum(count) as total
            from usage_hourly
           where hour >= :since ${region === undefined ? '' : 'and region = :region'}

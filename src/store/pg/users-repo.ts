@@ -140,15 +140,17 @@ export class UsersRepo {
   }
 
   async list(query: ListUsersQuery): Promise<UserRecord[]> {
-    const q = this.db.reader<UserDbRow>('users').orderByRaw(`${SORT_KEY}, id`).limit(query.limit);
-    if (query.after !== undefined) void q.whereRaw(`${SORT_KEY} > ?`, [query.after]);
-    if (query.search) void q.whereRaw(`(strpos(username, ?) > 0 or strpos(lower(email), ?) > 0)`, [query.search, query.search]);
-    const rows = await guard(q);
+    const rows = await this.db.read((k) => {
+      const q = k<UserDbRow>('users').orderByRaw(`${SORT_KEY}, id`).limit(query.limit);
+      if (query.after !== undefined) void q.whereRaw(`${SORT_KEY} > ?`, [query.after]);
+      if (query.search) void q.whereRaw(`(strpos(username, ?) > 0 or strpos(lower(email), ?) > 0)`, [query.search, query.search]);
+      return q;
+    });
     return rows.map(toUserRecord);
   }
 
   async count(): Promise<number> {
-    const row = await guard(this.db.reader('users').count<{ count: string }[]>('* as count').first());
+    const row = await this.db.read((k) => k('users').count<{ count: string }[]>('* as count').first());
     return Number(row?.count ?? 0);
   }
 
