@@ -89,7 +89,9 @@ ${temp}
   }
 
   private async run(binary: string): Promise<void> {
-    const child = spawn(binary, ['-p', this.dir, '-c', join(this.dir, 'nginx.conf'), '-g', 'daemon off;'], {
+    // -e: the error log before the config is read (the packaged default is not writable unless root).
+    const args = ['-p', this.dir, '-c', join(this.dir, 'nginx.conf'), '-e', join(this.dir, 'error.log'), '-g', 'daemon off;'];
+    const child = spawn(binary, args, {
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true,
     });
