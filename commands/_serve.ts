@@ -15,5 +15,8 @@ export async function serveUntilSignal(
     process.once('SIGTERM', resolve);
   });
   container.log.info('shutting down', { event: 'server.stopping', signal });
-  await server.close();
+  const closed = await server.close();
+  // Behind a proxy, a connection closed from this side may have crossed a request on its way.
+  const lossy = closed.cut > 0 || (container.config.http.trustProxy && closed.closedIdle > 0);
+  container.log[lossy ? 'warn' : 'info']('stopped serving', { event: 'server.stopped', ...closed });
 }

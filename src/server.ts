@@ -1,5 +1,5 @@
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { Server as NetServer, type AddressInfo, type Socket } from 'node:net';
 import type { Container } from './container.js';
 import { Registry } from 'prom-client';
 import { createApp } from './http/app.js';
@@ -7,12 +7,31 @@ import { startBackground } from './runtime.js';
 
 const PROMETHEUS_CONTENT_TYPE = Registry.PROMETHEUS_CONTENT_TYPE;
 
+/**
+ * Behind a proxy, how long a stopping server leaves idle keep-alive connections for the proxy to
+ * close. Longer than docker/nginx.conf's upstream `keepalive_timeout` (4 s), so nginx always closes
+ * them first: a connection closed from this side can cross a request nginx is just sending on it,
+ * and nginx retries no POST it has sent.
+ */
+export const PROXY_IDLE_GRACE_MS = 5_000;
+/** A stopping server cuts whatever is still open after this. */
+const FORCE_CLOSE_MS = 10_000;
+
+/** How a graceful close went (logged as `server.stopped`). */
+export interface CloseResult {
+  durationMs: number;
+  /** Idle keep-alive connections this side closed (the client had not closed them by then). */
+  closedIdle: number;
+  /** Connections cut with a request still running after the force deadline. */
+  cut: number;
+}
+
 export interface RunningServer {
   url: string;
   server: Server;
   /** Where /metrics is served when `http.metricsPort` is set. */
   metricsUrl: string | undefined;
-  close(): Promise<void>;
+  close(): Promise<CloseResult>;
 }
 
 /** A bare listener for Prometheus on the admin port: GET /metrics, 404 otherwise. */
@@ -46,13 +65,83 @@ export function urlOf(server: Server, host: string): string {
 }
 
 /**
+ * Graceful close for a server: stop listening at once (a balancer's next connection is refused and
+ * it retries another server — safe for any method, nothing was sent), answer every request still to
+ * come on an open connection with `Connection: close`, let requests in flight finish, and leave idle
+ * keep-alive connections to the client for `idleGraceMs` before closing them from this side.
+ * Anything still open after {@link FORCE_CLOSE_MS} is cut.
+ */
+function drainable(server: Server): (idleGraceMs: number) => Promise<CloseResult> {
+  const sockets = new Set<Socket>();
+  // The latest response of each connection: the one to mark when the drain starts mid-request.
+  const latest = new WeakMap<Socket, ServerResponse>();
+  let draining = false;
+  let onClosed = () => undefined as void;
+  server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => {
+      sockets.delete(socket);
+      onClosed();
+    });
+  });
+  const lastOne = (res: ServerResponse) => {
+    if (!res.headersSent) res.setHeader('connection', 'close');
+  };
+  const busy = () => [...sockets].filter((socket) => latest.get(socket)?.writableEnded === false).length;
+  // Registered before the application's listener, so it runs first.
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    latest.set(req.socket, res);
+    if (draining) lastOne(res);
+  });
+  return (idleGraceMs) => {
+    const started = Date.now();
+    draining = true;
+    for (const socket of sockets) {
+      const res = latest.get(socket);
+      if (res) lastOne(res);
+    }
+    const result: CloseResult = { durationMs: 0, closedIdle: 0, cut: 0 };
+    return new Promise<CloseResult>((resolve, reject) => {
+      let listening = true;
+      const timers = [
+        setTimeout(() => {
+          result.closedIdle = sockets.size - busy();
+          server.closeIdleConnections();
+        }, idleGraceMs),
+        setTimeout(() => {
+          result.cut = sockets.size;
+          server.closeAllConnections();
+        }, FORCE_CLOSE_MS),
+      ];
+      const finish = (err?: Error) => {
+        for (const timer of timers) clearTimeout(timer);
+        if (err) return reject(err);
+        result.durationMs = Date.now() - started;
+        resolve(result);
+      };
+      onClosed = () => {
+        if (!listening && sockets.size === 0) finish();
+      };
+      // node:http's own close() also drops idle connections at once: close only the listener.
+      NetServer.prototype.close.call(server, (err?: Error) => {
+        listening = false;
+        if (err) finish(err);
+        else onClosed();
+      });
+    });
+  };
+}
+
+/**
  * Starts the HTTP server: background loading of keys and revocations first (best effort — the
  * server also starts while PostgreSQL is down and becomes ready by itself), then listen.
  */
 export async function startServer(container: Container, options: { host: string; port: number; metricsServer?: boolean }): Promise<RunningServer> {
   await startBackground(container);
   const handle = createApp(container).callback();
-  const server = createServer((req, res) => {
+  const server = createServer();
+  const close = drainable(server);
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     void handle(req, res);
   });
   await listen(server, options.host, options.port);
@@ -61,24 +150,16 @@ export async function startServer(container: Container, options: { host: string;
   const metricsPort = container.config.http.metricsPort;
   const metricsServer =
     metricsPort === undefined || options.metricsServer === false ? undefined : await startMetricsServer(container.metrics.render, options.host, metricsPort);
-  // Graceful: stop accepting, let requests in flight finish, drop idle keep-alive connections;
-  // anything still open after 10 s is cut.
-  const close = (s: Server) =>
-    new Promise<void>((resolve, reject) => {
-      const force = setTimeout(() => s.closeAllConnections(), 10_000).unref();
-      s.close((err) => {
-        clearTimeout(force);
-        if (err) reject(err);
-        else resolve();
-      });
-      s.closeIdleConnections();
-    });
+  const closeMetrics = metricsServer ? drainable(metricsServer) : undefined;
+  // Every connection comes from the proxy, which pools them and retries no request it has sent.
+  const idleGraceMs = container.config.http.trustProxy ? PROXY_IDLE_GRACE_MS : 0;
   return {
     url: urlOf(server, options.host),
     server,
     metricsUrl: metricsServer ? `${urlOf(metricsServer, options.host)}/metrics` : undefined,
     close: async () => {
-      await Promise.all([close(server), metricsServer ? close(metricsServer) : undefined]);
+      const [result] = await Promise.all([close(idleGraceMs), closeMetrics?.(0)]);
+      return result;
     },
   };
 }
