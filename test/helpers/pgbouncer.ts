@@ -100,6 +100,11 @@ export class PgBouncer {
     return bouncer;
   }
 
+  /** The pgbouncer process (for CPU accounting). */
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
   /** What PgBouncer logged so far (its tail). */
   get output(): string {
     return this.log;
