@@ -1,12 +1,12 @@
 import { expect } from 'chai';
 import pg from 'pg';
-import type { ConfigInput } from '../../src/config/schema.js';
 import type { SessionOwner } from '../../src/model/session.js';
 import { Db } from '../../src/store/pg/db.js';
 import { startTestApp, testConfig, type TestApp } from '../helpers/app.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { expectProblem, expectTokenResponse, refresh, refreshCounter, uniquePassword, type SessionView, type TokenResponse } from '../helpers/http-assert.js';
 import { LogCapture } from '../helpers/log-capture.js';
+import { runCli } from '../cli/run-cli.js';
 import { PgBouncer, pgbouncerInstalled } from '../helpers/pgbouncer.js';
 import { waitUntil } from '../jobs/setup.js';
 import { codeAndLink, nextMail, poster, signUp, startEmailRegion, type EmailRegion } from '../email/support.js';
@@ -90,12 +90,12 @@ describe('behind PgBouncer in transaction pooling mode (database.pooler)', funct
 
   describe('without pooler mode (the failures it prevents)', function () {
     /** A second server on the same database with the default `database.pooler: "none"`. */
-    async function unpooledApp(pooler: PgBouncer, logs: LogCapture, overrides: ConfigInput = {}): Promise<TestApp> {
+    async function unpooledApp(pooler: PgBouncer, logs: LogCapture): Promise<TestApp> {
       return startTestApp('pgbouncer_none', {
         db: through(pooler),
         migrate: false,
         logSink: logs,
-        overrides: { log: { level: 'warn' }, ...overrides, database: { pooler: 'none', connectTimeoutMs: 1_000, ...overrides.database } },
+        overrides: { log: { level: 'warn' }, database: { pooler: 'none', connectTimeoutMs: 1_000 } },
       });
     }
 
@@ -117,6 +117,12 @@ describe('behind PgBouncer in transaction pooling mode (database.pooler)', funct
       } finally {
         await none.close();
       }
+    });
+
+    it('`authctl migrate` through it exits 69 and says to set database.pooler', async function () {
+      const result = await runCli(['migrate'], { databaseUrl: bouncer.through(database.url) });
+      expect(result.code, result.stderr).to.equal(69);
+      expect(result.stderr).to.include('AUTHCTL_DATABASE_POOLER=transaction');
     });
 
     it('with the parameter ignored by PgBouncer, concurrent refreshes break on the named statement of the group commit', async function () {
