@@ -23,6 +23,8 @@ export interface Report {
   duration: number;
   warmup: number;
   cacheTarget: string;
+  /** The connection pooler between the server and PostgreSQL (`--pooler`); absent: direct. */
+  pooler?: { kind: 'pgbouncer'; poolMode: 'transaction'; serverConnections: number };
   poolMax: number;
   hash: { memoryCost: number; timeCost: number; parallelism: number };
   uvThreadpoolSize: string;
@@ -89,7 +91,7 @@ export function printReport(report: Report): void {
   out.push(
     '',
     `authctl bench ${report.at} — ${report.revision.commit}${report.revision.uncommitted.length ? ` + ${report.revision.uncommitted.length} uncommitted file(s) in src/commands` : ''}, node ${report.node}, ${report.cpus} cores (${report.cpuModel}), server and load generator on the same cores`,
-    `${report.connections} connections, ${report.duration} s per run (+${report.warmup} s warm-up), loopback; cache: ${report.cacheTarget}; pg pool max ${report.poolMax}; argon2id m=${report.hash.memoryCost} KiB t=${report.hash.timeCost} p=${report.hash.parallelism}; UV_THREADPOOL_SIZE ${report.uvThreadpoolSize}`,
+    `${report.connections} connections, ${report.duration} s per run (+${report.warmup} s warm-up), loopback; cache: ${report.cacheTarget}; pg pool max ${report.poolMax}${report.pooler ? ` through PgBouncer (${report.pooler.poolMode} pooling, ${report.pooler.serverConnections} server connections)` : ', direct'}; argon2id m=${report.hash.memoryCost} KiB t=${report.hash.timeCost} p=${report.hash.parallelism}; UV_THREADPOOL_SIZE ${report.uvThreadpoolSize}`,
     `CPU columns are % of ONE core (machine max = ${report.cpus * 100} %); postgres = our database's backends + shared background processes; "other" = machine − the rest (${report.busyBeforePct} % busy before the run).`,
     '',
   );
@@ -121,6 +123,7 @@ export function printReport(report: Report): void {
     for (const [kind, c] of Object.entries(s.cache)) parts.push(`${kind} cache ${c.text}`);
     if (s.pool.samples) parts.push(`writer pool: used ≤ ${s.pool.usedMax}, waiting ≤ ${s.pool.pendingMax} (mean ${s.pool.pendingMean})`);
     if (s.server.dbQueryMeanMs !== undefined) parts.push(`db query mean ${s.server.dbQueryMeanMs} ms × ${n(s.server.dbQueries ?? 0)}`);
+    if (s.cpu.pooler !== undefined) parts.push(`pgbouncer CPU ${pct(s.cpu.pooler)} (in none of the columns)`);
     if (s.server.argon2MeanMs !== undefined) parts.push(`argon2 mean ${s.server.argon2MeanMs} ms × ${n(s.server.argon2Ops ?? 0)}`);
     out.push(`  ${s.scenario}: ${[...parts, ...s.notes].join('; ')}`);
   }

@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- scenario…] [--connections N] [--duration S] [--warmup S] [--redis URL|none] [--pg-url URL]`
+ * `npm run bench [-- scenario…] [--connections N] [--duration S] [--warmup S] [--redis URL|none] [--pg-url URL] [--pooler pgbouncer]`
  *
  * Drives a real `authctl serve` (child process) on real PostgreSQL and Redis over loopback with
  * autocannon, one scenario after another, and measures this machine's raw ceilings (`limits`)
@@ -14,13 +14,14 @@ import { writeChart } from './chart.js';
 import { measureLimits, type Limits } from './limits.js';
 import { seedUsers, type Seeded } from './lib/api.js';
 import { machineBusyPct, machineCores } from './lib/cpu.js';
-import { Cleanup, DEFAULT_PG_URL, DEFAULT_REDIS_URL, ROOT, startEnvironment } from './lib/env.js';
+import { Cleanup, DEFAULT_PG_URL, DEFAULT_REDIS_URL, POOLER_SERVER_CONNECTIONS, ROOT, startEnvironment } from './lib/env.js';
 import type { LoadResult } from './lib/load.js';
 import { RESULTS_DIR } from './lib/results.js';
 import type { RunContext } from './lib/scenario.js';
 import { computeRatios, printReport, writeReport, type Report } from './report.js';
 import { runScale } from './scale.js';
 import { SCENARIOS } from './scenarios/index.js';
+import { PGBOUNCER_BIN, pgbouncerInstalled } from '../test/helpers/pgbouncer.js';
 
 const DEFAULT_SCENARIOS = ['verify', 'refresh', 'login', 'register', 'logout', 'limits'];
 
@@ -41,6 +42,9 @@ options:
                    measure refresh and login latency and storage per user/session at each step
   --pg-url URL     PostgreSQL to create the bench database on (AUTHCTL_BENCH_PG_URL),
                    default postgres://postgres@127.0.0.1:5432/postgres
+  --pooler P       none (default), or pgbouncer: the server reaches that PostgreSQL through a
+                   PgBouncer the bench starts (transaction pooling, ${POOLER_SERVER_CONNECTIONS} server connections,
+                   database.pooler "transaction"); needs ${PGBOUNCER_BIN}
 Server settings come from the environment as for \`authctl serve\` (e.g. AUTHCTL_DATABASE_POOL_MAX,
 AUTHCTL_HASH_MEMORY_COST, UV_THREADPOOL_SIZE), so the limits use the same values.`;
 
@@ -48,6 +52,8 @@ function usageError(message: string): never {
   console.error(`${message}\n\n${USAGE}`);
   process.exit(2);
 }
+
+const isPooler = (value: string): value is 'none' | 'pgbouncer' => value === 'none' || value === 'pgbouncer';
 
 function parse() {
   let parsed;
@@ -61,6 +67,7 @@ function parse() {
         redis: { type: 'string', default: DEFAULT_REDIS_URL },
         'pg-url': { type: 'string', default: DEFAULT_PG_URL },
         users: { type: 'string' },
+        pooler: { type: 'string', default: 'none' },
         help: { type: 'boolean', short: 'h', default: false },
       },
     });
@@ -82,9 +89,12 @@ function parse() {
   const unknown = names.filter((n) => n !== 'limits' && !(n in SCENARIOS));
   if (unknown.length) usageError(`unknown scenario ${unknown.join(', ')}`);
   if (values.redis !== 'none' && !/^rediss?:\/\//.test(values.redis)) usageError('--redis must be a redis:// URL or "none"');
+  const pooler = isPooler(values.pooler) ? values.pooler : usageError('--pooler must be "none" or "pgbouncer"');
+  if (pooler === 'pgbouncer' && !pgbouncerInstalled()) usageError(`--pooler pgbouncer needs ${PGBOUNCER_BIN} (apt-get install pgbouncer)`);
   const users = values.users === undefined ? undefined : Number(values.users);
   if (users !== undefined && (!Number.isInteger(users) || users < 1_000)) usageError('--users must be a whole number of at least 1000');
-  return { connections, durationS, warmupS, names, redis: values.redis, pgUrl: values['pg-url'], users };
+  if (users !== undefined && pooler !== 'none') usageError('--pooler is not supported with --users');
+  return { connections, durationS, warmupS, names, redis: values.redis, pgUrl: values['pg-url'], users, pooler };
 }
 
 /** The commit, and the files of src/ and commands/ changed on top of it: what was measured. */
@@ -128,11 +138,18 @@ async function main(): Promise<number> {
   let limits: Limits | undefined;
   let report: Report | undefined;
   try {
-    const env = await startEnvironment({ pgUrl: args.pgUrl, redis: args.redis, cleanup, log });
+    const env = await startEnvironment({ pgUrl: args.pgUrl, redis: args.redis, pooler: args.pooler, cleanup, log });
     const tag = Date.now().toString(36);
     let seeding: Promise<Seeded[]> | undefined;
     const ctx: RunContext = {
-      target: { base: env.base, serverPid: env.serverPid, database: env.databaseName, connections: args.connections, signal: interrupted.signal },
+      target: {
+        base: env.base,
+        serverPid: env.serverPid,
+        database: env.databaseName,
+        poolerPid: env.pooler?.pid,
+        connections: args.connections,
+        signal: interrupted.signal,
+      },
       env,
       pgUrl: args.pgUrl,
       redis: args.redis,
@@ -179,6 +196,7 @@ async function main(): Promise<number> {
       duration: args.durationS,
       warmup: args.warmupS,
       cacheTarget: env.cacheTarget,
+      ...(env.pooler ? { pooler: { kind: env.pooler.kind, poolMode: env.pooler.poolMode, serverConnections: env.pooler.serverConnections } } : {}),
       poolMax: env.config.database.poolMax,
       hash: { ...env.config.hash },
       uvThreadpoolSize: process.env.UV_THREADPOOL_SIZE ?? '4 (default)',

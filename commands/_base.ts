@@ -103,6 +103,9 @@ function hint(err: AppError): string {
       if (/redis|cache/i.test(err.detail)) return '\nCheck that Redis is running and AUTHCTL_REDIS_URL (or cache.redisUrl in the config file) points at it.';
       if (/--no-check/.test(err.detail)) return '';
       if (/\bSMTP\b/.test(err.detail)) return '\nCheck that the SMTP server is running and AUTHCTL_SMTP_URL (or mail.smtpUrl in the config file) points at it.';
+      // PgBouncer in transaction mode refuses statement_timeout in the startup packet: not an outage.
+      if (/unsupported startup parameter/.test(String((err.cause as Error | undefined)?.message)))
+        return '\nA connection pooler refused the connection over a startup parameter: behind PgBouncer in transaction mode set AUTHCTL_DATABASE_POOLER=transaction (database.pooler), README "Behind a connection pooler".';
       return '\nCheck that PostgreSQL is running and AUTHCTL_DATABASE_URL (or database.url in the config file) points at it.';
     case 'not_found':
       return /^no such user\b/.test(err.detail) ? '\nFind users with `authctl user list --search <part of the name>`.' : '';

@@ -110,6 +110,8 @@ export interface CpuUsage {
   postgres: number;
   /** Every `redis-server` process on the machine. */
   redis: number;
+  /** The connection pooler in front of PostgreSQL (PgBouncer), when the run has one. */
+  pooler?: number;
   /** Everything, all cores (at most cores × 100). */
   machine: number;
   /** machine − the above: other work on the box that competed with the run. */
@@ -124,12 +126,19 @@ export class CpuMeter {
   private readonly services0: ReturnType<typeof serviceProcesses>;
   private readonly machine0 = machineCpuSeconds();
 
-  /** @param database our database: other databases' backends are not ours to count. */
+  private readonly pooler0: number;
+
+  /**
+   * @param database our database: other databases' backends are not ours to count.
+   * @param poolerPid the run's own PgBouncer, if any.
+   */
   constructor(
     private readonly serverPid: number | undefined,
     private readonly database?: string,
+    private readonly poolerPid?: number,
   ) {
     this.server0 = serverPid === undefined ? 0 : processCpuSeconds(serverPid);
+    this.pooler0 = poolerPid === undefined ? 0 : processCpuSeconds(poolerPid);
     this.services0 = serviceProcesses(database);
   }
 
@@ -146,9 +155,11 @@ export class CpuMeter {
       loadgen: pct((load.user + load.system) / 1e6),
       postgres: pct(services.postgres),
       redis: pct(services.redis),
+      ...(this.poolerPid === undefined ? {} : { pooler: pct(processCpuSeconds(this.poolerPid) - this.pooler0) }),
       machine: pct(machine.busy - this.machine0.busy),
     };
-    return { ...usage, other: Math.max(0, usage.machine - usage.server - usage.loadgen - usage.postgres - usage.redis) };
+    const known = usage.server + usage.loadgen + usage.postgres + usage.redis + (usage.pooler ?? 0);
+    return { ...usage, other: Math.max(0, usage.machine - known) };
   }
 }
 

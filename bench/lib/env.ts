@@ -12,6 +12,7 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import { loadConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
+import { PgBouncer } from '../../test/helpers/pgbouncer.js';
 
 /** The repository (this file is dist/bench/lib/env.js once built). */
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
@@ -92,6 +93,12 @@ export interface EnvironmentOptions {
   serverEnv?: Record<string, string>;
   /** Also run `authctl worker` (its own process, same settings) for the jobs the requests enqueue. */
   worker?: boolean;
+  /**
+   * 'pgbouncer': a PgBouncer of the run's own in transaction pooling mode in front of `pgUrl`
+   * (POOLER_SERVER_CONNECTIONS server connections); the server, its migrations and its worker
+   * reach the database through it, with `database.pooler: "transaction"`.
+   */
+  pooler?: 'none' | 'pgbouncer';
   cleanup: Cleanup;
   log: (line: string) => void;
 }
@@ -102,8 +109,10 @@ export interface Environment {
   serverPid: number;
   /** The `authctl worker` process, when asked for. */
   workerPid?: number;
-  /** The bench database (dropped at cleanup). */
+  /** The bench database (dropped at cleanup), direct (the server's URL may go through `pooler`). */
   databaseUrl: string;
+  /** The run's PgBouncer, when asked for. */
+  pooler?: { kind: 'pgbouncer'; pid: number | undefined; poolMode: 'transaction'; serverConnections: number };
   databaseName: string;
   /** A connection to the database of `pgUrl` (not ours: its backend is not counted as our load), closed at cleanup. */
   admin: pg.Client;
@@ -131,6 +140,9 @@ async function exited(child: ChildProcess): Promise<number | null> {
   return code;
 }
 
+/** Server connections of the bench's PgBouncer: half the server's own pool, so they are shared. */
+export const POOLER_SERVER_CONNECTIONS = 5;
+
 export async function startEnvironment(opts: EnvironmentOptions): Promise<Environment> {
   const name = opts.name ?? 'bench';
   const tag = `${Date.now()}_${process.pid}`;
@@ -145,11 +157,20 @@ export async function startEnvironment(opts: EnvironmentOptions): Promise<Enviro
   const dbUrl = new URL(opts.pgUrl);
   dbUrl.pathname = `/${dbName}`;
 
+  let bouncer: PgBouncer | undefined;
+  if (opts.pooler === 'pgbouncer') {
+    bouncer = await PgBouncer.start({ upstream: opts.pgUrl, poolSize: POOLER_SERVER_CONNECTIONS });
+    const started = bouncer;
+    // Registered before the server: stopped after it.
+    opts.cleanup.add('stopping pgbouncer', () => started.stop());
+  }
+
   const port = await freePort();
   const prefix = `${name}-${tag}`;
   const env: NodeJS.ProcessEnv = {
     ...process.env,
-    AUTHCTL_DATABASE_URL: dbUrl.toString(),
+    AUTHCTL_DATABASE_URL: bouncer ? bouncer.through(dbUrl.toString()) : dbUrl.toString(),
+    ...(bouncer ? { AUTHCTL_DATABASE_POOLER: 'transaction' } : {}),
     AUTHCTL_SECRET: 'bench-secret-0123456789abcdefghijklmnopqrstuvwxyz',
     AUTHCTL_HOST: '127.0.0.1',
     AUTHCTL_PORT: String(port),
@@ -232,7 +253,9 @@ export async function startEnvironment(opts: EnvironmentOptions): Promise<Enviro
     await new Promise((r) => setTimeout(r, 100));
   }
   if (!(await fetch(`${base}/bench/baseline`)).ok) throw new Error('GET /bench/baseline is missing: does this build support http.benchRoutes?');
-  opts.log(`server pid ${serverPid} on ${base}, database ${dbName}, cache ${opts.redis === 'none' ? 'in-process' : `${opts.redis} (prefix ${prefix})`}`);
+  opts.log(
+    `server pid ${serverPid} on ${base}, database ${dbName}${bouncer ? ` through PgBouncer on port ${bouncer.port} (transaction pooling, ${POOLER_SERVER_CONNECTIONS} server connections)` : ''}, cache ${opts.redis === 'none' ? 'in-process' : `${opts.redis} (prefix ${prefix})`}`,
+  );
   return {
     base,
     server,
@@ -240,6 +263,9 @@ export async function startEnvironment(opts: EnvironmentOptions): Promise<Enviro
     ...(workerPid !== undefined ? { workerPid } : {}),
     databaseUrl: dbUrl.toString(),
     databaseName: dbName,
+    ...(bouncer
+      ? { pooler: { kind: 'pgbouncer' as const, pid: bouncer.pid, poolMode: 'transaction' as const, serverConnections: POOLER_SERVER_CONNECTIONS } }
+      : {}),
     admin,
     config,
     cacheTarget: opts.redis === 'none' ? 'memory' : opts.redis,

@@ -12,6 +12,8 @@ export interface LoadTarget {
   serverPid: number;
   /** Our database, to count only its PostgreSQL backends. */
   database: string;
+  /** The PgBouncer between the server and PostgreSQL (`--pooler pgbouncer`), for its CPU. */
+  poolerPid?: number | undefined;
   connections: number;
   /** Aborting it stops the load at once (an interrupted bench: keep-alive connections would hold the server's shutdown). */
   signal?: AbortSignal | undefined;
@@ -96,7 +98,7 @@ export async function measure(target: LoadTarget, spec: LoadSpec): Promise<LoadR
   let last = 0;
   const before = await scrape(target.base);
   const pool = new PoolSampler(target.base);
-  const cpu = new CpuMeter(target.serverPid, target.database);
+  const cpu = new CpuMeter(target.serverPid, target.database, target.poolerPid);
   const started = performance.now();
   const result = await cannon(target, spec, (status, ms) => {
     last = performance.now();

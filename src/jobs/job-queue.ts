@@ -5,6 +5,7 @@ import { PgBoss, fromKnex, type Db as BossDb, type JobWithMetadata } from 'pg-bo
 import type { Config } from '../config/schema.js';
 import { AppError } from '../platform/errors.js';
 import type { Logger } from '../platform/logger.js';
+import { statementTimeouts } from '../store/pg/db.js';
 import { isUnavailableError, translateDbError } from '../store/pg/errors.js';
 import { QUEUES, QUEUE_NAMES, queueSpecs, type JobPayloads, type QueueName } from './queues.js';
 
@@ -358,13 +359,15 @@ export class JobQueue {
       max: 4,
       connectionTimeoutMillis: config.database.connectTimeoutMs,
       // pg-boss's maintenance scans its job table: give it more room than a request gets.
-      statement_timeout: Math.max(config.database.statementTimeoutMs, 60_000),
-      query_timeout: Math.max(config.database.statementTimeoutMs, 60_000) + 1_000,
+      ...statementTimeouts(config.database, Math.max(config.database.statementTimeoutMs, 60_000)),
       keepAlive: true,
       application_name: `authctl-jobs-${mode}`,
     });
     // An idle connection that dies (database restart) must not crash the process.
     pool.on('error', (err) => log.warn('job queue connection lost', { event: 'jobs.connection_error', err }));
+    // Safe behind a transaction pooler as it is: without a `listen()` here pg-boss polls instead
+    // of holding a LISTEN connection, its locks are transaction-level (pg_advisory_xact_lock), its
+    // multi-statement transactions go out as one query, and node-pg sends unnamed statements.
     const db: BossDb = { executeSql: (text, values) => pool.query(text, values) };
     const boss = new PgBoss({
       db,

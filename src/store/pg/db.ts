@@ -30,6 +30,8 @@ export class Db {
   readonly poolMax: number;
   private readonly onQuery: ((pool: 'writer' | 'reader', seconds: number, ok: boolean) => void) | undefined;
   private readonly replica: Replica | undefined;
+  /** Named prepared statements live in one server connection: not behind a transaction pooler. */
+  private readonly namedStatements: boolean;
 
   /**
    * @param onQuery receives every query's duration, by pool (metrics).
@@ -39,6 +41,7 @@ export class Db {
     this.writer = createKnex(config.url, config);
     this.poolMax = config.poolMax;
     this.onQuery = onQuery;
+    this.namedStatements = config.pooler === 'none';
     this.replica = config.readUrl ? new Replica(createKnex(config.readUrl, config), readerEvents) : undefined;
     if (onQuery) {
       timeQueries(this.writer, (seconds, ok) => onQuery('writer', seconds, ok));
@@ -89,6 +92,11 @@ export class Db {
    * Runs one hot statement on the writer as a named prepared statement (parsed and planned once
    * per connection, not per call), bypassing knex's query building. For the few statements on
    * the request path; everything else goes through knex. Timed like knex queries.
+   *
+   * Behind a transaction pooler (`database.pooler: "transaction"`) the statement goes unnamed
+   * (parsed and planned at every call): a named one would exist only in the server connection
+   * that prepared it, and the pooler hands the next call to any server connection ("prepared
+   * statement … does not exist" / "… already exists" on PgBouncer before 1.21).
    */
   async prepared<R>(name: string, text: string, values: unknown[]): Promise<R[]> {
     const client = this.writer.client as { acquireConnection(): Promise<pg.ClientBase>; releaseConnection(c: pg.ClientBase): Promise<void> };
@@ -97,7 +105,7 @@ export class Db {
     try {
       const connection = await client.acquireConnection();
       try {
-        const result = await connection.query<R & pg.QueryResultRow>({ name, text, values });
+        const result = await connection.query<R & pg.QueryResultRow>(this.namedStatements ? { name, text, values } : { text, values });
         ok = true;
         return result.rows;
       } finally {
@@ -228,16 +236,29 @@ function isReaderFailure(err: unknown): boolean {
 
 const migratorConfig: Knex.MigratorConfig = { migrationSource, tableName: 'authctl_migrations' };
 
+/**
+ * How long one statement may run on a connection of the region's database: `statement_timeout`,
+ * enforced by the server, sent in the connection's startup packet; and a client-side bound a
+ * second later that also covers a database that stops answering on an open connection (network
+ * partition, frozen host).
+ *
+ * Behind a transaction pooler the startup packet carries no `statement_timeout`: PgBouncer refuses
+ * the connection over it ("unsupported startup parameter"), and a session setting would follow
+ * the server connection, not this client. The server-side bound then comes from the role
+ * (`ALTER ROLE … SET statement_timeout`, README "Behind a connection pooler"); the client-side
+ * one stays.
+ */
+export function statementTimeouts(config: Config['database'], ms: number): { statement_timeout?: number; query_timeout: number } {
+  return { ...(config.pooler === 'none' ? { statement_timeout: ms } : {}), query_timeout: ms + 1_000 };
+}
+
 function createKnex(url: string, config: Config['database']): Knex {
   return knex({
     client: 'pg',
     connection: {
       connectionString: url,
       connectionTimeoutMillis: config.connectTimeoutMs,
-      statement_timeout: config.statementTimeoutMs,
-      // statement_timeout is enforced by the server; this client-side bound also covers a
-      // database that stops answering on an open connection (network partition, frozen host).
-      query_timeout: config.statementTimeoutMs + 1_000,
+      ...statementTimeouts(config, config.statementTimeoutMs),
       keepAlive: true,
       application_name: 'authctl',
     },
