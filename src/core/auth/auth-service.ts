@@ -75,6 +75,8 @@ export class AuthService {
 
   /** Logs in by `{username}` or `{email}` (a bare string is a username). */
   async login(identifier: LoginIdentifier | string, password: string, meta: ClientMeta): Promise<TokenResponse> {
+    // A server that cannot sign says so (503) before it checks a password it could not act on.
+    this.opts.accessTokens.assertCanSign();
     const user = await this.opts.users.authenticate(identifier, password);
     // After the password check, so the answer says nothing about who exists where.
     this.opts.loginPolicy?.assertHome(user.homeRegion);
