@@ -152,6 +152,19 @@ export class AuthService {
   }
 
   /**
+   * Self-service account deletion, confirmed by the current password: the same
+   * {@link UserService.delete} as `authctl user delete` (every session revoked in its transaction
+   * and published, the deletion replicated as a tombstone, `user.deleted` logged).
+   */
+  async deleteAccount(principal: Principal, currentPassword: string): Promise<void> {
+    if (!(await this.opts.users.verifyPassword(principal.userId, currentPassword))) {
+      throw new AppError('invalid_credentials', 'the current password is wrong');
+    }
+    await this.opts.users.delete(principal.userId);
+    await this.forgetProfile(principal.userId);
+  }
+
+  /**
    * The caller's profile. Served from the cache when it can be: a stale profile is harmless,
    * because what could make it wrong (disable, delete) also revokes the session, which the
    * Bearer check refuses before we get here. From the in-process tier it comes without a promise
