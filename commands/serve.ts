@@ -9,7 +9,8 @@ import { serveUntilSignal } from './_serve.js';
 export default class Serve extends BaseCommand<typeof Serve> {
   static override summary = 'Start the HTTP API server.';
   static override description =
-    'Starts even while PostgreSQL is down: /readyz answers 503 and database-backed routes 503 `unavailable` until it returns, then the server becomes ready by itself.';
+    'Starts even while PostgreSQL is down: /readyz answers 503 and database-backed routes 503 `unavailable` until it returns, then the server becomes ready by itself. ' +
+    "Exits 78 before it listens when AUTHCTL_SECRET (with AUTHCTL_PREVIOUS_SECRET) cannot unseal the region's signing key.";
   static override examples = [
     '<%= config.bin %> serve',
     'AUTHCTL_SECRET=… <%= config.bin %> serve --host 0.0.0.0 --port 8080',

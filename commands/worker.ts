@@ -1,5 +1,6 @@
 import { Flags } from '@oclif/core';
 import { startWorker, type RunningWorker } from '../src/jobs/worker.js';
+import { assertSecretOpensKeys } from '../src/runtime.js';
 import { BaseCommand } from './_base.js';
 
 export default class Worker extends BaseCommand<typeof Worker> {
@@ -9,7 +10,8 @@ export default class Worker extends BaseCommand<typeof Worker> {
     'revoked sessions, retired signing keys) and `cache-sync` (with a Redis cache). Any number of',
     'workers may run; each job runs once. Needs only the database (`authctl migrate` installs the',
     'job queue). Logs JSON lines on stdout. SIGTERM or SIGINT stops it gracefully: running jobs',
-    'finish (up to --stop-timeout), then it exits 0; a second signal exits 1 at once.',
+    'finish (up to --stop-timeout), then it exits 0; a second signal exits 1 at once. With a server secret set,',
+    "it exits 78 when that secret cannot unseal the region's signing key (mail codes and links derived from it would not verify).",
   ].join(' ');
   static override examples = ['<%= config.bin %> worker', 'AUTHCTL_DATABASE_URL=postgres://… <%= config.bin %> worker --stop-timeout 60'];
   static override enableJsonFlag = false;
@@ -22,6 +24,17 @@ export default class Worker extends BaseCommand<typeof Worker> {
   async run(): Promise<void> {
     const { container } = this;
     const worker: RunningWorker = await startWorker(container, container.jobs, { stopTimeoutMs: this.flags['stop-timeout'] * 1000 });
+    // A worker signs nothing, but mails codes and links MACed with the server secret: one that is
+    // not the region's (it cannot open the region's key) would send codes the servers refuse.
+    if (container.config.secret) {
+      try {
+        await container.keys.load();
+        assertSecretOpensKeys(container);
+      } catch (err) {
+        await worker.stop();
+        throw err;
+      }
+    }
     this.logToStderr(`authctl worker running for region ${container.config.region} (${worker.queues.join(', ')})`);
     const signal = await new Promise<NodeJS.Signals>((resolve) => {
       process.once('SIGINT', resolve);

@@ -1,5 +1,6 @@
 import type { Container } from './container.js';
 import type { InstallResult } from './jobs/job-queue.js';
+import { AppError } from './platform/errors.js';
 
 /** Warm-up retries of containers whose signing key could not be loaded at start. */
 const warmUpRetries = new WeakMap<Container, NodeJS.Timeout>();
@@ -51,6 +52,16 @@ export async function startBackground(c: Container): Promise<void> {
     retry.unref();
     warmUpRetries.set(c, retry);
   }
+}
+
+/**
+ * Refuses to run a process whose server secret cannot unseal the key that signs now (exit 78):
+ * it would pass its health checks and then fail every login and refresh, or (a worker) mail codes
+ * and links the servers refuse. Decided only when the keys have loaded: a server that started
+ * while PostgreSQL was down reports it in /readyz (`signingKeys: unsealable`) once they load.
+ */
+export function assertSecretOpensKeys(c: Pick<Container, 'keys'>): void {
+  if (c.keys.signingHealth() === 'unsealable') throw new AppError('bad_config', c.keys.unsealableDetail());
 }
 
 /**

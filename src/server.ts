@@ -3,7 +3,7 @@ import { Server as NetServer, type AddressInfo, type Socket } from 'node:net';
 import type { Container } from './container.js';
 import { Registry } from 'prom-client';
 import { createApp } from './http/app.js';
-import { startBackground } from './runtime.js';
+import { assertSecretOpensKeys, startBackground } from './runtime.js';
 
 const PROMETHEUS_CONTENT_TYPE = Registry.PROMETHEUS_CONTENT_TYPE;
 
@@ -134,10 +134,12 @@ function drainable(server: Server): (idleGraceMs: number) => Promise<CloseResult
 
 /**
  * Starts the HTTP server: background loading of keys and revocations first (best effort — the
- * server also starts while PostgreSQL is down and becomes ready by itself), then listen.
+ * server also starts while PostgreSQL is down and becomes ready by itself), then listen; a server
+ * secret that cannot unseal the signing key stops it before it listens (`bad_config`).
  */
 export async function startServer(container: Container, options: { host: string; port: number; metricsServer?: boolean }): Promise<RunningServer> {
   await startBackground(container);
+  assertSecretOpensKeys(container);
   const handle = createApp(container).callback();
   const server = createServer();
   const close = drainable(server);

@@ -28,7 +28,7 @@ describe("README's CLI section", function () {
     const rows = new Map(
       block
         .split('\n')
-        .map((line) => /^\| `authctl ([a-z-]+(?: [a-z-]+)?)\b([^`]*)`/.exec(line))
+        .map((line) => /^\| `authctl ([a-z-]+(?: [a-z][a-z-]*)?)\b([^`]*)`/.exec(line))
         .filter((m): m is RegExpExecArray => m !== null)
         .map((m) => [m[1]!.replace(/ (?=[a-z])/, ':'), m[0]]),
     );

@@ -75,6 +75,8 @@ export class AuthService {
 
   /** Logs in by `{username}` or `{email}` (a bare string is a username). */
   async login(identifier: LoginIdentifier | string, password: string, meta: ClientMeta): Promise<TokenResponse> {
+    // A server that cannot sign says so (503) before it checks a password it could not act on.
+    this.opts.accessTokens.assertCanSign();
     const user = await this.opts.users.authenticate(identifier, password);
     // After the password check, so the answer says nothing about who exists where.
     this.opts.loginPolicy?.assertHome(user.homeRegion);
@@ -147,6 +149,19 @@ export class AuthService {
       throw new AppError('invalid_credentials', 'the current password is wrong');
     }
     await this.opts.users.setPassword(principal.userId, newPassword, principal.sessionId);
+  }
+
+  /**
+   * Self-service account deletion, confirmed by the current password: the same
+   * {@link UserService.delete} as `authctl user delete` (every session revoked in its transaction
+   * and published, the deletion replicated as a tombstone, `user.deleted` logged).
+   */
+  async deleteAccount(principal: Principal, currentPassword: string): Promise<void> {
+    if (!(await this.opts.users.verifyPassword(principal.userId, currentPassword))) {
+      throw new AppError('invalid_credentials', 'the current password is wrong');
+    }
+    await this.opts.users.delete(principal.userId);
+    await this.forgetProfile(principal.userId);
   }
 
   /**

@@ -10,6 +10,8 @@ import type { ServerSecrets } from './secrets.js';
 
 export type SigningAlg = 'EdDSA' | 'ES256';
 export type KeyState = 'pending' | 'active' | 'retiring' | 'retired';
+/** Whether this server can sign: `unsealable` when its secret cannot open the key that signs now. */
+export type SigningHealth = 'ok' | 'loading' | 'unsealable';
 
 export interface KeyInfo {
   kid: string;
@@ -56,6 +58,9 @@ export interface KeyRingOptions {
 export class KeyRing {
   private keys = new Map<string, LoadedKey>();
   private privateKeys = new Map<string, KeyObject>();
+  /** Kids of this region's keys that the configured secrets cannot open (decided once per kid). */
+  private unsealable = new Set<string>();
+  private warnedUnsealable = new Set<string>();
   private loadedAt: number | undefined;
   private timer: NodeJS.Timeout | undefined;
   private lastUnknownKidReload = 0;
@@ -76,7 +81,27 @@ export class KeyRing {
       next.set(record.kid, { record, publicKey });
     }
     this.keys = next;
+    this.unseal();
     this.loadedAt = Date.now();
+  }
+
+  /**
+   * `unsealable` when the key that signs now cannot be opened with this server's secret (nor the
+   * previous one): every login and refresh would fail, so the server must not be ready.
+   */
+  signingHealth(): SigningHealth {
+    if (!this.ready) return 'loading';
+    const signer = this.currentSigningRecord();
+    return signer && this.unsealable.has(signer.kid) ? 'unsealable' : 'ok';
+  }
+
+  /** What `signingHealth() === 'unsealable'` means, for an admin: key ids and what to set, never a secret. */
+  unsealableDetail(): string {
+    const signer = this.currentSigningRecord();
+    return (
+      `the signing key ${signer?.kid ?? '?'} of region ${this.opts.region} cannot be unsealed with this server's secret: ` +
+      "AUTHCTL_SECRET must be the secret the region's keys were sealed with (during a secret rotation, the old one in AUTHCTL_PREVIOUS_SECRET)"
+    );
   }
 
   /** Makes sure the region has a key that signs now, creating the first one if needed. */
@@ -148,10 +173,13 @@ export class KeyRing {
     if (!record || !record.privateJwkEncrypted) {
       throw new AppError('unavailable', 'no signing key is loaded yet', { retryAfter: 2 });
     }
+    if (this.unsealable.has(record.kid)) {
+      // Another server of the region, with the right secret, can serve this request.
+      throw new AppError('unavailable', "this server cannot sign tokens: its server secret does not unseal the region's signing key", { retryAfter: 2 });
+    }
     let key = this.privateKeys.get(record.kid);
     if (!key) {
-      const secrets = this.requireSecrets();
-      key = createPrivateKey({ key: JSON.parse(secrets.open(record.privateJwkEncrypted, record.kid)) as JsonWebKey, format: 'jwk' });
+      key = this.open(record, this.requireSecrets());
       this.privateKeys.set(record.kid, key);
     }
     return { kid: record.kid, alg: record.alg as SigningAlg, key };
@@ -217,6 +245,45 @@ export class KeyRing {
   stop(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
+  }
+
+  /**
+   * Opens every private key of this region that may sign (published, with a private part) once,
+   * when it first loads, so that a wrong secret shows at start-up and in /readyz rather than as a
+   * failed login. Keys that do not open are remembered; those that do not sign now (retiring, or
+   * pending) are logged once with their ids, the one that signs now as an error.
+   */
+  private unseal(): void {
+    const secrets = this.opts.secrets;
+    if (!secrets) return;
+    const now = this.opts.clock.now();
+    for (const kid of this.privateKeys.keys()) if (!this.keys.has(kid)) this.privateKeys.delete(kid);
+    for (const kid of this.unsealable) if (!this.keys.has(kid)) this.unsealable.delete(kid);
+    const failed: string[] = [];
+    for (const { record } of this.keys.values()) {
+      if (record.homeRegion !== this.opts.region || !record.privateJwkEncrypted || !this.isPublished(record, now)) continue;
+      if (!this.privateKeys.has(record.kid) && !this.unsealable.has(record.kid)) {
+        try {
+          this.privateKeys.set(record.kid, this.open(record, secrets));
+        } catch {
+          this.unsealable.add(record.kid);
+        }
+      }
+      if (this.unsealable.has(record.kid) && !this.warnedUnsealable.has(record.kid)) failed.push(record.kid);
+    }
+    if (failed.length === 0) return;
+    for (const kid of failed) this.warnedUnsealable.add(kid);
+    const signer = this.currentSigningRecord()?.kid;
+    const event = { event: 'keys.unsealable', kids: failed, region: this.opts.region };
+    if (signer !== undefined && failed.includes(signer)) {
+      this.opts.log.error('the signing key cannot be unsealed with this server secret: this server cannot sign tokens', { ...event, signingKid: signer });
+    } else {
+      this.opts.log.warn('signing keys that do not sign now cannot be unsealed with this server secret', event);
+    }
+  }
+
+  private open(record: SigningKeyRecord, secrets: ServerSecrets): KeyObject {
+    return createPrivateKey({ key: JSON.parse(secrets.open(record.privateJwkEncrypted!, record.kid)) as JsonWebKey, format: 'jwk' });
   }
 
   private currentSigningRecord(): SigningKeyRecord | undefined {

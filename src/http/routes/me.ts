@@ -2,10 +2,16 @@ import Router from '@koa/router';
 import { validate as isUuid } from 'uuid';
 import type { Principal } from '../../core/auth/auth-service.js';
 import type { Container } from '../../container.js';
+import { z } from 'zod';
 import { AppError } from '../../platform/errors.js';
 import { requireBearer } from '../middleware/bearer.js';
+import { jsonBody } from '../middleware/json-body.js';
+import { parseBody } from '../validate.js';
+import { principalName } from './auth.js';
 
-/** Bearer-authenticated reads: /v1/me, /v1/sessions, /v1/verify. */
+const deleteAccountBody = z.object({ currentPassword: z.string().min(1).max(1024) });
+
+/** Bearer-authenticated routes of the caller's own account: /v1/me, /v1/sessions, /v1/verify. */
 export function meRoutes(c: Container): Router {
   const router = new Router({ prefix: '/v1' });
   const bearer = requireBearer(c.auth);
@@ -14,6 +20,14 @@ export function meRoutes(c: Container): Router {
     const principal = ctx.state.principal as Principal;
     const user = c.auth.me(principal);
     ctx.body = { user: user instanceof Promise ? await user : user };
+  });
+
+  router.delete('/me', bearer, jsonBody(c.config.http.bodyLimit), async function deleteAccount(ctx) {
+    const { currentPassword } = parseBody(deleteAccountBody, ctx.state.body);
+    const principal = ctx.state.principal as Principal;
+    // The password check runs under the login limits: a stolen access token is no way to guess it.
+    await c.throttle.guard(principalName(principal), ctx.ip, () => c.auth.deleteAccount(principal, currentPassword));
+    ctx.status = 204;
   });
 
   router.get('/sessions', bearer, async function listSessions(ctx) {

@@ -1,7 +1,7 @@
 import Router from '@koa/router';
 import type { Container } from '../../container.js';
 
-type Check = 'ok' | 'down' | 'loading' | 'stale' | 'degraded';
+type Check = 'ok' | 'down' | 'loading' | 'stale' | 'degraded' | 'unsealable';
 
 /** Process and dependency health, the JWKS and Prometheus metrics (no /v1 prefix). */
 export function systemRoutes(c: Container): Router {
@@ -27,7 +27,7 @@ export function systemRoutes(c: Container): Router {
     ]);
     const checks: Record<string, Check> = {
       database,
-      signingKeys: c.keys.ready ? 'ok' : 'loading',
+      signingKeys: c.keys.signingHealth(),
       revocationFeed: !c.revocations.ready ? 'loading' : c.revocations.healthy ? 'ok' : 'stale',
     };
     const failing = Object.entries(checks)
@@ -40,7 +40,9 @@ export function systemRoutes(c: Container): Router {
     ctx.status = failing.length === 0 ? 200 : 503;
     ctx.set('Cache-Control', 'no-store');
     const status = failing.length > 0 ? 'unavailable' : checks.cache === 'ok' && reader !== 'degraded' ? 'ok' : 'degraded';
-    ctx.body = { status, checks, ...(failing.length ? { failing } : {}) };
+    // Why, when it is the configuration and not a dependency: a wrong server secret (never shown).
+    const details = checks.signingKeys === 'unsealable' ? { details: { signingKeys: c.keys.unsealableDetail() } } : {};
+    ctx.body = { status, checks, ...(failing.length ? { failing } : {}), ...details };
   });
 
   if (c.config.http.benchRoutes) {
