@@ -132,7 +132,7 @@ describe('HTTP protocol: request ids, problems, bodies, headers, system routes',
     for (const [method, path, allowed] of [
       ['GET', '/v1/auth/login', 'POST'],
       ['PUT', '/v1/auth/register', 'POST'],
-      ['DELETE', '/v1/me', 'GET'],
+      ['PUT', '/v1/me', 'GET'],
       ['POST', '/v1/sessions', 'GET'],
       ['POST', '/healthz', 'GET'],
     ] as const) {

@@ -262,7 +262,11 @@ describe('behind PgBouncer in transaction pooling mode (database.pooler)', funct
       const expired = new Date(Date.now() - 86_400_000);
       await app.container.repos.sessions.insert({ ...issued.session, expiresAt: expired, createdAt: expired, lastUsedAt: expired, rotatedAt: expired });
       const done = region.logs.events('cleanup.done').length;
-      await app.container.jobs.send('cleanup', {});
+      // The queue holds one queued pass at most (stately): when the cron has just queued one, that
+      // pass does the work (it runs after the insert above).
+      await app.container.jobs.send('cleanup', {}).catch((err: unknown) => {
+        if (!/did not create the cleanup job/.test(String(err))) throw err;
+      });
       await waitUntil(() => region.logs.events('cleanup.done').length > done, 'a cleanup pass');
       expect(await app.container.sessions.findById(issued.session.id)).to.equal(undefined);
     });
