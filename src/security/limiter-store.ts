@@ -1,7 +1,8 @@
-import { Cluster, Redis } from 'ioredis';
 import type { Knex } from 'knex';
 import { RateLimiterMemory, RateLimiterPostgres, RateLimiterRedis, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { Config } from '../config/schema.js';
+import { redisBreaker, type CircuitBreaker } from '../store/cache/circuit-breaker.js';
+import { connectRedis, type RedisClient } from '../store/cache/redis-connection.js';
 
 /** One counter of rate-limiter-flexible: `points` per `duration` seconds, under `keyPrefix`. */
 export interface LimiterSpec {
@@ -29,28 +30,48 @@ export const RATE_LIMITS_TABLE = 'rate_limits';
  * one extra back-off ladder per outage, never an unlimited run.
  */
 export function redisLimiterStore(cache: Config['cache'], writer: Knex): LimiterStore {
-  const options = {
-    // Fail fast instead of queueing while Redis is away: the insurance answers instead.
-    enableOfflineQueue: false,
-    commandTimeout: cache.commandTimeoutMs,
-    maxRetriesPerRequest: 0,
-    keyPrefix: `${cache.keyPrefix}:rl:`,
-  };
-  const client: Redis | Cluster = cache.cluster
-    ? new Cluster([cache.redisUrl!], { enableOfflineQueue: false, keyPrefix: options.keyPrefix, redisOptions: options })
-    : new Redis(cache.redisUrl!, options);
+  // Fails fast instead of queueing while Redis is away: the insurance answers instead. Each
+  // counter is one key (one slot), so the limiters work on a Redis Cluster as they are.
+  const client = connectRedis(cache.redisUrl!, { cluster: cache.cluster, commandTimeoutMs: cache.commandTimeoutMs, keyPrefix: `${cache.keyPrefix}:rl:` });
   // Reconnection is automatic; while it is down the insurance limiter answers.
   client.on('error', () => undefined);
+  const storeClient = behindBreaker(client, redisBreaker());
   return {
     kind: 'redis+postgres',
     create(spec) {
-      return new RateLimiterRedis({ ...spec, storeClient: client, rejectIfRedisNotReady: true, insuranceLimiter: postgresLimiter(spec, writer) });
+      return new RateLimiterRedis({ ...spec, storeClient, rejectIfRedisNotReady: true, insuranceLimiter: postgresLimiter(spec, writer) });
     },
     async close() {
       client.disconnect();
       return Promise.resolve();
     },
   };
+}
+
+/**
+ * The client as the limiters see it: their commands (the counter script, transactions, DEL) go
+ * through `breaker`. A disconnected client already sends the limiters to the insurance at once
+ * (`rejectIfRedisNotReady`), but a Redis Cluster stays "ready" while a failed master's slots are
+ * unserved: without the breaker every login would wait out the command timeout on each of its
+ * counters until the failover ends.
+ */
+function behindBreaker(client: RedisClient, breaker: CircuitBreaker): RedisClient {
+  const guarded = new Set<PropertyKey>(['rlflxIncr', 'del']);
+  return new Proxy(client, {
+    get(target, prop) {
+      const value: unknown = Reflect.get(target, prop, target);
+      if (typeof value !== 'function' || prop === 'constructor') return value;
+      const method = value as (...args: unknown[]) => unknown;
+      if (guarded.has(prop)) return (...args: unknown[]) => breaker.run(() => method.apply(target, args) as Promise<unknown>);
+      if (prop !== 'multi') return method.bind(target);
+      return (...args: unknown[]) => {
+        const tx = method.apply(target, args) as { exec: (...a: unknown[]) => Promise<unknown> };
+        const exec = tx.exec.bind(tx);
+        tx.exec = (...a: unknown[]) => breaker.run(() => exec(...a));
+        return tx;
+      };
+    },
+  });
 }
 
 /** Keys of different limiters share the table; the prefix keeps them apart. */

@@ -406,6 +406,22 @@ describe('CircuitBreaker', function () {
     expect(states).to.deep.equal([]);
   });
 
+  it('a success that proves nothing (proves: false) neither resets the count nor closes a half-open circuit', async function () {
+    const { b, states } = breaker(100);
+    await failTimes(b, 2);
+    expect(await b.run(ok, { proves: false })).to.equal('ok');
+    await failTimes(b, 1);
+    expect(b.state, 'the third failure opens it despite the success in between').to.equal('open');
+    await waitUntilLetThrough(b, ok, 2_000);
+    expect(states).to.deep.equal(['open', 'half-open', 'closed']);
+    await failTimes(b, 3);
+    await sleep(150);
+    expect(await b.run(ok, { proves: false }), 'a probe that proves nothing runs').to.equal('ok');
+    expect(b.state, 'and leaves the circuit half-open').to.equal('half-open');
+    expect(await b.run(ok)).to.equal('ok');
+    expect(b.state).to.equal('closed');
+  });
+
   it('opens after failureThreshold consecutive failures and then fails fast without running the operation', async function () {
     const { b, states } = breaker();
     await failTimes(b, 3);

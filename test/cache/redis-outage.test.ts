@@ -4,18 +4,12 @@ import { startTestApp, type TestApp } from '../helpers/app.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { createAccount, login, sleep, type Account, type TokenResponse } from '../helpers/http-assert.js';
 import { RedisServerProcess, uniquePrefix } from '../helpers/redis-server.js';
-import { metricValue, readiness, timeUntilRefused } from './support.js';
+import { describeSamples, metricValue, readiness, recorded, timeUntilRefused, type TrafficSample } from './support.js';
 
 type Phase = 'before' | 'outage' | 'recovering' | 'after';
 type Op = 'login' | 'refresh' | 'me' | 'verify' | 'logout';
 
-interface Sample {
-  phase: Phase;
-  server: 'A' | 'B';
-  op: Op;
-  status: number;
-  body?: string;
-}
+type Sample = TrafficSample<Phase, Op>;
 
 interface Delivery {
   /** ms until the other server refused the token; undefined if it never did within the limit. */
@@ -53,19 +47,8 @@ describe('Redis outage: a crash and restart of the region’s Redis under traffi
     return x === a ? 'A' : 'B';
   }
 
-  async function call(x: TestApp, op: Op, path: string, init: RequestInit & { json?: unknown; token?: string }): Promise<Response> {
-    const at = phase;
-    let res: Response;
-    try {
-      res = await x.request(path, init);
-    } catch (err) {
-      samples.push({ phase: at, server: server(x), op, status: -1, body: String(err) });
-      throw err;
-    }
-    const sample: Sample = { phase: at, server: server(x), op, status: res.status };
-    if (res.status >= 300) sample.body = await res.clone().text();
-    samples.push(sample);
-    return res;
+  function call(x: TestApp, op: Op, path: string, init: RequestInit & { json?: unknown; token?: string }): Promise<Response> {
+    return recorded(samples, { phase, server: server(x), op }, () => x.request(path, init));
   }
 
   /** One user journey across both servers: login on x, a refresh chain alternating, reads, logout on y. */
@@ -206,12 +189,6 @@ describe('Redis outage: a crash and restart of the region’s Redis under traffi
     await redis?.kill();
     await db?.drop();
   });
-
-  function describeSamples(list: Sample[]): string {
-    const counts = new Map<string, number>();
-    for (const s of list) counts.set(`${s.phase} ${s.server} ${s.op} ${s.status}`, (counts.get(`${s.phase} ${s.server} ${s.op} ${s.status}`) ?? 0) + 1);
-    return [...counts].map(([k, n]) => `${k} ×${n}`).join('\n');
-  }
 
   it('ran traffic in every phase', function () {
     for (const p of ['before', 'outage', 'after'] as const) {

@@ -57,3 +57,43 @@ export async function eventually<T>(what: string, probe: () => Promise<T | undef
     await sleep(25);
   }
 }
+
+/** One request of a traffic test: when, on which server, what, and how it ended (-1: no response). */
+export interface TrafficSample<Phase extends string = string, Op extends string = string> {
+  phase: Phase;
+  server: 'A' | 'B';
+  op: Op;
+  status: number;
+  ms: number;
+  body?: string;
+}
+
+/** Sends one request of a traffic test and records its sample, with the body of anything not 2xx. */
+export async function recorded<Phase extends string, Op extends string>(
+  samples: Array<TrafficSample<Phase, Op>>,
+  what: Pick<TrafficSample<Phase, Op>, 'phase' | 'server' | 'op'>,
+  send: () => Promise<Response>,
+): Promise<Response> {
+  const started = Date.now();
+  let res: Response;
+  try {
+    res = await send();
+  } catch (err) {
+    samples.push({ ...what, status: -1, ms: Date.now() - started, body: String(err) });
+    throw err;
+  }
+  const sample: TrafficSample<Phase, Op> = { ...what, status: res.status, ms: Date.now() - started };
+  if (res.status >= 300) sample.body = await res.clone().text();
+  samples.push(sample);
+  return res;
+}
+
+/** Samples counted by phase, server, operation and status, a line each (for failure messages). */
+export function describeSamples(list: TrafficSample[]): string {
+  const counts = new Map<string, number>();
+  for (const s of list) {
+    const key = `${s.phase} ${s.server} ${s.op} ${s.status}`;
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+  }
+  return [...counts].map(([k, n]) => `${k} ×${n}`).join('\n');
+}

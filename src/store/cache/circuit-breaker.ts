@@ -7,6 +7,14 @@ export class BreakerOpenError extends Error {
   }
 }
 
+/**
+ * The breaker in front of Redis (cache and limit counters alike): 3 consecutive failures open
+ * it, a probe goes through after 0.5 s, backing off to 5 s while probes fail.
+ */
+export function redisBreaker(onStateChange?: (state: BreakerState) => void): CircuitBreaker {
+  return new CircuitBreaker({ failureThreshold: 3, openMs: 500, maxOpenMs: 5_000, ...(onStateChange ? { onStateChange } : {}) });
+}
+
 export interface CircuitBreakerOptions {
   /** Consecutive failures that open the circuit. */
   failureThreshold: number;
@@ -43,7 +51,12 @@ export class CircuitBreaker {
     if (this.current !== 'closed') this.setState('closed');
   }
 
-  async run<T>(operation: () => Promise<T>): Promise<T> {
+  /**
+   * Runs `operation` unless the circuit is open. `proves: false` marks an operation whose success
+   * says nothing about the dependency's health (in a Redis Cluster a PUBLISH is served by any
+   * node, even while the keyspace is down): its failure counts, its success resets nothing.
+   */
+  async run<T>(operation: () => Promise<T>, { proves = true } = {}): Promise<T> {
     let probe = false;
     if (this.current !== 'closed') {
       // Open, or half-open with the probe still in flight: fail fast. Exactly one call probes.
@@ -53,7 +66,7 @@ export class CircuitBreaker {
     }
     try {
       const result = await operation();
-      this.succeeded();
+      if (proves) this.succeeded();
       return result;
     } catch (err) {
       this.failed();

@@ -1,8 +1,10 @@
-import { Cluster, Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { AppError } from '../../platform/errors.js';
 import type { Logger } from '../../platform/logger.js';
 import type { RevokedSession } from '../../model/session.js';
 import type { Cache, CachedSession, CachedUser, CacheHealth, CacheStats } from './cache.js';
-import { CircuitBreaker } from './circuit-breaker.js';
+import { redisBreaker, type CircuitBreaker } from './circuit-breaker.js';
+import { connectRedis, mastersOf, type RedisClient } from './redis-connection.js';
 
 export interface RedisCacheOptions {
   url: string;
@@ -15,25 +17,28 @@ export interface RedisCacheOptions {
   onLookup?: (kind: 'session' | 'user', result: 'hit' | 'miss' | 'error') => void;
 }
 
-type Client = Redis | Cluster;
+/** Keys per slice when one call writes many: bounds the commands in flight at once. */
+const SLICE = 500;
 
 /**
- * Redis cache (ioredis). Keys carry a hash tag (`{id}`) so Redis Cluster works by configuration
- * alone. Commands never queue while Redis is away (`enableOfflineQueue: false`) and go through a
- * circuit breaker, so a dead Redis costs requests nothing: they fall back to PostgreSQL.
+ * Redis cache (ioredis), on one server or a Redis Cluster. Keys carry a hash tag (`{id}`) and no
+ * command, transaction or pipeline spans two keys, so each one is served by the master of its own
+ * slot (no CROSSSLOT); whole-keyspace work (stats, flush) visits every master. Commands never
+ * queue while Redis is away (`enableOfflineQueue: false`) and go through a circuit breaker, so a
+ * dead Redis — or a cluster failing over — costs requests nothing: they fall back to PostgreSQL.
  * Reconnection is automatic; the health listeners hear when it is back.
  */
 export class RedisCache implements Cache {
   readonly driver = 'redis' as const;
-  private readonly client: Client;
-  private subscriber: Client | undefined;
+  private readonly client: RedisClient;
+  private subscriber: RedisClient | undefined;
   private readonly breaker: CircuitBreaker;
   private readonly listeners: Array<(health: CacheHealth) => void> = [];
   private lastHealth: CacheHealth = 'degraded';
 
   constructor(private readonly opts: RedisCacheOptions) {
     this.client = this.connect();
-    this.breaker = new CircuitBreaker({ failureThreshold: 3, openMs: 500, maxOpenMs: 5_000, onStateChange: () => this.emitHealth() });
+    this.breaker = redisBreaker(() => this.emitHealth());
     this.client.on('ready', () => {
       this.breaker.reset();
       this.emitHealth();
@@ -86,23 +91,24 @@ export class RedisCache implements Cache {
     // revokedAt is only ever added, never cleared: a revocation is final, so a late write of an
     // older state must not resurrect the session in the cache.
     if (session.revokedAt !== null) fields.revokedAt = session.revokedAt;
-    await this.write(() => this.client.multi().hset(key, fields).pexpireat(key, session.expiresAt).exec());
+    await this.write(() => exec(this.client.multi().hset(key, fields).pexpireat(key, session.expiresAt)));
   }
 
   async markRevoked(sessions: RevokedSession[]): Promise<boolean> {
     if (sessions.length === 0) return true;
-    return this.write(() => {
-      const tx = this.client.multi();
-      for (const s of sessions) {
+    // One transaction per session (its fields and its expiry together): sessions live in
+    // different slots, so one transaction over all of them would be refused by a cluster.
+    return this.write(() =>
+      eachSlice(sessions, (s) => {
         const key = this.sessionKey(s.id);
-        tx.hset(key, { revokedAt: s.revokedAt.getTime(), expiresAt: s.expiresAt.getTime() }).pexpireat(key, s.expiresAt.getTime());
-      }
-      return tx.exec();
-    });
+        const expiresAt = s.expiresAt.getTime();
+        return exec(this.client.multi().hset(key, { revokedAt: s.revokedAt.getTime(), expiresAt }).pexpireat(key, expiresAt));
+      }),
+    );
   }
 
   async deleteSessions(ids: string[]): Promise<void> {
-    if (ids.length) await this.write(() => this.client.del(...ids.map((id) => this.sessionKey(id))));
+    if (ids.length) await this.write(() => eachSlice(ids, (id) => this.client.unlink(this.sessionKey(id))));
   }
 
   async getUser(id: string): Promise<CachedUser | undefined> {
@@ -125,14 +131,17 @@ export class RedisCache implements Cache {
 
   async publishRevoked(sessions: RevokedSession[]): Promise<boolean> {
     const message = JSON.stringify(sessions.map((s) => ({ id: s.id, revokedAt: s.revokedAt.getTime(), expiresAt: s.expiresAt.getTime() })));
-    return this.write(() => this.client.publish(this.channel(), message));
+    // Any cluster node relays a PUBLISH, even while the slots of a failed master are unserved:
+    // its success must not keep the breaker closed over a keyspace that is down.
+    return this.write(() => this.client.publish(this.channel(), message), { proves: false });
   }
 
   onRevoked(handler: (sessions: RevokedSession[]) => void): Promise<void> {
-    // A subscribed connection can do nothing else: use a dedicated one. ioredis resubscribes by
-    // itself after a reconnect.
-    // Its SUBSCRIBE may be sent before the connection is up: this connection alone queues
-    // commands while offline, and ioredis resubscribes it after every reconnect.
+    // A subscribed connection can do nothing else: use a dedicated one. Its SUBSCRIBE may be sent
+    // before the connection is up: this connection alone queues commands while offline, and
+    // ioredis resubscribes it after every reconnect. In a cluster this is classic pub/sub: every
+    // node relays every message, so the subscription may sit on any node, and ioredis moves it
+    // to another one when its node dies (see README, Redis Cluster).
     this.subscriber ??= this.connect({ offlineQueue: true });
     this.subscriber.on('error', () => undefined);
     this.subscriber.on('message', (channel: string, message: string) => {
@@ -159,19 +168,22 @@ export class RedisCache implements Cache {
   }
 
   async stats(): Promise<CacheStats> {
-    const nodes = this.masters();
     let hits = 0;
     let misses = 0;
     let memoryBytes = 0;
     const keys = { sessions: 0, users: 0 };
-    for (const node of nodes) {
-      const info = await node.info();
+    await this.onEveryMaster(await this.masters(), async (node) => {
+      const [info, sessions, users] = await Promise.all([
+        node.info(),
+        this.countKeys(node, `${this.opts.keyPrefix}:sess:*`),
+        this.countKeys(node, `${this.opts.keyPrefix}:user:*`),
+      ]);
       hits += infoNumber(info, 'keyspace_hits');
       misses += infoNumber(info, 'keyspace_misses');
       memoryBytes += infoNumber(info, 'used_memory');
-      keys.sessions += await this.countKeys(node, `${this.opts.keyPrefix}:sess:*`);
-      keys.users += await this.countKeys(node, `${this.opts.keyPrefix}:user:*`);
-    }
+      keys.sessions += sessions;
+      keys.users += users;
+    });
     const total = hits + misses;
     return { driver: this.driver, health: this.health(), hits, misses, hitRatio: total ? hits / total : null, keys, memoryBytes };
   }
@@ -185,17 +197,22 @@ export class RedisCache implements Cache {
   async flush(): Promise<number> {
     let deleted = 0;
     // Only our own key shapes: another region's prefix may extend ours (`authctl` vs `authctl:eu`).
-    for (const node of this.masters()) {
+    await this.onEveryMaster(await this.masters(), async (node) => {
       for (const pattern of [`${this.opts.keyPrefix}:sess:*`, `${this.opts.keyPrefix}:user:*`]) {
         let cursor = '0';
         do {
           const [next, batch] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
           cursor = next;
-          // One UNLINK per key: keys of different hash slots cannot share a command in a cluster.
-          for (const key of batch) deleted += await node.unlink(key);
+          // One UNLINK per key (keys of different hash slots cannot share a command in a cluster),
+          // pipelined on this node's own connection.
+          const results = await node.pipeline(batch.map((key) => ['unlink', key])).exec();
+          for (const [err, n] of results ?? []) {
+            if (err) throw err;
+            deleted += Number(n);
+          }
         } while (cursor !== '0');
       }
-    }
+    });
     return deleted;
   }
 
@@ -211,31 +228,25 @@ export class RedisCache implements Cache {
     clearTimeout(timer);
   }
 
-  private connect({ offlineQueue = false } = {}): Client {
-    const options = {
-      enableOfflineQueue: offlineQueue,
-      maxRetriesPerRequest: 0,
-      commandTimeout: this.opts.commandTimeoutMs,
-      connectTimeout: 2_000,
-      // ioredis arms this timer even for a socket that already failed, and it holds the process
-      // open: keep it short so a CLI exits promptly when Redis is down.
-      disconnectTimeout: 200,
-      // Keep trying every 0.1–2 s for as long as it takes: the region works meanwhile.
-      retryStrategy: (times: number) => Math.min(times * 100, 2_000),
-    };
-    if (this.opts.cluster) {
-      const url = new URL(this.opts.url);
-      return new Cluster([{ host: url.hostname, port: Number(url.port || 6379) }], {
-        enableOfflineQueue: offlineQueue,
-        clusterRetryStrategy: options.retryStrategy,
-        redisOptions: { ...options, password: url.password || undefined, username: url.username || undefined },
-      });
-    }
-    return new Redis(this.opts.url, options);
+  private connect({ offlineQueue = false } = {}): RedisClient {
+    return connectRedis(this.opts.url, { cluster: this.opts.cluster, commandTimeoutMs: this.opts.commandTimeoutMs, offlineQueue });
   }
 
-  private masters(): Redis[] {
-    return this.client instanceof Cluster ? this.client.nodes('master') : [this.client];
+  private async masters(): Promise<Redis[]> {
+    try {
+      return await mastersOf(this.client);
+    } catch (err) {
+      throw unavailable(err);
+    }
+  }
+
+  /** Runs `work` on each master; a master that does not answer (a cluster failing over) is `unavailable`. */
+  private async onEveryMaster(nodes: Redis[], work: (node: Redis) => Promise<void>): Promise<void> {
+    try {
+      await Promise.all(nodes.map(work));
+    } catch (err) {
+      throw unavailable(err);
+    }
   }
 
   private async countKeys(node: Redis, pattern: string): Promise<number> {
@@ -260,9 +271,9 @@ export class RedisCache implements Cache {
   }
 
   /** A write through the breaker; false when it did not happen. */
-  private async write(op: () => Promise<unknown>): Promise<boolean> {
+  private async write(op: () => Promise<unknown>, options?: { proves: boolean }): Promise<boolean> {
     try {
-      await this.breaker.run(op);
+      await this.breaker.run(op, options);
       return true;
     } catch {
       return false;
@@ -287,6 +298,20 @@ export class RedisCache implements Cache {
   private channel(): string {
     return `${this.opts.keyPrefix}:revoked`;
   }
+}
+
+/** Runs `perItem` on every item, a slice at a time; rejects if any call did. */
+async function eachSlice<T>(items: T[], perItem: (item: T) => Promise<unknown>): Promise<void> {
+  for (let i = 0; i < items.length; i += SLICE) await Promise.all(items.slice(i, i + SLICE).map(perItem));
+}
+
+/** EXEC, failing when any command inside the transaction failed (ioredis resolves those). */
+async function exec(tx: ReturnType<RedisClient['multi']>): Promise<void> {
+  for (const [err] of (await tx.exec()) ?? []) if (err) throw err;
+}
+
+function unavailable(cause: unknown): AppError {
+  return new AppError('unavailable', 'a Redis node did not answer (a cluster failing over answers again within seconds): retry', { cause });
 }
 
 function infoNumber(info: string, field: string): number {
