@@ -8,12 +8,15 @@ export async function serveUntilSignal(
   onListening: (server: RunningServer) => void,
 ): Promise<void> {
   const server = await startServer(container, http);
-  container.log.info('listening', { event: 'server.started', url: server.url });
-  onListening(server);
-  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+  // Listen for the signals before saying we listen: whoever reads that line may stop us at once,
+  // and a signal with no listener yet would kill the process without a graceful stop.
+  const stopped = new Promise<NodeJS.Signals>((resolve) => {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);
   });
+  container.log.info('listening', { event: 'server.started', url: server.url });
+  onListening(server);
+  const signal = await stopped;
   container.log.info('shutting down', { event: 'server.stopping', signal });
   const closed = await server.close();
   // Behind a proxy, a connection closed from this side may have crossed a request on its way.

@@ -23,6 +23,12 @@ export default class Worker extends BaseCommand<typeof Worker> {
 
   async run(): Promise<void> {
     const { container } = this;
+    // Listen for the signals first: a supervisor that reads "worker started" may stop us at once,
+    // and a signal with no listener yet would kill the process without a graceful stop.
+    const stopped = new Promise<NodeJS.Signals>((resolve) => {
+      process.once('SIGINT', resolve);
+      process.once('SIGTERM', resolve);
+    });
     const worker: RunningWorker = await startWorker(container, container.jobs, { stopTimeoutMs: this.flags['stop-timeout'] * 1000 });
     // A worker signs nothing, but mails codes and links MACed with the server secret: one that is
     // not the region's (it cannot open the region's key) would send codes the servers refuse.
@@ -36,10 +42,7 @@ export default class Worker extends BaseCommand<typeof Worker> {
       }
     }
     this.logToStderr(`authctl worker running for region ${container.config.region} (${worker.queues.join(', ')})`);
-    const signal = await new Promise<NodeJS.Signals>((resolve) => {
-      process.once('SIGINT', resolve);
-      process.once('SIGTERM', resolve);
-    });
+    const signal = await stopped;
     container.log.info('shutting down', { event: 'worker.signal', signal });
     // Running jobs are then abandoned: pg-boss retries them once they expire.
     const force = () => {
