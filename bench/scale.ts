@@ -223,6 +223,7 @@ export interface RedisEntrySize {
 }
 
 export interface ScaleResult {
+  /** When the run started. */
   at: string;
   /** What was measured (bench/lib/results.ts). */
   revision: { commit: string; uncommitted: string[] };
@@ -341,6 +342,13 @@ export async function runScale(opts: ScaleOptions): Promise<ScaleResult> {
     const line = (p: PhaseResult) => `${p.rps}/s p99 ${p.p99} ms (${p.errors} errors, load ${p.loadAvg[0]})`;
 
     const big = await region('scale');
+    // Written after every step too (`partial: true`): a long run that fails late keeps what it measured.
+    const startedAt = new Date().toISOString();
+    const dir = opts.resultsDir === undefined ? RESULTS_DIR : opts.resultsDir;
+    const file = dir === null ? undefined : resultPath(dir, 'scale-', startedAt);
+    const progress = (data: object) => {
+      if (file) writeJson(file, { at: startedAt, revision: opts.revision ?? revision(), partial: true, ...data });
+    };
     let seeded = 0;
     let seedingMs = 0;
     const results: StepResult[] = [];
@@ -382,6 +390,7 @@ export async function runScale(opts: ScaleOptions): Promise<ScaleResult> {
         login,
         admin,
       });
+      progress({ steps: results });
     }
 
     let comparison: Comparison | null = null;
@@ -417,6 +426,7 @@ export async function runScale(opts: ScaleOptions): Promise<ScaleResult> {
         withinTarget: false,
       };
       comparison.withinTarget = comparison.refreshP99Ratio <= P99_TARGET_RATIO && comparison.loginP99Ratio <= P99_TARGET_RATIO;
+      progress({ steps: results, comparison });
     }
 
     let cleanupResult: CleanupResult | null = null;
@@ -467,7 +477,7 @@ export async function runScale(opts: ScaleOptions): Promise<ScaleResult> {
     };
     flat.within1_5x = flat.refreshWorstRatio <= 1.5 && flat.loginWorstRatio <= 1.5;
     const result: ScaleResult = {
-      at: new Date().toISOString(),
+      at: startedAt,
       revision: opts.revision ?? revision(),
       node: process.version,
       cpus: machineCores,
@@ -483,10 +493,9 @@ export async function runScale(opts: ScaleOptions): Promise<ScaleResult> {
       redis: redisSizes,
       flat,
     };
-    const dir = opts.resultsDir === undefined ? RESULTS_DIR : opts.resultsDir;
-    if (dir !== null) {
-      result.file = resultPath(dir, 'scale-', result.at);
-      writeJson(result.file, result);
+    if (file) {
+      result.file = file;
+      writeJson(file, result);
     }
     if (opts.print ?? true) printScale(result);
     return result;

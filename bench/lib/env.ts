@@ -193,17 +193,7 @@ export async function startEnvironment(opts: EnvironmentOptions): Promise<Enviro
   const server = cli(['serve']);
   const serverPid = server.pid;
   if (serverPid === undefined) throw new Error('authctl serve did not start');
-  // Last resort if we die without running the cleanup (a synchronous kill is all `exit` allows).
-  const killOnExit = () => server.kill('SIGKILL');
-  process.once('exit', killOnExit);
-  opts.cleanup.add('stopping authctl serve', async () => {
-    process.removeListener('exit', killOnExit);
-    if (server.exitCode !== null || server.signalCode !== null) return;
-    server.kill('SIGTERM');
-    const timer = setTimeout(() => server.kill('SIGKILL'), 5_000);
-    await exited(server);
-    clearTimeout(timer);
-  });
+  stopAtCleanup(server, 'authctl serve', opts.cleanup, 5_000);
 
   const base = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 30_000;
@@ -263,15 +253,21 @@ export function startWorker(opts: WorkerOptions): ChildProcess & { pid: number }
       for (const line of lines) onLine(line);
     });
   }
-  const killWorkerOnExit = () => worker.kill('SIGKILL');
-  process.once('exit', killWorkerOnExit);
-  opts.cleanup.add('stopping authctl worker', async () => {
-    process.removeListener('exit', killWorkerOnExit);
-    if (worker.exitCode !== null || worker.signalCode !== null) return;
-    worker.kill('SIGTERM');
-    const timer = setTimeout(() => worker.kill('SIGKILL'), 10_000);
-    await exited(worker);
+  stopAtCleanup(worker, 'authctl worker', opts.cleanup, 10_000);
+  return worker as ChildProcess & { pid: number };
+}
+
+/** SIGTERM at cleanup, SIGKILL `graceMs` later; SIGKILL if this process exits without its cleanup. */
+function stopAtCleanup(child: ChildProcess, what: string, cleanup: Cleanup, graceMs: number): void {
+  // Last resort if we die without running the cleanup (a synchronous kill is all `exit` allows).
+  const killOnExit = () => child.kill('SIGKILL');
+  process.once('exit', killOnExit);
+  cleanup.add(`stopping ${what}`, async () => {
+    process.removeListener('exit', killOnExit);
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+    await exited(child);
     clearTimeout(timer);
   });
-  return worker as ChildProcess & { pid: number };
 }
