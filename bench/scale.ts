@@ -100,8 +100,6 @@ export interface ScaleOptions {
   cleanupBatchSize?: number | undefined;
   /** Runs of each admin command timed; default 3. */
   adminRuns?: number | undefined;
-  /** What is measured; default the repository's commit (a copy of the build run elsewhere has none: pass it). */
-  revision?: { commit: string; uncommitted: string[] } | undefined;
   /** Where to write scale-<ISO>.json; default bench/results; null: don't write. */
   resultsDir?: string | null | undefined;
   /** Print the tables to stdout at the end; default true. */
@@ -347,7 +345,7 @@ export async function runScale(opts: ScaleOptions): Promise<ScaleResult> {
     const dir = opts.resultsDir === undefined ? RESULTS_DIR : opts.resultsDir;
     const file = dir === null ? undefined : resultPath(dir, 'scale-', startedAt);
     const progress = (data: object) => {
-      if (file) writeJson(file, { at: startedAt, revision: opts.revision ?? revision(), partial: true, ...data });
+      if (file) writeJson(file, { at: startedAt, revision: revision(), partial: true, ...data });
     };
     let seeded = 0;
     let seedingMs = 0;
@@ -478,7 +476,7 @@ export async function runScale(opts: ScaleOptions): Promise<ScaleResult> {
     flat.within1_5x = flat.refreshWorstRatio <= 1.5 && flat.loginWorstRatio <= 1.5;
     const result: ScaleResult = {
       at: startedAt,
-      revision: opts.revision ?? revision(),
+      revision: revision(),
       node: process.version,
       cpus: machineCores,
       connections,
@@ -996,7 +994,5 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
     rounds: num('rounds', values.rounds),
     expired: values.expired === undefined ? undefined : Number(values.expired),
     cleanupBatchSize: num('cleanup-batch-size', values['cleanup-batch-size']),
-    // A copy of the build has no repository to ask: AUTHCTL_BENCH_REVISION=<commit> names it.
-    revision: process.env.AUTHCTL_BENCH_REVISION ? { commit: process.env.AUTHCTL_BENCH_REVISION, uncommitted: [] } : undefined,
   });
 }

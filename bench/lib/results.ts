@@ -18,8 +18,12 @@ export function writeJson(file: string, data: unknown): string {
   return file;
 }
 
-/** The commit, and the files of src/ and commands/ changed on top of it: what was measured. */
+/**
+ * The commit, and the files of src/ and commands/ changed on top of it: what was measured. A copy
+ * of the build run outside the repository names its commit in AUTHCTL_BENCH_REVISION.
+ */
 export function revision(): { commit: string; uncommitted: string[] } {
+  if (process.env.AUTHCTL_BENCH_REVISION) return { commit: process.env.AUTHCTL_BENCH_REVISION, uncommitted: [] };
   const git = (args: string[]) => execFileSync('git', args, { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
   try {
     const changed = git(['status', '--porcelain', '--', 'src', 'commands']);
