@@ -533,7 +533,7 @@ async function checkDisk(pgUrl: string, users: number, expired: number, say: (li
   let dir: string;
   let walBytes: number;
   try {
-    dir = (await client.query<{ d: string }>('show data_directory')).rows[0]!.d;
+    dir = (await client.query<{ d: string }>("select current_setting('data_directory') as d")).rows[0]!.d;
     walBytes = Number((await client.query<{ b: string }>(`select pg_size_bytes(current_setting('max_wal_size')) as b`)).rows[0]!.b);
   } catch {
     return;
