@@ -127,7 +127,7 @@ describe('row counts: exact when small, the planner estimate when large', functi
       ['u0050000'],
     );
     const text = plan.rows.map((r) => r['QUERY PLAN']).join('\n');
-    expect(text).to.contain('Index Scan using users_sort_key_idx').and.not.contain('Sort Key');
+    expect(text).to.contain('Index Scan using users_sort_key_idx').and.not.contain('Seq Scan');
     const page = expectJson<{ users: Array<{ username: string }>; next: string | null }>(
       await runCli(['user', 'list', '--limit', '3', '--after', 'u0050000', '--json'], { databaseUrl: tdb.url }),
       0,

@@ -3,8 +3,10 @@ import type { Knex } from 'knex';
 /**
  * Two indexes that keep admin reads independent of the number of users:
  * - `users_sort_key_idx`: the order `authctl user list` pages in (username, or the lower-cased
- *   address of a user without one; then id). Without it every page sorts the whole table
- *   (0.75 s at a million users, seconds at ten).
+ *   address of a user without one). Without it every page sorts the whole table (0.75 s at a
+ *   million users, seconds at ten). The id that breaks ties is left out: keys are unique but for
+ *   a username equal to another user's address, so PostgreSQL sorts the few equal ones as it
+ *   reads (an incremental sort), and the index is 56 bytes a user instead of 87.
  * - `users_disabled_idx`: disabled users, for the exact count in `authctl stats` (a few rows
  *   where the table has millions).
  * Built CONCURRENTLY (so outside a transaction): registrations and profile changes go on while
@@ -14,7 +16,7 @@ import type { Knex } from 'knex';
 export const config = { transaction: false };
 
 const INDEXES: Record<string, string> = {
-  users_sort_key_idx: 'on users ((coalesce(username, lower(email))), id)',
+  users_sort_key_idx: 'on users ((coalesce(username, lower(email))))',
   users_disabled_idx: "on users (id) where status = 'disabled'",
 };
 
