@@ -7,16 +7,15 @@
  * Creates and drops its own database and Redis key prefix; exits 1 if a scenario had more than
  * 1 % errors (or anything failed), 2 on bad arguments.
  */
-import { execFileSync } from 'node:child_process';
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import { writeChart } from './chart.js';
 import { measureLimits, type Limits } from './limits.js';
 import { seedUsers, type Seeded } from './lib/api.js';
 import { machineBusyPct, machineCores } from './lib/cpu.js';
-import { Cleanup, DEFAULT_PG_URL, DEFAULT_REDIS_URL, POOLER_SERVER_CONNECTIONS, ROOT, startEnvironment } from './lib/env.js';
+import { Cleanup, DEFAULT_PG_URL, DEFAULT_REDIS_URL, POOLER_SERVER_CONNECTIONS, startEnvironment } from './lib/env.js';
 import type { LoadResult } from './lib/load.js';
-import { RESULTS_DIR } from './lib/results.js';
+import { RESULTS_DIR, revision } from './lib/results.js';
 import type { RunContext } from './lib/scenario.js';
 import { computeRatios, printReport, writeReport, type Report } from './report.js';
 import { runScale } from './scale.js';
@@ -38,8 +37,14 @@ options:
   --duration S     seconds per measured run, default 10
   --warmup S       unmeasured seconds before each run, default 1
   --redis URL      the server's Redis, default ${DEFAULT_REDIS_URL}; "none" for the in-process cache
-  --users N        scale run instead: seed up to N users and sessions (steps 10k, 100k, 1M, N) and
-                   measure refresh and login latency and storage per user/session at each step
+  --users N        scale run instead: seed up to N users and sessions (steps 10k, 100k, 1M, 3M, N) and
+                   measure refresh and login latency, storage per user/session, \`authctl stats\` and
+                   \`user list\` at each step; then a 1M region back to back with the largest (N > 1M)
+                   and the cleanup job on 1M expired sessions under refresh load
+  --steps A,B,…    (scale) the user counts to measure at instead
+  --reference N    (scale) users of the region compared back to back with the largest; 0: none
+  --expired N      (scale) expired sessions for the cleanup run, default 1000000; 0: none
+  --cleanup-batch-size N  (scale) jobs.cleanupBatchSize of the worker, default 1000
   --pg-url URL     PostgreSQL to create the bench database on (AUTHCTL_BENCH_PG_URL),
                    default postgres://postgres@127.0.0.1:5432/postgres
   --pooler P       none (default), or pgbouncer: the server reaches that PostgreSQL through a
@@ -68,6 +73,10 @@ function parse() {
         'pg-url': { type: 'string', default: DEFAULT_PG_URL },
         users: { type: 'string' },
         pooler: { type: 'string', default: 'none' },
+        steps: { type: 'string' },
+        reference: { type: 'string' },
+        expired: { type: 'string' },
+        'cleanup-batch-size': { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
       },
     });
@@ -94,18 +103,19 @@ function parse() {
   const users = values.users === undefined ? undefined : Number(values.users);
   if (users !== undefined && (!Number.isInteger(users) || users < 1_000)) usageError('--users must be a whole number of at least 1000');
   if (users !== undefined && pooler !== 'none') usageError('--pooler is not supported with --users');
-  return { connections, durationS, warmupS, names, redis: values.redis, pgUrl: values['pg-url'], users, pooler };
-}
-
-/** The commit, and the files of src/ and commands/ changed on top of it: what was measured. */
-function revision(): { commit: string; uncommitted: string[] } {
-  const git = (args: string[]) => execFileSync('git', args, { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-  try {
-    const changed = git(['status', '--porcelain', '--', 'src', 'commands']);
-    return { commit: git(['rev-parse', '--short', 'HEAD']), uncommitted: changed ? changed.split('\n').map((l) => l.slice(3)) : [] };
-  } catch {
-    return { commit: 'unknown', uncommitted: [] };
-  }
+  const count = (name: string, v: string | undefined, min: number) => {
+    if (v === undefined) return undefined;
+    const x = Number(v);
+    if (!Number.isInteger(x) || x < min) usageError(`--${name} must be a whole number of at least ${min}`);
+    return x;
+  };
+  const scale = {
+    steps: values.steps?.split(',').map((v) => count('steps', v, 1)!),
+    reference: count('reference', values.reference, 0),
+    expired: count('expired', values.expired, 0),
+    cleanupBatchSize: count('cleanup-batch-size', values['cleanup-batch-size'], 10),
+  };
+  return { connections, durationS, warmupS, names, redis: values.redis, pgUrl: values['pg-url'], users, pooler, scale };
 }
 
 async function main(): Promise<number> {
@@ -117,6 +127,7 @@ async function main(): Promise<number> {
       users: args.users,
       connections: args.connections,
       duration: args.durationS,
+      ...args.scale,
     });
     return 0;
   }

@@ -23,13 +23,15 @@ function render(r: StatsReport): string {
 
   lines.push(`authctl stats: region ${r.region} at ${utc(r.generatedAt)}`, '');
 
+  // An estimate reads "≈ 10,000,000": PostgreSQL's figure, not a count (see the note below).
+  const count = (path: string, value: number) => (r.estimated.includes(path) ? `≈ ${n(value)}` : n(value));
   section('Users');
-  row('total', n(r.users.total));
-  row('disabled', n(r.users.disabled));
+  row('total', count('users.total', r.users.total));
+  row('disabled', count('users.disabled', r.users.disabled));
 
   section('Sessions');
-  row('active', n(r.sessions.active));
-  row('revoked in 24 h', n(r.sessions.revokedLast24h));
+  row('active', count('sessions.active', r.sessions.active));
+  row('revoked in 24 h', count('sessions.revokedLast24h', r.sessions.revokedLast24h));
 
   const usage = (title: string, w: UsageWindow | undefined) => {
     if (!w) {
@@ -71,7 +73,9 @@ function render(r: StatsReport): string {
     section('Queues', 'not available');
   }
 
-  if (r.warnings.length > 0) lines.push('', ...r.warnings.map((w) => `note: ${w}`));
+  const notes = [...r.warnings];
+  if (r.estimated.length > 0) notes.push("≈: PostgreSQL's estimate from its table statistics (counting that many rows would read the whole table)");
+  if (notes.length > 0) lines.push('', ...notes.map((w) => `note: ${w}`));
   return lines.join('\n');
 }
 

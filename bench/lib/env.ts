@@ -122,6 +122,8 @@ export interface Environment {
   cacheTarget: string;
   /** The server's Redis key prefix (its keys are deleted at cleanup). */
   cachePrefix: string;
+  /** The environment `authctl serve` runs with (for more `authctl` processes on the same region). */
+  processEnv: NodeJS.ProcessEnv;
 }
 
 async function freePort(): Promise<number> {
@@ -202,41 +204,17 @@ export async function startEnvironment(opts: EnvironmentOptions): Promise<Enviro
   }
   const config = loadConfig({ env, cwd: ROOT });
 
-  const cli = (args: string[]) => spawn(process.execPath, [join(ROOT, 'bin/run.js'), ...args], { cwd: ROOT, env, stdio: ['ignore', 'ignore', 'inherit'] });
+  const cli = (args: string[]) => spawnCli(env, args);
   const migrateCode = await exited(cli(['migrate']));
   if (migrateCode !== 0) throw new Error(`authctl migrate exited with ${migrateCode}`);
 
   let workerPid: number | undefined;
-  if (opts.worker) {
-    const worker = cli(['worker']);
-    workerPid = worker.pid;
-    if (workerPid === undefined) throw new Error('authctl worker did not start');
-    const killWorkerOnExit = () => worker.kill('SIGKILL');
-    process.once('exit', killWorkerOnExit);
-    opts.cleanup.add('stopping authctl worker', async () => {
-      process.removeListener('exit', killWorkerOnExit);
-      if (worker.exitCode !== null || worker.signalCode !== null) return;
-      worker.kill('SIGTERM');
-      const timer = setTimeout(() => worker.kill('SIGKILL'), 10_000);
-      await exited(worker);
-      clearTimeout(timer);
-    });
-  }
+  if (opts.worker) workerPid = startWorker({ processEnv: env, cleanup: opts.cleanup }).pid;
 
   const server = cli(['serve']);
   const serverPid = server.pid;
   if (serverPid === undefined) throw new Error('authctl serve did not start');
-  // Last resort if we die without running the cleanup (a synchronous kill is all `exit` allows).
-  const killOnExit = () => server.kill('SIGKILL');
-  process.once('exit', killOnExit);
-  opts.cleanup.add('stopping authctl serve', async () => {
-    process.removeListener('exit', killOnExit);
-    if (server.exitCode !== null || server.signalCode !== null) return;
-    server.kill('SIGTERM');
-    const timer = setTimeout(() => server.kill('SIGKILL'), 5_000);
-    await exited(server);
-    clearTimeout(timer);
-  });
+  stopAtCleanup(server, 'authctl serve', opts.cleanup, 5_000);
 
   const base = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 30_000;
@@ -270,5 +248,52 @@ export async function startEnvironment(opts: EnvironmentOptions): Promise<Enviro
     config,
     cacheTarget: opts.redis === 'none' ? 'memory' : opts.redis,
     cachePrefix: prefix,
+    processEnv: env,
   };
+}
+
+/** `authctl <args>` as the server was started: same environment, same directory. */
+function spawnCli(env: NodeJS.ProcessEnv, args: string[], stdout: 'ignore' | 'pipe' = 'ignore'): ChildProcess {
+  return spawn(process.execPath, [join(ROOT, 'bin/run.js'), ...args], { cwd: ROOT, env, stdio: ['ignore', stdout, 'inherit'] });
+}
+
+export interface WorkerOptions {
+  processEnv: NodeJS.ProcessEnv;
+  cleanup: Cleanup;
+  /** Variables over `processEnv` (e.g. `AUTHCTL_CONFIG` for the job settings, `AUTHCTL_LOG_LEVEL`). */
+  env?: Record<string, string>;
+  /** Each line the worker writes on stdout (its JSON log); without it, stdout is ignored. */
+  onLine?: (line: string) => void;
+}
+
+/** Starts `authctl worker` (its own process), stopped by the cleanup (SIGTERM, then SIGKILL after 10 s). */
+export function startWorker(opts: WorkerOptions): ChildProcess & { pid: number } {
+  const worker = spawnCli({ ...opts.processEnv, ...opts.env }, ['worker'], opts.onLine ? 'pipe' : 'ignore');
+  if (worker.pid === undefined) throw new Error('authctl worker did not start');
+  if (opts.onLine && worker.stdout) {
+    const onLine = opts.onLine;
+    let buffered = '';
+    worker.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      const lines = (buffered + chunk).split('\n');
+      buffered = lines.pop() ?? '';
+      for (const line of lines) onLine(line);
+    });
+  }
+  stopAtCleanup(worker, 'authctl worker', opts.cleanup, 10_000);
+  return worker as ChildProcess & { pid: number };
+}
+
+/** SIGTERM at cleanup, SIGKILL `graceMs` later; SIGKILL if this process exits without its cleanup. */
+function stopAtCleanup(child: ChildProcess, what: string, cleanup: Cleanup, graceMs: number): void {
+  // Last resort if we die without running the cleanup (a synchronous kill is all `exit` allows).
+  const killOnExit = () => child.kill('SIGKILL');
+  process.once('exit', killOnExit);
+  cleanup.add(`stopping ${what}`, async () => {
+    process.removeListener('exit', killOnExit);
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+    await exited(child);
+    clearTimeout(timer);
+  });
 }

@@ -34,6 +34,8 @@ export interface LoadSpec {
   durationS: number;
   /** Each connection stops after this many responses (a finite pool of one-shot credentials). */
   maxPerConnection?: number;
+  /** Told of every response as it arrives (e.g. to split the latencies by what else ran meanwhile). */
+  observe?: (status: number, ms: number) => void;
 }
 
 export interface LoadResult {
@@ -103,6 +105,7 @@ export async function measure(target: LoadTarget, spec: LoadSpec): Promise<LoadR
   const result = await cannon(target, spec, (status, ms) => {
     last = performance.now();
     latencies.add(ms);
+    spec.observe?.(status, ms);
     if (status === spec.expect) ok++;
     else unexpected[status] = (unexpected[status] ?? 0) + 1;
   });

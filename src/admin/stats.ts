@@ -4,7 +4,7 @@ import { AppError } from '../platform/errors.js';
 import type { JobQueue, QueueCounts } from '../jobs/job-queue.js';
 import type { QueueName } from '../jobs/queues.js';
 import type { Cache, CacheHealth } from '../store/cache/cache.js';
-import type { StatsRepo, DatabaseLoad, SessionCounts, UserCounts } from '../store/pg/stats-repo.js';
+import type { StatsRepo, DatabaseLoad } from '../store/pg/stats-repo.js';
 import type { UsageRepo } from '../store/pg/usage-repo.js';
 import type { Db } from '../store/pg/db.js';
 import { hourOf, USAGE_METRICS, type UsageMetric } from '../core/usage/usage-recorder.js';
@@ -50,8 +50,13 @@ export interface QueueSummary {
 export interface StatsReport {
   region: string;
   generatedAt: Date;
-  users: UserCounts;
+  users: { total: number; disabled: number };
   sessions: { active: number; revokedLast24h: number };
+  /**
+   * The counts above that are PostgreSQL's planner estimate rather than a count (those of
+   * 100,000 rows or more, src/store/pg/row-count.ts), by path: e.g. `["users.total", "sessions.active"]`.
+   */
+  estimated: string[];
   /** Null when the usage table does not exist yet (`authctl migrate` not run since upgrading). */
   usage: { lastHour: UsageWindow; last24h: UsageWindow } | null;
   cache: CacheSummary;
@@ -83,21 +88,26 @@ export async function collectStats(deps: StatsDeps): Promise<StatsReport> {
   ]);
   // Last, alone: the activity it reports is then the region's, not this report's own queries.
   const database = await repo.databaseLoad();
+  const counts = {
+    'users.total': users.total,
+    'users.disabled': users.disabled,
+    'sessions.active': sessions.active,
+    'sessions.revokedLast24h': sessions.revokedSince,
+  };
   return {
     region: deps.config.region,
     generatedAt: now,
-    users,
-    sessions: sessionSummary(sessions),
+    users: { total: users.total.count, disabled: users.disabled.count },
+    sessions: { active: sessions.active.count, revokedLast24h: sessions.revokedSince.count },
+    estimated: Object.entries(counts)
+      .filter(([, c]) => c.estimated)
+      .map(([path]) => path),
     usage,
     cache,
     database,
     queues,
     warnings,
   };
-}
-
-function sessionSummary(counts: SessionCounts): StatsReport['sessions'] {
-  return { active: counts.active, revokedLast24h: counts.revokedSince };
 }
 
 async function usageWindows(usage: Pick<UsageRepo, 'sum'>, region: string, now: Date, warnings: string[]): Promise<StatsReport['usage']> {

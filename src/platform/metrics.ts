@@ -97,7 +97,8 @@ export interface CollectorSources {
 
 /**
  * Gauges computed at scrape time. The two that query PostgreSQL are cached for `slowEveryMs`,
- * so a scrape every few seconds costs at most one count(*) and one pg-boss stats query per period.
+ * so a scrape every few seconds costs at most one session count (an estimate on a large table) and
+ * one pg-boss stats query per period.
  */
 export function registerCollectors(metrics: Metrics, sources: CollectorSources, slowEveryMs = 30_000): void {
   const registers = [metrics.registry];
@@ -155,7 +156,7 @@ export function registerCollectors(metrics: Metrics, sources: CollectorSources, 
   });
   new Gauge({
     name: 'authctl_active_sessions',
-    help: 'Sessions neither revoked nor expired (refreshed at most every 30 s).',
+    help: "Sessions neither revoked nor expired (refreshed at most every 30 s; from 100,000 on, PostgreSQL's estimate).",
     registers,
     async collect() {
       const value = await activeSessions();

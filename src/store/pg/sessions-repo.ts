@@ -1,6 +1,7 @@
 import { Batcher } from './batcher.js';
 import type { Db, Executor } from './db.js';
 import { guard } from './errors.js';
+import { countRows } from './row-count.js';
 import type { RevokeReason, RevokedSession, SessionOwner, SessionRecord, SessionWithOwner } from '../../model/session.js';
 
 /** A `sessions` row as node-pg returns it (bigint columns may come as strings). */
@@ -252,12 +253,13 @@ export class SessionsRepo {
     return result.rowCount ?? 0;
   }
 
-  /** Live sessions (neither revoked nor expired), for the active-sessions gauge. */
-  async countActive(now: Date): Promise<number> {
-    const row = await this.db.read((k) =>
-      k('sessions').whereNull('revoked_at').where('expires_at', '>', now).count<Array<{ count: string }>>('* as count').first(),
-    );
-    return Number(row?.count ?? 0);
+  /**
+   * Live sessions (neither revoked nor expired), for the active-sessions gauge: counted below
+   * `exactBelow`, PostgreSQL's estimate above (src/store/pg/row-count.ts), so a scrape never
+   * scans millions of index entries.
+   */
+  async countActive(now: Date, exactBelow?: number): Promise<number> {
+    return (await this.db.read((k) => countRows(k, 'sessions where expires_at > :now and revoked_at is null', { now }, exactBelow))).count;
   }
 
   /** Sessions revoked at or after `since` whose access tokens may still be alive. */

@@ -1,16 +1,22 @@
 import type { Db } from './db.js';
 import { guard } from './errors.js';
+import { countRows, EXACT_COUNT_BELOW, type RowCount } from './row-count.js';
 
 export interface UserCounts {
-  total: number;
-  disabled: number;
+  total: RowCount;
+  disabled: RowCount;
 }
 
 export interface SessionCounts {
   /** Not revoked and not expired at `now`. */
-  active: number;
+  active: RowCount;
   /** Revoked at or after `revokedSince`. */
-  revokedSince: number;
+  revokedSince: RowCount;
+}
+
+export interface StatsRepoOptions {
+  /** Counts the planner puts at this many rows or more are its estimate, not a count; default {@link EXACT_COUNT_BELOW}. */
+  exactBelow?: number;
 }
 
 /** PostgreSQL's own view of the region's database (`pg_stat_database`, `pg_stat_activity`). */
@@ -53,34 +59,41 @@ interface LoadRow {
   stats_reset: Date | null;
 }
 
-/** The read-only SQL behind `authctl stats`: counts and PostgreSQL's statistics views, each one cheap. */
+/**
+ * The read-only SQL behind `authctl stats`: counts and PostgreSQL's statistics views, each one
+ * cheap at any table size. A count of many rows is the planner's estimate (src/store/pg/row-count.ts);
+ * the small ones (disabled users, recent revocations) are counted exactly, each on its index.
+ */
 export class StatsRepo {
-  constructor(private readonly db: Db) {}
+  private readonly exactBelow: number;
+
+  constructor(
+    private readonly db: Db,
+    options: StatsRepoOptions = {},
+  ) {
+    this.exactBelow = options.exactBelow ?? EXACT_COUNT_BELOW;
+  }
 
   async userCounts(): Promise<UserCounts> {
-    const result = await this.db.read((k) =>
-      k.raw<{ rows: Array<{ total: string; disabled: string }> }>(
-        `select count(*) as total, count(*) filter (where status = 'disabled') as disabled from users`,
-      ),
-    );
-    const row = result.rows[0];
-    return { total: Number(row?.total ?? 0), disabled: Number(row?.disabled ?? 0) };
+    const [total, disabled] = await Promise.all([
+      this.db.read((k) => countRows(k, 'users', {}, this.exactBelow)),
+      // users_disabled_idx (0007-scale-indexes).
+      this.db.read((k) => countRows(k, `users where status = 'disabled'`, {}, this.exactBelow)),
+    ]);
+    return { total, disabled };
   }
 
   /**
-   * Two counts, each on an index: live sessions (`expires_at`), and sessions revoked since
-   * `revokedSince` (the partial index on `revoked_at` the revocation feed uses).
+   * Live sessions (`expires_at`, neither revoked nor expired: the estimate, past the threshold),
+   * and sessions revoked since `revokedSince` (the partial index on `revoked_at` the revocation
+   * feed uses).
    */
   async sessionCounts(now: Date, revokedSince: Date): Promise<SessionCounts> {
     const [active, revoked] = await Promise.all([
-      this.db.read((k) =>
-        k.raw<{ rows: Array<{ count: string }> }>(`select count(*) as count from sessions where expires_at > :now and revoked_at is null`, { now }),
-      ),
-      this.db.read((k) =>
-        k.raw<{ rows: Array<{ count: string }> }>(`select count(*) as count from sessions where revoked_at >= :since`, { since: revokedSince }),
-      ),
+      this.db.read((k) => countRows(k, 'sessions where expires_at > :now and revoked_at is null', { now }, this.exactBelow)),
+      this.db.read((k) => countRows(k, 'sessions where revoked_at >= :since', { since: revokedSince }, this.exactBelow)),
     ]);
-    return { active: Number(active.rows[0]?.count ?? 0), revokedSince: Number(revoked.rows[0]?.count ?? 0) };
+    return { active, revokedSince: revoked };
   }
 
   /** Load of the writer's database (the replica, if any, is not what servers write to). */

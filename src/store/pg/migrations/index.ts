@@ -5,11 +5,14 @@ import * as replication from './0003-replication.js';
 import * as rateLimits from './0004-rate-limits.js';
 import * as sessionCutoff from './0005-session-cutoff.js';
 import * as emailIdentity from './0006-email-identity.js';
+import * as scaleIndexes from './0007-scale-indexes.js';
 
 interface Migration {
   name: string;
   up(knex: Knex): Promise<void>;
   down(knex: Knex): Promise<void>;
+  /** `{ transaction: false }`: the migration runs outside a transaction (CREATE INDEX CONCURRENTLY). */
+  config?: { transaction: boolean };
 }
 
 // Migrations are compiled into the build and listed here in order, so `authctl migrate` works
@@ -21,6 +24,7 @@ const MIGRATIONS: Migration[] = [
   { name: '0004-rate-limits', ...rateLimits },
   { name: '0005-session-cutoff', ...sessionCutoff },
   { name: '0006-email-identity', ...emailIdentity },
+  { name: '0007-scale-indexes', ...scaleIndexes },
 ];
 
 export const migrationSource: Knex.MigrationSource<Migration> = {
