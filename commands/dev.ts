@@ -46,7 +46,7 @@ export default class Dev extends BaseCommand<typeof Dev> {
         database: { url: pg.url },
         secret: await devSecret(dataDir),
         cache: { driver: 'memory' },
-        http: { host, port },
+        http: { host, port, docs: true },
         tokens: { issuer: `http://${host}:${port}` },
         // Nobody caches this JWKS yet: a rotated key may sign at once.
         keys: { activationDelay: 0 },

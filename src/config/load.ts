@@ -14,6 +14,7 @@ const ENV_MAP: Record<string, { path: string[]; type: 'string' | 'int' | 'bool' 
   AUTHCTL_BODY_LIMIT: { path: ['http', 'bodyLimit'], type: 'int' },
   AUTHCTL_METRICS_PORT: { path: ['http', 'metricsPort'], type: 'int' },
   AUTHCTL_BENCH_ROUTES: { path: ['http', 'benchRoutes'], type: 'bool' },
+  AUTHCTL_DOCS: { path: ['http', 'docs'], type: 'bool' },
   AUTHCTL_DATABASE_URL: { path: ['database', 'url'], type: 'string' },
   AUTHCTL_DATABASE_READ_URL: { path: ['database', 'readUrl'], type: 'string' },
   AUTHCTL_DATABASE_POOLER: { path: ['database', 'pooler'], type: 'string' },

@@ -43,6 +43,9 @@ export const configSchema = z.strictObject({
       proxyHops: z.number().int().min(1).max(10).default(1),
       // Browser origins allowed to call the API (CORS). Empty: no CORS headers at all.
       corsOrigins: z.array(url(['http:', 'https:'])).default([]),
+      // GET /docs: the interactive API reference (Swagger UI, served from this server, no CDN).
+      // On in `authctl dev`; elsewhere off unless set. GET /openapi.json is always served.
+      docs: z.boolean().default(false),
     })
     .prefault({}),
   database: z
@@ -166,6 +169,9 @@ export const configSchema = z.strictObject({
       // Registrations per client address per `registerWindow`.
       registerPerIp: z.number().int().min(1).max(100_000).default(20),
       registerWindow: seconds(1, 86_400).default(3_600),
+      // POST /oauth/introspect: requests per service client per second, in each server process
+      // (429 + Retry-After above it).
+      introspectPerClient: z.number().int().min(1).max(1_000_000).default(2_000),
     })
     .prefault({}),
   // Who a user is (README "E-mail identity"): what sign-up asks for, and the e-mail flows.

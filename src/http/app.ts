@@ -1,3 +1,4 @@
+import type Router from '@koa/router';
 import Koa from 'koa';
 import type { Container } from '../container.js';
 import { problemDetails } from './middleware/problem.js';
@@ -5,6 +6,9 @@ import { accessLog } from './middleware/access-log.js';
 import { requestId } from './middleware/request-id.js';
 import { corsAllowList, securityHeaders } from './middleware/security-headers.js';
 import { authRoutes } from './routes/auth.js';
+import { discoveryRoutes } from './routes/discovery.js';
+import { docsRoutes } from './routes/docs.js';
+import { oauthRoutes } from './routes/oauth.js';
 import { emailRoutes } from './routes/email.js';
 import { meRoutes } from './routes/me.js';
 import { regionRoutes } from './routes/regions.js';
@@ -20,11 +24,25 @@ export function createApp(container: Container): Koa {
   app.use(securityHeaders());
   app.use(problemDetails(container.log));
   if (container.config.http.corsOrigins.length > 0) app.use(corsAllowList(container.config.http.corsOrigins));
-  for (const router of [authRoutes(container), emailRoutes(container), meRoutes(container), systemRoutes(container), regionRoutes(container)]) {
+  for (const router of routers(container)) {
     app.use(router.routes());
     // Not `throw: true`: @koa/router sets the Allow header (RFC 9110 §15.5.6) only when it does
     // not throw; problemDetails turns the bare 405 into a problem response.
     app.use(router.allowedMethods());
   }
   return app;
+}
+
+/** Every router of the app, in order: what `createApp` mounts and what the OpenAPI document must cover. */
+export function routers(container: Container): Router[] {
+  return [
+    authRoutes(container),
+    emailRoutes(container),
+    meRoutes(container),
+    systemRoutes(container),
+    regionRoutes(container),
+    discoveryRoutes(container),
+    oauthRoutes(container),
+    docsRoutes(container),
+  ];
 }
