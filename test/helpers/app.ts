@@ -9,6 +9,8 @@ import { createApp } from '../../src/http/app.js';
 import type { Logger } from '../../src/platform/logger.js';
 import { createTestDatabase, type TestDatabase } from './db.js';
 import { migrate, shutdown, startBackground } from '../../src/runtime.js';
+import { openApiDocument } from '../../src/http/openapi.js';
+import { assertConforms, contractOf, type ContractValidator } from './openapi.js';
 
 export const TEST_SECRET = 'test-secret-0123456789-abcdefghijklmnopqrstuvwxyz';
 
@@ -36,7 +38,7 @@ export interface TestApp {
   container: Container;
   /** Base URL of `app.callback()` served on an ephemeral loopback port. */
   url: string;
-  request(path: string, init?: RequestInit & { json?: unknown; token?: string }): Promise<Response>;
+  request(path: string, init?: RequestInit & { json?: unknown; token?: string; contract?: boolean }): Promise<Response>;
   close(): Promise<void>;
 }
 
@@ -78,7 +80,7 @@ export async function startTestApp(
     db,
     container,
     url,
-    request: requester(url),
+    request: requester(url, () => openApiDocument(container.config)),
     async close() {
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
@@ -90,14 +92,28 @@ export async function startTestApp(
   };
 }
 
-/** `TestApp.request` for a server at `url`: `json` sets the body and its type, `token` a Bearer header. */
-export function requester(url: string): TestApp['request'] {
-  return (path, init = {}) => {
+/**
+ * `TestApp.request` for a server at `url`: `json` sets the body and its type, `token` a Bearer
+ * header. Every response is checked against the OpenAPI document that server serves
+ * (test/helpers/openapi.ts) before the test sees it; `contract: false` skips that, for the few
+ * tests that talk to something in front of authctl on purpose.
+ */
+export function requester(url: string, document?: () => Record<string, unknown>): TestApp['request'] {
+  let validator: Promise<ContractValidator> | undefined;
+  return async (path, init = {}) => {
     const headers = new Headers(init.headers);
     if (init.json !== undefined) headers.set('content-type', 'application/json');
     if (init.token) headers.set('authorization', `Bearer ${init.token}`);
     const body = init.json !== undefined ? JSON.stringify(init.json) : init.body;
-    return fetch(url + path, { ...init, headers, body: body ?? null });
+    const res = await fetch(url + path, { ...init, headers, body: body ?? null });
+    if (init.contract !== false) {
+      validator ??= contractOf(document ?? url).catch((err: unknown) => {
+        validator = undefined;
+        throw err;
+      });
+      await assertConforms(validator, init.method ?? 'GET', path, res);
+    }
+    return res;
   };
 }
 

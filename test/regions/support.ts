@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import type { ConfigInput } from '../../src/config/schema.js';
 import { buildContainer, type Container } from '../../src/container.js';
 import { createApp } from '../../src/http/app.js';
+import { openApiDocument } from '../../src/http/openapi.js';
 import { requester, testConfig, type TestApp } from '../helpers/app.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { sleep } from '../helpers/http-assert.js';
@@ -92,7 +93,7 @@ export async function startRegions(
       db,
       container,
       url,
-      request: requester(url),
+      request: requester(url, () => openApiDocument(container.config)),
       async stopHttp() {
         await new Promise<void>((resolve) => {
           server.close(() => resolve());

@@ -13,28 +13,48 @@ import { assertSingleScript } from '../../security/confusables.js';
 
 // Field sizes are bounded here (400 invalid_request); the password policy proper (8–256 code
 // points, blocklist) answers 400 weak_password from the core.
+const usernameField = z.string().min(1).max(256).meta({ description: 'NFKC-normalized and case-folded; 3–64 characters after that', example: 'alice' });
+const emailField = z.string().min(1).max(320).meta({ description: 'Compared case-insensitively after normalization', example: 'alice@example.com' });
+const passwordField = z
+  .string()
+  .min(1)
+  .max(1024)
+  .meta({ description: '8–256 code points, not common, not the username', example: 'correct horse battery staple' });
+const refreshTokenField = z.string().min(1).max(512).meta({ description: 'rt_<region>_<sessionId>_<counter>_<mac>' });
+
 /** Sign-up's body: the identifiers `identity.*` requires are required fields. */
-function registrationSchema(identity: Container['config']['identity']) {
-  const username = z.string().min(1).max(256);
-  const email = z.string().min(1).max(320);
-  return z.object({
-    username: identity.username === 'required' ? username : username.optional(),
-    email: identity.email === 'required' ? email : email.optional(),
-    password: z.string().min(1).max(1024),
-  });
+export function registrationSchema(identity: Container['config']['identity']) {
+  const email = identity.email === 'off' ? emailField.meta({ description: 'Refused while identity.email is "off"' }) : emailField;
+  return z
+    .object({
+      username: identity.username === 'required' ? usernameField : usernameField.optional(),
+      email: identity.email === 'required' ? email : email.optional(),
+      password: passwordField,
+    })
+    .meta({ id: 'Registration', example: { username: 'alice', password: 'correct horse battery staple' } });
 }
-// Login by username or by address: exactly one of the two (checked in the route).
-const credentials = z.object({
-  username: z.string().min(1).max(256).optional(),
-  email: z.string().min(1).max(320).optional(),
-  password: z.string().min(1).max(1024),
-});
-const refreshBody = z.object({ refreshToken: z.string().min(1).max(512) });
-const logoutBody = z.object({ refreshToken: z.string().min(1).max(512).optional() }).optional();
-const passwordBody = z.object({
-  currentPassword: z.string().min(1).max(1024),
-  newPassword: z.string().min(1).max(1024),
-});
+/** Login by username or by address: exactly one of the two (checked in the route). */
+export const loginBodySchema = z
+  .object({
+    username: usernameField.optional(),
+    email: emailField.optional(),
+    password: passwordField,
+  })
+  .meta({
+    id: 'Credentials',
+    description: 'Exactly one of `username` and `email`, and the password',
+    example: { username: 'alice', password: 'correct horse battery staple' },
+  });
+export const refreshBodySchema = z.object({ refreshToken: refreshTokenField }).meta({ id: 'RefreshRequest' });
+export const logoutBodySchema = z
+  .object({ refreshToken: refreshTokenField.optional().meta({ description: "Also revoke this token's session (a live session of the same user)" }) })
+  .optional();
+export const passwordChangeBodySchema = z
+  .object({
+    currentPassword: passwordField.meta({ description: 'The password now' }),
+    newPassword: passwordField.meta({ description: 'The password from now on (the policy applies)' }),
+  })
+  .meta({ id: 'PasswordChange' });
 
 /**
  * The name login failures are counted under: the username, or `email:` and the lower-cased
@@ -72,7 +92,7 @@ export function authRoutes(c: Container): Router {
   });
 
   router.post('/login', body, async function login(ctx) {
-    const input = parseBody(credentials, ctx.state.body);
+    const input = parseBody(loginBodySchema, ctx.state.body);
     if ((input.username === undefined) === (input.email === undefined)) {
       const message = input.username === undefined ? 'a username or an email is required' : 'send a username or an email, not both';
       throw invalidRequest([{ path: input.username === undefined ? 'username' : 'email', message }], message);
@@ -82,7 +102,7 @@ export function authRoutes(c: Container): Router {
   });
 
   router.post('/refresh', body, async function refresh(ctx) {
-    const { refreshToken } = parseBody(refreshBody, ctx.state.body);
+    const { refreshToken } = parseBody(refreshBodySchema, ctx.state.body);
     const answer = await c.auth.refresh(refreshToken, ctx.state.requestId as string | undefined);
     if (answer instanceof RelayedResponse) {
       // The home region's own answer to a session homed there, passed on as it is.
@@ -95,7 +115,7 @@ export function authRoutes(c: Container): Router {
   });
 
   router.post('/logout', bearer, body, async function logout(ctx) {
-    const parsed = parseBody(logoutBody, ctx.state.body);
+    const parsed = parseBody(logoutBodySchema, ctx.state.body);
     await c.auth.logout(ctx.state.principal as Principal, parsed?.refreshToken);
     ctx.status = 204;
   });
@@ -106,7 +126,7 @@ export function authRoutes(c: Container): Router {
   });
 
   router.post('/password', bearer, body, async function changePassword(ctx) {
-    const { currentPassword, newPassword } = parseBody(passwordBody, ctx.state.body);
+    const { currentPassword, newPassword } = parseBody(passwordChangeBodySchema, ctx.state.body);
     const principal = ctx.state.principal as Principal;
     // A stolen access token must not become a way to guess the password without limits.
     await c.throttle.guard(principalName(principal), ctx.ip, () => c.auth.changePassword(principal, currentPassword, newPassword));

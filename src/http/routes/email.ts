@@ -12,17 +12,28 @@ import { resetPage, resultPage, verifyPage } from '../pages.js';
 import { parseBody } from '../validate.js';
 import { clientMeta, principalName } from './auth.js';
 
-const token = z.string().min(1).max(200);
-const code = z.string().regex(/^\d{6}$/, 'must be the 6-digit code');
-const email = z.string().min(1).max(320);
-const proof = z.union([z.strictObject({ token }), z.strictObject({ email, code })], { error: 'send {token} (from the link) or {email, code}' });
-const resetBody = z.union(
-  [z.strictObject({ token, newPassword: z.string().min(1).max(1024) }), z.strictObject({ email, code, newPassword: z.string().min(1).max(1024) })],
-  { error: 'send {token, newPassword} or {email, code, newPassword}' },
-);
-const anonymousSend = z.strictObject({ email });
-const forgotBody = z.union([z.strictObject({ email }), z.strictObject({ username: z.string().min(1).max(256) })], { error: 'send {email} or {username}' });
-const changeBody = z.strictObject({ email, currentPassword: z.string().min(1).max(1024) });
+const token = z.string().min(1).max(200).meta({ description: 'The token of the link (`?token=`)' });
+const code = z
+  .string()
+  .regex(/^\d{6}$/, 'must be the 6-digit code')
+  .meta({ description: 'The 6-digit code of the message', example: '123456' });
+const email = z.string().min(1).max(320).meta({ example: 'alice@example.com' });
+const newPassword = z.string().min(1).max(1024).meta({ description: 'The password policy applies' });
+export const emailProofSchema = z
+  .union([z.strictObject({ token }), z.strictObject({ email, code })], { error: 'send {token} (from the link) or {email, code}' })
+  .meta({ id: 'EmailProof' });
+export const resetBodySchema = z
+  .union([z.strictObject({ token, newPassword }), z.strictObject({ email, code, newPassword })], {
+    error: 'send {token, newPassword} or {email, code, newPassword}',
+  })
+  .meta({ id: 'PasswordReset' });
+export const anonymousSendSchema = z.strictObject({ email }).meta({ description: 'Without a Bearer token: the address to verify' });
+export const forgotBodySchema = z
+  .union([z.strictObject({ email }), z.strictObject({ username: z.string().min(1).max(256) })], { error: 'send {email} or {username}' })
+  .meta({ id: 'ForgotPassword' });
+export const changeEmailBodySchema = z.strictObject({ email, currentPassword: z.string().min(1).max(1024) }).meta({ id: 'EmailChange' });
+/** The query of a link: `?token=` (a missing or oversized one gets a page saying the link is incomplete). */
+export const linkQuerySchema = z.object({ token: token.optional() });
 
 function toProof(body: { token: string } | { email: string; code: string }): ChallengeProof {
   return 'token' in body ? { token: body.token } : { email: body.email, code: body.code };
@@ -30,8 +41,8 @@ function toProof(body: { token: string } | { email: string; code: string }): Cha
 
 /** The `?token=` of a link, or a page saying the link is incomplete. */
 function linkToken(ctx: Context): string | undefined {
-  const value = ctx.query.token;
-  return typeof value === 'string' && value.length > 0 && value.length <= 200 ? value : undefined;
+  const parsed = linkQuerySchema.safeParse({ token: ctx.query.token });
+  return parsed.success ? parsed.data.token : undefined;
 }
 
 /**
@@ -53,7 +64,7 @@ export function emailRoutes(c: Container): Router {
         await flows.sendVerification((ctx.state.principal as Principal).userId, clientMeta(ctx).ip);
       });
     } else {
-      const { email: address } = parseBody(anonymousSend, ctx.state.body);
+      const { email: address } = parseBody(anonymousSendSchema, ctx.state.body);
       await flows.request('verify', { email: address }, clientMeta(ctx).ip);
     }
     ctx.status = 202;
@@ -71,7 +82,7 @@ export function emailRoutes(c: Container): Router {
   router.post('/v1/auth/email/verify', jsonOrForm, async function verify(ctx) {
     const form = ctx.state.form === true;
     try {
-      await flows.verify(toProof(parseBody(proof, ctx.state.body)));
+      await flows.verify(toProof(parseBody(emailProofSchema, ctx.state.body)));
     } catch (err) {
       if (!form || !(err instanceof AppError)) throw err;
       return resultPage(ctx, err.status, `${product}: confirm your e-mail address`, `${err.detail}.`);
@@ -81,7 +92,7 @@ export function emailRoutes(c: Container): Router {
   });
 
   router.post('/v1/auth/password/forgot', json, async function forgot(ctx) {
-    const who = parseBody(forgotBody, ctx.state.body);
+    const who = parseBody(forgotBodySchema, ctx.state.body);
     await flows.request('reset', who, clientMeta(ctx).ip);
     ctx.status = 202;
     ctx.body = { status: 'accepted' };
@@ -97,7 +108,7 @@ export function emailRoutes(c: Container): Router {
   router.post('/v1/auth/password/reset', jsonOrForm, async function reset(ctx) {
     const form = ctx.state.form === true;
     try {
-      const body = parseBody(resetBody, ctx.state.body);
+      const body = parseBody(resetBodySchema, ctx.state.body);
       await flows.resetPassword(toProof(body), body.newPassword);
     } catch (err) {
       if (!form || !(err instanceof AppError)) throw err;
@@ -112,7 +123,7 @@ export function emailRoutes(c: Container): Router {
   });
 
   router.post('/v1/me/email', bearer, json, async function changeEmail(ctx) {
-    const body = parseBody(changeBody, ctx.state.body);
+    const body = parseBody(changeEmailBodySchema, ctx.state.body);
     const principal = ctx.state.principal as Principal;
     // The current password is checked: under the login limits, like a password change.
     await c.throttle.guard(principalName(principal), ctx.ip, () => flows.requestChange(principal.userId, body.email, body.currentPassword, clientMeta(ctx).ip));

@@ -9,7 +9,7 @@ import { jsonBody } from '../middleware/json-body.js';
 import { parseBody } from '../validate.js';
 import { principalName } from './auth.js';
 
-const deleteAccountBody = z.object({ currentPassword: z.string().min(1).max(1024) });
+export const deleteAccountBodySchema = z.object({ currentPassword: z.string().min(1).max(1024) }).meta({ id: 'AccountDeletion' });
 
 /** Bearer-authenticated routes of the caller's own account: /v1/me, /v1/sessions, /v1/verify. */
 export function meRoutes(c: Container): Router {
@@ -23,7 +23,7 @@ export function meRoutes(c: Container): Router {
   });
 
   router.delete('/me', bearer, jsonBody(c.config.http.bodyLimit), async function deleteAccount(ctx) {
-    const { currentPassword } = parseBody(deleteAccountBody, ctx.state.body);
+    const { currentPassword } = parseBody(deleteAccountBodySchema, ctx.state.body);
     const principal = ctx.state.principal as Principal;
     // The password check runs under the login limits: a stolen access token is no way to guess it.
     await c.throttle.guard(principalName(principal), ctx.ip, () => c.auth.deleteAccount(principal, currentPassword));

@@ -1,9 +1,10 @@
 import Router from '@koa/router';
 import type { Container } from '../../container.js';
+import { openApiDocument } from '../openapi.js';
 
 type Check = 'ok' | 'down' | 'loading' | 'stale' | 'degraded' | 'unsealable';
 
-/** Process and dependency health, the JWKS and Prometheus metrics (no /v1 prefix). */
+/** Process and dependency health, the JWKS, the OpenAPI document and Prometheus metrics (no /v1 prefix). */
 export function systemRoutes(c: Container): Router {
   const router = new Router();
 
@@ -11,6 +12,14 @@ export function systemRoutes(c: Container): Router {
     // Verifiers may cache for a few minutes: rotation publishes keys before they sign.
     ctx.set('Cache-Control', 'public, max-age=300');
     ctx.body = c.keys.jwks();
+  });
+
+  // Built on first request (a few ms of schema rendering), then the same bytes every time.
+  let document: string | undefined;
+  router.get('/openapi.json', function openapi(ctx) {
+    ctx.set('Cache-Control', 'public, max-age=300');
+    ctx.type = 'application/json';
+    ctx.body = document ??= JSON.stringify(openApiDocument(c.config));
   });
 
   router.get('/healthz', function healthz(ctx) {

@@ -1,0 +1,198 @@
+import { z } from 'zod';
+import 'zod-openapi';
+import { ERROR_CATALOG, type ErrorCode } from '../platform/errors.js';
+
+/**
+ * The response bodies of the HTTP API as zod schemas: what `GET /openapi.json` describes
+ * (src/http/openapi.ts) and what the HTTP tests hold every response to. Request schemas live with
+ * their routes, which validate with them; both meet in the document. Response objects are strict:
+ * a member the document does not name fails the tests, so nothing leaves unannounced.
+ */
+
+const timestamp = z.iso.datetime({ offset: false }).meta({ description: 'RFC 3339 UTC timestamp', example: '2026-11-21T14:03:07.512Z' });
+const uuid = z.uuid();
+
+export const userSchema = z
+  .strictObject({
+    id: uuid.meta({ description: 'UUIDv7' }),
+    username: z.string().nullable().meta({ description: 'The normalized username, or null for a user known by address only' }),
+    email: z.string().nullable().meta({ description: 'The normalized address, or null' }),
+    emailVerified: z.boolean().meta({ description: 'Whether the address was proven (a code, a link or a reset)' }),
+    homeRegion: z.string().meta({ description: 'Where the user registered' }),
+    createdAt: timestamp,
+  })
+  .meta({
+    id: 'User',
+    description: 'A user as the API shows one: never a hash, never a secret.',
+    example: {
+      id: '0192f0c4-7d1e-7c3a-9b1e-3f2a1c0d4e5f',
+      username: 'alice',
+      email: 'alice@example.com',
+      emailVerified: true,
+      homeRegion: 'eu',
+      createdAt: '2026-11-21T14:03:07.512Z',
+    },
+  });
+
+export const userEnvelopeSchema = z.strictObject({ user: userSchema }).meta({ id: 'UserEnvelope' });
+
+export const tokenResponseSchema = z
+  .strictObject({
+    accessToken: z.string().meta({ description: 'An EdDSA (or ES256) JWT, RFC 9068 `typ: at+jwt`; verify it with the JWKS' }),
+    tokenType: z.literal('Bearer'),
+    expiresIn: z.number().int().positive().meta({ description: 'Seconds the access token lives (`tokens.accessTtl`)' }),
+    refreshToken: z
+      .string()
+      .regex(/^rt_[a-z][a-z0-9-]*_[0-9a-f-]{36}_\d+_[A-Za-z0-9_-]{22}$/)
+      .meta({ description: 'The current refresh token of the session: `rt_<region>_<sessionId>_<counter>_<mac>`, rotated on every refresh' }),
+    refreshExpiresIn: z.number().int().nonnegative().meta({ description: "Seconds until the session's absolute expiry (refreshing does not extend it)" }),
+    sessionId: uuid.meta({ description: 'The session (the `sid` claim), the same across refreshes' }),
+    user: userSchema,
+  })
+  .meta({
+    id: 'TokenResponse',
+    example: {
+      accessToken: 'eyJhbGciOiJFZERTQSIsImtpZCI6Ik…',
+      tokenType: 'Bearer',
+      expiresIn: 900,
+      refreshToken: 'rt_eu_0192f0c4-7d1e-7c3a-9b1e-3f2a1c0d4e60_1_Qm9iIHNheXMgaGVsbG8h12',
+      refreshExpiresIn: 1_209_600,
+      sessionId: '0192f0c4-7d1e-7c3a-9b1e-3f2a1c0d4e60',
+      user: {
+        id: '0192f0c4-7d1e-7c3a-9b1e-3f2a1c0d4e5f',
+        username: 'alice',
+        email: null,
+        emailVerified: false,
+        homeRegion: 'eu',
+        createdAt: '2026-11-21T14:03:07.512Z',
+      },
+    },
+  });
+
+export const sessionSchema = z
+  .strictObject({
+    id: uuid,
+    createdAt: timestamp,
+    lastUsedAt: timestamp.meta({ description: 'The last login or refresh' }),
+    expiresAt: timestamp,
+    region: z.string().meta({ description: 'The home region of the session (where it was opened)' }),
+    userAgent: z.string().nullable().meta({ description: 'The first 256 characters of the User-Agent of the login' }),
+    current: z.boolean().meta({ description: 'True for the session of the access token making the request' }),
+  })
+  .meta({ id: 'Session' });
+
+export const sessionListSchema = z.strictObject({ sessions: z.array(sessionSchema) }).meta({ id: 'SessionList' });
+
+export const acceptedSchema = z
+  .strictObject({ status: z.literal('accepted') })
+  .meta({ id: 'Accepted', description: 'The request was taken; what it leads to is not told (no oracle).' });
+
+export const verifyResultSchema = z
+  .strictObject({
+    userId: uuid,
+    sessionId: uuid,
+    username: z.string().nullable(),
+    email: z.string().optional(),
+    emailVerified: z.boolean().optional(),
+  })
+  .meta({ id: 'VerifyResult' });
+
+export const regionsSchema = z
+  .strictObject({
+    region: z.string().meta({ description: 'This region' }),
+    regions: z.array(
+      z.strictObject({
+        name: z.string(),
+        url: z.string().nullable().meta({ description: 'Its public URL (`publicUrl`), or null when unset' }),
+        local: z.boolean(),
+      }),
+    ),
+  })
+  .meta({ id: 'Regions', example: { region: 'eu', regions: [{ name: 'eu', url: 'https://eu.auth.example.com', local: true }] } });
+
+const jwkSchema = z
+  .object({
+    kty: z.enum(['OKP', 'EC']),
+    kid: z.string(),
+    alg: z.enum(['EdDSA', 'ES256']),
+    use: z.literal('sig'),
+    crv: z.enum(['Ed25519', 'P-256']),
+    x: z.string(),
+    y: z.string().optional(),
+  })
+  .meta({ description: 'A public key (RFC 7517): public members only' });
+export const jwksSchema = z.strictObject({ keys: z.array(jwkSchema) }).meta({ id: 'JWKS' });
+
+export const healthSchema = z.strictObject({ status: z.literal('ok') }).meta({ id: 'Health' });
+
+const check = z.enum(['ok', 'down', 'loading', 'stale', 'degraded', 'unsealable']);
+export const readinessSchema = z
+  .strictObject({
+    status: z.enum(['ok', 'degraded', 'unavailable']),
+    checks: z
+      .strictObject({
+        database: check,
+        signingKeys: check,
+        revocationFeed: check,
+        cache: check,
+        'database-reader': check.optional(),
+      })
+      .meta({ description: 'Each dependency: `cache` and `database-reader` never fail readiness' }),
+    failing: z.array(z.string()).optional(),
+    details: z.strictObject({ signingKeys: z.string() }).optional(),
+  })
+  .meta({ id: 'Readiness' });
+
+export const replicationResultSchema = z.strictObject({ applied: z.number().int(), duplicate: z.boolean() }).meta({ id: 'ReplicationResult' });
+
+const fieldErrorSchema = z
+  .strictObject({
+    path: z.string().meta({ description: 'The field (`password`, `refreshToken`, …), or "" for the whole body' }),
+    message: z.string(),
+  })
+  .meta({ id: 'FieldError' });
+
+/** Codes whose problems carry `errors: [{path, message}]`. */
+const FIELD_CODES: readonly ErrorCode[] = ['invalid_request', 'weak_password'];
+
+/** The RFC 9457 problem every `/v1` error is, in general (any code). */
+export const problemSchema = z
+  .strictObject({
+    type: z.literal('about:blank'),
+    title: z.string(),
+    status: z.number().int(),
+    code: z.enum(Object.keys(ERROR_CATALOG) as [ErrorCode, ...ErrorCode[]]).meta({ description: 'Stable and machine-readable: branch on it, not on `detail`' }),
+    detail: z.string().meta({ description: 'For humans; never internals' }),
+    requestId: z.string().meta({ description: 'Equals the X-Request-Id header' }),
+    errors: z.array(fieldErrorSchema).optional(),
+    region: z.string().optional().meta({ description: '`wrong_region`: the home region' }),
+    location: z.string().optional().meta({ description: '`wrong_region`: its login URL' }),
+  })
+  .meta({
+    id: 'Problem',
+    description: 'RFC 9457 problem details (`application/problem+json`).',
+    example: {
+      type: 'about:blank',
+      title: 'Unauthorized',
+      status: 401,
+      code: 'invalid_credentials',
+      detail: 'username or password is wrong',
+      requestId: '0b6f0e0c-5a4e-4c57-9d7e-0a3f1f0c2b11',
+    },
+  });
+
+/** The problem a response with `status` may be: exactly these codes, and only the members they carry. */
+export function problemOf(status: number, codes: readonly ErrorCode[]) {
+  const withFields = codes.some((code) => FIELD_CODES.includes(code));
+  const wrongRegion = codes.includes('wrong_region');
+  return z.strictObject({
+    type: z.literal('about:blank'),
+    title: z.string(),
+    status: z.literal(status),
+    code: z.enum(codes as [ErrorCode, ...ErrorCode[]]),
+    detail: z.string(),
+    requestId: z.string(),
+    ...(withFields ? { errors: z.array(fieldErrorSchema).optional() } : {}),
+    ...(wrongRegion ? { region: z.string().optional(), location: z.string().optional() } : {}),
+  });
+}
