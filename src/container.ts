@@ -51,6 +51,8 @@ import { EmailFlows } from './core/email/email-flows.js';
 import { EmailRequestJobs } from './jobs/email-requests.js';
 import { SendLimits } from './security/send-limits.js';
 import { EmailChallengesRepo } from './store/pg/email-challenges-repo.js';
+import { ServiceClients } from './core/clients/service-clients.js';
+import { ServiceClientsRepo } from './store/pg/service-clients-repo.js';
 
 export interface Container {
   config: Config;
@@ -85,6 +87,8 @@ export interface Container {
   mail: MailServices;
   /** Addresses: verification, password reset, address change (README "E-mail identity"). */
   emailFlows: EmailFlows;
+  /** Service clients (the ClientService of src/core/clients): the credentials of `/oauth/introspect` and `/oauth/revoke`. */
+  clients: ServiceClients;
 }
 
 export interface Repositories {
@@ -99,6 +103,7 @@ export interface Repositories {
   replicationApply: ReplicationApplyRepo;
   /** The verification, address-change and reset challenges of the e-mail flows. */
   emailChallenges: EmailChallengesRepo;
+  serviceClients: ServiceClientsRepo;
 }
 
 /**
@@ -162,6 +167,7 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
     outbox: new OutboxRepo(db),
     replicationApply: new ReplicationApplyRepo(db),
     emailChallenges: new EmailChallengesRepo(db),
+    serviceClients: new ServiceClientsRepo(db),
   };
   const usage = new UsageRecorder({ repo: repos.usage, clock, log, region: config.region });
   const telemetry = new Telemetry({ log, metrics, usage });
@@ -306,6 +312,7 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
     profileChanged: (userId) => auth.forgetProfile(userId),
   });
   users.setHooks(emailFlows);
+  const clients = new ServiceClients({ repo: repos.serviceClients, clock, log, region: config.region });
 
   return {
     config,
@@ -330,6 +337,7 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
     admin,
     mail,
     emailFlows,
+    clients,
   };
 }
 
