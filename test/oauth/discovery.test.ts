@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { expect } from 'chai';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 import * as oidc from 'openid-client';
@@ -28,9 +28,13 @@ function pythonHasJwt(): boolean {
   return spawnSync(PYTHON, ['-c', 'import jwt, cryptography'], { stdio: 'ignore' }).status === 0;
 }
 
-function pyjwtVerify(discoveryUrl: string, token: string, audience: string): { status: number | null; stdout: string; stderr: string } {
-  const run = spawnSync(PYTHON, ['-c', PYJWT_VERIFY, discoveryUrl, token, audience], { encoding: 'utf8', timeout: 20_000 });
-  return { status: run.status, stdout: run.stdout, stderr: run.stderr };
+/** Runs the script in a child process, asynchronously: the server it asks runs in this process. */
+function pyjwtVerify(discoveryUrl: string, token: string, audience: string): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(PYTHON, ['-c', PYJWT_VERIFY, discoveryUrl, token, audience], { encoding: 'utf8', timeout: 20_000 }, (err, stdout, stderr) => {
+      resolve({ status: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+    });
+  });
 }
 
 async function accessToken(app: TestApp): Promise<string> {
@@ -115,13 +119,13 @@ for (const alg of ['EdDSA', 'ES256'] as const) {
       expect((failure as Error).message).to.match(/issuer/);
     });
 
-    it('PyJWT (Debian python3-jwt) verifies a real access token from the discovery document alone', function () {
+    it('PyJWT (Debian python3-jwt) verifies a real access token from the discovery document alone', async function () {
       if (!pythonHasJwt()) {
         // eslint-disable-next-line no-console
         console.log(`      skipped: ${PYTHON} has no jwt/cryptography module (apt-get install python3-jwt python3-cryptography)`);
         this.skip();
       }
-      const ok = pyjwtVerify(`${app.url}/.well-known/openid-configuration`, token, app.container.config.tokens.audience);
+      const ok = await pyjwtVerify(`${app.url}/.well-known/openid-configuration`, token, app.container.config.tokens.audience);
       expect(ok.status, ok.stderr).to.equal(0);
       const claims = JSON.parse(ok.stdout) as Record<string, unknown>;
       expect(claims.iss).to.equal(app.url);
@@ -129,10 +133,10 @@ for (const alg of ['EdDSA', 'ES256'] as const) {
       // The same script refuses a token whose signature is not the key's, and a wrong audience.
       const [head, body, sig] = token.split('.') as [string, string, string];
       const flipped = `${head}.${body}.${sig[0] === 'A' ? 'B' : 'A'}${sig.slice(1)}`;
-      const forged = pyjwtVerify(`${app.url}/.well-known/openid-configuration`, flipped, app.container.config.tokens.audience);
+      const forged = await pyjwtVerify(`${app.url}/.well-known/openid-configuration`, flipped, app.container.config.tokens.audience);
       expect(forged.status).to.not.equal(0);
       expect(forged.stderr).to.match(/InvalidSignatureError|Signature verification failed/);
-      const wrongAudience = pyjwtVerify(`${app.url}/.well-known/openid-configuration`, token, 'someone-else');
+      const wrongAudience = await pyjwtVerify(`${app.url}/.well-known/openid-configuration`, token, 'someone-else');
       expect(wrongAudience.stderr).to.match(/InvalidAudienceError/);
     });
   });
