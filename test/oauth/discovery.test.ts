@@ -121,7 +121,6 @@ for (const alg of ['EdDSA', 'ES256'] as const) {
 
     it('PyJWT (Debian python3-jwt) verifies a real access token from the discovery document alone', async function () {
       if (!pythonHasJwt()) {
-        // eslint-disable-next-line no-console
         console.log(`      skipped: ${PYTHON} has no jwt/cryptography module (apt-get install python3-jwt python3-cryptography)`);
         this.skip();
       }
@@ -166,14 +165,17 @@ describe('discovery in two regions: each its own issuer, the same JWKS once keys
 
   it("lists every region's keys in every JWKS, so a token of one region verifies with the other's discovered JWKS and names its own issuer", async function () {
     const [eu, us] = regions as [RegionNode, RegionNode];
-    const kids = async (node: RegionNode) => ((await (await node.request('/.well-known/jwks.json')).json()) as { keys: Array<{ kid: string }> }).keys.map((k) => k.kid).sort();
+    const kids = async (node: RegionNode) =>
+      ((await (await node.request('/.well-known/jwks.json')).json()) as { keys: Array<{ kid: string }> }).keys.map((k) => k.kid).sort();
     const same = await eventually('both regions publish the same keys', async () => {
       const [a, b] = [await kids(eu), await kids(us)];
       return a.length >= 2 && JSON.stringify(a) === JSON.stringify(b) ? a : undefined;
     });
     expect(same.length).to.be.at.least(2);
     const euToken = await accessToken(eu);
-    const meta = (await oidc.discovery(new URL(`${us.url}/.well-known/openid-configuration`), 'c', undefined, undefined, { execute: [oidc.allowInsecureRequests] })).serverMetadata();
+    const meta = (
+      await oidc.discovery(new URL(`${us.url}/.well-known/openid-configuration`), 'c', undefined, undefined, { execute: [oidc.allowInsecureRequests] })
+    ).serverMetadata();
     const { payload } = await jwtVerify(euToken, createRemoteJWKSet(new URL(meta.jwks_uri!)), { audience: 'authctl' });
     // Verified with us's keys, issued by eu: the token says where it came from.
     expect(payload.iss).to.equal('https://eu.auth.example.test');

@@ -227,14 +227,26 @@ describe('POST /oauth/introspect (RFC 7662)', function () {
     });
 
     it('a wrong secret, an unknown client, no credentials, another scheme: 401 invalid_client with WWW-Authenticate: Basic', async function () {
-      await expectOAuthError(await introspect({ token: tokens.accessToken }, { authorization: basic(gateway.id, `${gateway.secret}x`) }), 401, 'invalid_client');
-      await expectOAuthError(await introspect({ token: tokens.accessToken }, { authorization: basic('svc_00000000000000000000000000000000', gateway.secret) }), 401, 'invalid_client');
+      await expectOAuthError(
+        await introspect({ token: tokens.accessToken }, { authorization: basic(gateway.id, `${gateway.secret}x`) }),
+        401,
+        'invalid_client',
+      );
+      await expectOAuthError(
+        await introspect({ token: tokens.accessToken }, { authorization: basic('svc_00000000000000000000000000000000', gateway.secret) }),
+        401,
+        'invalid_client',
+      );
       await expectOAuthError(await introspect({ token: tokens.accessToken, client_id: gateway.id, client_secret: 'wrong' }, {}), 401, 'invalid_client');
       await expectOAuthError(await introspect({ token: tokens.accessToken }, {}), 401, 'invalid_client');
       await expectOAuthError(await introspect({ token: tokens.accessToken, client_id: gateway.id }, {}), 401, 'invalid_client');
       await expectOAuthError(await introspect({ token: tokens.accessToken }, { authorization: `Bearer ${tokens.accessToken}` }), 401, 'invalid_client');
       await expectOAuthError(await introspect({ token: tokens.accessToken }, { authorization: 'Basic !!!' }), 401, 'invalid_client');
-      await expectOAuthError(await introspect({ token: tokens.accessToken }, { authorization: `Basic ${Buffer.from('no-colon').toString('base64')}` }), 401, 'invalid_client');
+      await expectOAuthError(
+        await introspect({ token: tokens.accessToken }, { authorization: `Basic ${Buffer.from('no-colon').toString('base64')}` }),
+        401,
+        'invalid_client',
+      );
       // Not form-urlencoded inside Basic: a lone "%" does not decode.
       const badEscape = `Basic ${Buffer.from(`${gateway.id}:%zz${gateway.secret}`).toString('base64')}`;
       await expectOAuthError(await introspect({ token: tokens.accessToken }, { authorization: badEscape }), 401, 'invalid_client');
@@ -264,7 +276,11 @@ describe('POST /oauth/introspect (RFC 7662)', function () {
       const auth = { authorization: basic(gateway.id, gateway.secret) };
       const json = await app.request('/oauth/introspect', { method: 'POST', headers: auth, json: { token: tokens.accessToken } });
       expect((await expectOAuthError(json, 400, 'invalid_request')).error_description).to.match(/x-www-form-urlencoded/);
-      await expectOAuthError(await app.request('/oauth/introspect', { method: 'POST', headers: { ...auth, 'content-type': 'text/plain' }, body: `token=${tokens.accessToken}` }), 400, 'invalid_request');
+      await expectOAuthError(
+        await app.request('/oauth/introspect', { method: 'POST', headers: { ...auth, 'content-type': 'text/plain' }, body: `token=${tokens.accessToken}` }),
+        400,
+        'invalid_request',
+      );
       await expectOAuthError(await introspect({}), 400, 'invalid_request');
       await expectOAuthError(await introspect({ token: '' }), 400, 'invalid_request');
       await expectOAuthError(await app.request('/oauth/introspect', { method: 'POST', headers: auth }), 400, 'invalid_request');
@@ -388,15 +404,23 @@ describe('POST /oauth/introspect (RFC 7662)', function () {
         expect(() => JSON.parse(text) as unknown, text).to.not.throw();
       }
       await fc.assert(
-        fc.asyncProperty(fc.string({ maxLength: 300 }), fc.constantFrom('application/x-www-form-urlencoded', 'text/plain', 'application/json'), fc.option(fc.string({ maxLength: 80 })), async (body, type, authorization) => {
-          clock.advance(1);
-          const headers: Record<string, string> = { 'content-type': type, authorization: authorization === null ? auth : `Basic ${Buffer.from(authorization).toString('base64')}` };
-          const res = await app.request('/oauth/introspect', { method: 'POST', headers, body });
-          const text = await res.text();
-          expect(res.status, `${JSON.stringify({ body, type, authorization })} → ${text}`).to.be.oneOf([200, 400, 401]);
-          const answer = JSON.parse(text) as Record<string, unknown>;
-          expect(answer.active === false || typeof answer.error === 'string', text).to.equal(true);
-        }),
+        fc.asyncProperty(
+          fc.string({ maxLength: 300 }),
+          fc.constantFrom('application/x-www-form-urlencoded', 'text/plain', 'application/json'),
+          fc.option(fc.string({ maxLength: 80 })),
+          async (body, type, authorization) => {
+            clock.advance(1);
+            const headers: Record<string, string> = {
+              'content-type': type,
+              authorization: authorization === null ? auth : `Basic ${Buffer.from(authorization).toString('base64')}`,
+            };
+            const res = await app.request('/oauth/introspect', { method: 'POST', headers, body });
+            const text = await res.text();
+            expect(res.status, `${JSON.stringify({ body, type, authorization })} → ${text}`).to.be.oneOf([200, 400, 401]);
+            const answer = JSON.parse(text) as Record<string, unknown>;
+            expect(answer.active === false || typeof answer.error === 'string', text).to.equal(true);
+          },
+        ),
         { numRuns: 150 },
       );
     });

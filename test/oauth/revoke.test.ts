@@ -79,7 +79,9 @@ describe('POST /oauth/revoke (RFC 7009)', function () {
 
   it('openid-client tokenRevocation() revokes', async function () {
     const tokens = await start();
-    const config = await oidc.discovery(new URL(app.url), revoker.id, undefined, oidc.ClientSecretBasic(revoker.secret), { execute: [oidc.allowInsecureRequests] });
+    const config = await oidc.discovery(new URL(app.url), revoker.id, undefined, oidc.ClientSecretBasic(revoker.secret), {
+      execute: [oidc.allowInsecureRequests],
+    });
     await oidc.tokenRevocation(config, tokens.accessToken);
     await expectSessionRevoked(tokens);
   });
@@ -114,7 +116,7 @@ describe('POST /oauth/revoke (RFC 7009)', function () {
   });
 });
 
-describe('POST /oauth/revoke reaches the region\'s other servers like every revocation (Redis pub/sub)', function () {
+describe("POST /oauth/revoke reaches the region's other servers like every revocation (Redis pub/sub)", function () {
   let db: TestDatabase;
   let a: TestApp;
   let b: TestApp;
@@ -139,7 +141,11 @@ describe('POST /oauth/revoke reaches the region\'s other servers like every revo
     expect((await b.request('/v1/verify', { token: tokens.accessToken })).status).to.equal(200);
     await expectRevokeOk(await postForm(a, '/oauth/revoke', { token: tokens.refreshToken }));
     const started = Date.now();
-    await eventually('server b refuses the token', async () => ((await b.request('/v1/verify', { token: tokens.accessToken })).status === 401 ? true : undefined), 5_000);
+    await eventually(
+      'server b refuses the token',
+      async () => ((await b.request('/v1/verify', { token: tokens.accessToken })).status === 401 ? true : undefined),
+      5_000,
+    );
     expect(Date.now() - started).to.be.below(1_000);
   });
 });
@@ -165,7 +171,11 @@ describe('/oauth/* writes no secret to the logs', function () {
     await postForm(app, '/oauth/introspect', { token: tokens.refreshToken, client_id: client.client.id, client_secret: client.secret });
     await postForm(app, '/oauth/introspect', { token: tokens.accessToken }, { authorization: basic(client.client.id, wrongSecret) });
     await postForm(app, '/oauth/introspect', { token: tokens.accessToken, client_id: client.client.id, client_secret: wrongSecret }, { authorization: header });
-    await app.request('/oauth/introspect', { method: 'POST', headers: { authorization: header }, json: { token: tokens.accessToken, client_secret: client.secret } });
+    await app.request('/oauth/introspect', {
+      method: 'POST',
+      headers: { authorization: header },
+      json: { token: tokens.accessToken, client_secret: client.secret },
+    });
     await postForm(app, '/oauth/revoke', { token: tokens.accessToken }, { authorization: header });
     await postForm(app, '/oauth/revoke', { token: tokens.refreshToken });
     await capture.settle();

@@ -20,8 +20,9 @@ export async function startIssuerApp(
   label: string,
   options: { overrides?: (url: string) => ConfigInput; clock?: Clock; logSink?: Writable } = {},
 ): Promise<TestApp> {
-  let handle: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
-  const server: Server = createServer((req, res) => (handle ? handle(req, res) : res.writeHead(503).end()));
+  // The app is built once the URL is known; until then the port answers 503.
+  const app: { handle?: (req: IncomingMessage, res: ServerResponse) => void } = {};
+  const server: Server = createServer((req, res) => (app.handle ? app.handle(req, res) : res.writeHead(503).end()));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const db = await createTestDatabase(label);
@@ -33,7 +34,7 @@ export async function startIssuerApp(
   await migrate(container);
   await startBackground(container);
   const callback = createApp(container).callback();
-  handle = (req, res) => void callback(req, res);
+  app.handle = (req, res) => void callback(req, res);
   return {
     db,
     container,
@@ -74,7 +75,10 @@ export async function expectOAuthError(res: Response, status: number, error: str
   expect(res.headers.get('x-request-id')).to.be.a('string').and.not.equal('');
   const body = JSON.parse(text) as { error: string; error_description?: string };
   expect(body.error, text).to.equal(error);
-  expect(Object.keys(body).every((k) => k === 'error' || k === 'error_description'), text).to.equal(true);
+  expect(
+    Object.keys(body).every((k) => k === 'error' || k === 'error_description'),
+    text,
+  ).to.equal(true);
   if (body.error_description !== undefined) expect(body.error_description).to.match(/^[\x20-\x21\x23-\x5b\x5d-\x7e]*$/);
   if (status === 401) expect(res.headers.get('www-authenticate')).to.equal('Basic realm="authctl"');
   return body;

@@ -175,7 +175,8 @@ export class SessionService {
     const state = await this.opts.repo.findWithOwner(claims.sessionId);
     if (!state?.owner) return undefined;
     const { session, owner } = state;
-    if (session.revokedAt !== null || session.expiresAt <= this.opts.clock.now() || owner.status !== 'active' || claims.counter < session.counter) return undefined;
+    if (session.revokedAt !== null || session.expiresAt <= this.opts.clock.now() || owner.status !== 'active' || claims.counter < session.counter)
+      return undefined;
     return { session, owner, claims };
   }
 

@@ -40,7 +40,8 @@ export function clientCredentials(ctx: Context, form: Map<string, string>): Clie
   const postedSecret = form.get('client_secret');
   const postedId = form.get('client_id');
   if (header !== '') {
-    if (postedSecret !== undefined) throw new AppError('invalid_request', 'send the client credentials once: in the Authorization header or in the form, not both');
+    if (postedSecret !== undefined)
+      throw new AppError('invalid_request', 'send the client credentials once: in the Authorization header or in the form, not both');
     const match = BASIC.exec(header);
     if (!match) throw invalidClient('client authentication must use HTTP Basic (client_secret_basic) or the form (client_secret_post)');
     const decoded = Buffer.from(match[1]!, 'base64').toString('utf8');
@@ -48,7 +49,8 @@ export function clientCredentials(ctx: Context, form: Map<string, string>): Clie
     if (colon < 1) throw invalidClient('the Basic credentials must be client_id:client_secret');
     const clientId = formDecode(decoded.slice(0, colon));
     // A client_id in the form too is tolerated when it names the same client (some libraries send both).
-    if (postedId !== undefined && postedId !== clientId) throw new AppError('invalid_request', 'the client_id of the form differs from the Authorization header');
+    if (postedId !== undefined && postedId !== clientId)
+      throw new AppError('invalid_request', 'the client_id of the form differs from the Authorization header');
     return { clientId, secret: formDecode(decoded.slice(colon + 1)), method: 'client_secret_basic' };
   }
   if (postedSecret === undefined) return undefined;

@@ -31,7 +31,8 @@ export function asAppError(err: unknown): AppError | undefined {
 
 /** Logs a failed request as problemDetails does: a dependency outage as a warning, a bug in full. */
 export function logFailure(log: Logger, ctx: Context, err: unknown, known: AppError | undefined): void {
-  if (known?.code === 'unavailable') log.warn('dependency unavailable', { event: 'db.unavailable', requestId: ctx.state.requestId as string, err: known.cause });
+  if (known?.code === 'unavailable')
+    log.warn('dependency unavailable', { event: 'db.unavailable', requestId: ctx.state.requestId as string, err: known.cause });
   else if (!known) log.error('unhandled error', { event: 'http.error', requestId: ctx.state.requestId as string, method: ctx.method, path: ctx.path, err });
 }
 

@@ -67,17 +67,12 @@ export function oauthRoutes(c: Container): Router {
   const tokens = new TokenIntrospection({ auth: c.auth, sessions: c.sessions, issuer: c.config.tokens.issuer });
   const rateLimit = new ClientRateLimit({ perSecond: c.config.rateLimit.introspectPerClient, clock: c.clock, enabled: c.config.rateLimit.enabled });
 
-  router.post(
-    '/introspect',
-    form,
-    oauthClient({ clients: c.clients, scope: 'introspect', required: true, rateLimit }),
-    async function introspect(ctx) {
-      const { token } = parseBody(introspectFormSchema, formOf(ctx));
-      const answer: Introspection = await tokens.introspect(token);
-      ctx.set('Cache-Control', 'no-store');
-      ctx.body = answer;
-    },
-  );
+  router.post('/introspect', form, oauthClient({ clients: c.clients, scope: 'introspect', required: true, rateLimit }), async function introspect(ctx) {
+    const { token } = parseBody(introspectFormSchema, formOf(ctx));
+    const answer: Introspection = await tokens.introspect(token);
+    ctx.set('Cache-Control', 'no-store');
+    ctx.body = answer;
+  });
 
   router.post('/revoke', form, oauthClient({ clients: c.clients, scope: 'revoke', required: false }), async function revoke(ctx) {
     const { token, token_type_hint: hint } = parseBody(revokeFormSchema, formOf(ctx));
