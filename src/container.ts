@@ -253,7 +253,8 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
           },
         })
       : undefined;
-  const replication = buildReplication(config, { repos, clock, log, metrics, sessions, keys });
+  const clients = new ServiceClients({ repo: repos.serviceClients, clock, log, region: config.region });
+  const replication = buildReplication(config, { repos, clock, log, metrics, sessions, keys, clients });
   const auth = new AuthService({
     users,
     sessions,
@@ -312,7 +313,6 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
     profileChanged: (userId) => auth.forgetProfile(userId),
   });
   users.setHooks(emailFlows);
-  const clients = new ServiceClients({ repo: repos.serviceClients, clock, log, region: config.region });
 
   return {
     config,
@@ -344,9 +344,9 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
 /** The pieces of {@link Replication}, each given what it works with. */
 function buildReplication(
   config: Config,
-  deps: { repos: Repositories; clock: Clock; log: Logger; metrics: Metrics; sessions: SessionService; keys: KeyRing },
+  deps: { repos: Repositories; clock: Clock; log: Logger; metrics: Metrics; sessions: SessionService; keys: KeyRing; clients: ServiceClients },
 ): Replication {
-  const { repos, clock, log, sessions, keys } = deps;
+  const { repos, clock, log, sessions, keys, clients } = deps;
   const { outbox } = repos;
   const metrics = createReplicationMetrics(deps.metrics.registry, () => (config.regions.peers.length > 0 ? outbox.backlog() : Promise.resolve([])));
   const peers = new PeerRegistry({ region: config.region, publicUrl: config.publicUrl, peers: config.regions.peers, outbox, clock, log });
@@ -357,6 +357,7 @@ function buildReplication(
       applier: new BatchApplier(repos.replicationApply),
       sessions,
       keys,
+      clients,
       metrics,
       clock,
       log,

@@ -3,6 +3,7 @@ import { expect } from 'chai';
 import { buildContainer, type Container } from '../../src/container.js';
 import type { ClientScope } from '../../src/core/clients/client-service.js';
 import { ServiceClients } from '../../src/core/clients/service-clients.js';
+import { decodeBatch } from '../../src/core/replication/wire.js';
 import { ManualClock } from '../../src/platform/clock.js';
 import { shutdown } from '../../src/runtime.js';
 import { testConfig } from '../helpers/app.js';
@@ -175,6 +176,22 @@ describe('ServiceClients: service clients on PostgreSQL', function () {
     } finally {
       server.stop();
     }
+  });
+
+  it('a peer added later is sent every client in its first snapshot, in the form peers decode', async function () {
+    const { client } = await c1.clients.create('for the new peer', ['revoke']);
+    await c1.repos.outbox.syncPeers([{ name: 'late-peer', url: 'http://127.0.0.1:1' }], new Date());
+    const rows = await c1.db
+      .writer('replication_outbox')
+      .where({ peer: 'late-peer', entity: 'service_clients' })
+      .select<Array<{ entity: 'service_clients'; payload: Record<string, unknown> }>>('entity', 'payload');
+    const ids = rows.map((r) => r.payload.id);
+    expect(ids).to.include(client.id);
+    expect(ids).to.have.length((await c1.clients.list()).length);
+    const batch = decodeBatch(Buffer.from(JSON.stringify({ origin: 'local', batchId: 'snapshot', changes: rows })));
+    const decoded = batch.changes.find((ch) => ch.entity === 'service_clients' && ch.payload.id === client.id);
+    expect(decoded?.payload).to.deep.include({ name: 'for the new peer', scopes: ['revoke'], homeRegion: 'local', version: 1 });
+    await c1.repos.outbox.syncPeers([], new Date());
   });
 
   it('takes as long for an unknown id, a wrong secret and the right secret (medians within 1.5×)', async function () {

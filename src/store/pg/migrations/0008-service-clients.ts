@@ -25,7 +25,9 @@ export async function up(knex: Knex): Promise<void> {
     t.timestamp('updated_at', { useTz: true }).notNullable();
     t.timestamp('secret_rotated_at', { useTz: true }).notNullable();
     t.bigInteger('version').notNullable().defaultTo(1);
-    t.check(`cardinality(scopes) > 0 and scopes <@ array['introspect', 'revoke']::text[]`, [], 'service_clients_scopes_check');
+    // At least one scope is the service's rule (a create); a client replicated from a later
+    // version keeps only the scopes this one knows, which may be none (it can then do nothing).
+    t.check(`scopes <@ array['introspect', 'revoke']::text[]`, [], 'service_clients_scopes_check');
   });
 
   await knex.schema.createTable('service_client_tombstones', (t) => {
