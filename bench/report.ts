@@ -48,6 +48,12 @@ function denominators(
     login_vs_argon2_verify: { num: 'login', value: limits?.argon2.opsPerS, of: 'argon2id verify/s at our parameters', target: 0.8 },
     register_vs_argon2_verify: { num: 'register', value: limits?.argon2.opsPerS, of: 'argon2id verify/s (a hash costs the same)' },
     logout_vs_pg_commits: { num: 'logout', value: limits?.pg.opsPerS, of: 'single-row UPDATE … RETURNING commits/s' },
+    introspect_vs_verify: {
+      num: 'introspect',
+      value: byName.get('verify')?.rps,
+      of: 'GET /v1/me req/s (the same token check, without form and client authentication)',
+      target: 0.5,
+    },
     verify_vs_jose_verify: { num: 'verify', value: limits?.jose.opsPerS, of: 'jose jwtVerify/s (the server skips it for a token it has verified before)' },
   };
 }
@@ -71,6 +77,7 @@ function ofLimit(report: Report, scenario: string): string {
     login: ['login_vs_argon2_verify', 'argon2'],
     register: ['register_vs_argon2_verify', 'argon2'],
     logout: ['logout_vs_pg_commits', 'pg commits'],
+    introspect: ['introspect_vs_verify', 'verify'],
   };
   const entry = label[scenario];
   const ratio = entry ? report.ratios[entry[0]] : undefined;

@@ -51,6 +51,8 @@ import { EmailFlows } from './core/email/email-flows.js';
 import { EmailRequestJobs } from './jobs/email-requests.js';
 import { SendLimits } from './security/send-limits.js';
 import { EmailChallengesRepo } from './store/pg/email-challenges-repo.js';
+import { ServiceClients } from './core/clients/service-clients.js';
+import { ServiceClientsRepo } from './store/pg/service-clients-repo.js';
 
 export interface Container {
   config: Config;
@@ -85,6 +87,8 @@ export interface Container {
   mail: MailServices;
   /** Addresses: verification, password reset, address change (README "E-mail identity"). */
   emailFlows: EmailFlows;
+  /** Service clients (the ClientService of src/core/clients): the credentials of `/oauth/introspect` and `/oauth/revoke`. */
+  clients: ServiceClients;
 }
 
 export interface Repositories {
@@ -99,6 +103,7 @@ export interface Repositories {
   replicationApply: ReplicationApplyRepo;
   /** The verification, address-change and reset challenges of the e-mail flows. */
   emailChallenges: EmailChallengesRepo;
+  serviceClients: ServiceClientsRepo;
 }
 
 /**
@@ -162,6 +167,7 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
     outbox: new OutboxRepo(db),
     replicationApply: new ReplicationApplyRepo(db),
     emailChallenges: new EmailChallengesRepo(db),
+    serviceClients: new ServiceClientsRepo(db),
   };
   const usage = new UsageRecorder({ repo: repos.usage, clock, log, region: config.region });
   const telemetry = new Telemetry({ log, metrics, usage });
@@ -247,7 +253,8 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
           },
         })
       : undefined;
-  const replication = buildReplication(config, { repos, clock, log, metrics, sessions, keys });
+  const clients = new ServiceClients({ repo: repos.serviceClients, clock, log, region: config.region });
+  const replication = buildReplication(config, { repos, clock, log, metrics, sessions, keys, clients });
   const auth = new AuthService({
     users,
     sessions,
@@ -330,15 +337,16 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
     admin,
     mail,
     emailFlows,
+    clients,
   };
 }
 
 /** The pieces of {@link Replication}, each given what it works with. */
 function buildReplication(
   config: Config,
-  deps: { repos: Repositories; clock: Clock; log: Logger; metrics: Metrics; sessions: SessionService; keys: KeyRing },
+  deps: { repos: Repositories; clock: Clock; log: Logger; metrics: Metrics; sessions: SessionService; keys: KeyRing; clients: ServiceClients },
 ): Replication {
-  const { repos, clock, log, sessions, keys } = deps;
+  const { repos, clock, log, sessions, keys, clients } = deps;
   const { outbox } = repos;
   const metrics = createReplicationMetrics(deps.metrics.registry, () => (config.regions.peers.length > 0 ? outbox.backlog() : Promise.resolve([])));
   const peers = new PeerRegistry({ region: config.region, publicUrl: config.publicUrl, peers: config.regions.peers, outbox, clock, log });
@@ -349,6 +357,7 @@ function buildReplication(
       applier: new BatchApplier(repos.replicationApply),
       sessions,
       keys,
+      clients,
       metrics,
       clock,
       log,

@@ -13,14 +13,14 @@ export async function migrate(c: Container): Promise<{ batch: number; applied: s
 }
 
 /**
- * Loads keys and revocations and starts their background refresh (servers only).
+ * Loads keys, revocations and service clients and starts their background refresh (servers only).
  *
  * Best effort: a server must come up while the database is down and finish loading by itself
  * once it returns (retried every poll interval until it succeeds). It starts warm when Redis
  * answers quickly, and never waits long for it (the region works without).
  */
 export async function startBackground(c: Container): Promise<void> {
-  const { cache, config, keys, log, revocations, replication, usage } = c;
+  const { cache, clients, config, keys, log, revocations, replication, usage } = c;
   await cache.ready(1_000);
   // Revocations from the region's other servers arrive by pub/sub within milliseconds.
   await cache.onRevoked((revoked) => revocations.add(revoked));
@@ -36,9 +36,10 @@ export async function startBackground(c: Container): Promise<void> {
   if (config.regions.peers.length > 0)
     await replication.peers.syncPeers().catch((err: unknown) => log.warn('peers not registered yet', { event: 'replication.error', err }));
   const warmUp = () => keys.ensureSigningKey();
-  await Promise.allSettled([warmUp(), revocations.poll()]);
+  await Promise.allSettled([warmUp(), revocations.poll(), clients.load()]);
   revocations.start();
   keys.start();
+  clients.start();
   usage.start();
   if (!keys.ready) {
     const retry = setInterval(() => {
@@ -77,6 +78,7 @@ export async function shutdown(c: Container | undefined): Promise<void> {
   await c.replication.shipping.stop();
   c.revocations.stop();
   c.keys.stop();
+  c.clients.stop();
   await c.usage.stop();
   await c.jobs.stop();
   c.mail.mailer?.close();

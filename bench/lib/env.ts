@@ -183,6 +183,8 @@ export async function startEnvironment(opts: EnvironmentOptions): Promise<Enviro
     // Per-account throttling stays on (every login pays for its counters, as in production).
     AUTHCTL_RATE_LIMIT_REGISTER_PER_IP: '100000',
     AUTHCTL_RATE_LIMIT_IP_FAILURES: '100000',
+    // One service client sends every introspection: its per-client limit would cap the figure.
+    AUTHCTL_RATE_LIMIT_INTROSPECT_PER_CLIENT: '1000000',
     ...opts.serverEnv,
   };
   if (opts.redis === 'none') {

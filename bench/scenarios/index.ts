@@ -1,5 +1,6 @@
 import type { Scenario } from '../lib/scenario.js';
 import { forgot } from './forgot.js';
+import { introspect } from './introspect.js';
 import { login } from './login.js';
 import { logout } from './logout.js';
 import { refresh } from './refresh.js';
@@ -7,4 +8,4 @@ import { register } from './register.js';
 import { verify } from './verify.js';
 
 /** Every HTTP scenario, by name; `limits` (bench/limits.ts) is run by bench/run.ts itself. */
-export const SCENARIOS: Readonly<Record<string, Scenario>> = { verify, refresh, login, register, logout, forgot };
+export const SCENARIOS: Readonly<Record<string, Scenario>> = { verify, introspect, refresh, login, register, logout, forgot };

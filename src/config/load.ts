@@ -43,6 +43,7 @@ const ENV_MAP: Record<string, { path: string[]; type: 'string' | 'int' | 'bool' 
   AUTHCTL_RATE_LIMIT_MAX_FAILURES: { path: ['rateLimit', 'maxFailures'], type: 'int' },
   AUTHCTL_RATE_LIMIT_IP_FAILURES: { path: ['rateLimit', 'ipFailures'], type: 'int' },
   AUTHCTL_RATE_LIMIT_REGISTER_PER_IP: { path: ['rateLimit', 'registerPerIp'], type: 'int' },
+  AUTHCTL_RATE_LIMIT_INTROSPECT_PER_CLIENT: { path: ['rateLimit', 'introspectPerClient'], type: 'int' },
   AUTHCTL_MAIL_TRANSPORT: { path: ['mail', 'transport'], type: 'string' },
   AUTHCTL_SMTP_URL: { path: ['mail', 'smtpUrl'], type: 'string' },
   AUTHCTL_MAIL_FROM: { path: ['mail', 'from'], type: 'string' },

@@ -3,6 +3,7 @@ import Koa from 'koa';
 import type { Container } from '../container.js';
 import { problemDetails } from './middleware/problem.js';
 import { accessLog } from './middleware/access-log.js';
+import { oauthErrors } from './middleware/oauth-errors.js';
 import { requestId } from './middleware/request-id.js';
 import { corsAllowList, securityHeaders } from './middleware/security-headers.js';
 import { authRoutes } from './routes/auth.js';
@@ -23,6 +24,7 @@ export function createApp(container: Container): Koa {
   app.use(accessLog(container.log, container.metrics));
   app.use(securityHeaders());
   app.use(problemDetails(container.log));
+  app.use(oauthErrors(container.log)); // /oauth/*: RFC 6749 §5.2 errors instead of problems
   if (container.config.http.corsOrigins.length > 0) app.use(corsAllowList(container.config.http.corsOrigins));
   for (const router of routers(container)) {
     app.use(router.routes());

@@ -1,3 +1,4 @@
+import type { ServiceClientRecord } from './service-client.js';
 import type { SessionRecord } from './session.js';
 import type { EmailChallenge, UserRecord } from './user.js';
 
@@ -10,7 +11,7 @@ import type { EmailChallenge, UserRecord } from './user.js';
 export type CapturedRow = Record<string, unknown>;
 
 /** What a replicated change is about, as named on the wire (`changes[].entity`). */
-export type ReplicatedEntity = 'users' | 'users_deleted' | 'sessions' | 'signing_keys' | 'email_challenges';
+export type ReplicatedEntity = 'users' | 'users_deleted' | 'sessions' | 'signing_keys' | 'email_challenges' | 'service_clients' | 'service_clients_deleted';
 
 /** A user as a peer ships it: the whole record (password hash included) and its session cut-off. */
 export interface ReplicatedUser extends UserRecord {
@@ -45,13 +46,21 @@ export interface ReplicatedKey {
  */
 export type ReplicatedChallenge = EmailChallenge;
 
+/**
+ * A service client as a peer ships it: the whole row, the secret's hash included (a SHA-256 of a
+ * 256-bit secret: src/core/clients/client-secret.ts), so a service can call any region.
+ */
+export type ReplicatedClient = ServiceClientRecord;
+
 /** One change of a peer's batch, decoded. */
 export type ReplicatedChange =
   | { entity: 'users'; payload: ReplicatedUser }
   | { entity: 'users_deleted'; payload: { id: string } }
   | { entity: 'sessions'; payload: ReplicatedSession }
   | { entity: 'signing_keys'; payload: ReplicatedKey }
-  | { entity: 'email_challenges'; payload: ReplicatedChallenge };
+  | { entity: 'email_challenges'; payload: ReplicatedChallenge }
+  | { entity: 'service_clients'; payload: ReplicatedClient }
+  | { entity: 'service_clients_deleted'; payload: { id: string } };
 
 /** A peer's batch, decoded: its origin region, its content-derived id and its changes in order. */
 export interface ReplicatedBatch {

@@ -27,6 +27,10 @@ export const ERROR_CATALOG = {
   invalid_signature: { status: 401, title: 'Unauthorized', exit: 1 },
   unknown_peer: { status: 403, title: 'Forbidden', exit: 1 },
   wrong_region: { status: 421, title: 'Misdirected Request', exit: 1 },
+  // The OAuth endpoints (RFC 6749 §5.2, RFC 7009 §2.2.1): rendered there in OAuth's error format.
+  invalid_client: { status: 401, title: 'Unauthorized', exit: 1 },
+  unauthorized_client: { status: 403, title: 'Forbidden', exit: 1 },
+  unsupported_token_type: { status: 400, title: 'Bad Request', exit: 2 },
 } as const satisfies Record<string, { status: number; title: string; exit: number }>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOG;

@@ -123,7 +123,7 @@ describe('HTTP protocol: request ids, problems, bodies, headers, system routes',
   });
 
   describe('routing', function () {
-    for (const path of ['/v1/nope', '/v1/auth', '/v1/auth/login/extra', '/v1/sessions/x/y', '/nope', '/.well-known/openid-configuration']) {
+    for (const path of ['/v1/nope', '/v1/auth', '/v1/auth/login/extra', '/v1/sessions/x/y', '/nope', '/.well-known/webfinger']) {
       it(`GET ${path}: 404 not_found problem`, async function () {
         await expectProblem(await app.request(path), 404, 'not_found');
       });

@@ -4,6 +4,7 @@ import type { ReplicatedChallenge, ReplicatedSession, ReplicatedUser } from '../
 import {
   becameRevoked,
   clashName,
+  clientWins,
   cutOffRevokes,
   cutoffAdvances,
   emailClashName,
@@ -546,5 +547,30 @@ describe('replication merge rules', () => {
         }),
       );
     });
+  });
+});
+
+describe('replication merge rules: service clients', () => {
+  const version = fc.record({
+    version: fc.integer({ min: 1, max: 5 }),
+    updatedAt: fc.integer({ min: 0, max: 3 }).map(at),
+    secretHash: fc.constantFrom('AAA', 'BBB', 'CCC'),
+  });
+
+  it('the higher version wins, then the later update, then the greater hash', () => {
+    expect(clientWins({ version: 3, updatedAt: at(0), secretHash: 'A' }, { version: 2, updatedAt: at(9), secretHash: 'Z' })).to.equal(true);
+    expect(clientWins({ version: 2, updatedAt: at(1), secretHash: 'A' }, { version: 2, updatedAt: at(0), secretHash: 'Z' })).to.equal(true);
+    expect(clientWins({ version: 2, updatedAt: at(0), secretHash: 'Z' }, { version: 2, updatedAt: at(0), secretHash: 'A' })).to.equal(true);
+    expect(clientWins({ version: 2, updatedAt: at(0), secretHash: 'A' }, { version: 2, updatedAt: at(0), secretHash: 'A' })).to.equal(false);
+  });
+
+  it('is a strict order: of two different versions exactly one wins, so every region keeps the same one', () => {
+    fc.assert(
+      fc.property(version, version, (x, y) => {
+        const same = x.version === y.version && x.updatedAt.getTime() === y.updatedAt.getTime() && x.secretHash === y.secretHash;
+        const wins = [clientWins(x, y), clientWins(y, x)].filter(Boolean).length;
+        expect(wins).to.equal(same ? 0 : 1);
+      }),
+    );
   });
 });

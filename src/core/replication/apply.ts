@@ -1,10 +1,11 @@
 import type { Knex } from 'knex';
-import type { ReplicatedBatch, ReplicatedChallenge, ReplicatedKey, ReplicatedSession, ReplicatedUser } from '../../model/replication.js';
+import type { ReplicatedBatch, ReplicatedChallenge, ReplicatedClient, ReplicatedKey, ReplicatedSession, ReplicatedUser } from '../../model/replication.js';
 import type { RevokedSession } from '../../model/session.js';
 import { AppError } from '../../platform/errors.js';
 import type { ReplicationApplyRepo } from '../../store/pg/replication-apply-repo.js';
 import {
   becameRevoked,
+  clientWins,
   cutOffRevokes,
   cutoffAdvances,
   foldSessions,
@@ -35,6 +36,8 @@ export interface ApplyResult {
    */
   emailClashes: Array<{ userId: string; winnerId: string; assignedUsername: string | null }>;
   keysChanged: boolean;
+  /** A service client was added, rotated or deleted here: the authentication snapshot must be reloaded. */
+  clientsChanged: boolean;
 }
 
 /**
@@ -46,10 +49,20 @@ export class BatchApplier {
 
   /**
    * Idempotent: a batch id seen before is skipped; within a batch each row merges by its own rule
-   * (users by version, sessions by counter, keys once, challenges by {@link mergeChallenge}).
+   * (users by version, sessions by counter, keys once, challenges by {@link mergeChallenge},
+   * service clients by {@link clientWins}).
    */
   async apply(trx: Knex.Transaction, batch: ReplicatedBatch, now: Date): Promise<ApplyResult> {
-    const result: ApplyResult = { duplicate: false, applied: 0, revoked: [], forks: [], renamed: [], emailClashes: [], keysChanged: false };
+    const result: ApplyResult = {
+      duplicate: false,
+      applied: 0,
+      revoked: [],
+      forks: [],
+      renamed: [],
+      emailClashes: [],
+      keysChanged: false,
+      clientsChanged: false,
+    };
     if (!(await this.repo.recordBatch(trx, batch.origin, batch.batchId, now))) return { ...result, duplicate: true };
     await this.repo.captureChanges(trx, false);
     const { changes } = batch;
@@ -76,6 +89,12 @@ export class BatchApplier {
           break;
         case 'email_challenges':
           await this.applyChallenge(trx, change.payload, now);
+          break;
+        case 'service_clients':
+          if (await this.applyClient(trx, change.payload)) result.clientsChanged = true;
+          break;
+        case 'service_clients_deleted':
+          if (await this.repo.deleteClient(trx, change.payload.id, now)) result.clientsChanged = true;
           break;
       }
       result.applied += 1;
@@ -202,6 +221,19 @@ export class BatchApplier {
     const deleted = await this.repo.deletedAmong(trx, owners);
     if (owners.some((id) => !cutoffs.has(id) && !deleted.has(id))) throw new AppError('conflict', 'a session of a user not replicated here yet');
     return deleted;
+  }
+
+  /**
+   * Service clients: the incoming row replaces the local one if it wins ({@link clientWins}); a
+   * client deleted here or by a peer (its tombstone) is not brought back by a late rotation.
+   * True when this changed the local row.
+   */
+  private async applyClient(trx: Knex.Transaction, incoming: ReplicatedClient): Promise<boolean> {
+    const local = await this.repo.lockClient(trx, incoming.id);
+    if (local && !clientWins(incoming, local)) return false;
+    if (!local && (await this.repo.isClientDeleted(trx, incoming.id))) return false;
+    await this.repo.upsertClient(trx, incoming);
+    return true;
   }
 
   private async applyKey(trx: Knex.Transaction, key: ReplicatedKey, result: ApplyResult): Promise<void> {

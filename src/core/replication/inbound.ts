@@ -1,6 +1,7 @@
 import type { Clock } from '../../platform/clock.js';
 import { AppError } from '../../platform/errors.js';
 import type { Logger } from '../../platform/logger.js';
+import type { ServiceClients } from '../clients/service-clients.js';
 import type { KeyRing } from '../keys/key-ring.js';
 import type { SessionService } from '../sessions/session-service.js';
 import type { ApplyResult, BatchApplier } from './apply.js';
@@ -19,6 +20,8 @@ export interface InboundReplicationOptions {
   sessions: Pick<SessionService, 'revokeWithin'>;
   /** Reloaded when a batch changed signing keys. */
   keys: Pick<KeyRing, 'load'>;
+  /** Reloaded when a batch changed service clients (this process at once; the region's others within their reload interval). */
+  clients: Pick<ServiceClients, 'load'>;
   metrics: Pick<ReplicationMetrics, 'applied'>;
   clock: Clock;
   log: Logger;
@@ -72,6 +75,7 @@ export class InboundReplication {
       this.opts.log.warn('session rotated in two regions from the same token: revoked as reuse', { event: 'token.reused', sessionId, origin });
     }
     if (result.keysChanged) await this.opts.keys.load();
+    if (result.clientsChanged) await this.opts.clients.load();
     return result;
   }
 }

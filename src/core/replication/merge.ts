@@ -1,4 +1,4 @@
-import type { ReplicatedChallenge, ReplicatedSession, ReplicatedUser } from '../../model/replication.js';
+import type { ReplicatedChallenge, ReplicatedClient, ReplicatedSession, ReplicatedUser } from '../../model/replication.js';
 import { foldUsername } from '../users/username.js';
 
 /**
@@ -19,6 +19,22 @@ export function userWins(incoming: UserVersion, local: UserVersion): boolean {
   if (incoming.version !== local.version) return incoming.version > local.version;
   if (incoming.status !== local.status) return incoming.status === 'disabled';
   return incoming.updatedAt.getTime() > local.updatedAt.getTime();
+}
+
+/** What decides between two versions of a service client. */
+export type ClientVersion = Pick<ReplicatedClient, 'version' | 'updatedAt' | 'secretHash'>;
+
+/**
+ * Whether an incoming service client replaces the local one: the higher version; on equal
+ * versions (two regions rotated the secret concurrently) the later `updatedAt`; on a full tie the
+ * greater secret hash — an arbitrary rule, but one every region applies alike, so all of them end
+ * with the same secret (the other rotation's secret then works nowhere). A deleted client stays
+ * deleted (apply.ts: its tombstone).
+ */
+export function clientWins(incoming: ClientVersion, local: ClientVersion): boolean {
+  if (incoming.version !== local.version) return incoming.version > local.version;
+  if (incoming.updatedAt.getTime() !== local.updatedAt.getTime()) return incoming.updatedAt.getTime() > local.updatedAt.getTime();
+  return incoming.secretHash > local.secretHash;
 }
 
 /** What ranks two users registered with one username (during a partition). */

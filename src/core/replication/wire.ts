@@ -4,11 +4,13 @@ import type {
   CapturedRow,
   ReplicatedBatch,
   ReplicatedChallenge,
+  ReplicatedClient,
   ReplicatedEntity,
   ReplicatedKey,
   ReplicatedSession,
   ReplicatedUser,
 } from '../../model/replication.js';
+import { CLIENT_SCOPES, type ClientScope } from '../../model/service-client.js';
 import { AppError } from '../../platform/errors.js';
 
 /**
@@ -155,6 +157,31 @@ const challenge = z
     version: c.version,
   }));
 
+const client = z
+  .object({
+    id: z.string(),
+    name: z.string(),
+    // A scope a later version added is dropped here: this region cannot grant what it does not know.
+    scopes: z.array(z.string()).transform((scopes) => CLIENT_SCOPES.filter((s: ClientScope) => scopes.includes(s))),
+    secret_hash: z.string(),
+    home_region: z.string(),
+    created_at: timestamp,
+    updated_at: timestamp,
+    secret_rotated_at: timestamp,
+    version: bigint,
+  })
+  .transform((c): ReplicatedClient => ({
+    id: c.id,
+    name: c.name,
+    scopes: c.scopes,
+    secretHash: c.secret_hash,
+    homeRegion: c.home_region,
+    createdAt: c.created_at,
+    updatedAt: c.updated_at,
+    secretRotatedAt: c.secret_rotated_at,
+    version: c.version,
+  }));
+
 const batchSchema = z.strictObject({
   origin: z.string(),
   batchId: z.string().min(1).max(200),
@@ -166,6 +193,8 @@ const batchSchema = z.strictObject({
         z.strictObject({ entity: z.literal('sessions'), payload: session }),
         z.strictObject({ entity: z.literal('signing_keys'), payload: key }),
         z.strictObject({ entity: z.literal('email_challenges'), payload: challenge }),
+        z.strictObject({ entity: z.literal('service_clients'), payload: client }),
+        z.strictObject({ entity: z.literal('service_clients_deleted'), payload: z.object({ id: z.string() }) }),
       ]),
     )
     .max(10_000),

@@ -5,7 +5,7 @@ import type { Telemetry } from '../telemetry.js';
 import type { Cache } from '../../store/cache/cache.js';
 import type { Knex } from 'knex';
 import type { Db, Executor } from '../../store/pg/db.js';
-import type { RevokedSession, RevokeReason, SessionOwner, SessionRecord } from '../../model/session.js';
+import type { RevokedSession, RevokeReason, SessionOwner, SessionRecord, SessionWithOwner } from '../../model/session.js';
 import type { SessionsRepo } from '../../store/pg/sessions-repo.js';
 import type { Clock } from '../../platform/clock.js';
 import type { RefreshTokenClaims, RefreshTokenCodec } from '../tokens/refresh-token.js';
@@ -158,6 +158,26 @@ export class SessionService {
     }
     // A counter ahead of ours (or equal after a race we lost to a revocation): never issued here.
     throw this.invalidRefresh();
+  }
+
+  /**
+   * The live session whose current refresh token this is, read without rotating it, spending it
+   * or judging reuse (token introspection): `undefined` for a forged or malformed token (no I/O),
+   * a session revoked here recently (no I/O), unknown, revoked, expired or of a disabled or
+   * deleted owner, and for an already rotated token — spent, whether or not the grace window would
+   * still answer its retry. A counter ahead of the row's was issued by another region whose
+   * rotation has not replicated yet: live, as {@link rotate} would take it. Read on the writer,
+   * like every decision about a refresh token.
+   */
+  async peek(token: unknown): Promise<(SessionWithOwner & { owner: SessionOwner; claims: RefreshTokenClaims }) | undefined> {
+    const claims = this.decode(token);
+    if (!claims || this.opts.revocations.has(claims.sessionId)) return undefined;
+    const state = await this.opts.repo.findWithOwner(claims.sessionId);
+    if (!state?.owner) return undefined;
+    const { session, owner } = state;
+    if (session.revokedAt !== null || session.expiresAt <= this.opts.clock.now() || owner.status !== 'active' || claims.counter < session.counter)
+      return undefined;
+    return { session, owner, claims };
   }
 
   /** Revokes one session of `userId` (or of anyone when `userId` is undefined: admin), then publishes it. */

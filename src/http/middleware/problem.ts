@@ -24,6 +24,18 @@ function fromHttpError(err: { status?: number; type?: string; expose?: boolean; 
   return new AppError(code, detail, { cause: err });
 }
 
+/** The AppError a thrown value stands for (ours, or Koa's and raw-body's mapped), or undefined for a bug. */
+export function asAppError(err: unknown): AppError | undefined {
+  return err instanceof AppError ? err : fromHttpError(err as Record<string, never>);
+}
+
+/** Logs a failed request as problemDetails does: a dependency outage as a warning, a bug in full. */
+export function logFailure(log: Logger, ctx: Context, err: unknown, known: AppError | undefined): void {
+  if (known?.code === 'unavailable')
+    log.warn('dependency unavailable', { event: 'db.unavailable', requestId: ctx.state.requestId as string, err: known.cause });
+  else if (!known) log.error('unhandled error', { event: 'http.error', requestId: ctx.state.requestId as string, method: ctx.method, path: ctx.path, err });
+}
+
 /** Writes an RFC 9457 problem for `error`, with the headers its code calls for. */
 export function writeProblem(ctx: Context, error: AppError): void {
   ctx.status = error.status;
@@ -61,15 +73,9 @@ export function problemDetails(log: Logger): Middleware {
         if (ctx.status === 405 || ctx.status === 501) throw new AppError('method_not_allowed', 'this method is not allowed on this resource');
       }
     } catch (err) {
-      const known = err instanceof AppError ? err : fromHttpError(err as Record<string, never>);
-      if (known) {
-        if (known.code === 'unavailable')
-          log.warn('dependency unavailable', { event: 'db.unavailable', requestId: ctx.state.requestId as string, err: known.cause });
-        writeProblem(ctx, known);
-        return;
-      }
-      log.error('unhandled error', { event: 'http.error', requestId: ctx.state.requestId as string, method: ctx.method, path: ctx.path, err });
-      writeProblem(ctx, new AppError('internal_error', 'an unexpected error occurred; quote the request id when reporting it'));
+      const known = asAppError(err);
+      logFailure(log, ctx, err, known);
+      writeProblem(ctx, known ?? new AppError('internal_error', 'an unexpected error occurred; quote the request id when reporting it'));
     }
   };
 }

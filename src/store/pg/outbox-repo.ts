@@ -59,7 +59,7 @@ export class OutboxRepo {
 
   /**
    * Makes `replication_peers` match the config. A peer seen for the first time gets a snapshot
-   * of everything that replicates (users, live sessions, public keys, live e-mail challenges), so a region added later
+   * of everything that replicates (users, live sessions, public keys, live e-mail challenges, service clients), so a region added later
    * starts complete; the trigger then captures changes from this commit on.
    */
   async syncPeers(peers: Array<{ name: string; url: string }>, now: Date): Promise<string[]> {
@@ -85,8 +85,10 @@ export class OutboxRepo {
            union all
              select ?, 'signing_keys', to_jsonb(k) - 'private_jwk_encrypted' from signing_keys k
            union all
-             select ?, 'email_challenges', to_jsonb(c) from email_challenges c where c.ended_at is null and c.expires_at > ?`,
-          [peer, peer, now, peer, peer, now],
+             select ?, 'email_challenges', to_jsonb(c) from email_challenges c where c.ended_at is null and c.expires_at > ?
+           union all
+             select ?, 'service_clients', to_jsonb(sc) from service_clients sc`,
+          [peer, peer, now, peer, peer, now, peer],
         );
       }
       return added;

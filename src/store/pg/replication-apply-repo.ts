@@ -1,9 +1,10 @@
 import type { Knex } from 'knex';
-import type { ReplicatedChallenge, ReplicatedKey, ReplicatedSession, ReplicatedUser } from '../../model/replication.js';
+import type { ReplicatedChallenge, ReplicatedClient, ReplicatedKey, ReplicatedSession, ReplicatedUser } from '../../model/replication.js';
 import type { RevokedSession } from '../../model/session.js';
 import type { Db, Executor } from './db.js';
 import { challengeColumns, toChallenge, type ChallengeDbRow } from './email-challenges-repo.js';
 import { guard } from './errors.js';
+import { serviceClientColumns, toServiceClient, type ServiceClientDbRow } from './service-clients-repo.js';
 import { toSession, type SessionDbRow } from './sessions-repo.js';
 import { toUserRecord, userColumns, type UserDbRow } from './users-repo.js';
 
@@ -19,8 +20,8 @@ type RevokedRow = { id: string; expires_at: Date; user_id: string | null };
 const REVOKED_COLUMNS = ['id', 'expires_at', 'user_id'];
 
 /**
- * The SQL of applying a peer's batch: the local users, sessions, signing keys and e-mail challenges rows a batch
- * touches, the applied-batch log and the tombstones of deleted users. Every statement runs in the
+ * The SQL of applying a peer's batch: the local users, sessions, signing keys, e-mail challenges and service
+ * clients rows a batch touches, the applied-batch log and the tombstones of deleted users and clients. Every statement runs in the
  * caller's transaction; which rows win is decided by src/core/replication/merge.ts, and the order
  * of locks by src/core/replication/apply.ts.
  *
@@ -45,10 +46,11 @@ export class ReplicationApplyRepo {
     await ex.raw(`select set_config('authctl.applying', ?, true)`, [on ? 'off' : 'on']);
   }
 
-  /** Forgets applied-batch ids older than `before` (a re-delivery is never that late) and tombstones older than `tombstonesBefore`. */
+  /** Forgets applied-batch ids older than `before` (a re-delivery is never that late) and tombstones (users' and clients') older than `tombstonesBefore`. */
   async prune(before: Date, tombstonesBefore: Date): Promise<number> {
     const tombstones = await guard(this.db.writer('replication_tombstones').where('deleted_at', '<', tombstonesBefore).delete());
-    return tombstones + (await guard(this.db.writer('replication_applied').where('applied_at', '<', before).delete()));
+    const clientTombstones = await guard(this.db.writer('service_client_tombstones').where('deleted_at', '<', tombstonesBefore).delete());
+    return tombstones + clientTombstones + (await guard(this.db.writer('replication_applied').where('applied_at', '<', before).delete()));
   }
 
   // ---- users
@@ -217,6 +219,32 @@ export class ReplicationApplyRepo {
   /** Writes back the merged state of a challenge (what a merge may change: tries, end, version). */
   async updateChallenge(trx: Knex.Transaction, c: ReplicatedChallenge): Promise<void> {
     await trx('email_challenges').where({ id: c.id }).update({ attempts: c.attempts, ended_at: c.endedAt, end_reason: c.endReason, version: c.version });
+  }
+
+  // ---- service clients
+
+  /** The local client, locked for the rest of the transaction. */
+  async lockClient(trx: Knex.Transaction, id: string): Promise<ReplicatedClient | undefined> {
+    const row = await trx<ServiceClientDbRow>('service_clients').where({ id }).forUpdate().first();
+    return row && toServiceClient(row);
+  }
+
+  /** Whether a client was deleted here or by a peer (within the tombstones' 30 days). */
+  async isClientDeleted(trx: Knex.Transaction, id: string): Promise<boolean> {
+    return (await trx('service_client_tombstones').where({ id }).first()) !== undefined;
+  }
+
+  async upsertClient(trx: Knex.Transaction, c: ReplicatedClient): Promise<void> {
+    await trx('service_clients').insert(serviceClientColumns(c)).onConflict('id').merge();
+  }
+
+  /**
+   * Deletes a client a peer deleted, and leaves its tombstone even if the client never arrived
+   * here (so it cannot arrive later from a third region). True when a row was deleted.
+   */
+  async deleteClient(trx: Knex.Transaction, id: string, now: Date): Promise<boolean> {
+    await trx('service_client_tombstones').insert({ id, deleted_at: now }).onConflict('id').ignore();
+    return (await trx('service_clients').where({ id }).delete()) > 0;
   }
 
   // ---- signing keys

@@ -6,6 +6,7 @@ import * as rateLimits from './0004-rate-limits.js';
 import * as sessionCutoff from './0005-session-cutoff.js';
 import * as emailIdentity from './0006-email-identity.js';
 import * as scaleIndexes from './0007-scale-indexes.js';
+import * as serviceClients from './0008-service-clients.js';
 
 interface Migration {
   name: string;
@@ -25,6 +26,7 @@ const MIGRATIONS: Migration[] = [
   { name: '0005-session-cutoff', ...sessionCutoff },
   { name: '0006-email-identity', ...emailIdentity },
   { name: '0007-scale-indexes', ...scaleIndexes },
+  { name: '0008-service-clients', ...serviceClients },
 ];
 
 export const migrationSource: Knex.MigrationSource<Migration> = {
