@@ -64,7 +64,7 @@ window.ui = SwaggerUIBundle({
 });
 `;
 
-interface Asset {
+export interface DocsAsset {
   type: string;
   body: Buffer;
   /** The body gzipped, for the large text files (the bundle is 1.7 MB, 0.5 MB gzipped). */
@@ -85,11 +85,11 @@ const PACKAGE_FILES: Record<string, string> = {
 export interface DocsAssets {
   /** The path segment of the asset URLs: the Swagger UI version and a hash of every file, so a URL's content never changes. */
   version: string;
-  files: ReadonlyMap<string, Asset>;
-  page: Asset;
+  files: ReadonlyMap<string, DocsAsset>;
+  page: DocsAsset;
 }
 
-function asset(type: string, body: Buffer): Asset {
+function asset(type: string, body: Buffer): DocsAsset {
   const digest = (data: Buffer) => createHash('sha256').update(data).digest('base64url').slice(0, 27);
   const compressible = !type.startsWith('image/') && body.length > 1024;
   const gzip = compressible ? gzipSync(body) : undefined;
@@ -131,7 +131,7 @@ export function docsAssets(): DocsAssets {
   const packageJson = require.resolve('swagger-ui-dist/package.json');
   const { version: swaggerVersion } = require('swagger-ui-dist/package.json') as { version: string };
   const root = dirname(packageJson);
-  const files = new Map<string, Asset>();
+  const files = new Map<string, DocsAsset>();
   for (const [name, type] of Object.entries(PACKAGE_FILES)) files.set(name, asset(type, readFileSync(join(root, name))));
   files.set('docs-init.js', asset('text/javascript; charset=utf-8', Buffer.from(INIT_SCRIPT)));
   const hash = createHash('sha256');

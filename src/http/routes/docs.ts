@@ -2,7 +2,7 @@ import Router from '@koa/router';
 import type { Context } from 'koa';
 import type { Container } from '../../container.js';
 import { AppError } from '../../platform/errors.js';
-import { DOCS_CSP, docsAssets } from '../docs-page.js';
+import { DOCS_CSP, docsAssets, type DocsAsset } from '../docs-page.js';
 
 /** A client that takes gzip (and has not refused it with `q=0`). */
 function acceptsGzip(ctx: Context): boolean {
@@ -10,7 +10,7 @@ function acceptsGzip(ctx: Context): boolean {
 }
 
 /** Sends one static file: its ETag, a 304 when the client has it, gzip when it takes it. */
-function send(ctx: Context, file: ReturnType<typeof docsAssets>['page'], cacheControl: string): void {
+function send(ctx: Context, file: DocsAsset, cacheControl: string): void {
   const gzip = file.gzip && acceptsGzip(ctx);
   ctx.set('Cache-Control', cacheControl);
   if (file.gzip) ctx.vary('Accept-Encoding');
