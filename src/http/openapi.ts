@@ -6,6 +6,9 @@ import { ERROR_CATALOG, type ErrorCode } from '../platform/errors.js';
 import { loginBodySchema, logoutBodySchema, passwordChangeBodySchema, refreshBodySchema, registrationSchema } from './routes/auth.js';
 import { anonymousSendSchema, changeEmailBodySchema, emailProofSchema, forgotBodySchema, linkQuerySchema, resetBodySchema } from './routes/email.js';
 import { deleteAccountBodySchema } from './routes/me.js';
+import { discoverySchema } from './routes/discovery.js';
+import { introspectFormSchema, introspectionResponseSchema, revokeFormSchema } from './routes/oauth.js';
+import { oauthErrorSchema, type OAuthErrorCode } from './middleware/oauth-errors.js';
 import {
   acceptedSchema,
   healthSchema,
@@ -32,7 +35,7 @@ import {
 
 type Method = 'get' | 'post' | 'delete' | 'put' | 'patch';
 /** Who may call: no one in particular, a user's access token, a user's token or nobody, a peer region. */
-type Auth = 'none' | 'bearer' | 'bearer-or-none' | 'peer';
+type Auth = 'none' | 'bearer' | 'bearer-or-none' | 'peer' | 'client' | 'client-or-none';
 
 interface Success {
   description: string;
@@ -40,6 +43,8 @@ interface Success {
   schema?: z.ZodType;
   /** Another media type: its body is described as a string. */
   type?: string;
+  /** Several media types, each with its schema. */
+  content?: Record<string, z.ZodType>;
   headers?: Record<string, { description: string; required?: boolean; schema?: z.ZodType }>;
 }
 
@@ -53,27 +58,38 @@ export interface OperationSpec {
   summary: string;
   description?: string;
   auth: Auth;
-  body?: { schema: z.ZodType; required: boolean; form?: boolean };
+  /** `form`: also `application/x-www-form-urlencoded`; `'only'`: that alone. */
+  body?: { schema: z.ZodType; required: boolean; form?: boolean | 'only' };
   query?: z.ZodObject;
   params?: z.ZodObject;
   responses: Record<number, Success>;
   /** Error codes beyond those every operation of its kind has (see {@link errorsOf}). */
   errors: ErrorCode[];
+  /** `/oauth/*`: errors in OAuth's format (RFC 6749 §5.2) instead, by status. */
+  oauthErrors?: Record<number, OAuthErrorCode[]>;
   /** Present only when the configuration turns it on. */
   when?: (config: Config) => boolean;
 }
 
-type Tag = 'Auth' | 'E-mail' | 'Account' | 'Discovery' | 'System' | 'Regions';
+type Tag = 'Auth' | 'E-mail' | 'Account' | 'Discovery' | 'Services' | 'System' | 'Regions';
 const TAGS: { name: Tag; description: string }[] = [
   { name: 'Auth', description: 'Sign-up, login, refresh, logout and password change.' },
   { name: 'E-mail', description: 'Verification, password reset and address change (with `identity.email` on; else 404).' },
   { name: 'Account', description: "The caller's own account and sessions (Bearer)." },
-  { name: 'Discovery', description: 'Keys and metadata for resource servers.' },
+  { name: 'Discovery', description: 'Keys, metadata and this document, for resource servers and client generators.' },
+  {
+    name: 'Services',
+    description:
+      'For back-end services with a client id and secret (`authctl client create`): RFC 7662 introspection and RFC 7009 revocation. ' +
+      'Form-encoded; errors in OAuth\'s format (`{"error", "error_description"}`), not RFC 9457.',
+  },
   { name: 'System', description: 'Health, readiness and metrics for operators.' },
   { name: 'Regions', description: 'Multi-region: where to go, and the peers-only replication endpoint.' },
 ];
 
 const pageResponse = (description: string): Success => ({ description, type: 'text/html' });
+
+const serverMetadataSchema = discoverySchema.meta({ id: 'ServerMetadata' });
 
 /** Every operation of the HTTP API. */
 function operations(config: Config): OperationSpec[] {
@@ -350,6 +366,125 @@ function operations(config: Config): OperationSpec[] {
     },
     {
       method: 'get',
+      path: '/.well-known/openid-configuration',
+      operationId: 'openidConfiguration',
+      tag: 'Discovery',
+      summary: 'OpenID Connect discovery: issuer, JWKS, introspection and revocation endpoints',
+      description: "Each region publishes its own issuer (`tokens.issuer`) and the JWKS every region's keys reach by replication.",
+      auth: 'none',
+      responses: {
+        200: {
+          description: 'Cached for 300 s',
+          schema: serverMetadataSchema,
+          headers: { 'Cache-Control': { description: '`public, max-age=300`', required: true } },
+        },
+      },
+      errors: [],
+    },
+    {
+      method: 'get',
+      path: '/.well-known/oauth-authorization-server',
+      operationId: 'oauthAuthorizationServer',
+      tag: 'Discovery',
+      summary: 'RFC 8414 authorization server metadata (the same document)',
+      auth: 'none',
+      responses: {
+        200: {
+          description: 'Cached for 300 s',
+          schema: serverMetadataSchema,
+          headers: { 'Cache-Control': { description: '`public, max-age=300`', required: true } },
+        },
+      },
+      errors: [],
+    },
+    {
+      method: 'post',
+      path: '/oauth/introspect',
+      operationId: 'introspect',
+      tag: 'Services',
+      summary: 'Is this access or refresh token active? (RFC 7662)',
+      description:
+        'Anything invalid, expired, forged or revoked is `{"active": false}` alone. Access tokens are answered without a database read. ' +
+        'Client authentication: HTTP Basic or `client_id` + `client_secret` in the form; the client needs the `introspect` scope.',
+      auth: 'client',
+      body: { schema: introspectFormSchema.meta({ id: 'IntrospectionRequest' }), required: true, form: 'only' },
+      responses: { 200: { description: 'The answer', schema: introspectionResponseSchema.meta({ id: 'Introspection' }) } },
+      errors: [],
+      oauthErrors: {
+        400: ['invalid_request'],
+        401: ['invalid_client'],
+        403: ['unauthorized_client'],
+        413: ['invalid_request'],
+        429: ['temporarily_unavailable'],
+        500: ['server_error'],
+        503: ['temporarily_unavailable'],
+      },
+    },
+    {
+      method: 'post',
+      path: '/oauth/revoke',
+      operationId: 'revoke',
+      tag: 'Services',
+      summary: "Revoke a token's session (RFC 7009)",
+      description:
+        'With client credentials (scope `revoke`): any token. Without: a refresh token is its own proof (a public client). ' +
+        '`200` with no body whether or not the token was valid.',
+      auth: 'client-or-none',
+      body: { schema: revokeFormSchema.meta({ id: 'RevocationRequest' }), required: true, form: 'only' },
+      responses: { 200: { description: 'Revoked, or nothing to revoke' } },
+      errors: [],
+      oauthErrors: {
+        400: ['invalid_request', 'unsupported_token_type'],
+        401: ['invalid_client'],
+        403: ['unauthorized_client'],
+        413: ['invalid_request'],
+        500: ['server_error'],
+        503: ['temporarily_unavailable'],
+      },
+    },
+    {
+      method: 'get',
+      path: '/docs',
+      operationId: 'docsPage',
+      tag: 'Discovery',
+      summary: 'This document as an interactive reference page (`http.docs`)',
+      auth: 'none',
+      responses: { 200: pageResponse('Swagger UI, served by this server'), 304: { description: 'Not modified (ETag)' } },
+      errors: [],
+      when: (c) => c.http.docs,
+    },
+    {
+      method: 'get',
+      path: '/docs/',
+      operationId: 'docsSlash',
+      tag: 'Discovery',
+      summary: 'Redirects to /docs',
+      auth: 'none',
+      responses: { 301: { description: 'To `../docs`', headers: { Location: { description: '`../docs`', required: true } } } },
+      errors: [],
+      when: (c) => c.http.docs,
+    },
+    {
+      method: 'get',
+      path: '/docs/assets/{version}/{file}',
+      operationId: 'docsAsset',
+      tag: 'Discovery',
+      summary: "The reference page's scripts, styles and icon (immutable)",
+      auth: 'none',
+      params: z.object({ version: z.string(), file: z.string() }),
+      responses: {
+        200: {
+          description: 'The file',
+          content: { 'text/css': z.string(), 'text/javascript': z.string(), 'image/png': z.string().meta({ contentMediaType: 'image/png' }) },
+          headers: { ETag: { description: 'Strong validator', required: true } },
+        },
+        304: { description: 'Not modified (ETag)' },
+      },
+      errors: ['not_found'],
+      when: (c) => c.http.docs,
+    },
+    {
+      method: 'get',
       path: '/healthz',
       operationId: 'healthz',
       tag: 'System',
@@ -458,19 +593,53 @@ function problemResponses(op: OperationSpec): Record<string, ZodOpenApiResponseO
   return out;
 }
 
+/** OAuth's error responses (RFC 6749 §5.2), one per status with its `error` values. */
+function oauthResponses(errors: Record<number, OAuthErrorCode[]>): Record<string, ZodOpenApiResponseObject> {
+  const out: Record<string, ZodOpenApiResponseObject> = {};
+  for (const [status, codes] of Object.entries(errors)) {
+    const headers: Record<string, unknown> = { 'X-Request-Id': { $ref: '#/components/headers/XRequestId' } };
+    if (status === '429' || status === '503') headers['Retry-After'] = { $ref: '#/components/headers/RetryAfter' };
+    if (status === '401')
+      headers['WWW-Authenticate'] = { description: '`Basic realm="authctl"`', required: true, schema: { type: 'string', pattern: '^Basic ' } };
+    out[status] = {
+      description: `OAuth error: ${codes.map((c) => `\`${c}\``).join(', ')}`,
+      headers: headers as ZodOpenApiResponseObject['headers'],
+      content: {
+        'application/json': {
+          schema: z.strictObject({ error: z.enum(codes as [OAuthErrorCode, ...OAuthErrorCode[]]), error_description: z.string().optional() }),
+        },
+      },
+    };
+  }
+  return out;
+}
+
 function operationObject(op: OperationSpec): ZodOpenApiOperationObject {
   const responses: Record<string, ZodOpenApiResponseObject> = {};
   for (const [status, success] of Object.entries(op.responses)) {
-    const content = success.type ? { [success.type]: { schema: z.string() } } : success.schema ? { 'application/json': { schema: success.schema } } : undefined;
+    const content = success.content
+      ? Object.fromEntries(Object.entries(success.content).map(([type, schema]) => [type, { schema }]))
+      : success.type
+        ? { [success.type]: { schema: z.string() } }
+        : success.schema
+          ? { 'application/json': { schema: success.schema } }
+          : undefined;
     responses[status] = {
       description: success.description,
       headers: headerObjects(success.headers) as ZodOpenApiResponseObject['headers'],
       ...(content ? { content } : {}),
     };
   }
-  Object.assign(responses, problemResponses(op));
-  const security: Record<string, string[]>[] =
-    op.auth === 'bearer' ? [{ bearerAuth: [] }] : op.auth === 'bearer-or-none' ? [{ bearerAuth: [] }, {}] : op.auth === 'peer' ? [{ peerSignature: [] }] : [];
+  Object.assign(responses, op.oauthErrors ? oauthResponses(op.oauthErrors) : problemResponses(op));
+  const security: Record<string, string[]>[] = {
+    none: [],
+    bearer: [{ bearerAuth: [] }],
+    'bearer-or-none': [{ bearerAuth: [] }, {}],
+    peer: [{ peerSignature: [] }],
+    // client_secret_post (the credentials in the form) has no security scheme: it is the `{}`.
+    client: [{ clientBasic: [] }, {}],
+    'client-or-none': [{ clientBasic: [] }, {}],
+  }[op.auth];
   const requestParams = { ...(op.query ? { query: op.query } : {}), ...(op.params ? { path: op.params } : {}) };
   return {
     operationId: op.operationId,
@@ -484,7 +653,7 @@ function operationObject(op: OperationSpec): ZodOpenApiOperationObject {
           requestBody: {
             required: op.body.required,
             content: {
-              'application/json': { schema: op.body.schema },
+              ...(op.body.form !== 'only' ? { 'application/json': { schema: op.body.schema } } : {}),
               ...(op.body.form ? { 'application/x-www-form-urlencoded': { schema: op.body.schema } } : {}),
             },
           },
@@ -523,7 +692,7 @@ export function openApiDocument(config: Config): Record<string, unknown> {
     paths[op.path] = { ...paths[op.path], [op.method]: operationObject(op) };
   }
   const base = config.publicUrl ?? config.tokens.issuer;
-  return createDocument({
+  const document = createDocument({
     openapi: '3.1.0',
     info: {
       title: 'authctl',
@@ -537,7 +706,7 @@ export function openApiDocument(config: Config): Record<string, unknown> {
     tags: TAGS,
     paths,
     components: {
-      schemas: { Problem: problemSchema },
+      schemas: { Problem: problemSchema, OAuthError: oauthErrorSchema.meta({ description: 'RFC 6749 §5.2 error response (`/oauth/*` only)' }) },
       headers: {
         XRequestId: requestIdHeader,
         RetryAfter: { description: 'Seconds to wait before trying again (at least 1)', required: true, schema: { type: 'string', pattern: '^[1-9][0-9]*$' } },
@@ -549,6 +718,11 @@ export function openApiDocument(config: Config): Record<string, unknown> {
           bearerFormat: 'JWT',
           description: 'An access token from login or refresh, in `Authorization: Bearer …` only',
         },
+        clientBasic: {
+          type: 'http',
+          scheme: 'basic',
+          description: 'A service client: `client_id` and secret, each form-urlencoded, in HTTP Basic (RFC 6749 §2.3.1); or both as form fields',
+        },
         peerSignature: {
           type: 'apiKey',
           in: 'header',
@@ -558,4 +732,10 @@ export function openApiDocument(config: Config): Record<string, unknown> {
       },
     },
   }) as unknown as Record<string, unknown>;
+  // Unknown paths and methods have no operation to describe them: say in what format they fail.
+  document['x-error-formats'] = [
+    { prefix: '/oauth/', mediaType: 'application/json', schema: { $ref: '#/components/schemas/OAuthError' } },
+    { prefix: '/', mediaType: 'application/problem+json', schema: { $ref: '#/components/schemas/Problem' } },
+  ];
+  return document;
 }

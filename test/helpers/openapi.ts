@@ -22,6 +22,7 @@ interface Operation {
 interface PathEntry {
   template: string;
   pattern: RegExp;
+  exact: RegExp;
   operations: Map<string, Operation>;
 }
 
@@ -53,7 +54,7 @@ export class ContractValidator {
           responses: (op as { responses: Record<string, Json> }).responses,
         });
       }
-      this.paths.push({ template, pattern: new RegExp(`^${source}/?$`, 'i'), operations });
+      this.paths.push({ template, pattern: new RegExp(`^${source}/?$`, 'i'), exact: new RegExp(`^${source}$`, 'i'), operations });
     }
   }
 
@@ -79,18 +80,18 @@ export class ContractValidator {
   check(method: string, rawPath: string, status: number, headers: Headers, body: string): string[] {
     const path = new URL(rawPath, 'http://x').pathname;
     const verb = method.toLowerCase();
-    const entry = this.paths.find((p) => p.pattern.test(path));
+    const entry = this.paths.find((p) => p.exact.test(path)) ?? this.paths.find((p) => p.pattern.test(path));
     const where = `${method.toUpperCase()} ${path} → ${status}`;
     if (!entry) {
       if (status !== 404) return [`${where}: the path is not in the document, so the answer must be 404 (got ${status})`];
-      return this.checkProblem(where, status, headers, body, ['not_found']);
+      return this.checkFailure(where, path, status, headers, body, 'not_found');
     }
     if (verb === 'options') return []; // CORS preflights and Allow answers are HTTP's, not the API's
     const op = entry.operations.get(verb === 'head' ? 'get' : verb);
     if (!op) {
       const violations =
         status === 405
-          ? this.checkProblem(where, status, headers, body, ['method_not_allowed'])
+          ? this.checkFailure(where, path, status, headers, body, 'method_not_allowed')
           : [`${where}: ${method} is not documented for ${entry.template}, so the answer must be 405`];
       if (status === 405 && !headers.get('allow')) violations.push(`${where}: a 405 without Allow`);
       return violations;
@@ -135,20 +136,27 @@ export class ContractValidator {
     return violations;
   }
 
-  private checkProblem(where: string, status: number, headers: Headers, body: string, codes: string[]): string[] {
+  /**
+   * An answer no operation describes (unknown path or method): a failure in the format the
+   * document's `x-error-formats` gives for that path — OAuth's error on /oauth/*, else a problem.
+   */
+  private checkFailure(where: string, path: string, status: number, headers: Headers, body: string, code: string): string[] {
+    const formats = (this.document['x-error-formats'] ?? []) as { prefix: string; mediaType: string; schema: { $ref: string } }[];
+    const format = formats.find((f) => path.startsWith(f.prefix));
+    if (!format) return [`${where}: the document gives no error format for this path`];
     const type = (headers.get('content-type') ?? '').split(';')[0]!.trim();
-    if (type !== 'application/problem+json') return [`${where}: expected an application/problem+json body, got "${type}"`];
-    let problem: { code?: unknown; status?: unknown };
+    if (type !== format.mediaType) return [`${where}: expected a ${format.mediaType} body, got "${type}"`];
+    let failure: Json;
     try {
-      problem = JSON.parse(body) as typeof problem;
+      failure = JSON.parse(body) as Json;
     } catch {
-      return [`${where}: the problem is not JSON`];
+      return [`${where}: the body is not JSON`];
     }
-    const fn = this.validator('#/components/schemas/Problem');
+    const fn = this.validator(format.schema.$ref);
     const violations: string[] = [];
-    if (!fn(problem)) violations.push(`${where}: not a Problem: ${this.ajv.errorsText(fn.errors)}`);
-    if (!codes.includes(String(problem.code)) || problem.status !== status)
-      violations.push(`${where}: expected a ${status} problem with code ${codes.join('|')}, got ${body.slice(0, 200)}`);
+    if (!fn(failure)) violations.push(`${where}: not a ${format.schema.$ref}: ${this.ajv.errorsText(fn.errors)}`);
+    if (format.mediaType === 'application/problem+json' && (failure.code !== code || failure.status !== status))
+      violations.push(`${where}: expected a ${status} problem with code ${code}, got ${body.slice(0, 200)}`);
     if (!headers.get('x-request-id')) violations.push(`${where}: no X-Request-Id`);
     return violations;
   }

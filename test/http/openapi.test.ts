@@ -48,7 +48,7 @@ describe('the OpenAPI document (GET /openapi.json) is the contract', function ()
   let doc: Json;
 
   before(async () => {
-    app = await startTestApp('openapi', { overrides: { http: { benchRoutes: true } } });
+    app = await startTestApp('openapi', { overrides: { http: { benchRoutes: true, docs: true } } });
     const res = await app.request('/openapi.json');
     expect(res.status).to.equal(200);
     expect(res.headers.get('content-type')).to.match(/^application\/json/);
@@ -89,7 +89,8 @@ describe('the OpenAPI document (GET /openapi.json) is the contract', function ()
     const paths = Object.keys(plain.paths as Json);
     expect(paths).to.not.include('/metrics');
     expect(paths).to.not.include('/bench/baseline');
-    expect(Object.keys(doc.paths as Json)).to.include('/bench/baseline');
+    expect(paths).to.not.include('/docs');
+    expect(Object.keys(doc.paths as Json)).to.include.members(['/bench/baseline', '/docs', '/docs/assets/{version}/{file}']);
     const withEmail = openApiDocument(
       testConfig('postgres://x@127.0.0.1/x', { identity: { email: 'required', username: 'optional' }, mail: { transport: 'log', from: 'a@example.com' } }),
     );
@@ -121,7 +122,15 @@ describe('the OpenAPI document (GET /openapi.json) is the contract', function ()
     eachOperation(doc, (where, op) => {
       const responses = op.responses as Record<string, Json>;
       for (const [status, response] of Object.entries(responses)) {
-        const problem = ((response.content as Record<string, Json> | undefined)?.['application/problem+json']?.schema ?? undefined) as Json | undefined;
+        const content = response.content as Record<string, Json> | undefined;
+        if (where.startsWith('POST /oauth/') && Number(status) >= 400) {
+          // OAuth's format: {error, error_description}, a 401 challenging Basic.
+          const schema = content?.['application/json']?.schema as Json;
+          expect((schema.properties as Record<string, Json>).error!.enum, `${where} ${status}`).to.be.an('array').with.length.above(0);
+          if (status === '401') expect((response.headers as Json)['WWW-Authenticate'], `${where} 401`).to.be.an('object');
+          continue;
+        }
+        const problem = (content?.['application/problem+json']?.schema ?? undefined) as Json | undefined;
         // An error is a problem, but for pages (a form post's answer) and /readyz (its checks, as JSON).
         const other = (response.content as Record<string, Json> | undefined)?.['text/html'] ?? (where === 'GET /readyz' ? response : undefined);
         if (Number(status) >= 400 && !other) expect(problem, `${where} ${status}: a problem schema`).to.be.an('object');
