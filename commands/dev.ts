@@ -69,6 +69,7 @@ export default class Dev extends BaseCommand<typeof Dev> {
         this.log(
           `Try: curl -s -X POST ${server.url}/v1/auth/register -H 'content-type: application/json' -d '{"username":"alice","password":"correct horse battery"}'`,
         );
+        this.log(`API reference: ${server.url}/docs (the OpenAPI document: ${server.url}/openapi.json)`);
         this.log(`Dev inbox: ${inbox!.url} (mail is caught on ${catcher!.smtpUrl}; nothing is delivered)`);
       });
       await worker.stop();

@@ -138,6 +138,15 @@ describe('authctl dev: the mail catcher and the dev inbox', function () {
       const inboxUrl = /Dev inbox: (http:\/\/127\.0\.0\.1:\d+\/dev\/mail)/.exec(output)?.[1];
       expect(inboxUrl, output).to.be.a('string');
       expect(output).to.match(/mail is caught on smtp:\/\/127\.0\.0\.1:\d+; nothing is delivered/);
+      // The API reference page is on in dev, and its document is there.
+      const docsUrl = /API reference: (http:\/\/127\.0\.0\.1:\d+\/docs) /.exec(output)?.[1];
+      expect(docsUrl, output).to.be.a('string');
+      const page = await fetch(docsUrl!);
+      expect(page.status).to.equal(200);
+      expect(page.headers.get('content-type')).to.match(/^text\/html/);
+      const document = (await (await fetch(docsUrl!.replace(/\/docs$/, '/openapi.json'))).json()) as { openapi: string; paths: Record<string, unknown> };
+      expect(document.openapi).to.equal('3.1.0');
+      expect(document.paths).to.have.property('/docs');
 
       // Another process enqueues a mail job in the dev database, as a flow of the server would.
       const pgPort = /PostgreSQL on port (\d+)/.exec(output)![1]!;
