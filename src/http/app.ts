@@ -3,7 +3,6 @@ import Koa from 'koa';
 import type { Container } from '../container.js';
 import { problemDetails } from './middleware/problem.js';
 import { accessLog } from './middleware/access-log.js';
-import { oauthErrors } from './middleware/oauth-errors.js';
 import { requestId } from './middleware/request-id.js';
 import { corsAllowList, securityHeaders } from './middleware/security-headers.js';
 import { authRoutes } from './routes/auth.js';
@@ -19,12 +18,11 @@ import { systemRoutes } from './routes/system.js';
 export function createApp(container: Container): Koa {
   // X-Forwarded-For only when configured, and then only the entries our own proxies appended.
   const app = new Koa({ proxy: container.config.http.trustProxy, maxIpsCount: container.config.http.proxyHops });
-  app.silent = true; // errors are logged by problemDetails, once, with the request id
+  app.silent = true; // errors are logged by problemDetails, once, with the request id (problems; OAuth errors on /oauth/*)
   app.use(requestId(container.requestContext));
   app.use(accessLog(container.log, container.metrics));
   app.use(securityHeaders());
   app.use(problemDetails(container.log));
-  app.use(oauthErrors(container.log)); // /oauth/*: RFC 6749 §5.2 errors instead of problems
   if (container.config.http.corsOrigins.length > 0) app.use(corsAllowList(container.config.http.corsOrigins));
   for (const router of routers(container)) {
     app.use(router.routes());

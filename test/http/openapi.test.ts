@@ -126,7 +126,9 @@ describe('the OpenAPI document (GET /openapi.json) is the contract', function ()
         if (where.startsWith('POST /oauth/') && Number(status) >= 400) {
           // OAuth's format: {error, error_description}, a 401 challenging Basic.
           const schema = content?.['application/json']?.schema as Json;
-          expect((schema.properties as Record<string, Json>).error!.enum, `${where} ${status}`).to.be.an('array').with.length.above(0);
+          expect((schema.properties as Record<string, Json>).error!.enum, `${where} ${status}`)
+            .to.be.an('array')
+            .with.length.above(0);
           if (status === '401') expect((response.headers as Json)['WWW-Authenticate'], `${where} 401`).to.be.an('object');
           continue;
         }

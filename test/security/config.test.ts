@@ -27,6 +27,7 @@ describe('security configuration (rateLimit, http.trustProxy, http.corsOrigins)'
       ipWindow: 900,
       registerPerIp: 20,
       registerWindow: 3_600,
+      introspectPerClient: 2_000,
     });
     expect(config.http.trustProxy).to.equal(false);
     expect(config.http.proxyHops).to.equal(1);

@@ -1,8 +1,7 @@
-import type { Context, Middleware } from 'koa';
+import type { Context } from 'koa';
 import { z } from 'zod';
-import { AppError, type ErrorCode } from '../../platform/errors.js';
-import type { Logger } from '../../platform/logger.js';
-import { asAppError, logFailure } from './problem.js';
+import type { AppError } from '../../platform/errors.js';
+import { type ErrorCode } from '../../platform/errors.js';
 
 /** The `error` values the OAuth endpoints answer with (RFC 6749 §5.2, RFC 7009 §2.2.1). */
 export const OAUTH_ERRORS = [
@@ -60,28 +59,4 @@ export function writeOAuthError(ctx: Context, error: AppError): void {
   if (error.retryAfter !== undefined) ctx.set('Retry-After', String(error.retryAfter));
   const description = oauth === 'server_error' ? 'an unexpected error occurred; quote the X-Request-Id when reporting it' : error.detail;
   ctx.body = { error: oauth, error_description: description.replace(NOT_DESCRIPTION_CHARS, '') };
-}
-
-/**
- * OAuth's error format on `/oauth/*` (RFC 6749 §5.2 JSON, `Cache-Control: no-store`) instead of
- * the RFC 9457 problems of every other route. Mounted inside problemDetails, so nothing of
- * `/oauth/*` reaches it as an error; logs exactly as it does (a bug in full, with the request
- * id). A bare 404 or 405 left by the routers (the `Allow` header kept) is rendered here too.
- */
-export function oauthErrors(log: Logger): Middleware {
-  return async function oauthErrorsMiddleware(ctx, next) {
-    if (!isOAuthPath(ctx.path)) {
-      await next();
-      return;
-    }
-    try {
-      await next();
-      if (ctx.body === undefined && ctx.status === 404) throw new AppError('not_found', 'no such OAuth endpoint');
-      if (ctx.body === undefined && (ctx.status === 405 || ctx.status === 501)) throw new AppError('method_not_allowed', 'use POST');
-    } catch (err) {
-      const known = asAppError(err);
-      logFailure(log, ctx, err, known);
-      writeOAuthError(ctx, known ?? new AppError('internal_error', 'unexpected'));
-    }
-  };
 }

@@ -1,6 +1,7 @@
 import type { Context, Middleware } from 'koa';
 import { AppError, type ErrorCode } from '../../platform/errors.js';
 import type { Logger } from '../../platform/logger.js';
+import { isOAuthPath, writeOAuthError } from './oauth-errors.js';
 
 /** Errors raised by Koa itself and by raw-body, mapped onto our catalog. */
 function fromHttpError(err: { status?: number; type?: string; expose?: boolean; message?: string }): AppError | undefined {
@@ -25,12 +26,12 @@ function fromHttpError(err: { status?: number; type?: string; expose?: boolean; 
 }
 
 /** The AppError a thrown value stands for (ours, or Koa's and raw-body's mapped), or undefined for a bug. */
-export function asAppError(err: unknown): AppError | undefined {
+function asAppError(err: unknown): AppError | undefined {
   return err instanceof AppError ? err : fromHttpError(err as Record<string, never>);
 }
 
 /** Logs a failed request as problemDetails does: a dependency outage as a warning, a bug in full. */
-export function logFailure(log: Logger, ctx: Context, err: unknown, known: AppError | undefined): void {
+function logFailure(log: Logger, ctx: Context, err: unknown, known: AppError | undefined): void {
   if (known?.code === 'unavailable')
     log.warn('dependency unavailable', { event: 'db.unavailable', requestId: ctx.state.requestId as string, err: known.cause });
   else if (!known) log.error('unhandled error', { event: 'http.error', requestId: ctx.state.requestId as string, method: ctx.method, path: ctx.path, err });
@@ -59,9 +60,11 @@ export function writeProblem(ctx: Context, error: AppError): void {
 }
 
 /**
- * Turns every failure into a problem response. Expected failures (AppError) are rendered as
- * they are; anything else is a bug: logged in full with the request id, answered with a bare
- * `internal_error` that leaks nothing.
+ * Turns every failure into a problem response — or, on `/oauth/*`, into OAuth's error format
+ * (RFC 6749 §5.2, oauth-errors.ts), because standard clients parse that. Expected failures
+ * (AppError) are rendered as they are; anything else is a bug: logged in full with the request
+ * id, answered with a bare `internal_error` that leaks nothing. One middleware for both formats,
+ * so no route pays for a second frame.
  */
 export function problemDetails(log: Logger): Middleware {
   return async function problemMiddleware(ctx, next) {
@@ -75,7 +78,9 @@ export function problemDetails(log: Logger): Middleware {
     } catch (err) {
       const known = asAppError(err);
       logFailure(log, ctx, err, known);
-      writeProblem(ctx, known ?? new AppError('internal_error', 'an unexpected error occurred; quote the request id when reporting it'));
+      const error = known ?? new AppError('internal_error', 'an unexpected error occurred; quote the request id when reporting it');
+      if (isOAuthPath(ctx.path)) writeOAuthError(ctx, error);
+      else writeProblem(ctx, error);
     }
   };
 }
