@@ -128,7 +128,10 @@ export class ServiceClients implements ClientService {
   async authenticate(clientId: string, secret: string): Promise<ServiceClientView | undefined> {
     if (!this.loadedOnce) await this.load();
     let entry = this.entries.get(clientId);
-    if (entry === undefined && this.mayReloadFor(clientId)) {
+    // Asked on every path, known id or not, so that deciding whether to reload costs the same.
+    const mayReload = this.mayReloadFor(clientId);
+    if (entry === undefined && mayReload) {
+      this.lastUnknownReload = Date.now();
       await this.load().catch((err: unknown) => this.opts.log.warn('service clients could not be reloaded', { event: 'clients.reload_failed', err }));
       entry = this.entries.get(clientId);
     }
@@ -162,12 +165,11 @@ export class ServiceClients implements ClientService {
     this.timer = undefined;
   }
 
+  /** Whether an id, if unknown, may reload the snapshot now: ids of the right form only, at most once per allowance. */
   private mayReloadFor(clientId: string): boolean {
-    if (!isClientId(clientId)) return false;
-    const now = Date.now();
-    if (now - this.lastUnknownReload < (this.opts.unknownIdReloadMs ?? UNKNOWN_CLIENT_RELOAD_MS)) return false;
-    this.lastUnknownReload = now;
-    return true;
+    const wellFormed = isClientId(clientId);
+    const due = Date.now() - this.lastUnknownReload >= (this.opts.unknownIdReloadMs ?? UNKNOWN_CLIENT_RELOAD_MS);
+    return wellFormed && due;
   }
 
   /** A write made here, applied to the snapshot at once (copy on write: authentication never sees a half-changed map). */
