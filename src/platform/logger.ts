@@ -20,8 +20,9 @@ export interface LoggerOptions {
 // Any member whose name looks like a secret is replaced, wherever it sits in the log entry.
 const SECRET_KEY = /pass(word)?|secret|token|hash|authorization|cookie|private|credential/i;
 // Values that look like our secrets are masked even under an innocent key: JWTs, refresh tokens,
-// argon2 hashes. Defence in depth: no code path should ever log one.
-const SECRET_VALUE = /eyJ[\w-]+\.[\w-]+\.[\w-]*|rt_[a-z][a-z0-9-]*_[0-9a-f-]{36}_\d+_[\w-]{22}|\$argon2(id|i|d)\$[^\s"]+/g;
+// argon2 hashes, service-client secrets (`cs_` + 43 base64url). Defence in depth: no code path
+// should ever log one.
+const SECRET_VALUE = /eyJ[\w-]+\.[\w-]+\.[\w-]*|rt_[a-z][a-z0-9-]*_[0-9a-f-]{36}_\d+_[\w-]{22}|\$argon2(id|i|d)\$[^\s"]+|\bcs_[\w-]{43}\b/g;
 
 function redact(value: unknown, depth = 0): unknown {
   if (typeof value === 'string') return value.replace(SECRET_VALUE, '[redacted]');

@@ -259,6 +259,7 @@ describe('structured logs (JSON lines, events, request ids through the core)', f
     const jwt = 'eyJhbGciOiJFZERTQSIsImtpZCI6ImsxIn0.eyJzdWIiOiJ1c2VyLTEiLCJzaWQiOiJzLTEifQ.c2lnbmF0dXJlLXNpZ25hdHVyZS1zaWduYXR1cmU';
     const refreshToken = 'rt_eu-west_0190f0b6-8d1c-7a2b-9c3d-4e5f60718293_7_AbCdEfGhIjKlMnOpQr_-12';
     const argonHash = '$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$4v1Zr5gN8mJ6yYbq3oZ1r2Q9t3w7u8x0a2b4c6d8e0f';
+    const clientSecret = 'cs_Qm9iIHNheXMgaGVsbG8gdG8gQWxpY2UgYW5kIEV2ZS4';
     const plain = 'correct horse battery staple 42';
 
     function capturedLine(write: (log: ReturnType<typeof createLogger>) => void): Promise<{ text: string; line: LogLine }> {
@@ -315,16 +316,16 @@ describe('structured logs (JSON lines, events, request ids through the core)', f
         log.warn(`presented ${jwt} and ${refreshToken}`, {
           event: 'test.redaction',
           detail: `stored ${argonHash} for user-1`,
-          nested: { list: [`Bearer ${jwt}`, { note: refreshToken }] },
+          nested: { list: [`Bearer ${jwt}`, { note: refreshToken }, `basic ${clientSecret}`] },
           err: new Error(`could not verify ${argonHash} against ${refreshToken}`),
         }),
       );
-      for (const secret of [jwt, refreshToken, argonHash, jwt.split('.')[2]!, refreshToken.slice(-22), '$argon2id$v=19']) {
+      for (const secret of [jwt, refreshToken, argonHash, clientSecret, jwt.split('.')[2]!, refreshToken.slice(-22), '$argon2id$v=19']) {
         expect(text, `"${secret}" leaked`).not.to.include(secret);
       }
       expect(line.message).to.equal('presented [redacted] and [redacted]');
       expect(line.detail).to.equal('stored [redacted] for user-1');
-      expect(line.nested).to.deep.equal({ list: ['Bearer [redacted]', { note: '[redacted]' }] });
+      expect(line.nested).to.deep.equal({ list: ['Bearer [redacted]', { note: '[redacted]' }, 'basic [redacted]'] });
       expect((line.err as { message: string }).message).to.equal('could not verify [redacted] against [redacted]');
     });
 

@@ -18,7 +18,6 @@ const PASSWORD = 'load balanced correct horse';
 /** The load: loops of GET /v1/me, of refresh chains, and one of logins. */
 const ME_LOOPS = 4;
 const REFRESH_LOOPS = 3;
-const POST_LOOPS = REFRESH_LOOPS + 1;
 
 /**
  * A request straight to one server on a connection closed after the answer: the test must hold no
@@ -406,7 +405,7 @@ describe('several `authctl serve` behind nginx (docker/nginx.conf)', function ()
     const failures = failed(outcomes);
     expect(exit.signal).to.equal('SIGKILL');
     // Only requests on it when it died (after the kill, before the process was gone): POSTs, which
-    // nginx must not retry; at most one per POST loop.
+    // nginx must not retry.
     for (const failure of failures) {
       const seen = describeOutcomes([failure]);
       expect(failure.method, seen).to.equal('POST');
@@ -420,7 +419,10 @@ describe('several `authctl serve` behind nginx (docker/nginx.conf)', function ()
       });
       expect(JSON.parse(failure.body), seen).to.include({ status: 503, code: 'unavailable' });
     }
-    expect(failures.length).to.be.at.most(POST_LOOPS);
+    // No more failures than POSTs that were on the way while it died (a loaded machine widens
+    // that window, so a POST loop may lose two; never one that started after the process was gone).
+    const exposed = outcomes.filter((o) => o.method === 'POST' && o.start <= exit.at && o.end >= killed);
+    expect(failures.length).to.be.at.most(exposed.length);
     const log = nginx.accessLog().filter((entry) => entry.at >= killed);
     const unavailable = log.filter((entry) => entry.status === 503);
     expect(unavailable.length).to.equal(failures.length);
