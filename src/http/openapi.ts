@@ -91,6 +91,11 @@ const pageResponse = (description: string): Success => ({ description, type: 'te
 
 const serverMetadataSchema = discoverySchema.meta({ id: 'ServerMetadata' });
 
+/** A 200 that verifiers may cache for five minutes (keys and metadata). */
+function cachedFor300s(schema: z.ZodType): Record<number, Success> {
+  return { 200: { description: 'Cached for 300 s', schema, headers: { 'Cache-Control': { description: '`public, max-age=300`', required: true } } } };
+}
+
 /** Every operation of the HTTP API. */
 function operations(config: Config): OperationSpec[] {
   return [
@@ -349,9 +354,7 @@ function operations(config: Config): OperationSpec[] {
       tag: 'Discovery',
       summary: 'The public signing keys of every region',
       auth: 'none',
-      responses: {
-        200: { description: 'Cached for 300 s', schema: jwksSchema, headers: { 'Cache-Control': { description: '`public, max-age=300`', required: true } } },
-      },
+      responses: cachedFor300s(jwksSchema),
       errors: [],
     },
     {
@@ -372,13 +375,7 @@ function operations(config: Config): OperationSpec[] {
       summary: 'OpenID Connect discovery: issuer, JWKS, introspection and revocation endpoints',
       description: "Each region publishes its own issuer (`tokens.issuer`) and the JWKS every region's keys reach by replication.",
       auth: 'none',
-      responses: {
-        200: {
-          description: 'Cached for 300 s',
-          schema: serverMetadataSchema,
-          headers: { 'Cache-Control': { description: '`public, max-age=300`', required: true } },
-        },
-      },
+      responses: cachedFor300s(serverMetadataSchema),
       errors: [],
     },
     {
@@ -388,13 +385,7 @@ function operations(config: Config): OperationSpec[] {
       tag: 'Discovery',
       summary: 'RFC 8414 authorization server metadata (the same document)',
       auth: 'none',
-      responses: {
-        200: {
-          description: 'Cached for 300 s',
-          schema: serverMetadataSchema,
-          headers: { 'Cache-Control': { description: '`public, max-age=300`', required: true } },
-        },
-      },
+      responses: cachedFor300s(serverMetadataSchema),
       errors: [],
     },
     {

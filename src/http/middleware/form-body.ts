@@ -1,7 +1,23 @@
-import type { Middleware } from 'koa';
+import type { Context, Middleware } from 'koa';
 import getRawBody from 'raw-body';
 import { AppError } from '../../platform/errors.js';
 import { jsonBody } from './json-body.js';
+
+/**
+ * The request body as UTF-8 text, at most `limit` bytes: a declared length over it is refused
+ * before anything is read (413), as is a chunked body once it passes the limit.
+ */
+export async function readBodyText(ctx: Context, limit: number): Promise<string> {
+  const declared = ctx.request.length;
+  if (declared !== undefined && declared > limit) throw new AppError('payload_too_large', `the request body is larger than ${limit} bytes`);
+  try {
+    return await getRawBody(ctx.req, { limit, length: declared, encoding: 'utf-8' });
+  } catch (err) {
+    if ((err as { type?: string }).type === 'entity.too.large')
+      throw new AppError('payload_too_large', `the request body is larger than ${limit} bytes`, { cause: err });
+    throw new AppError('invalid_request', 'the request body could not be read', { cause: err });
+  }
+}
 
 /**
  * A JSON body, or — for the routes authctl's own pages post to — an HTML form
@@ -15,16 +31,7 @@ export function jsonOrFormBody(limit: number): Middleware {
       await json(ctx, next);
       return;
     }
-    const declared = ctx.request.length;
-    if (declared !== undefined && declared > limit) throw new AppError('payload_too_large', `the request body is larger than ${limit} bytes`);
-    let text: string;
-    try {
-      text = await getRawBody(ctx.req, { limit, length: declared, encoding: 'utf-8' });
-    } catch (err) {
-      if ((err as { type?: string }).type === 'entity.too.large')
-        throw new AppError('payload_too_large', `the request body is larger than ${limit} bytes`, { cause: err });
-      throw new AppError('invalid_request', 'the request body could not be read', { cause: err });
-    }
+    const text = await readBodyText(ctx, limit);
     const fields: Record<string, string> = {};
     for (const [name, value] of new URLSearchParams(text)) if (!(name in fields) && name !== '__proto__') fields[name] = value;
     ctx.state.body = fields;

@@ -1,6 +1,6 @@
 import type { Middleware } from 'koa';
-import getRawBody from 'raw-body';
 import { AppError } from '../../platform/errors.js';
+import { readBodyText } from './form-body.js';
 
 /**
  * The body of an OAuth endpoint: `application/x-www-form-urlencoded` in UTF-8 (RFC 7662 §2.1,
@@ -25,15 +25,7 @@ export function oauthForm(limit: number): Middleware {
     }
     const charset = ctx.request.charset;
     if (charset && charset.toLowerCase() !== 'utf-8') throw new AppError('invalid_request', 'the form must be UTF-8');
-    if (declared !== undefined && declared > limit) throw new AppError('payload_too_large', `the request body is larger than ${limit} bytes`);
-    let text: string;
-    try {
-      text = await getRawBody(ctx.req, { limit, length: declared, encoding: 'utf-8' });
-    } catch (err) {
-      if ((err as { type?: string }).type === 'entity.too.large')
-        throw new AppError('payload_too_large', `the request body is larger than ${limit} bytes`, { cause: err });
-      throw new AppError('invalid_request', 'the request body could not be read', { cause: err });
-    }
+    const text = await readBodyText(ctx, limit);
     // A Map: parameter names are data, never object keys (`__proto__`, `constructor`).
     const form = new Map<string, string>();
     for (const [name, value] of new URLSearchParams(text)) {
