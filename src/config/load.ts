@@ -50,6 +50,9 @@ const ENV_MAP: Record<string, { path: string[]; type: 'string' | 'int' | 'bool' 
   AUTHCTL_IDENTITY_USERNAME: { path: ['identity', 'username'], type: 'string' },
   AUTHCTL_IDENTITY_EMAIL: { path: ['identity', 'email'], type: 'string' },
   AUTHCTL_REQUIRE_VERIFIED_EMAIL: { path: ['identity', 'requireVerifiedEmail'], type: 'bool' },
+  AUTHCTL_OTP_SIGNUP: { path: ['identity', 'otpSignup'], type: 'bool' },
+  AUTHCTL_IDENTITY_MFA: { path: ['identity', 'mfa'], type: 'string' },
+  AUTHCTL_REAUTH_WINDOW: { path: ['identity', 'reauthWindow'], type: 'int' },
 };
 
 export const ENV_VARIABLES = Object.freeze(Object.fromEntries(Object.entries(ENV_MAP).map(([name, { path }]) => [name, path.join('.')])));

@@ -197,6 +197,20 @@ export const configSchema = z.strictObject({
       sendInterval: seconds(1, 3_600).default(60),
       sendsPerHour: z.number().int().min(1).max(1_000).default(5),
       sendsPerIpPerHour: z.number().int().min(1).max(100_000).default(30),
+      // E-mailed sign-in codes (POST /v1/auth/otp/*, with identity.email on): their lifetime and
+      // the wrong codes after which one is dead. `otpSignup`: a first code to an address without
+      // an account creates the account (off: such an address is sent nothing).
+      otpTtl: seconds(60, 3_600).default(600),
+      otpMaxAttempts: z.number().int().min(1).max(10).default(3),
+      otpSignup: z.boolean().default(false),
+      // Second factors: `off` (never asked, enrolment is 404), `optional` (asked of users who
+      // enrolled one), `required` (every user: one without a factor must enrol before getting tokens).
+      mfa: z.enum(['off', 'optional', 'required']).default('optional'),
+      // The mfaToken of a two-step login: its lifetime.
+      mfaTokenTtl: seconds(60, 900).default(300),
+      // Step-up: how recent an authentication password change, address change, factor removal and
+      // recovery-code regeneration (and enrolment) need (the access token's auth_time).
+      reauthWindow: seconds(60, 86_400).default(600),
     })
     .prefault({}),
   // Outgoing mail (src/config/mail.ts): off unless configured.
@@ -219,6 +233,9 @@ export const checkedConfigSchema = configSchema.superRefine((config, ctx) => {
   }
   if (config.identity.requireVerifiedEmail && config.identity.email === 'off') {
     ctx.addIssue({ code: 'custom', path: ['identity', 'requireVerifiedEmail'], message: 'needs identity.email "optional" or "required"' });
+  }
+  if (config.identity.otpSignup && config.identity.email === 'off') {
+    ctx.addIssue({ code: 'custom', path: ['identity', 'otpSignup'], message: 'needs identity.email "optional" or "required"' });
   }
   if (config.identity.email !== 'off' && config.mail.transport === 'off') {
     ctx.addIssue({

@@ -9,6 +9,10 @@ import { deleteAccountBodySchema } from './routes/me.js';
 import { discoverySchema } from './routes/discovery.js';
 import { introspectFormSchema, introspectionResponseSchema, revokeFormSchema } from './routes/oauth.js';
 import { oauthErrorSchema, type OAuthErrorCode } from './middleware/oauth-errors.js';
+import { factorOperations } from './operations/mfa-factors.js';
+import type { OperationSpec, Success, Tag } from './operations/spec.js';
+import { otpOperations } from './operations/otp.js';
+import { twoStepOperations } from './operations/two-step.js';
 import {
   acceptedSchema,
   healthSchema,
@@ -19,6 +23,7 @@ import {
   regionsSchema,
   replicationResultSchema,
   sessionListSchema,
+  signInResultSchema,
   tokenResponseSchema,
   userEnvelopeSchema,
   verifyResultSchema,
@@ -33,48 +38,10 @@ import {
  * when a route of the router is missing here.
  */
 
-type Method = 'get' | 'post' | 'delete' | 'put' | 'patch';
-/** Who may call: no one in particular, a user's access token, a user's token or nobody, a peer region. */
-type Auth = 'none' | 'bearer' | 'bearer-or-none' | 'peer' | 'client' | 'client-or-none';
-
-interface Success {
-  description: string;
-  /** A JSON body (default `application/json`). */
-  schema?: z.ZodType;
-  /** Another media type: its body is described as a string. */
-  type?: string;
-  /** Several media types, each with its schema. */
-  content?: Record<string, z.ZodType>;
-  headers?: Record<string, { description: string; required?: boolean; schema?: z.ZodType }>;
-}
-
-/** One operation of the API, as the document describes it. */
-export interface OperationSpec {
-  method: Method;
-  /** OpenAPI template (`/v1/sessions/{id}`). */
-  path: string;
-  operationId: string;
-  tag: Tag;
-  summary: string;
-  description?: string;
-  auth: Auth;
-  /** `form`: also `application/x-www-form-urlencoded`; `'only'`: that alone. */
-  body?: { schema: z.ZodType; required: boolean; form?: boolean | 'only' };
-  query?: z.ZodObject;
-  params?: z.ZodObject;
-  responses: Record<number, Success>;
-  /** Error codes beyond those every operation of its kind has (see {@link errorsOf}). */
-  errors: ErrorCode[];
-  /** `/oauth/*`: errors in OAuth's format (RFC 6749 §5.2) instead, by status. */
-  oauthErrors?: Record<number, OAuthErrorCode[]>;
-  /** Present only when the configuration turns it on. */
-  when?: (config: Config) => boolean;
-}
-
-type Tag = 'Auth' | 'E-mail' | 'Account' | 'Discovery' | 'Services' | 'System' | 'Regions';
 const TAGS: { name: Tag; description: string }[] = [
   { name: 'Auth', description: 'Sign-up, login, refresh, logout and password change.' },
   { name: 'E-mail', description: 'Verification, password reset and address change (with `identity.email` on; else 404).' },
+  { name: 'MFA', description: 'E-mailed sign-in codes, TOTP factors with recovery codes, the two-step login and step-up.' },
   { name: 'Account', description: "The caller's own account and sessions (Bearer)." },
   { name: 'Discovery', description: 'Keys, metadata and this document, for resource servers and client generators.' },
   {
@@ -124,7 +91,7 @@ function operations(config: Config): OperationSpec[] {
         ' `429` when the account or the client address is over its limit, even with the right password.',
       auth: 'none',
       body: { schema: loginBodySchema, required: true },
-      responses: { 200: { description: 'Logged in', schema: tokenResponseSchema } },
+      responses: { 200: { description: 'Logged in, or the second step to take (`mfaRequired`)', schema: signInResultSchema } },
       errors: ['invalid_credentials', 'account_disabled', 'email_not_verified', 'wrong_region', 'rate_limited', 'unavailable'],
     },
     {
@@ -519,6 +486,9 @@ function operations(config: Config): OperationSpec[] {
       errors: [],
       when: (c) => c.http.benchRoutes,
     },
+    ...otpOperations(config),
+    ...factorOperations(config),
+    ...twoStepOperations(config),
   ];
 }
 

@@ -69,6 +69,25 @@ export const tokenResponseSchema = z
     },
   });
 
+/** The answer to a login's first step when a second factor must follow (docs/api.md#two-step-login). */
+export const mfaChallengeSchema = z
+  .strictObject({
+    mfaRequired: z.literal(true),
+    mfaToken: z
+      .string()
+      .meta({ description: 'Single-use, for `POST /v1/auth/mfa/verify` (or enrolment, when `enrolmentRequired`); lives `expiresIn` seconds' }),
+    expiresIn: z.number().int().positive().meta({ description: 'Seconds the mfaToken lives (`identity.mfaTokenTtl`)' }),
+    factors: z.array(z.enum(['totp', 'recovery_code'])).meta({ description: 'What the second step accepts (empty when a factor must be enrolled first)' }),
+    enrolmentRequired: z.boolean().meta({ description: 'With `identity.mfa: required` and no factor yet: enrol one with the mfaToken, then get tokens' }),
+  })
+  .meta({
+    id: 'MfaChallenge',
+    example: { mfaRequired: true, mfaToken: 'mfa_…', expiresIn: 300, factors: ['totp', 'recovery_code'], enrolmentRequired: false },
+  });
+
+/** A login's first step: tokens, or the second step to take. */
+export const signInResultSchema = z.union([tokenResponseSchema, mfaChallengeSchema]).meta({ id: 'SignInResult' });
+
 export const sessionSchema = z
   .strictObject({
     id: uuid,

@@ -27,6 +27,10 @@ export const ERROR_CATALOG = {
   invalid_signature: { status: 401, title: 'Unauthorized', exit: 1 },
   unknown_peer: { status: 403, title: 'Forbidden', exit: 1 },
   wrong_region: { status: 421, title: 'Misdirected Request', exit: 1 },
+  // Step-up: the operation needs an authentication within identity.reauthWindow (POST /v1/auth/reauthenticate).
+  reauthentication_required: { status: 403, title: 'Forbidden', exit: 1 },
+  // The mfaToken of a two-step login is malformed, forged, expired, used, or used where it does not apply.
+  invalid_mfa_token: { status: 401, title: 'Unauthorized', exit: 1 },
   // The OAuth endpoints (RFC 6749 §5.2, RFC 7009 §2.2.1): rendered there in OAuth's error format.
   invalid_client: { status: 401, title: 'Unauthorized', exit: 1 },
   unauthorized_client: { status: 403, title: 'Forbidden', exit: 1 },

@@ -10,6 +10,7 @@ import { testConfig } from '../helpers/app.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { describeRun, expectJson, expectJsonError, expectNoStackTrace, runCli, type CliOptions, type CliResult } from './run-cli.js';
 import { shutdown } from '../../src/runtime.js';
+import { loginTokens } from '../helpers/assert.js';
 
 interface Inspection {
   valid: boolean;
@@ -56,7 +57,7 @@ describe('authctl session, token inspect, keys retire, region (spawned as a user
     await db?.drop();
   });
 
-  const login = (username: string): Promise<TokenResponse> => container.auth.login(username, PASSWORD, { userAgent: 'cli-admin-test', ip: '192.0.2.7' });
+  const login = (username: string): Promise<TokenResponse> => loginTokens(container.auth, username, PASSWORD, { userAgent: 'cli-admin-test', ip: '192.0.2.7' });
 
   describe('session list / revoke', function () {
     it('lists live sessions of a user, with no token material; revoke ends one; a second revoke says so', async function () {

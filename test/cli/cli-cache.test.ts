@@ -5,6 +5,7 @@ import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { deleteKeys, REDIS_URL, uniquePrefix } from '../helpers/redis-server.js';
 import { describeRun, expectJson, expectJsonError, runCli, type CliOptions } from './run-cli.js';
 import { migrate, shutdown, startBackground } from '../../src/runtime.js';
+import { loginTokens } from '../helpers/assert.js';
 
 describe('authctl cache', function () {
   let db: TestDatabase;
@@ -20,7 +21,7 @@ describe('authctl cache', function () {
     await migrate(container);
     await startBackground(container);
     await container.users.register('cachey', 'cachey-long-passphrase');
-    const tokens = await container.auth.login('cachey', 'cachey-long-passphrase', {});
+    const tokens = await loginTokens(container.auth, 'cachey', 'cachey-long-passphrase', {});
     sessionId = tokens.sessionId;
     // A revocation marks the session in the shared cache (off the response path: wait for it).
     await container.auth.logout(await container.auth.authenticate(tokens.accessToken));

@@ -6,6 +6,7 @@ import { AppError } from '../../src/platform/errors.js';
 import type { TokenResponse } from '../../src/core/auth/auth-service.js';
 import { describeRun, expectJson, expectJsonError, expectNoStackTrace, packageVersion, runCli, type CliOptions, type CliResult } from './run-cli.js';
 import { shutdown } from '../../src/runtime.js';
+import { loginTokens } from '../helpers/assert.js';
 
 /** Asserts that `promise` rejects with an AppError of this code. */
 async function expectAppError(promise: Promise<unknown>, code: string): Promise<void> {
@@ -43,7 +44,7 @@ describe('authctl CLI (spawned as a user runs it)', function () {
   let container: Container;
   const cli = (args: string[], options: CliOptions = {}): Promise<CliResult> => runCli(args, { databaseUrl: db.url, ...options });
   const login = (username: keyof typeof PASSWORDS, password: string = PASSWORDS[username]): Promise<TokenResponse> =>
-    container.auth.login(username, password, { userAgent: 'cli-test' });
+    loginTokens(container.auth, username, password, { userAgent: 'cli-test' });
 
   before(async function () {
     db = await createTestDatabase('cli');

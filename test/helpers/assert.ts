@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import type { Container } from '../../src/container.js';
+import type { AuthService, TokenResponse } from '../../src/core/auth/auth-service.js';
 import type { ClientMeta, IssuedSession } from '../../src/core/sessions/session-service.js';
 import type { SessionOwner } from '../../src/model/session.js';
 import { AppError } from '../../src/platform/errors.js';
@@ -21,4 +22,11 @@ export async function startSession(c: Container, owner: SessionOwner, meta: Clie
   const issued = c.sessions.open(owner, meta);
   await c.sessions.save(issued);
   return issued;
+}
+
+/** Logs in through the core and returns the tokens; fails the test when a second factor is asked for instead. */
+export async function loginTokens(auth: Pick<AuthService, 'login'>, ...args: Parameters<AuthService['login']>): Promise<TokenResponse> {
+  const result = await auth.login(...args);
+  if ('mfaRequired' in result) expect.fail('the login asked for a second factor');
+  return result;
 }

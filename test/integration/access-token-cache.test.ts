@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { buildContainer, type Container } from '../../src/container.js';
 import { ManualClock } from '../../src/platform/clock.js';
 import { testConfig } from '../helpers/app.js';
-import { rejectsWith } from '../helpers/assert.js';
+import { rejectsWith, loginTokens } from '../helpers/assert.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { migrate, shutdown, startBackground } from '../../src/runtime.js';
 
@@ -27,7 +27,7 @@ describe('access-token verification cache', function () {
     await db?.drop();
   });
 
-  const login = () => c.auth.login('cachedtoken', 'cached token passphrase', {});
+  const login = () => loginTokens(c.auth, 'cachedtoken', 'cached token passphrase', {});
 
   it('a remembered token still expires (30 s skew, no more)', async function () {
     const { accessToken } = await login();

@@ -6,7 +6,7 @@ import { ManualClock } from '../../src/platform/clock.js';
 import { ServerSecrets } from '../../src/core/keys/secrets.js';
 import { TEST_SECRET, testConfig } from '../helpers/app.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
-import { rejectsWith, startSession } from '../helpers/assert.js';
+import { rejectsWith, startSession, loginTokens } from '../helpers/assert.js';
 import { shutdown } from '../../src/runtime.js';
 
 const PASSWORD = 'correct horse battery staple';
@@ -106,7 +106,7 @@ describe('KeyRing: signing keys in the database', function () {
       await c2.keys.load();
     });
 
-    const login = () => c1.auth.login(username, PASSWORD, {});
+    const login = () => loginTokens(c1.auth, username, PASSWORD, {});
 
     it('publishes a new key at once but keeps signing with the old one until activation', async function () {
       const first = await login();
@@ -127,7 +127,7 @@ describe('KeyRing: signing keys in the database', function () {
       expect(kidOf((await login()).accessToken)).to.equal(oldKid);
       await c2.keys.load();
       expect(c2.keys.jwks().keys.map((k) => k.kid)).to.have.members([oldKid, newKid]);
-      expect(kidOf((await c2.auth.login(username, PASSWORD, {})).accessToken)).to.equal(oldKid);
+      expect(kidOf((await loginTokens(c2.auth, username, PASSWORD, {})).accessToken)).to.equal(oldKid);
       expect(await keyRows()).to.have.length(2);
     });
 

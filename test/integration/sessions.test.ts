@@ -6,7 +6,7 @@ import { RefreshTokenCodec } from '../../src/core/tokens/refresh-token.js';
 import type { UserRecord } from '../../src/model/user.js';
 import { testConfig } from '../helpers/app.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
-import { rejectsWith, startSession } from '../helpers/assert.js';
+import { rejectsWith, startSession, loginTokens } from '../helpers/assert.js';
 import { shutdown, startBackground } from '../../src/runtime.js';
 
 const PASSWORD = 'correct horse battery staple';
@@ -259,7 +259,7 @@ describe('sessions: rotation, reuse and revocation across two servers', function
       // A server that has not loaded its signing keys yet (just started) answers 503.
       const cold = buildContainer(testConfig(db.url), { clock });
       try {
-        await rejectsWith(cold.auth.login(owner.username!, PASSWORD, {}), 'unavailable');
+        await rejectsWith(loginTokens(cold.auth, owner.username!, PASSWORD, {}), 'unavailable');
       } finally {
         await shutdown(cold);
       }
@@ -279,7 +279,7 @@ describe('sessions: rotation, reuse and revocation across two servers', function
   describe('revocation propagation', function () {
     it('reaches another server on its next poll, which then refuses the access token', async function () {
       const owner = await newUser();
-      const login = await a.auth.login(owner.username!, PASSWORD, {});
+      const login = await loginTokens(a.auth, owner.username!, PASSWORD, {});
       const sid = login.sessionId;
       // Before: server B accepts the token.
       const principal = await b.auth.authenticate(login.accessToken);
@@ -300,7 +300,7 @@ describe('sessions: rotation, reuse and revocation across two servers', function
     it('reaches another server through its background poll', async function () {
       await startBackground(b);
       const owner = await newUser();
-      const login = await a.auth.login(owner.username!, PASSWORD, {});
+      const login = await loginTokens(a.auth, owner.username!, PASSWORD, {});
       await b.auth.authenticate(login.accessToken);
       await a.sessions.revoke(login.sessionId, 'admin');
       // Generous bound; the contract is 2 s p99 with a 1 s poll, tests poll every 200 ms.
@@ -311,7 +311,7 @@ describe('sessions: rotation, reuse and revocation across two servers', function
 
     it('drops entries once no access token of the session can be alive', async function () {
       const owner = await newUser();
-      const login = await a.auth.login(owner.username!, PASSWORD, {});
+      const login = await loginTokens(a.auth, owner.username!, PASSWORD, {});
       await a.sessions.revoke(login.sessionId, 'admin');
       await b.revocations.poll();
       expect(a.revocations.has(login.sessionId)).to.equal(true);
@@ -357,7 +357,7 @@ describe('sessions: rotation, reuse and revocation across two servers', function
 
     it('loads revocations made before a server starts', async function () {
       const owner = await newUser();
-      const login = await a.auth.login(owner.username!, PASSWORD, {});
+      const login = await loginTokens(a.auth, owner.username!, PASSWORD, {});
       await a.sessions.revoke(login.sessionId, 'admin');
 
       const c = buildContainer(testConfig(db.url), { clock });

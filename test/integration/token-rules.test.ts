@@ -5,7 +5,7 @@ import type { TokenResponse } from '../../src/core/auth/auth-service.js';
 import { AccessTokens } from '../../src/core/tokens/access-tokens.js';
 import { TOKEN_ERRORS, type CheckName } from '../../src/core/tokens/token-rules.js';
 import { testConfig } from '../helpers/app.js';
-import { rejectsWith } from '../helpers/assert.js';
+import { rejectsWith, loginTokens } from '../helpers/assert.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { migrate, shutdown, startBackground } from '../../src/runtime.js';
 
@@ -45,7 +45,7 @@ describe('access-token rules: verify and explain', function () {
       region: c.config.region,
     });
     await c.users.register('ruled', PASSWORD);
-    login = await c.auth.login('ruled', PASSWORD, {});
+    login = await loginTokens(c.auth, 'ruled', PASSWORD, {});
     signer = c.keys.signingKey();
   });
 
@@ -129,7 +129,7 @@ describe('access-token rules: verify and explain', function () {
   });
 
   it('a revoked session: the session check, from the revocation list (verify) and the session row (explain); a remembered token is refused the same way', async function () {
-    const other = await c.auth.login('ruled', PASSWORD, {});
+    const other = await loginTokens(c.auth, 'ruled', PASSWORD, {});
     await tokens.verify(other.accessToken);
     await c.sessions.revoke(other.sessionId, 'admin');
     const { checks, failed } = await tokens.explain(other.accessToken, findSession);
@@ -141,7 +141,7 @@ describe('access-token rules: verify and explain', function () {
   });
 
   it('what only the session row shows (ended, or gone) is reported by explain; servers go by the revocation list', async function () {
-    const other = await c.auth.login('ruled', PASSWORD, {});
+    const other = await loginTokens(c.auth, 'ruled', PASSWORD, {});
     await c.db
       .writer('sessions')
       .where({ id: other.sessionId })
@@ -157,7 +157,7 @@ describe('access-token rules: verify and explain', function () {
   });
 
   it('a key withdrawn while its token is remembered: verifyKnown refuses it as no longer published', async function () {
-    const kept = await c.auth.login('ruled', PASSWORD, {});
+    const kept = await loginTokens(c.auth, 'ruled', PASSWORD, {});
     await tokens.verify(kept.accessToken);
     const kid = c.keys.signingKey().kid;
     await c.keys.rotate();

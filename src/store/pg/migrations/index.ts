@@ -7,6 +7,7 @@ import * as sessionCutoff from './0005-session-cutoff.js';
 import * as emailIdentity from './0006-email-identity.js';
 import * as scaleIndexes from './0007-scale-indexes.js';
 import * as serviceClients from './0008-service-clients.js';
+import * as secondFactors from './0009-second-factors.js';
 
 interface Migration {
   name: string;
@@ -27,6 +28,7 @@ const MIGRATIONS: Migration[] = [
   { name: '0006-email-identity', ...emailIdentity },
   { name: '0007-scale-indexes', ...scaleIndexes },
   { name: '0008-service-clients', ...serviceClients },
+  { name: '0009-second-factors', ...secondFactors },
 ];
 
 export const migrationSource: Knex.MigrationSource<Migration> = {
