@@ -58,9 +58,12 @@ export class LoginThrottle {
   }
 
   /**
-   * Runs `verify` (which checks `username`'s password) under the login limits. A wrong password
-   * (`invalid_credentials`) stays counted; success resets the account; any other outcome
-   * (disabled account, database down) gives the attempt back.
+   * Runs `verify` (which checks `username`'s password, or a code of theirs) under the login
+   * limits. A wrong password (`invalid_credentials`) or a wrong code (`invalid_code`: an e-mailed
+   * sign-in code, a TOTP or recovery code) stays counted — one counter per account for every
+   * credential, so a second factor is no way around the password's limits, nor the other way
+   * round; success resets the account; any other outcome (disabled account, database down) gives
+   * the attempt back.
    */
   async guard<T>(username: string, ip: string, verify: () => Promise<T>): Promise<T> {
     if (!this.opts.config.enabled) return verify();
@@ -88,7 +91,7 @@ export class LoginThrottle {
       );
       return result;
     } catch (err) {
-      if (!isAppError(err, 'invalid_credentials')) {
+      if (!isAppError(err, 'invalid_credentials') && !isAppError(err, 'invalid_code')) {
         await Promise.all([this.failures.reward(account), this.backoff.delete(account), this.ip.reward(ip)]).catch(() => undefined);
       }
       throw err;
