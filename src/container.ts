@@ -53,6 +53,10 @@ import { SendLimits } from './security/send-limits.js';
 import { EmailChallengesRepo } from './store/pg/email-challenges-repo.js';
 import { ServiceClients } from './core/clients/service-clients.js';
 import { ServiceClientsRepo } from './store/pg/service-clients-repo.js';
+import { MfaFactors } from './core/mfa/mfa-factors.js';
+import { MfaFactorsRepo } from './store/pg/mfa-factors-repo.js';
+import { MfaRecoveryCodesRepo } from './store/pg/mfa-recovery-codes-repo.js';
+import { MfaTokenUsesRepo } from './store/pg/mfa-token-uses-repo.js';
 
 export interface Container {
   config: Config;
@@ -89,6 +93,8 @@ export interface Container {
   emailFlows: EmailFlows;
   /** Service clients (the ClientService of src/core/clients): the credentials of `/oauth/introspect` and `/oauth/revoke`. */
   clients: ServiceClients;
+  /** TOTP factors and recovery codes (README "TOTP and recovery codes"): enrolment and the second step's check. */
+  mfa: MfaFactors;
 }
 
 export interface Repositories {
@@ -104,6 +110,10 @@ export interface Repositories {
   /** The verification, address-change and reset challenges of the e-mail flows. */
   emailChallenges: EmailChallengesRepo;
   serviceClients: ServiceClientsRepo;
+  mfaFactors: MfaFactorsRepo;
+  mfaRecoveryCodes: MfaRecoveryCodesRepo;
+  /** The used `mfaToken`s of two-step logins. */
+  mfaTokenUses: MfaTokenUsesRepo;
 }
 
 /**
@@ -168,6 +178,9 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
     replicationApply: new ReplicationApplyRepo(db),
     emailChallenges: new EmailChallengesRepo(db),
     serviceClients: new ServiceClientsRepo(db),
+    mfaFactors: new MfaFactorsRepo(db),
+    mfaRecoveryCodes: new MfaRecoveryCodesRepo(db),
+    mfaTokenUses: new MfaTokenUsesRepo(db),
   };
   const usage = new UsageRecorder({ repo: repos.usage, clock, log, region: config.region });
   const telemetry = new Telemetry({ log, metrics, usage });
@@ -253,6 +266,20 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
           },
         })
       : undefined;
+  const mfa = new MfaFactors({
+    db,
+    factors: repos.mfaFactors,
+    recoveryCodes: repos.mfaRecoveryCodes,
+    users: repos.users,
+    secrets,
+    sessions,
+    mode: config.identity.mfa,
+    issuer: config.mail.productName,
+    clock,
+    log,
+    telemetry,
+    region: config.region,
+  });
   const clients = new ServiceClients({ repo: repos.serviceClients, clock, log, region: config.region });
   const replication = buildReplication(config, { repos, clock, log, metrics, sessions, keys, clients });
   const auth = new AuthService({
@@ -338,6 +365,7 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
     mail,
     emailFlows,
     clients,
+    mfa,
   };
 }
 
