@@ -47,7 +47,8 @@ export class ServerSecrets {
     if (version !== 'v1' || !entry || !iv || body === undefined || !tag) {
       throw new AppError(
         'bad_config',
-        'a stored secret (a signing key or a TOTP factor) was sealed with a server secret this server does not have; set AUTHCTL_SECRET (and AUTHCTL_PREVIOUS_SECRET during a rotation)',
+        'a stored secret (a signing key or a TOTP factor) was sealed with a server secret this server does not have;' +
+          ' set AUTHCTL_SECRET (and AUTHCTL_PREVIOUS_SECRET during a rotation)',
       );
     }
     try {

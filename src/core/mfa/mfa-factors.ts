@@ -87,7 +87,10 @@ export class MfaFactors {
     return this.opts.mode !== 'off';
   }
 
-  /** [] when the user has no active TOTP factor or identity.mfa is 'off'; ['totp','recovery_code'] with unused recovery codes, ['totp'] without. One indexed query. */
+  /**
+   * [] when the user has no active TOTP factor or identity.mfa is 'off'; ['totp','recovery_code']
+   * with unused recovery codes, ['totp'] without. One indexed query.
+   */
   async activeTypes(userId: string): Promise<SecondFactorType[]> {
     if (!this.enabled) return [];
     const { totp, recoveryCodes } = await this.opts.factors.activeKinds(userId);

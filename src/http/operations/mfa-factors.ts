@@ -34,7 +34,8 @@ export function factorOperations(config: Config): OperationSpec[] {
       tag: 'MFA',
       summary: 'Confirm a TOTP enrolment with a first code: the factor is active, and ten recovery codes are issued',
       description:
-        'Wrong codes count toward the login limits of the account (`429` + `Retry-After`). With an mfaToken, the answer also carries the tokens of that login.' +
+        'Wrong codes count toward the login limits of the account (`429` + `Retry-After`).' +
+        ' With an mfaToken, the answer also carries the tokens of that login.' +
         enrolmentAuth,
       auth: 'bearer',
       body: { schema: totpConfirmBodySchema, required: true },
@@ -60,7 +61,8 @@ export function factorOperations(config: Config): OperationSpec[] {
       tag: 'MFA',
       summary: 'Remove a TOTP factor',
       description:
-        'Needs an access token whose `auth_time` is within `identity.reauthWindow` (`POST /v1/auth/reauthenticate`). With no active factor left, the recovery codes end too.',
+        'Needs an access token whose `auth_time` is within `identity.reauthWindow` (`POST /v1/auth/reauthenticate`).' +
+        ' With no active factor left, the recovery codes end too.',
       auth: 'bearer',
       params: z.object({ id: z.string().meta({ description: 'The factor id' }) }),
       responses: { 204: { description: 'Removed (in every region once replicated)' } },
