@@ -11,6 +11,7 @@ import { docsRoutes } from './routes/docs.js';
 import { oauthRoutes } from './routes/oauth.js';
 import { emailRoutes } from './routes/email.js';
 import { meRoutes } from './routes/me.js';
+import { otpRoutes } from './routes/otp.js';
 import { regionRoutes } from './routes/regions.js';
 import { systemRoutes } from './routes/system.js';
 
@@ -38,6 +39,7 @@ export function routers(container: Container): Router[] {
   return [
     authRoutes(container),
     emailRoutes(container),
+    otpRoutes(container),
     meRoutes(container),
     systemRoutes(container),
     regionRoutes(container),
