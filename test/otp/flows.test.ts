@@ -68,6 +68,8 @@ describe('sign-in by e-mailed code (POST /v1/auth/otp/*) over HTTP and real SMTP
     expect((await region.app.request('/v1/me', { token: session.accessToken })).status).to.equal(200);
     tokens.push(await expectTokenResponse(await post('/v1/auth/refresh', { refreshToken: session.refreshToken })));
     expect((await challenges(u.email).where({ purpose: 'login' })).map((r) => r.end_reason)).to.deep.equal(['used']);
+    // The sign-up's verification is pointless now.
+    expect((await challenges(u.email).where({ purpose: 'verify' })).map((r) => r.end_reason)).to.deep.equal(['superseded']);
     await region.logs.settle();
     expect(region.logs.events('login.succeeded').map((e) => e.userId)).to.include(u.id);
     expect(region.logs.events('email.challenge_created').filter((e) => e.userId === u.id && e.purpose === 'login')).to.have.length(1);
