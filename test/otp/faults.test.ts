@@ -105,7 +105,11 @@ describe('sign-in codes while PostgreSQL is down', function () {
     // Nothing was spent by the failed attempts: the code signs in, with all its tries.
     const session = await expectTokenResponse(await post('/v1/auth/otp/verify', { email, code }));
     expect(decodeJwt(session.accessToken).amr).to.deep.equal(['otp']);
-    const [row] = await region.app.container.db.writer('email_challenges').whereRaw('lower(email) = lower(?)', [email]).where({ purpose: 'login' }).select('attempts', 'end_reason');
+    const [row] = await region.app.container.db
+      .writer<{ attempts: number; end_reason: string | null; purpose: string }>('email_challenges')
+      .whereRaw('lower(email) = lower(?)', [email])
+      .where({ purpose: 'login' })
+      .select('attempts', 'end_reason');
     expect(row).to.deep.equal({ attempts: 0, end_reason: 'used' });
   });
 });

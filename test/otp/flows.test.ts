@@ -63,7 +63,9 @@ describe('sign-in by e-mailed code (POST /v1/auth/otp/*) over HTTP and real SMTP
     expect(session.user).to.include({ id: u.id, email: u.email, emailVerified: true, username: u.username });
     const claims = decodeJwt(session.accessToken);
     expect(claims).to.deep.include({ sub: u.id, amr: ['otp'], acr: 'aal1', email: u.email, email_verified: true });
-    expect(claims.auth_time).to.be.a('number').within(started - 1, Math.ceil(Date.now() / 1000));
+    expect(claims.auth_time)
+      .to.be.a('number')
+      .within(started - 1, Math.ceil(Date.now() / 1000));
     // A real session: refresh works, /v1/me answers.
     expect((await region.app.request('/v1/me', { token: session.accessToken })).status).to.equal(200);
     tokens.push(await expectTokenResponse(await post('/v1/auth/refresh', { refreshToken: session.refreshToken })));

@@ -38,7 +38,7 @@ describe('regions: a sign-in code mailed by one region is used in another', func
     return signInCode(await nextMail(smtp, email, SIGN_IN_SUBJECT, since));
   }
 
-  it("a user of eu asks eu for a code and signs in with it in us; the code is then spent in eu too", async function () {
+  it('a user of eu asks eu for a code and signs in with it in us; the code is then spent in eu too', async function () {
     const email = `trav${tag()}@example.com`;
     expect((await post(eu, '/v1/auth/register', { email, password: uniquePassword() })).status).to.equal(201);
     const code = await codeFrom(eu, email);
