@@ -127,8 +127,16 @@ describe('user enumeration by e-mailed sign-in codes (docs/api.md#e-mailed-sign-
   });
 
   it(`a password login to an account without a password: the problem of a wrong password, in its time (p ≥ ${ALPHA})`, async function () {
-    const a = await expectProblem(await region.app.request('/v1/auth/login', { method: 'POST', json: { email: passwordless[0], password: uniquePassword() } }), 401, 'invalid_credentials');
-    const b = await expectProblem(await region.app.request('/v1/auth/login', { method: 'POST', json: { email: withPassword[0], password: uniquePassword() } }), 401, 'invalid_credentials');
+    const a = await expectProblem(
+      await region.app.request('/v1/auth/login', { method: 'POST', json: { email: passwordless[0], password: uniquePassword() } }),
+      401,
+      'invalid_credentials',
+    );
+    const b = await expectProblem(
+      await region.app.request('/v1/auth/login', { method: 'POST', json: { email: withPassword[0], password: uniquePassword() } }),
+      401,
+      'invalid_credentials',
+    );
     expect(a.detail).to.equal(b.detail);
     const s = await sample(
       ['none', 'wrong'],

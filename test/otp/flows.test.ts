@@ -63,11 +63,15 @@ describe('sign-in by e-mailed code (POST /v1/auth/otp/*) over HTTP and real SMTP
     expect(session.user).to.include({ id: u.id, email: u.email, emailVerified: true, username: u.username });
     const claims = decodeJwt(session.accessToken);
     expect(claims).to.deep.include({ sub: u.id, amr: ['otp'], acr: 'aal1', email: u.email, email_verified: true });
-    expect(claims.auth_time).to.be.a('number').within(started - 1, Math.ceil(Date.now() / 1000));
+    expect(claims.auth_time)
+      .to.be.a('number')
+      .within(started - 1, Math.ceil(Date.now() / 1000));
     // A real session: refresh works, /v1/me answers.
     expect((await region.app.request('/v1/me', { token: session.accessToken })).status).to.equal(200);
     tokens.push(await expectTokenResponse(await post('/v1/auth/refresh', { refreshToken: session.refreshToken })));
     expect((await challenges(u.email).where({ purpose: 'login' })).map((r) => r.end_reason)).to.deep.equal(['used']);
+    // The sign-up's verification is pointless now.
+    expect((await challenges(u.email).where({ purpose: 'verify' })).map((r) => r.end_reason)).to.deep.equal(['superseded']);
     await region.logs.settle();
     expect(region.logs.events('login.succeeded').map((e) => e.userId)).to.include(u.id);
     expect(region.logs.events('email.challenge_created').filter((e) => e.userId === u.id && e.purpose === 'login')).to.have.length(1);

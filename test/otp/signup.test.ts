@@ -24,13 +24,13 @@ describe('identity.otpSignup: a first e-mailed code creates the account', functi
   });
 
   const post = (path: string, json: unknown, token?: string) => poster(region)(path, json, token);
-  const users = (email: string) => region.app.container.db.writer('users').whereRaw('lower(email) = lower(?)', [email]);
+  const users = (email: string) => region.app.container.db.writer<Record<string, unknown>>('users').whereRaw('lower(email) = lower(?)', [email]);
 
   it('an unknown address gets a code; using it creates a verified account with no username and no password', async function () {
     const email = `new${tag()}@example.com`;
     const code = await mailedCode(region, email);
     expect(await users(email), 'no account before the code is used').to.deep.equal([]);
-    const [challenge] = await region.app.container.db.writer('email_challenges').whereRaw('lower(email) = lower(?)', [email]);
+    const [challenge] = await region.app.container.db.writer<Record<string, unknown>>('email_challenges').whereRaw('lower(email) = lower(?)', [email]);
     expect(challenge).to.include({ purpose: 'login', user_id: null });
 
     const session = await expectTokenResponse(await verifyCode(region, email, code));
@@ -84,7 +84,10 @@ describe('identity.otpSignup: a first e-mailed code creates the account', functi
     const password = uniquePassword();
     expect((await post('/v1/auth/register', { email, password })).status).to.equal(201);
     await expectProblem(await verifyCode(region, email, code), 400, 'invalid_code');
-    const [challenge] = await region.app.container.db.writer('email_challenges').whereRaw('lower(email) = lower(?)', [email]).where({ purpose: 'login' });
+    const [challenge] = await region.app.container.db
+      .writer<Record<string, unknown>>('email_challenges')
+      .whereRaw('lower(email) = lower(?)', [email])
+      .where({ purpose: 'login' });
     expect(challenge).to.include({ end_reason: 'superseded' });
     expect(await users(email)).to.have.length(1);
     await expectTokenResponse(await post('/v1/auth/login', { email, password }));
@@ -108,7 +111,7 @@ describe('identity.otpSignup off (the default)', function () {
     await requestsDone(region, { email });
     await mailQueueIdle(region);
     expect(signInMails(region.smtp, email)).to.deep.equal([]);
-    expect(await region.app.container.db.writer('email_challenges').whereRaw('lower(email) = lower(?)', [email])).to.deep.equal([]);
+    expect(await region.app.container.db.writer<Record<string, unknown>>('email_challenges').whereRaw('lower(email) = lower(?)', [email])).to.deep.equal([]);
     expect(await region.app.container.db.writer('users').whereRaw('lower(email) = lower(?)', [email])).to.deep.equal([]);
   });
 });
@@ -132,6 +135,8 @@ describe('identity.otpSignup configuration rules', function () {
     }
     expect(err).to.be.instanceOf(AppError);
     expect((err as AppError).code).to.equal('bad_config');
-    expect((err as AppError).detail).to.include('AUTHCTL_OTP_SIGNUP').and.include('identity.username "optional"');
+    expect((err as AppError).detail)
+      .to.include('AUTHCTL_OTP_SIGNUP')
+      .and.include('identity.username "optional"');
   });
 });

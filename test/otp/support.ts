@@ -51,6 +51,12 @@ export function signInMails(smtp: TestSmtpServer, email: string, since = 0): Rec
  */
 export async function allowAnotherSend(region: EmailRegion, email: string): Promise<void> {
   const c = region.app.container;
-  const limits = new SendLimits({ config: c.config.identity, enabled: c.config.rateLimit.enabled, store: c.limiterStore, log: c.log, registry: new Registry() });
+  const limits = new SendLimits({
+    config: c.config.identity,
+    enabled: c.config.rateLimit.enabled,
+    store: c.limiterStore,
+    log: c.log,
+    registry: new Registry(),
+  });
   await limits.refund('login', email, undefined);
 }

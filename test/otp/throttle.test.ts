@@ -45,7 +45,7 @@ describe('brute force of e-mailed codes: the account login limits', function () 
     // One counter for the account, whatever the credential: the password is held off as well.
     await expectProblem(await post('/v1/auth/login', { email, password }), 429, 'rate_limited');
     const [row] = await region.app.container.db
-      .writer('email_challenges')
+      .writer<{ attempts: number }>('email_challenges')
       .whereRaw('lower(email) = lower(?)', [email])
       .whereNull('ended_at')
       .select('attempts');

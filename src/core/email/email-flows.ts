@@ -338,6 +338,8 @@ export class EmailFlows implements RegistrationHooks {
         await this.opts.challenges.end(live.value.id, 'used', now, trx);
         if (user.emailVerifiedAt !== null) return { ok: true, value: { user, change: null } };
         const verified = await this.opts.users.markEmailVerified(user.id, user.email, now, trx);
+        // The address is proven: a verification still on its way is pointless now.
+        await this.opts.challenges.endLive(user.id, ['verify'], 'superseded', now, trx);
         return { ok: true, value: { user: verified ?? user, change: 'verified' } };
       });
     } catch (err) {
