@@ -53,6 +53,8 @@ import { SendLimits } from './security/send-limits.js';
 import { EmailChallengesRepo } from './store/pg/email-challenges-repo.js';
 import { ServiceClients } from './core/clients/service-clients.js';
 import { ServiceClientsRepo } from './store/pg/service-clients-repo.js';
+import { MFA_TOKEN_KEY_PURPOSE, MfaTokens } from './core/mfa/mfa-tokens.js';
+import { MfaTokenUsesRepo } from './store/pg/mfa-token-uses-repo.js';
 
 export interface Container {
   config: Config;
@@ -104,6 +106,8 @@ export interface Repositories {
   /** The verification, address-change and reset challenges of the e-mail flows. */
   emailChallenges: EmailChallengesRepo;
   serviceClients: ServiceClientsRepo;
+  /** The used mfaTokens of two-step logins. */
+  mfaTokenUses: MfaTokenUsesRepo;
 }
 
 /**
@@ -168,6 +172,7 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
     replicationApply: new ReplicationApplyRepo(db),
     emailChallenges: new EmailChallengesRepo(db),
     serviceClients: new ServiceClientsRepo(db),
+    mfaTokenUses: new MfaTokenUsesRepo(db),
   };
   const usage = new UsageRecorder({ repo: repos.usage, clock, log, region: config.region });
   const telemetry = new Telemetry({ log, metrics, usage });
@@ -255,7 +260,19 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
       : undefined;
   const clients = new ServiceClients({ repo: repos.serviceClients, clock, log, region: config.region });
   const replication = buildReplication(config, { repos, clock, log, metrics, sessions, keys, clients });
+  const mfaTokens = new MfaTokens({
+    keys: secrets?.macKeys(MFA_TOKEN_KEY_PURPOSE),
+    repo: repos.mfaTokenUses,
+    clock,
+    region: config.region,
+    ttlSeconds: config.identity.mfaTokenTtl,
+  });
   const auth = new AuthService({
+    db,
+    mfaPolicy: config.identity.mfa,
+    mfaTokens,
+    // TEMPORARY until the factors core lands: no user has a factor.
+    mfa: { activeTypes: () => Promise.resolve([]), verify: () => Promise.reject(new Error('no second factors yet')) },
     users,
     sessions,
     accessTokens,

@@ -13,6 +13,7 @@ import { emailRoutes } from './routes/email.js';
 import { meRoutes } from './routes/me.js';
 import { regionRoutes } from './routes/regions.js';
 import { systemRoutes } from './routes/system.js';
+import { twoStepRoutes } from './routes/two-step.js';
 
 /** The Koa application of one region's server; `app.callback()` is what tests drive. */
 export function createApp(container: Container): Koa {
@@ -37,6 +38,7 @@ export function createApp(container: Container): Koa {
 export function routers(container: Container): Router[] {
   return [
     authRoutes(container),
+    twoStepRoutes(container),
     emailRoutes(container),
     meRoutes(container),
     systemRoutes(container),
