@@ -90,12 +90,17 @@ export class MfaTokens {
 
   /** Refuses a token that was used already (before a code is judged, so a spent token tells nothing about codes). */
   async assertUnspent(claims: MfaTokenClaims): Promise<void> {
-    if (await this.opts.repo.isSpent(claims.id)) throw invalidMfaToken();
+    if (await this.opts.repo.findById(claims.id)) throw invalidMfaToken();
   }
 
-  /** Spends a token in `ex`, the transaction of the session it yields; `invalid_mfa_token` when it was spent already. */
+  /**
+   * Spends a token in `ex`, the transaction of the session it yields; `invalid_mfa_token` when it
+   * was spent already. Inserting is the check: two concurrent uses meet at the primary key, the
+   * second waits for the first to commit and then inserts nothing; a use that rolls back frees
+   * the token again.
+   */
   async spend(claims: MfaTokenClaims, ex: Executor): Promise<void> {
-    const fresh = await this.opts.repo.spend(
+    const fresh = await this.opts.repo.insertOnce(
       { id: claims.id, userId: claims.userId, homeRegion: this.opts.region, usedAt: this.opts.clock.now(), expiresAt: claims.expiresAt },
       ex,
     );

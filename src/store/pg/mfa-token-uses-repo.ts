@@ -2,34 +2,45 @@ import type { MfaTokenUse } from '../../model/mfa.js';
 import type { Db, Executor } from './db.js';
 import { guard } from './errors.js';
 
-/**
- * All SQL on `mfa_token_uses` (migration 0009-second-factors): the mfaTokens of two-step logins
- * that have been used. An mfaToken is sealed and carries no row until it is used; its row is
- * what makes it single-use, here and, once it replicates, in every region.
- */
+/** An `mfa_token_uses` row as node-pg returns it (migration 0009-second-factors). */
+export interface TokenUseDbRow {
+  id: string;
+  user_id: string | null;
+  home_region: string;
+  used_at: Date;
+  expires_at: Date;
+}
+
+export function toTokenUse(row: TokenUseDbRow): MfaTokenUse {
+  return { id: row.id, userId: row.user_id, homeRegion: row.home_region, usedAt: row.used_at, expiresAt: row.expires_at };
+}
+
+export function tokenUseColumns(u: MfaTokenUse) {
+  return { id: u.id, user_id: u.userId, home_region: u.homeRegion, used_at: u.usedAt, expires_at: u.expiresAt };
+}
+
+/** All SQL on `mfa_token_uses`: the used `mfaToken`s of two-step logins (single-use), kept until they expire. */
 export class MfaTokenUsesRepo {
   constructor(private readonly db: Db) {}
 
-  /**
-   * Records the use of a token; `false` when it was used already. Inserting is the check: two
-   * concurrent uses of one token meet at the primary key, the second waits for the first to
-   * commit and then inserts nothing — so it is to run in the transaction of what the use yields
-   * (the session), and a use that rolls back frees the token again.
-   */
-  async spend(use: MfaTokenUse, ex: Executor): Promise<boolean> {
-    const rows = await guard(
-      ex('mfa_token_uses')
-        .insert({ id: use.id, user_id: use.userId, home_region: use.homeRegion, used_at: use.usedAt, expires_at: use.expiresAt })
-        .onConflict('id')
-        .ignore()
-        .returning<Array<{ id: string }>>('id'),
-    );
+  /** Records a use; false when the token was used before (its id is the row's primary key). */
+  async insertOnce(use: MfaTokenUse, ex: Executor = this.db.writer): Promise<boolean> {
+    const rows = await guard(ex('mfa_token_uses').insert(tokenUseColumns(use)).onConflict('id').ignore().returning('id'));
     return rows.length > 0;
   }
 
-  /** Whether a token was used already (read on the writer: a use just committed must count). */
-  async isSpent(id: string): Promise<boolean> {
-    const row = await guard(this.db.writer('mfa_token_uses').where({ id }).first('id'));
-    return row !== undefined;
+  async findById(id: string, ex: Executor = this.db.writer): Promise<MfaTokenUse | undefined> {
+    const row = await guard(ex<TokenUseDbRow>('mfa_token_uses').where({ id }).first());
+    return row ? toTokenUse(row) : undefined;
+  }
+
+  /** Deletes, at most `limit` of them, uses of tokens that expired before `before` (the cleanup job). */
+  async deleteExpired(before: Date, limit: number): Promise<number> {
+    const w = this.db.writer;
+    return guard(
+      w('mfa_token_uses')
+        .whereIn('id', w('mfa_token_uses').select('id').where('expires_at', '<', before).limit(limit))
+        .delete(),
+    );
   }
 }
