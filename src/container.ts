@@ -54,6 +54,9 @@ import { EmailChallengesRepo } from './store/pg/email-challenges-repo.js';
 import { ServiceClients } from './core/clients/service-clients.js';
 import { ServiceClientsRepo } from './store/pg/service-clients-repo.js';
 import { MFA_TOKEN_KEY_PURPOSE, MfaTokens } from './core/mfa/mfa-tokens.js';
+import { MfaFactors } from './core/mfa/mfa-factors.js';
+import { MfaFactorsRepo } from './store/pg/mfa-factors-repo.js';
+import { MfaRecoveryCodesRepo } from './store/pg/mfa-recovery-codes-repo.js';
 import { MfaTokenUsesRepo } from './store/pg/mfa-token-uses-repo.js';
 
 export interface Container {
@@ -91,6 +94,8 @@ export interface Container {
   emailFlows: EmailFlows;
   /** Service clients (the ClientService of src/core/clients): the credentials of `/oauth/introspect` and `/oauth/revoke`. */
   clients: ServiceClients;
+  /** TOTP factors and recovery codes (README "TOTP and recovery codes"): enrolment and the second step's check. */
+  mfa: MfaFactors;
 }
 
 export interface Repositories {
@@ -106,7 +111,9 @@ export interface Repositories {
   /** The verification, address-change and reset challenges of the e-mail flows. */
   emailChallenges: EmailChallengesRepo;
   serviceClients: ServiceClientsRepo;
-  /** The used mfaTokens of two-step logins. */
+  mfaFactors: MfaFactorsRepo;
+  mfaRecoveryCodes: MfaRecoveryCodesRepo;
+  /** The used `mfaToken`s of two-step logins. */
   mfaTokenUses: MfaTokenUsesRepo;
 }
 
@@ -172,6 +179,8 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
     replicationApply: new ReplicationApplyRepo(db),
     emailChallenges: new EmailChallengesRepo(db),
     serviceClients: new ServiceClientsRepo(db),
+    mfaFactors: new MfaFactorsRepo(db),
+    mfaRecoveryCodes: new MfaRecoveryCodesRepo(db),
     mfaTokenUses: new MfaTokenUsesRepo(db),
   };
   const usage = new UsageRecorder({ repo: repos.usage, clock, log, region: config.region });
@@ -258,6 +267,20 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
           },
         })
       : undefined;
+  const mfa = new MfaFactors({
+    db,
+    factors: repos.mfaFactors,
+    recoveryCodes: repos.mfaRecoveryCodes,
+    users: repos.users,
+    secrets,
+    sessions,
+    mode: config.identity.mfa,
+    issuer: config.mail.productName,
+    clock,
+    log,
+    telemetry,
+    region: config.region,
+  });
   const clients = new ServiceClients({ repo: repos.serviceClients, clock, log, region: config.region });
   const replication = buildReplication(config, { repos, clock, log, metrics, sessions, keys, clients });
   const mfaTokens = new MfaTokens({
@@ -271,8 +294,7 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
     db,
     mfaPolicy: config.identity.mfa,
     mfaTokens,
-    // TEMPORARY until the factors core lands: no user has a factor.
-    mfa: { activeTypes: () => Promise.resolve([]), verify: () => Promise.reject(new Error('no second factors yet')) },
+    mfa,
     users,
     sessions,
     accessTokens,
@@ -355,6 +377,7 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
     mail,
     emailFlows,
     clients,
+    mfa,
   };
 }
 

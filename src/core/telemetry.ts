@@ -1,6 +1,7 @@
 import type { Logger } from '../platform/logger.js';
 import type { RevokeReason } from '../model/session.js';
 import type { Metrics } from '../platform/metrics.js';
+import type { SecondFactorType } from '../model/mfa.js';
 
 /** The part of the usage recorder telemetry needs (hourly counters in PostgreSQL for `authctl stats`). */
 export interface UsageSink {
@@ -85,6 +86,31 @@ export class Telemetry {
     counter.inc();
     // On the Bearer path for every request: skip building a debug entry nobody will see.
     if (result !== 'error' && this.deps.log.isDebugEnabled()) this.deps.log.debug(`cache ${result}`, { event: `cache.${result}`, kind });
+  }
+
+  /** A TOTP factor was confirmed (its first code accepted) and recovery codes issued. */
+  mfaEnrolled(userId: string, factorId: string): void {
+    this.deps.log.info('second factor enrolled', { event: 'mfa.enrolled', userId, factorId, factor: 'totp' });
+  }
+
+  /** Factors removed: by the user (`self`) or by an administrator (`admin`, with who ran it). */
+  mfaRemoved(userId: string, factorIds: string[], by: { via: 'self' } | { via: 'admin'; actor: string }): void {
+    this.deps.log.info('second factor removed', { event: 'mfa.removed', userId, factorIds, ...by });
+  }
+
+  /** A second factor passed; a recovery code also logs that it is spent and how many are left. */
+  mfaVerified(userId: string, factor: SecondFactorType, recoveryCodesLeft?: number): void {
+    this.deps.metrics.mfaVerifications.inc({ factor, result: 'success' });
+    this.deps.log.info('second factor verified', { event: 'mfa.verified', userId, factor });
+    if (factor === 'recovery_code') {
+      this.deps.log.info('recovery code used', { event: 'mfa.recovery_code_used', userId, left: recoveryCodesLeft ?? 0 });
+    }
+  }
+
+  /** A wrong, replayed or unusable second factor (the reason is for the operator; the client sees `invalid_code`). */
+  mfaFailed(userId: string, factor: SecondFactorType, reason: 'wrong' | 'replayed' | 'no_factor'): void {
+    this.deps.metrics.mfaVerifications.inc({ factor, result: 'failure' });
+    this.deps.log.info('second factor failed', { event: 'mfa.failed', userId, factor, reason });
   }
 
   passwordHash(op: 'hash' | 'verify', seconds: number): void {

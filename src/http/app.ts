@@ -11,6 +11,7 @@ import { docsRoutes } from './routes/docs.js';
 import { oauthRoutes } from './routes/oauth.js';
 import { emailRoutes } from './routes/email.js';
 import { meRoutes } from './routes/me.js';
+import { mfaRoutes } from './routes/mfa.js';
 import { regionRoutes } from './routes/regions.js';
 import { systemRoutes } from './routes/system.js';
 import { twoStepRoutes } from './routes/two-step.js';
@@ -41,6 +42,7 @@ export function routers(container: Container): Router[] {
     twoStepRoutes(container),
     emailRoutes(container),
     meRoutes(container),
+    mfaRoutes(container),
     systemRoutes(container),
     regionRoutes(container),
     discoveryRoutes(container),

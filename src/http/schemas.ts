@@ -224,3 +224,90 @@ export function problemOf(status: number, codes: readonly ErrorCode[]) {
     ...(wrongRegion ? { region: z.string().optional(), location: z.string().optional() } : {}),
   });
 }
+
+const recoveryCodes = z
+  .array(z.string().regex(/^[0-9a-hjkmnp-tv-z]{4}-[0-9a-hjkmnp-tv-z]{4}-[0-9a-hjkmnp-tv-z]{4}$/))
+  .length(10)
+  .meta({ description: 'Ten single-use recovery codes (60 bits each), shown this once: the server keeps only their hashes' });
+const recoveryCodesExample = [
+  'k3m9-q2vd-8r1w',
+  'x7c4-n0tp-5hga',
+  'b2f6-9wze-jq3k',
+  'm8s1-r4yd-0vcn',
+  'p5e7-t2ka-6wzh',
+  '4gq0-v9mb-1dxs',
+  'h6n3-c8rw-7kpt',
+  'z1a5-e3jq-9fmv',
+  'w0d8-k6sg-2tnb',
+  'c9v2-m7hx-4rea',
+];
+
+/** `POST /v1/me/mfa/totp`: what an authenticator app needs, shown once. */
+export const totpEnrolmentSchema = z
+  .strictObject({
+    factorId: uuid.meta({ description: 'The pending factor: confirm it with `POST /v1/me/mfa/totp/confirm` within 10 minutes' }),
+    secret: z
+      .string()
+      .regex(/^[A-Z2-7]{32}$/)
+      .meta({ description: 'The RFC 6238 secret, base32 (160 bits), for typing into an app' }),
+    uri: z
+      .string()
+      .regex(/^otpauth:\/\/totp\//)
+      .meta({ description: 'The `otpauth://` key URI (SHA-1, 6 digits, 30 s)' }),
+    qrCode: z
+      .string()
+      .regex(/^data:image\/png;base64,/)
+      .meta({ description: 'The URI as a QR code: a PNG data URL for an `<img src>`' }),
+  })
+  .meta({
+    id: 'TotpEnrolment',
+    example: {
+      factorId: '0192f0c4-7d1e-7c3a-9b1e-3f2a1c0d4e70',
+      secret: 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP',
+      uri: 'otpauth://totp/authctl:alice?issuer=authctl&secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP&algorithm=SHA1&digits=6&period=30',
+      qrCode: 'data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAA…',
+    },
+  });
+
+/** `POST /v1/me/mfa/totp/confirm`: the recovery codes, and with an mfaToken the login's tokens. */
+export const totpConfirmedSchema = z
+  .strictObject({
+    recoveryCodes,
+    tokens: tokenResponseSchema
+      .optional()
+      .meta({ description: 'Only when enrolling with the mfaToken of a login (`identity.mfa: required`): the tokens of that login' }),
+  })
+  .meta({ id: 'TotpConfirmed', example: { recoveryCodes: recoveryCodesExample } });
+
+export const recoveryCodesSchema = z.strictObject({ recoveryCodes }).meta({ id: 'RecoveryCodes', example: { recoveryCodes: recoveryCodesExample } });
+
+export const mfaFactorSchema = z
+  .strictObject({
+    id: uuid,
+    type: z.literal('totp'),
+    status: z.enum(['pending', 'active']).meta({ description: '`pending` until confirmed with a first code (for 10 minutes)' }),
+    createdAt: timestamp,
+    confirmedAt: timestamp.nullable(),
+  })
+  .meta({ id: 'MfaFactor', description: 'A second factor: never its secret.' });
+
+export const mfaOverviewSchema = z
+  .strictObject({
+    factors: z.array(mfaFactorSchema),
+    recoveryCodesLeft: z.number().int().min(0).max(10).meta({ description: 'Unused recovery codes' }),
+  })
+  .meta({
+    id: 'MfaOverview',
+    example: {
+      factors: [
+        {
+          id: '0192f0c4-7d1e-7c3a-9b1e-3f2a1c0d4e70',
+          type: 'totp',
+          status: 'active',
+          createdAt: '2026-11-21T14:03:07.512Z',
+          confirmedAt: '2026-11-21T14:03:41.090Z',
+        },
+      ],
+      recoveryCodesLeft: 9,
+    },
+  });

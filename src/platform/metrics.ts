@@ -73,6 +73,12 @@ export function createMetrics(region: string) {
       labelNames: ['reason'] as const,
       registers,
     }),
+    mfaVerifications: new Counter({
+      name: 'authctl_mfa_verifications_total',
+      help: 'Second-factor checks by factor (totp, recovery_code) and result (success, failure).',
+      labelNames: ['factor', 'result'] as const,
+      registers,
+    }),
     passwordHashDuration: new Histogram({
       name: 'authctl_password_hash_duration_seconds',
       help: 'argon2id duration by operation (hash, verify).',

@@ -26,7 +26,11 @@ export class ServerSecrets {
     return this.entries.map((e) => derive(e.secret, purpose));
   }
 
-  /** Encrypts a private JWK for storage: `v1.<secret id>.<iv>.<ciphertext>.<tag>` (AES-256-GCM). */
+  /**
+   * Encrypts a secret for storage (a signing key's private JWK, a TOTP secret):
+   * `v1.<secret id>.<iv>.<ciphertext>.<tag>` (AES-256-GCM). `context` is bound as associated data
+   * (e.g. `mfa-totp:<factor id>`), so a sealed value moved to another row does not open there.
+   */
   seal(plaintext: string, context: string): string {
     const { id, secret } = this.entries[0]!;
     const iv = randomBytes(12);
@@ -43,7 +47,8 @@ export class ServerSecrets {
     if (version !== 'v1' || !entry || !iv || body === undefined || !tag) {
       throw new AppError(
         'bad_config',
-        'a signing key was sealed with a server secret this server does not have; set AUTHCTL_SECRET (and AUTHCTL_PREVIOUS_SECRET during a rotation)',
+        'a stored secret (a signing key or a TOTP factor) was sealed with a server secret this server does not have;' +
+          ' set AUTHCTL_SECRET (and AUTHCTL_PREVIOUS_SECRET during a rotation)',
       );
     }
     try {
@@ -52,8 +57,15 @@ export class ServerSecrets {
       decipher.setAuthTag(Buffer.from(tag, 'base64url'));
       return Buffer.concat([decipher.update(Buffer.from(body, 'base64url')), decipher.final()]).toString('utf8');
     } catch (err) {
-      throw new AppError('bad_config', 'a signing key could not be decrypted with the configured server secret', { cause: err });
+      throw new AppError('bad_config', 'a stored secret (a signing key or a TOTP factor) could not be decrypted with the configured server secret', {
+        cause: err,
+      });
     }
+  }
+
+  /** Whether `sealed` was sealed with the current secret (false: the previous one, during a rotation — re-seal it when next used). */
+  sealedWithCurrent(sealed: string): boolean {
+    return sealed.split('.')[1] === this.entries[0]!.id;
   }
 }
 
