@@ -10,6 +10,7 @@ import type { RefreshProxy, RelayedResponse } from '../replication/refresh-proxy
 import type { Clock } from '../../platform/clock.js';
 import type { Db } from '../../store/pg/db.js';
 import type { Config } from '../../config/schema.js';
+import type { MfaFactors, SecondFactorProof } from '../mfa/mfa-factors.js';
 import type { MfaTokenClaims, MfaTokenPurpose, MfaTokens } from '../mfa/mfa-tokens.js';
 import type { ClientMeta, IssuedSession, SessionService } from '../sessions/session-service.js';
 import type { AccessClaims, AccessTokens } from '../tokens/access-tokens.js';
@@ -41,17 +42,6 @@ export interface MfaChallenge {
 
 /** What a login's first step answers: tokens, or the second step to take. */
 export type SignInResult = TokenResponse | MfaChallenge;
-
-/** A second factor's answer: a TOTP code, or one of the recovery codes. */
-export type SecondFactorProof = { code: string } | { recoveryCode: string };
-
-/** What the two-step login asks of the user's second factors (`c.mfa`). */
-export interface SecondFactors {
-  /** The kinds of factor the user can answer with now; empty when none is active (or `identity.mfa` is off). */
-  activeTypes(userId: string): Promise<SecondFactorType[]>;
-  /** Checks and spends a code (`invalid_code` when wrong); says which kind answered. */
-  verify(userId: string, proof: SecondFactorProof): Promise<SecondFactorType>;
-}
 
 /** A login between its two steps: its opened mfaToken and the user it names (for the throttle's name). */
 export interface PendingLogin {
@@ -87,10 +77,11 @@ export interface SessionView {
 
 export interface AuthServiceOptions {
   db: Pick<Db, 'transaction'>;
-  /** `identity.mfa`: whether a login asks for a second factor. */
+  /** `identity.mfa`: with `required`, a login of a user without a factor leads to enrolment. */
   mfaPolicy: Config['identity']['mfa'];
   mfaTokens: MfaTokens;
-  mfa: SecondFactors;
+  /** The user's second factors: which are active (none with `identity.mfa` off), and the check of a code. */
+  mfa: Pick<MfaFactors, 'activeTypes' | 'verify'>;
   users: UserService;
   sessions: SessionService;
   accessTokens: AccessTokens;
@@ -141,11 +132,9 @@ export class AuthService {
   async signIn(user: UserRecord, first: FirstFactor, meta: ClientMeta): Promise<SignInResult> {
     // After the first factor's check, so the answer says nothing about who exists where.
     this.opts.loginPolicy?.assertHome(user.homeRegion);
-    if (this.opts.mfaPolicy !== 'off') {
-      const factors = await this.opts.mfa.activeTypes(user.id);
-      if (factors.length > 0) return this.challenge(user, first, 'verify', factors);
-      if (this.opts.mfaPolicy === 'required') return this.challenge(user, first, 'enrol', []);
-    }
+    const factors = await this.opts.mfa.activeTypes(user.id);
+    if (factors.length > 0) return this.challenge(user, first, 'verify', factors);
+    if (this.opts.mfaPolicy === 'required') return this.challenge(user, first, 'enrol', []);
     return this.startSession(user, meta, { authTime: this.opts.clock.now(), amr: [first] });
   }
 
@@ -219,7 +208,7 @@ export class AuthService {
     if (!user.passwordHash) {
       throw new AppError('invalid_request', 'this account has no password: log in again (an e-mailed sign-in code) for a fresh authentication');
     }
-    const factors = this.opts.mfaPolicy === 'off' ? [] : await this.opts.mfa.activeTypes(user.id);
+    const factors = await this.opts.mfa.activeTypes(user.id);
     if (factors.length > 0 && code === undefined) {
       throw invalidRequest([{ path: 'code', message: 'required: this account has a second factor' }], 'this account has a second factor: send `code` with the password');
     }

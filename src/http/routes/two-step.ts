@@ -1,6 +1,7 @@
 import Router from '@koa/router';
 import { z } from 'zod';
-import type { Principal, SecondFactorProof } from '../../core/auth/auth-service.js';
+import type { Principal } from '../../core/auth/auth-service.js';
+import type { SecondFactorProof } from '../../core/mfa/mfa-factors.js';
 import type { Container } from '../../container.js';
 import { AppError } from '../../platform/errors.js';
 import { requireBearer } from '../middleware/bearer.js';
