@@ -144,9 +144,6 @@ function asTwoStep(http: LoadResult, pairs: Latencies): LoadResult {
     rps: Math.round(pairs.count / http.elapsedS),
     latencyMs: pairs.summary(),
     errorRate: round(http.errors / Math.max(1, http.requests), 4),
-    notes: [
-      ...http.notes,
-      `one request = a login and its second step (${http.requests} HTTP requests); errors, CPU and server means are per HTTP request`,
-    ],
+    notes: [...http.notes, `one request = a login and its second step (${http.requests} HTTP requests); errors, CPU and server means are per HTTP request`],
   };
 }

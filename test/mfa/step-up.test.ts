@@ -2,7 +2,16 @@ import { expect } from 'chai';
 import { decodeJwt } from 'jose';
 import { ManualClock } from '../../src/platform/clock.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
-import { createAccount, expectInvalidRequest, expectProblem, expectTokenResponse, login, refresh, uniquePassword, type TokenResponse } from '../helpers/http-assert.js';
+import {
+  createAccount,
+  expectInvalidRequest,
+  expectProblem,
+  expectTokenResponse,
+  login,
+  refresh,
+  uniquePassword,
+  type TokenResponse,
+} from '../helpers/http-assert.js';
 
 describe('step-up: recent authentication for password and address changes, POST /v1/auth/reauthenticate', function () {
   const clock = new ManualClock();
@@ -12,7 +21,11 @@ describe('step-up: recent authentication for password and address changes, POST 
   before(async function () {
     app = await startTestApp('mfa_step_up', {
       clock,
-      overrides: { identity: { email: 'optional', sendsPerIpPerHour: 100_000 }, mail: { transport: 'log', from: 'authctl tests <no-reply@example.test>' }, log: { level: 'silent' } },
+      overrides: {
+        identity: { email: 'optional', sendsPerIpPerHour: 100_000 },
+        mail: { transport: 'log', from: 'authctl tests <no-reply@example.test>' },
+        log: { level: 'silent' },
+      },
     });
     window = app.container.config.identity.reauthWindow;
   });
@@ -40,12 +53,20 @@ describe('step-up: recent authentication for password and address changes, POST 
     const tokens = await login(app, a.username, a.password);
     clock.advance(window + 1);
     const next = uniquePassword();
-    const refused = await expectProblem(await post('/v1/auth/password', { currentPassword: a.password, newPassword: next }, tokens.accessToken), 403, 'reauthentication_required');
+    const refused = await expectProblem(
+      await post('/v1/auth/password', { currentPassword: a.password, newPassword: next }, tokens.accessToken),
+      403,
+      'reauthentication_required',
+    );
     expect(refused.detail).to.include('/v1/auth/reauthenticate');
     // Refreshing is no way around it: the session keeps its authentication time.
     const refreshed = await expectTokenResponse(await refresh(app, tokens.refreshToken));
     expect(authTime(refreshed.accessToken)).to.equal(authTime(tokens.accessToken));
-    await expectProblem(await post('/v1/auth/password', { currentPassword: a.password, newPassword: next }, refreshed.accessToken), 403, 'reauthentication_required');
+    await expectProblem(
+      await post('/v1/auth/password', { currentPassword: a.password, newPassword: next }, refreshed.accessToken),
+      403,
+      'reauthentication_required',
+    );
     // Nothing changed: the old password still logs in.
     await login(app, a.username, a.password);
 
@@ -65,7 +86,11 @@ describe('step-up: recent authentication for password and address changes, POST 
     const next = uniquePassword();
     expect((await post('/v1/auth/password', { currentPassword: a.password, newPassword: next }, tokens.accessToken)).status).to.equal(204);
     clock.advance(2);
-    await expectProblem(await post('/v1/auth/password', { currentPassword: next, newPassword: uniquePassword() }, tokens.accessToken), 403, 'reauthentication_required');
+    await expectProblem(
+      await post('/v1/auth/password', { currentPassword: next, newPassword: uniquePassword() }, tokens.accessToken),
+      403,
+      'reauthentication_required',
+    );
   });
 
   it('an address change with an old auth_time: 403; after reauthenticating: 202', async function () {
@@ -92,7 +117,11 @@ describe('step-up: recent authentication for password and address changes, POST 
     const refreshed = await expectTokenResponse(await refresh(app, tokens.refreshToken));
     expect(authTime(refreshed.accessToken)).to.equal(now());
     // The old access token still says what it said (tokens are immutable): it stays refused.
-    await expectProblem(await post('/v1/auth/password', { currentPassword: a.password, newPassword: uniquePassword() }, tokens.accessToken), 403, 'reauthentication_required');
+    await expectProblem(
+      await post('/v1/auth/password', { currentPassword: a.password, newPassword: uniquePassword() }, tokens.accessToken),
+      403,
+      'reauthentication_required',
+    );
   });
 
   it('a wrong password: 401 invalid_credentials, counted under the account like a failed login (429 with Retry-After past the limit)', async function () {
@@ -127,7 +156,10 @@ describe('step-up: recent authentication for password and address changes, POST 
     const tokens = await login(app, a.username, a.password);
     await expectInvalidRequest(await post('/v1/auth/reauthenticate', {}, tokens.accessToken), 'password');
     await expectInvalidRequest(await post('/v1/auth/reauthenticate', { password: a.password, code: '12345' }, tokens.accessToken), 'code');
-    await expectInvalidRequest(await post('/v1/auth/reauthenticate', { password: a.password, code: '123456', recoveryCode: 'abcd' }, tokens.accessToken), 'recoveryCode');
+    await expectInvalidRequest(
+      await post('/v1/auth/reauthenticate', { password: a.password, code: '123456', recoveryCode: 'abcd' }, tokens.accessToken),
+      'recoveryCode',
+    );
     await expectInvalidRequest(await post('/v1/auth/reauthenticate', { password: a.password, extra: 1 }, tokens.accessToken));
   });
 });

@@ -110,7 +110,11 @@ describe('two-step login: the mfaToken and POST /v1/auth/mfa/verify (identity.mf
     ]);
     const statuses = results.map((r) => r.status).sort();
     expect(statuses).to.deep.equal([200, 401]);
-    await expectProblem(results.find((r) => r.status === 401)!, 401, 'invalid_mfa_token');
+    await expectProblem(
+      results.find((r) => r.status === 401)!,
+      401,
+      'invalid_mfa_token',
+    );
     await expectTokenResponse(results.find((r) => r.status === 200)!);
     expect(await sessionsOf(a.user.id)).to.equal(sessions + 1);
   });
@@ -212,7 +216,11 @@ describe('two-step login: the mfaToken and POST /v1/auth/mfa/verify (identity.mf
       const tokens = await expectTokenResponse(await post('/v1/auth/mfa/verify', { mfaToken: (await firstStep(a)).mfaToken, code: code(a) }));
       clock.advance(app.container.config.identity.reauthWindow + 1);
       await expectInvalidRequest(await post('/v1/auth/reauthenticate', { password: a.password }, tokens.accessToken), 'code');
-      await expectProblem(await post('/v1/auth/reauthenticate', { password: a.password, code: '000000' === code(a) ? '111111' : '000000' }, tokens.accessToken), 400, 'invalid_code');
+      await expectProblem(
+        await post('/v1/auth/reauthenticate', { password: a.password, code: '000000' === code(a) ? '111111' : '000000' }, tokens.accessToken),
+        400,
+        'invalid_code',
+      );
       await expectProblem(await post('/v1/auth/reauthenticate', { password: `${a.password}x`, code: code(a) }, tokens.accessToken), 401, 'invalid_credentials');
       const res = await post('/v1/auth/reauthenticate', { password: a.password, code: code(a) }, tokens.accessToken);
       expect(res.status, await res.clone().text()).to.equal(200);

@@ -210,7 +210,10 @@ export class AuthService {
     }
     const factors = await this.opts.mfa.activeTypes(user.id);
     if (factors.length > 0 && code === undefined) {
-      throw invalidRequest([{ path: 'code', message: 'required: this account has a second factor' }], 'this account has a second factor: send `code` with the password');
+      throw invalidRequest(
+        [{ path: 'code', message: 'required: this account has a second factor' }],
+        'this account has a second factor: send `code` with the password',
+      );
     }
     if (!(await this.opts.users.verifyPassword(user.id, password))) throw new AppError('invalid_credentials', 'the password is wrong');
     const second = factors.length > 0 && code !== undefined ? await this.opts.mfa.verify(user.id, code) : undefined;

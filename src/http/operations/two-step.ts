@@ -15,7 +15,8 @@ export function twoStepOperations(config: Config): OperationSpec[] {
       summary: "A login's second step: the mfaToken and a TOTP or recovery code",
       description:
         'The `mfaToken` of the first step (single-use, `identity.mfaTokenTtl` seconds) and exactly one of `code` (TOTP) and `recoveryCode`. ' +
-        'A wrong code is `400 invalid_code` and counts toward the account\'s login limits, with its passwords (`429` past them); the mfaToken stays good for another try. ' +
+        "A wrong code is `400 invalid_code` and counts toward the account's login limits, with its passwords (`429` past them); " +
+        'the mfaToken stays good for another try. ' +
         'The tokens carry `amr` `["pwd", "otp", "mfa"]` (a TOTP code) or `["pwd", "mfa"]` (a recovery code) and `acr` `aal2`. `404` with `identity.mfa: off`.',
       auth: 'none',
       body: { schema: mfaVerifyBodySchema, required: true },
@@ -30,7 +31,8 @@ export function twoStepOperations(config: Config): OperationSpec[] {
       summary: 'Renew the authentication of the current session (step-up)',
       description:
         'The password, and with an active second factor also `code` (or `recoveryCode`; without: `400` naming `code`), checked under the login limits. ' +
-        "The session's `auth_time` becomes now: the answer is a new access token of the same session (the refresh token is unchanged, and later refreshes carry the new `auth_time`). " +
+        "The session's `auth_time` becomes now: the answer is a new access token of the same session " +
+        '(the refresh token is unchanged, and later refreshes carry the new `auth_time`). ' +
         'An account without a password (created by an e-mailed code) cannot: `400`; it logs in again.',
       auth: 'bearer',
       body: { schema: reauthenticateBodySchema, required: true },

@@ -126,14 +126,22 @@ export function emailRoutes(c: Container): Router {
   });
 
   // Step-up: the address is where password resets go, so changing it needs a recent authentication.
-  router.post('/v1/me/email', bearer, requireRecentAuth({ windowSeconds: c.config.identity.reauthWindow, clock: c.clock }), json, async function changeEmail(ctx) {
-    const body = parseBody(changeEmailBodySchema, ctx.state.body);
-    const principal = ctx.state.principal as Principal;
-    // The current password is checked: under the login limits, like a password change.
-    await c.throttle.guard(principalName(principal), ctx.ip, () => flows.requestChange(principal.userId, body.email, body.currentPassword, clientMeta(ctx).ip));
-    ctx.status = 202;
-    ctx.body = { status: 'accepted' };
-  });
+  router.post(
+    '/v1/me/email',
+    bearer,
+    requireRecentAuth({ windowSeconds: c.config.identity.reauthWindow, clock: c.clock }),
+    json,
+    async function changeEmail(ctx) {
+      const body = parseBody(changeEmailBodySchema, ctx.state.body);
+      const principal = ctx.state.principal as Principal;
+      // The current password is checked: under the login limits, like a password change.
+      await c.throttle.guard(principalName(principal), ctx.ip, () =>
+        flows.requestChange(principal.userId, body.email, body.currentPassword, clientMeta(ctx).ip),
+      );
+      ctx.status = 202;
+      ctx.body = { status: 'accepted' };
+    },
+  );
 
   return router;
 }

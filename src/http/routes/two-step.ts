@@ -9,7 +9,7 @@ import { jsonBody } from '../middleware/json-body.js';
 import { parseBody } from '../validate.js';
 import { clientMeta, principalName, userThrottleName } from './auth.js';
 
-const mfaToken = z.string().min(1).max(512).meta({ description: 'The `mfaToken` of the login\'s first step (`mfa_…`)' });
+const mfaToken = z.string().min(1).max(512).meta({ description: "The `mfaToken` of the login's first step (`mfa_…`)" });
 const code = z
   .string()
   .regex(/^\d{6}$/, 'must be the 6-digit code')
