@@ -54,6 +54,11 @@ function denominators(
       of: 'GET /v1/me req/s (the same token check, without form and client authentication)',
       target: 0.5,
     },
+    login_mfa_vs_login: {
+      num: 'login-mfa',
+      value: byName.get('login')?.rps,
+      of: 'POST /v1/auth/login req/s (the password step alone, users without a factor; same run)',
+    },
     verify_vs_jose_verify: { num: 'verify', value: limits?.jose.opsPerS, of: 'jose jwtVerify/s (the server skips it for a token it has verified before)' },
   };
 }
@@ -78,6 +83,7 @@ function ofLimit(report: Report, scenario: string): string {
     register: ['register_vs_argon2_verify', 'argon2'],
     logout: ['logout_vs_pg_commits', 'pg commits'],
     introspect: ['introspect_vs_verify', 'verify'],
+    'login-mfa': ['login_mfa_vs_login', 'login'],
   };
   const entry = label[scenario];
   const ratio = entry ? report.ratios[entry[0]] : undefined;

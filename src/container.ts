@@ -53,6 +53,7 @@ import { SendLimits } from './security/send-limits.js';
 import { EmailChallengesRepo } from './store/pg/email-challenges-repo.js';
 import { ServiceClients } from './core/clients/service-clients.js';
 import { ServiceClientsRepo } from './store/pg/service-clients-repo.js';
+import { MFA_TOKEN_KEY_PURPOSE, MfaTokens } from './core/mfa/mfa-tokens.js';
 import { MfaFactors } from './core/mfa/mfa-factors.js';
 import { MfaFactorsRepo } from './store/pg/mfa-factors-repo.js';
 import { MfaRecoveryCodesRepo } from './store/pg/mfa-recovery-codes-repo.js';
@@ -282,7 +283,18 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
   });
   const clients = new ServiceClients({ repo: repos.serviceClients, clock, log, region: config.region });
   const replication = buildReplication(config, { repos, clock, log, metrics, sessions, keys, clients });
+  const mfaTokens = new MfaTokens({
+    keys: secrets?.macKeys(MFA_TOKEN_KEY_PURPOSE),
+    repo: repos.mfaTokenUses,
+    clock,
+    region: config.region,
+    ttlSeconds: config.identity.mfaTokenTtl,
+  });
   const auth = new AuthService({
+    db,
+    mfaPolicy: config.identity.mfa,
+    mfaTokens,
+    mfa,
     users,
     sessions,
     accessTokens,

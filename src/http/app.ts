@@ -15,6 +15,7 @@ import { mfaRoutes } from './routes/mfa.js';
 import { otpRoutes } from './routes/otp.js';
 import { regionRoutes } from './routes/regions.js';
 import { systemRoutes } from './routes/system.js';
+import { twoStepRoutes } from './routes/two-step.js';
 
 /** The Koa application of one region's server; `app.callback()` is what tests drive. */
 export function createApp(container: Container): Koa {
@@ -39,6 +40,7 @@ export function createApp(container: Container): Koa {
 export function routers(container: Container): Router[] {
   return [
     authRoutes(container),
+    twoStepRoutes(container),
     emailRoutes(container),
     otpRoutes(container),
     meRoutes(container),

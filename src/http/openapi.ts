@@ -137,11 +137,13 @@ function operations(config: Config): OperationSpec[] {
       operationId: 'changePassword',
       tag: 'Auth',
       summary: 'Change the password',
-      description: 'Every *other* session is revoked. The current password is checked under the login limits.',
+      description:
+        'Every *other* session is revoked. The current password is checked under the login limits. ' +
+        'Needs a recent authentication (`auth_time` within `identity.reauthWindow`; else `403 reauthentication_required`: `POST /v1/auth/reauthenticate`).',
       auth: 'bearer',
       body: { schema: passwordChangeBodySchema, required: true },
       responses: { 204: { description: 'Changed' } },
-      errors: ['invalid_credentials', 'weak_password', 'account_disabled', 'rate_limited', 'not_found', 'unavailable'],
+      errors: ['invalid_credentials', 'weak_password', 'account_disabled', 'reauthentication_required', 'rate_limited', 'not_found', 'unavailable'],
     },
     {
       method: 'post',
@@ -220,11 +222,13 @@ function operations(config: Config): OperationSpec[] {
       operationId: 'changeEmail',
       tag: 'E-mail',
       summary: 'Change the address',
-      description: 'The new address is mailed a verification; the change applies when it is used.',
+      description:
+        'The new address is mailed a verification; the change applies when it is used. ' +
+        'Needs a recent authentication (`auth_time` within `identity.reauthWindow`; else `403 reauthentication_required`: `POST /v1/auth/reauthenticate`).',
       auth: 'bearer',
       body: { schema: changeEmailBodySchema, required: true },
       responses: { 202: { description: 'Accepted', schema: acceptedSchema } },
-      errors: ['invalid_credentials', 'email_taken', 'rate_limited', 'not_found', 'unavailable'],
+      errors: ['invalid_credentials', 'email_taken', 'reauthentication_required', 'rate_limited', 'not_found', 'unavailable'],
     },
     {
       method: 'get',

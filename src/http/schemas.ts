@@ -85,6 +85,15 @@ export const mfaChallengeSchema = z
     example: { mfaRequired: true, mfaToken: 'mfa_…', expiresIn: 300, factors: ['totp', 'recovery_code'], enrolmentRequired: false },
   });
 
+/** `POST /v1/auth/reauthenticate`: a new access token of the caller's session, `auth_time` now (the refresh token is unchanged). */
+export const accessTokenSchema = z
+  .strictObject({
+    accessToken: z.string().meta({ description: 'An access token of the same session, its `auth_time` now' }),
+    tokenType: z.literal('Bearer'),
+    expiresIn: z.number().int().positive().meta({ description: 'Seconds the access token lives (`tokens.accessTtl`)' }),
+  })
+  .meta({ id: 'AccessToken', example: { accessToken: 'eyJhbGciOiJFZERTQSIsImtpZCI6Ik…', tokenType: 'Bearer', expiresIn: 900 } });
+
 /** A login's first step: tokens, or the second step to take. */
 export const signInResultSchema = z.union([tokenResponseSchema, mfaChallengeSchema]).meta({ id: 'SignInResult' });
 

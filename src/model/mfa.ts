@@ -3,7 +3,8 @@
  */
 
 /** RFC 8176 authentication method references authctl issues: a password, a one-time code, several factors. */
-export type Amr = 'pwd' | 'otp' | 'mfa';
+export const AMR_VALUES = ['pwd', 'otp', 'mfa'] as const;
+export type Amr = (typeof AMR_VALUES)[number];
 
 /** What a login's first step proved: a password, or an e-mailed code. */
 export type FirstFactor = 'pwd' | 'otp';

@@ -1,3 +1,5 @@
+import type { Amr } from './mfa.js';
+
 /** A session as the domain sees it: one refresh-token chain of one user in one home region. */
 export interface SessionRecord {
   id: string;
@@ -12,6 +14,13 @@ export interface SessionRecord {
   revokeReason: string | null;
   userAgent: string | null;
   ip: string | null;
+  /**
+   * When the user last proved who they are in this session, and how (RFC 8176): set at login,
+   * kept by every refresh, renewed by `POST /v1/auth/reauthenticate`. Sessions from before
+   * migration 0009 read as their `createdAt` and `["pwd"]`.
+   */
+  authTime: Date;
+  amr: Amr[];
 }
 
 /** The owner of a session, as needed to mint its access token. */

@@ -17,9 +17,9 @@ export async function rejectsWith(promise: Promise<unknown>, code: string): Prom
   expect.fail(`expected the promise to reject with ${code}`);
 }
 
-/** A stored session for `owner`, made the way login makes one (open, then save). */
+/** A stored session for `owner`, made the way a password login makes one (open, then save). */
 export async function startSession(c: Container, owner: SessionOwner, meta: ClientMeta): Promise<IssuedSession> {
-  const issued = c.sessions.open(owner, meta);
+  const issued = c.sessions.open(owner, meta, { authTime: c.clock.now(), amr: ['pwd'] });
   await c.sessions.save(issued);
   return issued;
 }

@@ -93,5 +93,7 @@ export function sessionAt(now: Date, fields: { expiresInSeconds: number; userId?
     expiresAt,
     userAgent: null,
     ip: null,
+    authTime: created,
+    amr: ['pwd'],
   };
 }

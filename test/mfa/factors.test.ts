@@ -182,8 +182,15 @@ describe('TOTP factors and recovery codes (/v1/me/mfa)', function () {
     );
     expect(await app.container.mfa.activeTypes(finn.userId)).to.deep.equal(['totp', 'recovery_code']);
 
-    // With a fresh authentication the removal goes through, and the recovery codes end with it.
-    const fresh = await login(app, finn.username, finn.password);
+    // With a fresh authentication (the password and, the factor being active, a code) the removal
+    // goes through, and the recovery codes end with it.
+    const renewed = await app.request('/v1/auth/reauthenticate', {
+      method: 'POST',
+      token: finn.token,
+      json: { password: finn.password, code: oathtool(enrolled.secret, clock.now()) },
+    });
+    expect(renewed.status, await renewed.clone().text()).to.equal(200);
+    const fresh = (await renewed.json()) as { accessToken: string };
     await expectProblem(
       await app.request('/v1/me/mfa/totp/0192f0c4-7d1e-7c3a-9b1e-3f2a1c0d4e70', { method: 'DELETE', token: fresh.accessToken }),
       404,

@@ -84,7 +84,7 @@ for (const alg of ['EdDSA', 'ES256'] as const) {
       expect(doc).not.to.have.property('token_endpoint');
       // http.docs is off here: no link to a page that would 404.
       expect(doc).not.to.have.property('service_documentation');
-      for (const claim of ['iss', 'sub', 'aud', 'exp', 'iat', 'sid', 'region', 'preferred_username', 'email', 'email_verified']) {
+      for (const claim of ['iss', 'sub', 'aud', 'exp', 'iat', 'sid', 'region', 'preferred_username', 'email', 'email_verified', 'auth_time', 'amr', 'acr']) {
         expect(doc.claims_supported).to.include(claim);
       }
     });

@@ -74,6 +74,9 @@ describe('POST /oauth/introspect (RFC 7662)', function () {
         jti: claims.jti,
         region: 'local',
         username: rita.username,
+        auth_time: claims.auth_time,
+        amr: ['pwd'],
+        acr: 'aal1',
       });
     });
 
@@ -175,6 +178,10 @@ describe('POST /oauth/introspect (RFC 7662)', function () {
           iat: Math.floor(session!.rotatedAt.getTime() / 1000),
           region: 'local',
           username: rita.username,
+          // The session's authentication: what its access tokens say.
+          auth_time: Math.floor(session!.authTime.getTime() / 1000),
+          amr: ['pwd'],
+          acr: 'aal1',
         });
       }
       expect((await app.container.sessions.findById(tokens.sessionId))!.counter, 'not rotated').to.equal(session!.counter);

@@ -64,7 +64,7 @@ describe('behind PgBouncer in transaction pooling mode (database.pooler)', funct
     };
     const sessions: string[] = [];
     for (let i = 0; i < count; i++) {
-      const issued = app.container.sessions.open(owner, {});
+      const issued = app.container.sessions.open(owner, {}, { authTime: new Date(), amr: ['pwd'] });
       await app.container.sessions.save(issued);
       sessions.push(issued.refreshToken);
     }
@@ -258,7 +258,7 @@ describe('behind PgBouncer in transaction pooling mode (database.pooler)', funct
 
     it('the cleanup job deletes expired sessions', async function () {
       const { owner } = await userWithSessions(0);
-      const issued = app.container.sessions.open(owner, {});
+      const issued = app.container.sessions.open(owner, {}, { authTime: new Date(), amr: ['pwd'] });
       const expired = new Date(Date.now() - 86_400_000);
       await app.container.repos.sessions.insert({ ...issued.session, expiresAt: expired, createdAt: expired, lastUsedAt: expired, rotatedAt: expired });
       const done = region.logs.events('cleanup.done').length;

@@ -39,6 +39,8 @@ function session(overrides: Partial<ReplicatedSession> = {}): ReplicatedSession 
     revokeReason: null,
     userAgent: null,
     ip: null,
+    authTime: at(0),
+    amr: ['pwd'],
     version: 1,
     ...overrides,
   };
@@ -114,6 +116,8 @@ const forkFreeChange = fc
     counter: fc.integer({ min: 1, max: 8 }),
     used: fc.integer({ min: 0, max: 1_000 }),
     revoked: fc.boolean(),
+    // A reauthentication: each time comes with one amr (one region authenticated the user then).
+    auth: fc.integer({ min: 0, max: 3 }),
     version: fc.integer({ min: 1, max: 12 }),
   })
   .map((c) =>
@@ -123,6 +127,8 @@ const forkFreeChange = fc
       lastUsedAt: at(c.used),
       revokedAt: c.revoked ? at(5_000) : null,
       revokeReason: c.revoked ? 'logout' : null,
+      authTime: at(c.auth * 100),
+      amr: c.auth % 2 === 0 ? ['pwd'] : ['pwd', 'otp', 'mfa'],
       version: c.version,
     }),
   );
@@ -450,6 +456,16 @@ describe('replication merge rules', () => {
         revokedAt: at(61),
         revokeReason: 'logout',
       });
+    });
+
+    it('keeps the later authentication with its amr, whichever side brings it and whatever the counters', () => {
+      const stepUp = { authTime: at(500), amr: ['pwd', 'otp', 'mfa'] as ReplicatedSession['amr'] };
+      // A reauthentication here meets a later rotation from a region that had not seen it.
+      const here = mergeSession(session({ counter: 2, ...stepUp }), session({ counter: 3, rotatedAt: at(30) }));
+      expect(here.state).to.deep.include({ counter: 3, ...stepUp });
+      // And the other way round: it arrives at a region that rotated meanwhile.
+      const there = mergeSession(session({ counter: 3, rotatedAt: at(30) }), session({ counter: 2, ...stepUp }));
+      expect(there.state).to.deep.include({ counter: 3, ...stepUp });
     });
 
     it('detects a fork: the same counter reached with two rotation times, both live', () => {

@@ -30,6 +30,9 @@ const SESSION = {
   revoke_reason: null,
   user_agent: null,
   ip: '192.0.2.7',
+  auth_time: '2030-01-01T10:30:00.5+00:00',
+  // `hwk`: a method a later version might record, unknown here.
+  amr: ['pwd', 'otp', 'hwk', 'mfa'],
   version: 8,
 };
 const CHALLENGE = {
@@ -135,6 +138,8 @@ describe('replication wire format', () => {
             revokeReason: null,
             userAgent: null,
             ip: '192.0.2.7',
+            authTime: new Date('2030-01-01T10:30:00.5Z'),
+            amr: ['pwd', 'otp', 'mfa'],
             version: 8,
           },
         },
@@ -223,15 +228,16 @@ describe('replication wire format', () => {
     expect(user!.payload).to.deep.include({ passwordHash: null, email: 'alice@example.com' });
   });
 
-  it('accepts rows from before the session cut-off columns, with columns it does not know, and bigints spelled as strings', () => {
+  it('accepts rows from before the session cut-off and authentication columns, with columns it does not know, and bigints spelled as strings', () => {
     const { sessions_revoked_before: _before, sessions_revoked_keep: _keep, ...older } = USER;
+    const { auth_time: _authTime, amr: _amr, ...olderSession } = SESSION;
     const batch = decodeBatch(
       body({
         origin: 'eu',
         batchId: 'b2',
         changes: [
           { entity: 'users', payload: { ...older, some_later_column: 1 } },
-          { entity: 'sessions', payload: { ...SESSION, counter: '12', version: '13', revoked_at: '2030-01-01T12:00:00+00:00', revoke_reason: 'logout' } },
+          { entity: 'sessions', payload: { ...olderSession, counter: '12', version: '13', revoked_at: '2030-01-01T12:00:00+00:00', revoke_reason: 'logout' } },
         ],
       }),
     );
@@ -239,6 +245,8 @@ describe('replication wire format', () => {
     expect(u!.payload).to.include({ sessionsRevokedBefore: null, sessionsRevokedKeep: null });
     expect(u!.payload).to.not.have.property('some_later_column');
     expect(s!.payload).to.deep.include({ counter: 12, version: 13, revokedAt: new Date('2030-01-01T12:00:00Z'), revokeReason: 'logout' });
+    // A session from a peer that does not record authentications: a password login when it began.
+    expect(s!.payload).to.deep.include({ authTime: new Date('2030-01-01T10:00:00.123Z'), amr: ['pwd'] });
   });
 
   it('refuses a malformed batch as invalid_request', () => {

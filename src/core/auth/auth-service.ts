@@ -1,13 +1,17 @@
-import { AppError } from '../../platform/errors.js';
+import { AppError, invalidRequest, isAppError } from '../../platform/errors.js';
 import type { Telemetry } from '../telemetry.js';
 import type { Cache } from '../../store/cache/cache.js';
 import type { MemoryCache } from '../../store/cache/memory.js';
-import type { AuthContext, FirstFactor, SecondFactorType } from '../../model/mfa.js';
+import type { Amr, AuthContext, FirstFactor, SecondFactorType } from '../../model/mfa.js';
 import type { SessionOwner } from '../../model/session.js';
 import type { UserRecord } from '../../model/user.js';
 import type { LoginPolicy } from '../replication/login-policy.js';
 import type { RefreshProxy, RelayedResponse } from '../replication/refresh-proxy.js';
 import type { Clock } from '../../platform/clock.js';
+import type { Db } from '../../store/pg/db.js';
+import type { Config } from '../../config/schema.js';
+import type { MfaFactors, SecondFactorProof } from '../mfa/mfa-factors.js';
+import type { MfaTokenClaims, MfaTokenPurpose, MfaTokens } from '../mfa/mfa-tokens.js';
 import type { ClientMeta, IssuedSession, SessionService } from '../sessions/session-service.js';
 import type { AccessClaims, AccessTokens } from '../tokens/access-tokens.js';
 import { toUserView, type LoginIdentifier, type Registration, type UserService, type UserView } from '../users/user-service.js';
@@ -39,6 +43,19 @@ export interface MfaChallenge {
 /** What a login's first step answers: tokens, or the second step to take. */
 export type SignInResult = TokenResponse | MfaChallenge;
 
+/** A login between its two steps: its opened mfaToken and the user it names (for the throttle's name). */
+export interface PendingLogin {
+  claims: MfaTokenClaims;
+  user: UserRecord;
+}
+
+/** `POST /v1/auth/reauthenticate`'s answer: a new access token of the same session (its refresh token is unchanged). */
+export interface AccessTokenResponse {
+  accessToken: string;
+  tokenType: 'Bearer';
+  expiresIn: number;
+}
+
 /** Who is calling, from a verified access token. */
 export interface Principal {
   userId: string;
@@ -59,6 +76,12 @@ export interface SessionView {
 }
 
 export interface AuthServiceOptions {
+  db: Pick<Db, 'transaction'>;
+  /** `identity.mfa`: with `required`, a login of a user without a factor leads to enrolment. */
+  mfaPolicy: Config['identity']['mfa'];
+  mfaTokens: MfaTokens;
+  /** The user's second factors: which are active (none with `identity.mfa` off), and the check of a code. */
+  mfa: Pick<MfaFactors, 'activeTypes' | 'verify'>;
   users: UserService;
   sessions: SessionService;
   accessTokens: AccessTokens;
@@ -101,29 +124,129 @@ export class AuthService {
 
   /**
    * Where every login's first step ends — a password checked, an e-mailed code used: the region
-   * check, then a session and its tokens (or, with a second factor to present, an
-   * {@link MfaChallenge} and no tokens).
+   * check, then a session and its tokens; or, when a second factor must follow, an
+   * {@link MfaChallenge} and no session: with `identity.mfa` on, a user with an active factor
+   * gets an mfaToken for `POST /v1/auth/mfa/verify`; with `required`, a user without one gets an
+   * mfaToken that allows enrolling a factor and nothing else.
    */
   async signIn(user: UserRecord, first: FirstFactor, meta: ClientMeta): Promise<SignInResult> {
     // After the first factor's check, so the answer says nothing about who exists where.
     this.opts.loginPolicy?.assertHome(user.homeRegion);
-    const issued = this.opts.sessions.open(user, meta);
-    const response = this.tokenResponse(issued, { authTime: this.opts.clock.now(), amr: [first] });
-    await this.opts.sessions.save(issued);
-    this.opts.telemetry.loginSucceeded(user.id, issued.session.id);
-    this.opts.telemetry.tokensIssued(1, 1);
-    return response;
+    const factors = await this.opts.mfa.activeTypes(user.id);
+    if (factors.length > 0) return this.challenge(user, first, 'verify', factors);
+    if (this.opts.mfaPolicy === 'required') return this.challenge(user, first, 'enrol', []);
+    return this.startSession(user, meta, { authTime: this.opts.clock.now(), amr: [first] });
+  }
+
+  /**
+   * Opens the mfaToken of a login's second step (`purpose` verify) or of an enrolment it
+   * requires (`enrol`): authentic, unexpired, of that purpose and unused, of a user who still
+   * exists — else `invalid_mfa_token` — and may still log in (`account_disabled`; the region
+   * policy, as at the first step).
+   */
+  async pendingLogin(mfaToken: unknown, purpose: MfaTokenPurpose): Promise<PendingLogin> {
+    const claims = this.opts.mfaTokens.open(mfaToken, purpose);
+    const [user] = await Promise.all([
+      this.opts.users.get(claims.userId).catch((err: unknown) => (isAppError(err, 'not_found') ? undefined : Promise.reject(err as Error))),
+      this.opts.mfaTokens.assertUnspent(claims),
+    ]);
+    if (!user) throw new AppError('invalid_mfa_token', 'the mfaToken is not valid: its user no longer exists');
+    if (user.status !== 'active') throw new AppError('account_disabled', 'this account has been disabled by an administrator');
+    this.opts.loginPolicy?.assertHome(user.homeRegion);
+    return { claims, user };
+  }
+
+  /**
+   * A login's second step (`POST /v1/auth/mfa/verify`): the code or recovery code is checked and
+   * spent (`invalid_code` when wrong: the mfaToken stays good for another try), then the
+   * mfaToken is spent in the transaction of the session it yields (so a replay, or a concurrent
+   * second use, fails with `invalid_mfa_token`). The session is at `aal2`.
+   */
+  async verifySecondFactor(pending: PendingLogin, proof: SecondFactorProof, meta: ClientMeta): Promise<TokenResponse> {
+    this.opts.accessTokens.assertCanSign();
+    const second = await this.opts.mfa.verify(pending.user.id, proof);
+    return this.startSession(pending.user, meta, { authTime: this.opts.clock.now(), amr: withSecondFactor(pending.claims.first, second) }, pending.claims);
+  }
+
+  /**
+   * Who may enrol with an mfaToken (`Authorization: Bearer mfa_…` on the enrolment routes): the
+   * user of an enrolment token, only while they have no active factor — once one is active, the
+   * token has nothing left to allow.
+   */
+  async enrolmentUser(mfaToken: string): Promise<PendingLogin> {
+    const pending = await this.pendingLogin(mfaToken, 'enrol');
+    if ((await this.opts.mfa.activeTypes(pending.user.id)).length > 0) {
+      throw new AppError('invalid_mfa_token', 'the mfaToken is not valid: this account has a second factor already; log in again');
+    }
+    return pending;
   }
 
   /**
    * The end of a login whose user had to enrol a factor first (`identity.mfa: "required"`): the
    * factor was just confirmed with the login's `mfaToken`, which this spends; then the session and
-   * its tokens, as after a second step.
+   * its tokens, as after a second step (the confirmation's code was the second factor).
    */
-  completeEnrolment(mfaToken: string, meta: ClientMeta): Promise<TokenResponse> {
-    void mfaToken;
-    void meta;
-    return Promise.reject(new AppError('invalid_mfa_token', 'the mfaToken is not valid'));
+  async completeEnrolment(mfaToken: string, meta: ClientMeta): Promise<TokenResponse> {
+    this.opts.accessTokens.assertCanSign();
+    const pending = await this.pendingLogin(mfaToken, 'enrol');
+    if (!(await this.opts.mfa.activeTypes(pending.user.id)).includes('totp')) {
+      throw new AppError('invalid_mfa_token', 'the mfaToken is not valid: no factor has been confirmed with it');
+    }
+    return this.startSession(pending.user, meta, { authTime: this.opts.clock.now(), amr: withSecondFactor(pending.claims.first, 'totp') }, pending.claims);
+  }
+
+  /**
+   * Step-up (`POST /v1/auth/reauthenticate`): the caller proves who they are again — the
+   * password, and a code when they have an active factor — and their session's `auth_time`
+   * becomes now (its `amr`, what was just shown). The answer is a new access token of the same
+   * session; the refresh token is unchanged, and later refreshes carry the new `auth_time`.
+   * Callers run this under the login throttle (wrong passwords and codes count alike).
+   */
+  async reauthenticate(principal: Principal, password: string, code: SecondFactorProof | undefined): Promise<AccessTokenResponse> {
+    this.opts.accessTokens.assertCanSign();
+    const user = await this.opts.users.get(principal.userId);
+    if (!user.passwordHash) {
+      throw new AppError('invalid_request', 'this account has no password: log in again (an e-mailed sign-in code) for a fresh authentication');
+    }
+    const factors = await this.opts.mfa.activeTypes(user.id);
+    if (factors.length > 0 && code === undefined) {
+      throw invalidRequest(
+        [{ path: 'code', message: 'required: this account has a second factor' }],
+        'this account has a second factor: send `code` with the password',
+      );
+    }
+    if (!(await this.opts.users.verifyPassword(user.id, password))) throw new AppError('invalid_credentials', 'the password is wrong');
+    const second = factors.length > 0 && code !== undefined ? await this.opts.mfa.verify(user.id, code) : undefined;
+    const auth: AuthContext = { authTime: this.opts.clock.now(), amr: second ? withSecondFactor('pwd', second) : ['pwd'] };
+    const renewed = await this.opts.sessions.reauthenticate(principal.sessionId, user.id, auth);
+    if (!renewed) throw new AppError('invalid_token', 'the session of this access token has ended');
+    const { accessToken, tokenType, expiresIn } = this.tokenResponse({ ...renewed, refreshToken: '' });
+    return { accessToken, tokenType, expiresIn };
+  }
+
+  private challenge(user: UserRecord, first: FirstFactor, purpose: MfaTokenPurpose, factors: SecondFactorType[]): MfaChallenge {
+    const { token } = this.opts.mfaTokens.issue(user.id, first, purpose);
+    return { mfaRequired: true, mfaToken: token, expiresIn: this.opts.mfaTokens.ttlSeconds, factors, enrolmentRequired: purpose === 'enrol' };
+  }
+
+  /**
+   * A new session and its tokens. With the mfaToken of a two-step login, the token is spent in
+   * the session's transaction: both are written, or neither.
+   */
+  private async startSession(user: UserRecord, meta: ClientMeta, auth: AuthContext, mfaToken?: MfaTokenClaims): Promise<TokenResponse> {
+    const issued = this.opts.sessions.open(user, meta, auth);
+    const response = this.tokenResponse(issued);
+    if (mfaToken) {
+      await this.opts.db.transaction(async (trx) => {
+        await this.opts.mfaTokens.spend(mfaToken, trx);
+        await this.opts.sessions.save(issued, trx);
+      });
+    } else {
+      await this.opts.sessions.save(issued);
+    }
+    this.opts.telemetry.loginSucceeded(user.id, issued.session.id);
+    this.opts.telemetry.tokensIssued(1, 1);
+    return response;
   }
 
   /**
@@ -254,7 +377,8 @@ export class AuthService {
     }
   }
 
-  private tokenResponse(issued: IssuedSession, auth?: AuthContext): TokenResponse {
+  /** The tokens of a session; its access token carries the session's authentication (`auth_time`, `amr`, `acr`). */
+  private tokenResponse(issued: IssuedSession): TokenResponse {
     const owner: SessionOwner = issued.owner;
     const accessToken = this.opts.accessTokens.issue({
       userId: owner.id,
@@ -262,7 +386,7 @@ export class AuthService {
       email: owner.email,
       emailVerified: owner.emailVerifiedAt !== null,
       sessionId: issued.session.id,
-      ...(auth ? { auth } : {}),
+      auth: { authTime: issued.session.authTime, amr: issued.session.amr },
     });
     const now = this.opts.clock.now().getTime();
     return {
@@ -275,6 +399,11 @@ export class AuthService {
       user: toUserView(owner),
     };
   }
+}
+
+/** RFC 8176 values of a two-step authentication: the first factor, `otp` for a TOTP code, and `mfa`. */
+function withSecondFactor(first: FirstFactor, second: SecondFactorType): Amr[] {
+  return [...new Set<Amr>([first, ...(second === 'totp' ? (['otp'] as const) : []), 'mfa'])];
 }
 
 function principalOf(claims: AccessClaims): Principal {

@@ -183,13 +183,15 @@ export interface SessionMerge {
 /**
  * The session counter fold: the higher counter wins, with its rotation time; the latest use and
  * the higher version are kept; a revocation is never undone (the first one applied stays, with its
- * time and reason).
+ * time and reason); the later authentication (`authTime`) is kept with its `amr`, so a
+ * reauthentication in one region is not undone by a refresh in another that had not seen it.
  */
 export function mergeSession(local: ReplicatedSession, incoming: ReplicatedSession): SessionMerge {
   const fork =
     local.revokedAt === null && incoming.revokedAt === null && local.counter === incoming.counter && local.rotatedAt.getTime() !== incoming.rotatedAt.getTime();
   const ahead = incoming.counter > local.counter;
   const revoked = local.revokedAt === null && incoming.revokedAt !== null;
+  const reauthenticated = incoming.authTime.getTime() > local.authTime.getTime();
   return {
     state: {
       ...local,
@@ -198,6 +200,8 @@ export function mergeSession(local: ReplicatedSession, incoming: ReplicatedSessi
       lastUsedAt: incoming.lastUsedAt.getTime() > local.lastUsedAt.getTime() ? incoming.lastUsedAt : local.lastUsedAt,
       revokedAt: revoked ? incoming.revokedAt : local.revokedAt,
       revokeReason: revoked ? incoming.revokeReason : local.revokeReason,
+      authTime: reauthenticated ? incoming.authTime : local.authTime,
+      amr: reauthenticated ? incoming.amr : local.amr,
       version: Math.max(local.version, incoming.version),
     },
     revoked,

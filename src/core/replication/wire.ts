@@ -10,6 +10,7 @@ import type {
   ReplicatedSession,
   ReplicatedUser,
 } from '../../model/replication.js';
+import { AMR_VALUES, type Amr } from '../../model/mfa.js';
 import { CLIENT_SCOPES, type ClientScope } from '../../model/service-client.js';
 import { AppError } from '../../platform/errors.js';
 
@@ -37,6 +38,11 @@ const optionalText = z
   .transform((value) => value ?? null);
 /** A bigint column: a JSON number from `to_jsonb`; a digit string (node-pg's spelling) is accepted too. */
 const bigint = z.union([z.number().int(), z.string().regex(/^-?\d{1,18}$/)]).transform(Number);
+/** RFC 8176 values; one a later version added is dropped (this region issues only those it knows). */
+const amr = z
+  .array(z.string())
+  .nullish()
+  .transform((values) => values?.filter((v): v is Amr => (AMR_VALUES as readonly string[]).includes(v)) ?? null);
 
 const user = z
   .object({
@@ -87,6 +93,10 @@ const session = z
     revoke_reason: optionalText,
     user_agent: optionalText,
     ip: optionalText,
+    // Absent from peers before 0009-second-factors (and null on their older rows): read as a
+    // password login when the session began, as the sessions repository reads such rows.
+    auth_time: optionalTimestamp,
+    amr,
     version: bigint,
   })
   .transform((s): ReplicatedSession => ({
@@ -102,6 +112,8 @@ const session = z
     revokeReason: s.revoke_reason,
     userAgent: s.user_agent,
     ip: s.ip,
+    authTime: s.auth_time ?? s.created_at,
+    amr: s.amr ?? ['pwd'],
     version: s.version,
   }));
 

@@ -5,6 +5,7 @@ import type { Telemetry } from '../telemetry.js';
 import type { Cache } from '../../store/cache/cache.js';
 import type { Knex } from 'knex';
 import type { Db, Executor } from '../../store/pg/db.js';
+import type { AuthContext } from '../../model/mfa.js';
 import type { RevokedSession, RevokeReason, SessionOwner, SessionRecord, SessionWithOwner } from '../../model/session.js';
 import type { SessionsRepo } from '../../store/pg/sessions-repo.js';
 import type { Clock } from '../../platform/clock.js';
@@ -70,9 +71,10 @@ export class SessionService {
   /**
    * Builds a new session and its first refresh token without storing anything, so a caller can
    * do the work that may still fail (signing the access token) before `save` writes the row:
-   * a failed login leaves no session behind.
+   * a failed login leaves no session behind. `auth` is how the user just authenticated; every
+   * access token of the session carries it until a reauthentication renews it.
    */
-  open(owner: SessionOwner, meta: ClientMeta): IssuedSession {
+  open(owner: SessionOwner, meta: ClientMeta, auth: AuthContext): IssuedSession {
     const now = this.opts.clock.now();
     const session: SessionRecord = {
       id: uuidv7(),
@@ -87,6 +89,8 @@ export class SessionService {
       revokeReason: null,
       userAgent: meta.userAgent?.slice(0, 256) ?? null,
       ip: meta.ip ?? null,
+      authTime: auth.authTime,
+      amr: auth.amr,
     };
     return { session, owner, refreshToken: this.tokenFor(session) };
   }
@@ -178,6 +182,15 @@ export class SessionService {
     if (session.revokedAt !== null || session.expiresAt <= this.opts.clock.now() || owner.status !== 'active' || claims.counter < session.counter)
       return undefined;
     return { session, owner, claims };
+  }
+
+  /**
+   * Records that the user of a live session just authenticated again (step-up): the session's
+   * `auth_time` and `amr` become `auth`. `undefined` when the session is no longer live.
+   */
+  async reauthenticate(sessionId: string, userId: string, auth: AuthContext): Promise<(SessionWithOwner & { owner: SessionOwner }) | undefined> {
+    const updated = await this.opts.repo.setAuth(sessionId, userId, auth, this.opts.clock.now());
+    return updated?.owner ? { session: updated.session, owner: updated.owner } : undefined;
   }
 
   /** Revokes one session of `userId` (or of anyone when `userId` is undefined: admin), then publishes it. */

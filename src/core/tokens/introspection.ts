@@ -1,3 +1,4 @@
+import { acrOf, type Amr } from '../../model/mfa.js';
 import { isAppError } from '../../platform/errors.js';
 import type { AuthService, Principal } from '../auth/auth-service.js';
 import type { SessionService } from '../sessions/session-service.js';
@@ -27,6 +28,10 @@ export interface ActiveToken {
   username?: string;
   email?: string;
   email_verified?: boolean;
+  /** How and when the session's user last authenticated: the access token's claims; a refresh token's session's. */
+  auth_time?: number;
+  amr?: Amr[];
+  acr?: 'aal1' | 'aal2';
 }
 
 /** RFC 7662 §2.2: a token that is not active gets this and nothing else (no reason is told). */
@@ -112,6 +117,9 @@ export class TokenIntrospection {
     if (claims.preferred_username !== undefined) active.username = claims.preferred_username;
     if (claims.email !== undefined) active.email = claims.email;
     if (claims.email_verified !== undefined) active.email_verified = claims.email_verified;
+    if (claims.auth_time !== undefined) active.auth_time = claims.auth_time;
+    if (claims.amr !== undefined) active.amr = claims.amr;
+    if (claims.acr !== undefined) active.acr = claims.acr;
     return active;
   }
 
@@ -135,6 +143,10 @@ export class TokenIntrospection {
       active.email = owner.email;
       active.email_verified = owner.emailVerifiedAt !== null;
     }
+    // What the next refresh's access token will say: the session's authentication.
+    active.auth_time = Math.floor(session.authTime.getTime() / 1000);
+    active.amr = session.amr;
+    active.acr = acrOf(session.amr);
     return active;
   }
 }

@@ -1,5 +1,6 @@
 import type { Middleware } from 'koa';
 import type { Principal } from '../../core/auth/auth-service.js';
+import { MfaTokens } from '../../core/mfa/mfa-tokens.js';
 import type { Container } from '../../container.js';
 import { requireBearer } from './bearer.js';
 import { assertRecentAuth } from './recent-auth.js';
@@ -11,10 +12,25 @@ import { assertRecentAuth } from './recent-auth.js';
  */
 export type EnrolmentSubject = { userId: string; via: 'access_token'; principal: Principal } | { userId: string; via: 'mfa_token'; mfaToken: string };
 
-/** Puts the {@link EnrolmentSubject} in `ctx.state.subject`: a Bearer access token with a recent `auth_time`. */
+// The b64token of RFC 6750 §2.1, as the Bearer check reads it.
+const BEARER = /^Bearer +([A-Za-z0-9\-._~+/]+=*)$/i;
+
+/**
+ * Puts the {@link EnrolmentSubject} in `ctx.state.subject`: a Bearer access token with a recent
+ * `auth_time`, or `Bearer mfa_…` — an enrolment mfaToken (`invalid_mfa_token` for any other,
+ * a spent one, or once the user has an active factor). Only these routes take an mfaToken as a
+ * Bearer credential; everywhere else it is an `invalid_token`.
+ */
 export function requireEnrolmentSubject(c: Container): Middleware {
   const bearer = requireBearer(c.auth);
   return async function enrolmentSubjectMiddleware(ctx, next) {
+    const token = BEARER.exec(ctx.get('authorization'))?.[1];
+    if (token !== undefined && MfaTokens.looksLike(token)) {
+      const pending = await c.auth.enrolmentUser(token);
+      ctx.state.subject = { userId: pending.user.id, via: 'mfa_token', mfaToken: token } satisfies EnrolmentSubject;
+      await next();
+      return;
+    }
     await bearer(ctx, async () => {
       const principal = ctx.state.principal as Principal;
       assertRecentAuth(principal, c.config.identity.reauthWindow, c.clock.now());

@@ -1,8 +1,43 @@
 import type { Config } from '../../config/schema.js';
+import { mfaVerifyBodySchema, reauthenticateBodySchema } from '../routes/two-step.js';
+import { accessTokenSchema, tokenResponseSchema } from '../schemas.js';
 import type { OperationSpec } from './spec.js';
 
-/** The OpenAPI operations of The second step of a login and step-up: POST /v1/auth/mfa/verify and /v1/auth/reauthenticate. */
+/** The OpenAPI operations of the second step of a login and step-up: POST /v1/auth/mfa/verify and /v1/auth/reauthenticate. */
 export function twoStepOperations(config: Config): OperationSpec[] {
   void config;
-  return [];
+  return [
+    {
+      method: 'post',
+      path: '/v1/auth/mfa/verify',
+      operationId: 'verifySecondFactor',
+      tag: 'MFA',
+      summary: "A login's second step: the mfaToken and a TOTP or recovery code",
+      description:
+        'The `mfaToken` of the first step (single-use, `identity.mfaTokenTtl` seconds) and exactly one of `code` (TOTP) and `recoveryCode`. ' +
+        "A wrong code is `400 invalid_code` and counts toward the account's login limits, with its passwords (`429` past them); " +
+        'the mfaToken stays good for another try. ' +
+        'The tokens carry `amr` `["pwd", "otp", "mfa"]` (a TOTP code) or `["pwd", "mfa"]` (a recovery code) and `acr` `aal2`. `404` with `identity.mfa: off`.',
+      auth: 'none',
+      body: { schema: mfaVerifyBodySchema, required: true },
+      responses: { 200: { description: 'Logged in', schema: tokenResponseSchema } },
+      errors: ['invalid_mfa_token', 'invalid_code', 'account_disabled', 'wrong_region', 'rate_limited', 'not_found', 'unavailable'],
+    },
+    {
+      method: 'post',
+      path: '/v1/auth/reauthenticate',
+      operationId: 'reauthenticate',
+      tag: 'MFA',
+      summary: 'Renew the authentication of the current session (step-up)',
+      description:
+        'The password, and with an active second factor also `code` (or `recoveryCode`; without: `400` naming `code`), checked under the login limits. ' +
+        "The session's `auth_time` becomes now: the answer is a new access token of the same session " +
+        '(the refresh token is unchanged, and later refreshes carry the new `auth_time`). ' +
+        'An account without a password (created by an e-mailed code) cannot: `400`; it logs in again.',
+      auth: 'bearer',
+      body: { schema: reauthenticateBodySchema, required: true },
+      responses: { 200: { description: 'Reauthenticated', schema: accessTokenSchema } },
+      errors: ['invalid_credentials', 'invalid_code', 'account_disabled', 'rate_limited', 'not_found', 'unavailable'],
+    },
+  ];
 }

@@ -4,7 +4,9 @@ import { z } from 'zod';
 import type { Principal } from '../../core/auth/auth-service.js';
 import type { Container } from '../../container.js';
 import { RelayedResponse } from '../../core/replication/refresh-proxy.js';
+import type { UserRecord } from '../../model/user.js';
 import { requireBearer } from '../middleware/bearer.js';
+import { requireRecentAuth } from '../middleware/recent-auth.js';
 import { jsonBody } from '../middleware/json-body.js';
 import { parseBody } from '../validate.js';
 import { invalidRequest } from '../../platform/errors.js';
@@ -69,6 +71,11 @@ export function principalName(principal: Principal): string {
   return principal.username ?? throttleName({ email: principal.claims.email ?? principal.userId });
 }
 
+/** {@link principalName} of a user not signed in yet (between a login's two steps). */
+export function userThrottleName(user: Pick<UserRecord, 'id' | 'username' | 'email'>): string {
+  return user.username ?? throttleName({ email: user.email ?? user.id });
+}
+
 export function clientMeta(ctx: Context) {
   return { userAgent: ctx.get('user-agent') || undefined, ip: ctx.ip || undefined };
 }
@@ -78,6 +85,7 @@ export function authRoutes(c: Container): Router {
   const router = new Router({ prefix: '/v1/auth' });
   const body = jsonBody(c.config.http.bodyLimit);
   const bearer = requireBearer(c.auth);
+  const recentAuth = requireRecentAuth({ windowSeconds: c.config.identity.reauthWindow, clock: c.clock });
   const registration = registrationSchema(c.config.identity);
 
   router.post('/register', body, async function register(ctx) {
@@ -125,7 +133,8 @@ export function authRoutes(c: Container): Router {
     ctx.status = 204;
   });
 
-  router.post('/password', bearer, body, async function changePassword(ctx) {
+  // Step-up: a stolen access token alone must not be enough to take the account over.
+  router.post('/password', bearer, recentAuth, body, async function changePassword(ctx) {
     const { currentPassword, newPassword } = parseBody(passwordChangeBodySchema, ctx.state.body);
     const principal = ctx.state.principal as Principal;
     // A stolen access token must not become a way to guess the password without limits.

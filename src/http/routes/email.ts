@@ -6,6 +6,7 @@ import type { ChallengeProof } from '../../core/email/email-flows.js';
 import type { Container } from '../../container.js';
 import { AppError } from '../../platform/errors.js';
 import { requireBearer } from '../middleware/bearer.js';
+import { requireRecentAuth } from '../middleware/recent-auth.js';
 import { jsonOrFormBody } from '../middleware/form-body.js';
 import { jsonBody } from '../middleware/json-body.js';
 import { resetPage, resultPage, verifyPage } from '../pages.js';
@@ -124,14 +125,23 @@ export function emailRoutes(c: Container): Router {
     ctx.status = 204;
   });
 
-  router.post('/v1/me/email', bearer, json, async function changeEmail(ctx) {
-    const body = parseBody(changeEmailBodySchema, ctx.state.body);
-    const principal = ctx.state.principal as Principal;
-    // The current password is checked: under the login limits, like a password change.
-    await c.throttle.guard(principalName(principal), ctx.ip, () => flows.requestChange(principal.userId, body.email, body.currentPassword, clientMeta(ctx).ip));
-    ctx.status = 202;
-    ctx.body = { status: 'accepted' };
-  });
+  // Step-up: the address is where password resets go, so changing it needs a recent authentication.
+  router.post(
+    '/v1/me/email',
+    bearer,
+    requireRecentAuth({ windowSeconds: c.config.identity.reauthWindow, clock: c.clock }),
+    json,
+    async function changeEmail(ctx) {
+      const body = parseBody(changeEmailBodySchema, ctx.state.body);
+      const principal = ctx.state.principal as Principal;
+      // The current password is checked: under the login limits, like a password change.
+      await c.throttle.guard(principalName(principal), ctx.ip, () =>
+        flows.requestChange(principal.userId, body.email, body.currentPassword, clientMeta(ctx).ip),
+      );
+      ctx.status = 202;
+      ctx.body = { status: 'accepted' };
+    },
+  );
 
   return router;
 }

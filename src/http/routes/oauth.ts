@@ -1,6 +1,7 @@
 import Router from '@koa/router';
 import type { Context } from 'koa';
 import { z } from 'zod';
+import { AMR_VALUES } from '../../model/mfa.js';
 import type { Container } from '../../container.js';
 import { isRefreshShaped, TOKEN_KINDS, TokenIntrospection, type Introspection } from '../../core/tokens/introspection.js';
 import { AppError } from '../../platform/errors.js';
@@ -50,6 +51,9 @@ export const introspectionResponseSchema = z.object({
   username: z.string().optional(),
   email: z.string().optional(),
   email_verified: z.boolean().optional(),
+  auth_time: z.number().int().optional(),
+  amr: z.array(z.enum(AMR_VALUES)).optional(),
+  acr: z.enum(['aal1', 'aal2']).optional(),
 });
 
 function formOf(ctx: Context): Record<string, string> {

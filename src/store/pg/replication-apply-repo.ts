@@ -170,10 +170,10 @@ export class ReplicationApplyRepo {
   async updateSessions(trx: Knex.Transaction, sessions: ReplicatedSession[]): Promise<void> {
     await trx.raw(
       `update sessions s set counter = b.counter, rotated_at = b.rotated_at, last_used_at = b.last_used_at,
-              revoked_at = b.revoked_at, revoke_reason = b.revoke_reason, version = b.version
+              revoked_at = b.revoked_at, revoke_reason = b.revoke_reason, auth_time = b.auth_time, amr = b.amr, version = b.version
          from jsonb_to_recordset(?::jsonb)
               as b(id uuid, counter bigint, rotated_at timestamptz, last_used_at timestamptz,
-                   revoked_at timestamptz, revoke_reason text, version bigint)
+                   revoked_at timestamptz, revoke_reason text, auth_time timestamptz, amr text[], version bigint)
         where s.id = b.id`,
       [JSON.stringify(sessions.map(mergedColumns))],
     );
@@ -284,6 +284,8 @@ function mergedColumns(s: ReplicatedSession) {
     last_used_at: s.lastUsedAt,
     revoked_at: s.revokedAt,
     revoke_reason: s.revokeReason,
+    auth_time: s.authTime,
+    amr: s.amr,
     version: s.version,
   };
 }

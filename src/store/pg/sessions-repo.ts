@@ -2,6 +2,7 @@ import { Batcher } from './batcher.js';
 import type { Db, Executor } from './db.js';
 import { guard } from './errors.js';
 import { countRows } from './row-count.js';
+import type { Amr, AuthContext } from '../../model/mfa.js';
 import type { RevokeReason, RevokedSession, SessionOwner, SessionRecord, SessionWithOwner } from '../../model/session.js';
 
 /** A `sessions` row as node-pg returns it (bigint columns may come as strings). */
@@ -18,6 +19,9 @@ export interface SessionDbRow {
   revoke_reason: string | null;
   user_agent: string | null;
   ip: string | null;
+  /** Null on sessions from before 0009-second-factors. */
+  auth_time: Date | null;
+  amr: Amr[] | null;
 }
 
 interface OwnerColumns {
@@ -44,6 +48,9 @@ export function toSession(row: SessionDbRow): SessionRecord {
     revokeReason: row.revoke_reason,
     userAgent: row.user_agent,
     ip: row.ip,
+    // What a session opened before authctl recorded it was: a password login, at its start.
+    authTime: row.auth_time ?? row.created_at,
+    amr: row.amr ?? ['pwd'],
   };
 }
 
@@ -66,7 +73,7 @@ function toSessionWithOwner(row: SessionDbRow & OwnerColumns): SessionWithOwner 
 const OWNER_COLUMNS = `u.id as owner_id, u.username as owner_username, u.home_region as owner_home_region,
   u.created_at as owner_created_at, u.status as owner_status, u.email as owner_email, u.email_verified_at as owner_email_verified_at`;
 const SESSION_COLUMNS = `s.id, s.user_id, s.home_region, s.counter, s.created_at, s.last_used_at, s.rotated_at,
-  s.expires_at, s.revoked_at, s.revoke_reason, s.user_agent, s.ip`;
+  s.expires_at, s.revoked_at, s.revoke_reason, s.user_agent, s.ip, s.auth_time, s.amr`;
 
 const DEADLOCK = '40P01';
 
@@ -123,6 +130,8 @@ export class SessionsRepo {
         expires_at: session.expiresAt,
         user_agent: session.userAgent,
         ip: session.ip,
+        auth_time: session.authTime,
+        amr: session.amr,
       }),
     );
   }
@@ -164,6 +173,27 @@ export class SessionsRepo {
           where s.id = :id and s.counter = :from and s.revoked_at is null and s.expires_at > :now and u.id = s.user_id and u.status = 'active'
         returning ${SESSION_COLUMNS}, ${OWNER_COLUMNS}`,
         { id, from, to, now },
+      ),
+    );
+    const row = result.rows[0];
+    return row ? toSessionWithOwner(row) : undefined;
+  }
+
+  /**
+   * Records a new authentication in a live session of `userId` (`POST /v1/auth/reauthenticate`):
+   * its `auth_time` and `amr`, the counter untouched (the refresh token stays good). A versioned
+   * update, so it replicates and the session's other regions issue the same claims. Returns the
+   * session with its owner, or `undefined` when it is no longer live or not the user's.
+   */
+  async setAuth(id: string, userId: string, auth: AuthContext, now: Date): Promise<SessionWithOwner | undefined> {
+    const result = await guard(
+      this.db.writer.raw<{ rows: Array<SessionDbRow & OwnerColumns> }>(
+        `update sessions s set auth_time = :authTime, amr = string_to_array(:amr, ','), last_used_at = :now, version = s.version + 1
+           from users u
+          where s.id = :id and s.user_id = :userId and s.revoked_at is null and s.expires_at > :now and u.id = s.user_id and u.status = 'active'
+        returning ${SESSION_COLUMNS}, ${OWNER_COLUMNS}`,
+        // (knex would spread an array binding into a list; RFC 8176 values hold no comma)
+        { id, userId, authTime: auth.authTime, amr: auth.amr.join(','), now },
       ),
     );
     const row = result.rows[0];

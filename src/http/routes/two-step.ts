@@ -1,0 +1,62 @@
+import Router from '@koa/router';
+import { z } from 'zod';
+import type { Principal } from '../../core/auth/auth-service.js';
+import type { SecondFactorProof } from '../../core/mfa/mfa-factors.js';
+import type { Container } from '../../container.js';
+import { AppError } from '../../platform/errors.js';
+import { requireBearer } from '../middleware/bearer.js';
+import { jsonBody } from '../middleware/json-body.js';
+import { parseBody } from '../validate.js';
+import { clientMeta, principalName, userThrottleName } from './auth.js';
+
+const mfaToken = z.string().min(1).max(512).meta({ description: "The `mfaToken` of the login's first step (`mfa_…`)" });
+const code = z
+  .string()
+  .regex(/^\d{6}$/, 'must be the 6-digit code')
+  .meta({ description: 'The 6-digit code the authenticator app shows now', example: '123456' });
+const recoveryCode = z.string().min(1).max(64).meta({ description: 'One of the recovery codes (each works once)' });
+
+export const mfaVerifyBodySchema = z
+  .union([z.strictObject({ mfaToken, code }), z.strictObject({ mfaToken, recoveryCode })], {
+    error: 'send {mfaToken, code} or {mfaToken, recoveryCode}',
+  })
+  .meta({ id: 'MfaVerify', example: { mfaToken: 'mfa_…', code: '123456' } });
+
+export const reauthenticateBodySchema = z
+  .strictObject({
+    password: z.string().min(1).max(1024).meta({ description: 'The current password' }),
+    code: code.optional().meta({ description: 'Required when the account has an active second factor (or send `recoveryCode`)' }),
+    recoveryCode: recoveryCode.optional(),
+  })
+  .refine((b) => b.code === undefined || b.recoveryCode === undefined, { message: 'send code or recoveryCode, not both', path: ['recoveryCode'] })
+  .meta({ id: 'Reauthenticate', example: { password: 'correct horse battery staple', code: '123456' } });
+
+/**
+ * The second step of a login and step-up (docs/api.md#two-step-login,
+ * docs/api.md#step-up-recent-authentication): `POST /v1/auth/mfa/verify` and
+ * `POST /v1/auth/reauthenticate`. Codes are checked under the login limits, on the same counter
+ * as the account's passwords.
+ */
+export function twoStepRoutes(c: Container): Router {
+  const router = new Router({ prefix: '/v1/auth' });
+  const body = jsonBody(c.config.http.bodyLimit);
+  const bearer = requireBearer(c.auth);
+
+  router.post('/mfa/verify', body, async function verifySecondFactor(ctx) {
+    if (c.config.identity.mfa === 'off') throw new AppError('not_found', 'second factors are not enabled on this server');
+    const input = parseBody(mfaVerifyBodySchema, ctx.state.body);
+    const pending = await c.auth.pendingLogin(input.mfaToken, 'verify');
+    const proof: SecondFactorProof = 'code' in input ? { code: input.code } : { recoveryCode: input.recoveryCode };
+    ctx.body = await c.throttle.guard(userThrottleName(pending.user), ctx.ip, () => c.auth.verifySecondFactor(pending, proof, clientMeta(ctx)));
+  });
+
+  router.post('/reauthenticate', bearer, body, async function reauthenticate(ctx) {
+    const input = parseBody(reauthenticateBodySchema, ctx.state.body);
+    const principal = ctx.state.principal as Principal;
+    const proof: SecondFactorProof | undefined =
+      input.code !== undefined ? { code: input.code } : input.recoveryCode !== undefined ? { recoveryCode: input.recoveryCode } : undefined;
+    ctx.body = await c.throttle.guard(principalName(principal), ctx.ip, () => c.auth.reauthenticate(principal, input.password, proof));
+  });
+
+  return router;
+}
