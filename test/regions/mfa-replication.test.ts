@@ -114,7 +114,7 @@ describe('regions: TOTP factors and recovery codes replicate with the user', fun
     // Of a user B has never heard of: refused for now (the sender retries).
     const orphan = { ...row, id: randomUUID(), user_id: randomUUID(), version: 1 };
     expect((await postBatch(b, 'ma', { origin: 'ma', batchId: randomUUID(), changes: [{ entity: 'mfa_factors', payload: orphan }] })).status).to.equal(409);
-    expect(await factorRow(b, orphan.id as string)).to.equal(undefined);
+    expect(await factorRow(b, orphan.id)).to.equal(undefined);
 
     // Of a deleted user: skipped.
     const gone = await a.container.users.register(`gone-${randomUUID().slice(0, 8)}`, 'a long enough passphrase 42');
@@ -123,7 +123,7 @@ describe('regions: TOTP factors and recovery codes replicate with the user', fun
     await eventually('the delete at B', async () => ((await b.query('select id from users where id = ?', [gone.id])).length ? undefined : true));
     const ofDeleted = { ...row, id: randomUUID(), user_id: gone.id, version: 1 };
     expect((await postBatch(b, 'ma', { origin: 'ma', batchId: randomUUID(), changes: [{ entity: 'mfa_factors', payload: ofDeleted }] })).status).to.equal(200);
-    expect(await factorRow(b, ofDeleted.id as string)).to.equal(undefined);
+    expect(await factorRow(b, ofDeleted.id)).to.equal(undefined);
 
     // A used mfaToken arrives once; a second copy changes nothing.
     const use = {
