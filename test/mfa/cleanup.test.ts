@@ -78,7 +78,7 @@ describe('cleanup job: second factors', function () {
       batchSize: 1,
     });
     expect(result.deleted).to.include({ mfaFactors: 2, mfaRecoveryCodes: 2, mfaTokenUses: 1 });
-    const ids = async (table: string) => ((await c.db.writer(table).select('id')) as Array<{ id: string }>).map((r) => r.id).sort();
+    const ids = async (table: string) => (await c.db.writer(table).select<Array<{ id: string }>>('id')).map((r) => r.id).sort();
     expect(await ids('mfa_factors')).to.deep.equal(keep.map((f) => f.id).sort());
     expect(await ids('mfa_recovery_codes')).to.deep.equal(keepCodes.map((r) => r.id).sort());
     expect(await ids('mfa_token_uses')).to.deep.equal([keepUse.id]);
