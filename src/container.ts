@@ -336,6 +336,7 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
     identity: config.identity,
     clock,
     log,
+    telemetry,
     region: config.region,
     profileChanged: (userId) => auth.forgetProfile(userId),
   });

@@ -237,6 +237,13 @@ export const checkedConfigSchema = configSchema.superRefine((config, ctx) => {
   if (config.identity.otpSignup && config.identity.email === 'off') {
     ctx.addIssue({ code: 'custom', path: ['identity', 'otpSignup'], message: 'needs identity.email "optional" or "required"' });
   }
+  if (config.identity.otpSignup && config.identity.username === 'required') {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['identity', 'otpSignup'],
+      message: 'needs identity.username "optional": an account created by an e-mailed code has an address and no username',
+    });
+  }
   if (config.identity.email !== 'off' && config.mail.transport === 'off') {
     ctx.addIssue({
       code: 'custom',

@@ -12,6 +12,7 @@ import { oauthRoutes } from './routes/oauth.js';
 import { emailRoutes } from './routes/email.js';
 import { meRoutes } from './routes/me.js';
 import { mfaRoutes } from './routes/mfa.js';
+import { otpRoutes } from './routes/otp.js';
 import { regionRoutes } from './routes/regions.js';
 import { systemRoutes } from './routes/system.js';
 
@@ -39,6 +40,7 @@ export function routers(container: Container): Router[] {
   return [
     authRoutes(container),
     emailRoutes(container),
+    otpRoutes(container),
     meRoutes(container),
     mfaRoutes(container),
     systemRoutes(container),

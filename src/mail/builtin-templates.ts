@@ -135,4 +135,21 @@ If it was you, sign in instead; if you forgot your password, reset it from the s
 <p>If it was you, sign in instead; if you forgot your password, reset it from the sign-in page. If it was not you, there is nothing to do.</p>`,
     ),
   },
+  'login-code': {
+    subject: '{{productName}}: your sign-in code',
+    text: `To sign in to {{productName}} as {{email}}, enter this code:
+
+    {{code}}
+
+It works once, for {{expiresIn}}; a newer code replaces it. Nobody from {{productName}} will ask you for it.
+If you did not try to sign in, you can ignore this message: without the code nobody gets in.
+`,
+    html: htmlPage(
+      '{{productName}}: your sign-in code',
+      `<p>To sign in to {{productName}} as <strong>{{email}}</strong>, enter this code:</p>
+<p style="font-size:28px;letter-spacing:6px;font-weight:bold;font-family:monospace;">{{code}}</p>
+<p style="font-size:13px;color:#555;">It works once, for {{expiresIn}}; a newer code replaces it. Nobody from {{productName}} will ask you for it.
+If you did not try to sign in, you can ignore this message: without the code nobody gets in.</p>`,
+    ),
+  },
 };

@@ -8,7 +8,8 @@ export interface UserRecord {
   email: string | null;
   /** When the address was last proven; null while unverified (or without an address). */
   emailVerifiedAt: Date | null;
-  passwordHash: string;
+  /** argon2id PHC string; null for an account created by an e-mailed sign-in code, until a reset sets a first password. */
+  passwordHash: string | null;
   status: UserStatus;
   homeRegion: string;
   createdAt: Date;
@@ -17,8 +18,11 @@ export interface UserRecord {
   version: number;
 }
 
-/** What an e-mail challenge proves: the current address, a new address (then applied), or a password reset. */
-export type ChallengePurpose = 'verify' | 'change' | 'reset';
+/**
+ * What an e-mail challenge proves: the current address, a new address (then applied), a password
+ * reset, or a sign-in (an e-mailed sign-in code, which proves the address too).
+ */
+export type ChallengePurpose = 'verify' | 'change' | 'reset' | 'login';
 
 export type ChallengeEndReason = 'used' | 'replaced' | 'exhausted' | 'superseded';
 
@@ -28,7 +32,8 @@ export type ChallengeEndReason = 'used' | 'replaced' | 'exhausted' | 'superseded
  */
 export interface EmailChallenge {
   id: string;
-  userId: string;
+  /** Null only for a sign-in code to an address without an account (`identity.otpSignup`): the account is created when it is used. */
+  userId: string | null;
   purpose: ChallengePurpose;
   /** The address the message went to (for `change`, the new address). */
   email: string;

@@ -5,8 +5,8 @@ import type { Config } from '../config/schema.js';
 import type { Logger } from '../platform/logger.js';
 import type { LimiterStore } from './limiter-store.js';
 
-/** What a message is about, for its limits: each kind is limited on its own per address. */
-export type SendKind = 'verify' | 'reset' | 'change';
+/** What a message is about, for its limits: each kind is limited on its own per address (`login`: e-mailed sign-in codes). */
+export type SendKind = 'verify' | 'reset' | 'change' | 'login';
 
 /**
  * Limits on the messages the e-mail flows send (`identity.send*`): per address and kind, one per

@@ -19,9 +19,22 @@ interface AdminUser {
   status: string;
   updatedAt: string;
   passwordChangedAt: string;
+  hasPassword: boolean;
 }
 
-const ADMIN_USER_KEYS = ['id', 'username', 'email', 'emailVerified', 'emailVerifiedAt', 'homeRegion', 'createdAt', 'status', 'updatedAt', 'passwordChangedAt'];
+const ADMIN_USER_KEYS = [
+  'id',
+  'username',
+  'email',
+  'emailVerified',
+  'emailVerifiedAt',
+  'homeRegion',
+  'createdAt',
+  'status',
+  'updatedAt',
+  'passwordChangedAt',
+  'hasPassword',
+];
 const PASSWORD = 'email-cli-passphrase-7';
 
 /** Addresses on: what a region with e-mail identity runs with (mail written to the log). */

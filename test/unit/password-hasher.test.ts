@@ -59,6 +59,15 @@ describe('PasswordHasher', function () {
     expect(hasher.needsRehash('garbage')).to.equal(true);
   });
 
+  it('no hash (an account made by an e-mailed code) matches no password, after one real verification', async () => {
+    const ops: string[] = [];
+    const h = new PasswordHasher(OWASP_ARGON2_MINIMUM, (op) => ops.push(op));
+    for (const password of ['', 'null', 'anything']) expect(await h.verify(null, password), password).to.equal(false);
+    // The dummy hash is made once; every call costs one argon2id verification, as a wrong password does.
+    expect(ops.filter((op) => op === 'verify')).to.have.length(3);
+    expect(ops.filter((op) => op === 'hash')).to.have.length(1);
+  });
+
   it('dummyVerify runs a real verification against one lazily computed hash', async () => {
     const h = new PasswordHasher(OWASP_ARGON2_MINIMUM);
     const seen: string[] = [];

@@ -207,6 +207,22 @@ describe('replication wire format', () => {
     expect(c!.payload).to.not.have.property('user_id');
   });
 
+  it('decodes a sign-in code without a user yet (identity.otpSignup) and an account without a password (0009-second-factors)', () => {
+    const batch = decodeBatch(
+      body({
+        origin: 'eu',
+        batchId: 'b-otp',
+        changes: [
+          { entity: 'email_challenges', payload: { ...CHALLENGE, purpose: 'login', user_id: null } },
+          { entity: 'users', payload: { ...USER, username: null, email: 'alice@example.com', password_hash: null } },
+        ],
+      }),
+    );
+    const [challenge, user] = batch.changes;
+    expect(challenge!.payload).to.deep.include({ purpose: 'login', userId: null });
+    expect(user!.payload).to.deep.include({ passwordHash: null, email: 'alice@example.com' });
+  });
+
   it('accepts rows from before the session cut-off columns, with columns it does not know, and bigints spelled as strings', () => {
     const { sessions_revoked_before: _before, sessions_revoked_keep: _keep, ...older } = USER;
     const batch = decodeBatch(
@@ -235,9 +251,10 @@ describe('replication wire format', () => {
     expect(malformed({ ...ok, changes: [{ entity: 'sessions', payload: { ...SESSION, counter: 1.5 } }] })).to.equal('invalid_request');
     expect(malformed({ ...ok, changes: [{ entity: 'users', payload: { ...USER, status: 'gone' } }] })).to.equal('invalid_request');
     expect(malformed({ ...ok, changes: [{ entity: 'users', payload: USER, extra: true }] })).to.equal('invalid_request');
-    expect(malformed({ ...ok, changes: [{ entity: 'email_challenges', payload: { ...CHALLENGE, purpose: 'login' } }] })).to.equal('invalid_request');
+    expect(malformed({ ...ok, changes: [{ entity: 'email_challenges', payload: { ...CHALLENGE, purpose: 'magic' } }] })).to.equal('invalid_request');
     expect(malformed({ ...ok, changes: [{ entity: 'email_challenges', payload: { ...CHALLENGE, end_reason: 'forgotten' } }] })).to.equal('invalid_request');
-    expect(malformed({ ...ok, changes: [{ entity: 'email_challenges', payload: { ...CHALLENGE, user_id: null } }] })).to.equal('invalid_request');
+    expect(malformed({ ...ok, changes: [{ entity: 'email_challenges', payload: { ...CHALLENGE, user_id: 7 } }] })).to.equal('invalid_request');
+    expect(malformed({ ...ok, changes: [{ entity: 'users', payload: { ...USER, password_hash: 7 } }] })).to.equal('invalid_request');
     expect(malformed({ ...ok, changes: Array.from({ length: 10_001 }, () => ok.changes[0]) })).to.equal('invalid_request');
     let notJson: unknown;
     try {

@@ -45,7 +45,9 @@ export function emailComposers(deps: EmailComposerDeps): MailComposer[] {
     if (!deps.codes) throw new Error('the server secret is not configured: codes and links cannot be derived');
     return deps.codes;
   };
-  const nameOf = async (userId: string) => {
+  const nameOf = async (userId: string | null) => {
+    // A sign-in code to an address without an account has nobody to name yet.
+    if (userId === null) return '';
     const user = await deps.users.findById(userId);
     return user ? (user.username ?? user.email ?? '') : '';
   };
@@ -119,5 +121,19 @@ export function emailComposers(deps: EmailComposerDeps): MailComposer[] {
     },
   };
 
-  return [verify, reset, change, passwordChanged, signupAttempt];
+  const login: MailComposer<{ challengeId: string }> = {
+    kind: EMAIL_KINDS.login,
+    description: 'e-mailed sign-in code',
+    data: challengeRef,
+    placeholders: ['email', 'code', 'expiresIn'],
+    sensitive: ['code'],
+    async compose(request, context) {
+      const challenge = await live(request.data.challengeId, context.now);
+      // A code alone, no link: a sign-in happens in the app that asked for it, not in a browser tab
+      // a mail scanner may open.
+      return challenge ? { email: challenge.email, code: codes().code(challenge.id), expiresIn: lifetime(challenge) } : null;
+    },
+  };
+
+  return [verify, reset, change, passwordChanged, signupAttempt, login];
 }

@@ -11,6 +11,7 @@ import type { Db } from '../../store/pg/db.js';
 import type { EmailChallengesRepo } from '../../store/pg/email-challenges-repo.js';
 import type { UsersRepo } from '../../store/pg/users-repo.js';
 import type { SessionService } from '../sessions/session-service.js';
+import type { Telemetry } from '../telemetry.js';
 import { emailKey, normalizeEmail } from '../users/email.js';
 import type { PasswordHasher } from '../users/password-hasher.js';
 import { checkPasswordPolicy } from '../users/password-policy.js';
@@ -25,14 +26,19 @@ export const EMAIL_KINDS = {
   change: 'email-change',
   passwordChanged: 'password-changed',
   signupAttempt: 'signup-attempt',
+  login: 'login-code',
 } as const;
+
+/** The flows an anonymous request may ask for: a verification, a reset, a sign-in code. */
+export type AnonymousFlow = 'verify' | 'reset' | 'login';
 
 /**
  * An anonymous request for a message (`POST /v1/auth/password/forgot`, `POST /v1/auth/email/verify/send`
- * with `{email}`), as its job carries it: who it names, never whether that account exists.
+ * with `{email}`, `POST /v1/auth/otp/send`), as its job carries it: who it names, never whether
+ * that account exists.
  */
 export interface EmailRequestData {
-  flow: 'verify' | 'reset';
+  flow: AnonymousFlow;
   email?: string | undefined;
   username?: string | undefined;
 }
@@ -59,6 +65,8 @@ export interface EmailFlowsOptions {
   identity: Config['identity'];
   clock: Clock;
   log: Logger;
+  /** Counts an account a sign-in code created (`user.registered`), as sign-up does. */
+  telemetry: Pick<Telemetry, 'registered'>;
   region: string;
   /** After a change `GET /v1/me` shows (address, verification): drops the cached profile. */
   profileChanged(userId: string): Promise<void>;
@@ -70,7 +78,8 @@ const invalidCode = (detail = 'the code or link is wrong, expired or already use
 
 /**
  * The e-mail flows (docs/api.md#e-mail-flows): address verification, password reset and address
- * change, each a message with a 6-digit code and a link, and the notices that go with them.
+ * change, each a message with a 6-digit code and a link, and the notices that go with them; and
+ * sign-in by e-mailed code (docs/api.md#e-mailed-sign-in-codes), a message with a code alone.
  *
  * - A challenge row is written in the transaction of the change it belongs to, and its message is
  *   enqueued in that same transaction (references only: the code and the link are MACs of the
@@ -79,9 +88,13 @@ const invalidCode = (detail = 'the code or link is wrong, expired or already use
  *   `identity.maxCodeAttempts` wrong codes end it (`exhausted`); a password or address change ends
  *   the challenges it makes pointless (`superseded`), and a reset made before the password's last
  *   change is refused whichever region changed it.
- * - Anonymous requests (forgot, verify/send with `{email}`) do not look anything up on the
- *   request path: they are limited, enqueued and answered 202, and a worker finds the account
+ * - Anonymous requests (forgot, verify/send with `{email}`, otp/send) do not look anything up on
+ *   the request path: they are limited, enqueued and answered 202, and a worker finds the account
  *   ({@link fulfil}). The answer and its timing are the same whether or not the account exists.
+ * - A sign-in code ({@link signInWithCode}) is one more challenge purpose, `login`: the same
+ *   MAC-derived code, the same replacement, exhaustion (`identity.otpMaxAttempts`) and single use,
+ *   and using it proves the address. With `identity.otpSignup` a code may go to an address with
+ *   no account (a challenge without a user): the account is created when the code is used.
  */
 export class EmailFlows implements RegistrationHooks {
   constructor(private readonly opts: EmailFlowsOptions) {}
@@ -125,11 +138,11 @@ export class EmailFlows implements RegistrationHooks {
   }
 
   /**
-   * An anonymous request for a verification or reset message: checked for shape (400 for what
-   * is not an address or a username), limited, and enqueued for a worker — never looked up here.
-   * Resolves the same way whatever the request names (202).
+   * An anonymous request for a verification, reset or sign-in message: checked for shape (400 for
+   * what is not an address or a username), limited, and enqueued for a worker — never looked up
+   * here. Resolves the same way whatever the request names (202).
    */
-  async request(flow: 'verify' | 'reset', who: { email?: string | undefined; username?: string | undefined }, ip: string | undefined): Promise<void> {
+  async request(flow: AnonymousFlow, who: { email?: string | undefined; username?: string | undefined }, ip: string | undefined): Promise<void> {
     this.assertOn();
     const data: EmailRequestData =
       who.email !== undefined ? { flow, email: normalizeEmail(who.email) } : { flow, username: normalizeUsername(who.username ?? '') };
@@ -138,9 +151,18 @@ export class EmailFlows implements RegistrationHooks {
     await this.refundingOnFailure(flow, limitKey, ip, () => this.opts.requests.enqueue(data));
   }
 
-  /** A worker's half of {@link request}: finds the account and, if it has an address that wants the message, sends it. */
+  /**
+   * A worker's half of {@link request}: finds the account and, if it has an address that wants the
+   * message, sends it. A sign-in code for an address without an account goes out only with
+   * `identity.otpSignup` (a challenge without a user, to that address).
+   */
   async fulfil(data: EmailRequestData): Promise<void> {
     const user = data.email !== undefined ? await this.opts.users.findByEmail(data.email) : await this.opts.users.findByUsername(data.username ?? '');
+    if (!user && data.flow === 'login' && data.email !== undefined && this.opts.identity.otpSignup) {
+      const email = data.email;
+      await this.opts.db.transaction((trx) => this.startChallenge(trx, null, 'login', email));
+      return;
+    }
     // Nothing to send, and nothing said about it (the request was answered long ago).
     if (!user || user.email === null || user.status !== 'active') return;
     if (data.flow === 'verify' && user.emailVerifiedAt !== null) return;
@@ -189,7 +211,7 @@ export class EmailFlows implements RegistrationHooks {
     const outcome = await this.opts.db.transaction(async (trx): Promise<Outcome<string>> => {
       const live = await this.relock(trx, challenge.id, now);
       if (!live.ok) return live;
-      const user = await this.opts.users.lock(live.value.userId, trx);
+      const user = live.value.userId === null ? undefined : await this.opts.users.lock(live.value.userId, trx);
       if (!user) return { ok: false, error: invalidCode() };
       if (live.value.purpose === 'verify') {
         if (user.email === null || emailKey(user.email) !== emailKey(live.value.email)) {
@@ -200,7 +222,7 @@ export class EmailFlows implements RegistrationHooks {
       } else {
         // email_taken (someone verified it first) rolls back and leaves the challenge usable.
         await this.opts.users.setEmail(user.id, live.value.email, now, now, trx);
-        await this.opts.challenges.endLive(user.id, ['verify', 'change', 'reset'], 'superseded', now, trx, live.value.id);
+        await this.opts.challenges.endLive(user.id, ['verify', 'change', 'reset', 'login'], 'superseded', now, trx, live.value.id);
       }
       await this.opts.challenges.end(live.value.id, 'used', now, trx);
       return { ok: true, value: user.id };
@@ -222,7 +244,8 @@ export class EmailFlows implements RegistrationHooks {
   async resetPassword(proof: ChallengeProof, newPassword: string): Promise<{ userId: string; revokedSessions: number }> {
     this.assertOn();
     const challenge = await this.resolve(proof, ['reset']);
-    const owner = await this.opts.users.findById(challenge.userId);
+    const userId = challenge.userId;
+    const owner = userId === null ? undefined : await this.opts.users.findById(userId);
     if (!owner) throw invalidCode();
     checkPasswordPolicy(newPassword, { username: owner.username ?? owner.email ?? '', path: 'newPassword' });
     const passwordHash = await this.opts.hasher.hash(newPassword);
@@ -230,7 +253,7 @@ export class EmailFlows implements RegistrationHooks {
     const outcome = await this.opts.sessions.revokeWithin(async (tx): Promise<Outcome<number>> => {
       const live = await this.relock(tx.ex, challenge.id, now);
       if (!live.ok) return live;
-      const user = await this.opts.users.lock(live.value.userId, tx.ex);
+      const user = await this.opts.users.lock(owner.id, tx.ex);
       if (!user) return { ok: false, error: invalidCode() };
       if (user.passwordChangedAt.getTime() > live.value.createdAt.getTime()) {
         // The password changed after this was sent (here or in another region): it is spent.
@@ -256,23 +279,102 @@ export class EmailFlows implements RegistrationHooks {
       return { ok: true, value: revoked.length };
     });
     if (!outcome.ok) throw outcome.error;
-    await this.opts.profileChanged(challenge.userId);
+    await this.opts.profileChanged(owner.id);
     // Like `user.password_changed`: who and how many sessions, never anything of the credential itself.
-    this.opts.log.info('credentials reset by e-mail', { event: 'user.credentials_reset', userId: challenge.userId, revokedSessions: outcome.value });
-    return { userId: challenge.userId, revokedSessions: outcome.value };
+    this.opts.log.info('credentials reset by e-mail', { event: 'user.credentials_reset', userId: owner.id, revokedSessions: outcome.value });
+    return { userId: owner.id, revokedSessions: outcome.value };
+  }
+
+  /**
+   * `POST /v1/auth/otp/verify`: uses an e-mailed sign-in code and resolves the user it signs in
+   * (the caller then opens the session: AuthService.signIn). Using the code proves the address,
+   * so it is marked verified; a code sent to an address without an account (`identity.otpSignup`)
+   * creates the account now — verified, without a username or a password. The code is spent in
+   * the transaction that does this, so of two concurrent uses exactly one succeeds.
+   */
+  async signInWithCode(rawEmail: string, code: string): Promise<UserRecord> {
+    this.assertOn();
+    const challenge = await this.resolve({ email: rawEmail, code }, ['login']);
+    const now = this.opts.clock.now();
+    type SignedIn = { user: UserRecord; change: 'created' | 'verified' | null };
+    let outcome: Outcome<SignedIn>;
+    try {
+      outcome = await this.opts.db.transaction(async (trx): Promise<Outcome<SignedIn>> => {
+        const live = await this.relock(trx, challenge.id, now);
+        if (!live.ok) return live;
+        const { email } = live.value;
+        if (live.value.userId === null) {
+          // The address found an account since (a sign-up, a replicated user) or sign-up by code
+          // was turned off: this code was for creating one, and is spent.
+          if (!this.opts.identity.otpSignup || (await this.opts.users.findByEmail(email, trx))) {
+            await this.opts.challenges.end(live.value.id, 'superseded', now, trx);
+            return { ok: false, error: invalidCode('this code can no longer be used: ask for a new one') };
+          }
+          const user = await this.opts.users.insert(
+            {
+              id: uuidv7(),
+              username: null,
+              email,
+              emailVerifiedAt: now,
+              passwordHash: null,
+              status: 'active',
+              homeRegion: this.opts.region,
+              createdAt: now,
+              updatedAt: now,
+              passwordChangedAt: now,
+            },
+            trx,
+          );
+          await this.opts.challenges.end(live.value.id, 'used', now, trx);
+          return { ok: true, value: { user, change: 'created' } };
+        }
+        const user = await this.opts.users.lock(live.value.userId, trx);
+        if (!user) return { ok: false, error: invalidCode() };
+        if (user.email === null || emailKey(user.email) !== emailKey(email)) {
+          await this.opts.challenges.end(live.value.id, 'superseded', now, trx);
+          return { ok: false, error: invalidCode('the address this code was sent to is no longer the address of the account') };
+        }
+        if (user.status !== 'active') return { ok: false, error: new AppError('account_disabled', 'this account has been disabled by an administrator') };
+        await this.opts.challenges.end(live.value.id, 'used', now, trx);
+        if (user.emailVerifiedAt !== null) return { ok: true, value: { user, change: null } };
+        const verified = await this.opts.users.markEmailVerified(user.id, user.email, now, trx);
+        // The address is proven: a verification still on its way is pointless now.
+        await this.opts.challenges.endLive(user.id, ['verify'], 'superseded', now, trx);
+        return { ok: true, value: { user: verified ?? user, change: 'verified' } };
+      });
+    } catch (err) {
+      // Someone took the address between the check and the insert (a sign-up here): as above.
+      if (err instanceof AppError && err.code === 'email_taken') throw invalidCode('this code can no longer be used: ask for a new one');
+      throw err;
+    }
+    if (!outcome.ok) throw outcome.error;
+    const { user, change } = outcome.value;
+    if (change === 'created') this.opts.telemetry.registered(user.id);
+    if (change === 'verified') {
+      await this.opts.profileChanged(user.id);
+      this.opts.log.info('e-mail address verified', { event: 'user.email_verified', userId: user.id });
+    }
+    return user;
   }
 
   // ---- internals
 
-  /** Ends the older challenges of the purpose, writes a new one and enqueues its message, in `trx`. */
-  private async startChallenge(trx: Knex.Transaction, user: UserRecord, purpose: ChallengePurpose, email: string): Promise<string> {
+  /**
+   * Ends the older challenges of the purpose, writes a new one and enqueues its message, in `trx`.
+   * `user` is null only for a sign-in code to an address without an account. Sign-in codes are
+   * replaced by address (whoever they belong to, a sign-up code included): the newest code sent to
+   * an address is the only one that works there.
+   */
+  private async startChallenge(trx: Knex.Transaction, user: UserRecord | null, purpose: ChallengePurpose, email: string): Promise<string> {
     this.codes();
     const now = this.opts.clock.now();
-    const ttl = purpose === 'reset' ? this.opts.identity.resetTtl : this.opts.identity.verifyTtl;
-    await this.opts.challenges.endLive(user.id, [purpose], 'replaced', now, trx);
+    const { identity } = this.opts;
+    const ttl = purpose === 'reset' ? identity.resetTtl : purpose === 'login' ? identity.otpTtl : identity.verifyTtl;
+    if (purpose === 'login') await this.opts.challenges.endLiveTo(email, [purpose], 'replaced', now, trx);
+    else if (user) await this.opts.challenges.endLive(user.id, [purpose], 'replaced', now, trx);
     const challenge: EmailChallenge = {
       id: uuidv7(),
-      userId: user.id,
+      userId: user?.id ?? null,
       purpose,
       email,
       homeRegion: this.opts.region,
@@ -284,8 +386,9 @@ export class EmailFlows implements RegistrationHooks {
       version: 1,
     };
     await this.opts.challenges.insert(challenge, trx);
-    await this.opts.mail.enqueue(trx, { kind: purpose === 'reset' ? EMAIL_KINDS.reset : EMAIL_KINDS.verify, to: email, data: { challengeId: challenge.id } });
-    this.opts.log.info('e-mail challenge sent', { event: 'email.challenge_created', userId: user.id, purpose, challengeId: challenge.id });
+    const kind = purpose === 'reset' ? EMAIL_KINDS.reset : purpose === 'login' ? EMAIL_KINDS.login : EMAIL_KINDS.verify;
+    await this.opts.mail.enqueue(trx, { kind, to: email, data: { challengeId: challenge.id } });
+    this.opts.log.info('e-mail challenge sent', { event: 'email.challenge_created', userId: user?.id ?? null, purpose, challengeId: challenge.id });
     return challenge.id;
   }
 
@@ -313,7 +416,8 @@ export class EmailFlows implements RegistrationHooks {
       const challenge = await this.opts.challenges.lockLatestLive(email, purposes, trx);
       if (!challenge || !isLive(challenge, now)) return { ok: false, error: invalidCode() };
       if (codes.codeMatches(challenge.id, proof.code)) return { ok: true, value: challenge };
-      const left = await this.opts.challenges.recordWrongCode(challenge.id, this.opts.identity.maxCodeAttempts, now, trx);
+      const maxAttempts = challenge.purpose === 'login' ? this.opts.identity.otpMaxAttempts : this.opts.identity.maxCodeAttempts;
+      const left = await this.opts.challenges.recordWrongCode(challenge.id, maxAttempts, now, trx);
       this.opts.log.info('wrong e-mail code', { event: 'email.code_wrong', userId: challenge.userId, purpose: challenge.purpose, triesLeft: left });
       return {
         ok: false,

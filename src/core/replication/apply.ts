@@ -177,14 +177,16 @@ export class BatchApplier {
    * {@link mergeChallenge}: an ended challenge stays ended. A challenge new here is inserted
    * once its user is here (share-locked against a delete meanwhile): one of a deleted user is
    * skipped, one of a user not replicated here yet refuses the batch for now (`conflict`, as for
-   * sessions: the sender retries). An expired one not held here is skipped: it can prove nothing,
-   * and the cleanup job may have deleted it here already.
+   * sessions: the sender retries); a sign-up code, which has no user yet, is inserted as it is.
+   * An expired one not held here is skipped: it can prove nothing, and the cleanup job may have
+   * deleted it here already.
    */
   private async applyChallenge(trx: Knex.Transaction, incoming: ReplicatedChallenge, now: Date): Promise<void> {
     const local = await this.repo.lockChallenge(trx, incoming.id);
     if (!local) {
       if (incoming.expiresAt.getTime() <= now.getTime()) return;
-      if (!(await this.repo.shareLockUser(trx, incoming.userId))) {
+      // A sign-in code to an address without an account (`identity.otpSignup`) has no user to wait for.
+      if (incoming.userId !== null && !(await this.repo.shareLockUser(trx, incoming.userId))) {
         if (await this.repo.isDeleted(trx, incoming.userId)) return;
         throw new AppError('conflict', 'an e-mail challenge of a user not replicated here yet');
       }

@@ -49,7 +49,8 @@ const user = z
     // Absent from peers before 0006-email-identity: a user without an address.
     email: optionalText,
     email_verified_at: optionalTimestamp,
-    password_hash: z.string(),
+    // Null for an account created by an e-mailed sign-in code (0009-second-factors): no password yet.
+    password_hash: optionalText,
     status: z.enum(['active', 'disabled']),
     home_region: z.string(),
     created_at: timestamp,
@@ -132,8 +133,9 @@ const key = z
 const challenge = z
   .object({
     id: z.string(),
-    user_id: z.string(),
-    purpose: z.enum(['verify', 'change', 'reset']),
+    // Null for a sign-in code to an address without an account yet (0009-second-factors, `identity.otpSignup`).
+    user_id: optionalText,
+    purpose: z.enum(['verify', 'change', 'reset', 'login']),
     email: z.string(),
     home_region: z.string(),
     created_at: timestamp,

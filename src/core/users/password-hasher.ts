@@ -53,9 +53,16 @@ export class PasswordHasher {
 
   /**
    * Returns whether `password` matches `hash`. A malformed or unsupported hash yields `false`
-   * instead of throwing, so a corrupt row reads as a failed login rather than a server error.
+   * instead of throwing, so a corrupt row reads as a failed login rather than a server error. An
+   * account without a password (`null`: created by an e-mailed sign-in code) matches nothing, after
+   * a {@link PasswordHasher.dummyVerify}: a password tried on it takes the time a wrong one takes,
+   * so the answer does not tell that the account has no password.
    */
-  async verify(hash: string, password: string): Promise<boolean> {
+  async verify(hash: string | null, password: string): Promise<boolean> {
+    if (hash === null) {
+      await this.dummyVerify(password);
+      return false;
+    }
     const started = performance.now();
     try {
       return await argon2.verify(hash, password);

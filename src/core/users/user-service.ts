@@ -65,6 +65,8 @@ export interface AdminUserView extends UserView {
   status: 'active' | 'disabled';
   updatedAt: string;
   passwordChangedAt: string;
+  /** False for an account created by an e-mailed sign-in code that has not set a password yet (a reset sets one). */
+  hasPassword: boolean;
 }
 
 export function toUserView(user: Pick<UserRecord, 'id' | 'username' | 'email' | 'emailVerifiedAt' | 'homeRegion' | 'createdAt'>): UserView {
@@ -91,6 +93,7 @@ export function toAdminUserView(user: UserRecord): AdminUserView {
     status: user.status,
     updatedAt: user.updatedAt.toISOString(),
     passwordChangedAt: user.passwordChangedAt.toISOString(),
+    hasPassword: user.passwordHash !== null,
   };
 }
 

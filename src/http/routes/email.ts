@@ -18,6 +18,8 @@ const code = z
   .regex(/^\d{6}$/, 'must be the 6-digit code')
   .meta({ description: 'The 6-digit code of the message', example: '123456' });
 const email = z.string().min(1).max(320).meta({ example: 'alice@example.com' });
+/** The address and code fields, shared with the e-mailed sign-in codes (./otp.ts). */
+export { code as codeField, email as addressField };
 const newPassword = z.string().min(1).max(1024).meta({ description: 'The password policy applies' });
 export const emailProofSchema = z
   .union([z.strictObject({ token }), z.strictObject({ email, code })], { error: 'send {token} (from the link) or {email, code}' })

@@ -5,7 +5,7 @@ import { guard } from './errors.js';
 /** An `email_challenges` row as node-pg returns it (migration 0006-email-identity). */
 export interface ChallengeDbRow {
   id: string;
-  user_id: string;
+  user_id: string | null;
   purpose: ChallengePurpose;
   email: string;
   home_region: string;
@@ -87,6 +87,20 @@ export class EmailChallengesRepo {
     const q = ex('email_challenges').where({ user_id: userId }).whereIn('purpose', purposes).whereNull('ended_at');
     if (exceptId) void q.whereNot({ id: exceptId });
     return guard(q.update({ ended_at: now, end_reason: reason, version: ex.raw('version + 1') }));
+  }
+
+  /**
+   * Ends the live challenges of these purposes sent to an address (compared case-insensitively),
+   * whoever they belong to — sign-in codes, some of which have no user yet; returns how many.
+   */
+  async endLiveTo(email: string, purposes: ChallengePurpose[], reason: ChallengeEndReason, now: Date, ex: Executor): Promise<number> {
+    return guard(
+      ex('email_challenges')
+        .whereRaw('lower(email) = lower(?)', [email])
+        .whereIn('purpose', purposes)
+        .whereNull('ended_at')
+        .update({ ended_at: now, end_reason: reason, version: ex.raw('version + 1') }),
+    );
   }
 
   /** Ends one challenge, if it is still live; false when it was not. */

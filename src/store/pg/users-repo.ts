@@ -10,7 +10,7 @@ export interface UserDbRow {
   username: string | null;
   email: string | null;
   email_verified_at: Date | null;
-  password_hash: string;
+  password_hash: string | null;
   status: UserStatus;
   home_region: string;
   created_at: Date;
