@@ -1,5 +1,6 @@
 import type { Config } from '../config/schema.js';
 import type { KeyInfo, KeyRing } from '../core/keys/key-ring.js';
+import type { MfaFactors } from '../core/mfa/mfa-factors.js';
 import type { SessionService } from '../core/sessions/session-service.js';
 import type { AccessTokens } from '../core/tokens/access-tokens.js';
 import type { UserService } from '../core/users/user-service.js';
@@ -11,6 +12,7 @@ import type { StatsRepo } from '../store/pg/stats-repo.js';
 import type { UsageRepo } from '../store/pg/usage-repo.js';
 import { AdminCache } from './cache.js';
 import { inspectToken, type TokenInspection } from './inspect-token.js';
+import { AdminMfa } from './mfa.js';
 import { AdminSessions } from './sessions.js';
 import { collectStats, type StatsReport } from './stats.js';
 import { AdminUsers } from './users.js';
@@ -27,6 +29,7 @@ export interface AdminDeps {
   accessTokens: Pick<AccessTokens, 'explain'>;
   users: Pick<UserService, 'find' | 'list'>;
   sessions: Pick<SessionService, 'findById' | 'listForUser' | 'revoke' | 'revokeAllForUser'>;
+  mfa: Pick<MfaFactors, 'overview' | 'activeTypes' | 'reset'>;
 }
 
 export interface MigrationStatus {
@@ -43,9 +46,11 @@ export class Admin {
   readonly users: AdminUsers;
   readonly sessions: AdminSessions;
   readonly cache: AdminCache;
+  readonly mfa: AdminMfa;
 
   constructor(private readonly deps: AdminDeps) {
-    this.users = new AdminUsers({ users: deps.users, sessions: deps.sessions });
+    this.users = new AdminUsers({ users: deps.users, sessions: deps.sessions, mfa: deps.mfa });
+    this.mfa = new AdminMfa({ users: deps.users, mfa: deps.mfa });
     this.sessions = new AdminSessions({ users: deps.users, sessions: deps.sessions, clock: deps.clock });
     this.cache = new AdminCache(deps.cache);
   }

@@ -1,3 +1,4 @@
+import type { MfaFactors } from '../core/mfa/mfa-factors.js';
 import type { SessionService } from '../core/sessions/session-service.js';
 import { toAdminUserView, type AdminUserView, type UserService } from '../core/users/user-service.js';
 import { userSortKey } from '../store/pg/users-repo.js';
@@ -5,10 +6,11 @@ import { userSortKey } from '../store/pg/users-repo.js';
 export interface AdminUsersDeps {
   users: Pick<UserService, 'find' | 'list'>;
   sessions: Pick<SessionService, 'listForUser'>;
+  mfa: Pick<MfaFactors, 'activeTypes'>;
 }
 
-/** A user with the number of their live sessions. */
-export type UserDetails = AdminUserView & { activeSessions: number };
+/** A user with the number of their live sessions and whether their logins ask for a second factor. */
+export type UserDetails = AdminUserView & { activeSessions: number; mfaEnabled: boolean };
 
 export interface UserPage {
   users: AdminUserView[];
@@ -20,11 +22,11 @@ export interface UserPage {
 export class AdminUsers {
   constructor(private readonly deps: AdminUsersDeps) {}
 
-  /** One user by id, username or e-mail address, with the number of live sessions; `not_found` (exit 3) if none. */
+  /** One user by id, username or e-mail address, with the number of live sessions and whether MFA is on; `not_found` (exit 3) if none. */
   async show(userRef: string): Promise<UserDetails> {
     const user = await this.deps.users.find(userRef);
-    const activeSessions = (await this.deps.sessions.listForUser(user.id)).length;
-    return { ...toAdminUserView(user), activeSessions };
+    const [sessions, factors] = await Promise.all([this.deps.sessions.listForUser(user.id), this.deps.mfa.activeTypes(user.id)]);
+    return { ...toAdminUserView(user), activeSessions: sessions.length, mfaEnabled: factors.length > 0 };
   }
 
   /**

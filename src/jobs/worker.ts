@@ -7,6 +7,9 @@ import type { SessionsRepo } from '../store/pg/sessions-repo.js';
 import type { SigningKeysRepo } from '../store/pg/signing-keys-repo.js';
 import type { UsageRepo } from '../store/pg/usage-repo.js';
 import type { EmailChallengesRepo } from '../store/pg/email-challenges-repo.js';
+import type { MfaFactorsRepo } from '../store/pg/mfa-factors-repo.js';
+import type { MfaRecoveryCodesRepo } from '../store/pg/mfa-recovery-codes-repo.js';
+import type { MfaTokenUsesRepo } from '../store/pg/mfa-token-uses-repo.js';
 import { runCacheSync } from './handlers/cache-sync.js';
 import { runCleanup } from './handlers/cleanup.js';
 import { runMail } from './handlers/mail.js';
@@ -21,7 +24,15 @@ export interface WorkerDeps {
   clock: Clock;
   log: Logger;
   /** The tables the jobs sweep and repair from (the container's repositories). */
-  repos: { sessions: SessionsRepo; signingKeys: SigningKeysRepo; usage: UsageRepo; emailChallenges?: EmailChallengesRepo };
+  repos: {
+    sessions: SessionsRepo;
+    signingKeys: SigningKeysRepo;
+    usage: UsageRepo;
+    emailChallenges?: EmailChallengesRepo;
+    mfaFactors?: MfaFactorsRepo;
+    mfaRecoveryCodes?: MfaRecoveryCodesRepo;
+    mfaTokenUses?: MfaTokenUsesRepo;
+  };
   cache?: Cache | undefined;
   /** Ships this region's changes to its peers while the worker runs. */
   replication?: { shipping: Pick<ReplicationShipping, 'start' | 'stop'> } | undefined;
@@ -51,6 +62,11 @@ export interface RunningWorker {
   stop(): Promise<void>;
 }
 
+/** The second factors' repositories, when the worker was given all three. */
+function mfaRepos({ mfaFactors: factors, mfaRecoveryCodes: recoveryCodes, mfaTokenUses: tokenUses }: WorkerDeps['repos']) {
+  return factors && recoveryCodes && tokenUses ? { factors, recoveryCodes, tokenUses } : undefined;
+}
+
 /**
  * Registers authctl's job handlers on `queue` and starts them: `cleanup` on the `jobs.cleanupCron`
  * schedule, `cache-sync` when there is a cache this process can fix, `mail` when mail is not off
@@ -68,6 +84,7 @@ export async function startWorker(deps: WorkerDeps, queue: JobQueue, options: Wo
         keys,
         usage,
         challenges: deps.repos.emailChallenges,
+        mfa: mfaRepos(deps.repos),
         clock,
         log,
         horizonSeconds: config.tokens.accessTtl + config.tokens.clockSkew,

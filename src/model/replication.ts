@@ -1,3 +1,4 @@
+import type { MfaFactorRecord, MfaTokenUse, RecoveryCodeRecord } from './mfa.js';
 import type { ServiceClientRecord } from './service-client.js';
 import type { SessionRecord } from './session.js';
 import type { EmailChallenge, UserRecord } from './user.js';
@@ -11,7 +12,17 @@ import type { EmailChallenge, UserRecord } from './user.js';
 export type CapturedRow = Record<string, unknown>;
 
 /** What a replicated change is about, as named on the wire (`changes[].entity`). */
-export type ReplicatedEntity = 'users' | 'users_deleted' | 'sessions' | 'signing_keys' | 'email_challenges' | 'service_clients' | 'service_clients_deleted';
+export type ReplicatedEntity =
+  | 'users'
+  | 'users_deleted'
+  | 'sessions'
+  | 'signing_keys'
+  | 'email_challenges'
+  | 'service_clients'
+  | 'service_clients_deleted'
+  | 'mfa_factors'
+  | 'mfa_recovery_codes'
+  | 'mfa_token_uses';
 
 /** A user as a peer ships it: the whole record (password hash included) and its session cut-off. */
 export interface ReplicatedUser extends UserRecord {
@@ -52,6 +63,18 @@ export type ReplicatedChallenge = EmailChallenge;
  */
 export type ReplicatedClient = ServiceClientRecord;
 
+/**
+ * A TOTP factor as a peer ships it: the whole row, its secret sealed under the server secret that
+ * every region shares (so the factor is asked for, and checked, in every region).
+ */
+export type ReplicatedFactor = MfaFactorRecord;
+
+/** A recovery code as a peer ships it: its argon2id hash, never the code. */
+export type ReplicatedRecoveryCode = RecoveryCodeRecord;
+
+/** A used mfaToken (single-use in every region once it arrives). */
+export type ReplicatedTokenUse = MfaTokenUse;
+
 /** One change of a peer's batch, decoded. */
 export type ReplicatedChange =
   | { entity: 'users'; payload: ReplicatedUser }
@@ -60,7 +83,10 @@ export type ReplicatedChange =
   | { entity: 'signing_keys'; payload: ReplicatedKey }
   | { entity: 'email_challenges'; payload: ReplicatedChallenge }
   | { entity: 'service_clients'; payload: ReplicatedClient }
-  | { entity: 'service_clients_deleted'; payload: { id: string } };
+  | { entity: 'service_clients_deleted'; payload: { id: string } }
+  | { entity: 'mfa_factors'; payload: ReplicatedFactor }
+  | { entity: 'mfa_recovery_codes'; payload: ReplicatedRecoveryCode }
+  | { entity: 'mfa_token_uses'; payload: ReplicatedTokenUse };
 
 /** A peer's batch, decoded: its origin region, its content-derived id and its changes in order. */
 export interface ReplicatedBatch {

@@ -181,8 +181,15 @@ describe('authctl user … with e-mail addresses (spawned as a user runs it)', f
   describe('user show', function () {
     it('by address: the JSON has the address, whether it is verified and since when', async function () {
       const body = expectJson<AdminUser & { activeSessions: number }>(await cli(['user', 'show', 'Holder@Example.com', '--json']), 0);
-      expect(Object.keys(body)).to.have.members([...ADMIN_USER_KEYS, 'activeSessions']);
-      expect(body).to.include({ username: 'holder', email: 'holder@example.com', emailVerified: false, emailVerifiedAt: null, activeSessions: 0 });
+      expect(Object.keys(body)).to.have.members([...ADMIN_USER_KEYS, 'activeSessions', 'mfaEnabled']);
+      expect(body).to.include({
+        username: 'holder',
+        email: 'holder@example.com',
+        emailVerified: false,
+        emailVerifiedAt: null,
+        activeSessions: 0,
+        mfaEnabled: false,
+      });
     });
 
     it('human output shows the address and its verification', async function () {

@@ -28,9 +28,10 @@ describe("README's CLI section", function () {
     const rows = new Map(
       block
         .split('\n')
-        .map((line) => /^\| `authctl ([a-z-]+(?: [a-z][a-z-]*)?)\b([^`]*)`/.exec(line))
+        // Topics nest (`user mfa list`): every leading lowercase word is part of the id.
+        .map((line) => /^\| `authctl ([a-z-]+(?: [a-z][a-z-]*)*)\b([^`]*)`/.exec(line))
         .filter((m): m is RegExpExecArray => m !== null)
-        .map((m) => [m[1]!.replace(/ (?=[a-z])/, ':'), m[0]]),
+        .map((m) => [m[1]!.replace(/ (?=[a-z])/g, ':'), m[0]]),
     );
     const commands = visibleCommands(config);
     expect(commands.length).to.be.greaterThan(25);

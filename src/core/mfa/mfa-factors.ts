@@ -242,6 +242,8 @@ export class MfaFactors {
   async reset(userId: string, actor: string): Promise<{ removedFactors: number; endedRecoveryCodes: number; revokedSessions: number }> {
     const now = this.opts.clock.now();
     const result = await this.opts.sessions.revokeWithin(async (tx) => {
+      // The user first, then factors, codes and sessions: the order every factor flow takes.
+      await this.opts.users.lock(userId, tx.ex);
       const removedFactors = await this.opts.factors.removeAll(userId, now, tx.ex);
       const endedRecoveryCodes = await this.opts.recoveryCodes.endAll(userId, 'reset', now, tx.ex);
       const revoked = await tx.revokeAllForUser(userId, 'admin');

@@ -1,5 +1,15 @@
 import type { Knex } from 'knex';
-import type { ReplicatedBatch, ReplicatedChallenge, ReplicatedClient, ReplicatedKey, ReplicatedSession, ReplicatedUser } from '../../model/replication.js';
+import type {
+  ReplicatedBatch,
+  ReplicatedChallenge,
+  ReplicatedClient,
+  ReplicatedFactor,
+  ReplicatedKey,
+  ReplicatedRecoveryCode,
+  ReplicatedSession,
+  ReplicatedTokenUse,
+  ReplicatedUser,
+} from '../../model/replication.js';
 import type { RevokedSession } from '../../model/session.js';
 import { AppError } from '../../platform/errors.js';
 import type { ReplicationApplyRepo } from '../../store/pg/replication-apply-repo.js';
@@ -10,6 +20,8 @@ import {
   cutoffAdvances,
   foldSessions,
   mergeChallenge,
+  mergeFactor,
+  mergeRecoveryCode,
   resolveClash,
   resolveEmailClash,
   userWins,
@@ -50,7 +62,8 @@ export class BatchApplier {
   /**
    * Idempotent: a batch id seen before is skipped; within a batch each row merges by its own rule
    * (users by version, sessions by counter, keys once, challenges by {@link mergeChallenge},
-   * service clients by {@link clientWins}).
+   * service clients by {@link clientWins}, factors by {@link mergeFactor}, recovery codes by
+   * {@link mergeRecoveryCode}, used mfaTokens once).
    */
   async apply(trx: Knex.Transaction, batch: ReplicatedBatch, now: Date): Promise<ApplyResult> {
     const result: ApplyResult = {
@@ -95,6 +108,15 @@ export class BatchApplier {
           break;
         case 'service_clients_deleted':
           if (await this.repo.deleteClient(trx, change.payload.id, now)) result.clientsChanged = true;
+          break;
+        case 'mfa_factors':
+          await this.applyFactor(trx, change.payload);
+          break;
+        case 'mfa_recovery_codes':
+          await this.applyRecoveryCode(trx, change.payload);
+          break;
+        case 'mfa_token_uses':
+          await this.applyTokenUse(trx, change.payload, now);
           break;
       }
       result.applied += 1;
@@ -175,6 +197,52 @@ export class BatchApplier {
     if (!held) return;
     const merged = mergeChallenge(held, incoming);
     if (merged.changed) await this.repo.updateChallenge(trx, merged.state);
+  }
+
+  /**
+   * Whether the user of a factor, recovery code or used mfaToken is here, share-locked (so it is
+   * not deleted before the row is inserted: the foreign key) — taken before the row itself, in
+   * the order the factor flows lock them (the user, then its factors and codes), so the two never
+   * deadlock. False for a deleted user (the row is skipped); `conflict` for a user not replicated
+   * here yet (the sender retries the batch: the user comes from its home region's stream).
+   */
+  private async ownerHere(trx: Knex.Transaction, userId: string, what: string): Promise<boolean> {
+    if (await this.repo.shareLockUser(trx, userId)) return true;
+    if (await this.repo.isDeleted(trx, userId)) return false;
+    throw new AppError('conflict', `${what} of a user not replicated here yet`);
+  }
+
+  /**
+   * TOTP factors: inserted when new here, else merged by {@link mergeFactor} (a removed factor
+   * stays removed, a used step stays used).
+   */
+  private async applyFactor(trx: Knex.Transaction, incoming: ReplicatedFactor): Promise<void> {
+    if (!(await this.ownerHere(trx, incoming.userId, 'a second factor'))) return;
+    const local = await this.repo.lockFactor(trx, incoming.id);
+    if (!local && (await this.repo.insertFactor(trx, incoming))) return;
+    // Held here, or inserted by a concurrent batch since the lock above found nothing.
+    const held = local ?? (await this.repo.lockFactor(trx, incoming.id));
+    if (!held) return;
+    const merged = mergeFactor(held, incoming);
+    if (merged.changed) await this.repo.updateFactor(trx, merged.state);
+  }
+
+  /** Recovery codes: inserted when new here, else merged by {@link mergeRecoveryCode} (an ended code stays ended). */
+  private async applyRecoveryCode(trx: Knex.Transaction, incoming: ReplicatedRecoveryCode): Promise<void> {
+    if (!(await this.ownerHere(trx, incoming.userId, 'a recovery code'))) return;
+    const local = await this.repo.lockRecoveryCode(trx, incoming.id);
+    if (!local && (await this.repo.insertRecoveryCode(trx, incoming))) return;
+    const held = local ?? (await this.repo.lockRecoveryCode(trx, incoming.id));
+    if (!held) return;
+    const merged = mergeRecoveryCode(held, incoming);
+    if (merged.changed) await this.repo.updateRecoveryCode(trx, merged.state);
+  }
+
+  /** A used mfaToken: recorded once; one that has expired proves nothing any more and is skipped. */
+  private async applyTokenUse(trx: Knex.Transaction, incoming: ReplicatedTokenUse, now: Date): Promise<void> {
+    if (incoming.expiresAt.getTime() <= now.getTime()) return;
+    if (incoming.userId !== null && !(await this.ownerHere(trx, incoming.userId, 'a used mfaToken'))) return;
+    await this.repo.insertTokenUse(trx, incoming);
   }
 
   /**

@@ -1,4 +1,11 @@
-import type { ReplicatedChallenge, ReplicatedClient, ReplicatedSession, ReplicatedUser } from '../../model/replication.js';
+import type {
+  ReplicatedChallenge,
+  ReplicatedClient,
+  ReplicatedFactor,
+  ReplicatedRecoveryCode,
+  ReplicatedSession,
+  ReplicatedUser,
+} from '../../model/replication.js';
 import { foldUsername } from '../users/username.js';
 
 /**
@@ -147,6 +154,58 @@ export function mergeChallenge(local: ReplicatedChallenge, incoming: ReplicatedC
     version: Math.max(local.version, incoming.version),
   };
   return { state, changed: ends || state.attempts !== local.attempts || state.version !== local.version };
+}
+
+/** One incoming state of a factor or recovery code folded into the local one. */
+export interface RowMerge<T> {
+  state: T;
+  /** The merge changed the local row (so it is written back). */
+  changed: boolean;
+}
+
+/**
+ * The TOTP factor fold: a removed factor stays removed (the first removal applied here stays,
+ * with its time); `active` beats `pending` (with the confirmation time of whichever activated
+ * it); the newest accepted time step is the larger of the two (a code used in either region is
+ * refused in both); the higher version is kept, and with it the sealed secret of that version (a
+ * region that re-sealed it under a rotated server secret has the higher one). Whose factor it is
+ * and when it was created never change.
+ */
+export function mergeFactor(local: ReplicatedFactor, incoming: ReplicatedFactor): RowMerge<ReplicatedFactor> {
+  const activates = local.status === 'pending' && incoming.status === 'active';
+  const steps = [local.lastUsedStep, incoming.lastUsedStep].filter((s): s is number => s !== null);
+  const state: ReplicatedFactor = {
+    ...local,
+    status: activates ? 'active' : local.status,
+    confirmedAt: local.confirmedAt ?? incoming.confirmedAt,
+    lastUsedStep: steps.length > 0 ? Math.max(...steps) : null,
+    removedAt: local.removedAt ?? incoming.removedAt,
+    secretSealed: incoming.version > local.version ? incoming.secretSealed : local.secretSealed,
+    version: Math.max(local.version, incoming.version),
+  };
+  const changed =
+    state.status !== local.status ||
+    state.confirmedAt !== local.confirmedAt ||
+    state.lastUsedStep !== local.lastUsedStep ||
+    state.removedAt !== local.removedAt ||
+    state.secretSealed !== local.secretSealed ||
+    state.version !== local.version;
+  return { state, changed };
+}
+
+/**
+ * The recovery-code fold: an ended code never comes back (the first end applied here stays, with
+ * its time and reason); the higher version is kept.
+ */
+export function mergeRecoveryCode(local: ReplicatedRecoveryCode, incoming: ReplicatedRecoveryCode): RowMerge<ReplicatedRecoveryCode> {
+  const ends = local.endedAt === null && incoming.endedAt !== null;
+  const state: ReplicatedRecoveryCode = {
+    ...local,
+    endedAt: ends ? incoming.endedAt : local.endedAt,
+    endReason: ends ? incoming.endReason : local.endReason,
+    version: Math.max(local.version, incoming.version),
+  };
+  return { state, changed: ends || state.version !== local.version };
 }
 
 /**

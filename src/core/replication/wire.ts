@@ -6,7 +6,10 @@ import type {
   ReplicatedChallenge,
   ReplicatedClient,
   ReplicatedEntity,
+  ReplicatedFactor,
   ReplicatedKey,
+  ReplicatedRecoveryCode,
+  ReplicatedTokenUse,
   ReplicatedSession,
   ReplicatedUser,
 } from '../../model/replication.js';
@@ -196,6 +199,63 @@ const client = z
     version: c.version,
   }));
 
+const factor = z
+  .object({
+    id: z.string(),
+    user_id: z.string(),
+    type: z.literal('totp'),
+    secret_sealed: z.string(),
+    status: z.enum(['pending', 'active']),
+    home_region: z.string(),
+    created_at: timestamp,
+    confirmed_at: optionalTimestamp,
+    last_used_step: bigint.nullish().transform((value) => value ?? null),
+    removed_at: optionalTimestamp,
+    version: bigint,
+  })
+  .transform((f): ReplicatedFactor => ({
+    id: f.id,
+    userId: f.user_id,
+    type: f.type,
+    secretSealed: f.secret_sealed,
+    status: f.status,
+    homeRegion: f.home_region,
+    createdAt: f.created_at,
+    confirmedAt: f.confirmed_at,
+    lastUsedStep: f.last_used_step,
+    removedAt: f.removed_at,
+    version: f.version,
+  }));
+
+const recoveryCode = z
+  .object({
+    id: z.string(),
+    user_id: z.string(),
+    code_hash: z.string(),
+    home_region: z.string(),
+    created_at: timestamp,
+    ended_at: optionalTimestamp,
+    end_reason: z
+      .enum(['used', 'replaced', 'reset'])
+      .nullish()
+      .transform((value) => value ?? null),
+    version: bigint,
+  })
+  .transform((c): ReplicatedRecoveryCode => ({
+    id: c.id,
+    userId: c.user_id,
+    codeHash: c.code_hash,
+    homeRegion: c.home_region,
+    createdAt: c.created_at,
+    endedAt: c.ended_at,
+    endReason: c.end_reason,
+    version: c.version,
+  }));
+
+const tokenUse = z
+  .object({ id: z.string(), user_id: optionalText, home_region: z.string(), used_at: timestamp, expires_at: timestamp })
+  .transform((u): ReplicatedTokenUse => ({ id: u.id, userId: u.user_id, homeRegion: u.home_region, usedAt: u.used_at, expiresAt: u.expires_at }));
+
 const batchSchema = z.strictObject({
   origin: z.string(),
   batchId: z.string().min(1).max(200),
@@ -209,6 +269,9 @@ const batchSchema = z.strictObject({
         z.strictObject({ entity: z.literal('email_challenges'), payload: challenge }),
         z.strictObject({ entity: z.literal('service_clients'), payload: client }),
         z.strictObject({ entity: z.literal('service_clients_deleted'), payload: z.object({ id: z.string() }) }),
+        z.strictObject({ entity: z.literal('mfa_factors'), payload: factor }),
+        z.strictObject({ entity: z.literal('mfa_recovery_codes'), payload: recoveryCode }),
+        z.strictObject({ entity: z.literal('mfa_token_uses'), payload: tokenUse }),
       ]),
     )
     .max(10_000),

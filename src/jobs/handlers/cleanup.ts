@@ -4,6 +4,10 @@ import type { SessionsRepo } from '../../store/pg/sessions-repo.js';
 import type { SigningKeysRepo } from '../../store/pg/signing-keys-repo.js';
 import type { UsageRepo } from '../../store/pg/usage-repo.js';
 import type { EmailChallengesRepo } from '../../store/pg/email-challenges-repo.js';
+import type { MfaFactorsRepo } from '../../store/pg/mfa-factors-repo.js';
+import type { MfaRecoveryCodesRepo } from '../../store/pg/mfa-recovery-codes-repo.js';
+import type { MfaTokenUsesRepo } from '../../store/pg/mfa-token-uses-repo.js';
+import { PENDING_TTL_SECONDS } from '../../core/mfa/mfa-factors.js';
 
 /** Signing keys stay a day after leaving the JWKS (for `keys list` and late verifiers' caches). */
 export const RETIRED_KEY_RETENTION_SECONDS = 86_400;
@@ -13,6 +17,12 @@ export const USAGE_RETENTION_SECONDS = 30 * 86_400;
 
 /** E-mail challenges stay a day after they expire (for support questions), then go. */
 export const CHALLENGE_RETENTION_SECONDS = 86_400;
+
+/**
+ * Removed factors and ended recovery codes stay 30 days: their rows are what keeps them removed or
+ * ended when a late change from another region (made there before it heard of the end) arrives.
+ */
+export const MFA_RETENTION_SECONDS = 30 * 86_400;
 
 export interface CleanupDeps {
   sessions: Pick<SessionsRepo, 'deleteStale'>;
@@ -38,19 +48,40 @@ export interface CleanupDeps {
   usageRetentionSeconds?: number;
   /** Optional: without it, e-mail challenges are left alone. Each region deletes its own copies (deletes do not replicate). */
   challenges?: Pick<EmailChallengesRepo, 'deleteExpired'> | undefined;
+  /**
+   * Optional: without it, second factors are left alone. Pending factors that expired, removed
+   * factors and ended recovery codes after {@link MFA_RETENTION_SECONDS}, used mfaTokens once
+   * the token has expired. Each region deletes its own copies.
+   */
+  mfa?:
+    | {
+        factors: Pick<MfaFactorsRepo, 'deleteStale'>;
+        recoveryCodes: Pick<MfaRecoveryCodesRepo, 'deleteEndedBefore'>;
+        tokenUses: Pick<MfaTokenUsesRepo, 'deleteExpired'>;
+      }
+    | undefined;
 }
 
 export interface CleanupResult {
   /** `usageRows` only when the pass was given the usage repo. */
-  deleted: { sessions: number; signingKeys: number; usageRows?: number; emailChallenges?: number };
+  deleted: {
+    sessions: number;
+    signingKeys: number;
+    usageRows?: number;
+    emailChallenges?: number;
+    mfaFactors?: number;
+    mfaRecoveryCodes?: number;
+    mfaTokenUses?: number;
+  };
   batches: number;
 }
 
 /**
  * The `cleanup` job: deletes sessions expired or revoked longer than `horizonSeconds` ago, in
  * batches of `batchSize` (each its own short statement), and signing keys retired more than a day
- * ago, usage counters of hours that started more than 30 days ago, and e-mail challenges that
- * expired more than a day ago. Idempotent: a pass that
+ * ago, usage counters of hours that started more than 30 days ago, e-mail challenges that
+ * expired more than a day ago, and the second factors' rows that no longer matter (see
+ * {@link CleanupDeps.mfa}). Idempotent: a pass that
  * is interrupted is finished by the next one.
  */
 export async function runCleanup(deps: CleanupDeps): Promise<CleanupResult> {
@@ -87,7 +118,25 @@ export async function runCleanup(deps: CleanupDeps): Promise<CleanupResult> {
     }
     deleted.emailChallenges = total;
   }
+  if (deps.mfa) {
+    const { factors, recoveryCodes, tokenUses } = deps.mfa;
+    const pendingBefore = new Date(now.getTime() - PENDING_TTL_SECONDS * 1000);
+    const endedBefore = new Date(now.getTime() - MFA_RETENTION_SECONDS * 1000);
+    deleted.mfaFactors = await inBatches(deps.batchSize, (limit) => factors.deleteStale(pendingBefore, endedBefore, limit));
+    deleted.mfaRecoveryCodes = await inBatches(deps.batchSize, (limit) => recoveryCodes.deleteEndedBefore(endedBefore, limit));
+    deleted.mfaTokenUses = await inBatches(deps.batchSize, (limit) => tokenUses.deleteExpired(now, limit));
+  }
   const result: CleanupResult = { deleted, batches };
   deps.log.info('cleanup done', { event: 'cleanup.done', ...result, durationMs: Math.round(performance.now() - started) });
   return result;
+}
+
+/** Runs a batched delete until a batch comes back short; the total deleted. */
+async function inBatches(batchSize: number, deleteBatch: (limit: number) => Promise<number>): Promise<number> {
+  let total = 0;
+  for (;;) {
+    const count = await deleteBatch(batchSize);
+    total += count;
+    if (count < batchSize) return total;
+  }
 }

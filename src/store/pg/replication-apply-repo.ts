@@ -1,8 +1,20 @@
 import type { Knex } from 'knex';
-import type { ReplicatedChallenge, ReplicatedClient, ReplicatedKey, ReplicatedSession, ReplicatedUser } from '../../model/replication.js';
+import type {
+  ReplicatedChallenge,
+  ReplicatedClient,
+  ReplicatedFactor,
+  ReplicatedKey,
+  ReplicatedRecoveryCode,
+  ReplicatedSession,
+  ReplicatedTokenUse,
+  ReplicatedUser,
+} from '../../model/replication.js';
 import type { RevokedSession } from '../../model/session.js';
 import type { Db, Executor } from './db.js';
 import { challengeColumns, toChallenge, type ChallengeDbRow } from './email-challenges-repo.js';
+import { factorColumns, toFactor, type FactorDbRow } from './mfa-factors-repo.js';
+import { recoveryCodeColumns, toRecoveryCode, type RecoveryCodeDbRow } from './mfa-recovery-codes-repo.js';
+import { tokenUseColumns } from './mfa-token-uses-repo.js';
 import { guard } from './errors.js';
 import { serviceClientColumns, toServiceClient, type ServiceClientDbRow } from './service-clients-repo.js';
 import { toSession, type SessionDbRow } from './sessions-repo.js';
@@ -219,6 +231,54 @@ export class ReplicationApplyRepo {
   /** Writes back the merged state of a challenge (what a merge may change: tries, end, version). */
   async updateChallenge(trx: Knex.Transaction, c: ReplicatedChallenge): Promise<void> {
     await trx('email_challenges').where({ id: c.id }).update({ attempts: c.attempts, ended_at: c.endedAt, end_reason: c.endReason, version: c.version });
+  }
+
+  // ---- second factors
+
+  /** The local factor, locked for the rest of the transaction. */
+  async lockFactor(trx: Knex.Transaction, id: string): Promise<ReplicatedFactor | undefined> {
+    const row = await trx<FactorDbRow>('mfa_factors').where({ id }).forUpdate().first();
+    return row && toFactor(row);
+  }
+
+  /** Inserts a factor new here; false when another batch inserted it meanwhile. */
+  async insertFactor(trx: Knex.Transaction, f: ReplicatedFactor): Promise<boolean> {
+    const rows = await trx('mfa_factors').insert(factorColumns(f)).onConflict('id').ignore().returning('id');
+    return rows.length > 0;
+  }
+
+  /** Writes back the merged state of a factor (what a merge may change). */
+  async updateFactor(trx: Knex.Transaction, f: ReplicatedFactor): Promise<void> {
+    await trx('mfa_factors').where({ id: f.id }).update({
+      status: f.status,
+      confirmed_at: f.confirmedAt,
+      last_used_step: f.lastUsedStep,
+      removed_at: f.removedAt,
+      secret_sealed: f.secretSealed,
+      version: f.version,
+    });
+  }
+
+  /** The local recovery code, locked for the rest of the transaction. */
+  async lockRecoveryCode(trx: Knex.Transaction, id: string): Promise<ReplicatedRecoveryCode | undefined> {
+    const row = await trx<RecoveryCodeDbRow>('mfa_recovery_codes').where({ id }).forUpdate().first();
+    return row && toRecoveryCode(row);
+  }
+
+  /** Inserts a recovery code new here; false when another batch inserted it meanwhile. */
+  async insertRecoveryCode(trx: Knex.Transaction, c: ReplicatedRecoveryCode): Promise<boolean> {
+    const rows = await trx('mfa_recovery_codes').insert(recoveryCodeColumns(c)).onConflict('id').ignore().returning('id');
+    return rows.length > 0;
+  }
+
+  /** Writes back the merged state of a recovery code (its end and version). */
+  async updateRecoveryCode(trx: Knex.Transaction, c: ReplicatedRecoveryCode): Promise<void> {
+    await trx('mfa_recovery_codes').where({ id: c.id }).update({ ended_at: c.endedAt, end_reason: c.endReason, version: c.version });
+  }
+
+  /** Records a used mfaToken; a use recorded before (here or by another batch) stays as it is. */
+  async insertTokenUse(trx: Knex.Transaction, u: ReplicatedTokenUse): Promise<void> {
+    await trx('mfa_token_uses').insert(tokenUseColumns(u)).onConflict('id').ignore();
   }
 
   // ---- service clients
