@@ -43,7 +43,12 @@ describe('two-step login across regions', function () {
     await enrolTotp(b, (await login(b, user.username, user.password)).accessToken, systemClock);
     await eventually('the factor at ma', async () => ((await a.container.mfa.activeTypes(user.user.id)).length > 0 ? true : undefined));
     const { mfaToken } = await expectChallenge(await post(b, '/v1/auth/login', { username: user.username, password: user.password }));
-    const problem = await expectProblem(await post(a, '/v1/auth/mfa/verify', { mfaToken, code: '123456' }), 421, 'wrong_region');
-    expect(problem).to.include({ region: 'mb' });
+    const res = await post(a, '/v1/auth/mfa/verify', { mfaToken, code: '123456' });
+    expect(res.status).to.equal(421);
+    expect(res.headers.get('content-type')).to.match(/^application\/problem\+json/);
+    // wrong_region carries where to go (members beyond the six of every problem, and Location).
+    const problem = (await res.json()) as Record<string, unknown>;
+    expect(problem).to.include({ status: 421, code: 'wrong_region', region: 'mb', location: `${b.url}/v1/auth/login` });
+    expect(res.headers.get('location')).to.equal(`${b.url}/v1/auth/login`);
   });
 });
