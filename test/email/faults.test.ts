@@ -1,12 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { expect } from 'chai';
-import { migrateDatabase } from '../helpers/app.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
-import { expectProblem, expectTokenResponse, sleep, uniquePassword } from '../helpers/http-assert.js';
-import { TcpProxy } from '../helpers/http-tcp-proxy.js';
+import { expectTokenResponse, sleep, uniquePassword } from '../helpers/http-assert.js';
+import type { TcpProxy } from '../helpers/http-tcp-proxy.js';
 import { waitUntil } from '../jobs/setup.js';
 import { freePort, TestSmtpServer } from '../mail/support.js';
-import { codeAndLink, nextMail, startEmailRegion, type EmailRegion } from './support.js';
+import { codeAndLink, expectUnavailable, nextMail, startEmailRegion, startProxiedEmailRegion, type EmailRegion, type ProxiedEmailRegion } from './support.js';
 
 const tag = () => randomBytes(4).toString('hex');
 
@@ -55,35 +53,19 @@ describe('e-mail flows while the SMTP server is down', function () {
 
 describe('e-mail flows while PostgreSQL is down', function () {
   this.timeout(60_000);
-  let pgDb: TestDatabase;
-  let proxy: TcpProxy;
+  let outage: ProxiedEmailRegion;
   let region: EmailRegion;
+  let proxy: TcpProxy;
 
   before(async function () {
-    pgDb = await createTestDatabase('email_db_outage');
-    proxy = new TcpProxy({ host: '127.0.0.1', port: Number(new URL(pgDb.url).port || 5432) });
-    await proxy.start();
-    const proxied = new URL(pgDb.url);
-    proxied.port = String(proxy.port);
-    await migrateDatabase(proxied.toString());
-    region = await startEmailRegion('email_db_outage', { database: { connectTimeoutMs: 500, statementTimeoutMs: 1_000 } }, undefined, {
-      ...pgDb,
-      url: proxied.toString(),
-    });
+    outage = await startProxiedEmailRegion('email_db_outage');
+    ({ region, proxy } = outage);
   });
   after(async function () {
-    if (proxy && !proxy.listening) await proxy.start();
-    await region?.close();
-    await proxy?.stop();
-    await pgDb?.drop();
+    await outage?.close();
   });
 
   const post = (path: string, json: unknown) => region.app.request(path, { method: 'POST', json });
-
-  async function expectUnavailable(res: Response): Promise<void> {
-    await expectProblem(res, 503, 'unavailable');
-    expect(res.headers.get('retry-after'), 'Retry-After').to.match(/^\d+$/);
-  }
 
   it('forgot, verify/send and verify answer 503 while the database is away, then work again by themselves', async function () {
     const username = `dbdown${tag()}`;

@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { expect } from 'chai';
-import { uniquePassword, type UserView } from '../helpers/http-assert.js';
+import { expectProblem, uniquePassword, type UserView } from '../helpers/http-assert.js';
 import type { ConfigInput } from '../../src/config/schema.js';
 import { startWorker, type RunningWorker } from '../../src/jobs/worker.js';
-import { startTestApp, type TestApp } from '../helpers/app.js';
-import type { TestDatabase } from '../helpers/db.js';
+import { migrateDatabase, startTestApp, type TestApp } from '../helpers/app.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
+import { TcpProxy } from '../helpers/http-tcp-proxy.js';
 import { LogCapture } from '../helpers/log-capture.js';
 import { waitUntil } from '../jobs/setup.js';
 import { TestSmtpServer, type Received } from '../mail/support.js';
@@ -143,4 +144,43 @@ export async function signUp(
   expect(res.status, await res.clone().text()).to.equal(201);
   const { user } = (await res.json()) as { user: UserView };
   return { username, email, password, user, first: await wait(email, /verification code/, since) };
+}
+
+/**
+ * An e-mail region whose PostgreSQL is reached through a TCP proxy the test stops and starts (a
+ * database outage), with short database timeouts so a request answers 503 quickly.
+ */
+export interface ProxiedEmailRegion {
+  region: EmailRegion;
+  proxy: TcpProxy;
+  close(): Promise<void>;
+}
+
+export async function startProxiedEmailRegion(label: string): Promise<ProxiedEmailRegion> {
+  const db = await createTestDatabase(label);
+  const proxy = new TcpProxy({ host: '127.0.0.1', port: Number(new URL(db.url).port || 5432) });
+  await proxy.start();
+  const proxied = new URL(db.url);
+  proxied.port = String(proxy.port);
+  await migrateDatabase(proxied.toString());
+  const region = await startEmailRegion(label, { database: { connectTimeoutMs: 500, statementTimeoutMs: 1_000 } }, undefined, {
+    ...db,
+    url: proxied.toString(),
+  });
+  return {
+    region,
+    proxy,
+    async close() {
+      if (!proxy.listening) await proxy.start();
+      await region.close();
+      await proxy.stop();
+      await db.drop();
+    },
+  };
+}
+
+/** Asserts a `503 unavailable` problem with a `Retry-After` in seconds. */
+export async function expectUnavailable(res: Response): Promise<void> {
+  await expectProblem(res, 503, 'unavailable');
+  expect(res.headers.get('retry-after'), 'Retry-After').to.match(/^\d+$/);
 }

@@ -1,12 +1,10 @@
 import { expect } from 'chai';
 import { decodeJwt } from 'jose';
-import { migrateDatabase } from '../helpers/app.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
-import { expectProblem, expectTokenResponse, sleep, uniquePassword } from '../helpers/http-assert.js';
-import { TcpProxy } from '../helpers/http-tcp-proxy.js';
+import { expectTokenResponse, sleep, uniquePassword } from '../helpers/http-assert.js';
+import type { TcpProxy } from '../helpers/http-tcp-proxy.js';
 import { waitUntil } from '../jobs/setup.js';
 import { freePort, TestSmtpServer } from '../mail/support.js';
-import { nextMail, startEmailRegion, tag, type EmailRegion } from '../email/support.js';
+import { expectUnavailable, nextMail, startEmailRegion, startProxiedEmailRegion, tag, type EmailRegion, type ProxiedEmailRegion } from '../email/support.js';
 import { mailedCode, sendCode, SIGN_IN_SUBJECT, signInCode, verifyCode } from './support.js';
 
 describe('sign-in codes while the SMTP server is down', function () {
@@ -45,35 +43,19 @@ describe('sign-in codes while the SMTP server is down', function () {
 
 describe('sign-in codes while PostgreSQL is down', function () {
   this.timeout(60_000);
-  let pgDb: TestDatabase;
-  let proxy: TcpProxy;
+  let outage: ProxiedEmailRegion;
   let region: EmailRegion;
+  let proxy: TcpProxy;
 
   before(async function () {
-    pgDb = await createTestDatabase('otp_db_outage');
-    proxy = new TcpProxy({ host: '127.0.0.1', port: Number(new URL(pgDb.url).port || 5432) });
-    await proxy.start();
-    const proxied = new URL(pgDb.url);
-    proxied.port = String(proxy.port);
-    await migrateDatabase(proxied.toString());
-    region = await startEmailRegion('otp_db_outage', { database: { connectTimeoutMs: 500, statementTimeoutMs: 1_000 } }, undefined, {
-      ...pgDb,
-      url: proxied.toString(),
-    });
+    outage = await startProxiedEmailRegion('otp_db_outage');
+    ({ region, proxy } = outage);
   });
   after(async function () {
-    if (proxy && !proxy.listening) await proxy.start();
-    await region?.close();
-    await proxy?.stop();
-    await pgDb?.drop();
+    await outage?.close();
   });
 
   const post = (path: string, json: unknown) => region.app.request(path, { method: 'POST', json });
-
-  async function expectUnavailable(res: Response): Promise<void> {
-    await expectProblem(res, 503, 'unavailable');
-    expect(res.headers.get('retry-after'), 'Retry-After').to.match(/^\d+$/);
-  }
 
   it('otp/send and otp/verify answer 503 while the database is away; the code then still works, and a send is not lost to the limits', async function () {
     const username = `dbdown${tag()}`;

@@ -1,20 +1,10 @@
 import { expect } from 'chai';
 import { randomUUID } from 'node:crypto';
 import { emailClashName } from '../../src/core/replication/merge.js';
-import { signRequest } from '../../src/core/replication/signature.js';
 import type { EmailChallenge } from '../../src/model/user.js';
 import { EmailChallengesRepo } from '../../src/store/pg/email-challenges-repo.js';
 import { uniquePassword, uniqueUsername } from '../helpers/http-assert.js';
-import { eventually, pairSecret, startRegions, type RegionNode } from './support.js';
-
-function postBatch(node: RegionNode, origin: string, batch: unknown): Promise<Response> {
-  const body = JSON.stringify(batch);
-  return node.request('/internal/replication', {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', ...signRequest(pairSecret(origin, node.name), origin, body, Date.now()) },
-    body,
-  });
-}
+import { eventually, startRegions, type RegionNode, postBatch } from './support.js';
 
 interface UserRow {
   id: string;

@@ -1,19 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { expect } from 'chai';
-import { signRequest } from '../../src/core/replication/signature.js';
 import type { AppError } from '../../src/platform/errors.js';
 import { createAccount, login } from '../helpers/http-assert.js';
 import { enrol, oathtool } from '../mfa/support.js';
-import { eventually, pairSecret, startRegions, type RegionNode } from './support.js';
-
-function postBatch(node: RegionNode, origin: string, batch: unknown): Promise<Response> {
-  const body = JSON.stringify(batch);
-  return node.request('/internal/replication', {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', ...signRequest(pairSecret(origin, node.name), origin, body, Date.now()) },
-    body,
-  });
-}
+import { eventually, startRegions, type RegionNode, postBatch } from './support.js';
 
 interface FactorRow {
   id: string;

@@ -14,7 +14,7 @@ import {
   uniqueUsername,
   type TokenResponse,
 } from '../helpers/http-assert.js';
-import { eventually, pairSecret, snapshot, startRegions, verifyStatus, type RegionNode } from './support.js';
+import { eventually, pairSecret, snapshot, startRegions, verifyStatus, type RegionNode, postBatch } from './support.js';
 
 async function loginWhenReplicated(node: RegionNode, username: string, password: string): Promise<TokenResponse> {
   return eventually(`${username} replicated to ${node.name}`, async () => {
@@ -32,15 +32,6 @@ async function sessionCounter(node: RegionNode, sessionId: string): Promise<{ co
     sessionId,
   ]);
   return row ? { counter: Number(row.counter), revoked: row.revoked } : undefined;
-}
-
-function postBatch(node: RegionNode, origin: string, batch: unknown, secret = pairSecret(origin, node.name), at = Date.now()): Promise<Response> {
-  const body = JSON.stringify(batch);
-  return node.request('/internal/replication', {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', ...signRequest(secret, origin, body, at) },
-    body,
-  });
 }
 
 describe('regions: replication between three regions', function () {

@@ -1,15 +1,5 @@
 import { expect } from 'chai';
-import { signRequest } from '../../src/core/replication/signature.js';
-import { eventually, pairSecret, startRegions, type RegionNode } from './support.js';
-
-function postBatch(node: RegionNode, origin: string, batch: unknown): Promise<Response> {
-  const body = JSON.stringify(batch);
-  return node.request('/internal/replication', {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', ...signRequest(pairSecret(origin, node.name), origin, body, Date.now()) },
-    body,
-  });
-}
+import { eventually, startRegions, type RegionNode, postBatch } from './support.js';
 
 interface ClientRow {
   id: string;

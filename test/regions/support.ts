@@ -9,6 +9,7 @@ import { requester, testConfig, type TestApp } from '../helpers/app.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { sleep } from '../helpers/http-assert.js';
 import { migrate, shutdown, startBackground } from '../../src/runtime.js';
+import { signRequest } from '../../src/core/replication/signature.js';
 
 /** The secret a pair of regions shares (each pair its own, as in production). */
 export function pairSecret(a: string, b: string): string {
@@ -32,6 +33,22 @@ function listen(server: Server, port: number): Promise<number> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, '127.0.0.1', () => resolve((server.address() as AddressInfo).port));
+  });
+}
+
+/** Posts a replication batch to `node` as peer `origin` would (signed with their pair secret, or `secret`, at `at`). */
+export function postBatch(
+  node: Pick<RegionNode, 'name' | 'request'>,
+  origin: string,
+  batch: unknown,
+  secret = pairSecret(origin, node.name),
+  at = Date.now(),
+): Promise<Response> {
+  const body = JSON.stringify(batch);
+  return node.request('/internal/replication', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...signRequest(secret, origin, body, at) },
+    body,
   });
 }
 
