@@ -22,7 +22,12 @@ export interface Enrolment {
  */
 export function oathtool(secret: string, at: Date, stepOffset = 0): string {
   const unix = Math.floor(at.getTime() / 1000) + stepOffset * 30;
-  return execFileSync('oathtool', ['--totp', '-b', secret, '-N', `@${unix}`], { encoding: 'utf8' }).trim();
+  try {
+    return execFileSync('oathtool', ['--totp', '-b', secret, '-N', `@${unix}`], { encoding: 'utf8' }).trim();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new Error("the MFA tests need Debian's oathtool: apt-get install oathtool", { cause: err });
+    throw err;
+  }
 }
 
 /** The text a QR code in a PNG data URL holds, decoded by jsQR. */
