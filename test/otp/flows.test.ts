@@ -203,3 +203,40 @@ describe('sign-in by e-mailed code with identity.email "off"', function () {
     }
   });
 });
+
+describe('sign-in by e-mailed code under regions.loginPolicy "home"', function () {
+  this.timeout(60_000);
+  let region: EmailRegion;
+
+  before(async function () {
+    // A peer that is never reached: the policy only needs to know where to send the user.
+    region = await startEmailRegion('otp_home_policy', {
+      regions: { loginPolicy: 'home', peers: [{ name: 'far', url: 'http://127.0.0.1:9/', secret: 'a-peer-secret-of-at-least-32-characters' }] },
+    });
+  });
+  after(async function () {
+    await region?.close();
+  });
+
+  it('a user homed in another region is sent there (421 wrong_region) before the code is spent: it still works once the user is homed here', async function () {
+    const username = `far${tag()}`;
+    const email = `${username}@example.com`;
+    expect((await poster(region)('/v1/auth/register', { username, email, password: uniquePassword() })).status).to.equal(201);
+    const users = () => region.app.container.db.writer('users').whereRaw('lower(email) = lower(?)', [email]);
+    await users().update({ home_region: 'far' });
+    const code = await mailedCode(region, email);
+
+    const res = await verifyCode(region, email, code);
+    expect(res.status, await res.clone().text()).to.equal(421);
+    expect(await res.json()).to.include({ code: 'wrong_region', region: 'far', location: 'http://127.0.0.1:9/v1/auth/login' });
+    const [challenge] = await region.app.container.db
+      .writer<ChallengeRow>('email_challenges')
+      .whereRaw('lower(email) = lower(?)', [email])
+      .where({ purpose: 'login' });
+    expect(challenge, 'the code is not spent').to.include({ ended_at: null });
+
+    // Where the policy lets the user in (here, once homed here), the same code signs in.
+    await users().update({ home_region: region.app.container.config.region });
+    await expectTokenResponse(await verifyCode(region, email, code));
+  });
+});

@@ -290,9 +290,10 @@ export class EmailFlows implements RegistrationHooks {
    * (the caller then opens the session: AuthService.signIn). Using the code proves the address,
    * so it is marked verified; a code sent to an address without an account (`identity.otpSignup`)
    * creates the account now — verified, without a username or a password. The code is spent in
-   * the transaction that does this, so of two concurrent uses exactly one succeeds.
+   * the transaction that does this, so of two concurrent uses exactly one succeeds. `admit`
+   * refuses the user's login before the code is spent (the region policy: `wrong_region`).
    */
-  async signInWithCode(rawEmail: string, code: string): Promise<UserRecord> {
+  async signInWithCode(rawEmail: string, code: string, admit?: (user: UserRecord) => void): Promise<UserRecord> {
     this.assertOn();
     const challenge = await this.resolve({ email: rawEmail, code }, ['login']);
     const now = this.opts.clock.now();
@@ -335,6 +336,14 @@ export class EmailFlows implements RegistrationHooks {
           return { ok: false, error: invalidCode('the address this code was sent to is no longer the address of the account') };
         }
         if (user.status !== 'active') return { ok: false, error: new AppError('account_disabled', 'this account has been disabled by an administrator') };
+        // What refuses the login itself (the region policy's wrong_region) refuses it before the code
+        // is spent: the user can still use it where the answer sends them.
+        try {
+          admit?.(user);
+        } catch (err) {
+          if (err instanceof AppError) return { ok: false, error: err };
+          throw err;
+        }
         await this.opts.challenges.end(live.value.id, 'used', now, trx);
         if (user.emailVerifiedAt !== null) return { ok: true, value: { user, change: null } };
         const verified = await this.opts.users.markEmailVerified(user.id, user.email, now, trx);

@@ -39,7 +39,7 @@ export function otpRoutes(c: Container): Router {
     c.keys.signingKey();
     // The address's login limits: a wrong code counts like a wrong password of that account.
     ctx.body = await c.throttle.guard(throttleName({ email }), ctx.ip, async () =>
-      c.auth.signIn(await flows.signInWithCode(email, code), 'otp', clientMeta(ctx)),
+      c.auth.signIn(await flows.signInWithCode(email, code, (user) => c.replication.loginPolicy.assertHome(user.homeRegion)), 'otp', clientMeta(ctx)),
     );
   });
 
