@@ -491,8 +491,8 @@ function operations(config: Config): OperationSpec[] {
       when: (c) => c.http.benchRoutes,
     },
     ...otpOperations(config),
-    ...factorOperations(config),
-    ...twoStepOperations(config),
+    ...factorOperations(),
+    ...twoStepOperations(),
   ];
 }
 

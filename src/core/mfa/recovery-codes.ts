@@ -18,7 +18,7 @@ export const RECOVERY_CODE_COUNT = 10;
 
 /**
  * Ten new recovery codes, shown as `xxxx-xxxx-xxxx`: 12 Crockford base32 characters, 60 bits each
- * (issue 17 asks ≥ 50). One random byte per character, its low 5 bits (256 is a multiple of 32:
+ * (NIST SP 800-63B asks look-up secrets for ≥ 20 bits; we want ≥ 50). One random byte per character, its low 5 bits (256 is a multiple of 32:
  * no bias).
  */
 export function newRecoveryCodes(count = RECOVERY_CODE_COUNT): string[] {

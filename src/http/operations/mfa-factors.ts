@@ -10,8 +10,7 @@ const enrolmentAuth =
   ' or, with `identity.mfa: required`, the `mfaToken` of a login whose user has no factor yet (`Authorization: Bearer mfa_…`).';
 
 /** The OpenAPI operations of TOTP factors and recovery codes of the caller: /v1/me/mfa/*. */
-export function factorOperations(config: Config): OperationSpec[] {
-  void config;
+export function factorOperations(): OperationSpec[] {
   return [
     {
       method: 'post',

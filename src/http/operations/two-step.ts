@@ -1,11 +1,9 @@
-import type { Config } from '../../config/schema.js';
 import { mfaVerifyBodySchema, reauthenticateBodySchema } from '../routes/two-step.js';
 import { accessTokenSchema, tokenResponseSchema } from '../schemas.js';
 import type { OperationSpec } from './spec.js';
 
 /** The OpenAPI operations of the second step of a login and step-up: POST /v1/auth/mfa/verify and /v1/auth/reauthenticate. */
-export function twoStepOperations(config: Config): OperationSpec[] {
-  void config;
+export function twoStepOperations(): OperationSpec[] {
   return [
     {
       method: 'post',
