@@ -64,6 +64,32 @@ export function urlOf(server: Server, host: string): string {
   return `http://${shown}:${port}`;
 }
 
+/** The request handlers still running (their connection may be gone already). */
+class InFlight {
+  private count = 0;
+  private waiters: Array<() => void> = [];
+
+  track(handling: Promise<unknown>): void {
+    this.count += 1;
+    void handling.finally(() => {
+      this.count -= 1;
+      if (this.count === 0) for (const wake of this.waiters.splice(0)) wake();
+    });
+  }
+
+  /** Resolves when no handler runs, or after `limitMs`. */
+  settled(limitMs: number): Promise<void> {
+    if (this.count === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, limitMs);
+      this.waiters.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+}
+
 /**
  * Graceful close for a server: stop listening at once (a balancer's next connection is refused and
  * it retries another server — safe for any method, nothing was sent), answer every request still to
@@ -143,8 +169,9 @@ export async function startServer(container: Container, options: { host: string;
   const handle = createApp(container).callback();
   const server = createServer();
   const close = drainable(server);
+  const handlers = new InFlight();
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-    void handle(req, res);
+    handlers.track(handle(req, res));
   });
   await listen(server, options.host, options.port);
   // Keep-alive longer than typical load balancers' idle timeout (60 s), so they close first.
@@ -160,7 +187,11 @@ export async function startServer(container: Container, options: { host: string;
     server,
     metricsUrl: metricsServer ? `${urlOf(metricsServer, options.host)}/metrics` : undefined,
     close: async () => {
+      const started = Date.now();
       const [result] = await Promise.all([close(idleGraceMs), closeMetrics?.(0)]);
+      // A client that hung up leaves its request running (a login in argon2id, say): whoever
+      // closes the container next must not pull the database from under it.
+      await handlers.settled(Math.max(0, FORCE_CLOSE_MS - (Date.now() - started)));
       return result;
     },
   };

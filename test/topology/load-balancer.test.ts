@@ -9,6 +9,7 @@ import { shutdown } from '../../src/runtime.js';
 import { PROXY_IDLE_GRACE_MS, startServer, type RunningServer } from '../../src/server.js';
 import { migrateDatabase, testConfig } from '../helpers/app.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
+import { LogCapture } from '../helpers/log-capture.js';
 import { rawRequest } from '../helpers/http-raw.js';
 import { nginxBinary, NginxProcess, renderNginxConf } from '../helpers/nginx.js';
 import { deleteKeys, freePort, REDIS_URL, uniquePrefix } from '../helpers/redis-server.js';
@@ -268,6 +269,40 @@ describe('a stopping server behind a proxy (src/server.ts)', function () {
     const result = await closing;
     expect(result).to.include({ closedIdle: 0, cut: 0 });
     expect(result.durationMs).to.be.below(PROXY_IDLE_GRACE_MS);
+  });
+});
+
+describe('a stopping server whose client hung up mid-request (src/server.ts)', function () {
+  let db: TestDatabase;
+
+  before(async function () {
+    db = await createTestDatabase('lb_hangup');
+    await migrateDatabase(db.url);
+  });
+  after(async function () {
+    await db?.drop();
+  });
+
+  it('close waits for the request still running before the container is shut down: no error, the login completes', async function () {
+    const logs = new LogCapture();
+    // A costly hash keeps the login in argon2id well after its client has gone.
+    const container = buildContainer(testConfig(db.url, { hash: { memoryCost: 262_144, timeCost: 3 }, log: { level: 'info' } }), { logSink: logs });
+    const server = await startServer(container, { host: '127.0.0.1', port: 0 });
+    try {
+      const username = `hangup${Date.now()}`;
+      const password = 'a passphrase nobody guesses';
+      await container.users.register({ username, password });
+      const socket = await openConnection(Number(new URL(server.url).port));
+      const body = JSON.stringify({ username, password });
+      socket.write(`POST /v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+      await sleep(50);
+      socket.destroy();
+      await server.close();
+    } finally {
+      await shutdown(container);
+    }
+    expect(logs.events('http.error'), 'no request failed because the container closed under it').to.deep.equal([]);
+    expect(logs.events('login.succeeded'), 'the login ran to its end').to.have.length(1);
   });
 });
 
