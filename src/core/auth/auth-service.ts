@@ -3,7 +3,7 @@ import type { Telemetry } from '../telemetry.js';
 import type { Cache } from '../../store/cache/cache.js';
 import type { MemoryCache } from '../../store/cache/memory.js';
 import type { Amr, AuthContext, FirstFactor, SecondFactorType } from '../../model/mfa.js';
-import type { SessionOwner } from '../../model/session.js';
+import type { SessionOwner, SessionRecord } from '../../model/session.js';
 import type { UserRecord } from '../../model/user.js';
 import type { LoginPolicy } from '../replication/login-policy.js';
 import type { RefreshProxy, RelayedResponse } from '../replication/refresh-proxy.js';
@@ -183,12 +183,12 @@ export class AuthService {
 
   /**
    * The end of a login whose user had to enrol a factor first (`identity.mfa: "required"`): the
-   * factor was just confirmed with the login's `mfaToken`, which this spends; then the session and
-   * its tokens, as after a second step (the confirmation's code was the second factor).
+   * factor was just confirmed with the login's `mfaToken` ({@link enrolmentUser} opened it), which
+   * this spends; then the session and its tokens, as after a second step (the confirmation's code
+   * was the second factor).
    */
-  async completeEnrolment(mfaToken: string, meta: ClientMeta): Promise<TokenResponse> {
+  async completeEnrolment(pending: PendingLogin, meta: ClientMeta): Promise<TokenResponse> {
     this.opts.accessTokens.assertCanSign();
-    const pending = await this.pendingLogin(mfaToken, 'enrol');
     if (!(await this.opts.mfa.activeTypes(pending.user.id)).includes('totp')) {
       throw new AppError('invalid_mfa_token', 'the mfaToken is not valid: no factor has been confirmed with it');
     }
@@ -215,13 +215,12 @@ export class AuthService {
         'this account has a second factor: send `code` with the password',
       );
     }
-    if (!(await this.opts.users.verifyPassword(user.id, password))) throw new AppError('invalid_credentials', 'the password is wrong');
+    if (!(await this.opts.users.passwordMatches(user, password))) throw new AppError('invalid_credentials', 'the password is wrong');
     const second = factors.length > 0 && code !== undefined ? await this.opts.mfa.verify(user.id, code) : undefined;
     const auth: AuthContext = { authTime: this.opts.clock.now(), amr: second ? withSecondFactor('pwd', second) : ['pwd'] };
     const renewed = await this.opts.sessions.reauthenticate(principal.sessionId, user.id, auth);
     if (!renewed) throw new AppError('invalid_token', 'the session of this access token has ended');
-    const { accessToken, tokenType, expiresIn } = this.tokenResponse({ ...renewed, refreshToken: '' });
-    return { accessToken, tokenType, expiresIn };
+    return { accessToken: this.accessTokenOf(renewed.session, renewed.owner), tokenType: 'Bearer', expiresIn: this.opts.accessTokens.ttlSeconds };
   }
 
   private challenge(user: UserRecord, first: FirstFactor, purpose: MfaTokenPurpose, factors: SecondFactorType[]): MfaChallenge {
@@ -378,16 +377,21 @@ export class AuthService {
   }
 
   /** The tokens of a session; its access token carries the session's authentication (`auth_time`, `amr`, `acr`). */
-  private tokenResponse(issued: IssuedSession): TokenResponse {
-    const owner: SessionOwner = issued.owner;
-    const accessToken = this.opts.accessTokens.issue({
+  /** An access token of `session` for its owner, with the session's authentication context. */
+  private accessTokenOf(session: SessionRecord, owner: SessionOwner): string {
+    return this.opts.accessTokens.issue({
       userId: owner.id,
       username: owner.username,
       email: owner.email,
       emailVerified: owner.emailVerifiedAt !== null,
-      sessionId: issued.session.id,
-      auth: { authTime: issued.session.authTime, amr: issued.session.amr },
+      sessionId: session.id,
+      auth: { authTime: session.authTime, amr: session.amr },
     });
+  }
+
+  private tokenResponse(issued: IssuedSession): TokenResponse {
+    const owner: SessionOwner = issued.owner;
+    const accessToken = this.accessTokenOf(issued.session, owner);
     const now = this.opts.clock.now().getTime();
     return {
       accessToken,

@@ -352,7 +352,11 @@ export class UserService {
   }
 
   async verifyPassword(userId: string, password: string): Promise<boolean> {
-    const user = await this.get(userId);
+    return this.passwordMatches(await this.get(userId), password);
+  }
+
+  /** {@link verifyPassword} for a user already read. */
+  passwordMatches(user: Pick<UserRecord, 'passwordHash'>, password: string): Promise<boolean> {
     return this.opts.hasher.verify(user.passwordHash, password);
   }
 }

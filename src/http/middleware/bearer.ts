@@ -3,7 +3,7 @@ import type { AuthService } from '../../core/auth/auth-service.js';
 import { AppError } from '../../platform/errors.js';
 
 // RFC 6750 §2.1 b64token.
-const BEARER = /^Bearer +([A-Za-z0-9\-._~+/]+=*)$/i;
+export const BEARER = /^Bearer +([A-Za-z0-9\-._~+/]+=*)$/i;
 /** Requires a valid access token of a live session; puts the Principal in `ctx.state.principal`. */
 export function requireBearer(auth: AuthService): Middleware {
   return async function bearerMiddleware(ctx, next) {

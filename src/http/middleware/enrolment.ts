@@ -1,8 +1,8 @@
 import type { Middleware } from 'koa';
-import type { Principal } from '../../core/auth/auth-service.js';
+import type { PendingLogin, Principal } from '../../core/auth/auth-service.js';
 import { MfaTokens } from '../../core/mfa/mfa-tokens.js';
 import type { Container } from '../../container.js';
-import { requireBearer } from './bearer.js';
+import { BEARER, requireBearer } from './bearer.js';
 import { assertRecentAuth } from './recent-auth.js';
 
 /**
@@ -10,10 +10,7 @@ import { assertRecentAuth } from './recent-auth.js';
  * `identity.mfa: "required"` — a user in the middle of a login who has no factor yet and holds the
  * `mfaToken` of that login (it allows enrolment and nothing else).
  */
-export type EnrolmentSubject = { userId: string; via: 'access_token'; principal: Principal } | { userId: string; via: 'mfa_token'; mfaToken: string };
-
-// The b64token of RFC 6750 §2.1, as the Bearer check reads it.
-const BEARER = /^Bearer +([A-Za-z0-9\-._~+/]+=*)$/i;
+export type EnrolmentSubject = { userId: string; via: 'access_token'; principal: Principal } | { userId: string; via: 'mfa_token'; pending: PendingLogin };
 
 /**
  * Puts the {@link EnrolmentSubject} in `ctx.state.subject`: a Bearer access token with a recent
@@ -27,7 +24,7 @@ export function requireEnrolmentSubject(c: Container): Middleware {
     const token = BEARER.exec(ctx.get('authorization'))?.[1];
     if (token !== undefined && MfaTokens.looksLike(token)) {
       const pending = await c.auth.enrolmentUser(token);
-      ctx.state.subject = { userId: pending.user.id, via: 'mfa_token', mfaToken: token } satisfies EnrolmentSubject;
+      ctx.state.subject = { userId: pending.user.id, via: 'mfa_token', pending } satisfies EnrolmentSubject;
       await next();
       return;
     }

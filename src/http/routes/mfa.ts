@@ -9,7 +9,7 @@ import { requireEnrolmentSubject, type EnrolmentSubject } from '../middleware/en
 import { jsonBody } from '../middleware/json-body.js';
 import { requireRecentAuth } from '../middleware/recent-auth.js';
 import { parseBody } from '../validate.js';
-import { clientMeta, principalName, throttleName } from './auth.js';
+import { clientMeta, principalName, userThrottleName } from './auth.js';
 
 export const totpConfirmBodySchema = z
   .strictObject({
@@ -22,10 +22,8 @@ export const totpConfirmBodySchema = z
   .meta({ id: 'TotpConfirmation', example: { factorId: '0192f0c4-7d1e-7c3a-9b1e-3f2a1c0d4e70', code: '123456' } });
 
 /** The name the login limits count a caller's wrong codes under: the one its logins are counted under. */
-async function limitName(c: Container, subject: EnrolmentSubject): Promise<string> {
-  if (subject.via === 'access_token') return principalName(subject.principal);
-  const user = await c.repos.users.findById(subject.userId);
-  return user?.username ?? throttleName({ email: user?.email ?? subject.userId });
+function limitName(subject: EnrolmentSubject): string {
+  return subject.via === 'access_token' ? principalName(subject.principal) : userThrottleName(subject.pending.user);
 }
 
 /**
@@ -52,8 +50,8 @@ export function mfaRoutes(c: Container): Router {
     const subject = ctx.state.subject as EnrolmentSubject;
     const { factorId, code } = parseBody(totpConfirmBodySchema, ctx.state.body);
     // A wrong code counts like a wrong password of the account: enrolment is no way to guess codes.
-    const { recoveryCodes } = await c.throttle.guard(await limitName(c, subject), ctx.ip, () => c.mfa.confirmTotp(subject.userId, factorId, code));
-    ctx.body = subject.via === 'mfa_token' ? { recoveryCodes, tokens: await c.auth.completeEnrolment(subject.mfaToken, clientMeta(ctx)) } : { recoveryCodes };
+    const { recoveryCodes } = await c.throttle.guard(limitName(subject), ctx.ip, () => c.mfa.confirmTotp(subject.userId, factorId, code));
+    ctx.body = subject.via === 'mfa_token' ? { recoveryCodes, tokens: await c.auth.completeEnrolment(subject.pending, clientMeta(ctx)) } : { recoveryCodes };
   });
 
   router.get('/v1/me/mfa', bearer, async function listFactors(ctx) {
