@@ -58,6 +58,8 @@ import { MfaFactors } from './core/mfa/mfa-factors.js';
 import { MfaFactorsRepo } from './store/pg/mfa-factors-repo.js';
 import { MfaRecoveryCodesRepo } from './store/pg/mfa-recovery-codes-repo.js';
 import { MfaTokenUsesRepo } from './store/pg/mfa-token-uses-repo.js';
+import { OidcFlows } from './core/oidc/oidc-flows.js';
+import { IdentityAccounts } from './core/oidc/identity-accounts.js';
 
 export interface Container {
   config: Config;
@@ -96,6 +98,10 @@ export interface Container {
   clients: ServiceClients;
   /** TOTP factors and recovery codes (README "TOTP and recovery codes"): enrolment and the second step's check. */
   mfa: MfaFactors;
+  /** Sign-in through OpenID Connect providers (README "Sign in with Google and other providers"): the relying party's flows. */
+  oidc: OidcFlows;
+  /** Accounts' provider identities: who a provider sign-in is, linking and unlinking. */
+  identities: IdentityAccounts;
 }
 
 export interface Repositories {
@@ -353,6 +359,8 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
     profileChanged: (userId) => auth.forgetProfile(userId),
   });
   users.setHooks(emailFlows);
+  const identities = new IdentityAccounts();
+  const oidc = new OidcFlows();
 
   return {
     config,
@@ -379,6 +387,8 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
     emailFlows,
     clients,
     mfa,
+    oidc,
+    identities,
   };
 }
 

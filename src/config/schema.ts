@@ -211,6 +211,35 @@ export const configSchema = z.strictObject({
       // Step-up: how recent an authentication password change, address change, factor removal and
       // recovery-code regeneration (and enrolment) need (the access token's auth_time).
       reauthWindow: seconds(60, 86_400).default(600),
+      // Sign-in through OpenID Connect providers (README "Sign in with Google and other
+      // providers"). `google` is a preset: its issuer, scopes and display name are filled in
+      // (src/core/oidc/provider-settings.ts). `clientSecret`: write it as "env:NAME" in a file.
+      providers: z
+        .array(
+          z.strictObject({
+            id: z.string().regex(/^[a-z][a-z0-9-]{0,31}$/, 'must be 1–32 lowercase letters, digits or "-", starting with a letter'),
+            preset: z.enum(['google']).optional(),
+            // https (http only on a loopback address, for development and tests).
+            issuer: url(['http:', 'https:']).optional(),
+            clientId: z.string().min(1),
+            // Absent: a public client (PKCE only), for providers that allow one.
+            clientSecret: z.string().min(1).optional(),
+            scopes: z.array(z.string().regex(/^[\x21\x23-\x5B\x5D-\x7E]+$/, 'an OAuth scope token')).optional(),
+            displayName: z.string().min(1).max(64).optional(),
+            // `verified-email`: a first sign-in whose address (verified by the provider) belongs to
+            // an existing account is linked to it. `off`: it is refused; the owner signs in and links.
+            linking: z.enum(['verified-email', 'off']).default('off'),
+          }),
+        )
+        .default([])
+        .refine((providers) => new Set(providers.map((p) => p.id)).size === providers.length, 'provider ids must be unique'),
+      // Where the provider sign-in may send the browser back to (`redirect_to`): exact URLs, or an
+      // origin and a path prefix written with a trailing "*" ("https://app.example.com/auth/*").
+      redirectUrls: z.array(z.string().min(1)).default([]),
+      // A provider that does not answer (discovery, token exchange, JWKS) within this gets a 503.
+      providerTimeoutMs: z.number().int().min(100).max(60_000).default(5_000),
+      // How long the browser may spend at the provider (the sealed state's lifetime).
+      providerFlowTtl: seconds(60, 3_600).default(600),
     })
     .prefault({}),
   // Outgoing mail (src/config/mail.ts): off unless configured.
@@ -242,6 +271,18 @@ export const checkedConfigSchema = configSchema.superRefine((config, ctx) => {
       code: 'custom',
       path: ['identity', 'otpSignup'],
       message: 'needs identity.username "optional": an account created by an e-mailed code has an address and no username',
+    });
+  }
+  for (const [i, provider] of config.identity.providers.entries()) {
+    if (!provider.issuer && provider.preset === undefined && provider.id !== 'google') {
+      ctx.addIssue({ code: 'custom', path: ['identity', 'providers', i, 'issuer'], message: 'required (only the "google" preset knows its issuer)' });
+    }
+  }
+  if (config.identity.providers.length > 0 && config.identity.redirectUrls.length === 0) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['identity', 'redirectUrls'],
+      message: 'needs at least one URL: provider sign-in sends the browser back only to an allowed redirect_to',
     });
   }
   if (config.identity.email !== 'off' && config.mail.transport === 'off') {

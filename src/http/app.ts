@@ -13,6 +13,8 @@ import { emailRoutes } from './routes/email.js';
 import { meRoutes } from './routes/me.js';
 import { mfaRoutes } from './routes/mfa.js';
 import { otpRoutes } from './routes/otp.js';
+import { oidcRoutes } from './routes/oidc.js';
+import { identityRoutes } from './routes/identities.js';
 import { regionRoutes } from './routes/regions.js';
 import { systemRoutes } from './routes/system.js';
 import { twoStepRoutes } from './routes/two-step.js';
@@ -43,8 +45,10 @@ export function routers(container: Container): Router[] {
     twoStepRoutes(container),
     emailRoutes(container),
     otpRoutes(container),
+    oidcRoutes(container),
     meRoutes(container),
     mfaRoutes(container),
+    identityRoutes(container),
     systemRoutes(container),
     regionRoutes(container),
     discoveryRoutes(container),

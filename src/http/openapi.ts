@@ -10,6 +10,8 @@ import { discoverySchema } from './routes/discovery.js';
 import { introspectFormSchema, introspectionResponseSchema, revokeFormSchema } from './routes/oauth.js';
 import { oauthErrorSchema, type OAuthErrorCode } from './middleware/oauth-errors.js';
 import { factorOperations } from './operations/mfa-factors.js';
+import { identityOperations } from './operations/identities.js';
+import { oidcOperations } from './operations/oidc.js';
 import type { OperationSpec, Success, Tag } from './operations/spec.js';
 import { otpOperations } from './operations/otp.js';
 import { twoStepOperations } from './operations/two-step.js';
@@ -41,6 +43,7 @@ import {
 const TAGS: { name: Tag; description: string }[] = [
   { name: 'Auth', description: 'Sign-up, login, refresh, logout and password change.' },
   { name: 'E-mail', description: 'Verification, password reset and address change (with `identity.email` on; else 404).' },
+  { name: 'Providers', description: 'Sign in with Google and other OpenID Connect providers, and the identities linked to an account.' },
   { name: 'MFA', description: 'E-mailed sign-in codes, TOTP factors with recovery codes, the two-step login and step-up.' },
   { name: 'Account', description: "The caller's own account and sessions (Bearer)." },
   { name: 'Discovery', description: 'Keys, metadata and this document, for resource servers and client generators.' },
@@ -493,6 +496,8 @@ function operations(config: Config): OperationSpec[] {
     ...otpOperations(config),
     ...factorOperations(),
     ...twoStepOperations(),
+    ...oidcOperations(),
+    ...identityOperations(),
   ];
 }
 

@@ -31,6 +31,25 @@ export const ERROR_CATALOG = {
   reauthentication_required: { status: 403, title: 'Forbidden', exit: 1 },
   // The mfaToken of a two-step login is malformed, forged, expired, used, or used where it does not apply.
   invalid_mfa_token: { status: 401, title: 'Unauthorized', exit: 1 },
+  // Sign-in through OpenID Connect providers (README "Sign in with Google and other providers").
+  // `redirect_to` is not on identity.redirectUrls (never redirected to).
+  redirect_not_allowed: { status: 400, title: 'Bad Request', exit: 2 },
+  // The callback's state is missing, forged, tampered with, expired, used, or of another provider.
+  invalid_oidc_state: { status: 400, title: 'Bad Request', exit: 1 },
+  // The one-time code of POST /v1/auth/oidc/token (or a link) is malformed, forged, expired, used, or its verifier does not match.
+  invalid_oidc_code: { status: 400, title: 'Bad Request', exit: 1 },
+  // An ID token failed a check: signature, issuer, audience, expiry, nonce.
+  invalid_id_token: { status: 401, title: 'Unauthorized', exit: 1 },
+  // The provider answered, but not as OpenID Connect says (a refused code exchange, a broken document).
+  provider_error: { status: 502, title: 'Bad Gateway', exit: 69 },
+  // The provider did not answer within identity.providerTimeoutMs.
+  provider_unavailable: { status: 503, title: 'Service Unavailable', exit: 69 },
+  // A first provider sign-in whose address belongs to an account it may not be linked to automatically.
+  identity_not_linked: { status: 409, title: 'Conflict', exit: 4 },
+  // The provider account is linked to another user already.
+  identity_taken: { status: 409, title: 'Conflict', exit: 4 },
+  // Removing this would leave the account no way to sign in (no password, no other identity).
+  last_sign_in_method: { status: 409, title: 'Conflict', exit: 4 },
   // The OAuth endpoints (RFC 6749 §5.2, RFC 7009 §2.2.1): rendered there in OAuth's error format.
   invalid_client: { status: 401, title: 'Unauthorized', exit: 1 },
   unauthorized_client: { status: 403, title: 'Forbidden', exit: 1 },
