@@ -17,6 +17,17 @@ export interface AuthorizeRequest {
   userId?: string;
 }
 
+/** What discovery found for a provider. */
+export interface ProviderEndpoints {
+  issuer: string;
+  authorizationEndpoint: string;
+  tokenEndpoint: string;
+  jwksUri: string;
+  userinfoEndpoint: string | undefined;
+  /** The redirect URI to register at the provider: `<publicUrl>/v1/auth/oidc/<id>/callback`. */
+  redirectUri: string;
+}
+
 /**
  * The relying-party side of sign-in through OpenID Connect providers (README "Sign in with Google
  * and other providers"): discovery, the sealed flow state, the callback, the one-time code and
@@ -25,6 +36,16 @@ export interface AuthorizeRequest {
 export class OidcFlows {
   /** The configured providers, presets applied. */
   providers(): ProviderSettings[] {
+    throw new Error('not implemented');
+  }
+
+  /**
+   * The provider's discovery document as the relying party uses it (`authctl providers check`):
+   * `provider_unavailable` when it does not answer in time, `provider_error` when its answer is not
+   * an OpenID Provider's for the configured issuer.
+   */
+  discover(provider: string): Promise<ProviderEndpoints> {
+    void provider;
     throw new Error('not implemented');
   }
 
