@@ -135,6 +135,13 @@ export class UsersRepo {
     return row ? toUserRecord(row) : undefined;
   }
 
+  /** Which of these usernames some user holds (from the writer). */
+  async usernamesTaken(usernames: string[], ex: Executor = this.db.writer): Promise<string[]> {
+    if (usernames.length === 0) return [];
+    const rows = await guard(ex<{ username: string }>('users').whereIn('username', usernames).select('username'));
+    return rows.map((r) => r.username);
+  }
+
   async findById(id: string, ex: Executor = this.db.writer): Promise<UserRecord | undefined> {
     const row = await guard(ex<UserDbRow>('users').where({ id }).first());
     return row ? toUserRecord(row) : undefined;
