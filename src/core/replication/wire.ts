@@ -101,6 +101,8 @@ const session = z
     // password login when the session began, as the sessions repository reads such rows.
     auth_time: optionalTimestamp,
     amr,
+    // Absent from peers before 0010-identities (and null but for a provider sign-in).
+    idp: optionalText,
     version: bigint,
   })
   .transform((s): ReplicatedSession => ({
@@ -118,6 +120,7 @@ const session = z
     ip: s.ip,
     authTime: s.auth_time ?? s.created_at,
     amr: s.amr ?? ['pwd'],
+    idp: s.idp,
     version: s.version,
   }));
 

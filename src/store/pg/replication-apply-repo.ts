@@ -176,6 +176,8 @@ export class ReplicationApplyRepo {
         expires_at: s.expiresAt,
         user_agent: s.userAgent,
         ip: s.ip,
+        // Set at the login and never changed: written with the row, not merged.
+        idp: s.idp,
       })),
     );
   }

@@ -201,6 +201,21 @@ export class UsersRepo {
   }
 
   /**
+   * The same password in a better hash (after a login proved it: new cost parameters, a foreign
+   * format, the standard parameter order). Not a password change: sessions, `password_changed_at`
+   * and the codes it voids are untouched. Only when the stored hash is still `from`, so a password
+   * change that lands first is never overwritten; false when it did.
+   */
+  async replacePasswordHash(id: string, from: string, to: string, now: Date, ex: Executor = this.db.writer): Promise<boolean> {
+    const rows = await guard(
+      ex('users')
+        .where({ id, password_hash: from })
+        .update({ password_hash: to, updated_at: now, version: ex.raw('version + 1') }, ['id']),
+    );
+    return rows.length > 0;
+  }
+
+  /**
    * Records that every session of the user created before `before` (but `keep`) is revoked, for
    * the regions that learn of such a session only later (migration 0005-session-cutoff).
    */
