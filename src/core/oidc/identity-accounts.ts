@@ -13,13 +13,13 @@ export class IdentityAccounts {
    * else a new user (no password) with the identity.
    */
   signInWith(identity: ProviderIdentity, linking: LinkingPolicy): Promise<UserRecord> {
-    void identity, linking;
+    (void identity, linking);
     throw new Error('not implemented');
   }
 
   /** Links a provider account to a signed-in user; `identity_taken` when another user has it. */
   link(userId: string, identity: ProviderIdentity): Promise<IdentityRecord> {
-    void userId, identity;
+    (void userId, identity);
     throw new Error('not implemented');
   }
 
@@ -30,7 +30,7 @@ export class IdentityAccounts {
 
   /** Removes one identity of a user; `last_sign_in_method` when it is the last way to sign in. */
   unlink(userId: string, identityIdOrProvider: string): Promise<IdentityRecord> {
-    void userId, identityIdOrProvider;
+    (void userId, identityIdOrProvider);
     throw new Error('not implemented');
   }
 }
