@@ -127,6 +127,25 @@ export class Telemetry {
     this.deps.log.info('second factor failed', { event: 'mfa.failed', userId, factor, reason });
   }
 
+  // ---- accounts and their provider identities (src/core/oidc/identity-accounts.ts)
+
+  /** A first sign-in through a provider created the user (`user.registered` with `method: "oidc"`). */
+  registeredWithProvider(userId: string, provider: string): void {
+    this.deps.metrics.registrations.inc({ result: 'success' });
+    this.deps.usage?.record('registrations');
+    this.deps.log.info('user registered', { event: 'user.registered', method: 'oidc', provider, userId });
+  }
+
+  /** A provider identity was linked: by a first sign-in whose verified address an account held (`verified-email`), or by its user (`self`). */
+  identityLinked(userId: string, identityId: string, provider: string, how: 'verified-email' | 'self'): void {
+    this.deps.log.info('provider identity linked', { event: 'identity.linked', userId, identityId, provider, how });
+  }
+
+  /** Provider identities removed: by the user (`self`) or by an administrator (`admin`, with who ran it). */
+  identityUnlinked(userId: string, identityIds: string[], provider: string, by: { via: 'self' } | { via: 'admin'; actor: string }): void {
+    this.deps.log.info('provider identity unlinked', { event: 'identity.unlinked', userId, identityIds, provider, ...by });
+  }
+
   passwordHash(op: 'hash' | 'verify', seconds: number): void {
     this.deps.metrics.passwordHashDuration.observe({ op }, seconds);
   }
