@@ -38,7 +38,7 @@ export interface TestApp {
   container: Container;
   /** Base URL of `app.callback()` served on an ephemeral loopback port. */
   url: string;
-  request(path: string, init?: RequestInit & { json?: unknown; token?: string; contract?: boolean }): Promise<Response>;
+  request: (path: string, init?: RequestInit & { json?: unknown; token?: string; contract?: boolean }) => Promise<Response>;
   close(): Promise<void>;
 }
 
@@ -62,11 +62,11 @@ export async function startTestApp(
 ): Promise<TestApp> {
   const db = options.db ?? (await createTestDatabase(label));
   // Listening first, so the config may name the port; requests wait for the app below.
-  let handle: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
-  let ready!: () => void;
-  const started = new Promise<void>((resolve) => (ready = resolve));
+  type Handler = (req: IncomingMessage, res: ServerResponse) => void;
+  let ready!: (handler: Handler) => void;
+  const started = new Promise<Handler>((resolve) => (ready = resolve));
   const server: Server = createServer((req, res) => {
-    void started.then(() => handle!(req, res));
+    void started.then((handle) => handle(req, res));
   });
   await new Promise<void>((resolve) => {
     server.listen(0, '127.0.0.1', resolve);
@@ -82,8 +82,7 @@ export async function startTestApp(
   if (options.migrate !== false) await migrate(container);
   await startBackground(container);
   const callback = createApp(container).callback();
-  handle = (req, res) => void callback(req, res);
-  ready();
+  ready((req, res) => void callback(req, res));
   return {
     db,
     container,

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { expect } from 'chai';
 import { decodeJwt, decodeProtectedHeader, exportJWK, generateKeyPair, importJWK, SignJWT, type JWK, type JWTPayload } from 'jose';
 import Provider, { type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
@@ -56,7 +56,7 @@ export class TestProvider {
 
   private provider!: Provider;
   private readonly clients = new Map<string, ProviderClientRegistration>();
-  private readonly sockets = new Set<import('node:net').Socket>();
+  private readonly sockets = new Set<Socket>();
   private readonly timers = new Set<NodeJS.Timeout>();
   private front: Server | undefined;
 
@@ -147,6 +147,7 @@ export class TestProvider {
       // As Google's: the scope's claims are in the ID token itself.
       conformIdTokenClaims: false,
       pkce: { required: () => true },
+      ttl: { Interaction: 600, Grant: 600, Session: 600, AccessToken: 600, IdToken: 600, AuthorizationCode: 60 },
       features: { devInteractions: { enabled: false } },
       interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
       findAccount: (_ctx, sub) => {
@@ -382,7 +383,7 @@ export async function signInThroughProvider(
 ): Promise<SignInOutcome> {
   const { verifier, challenge } = pkcePair();
   const query = new URLSearchParams({ redirect_to: options.redirectTo, code_challenge: challenge, code_challenge_method: 'S256' });
-  const authorize = await start(`/v1/auth/oidc/${options.provider ?? 'google'}/authorize?${query}`, { redirect: 'manual' });
+  const authorize = await start(`/v1/auth/oidc/${options.provider ?? 'google'}/authorize?${query.toString()}`, { redirect: 'manual' });
   expect(authorize.status, await authorize.clone().text()).to.equal(302);
   const leg = await loginAtProvider(op, authorize.headers.get('location')!, 'deny' in options ? { deny: true } : { sub: options.sub });
   const landed = await deliverCallback(options.finish ?? start, leg.callbackUrl);
@@ -402,7 +403,14 @@ export async function deliverCallback(app: AppRequest, callbackUrl: URL): Promis
   };
 }
 
-/** The authctl config of a test app signing in through `op`, whose client is registered for the app at `appUrl`. */
+/**
+ * The authctl config of a test app at `appUrl` signing in through `op`: accounts known by address
+ * (`identity.email` optional, mail written to the log), the provider, and `redirectUrls`.
+ */
 export function providerConfig(op: TestProvider, appUrl: string, client: { clientId: string; clientSecret: string }, redirectUrls: string[]): ConfigInput {
-  return { publicUrl: appUrl, identity: op.config(client, redirectUrls) };
+  return {
+    publicUrl: appUrl,
+    identity: { username: 'optional', email: 'optional', ...op.config(client, redirectUrls) },
+    mail: { transport: 'log', from: 'authctl <no-reply@example.com>' },
+  };
 }

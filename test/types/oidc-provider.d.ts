@@ -31,6 +31,7 @@ declare module 'oidc-provider' {
     claims?: Record<string, string[]>;
     conformIdTokenClaims?: boolean;
     pkce?: { required: () => boolean };
+    ttl?: Record<string, number>;
     features?: Record<string, { enabled: boolean }>;
     interactions?: { url: (ctx: KoaContextWithOIDC, interaction: { uid: string }) => string };
     findAccount?: (ctx: KoaContextWithOIDC, sub: string) => Account | undefined | Promise<Account | undefined>;

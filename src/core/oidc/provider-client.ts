@@ -81,7 +81,7 @@ export class ProviderClient {
       });
       const claims = tokens.claims();
       if (!claims) throw new AppError('invalid_id_token', `${this.name} sent no ID token`);
-      return claims as IdTokenClaims;
+      return claims;
     } catch (err) {
       throw this.failure(err, 'exchange');
     }

@@ -46,7 +46,7 @@ export class RedirectAllowList {
 function canonical(raw: string): URL | undefined {
   if (raw.length === 0 || raw.length > REDIRECT_TO_MAX_LENGTH) return undefined;
   // Control characters, spaces, backslashes and fragments: the parser strips or rewrites them.
-  if (/[\u0000-\u0020\u007f\\#]/.test(raw)) return undefined;
+  if ([...raw].some((ch) => ch <= ' ' || ch === '\u007f' || ch === '\\' || ch === '#')) return undefined;
   let url: URL;
   try {
     url = new URL(raw);

@@ -50,6 +50,13 @@ function single(ctx: Context, name: string): string | undefined {
   return value;
 }
 
+/** A 302 to `url` with no body (Koa's redirect writes an HTML one, which no client reads). */
+function redirect(ctx: Context, url: URL): void {
+  ctx.status = 302;
+  ctx.set('Location', url.href);
+  ctx.body = '';
+}
+
 /**
  * Sign-in through OpenID Connect providers (docs/api.md#sign-in-with-a-provider): /v1/auth/oidc/*.
  * The two browser legs answer redirects (302) — to the provider, then back to the app — and
@@ -77,12 +84,12 @@ export function oidcRoutes(c: Container): Router {
       codeChallenge: single(ctx, 'code_challenge') ?? '',
       purpose: 'login',
     });
-    ctx.redirect(url.href);
+    redirect(ctx, url);
   });
 
   router.get('/:provider/callback', async function providerCallback(ctx) {
     const url = await c.oidc.callback(ctx.params.provider!, new URLSearchParams(ctx.querystring), clientMeta(ctx));
-    ctx.redirect(url.href);
+    redirect(ctx, url);
   });
 
   router.post('/:provider/id-token', json, async function signInWithIdToken(ctx) {
