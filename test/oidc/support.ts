@@ -4,6 +4,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { expect } from 'chai';
 import { decodeJwt, decodeProtectedHeader, exportJWK, generateKeyPair, importJWK, SignJWT, type JWK, type JWTPayload } from 'jose';
 import Provider, { type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import * as oidcClient from 'openid-client';
 import type { ConfigInput } from '../../src/config/schema.js';
 
 /** Someone who can log in at the test provider. */
@@ -413,4 +414,29 @@ export function providerConfig(op: TestProvider, appUrl: string, client: { clien
     identity: { username: 'optional', email: 'optional', ...op.config(client, redirectUrls) },
     mail: { transport: 'log', from: 'authctl <no-reply@example.com>' },
   };
+}
+
+/** The redirect URI a native app's provider SDK uses (registered beside authctl's callback). */
+export const NATIVE_REDIRECT_URI = 'http://127.0.0.1/native-callback';
+
+/**
+ * What a mobile app's provider SDK does (Google Sign-In): its own authorization code flow with
+ * `nonce`, for authctl's client id, at the provider — the ID token it ends with, to hand to
+ * `POST /v1/auth/oidc/{provider}/id-token`. The client must list {@link NATIVE_REDIRECT_URI}.
+ */
+export async function nativeIdToken(op: TestProvider, client: { clientId: string; clientSecret: string }, sub: string, nonce: string): Promise<string> {
+  const config = await oidcClient.discovery(new URL(op.url), client.clientId, client.clientSecret, undefined, { execute: [oidcClient.allowInsecureRequests] });
+  const { verifier, challenge } = pkcePair();
+  const state = oidcClient.randomState();
+  const url = oidcClient.buildAuthorizationUrl(config, {
+    redirect_uri: NATIVE_REDIRECT_URI,
+    scope: 'openid email profile',
+    nonce,
+    state,
+    code_challenge: challenge,
+    code_challenge_method: 'S256',
+  });
+  const { callbackUrl } = await loginAtProvider(op, url.href, { sub });
+  const tokens = await oidcClient.authorizationCodeGrant(config, callbackUrl, { pkceCodeVerifier: verifier, expectedNonce: nonce, expectedState: state });
+  return tokens.id_token!;
 }
