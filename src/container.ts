@@ -59,6 +59,7 @@ import { MfaFactorsRepo } from './store/pg/mfa-factors-repo.js';
 import { MfaRecoveryCodesRepo } from './store/pg/mfa-recovery-codes-repo.js';
 import { MfaTokenUsesRepo } from './store/pg/mfa-token-uses-repo.js';
 import { OidcFlows } from './core/oidc/oidc-flows.js';
+import { OIDC_CODE_KEY_PURPOSE, OIDC_STATE_KEY_PURPOSE } from './core/oidc/flow-seals.js';
 import { IdentityAccounts } from './core/oidc/identity-accounts.js';
 import { IdentitiesRepo } from './store/pg/identities-repo.js';
 
@@ -374,7 +375,20 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
     region: config.region,
   });
   const admin = new Admin({ config, clock, db, stats: repos.stats, usage: repos.usage, cache, jobs, keys, accessTokens, users, sessions, mfa, identities });
-  const oidc = new OidcFlows();
+  const oidc = new OidcFlows({
+    config,
+    stateKeys: secrets?.macKeys(OIDC_STATE_KEY_PURPOSE),
+    codeKeys: secrets?.macKeys(OIDC_CODE_KEY_PURPOSE),
+    uses: repos.mfaTokenUses,
+    identities,
+    auth,
+    users,
+    accessTokens,
+    clock,
+    region: config.region,
+    telemetry,
+    log,
+  });
 
   return {
     config,

@@ -1,4 +1,4 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Writable } from 'node:stream';
 import { loadConfig } from '../../src/config/load.js';
@@ -38,7 +38,7 @@ export interface TestApp {
   container: Container;
   /** Base URL of `app.callback()` served on an ephemeral loopback port. */
   url: string;
-  request(path: string, init?: RequestInit & { json?: unknown; token?: string; contract?: boolean }): Promise<Response>;
+  request: (path: string, init?: RequestInit & { json?: unknown; token?: string; contract?: boolean }) => Promise<Response>;
   close(): Promise<void>;
 }
 
@@ -50,7 +50,8 @@ export async function startTestApp(
   label: string,
   options: {
     clock?: Clock;
-    overrides?: ConfigInput;
+    /** A function of the app's own URL for config that names it (`publicUrl`, a provider's redirect URI). */
+    overrides?: ConfigInput | ((url: string) => ConfigInput);
     db?: TestDatabase;
     migrate?: boolean;
     /** A logger of the test's own (it gets no request ids unless it follows `container.requestContext`). */
@@ -60,7 +61,19 @@ export async function startTestApp(
   } = {},
 ): Promise<TestApp> {
   const db = options.db ?? (await createTestDatabase(label));
-  const container = buildContainer(testConfig(db.url, options.overrides), {
+  // Listening first, so the config may name the port; requests wait for the app below.
+  type Handler = (req: IncomingMessage, res: ServerResponse) => void;
+  let ready!: (handler: Handler) => void;
+  const started = new Promise<Handler>((resolve) => (ready = resolve));
+  const server: Server = createServer((req, res) => {
+    void started.then((handle) => handle(req, res));
+  });
+  await new Promise<void>((resolve) => {
+    server.listen(0, '127.0.0.1', resolve);
+  });
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const overrides = typeof options.overrides === 'function' ? options.overrides(url) : options.overrides;
+  const container = buildContainer(testConfig(db.url, overrides), {
     ...(options.clock ? { clock: options.clock } : {}),
     ...(options.log ? { log: options.log } : {}),
     ...(options.logSink ? { logSink: options.logSink } : {}),
@@ -68,14 +81,8 @@ export async function startTestApp(
   // migrate: false starts the server the way `authctl serve` does, reachable database or not.
   if (options.migrate !== false) await migrate(container);
   await startBackground(container);
-  const handle = createApp(container).callback();
-  const server: Server = createServer((req, res) => {
-    void handle(req, res);
-  });
-  await new Promise<void>((resolve) => {
-    server.listen(0, '127.0.0.1', resolve);
-  });
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const callback = createApp(container).callback();
+  ready((req, res) => void callback(req, res));
   return {
     db,
     container,
