@@ -60,6 +60,7 @@ import { MfaRecoveryCodesRepo } from './store/pg/mfa-recovery-codes-repo.js';
 import { MfaTokenUsesRepo } from './store/pg/mfa-token-uses-repo.js';
 import { OidcFlows } from './core/oidc/oidc-flows.js';
 import { IdentityAccounts } from './core/oidc/identity-accounts.js';
+import { IdentitiesRepo } from './store/pg/identities-repo.js';
 
 export interface Container {
   config: Config;
@@ -121,6 +122,8 @@ export interface Repositories {
   mfaRecoveryCodes: MfaRecoveryCodesRepo;
   /** The used `mfaToken`s of two-step logins. */
   mfaTokenUses: MfaTokenUsesRepo;
+  /** The provider identities of users (sign-in through OpenID Connect providers). */
+  identities: IdentitiesRepo;
 }
 
 /**
@@ -188,6 +191,7 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
     mfaFactors: new MfaFactorsRepo(db),
     mfaRecoveryCodes: new MfaRecoveryCodesRepo(db),
     mfaTokenUses: new MfaTokenUsesRepo(db),
+    identities: new IdentitiesRepo(db),
   };
   const usage = new UsageRecorder({ repo: repos.usage, clock, log, region: config.region });
   const telemetry = new Telemetry({ log, metrics, usage });
@@ -359,7 +363,17 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
     profileChanged: (userId) => auth.forgetProfile(userId),
   });
   users.setHooks(emailFlows);
-  const identities = new IdentityAccounts();
+  const identities = new IdentityAccounts({
+    db,
+    identities: repos.identities,
+    users: repos.users,
+    identity: config.identity,
+    hooks: emailFlows,
+    clock,
+    log,
+    telemetry,
+    region: config.region,
+  });
   const oidc = new OidcFlows();
 
   return {

@@ -8,6 +8,9 @@ export interface UsageSink {
   record(metric: 'logins' | 'login_failures' | 'registrations' | 'refreshes' | 'reuse_detections' | 'revocations', n?: number): void;
 }
 
+/** What a login's first step was: a password, an e-mailed code, or an OpenID Connect provider. */
+export type LoginMethod = 'pwd' | 'otp' | 'oidc';
+
 export type LoginFailure = 'unknown_user' | 'mismatch' | 'disabled' | 'email_not_verified';
 
 /**
@@ -30,10 +33,21 @@ export class Telemetry {
     this.deps.metrics.registrations.inc({ result: code });
   }
 
-  loginSucceeded(userId: string, sessionId: string): void {
+  /** `method`: what the first step was (a password, an e-mailed code, a provider — named by `provider`). */
+  loginSucceeded(userId: string, sessionId: string, method: LoginMethod, provider?: string): void {
     this.deps.metrics.logins.inc({ result: 'success' });
     this.deps.usage?.record('logins');
-    this.deps.log.info('login succeeded', { event: 'login.succeeded', userId, sessionId });
+    this.deps.log.info('login succeeded', { event: 'login.succeeded', userId, sessionId, method, ...(provider ? { provider } : {}) });
+  }
+
+  /**
+   * A provider sign-in that failed after authctl sent the browser to the provider, or a native
+   * ID token refused: the reason is an error code (`invalid_id_token`, `provider_error`…). Never
+   * a code, token, state or nonce.
+   */
+  oidcFailed(reason: string, provider: string): void {
+    this.deps.metrics.oidcFailures.inc({ provider, reason });
+    this.deps.log.info('provider sign-in failed', { event: 'oidc.failed', reason, provider });
   }
 
   /**
@@ -111,6 +125,25 @@ export class Telemetry {
   mfaFailed(userId: string, factor: SecondFactorType, reason: 'wrong' | 'replayed' | 'no_factor'): void {
     this.deps.metrics.mfaVerifications.inc({ factor, result: 'failure' });
     this.deps.log.info('second factor failed', { event: 'mfa.failed', userId, factor, reason });
+  }
+
+  // ---- accounts and their provider identities (src/core/oidc/identity-accounts.ts)
+
+  /** A first sign-in through a provider created the user (`user.registered` with `method: "oidc"`). */
+  registeredWithProvider(userId: string, provider: string): void {
+    this.deps.metrics.registrations.inc({ result: 'success' });
+    this.deps.usage?.record('registrations');
+    this.deps.log.info('user registered', { event: 'user.registered', method: 'oidc', provider, userId });
+  }
+
+  /** A provider identity was linked: by a first sign-in whose verified address an account held (`verified-email`), or by its user (`self`). */
+  identityLinked(userId: string, identityId: string, provider: string, how: 'verified-email' | 'self'): void {
+    this.deps.log.info('provider identity linked', { event: 'identity.linked', userId, identityId, provider, how });
+  }
+
+  /** Provider identities removed: by the user (`self`) or by an administrator (`admin`, with who ran it). */
+  identityUnlinked(userId: string, identityIds: string[], provider: string, by: { via: 'self' } | { via: 'admin'; actor: string }): void {
+    this.deps.log.info('provider identity unlinked', { event: 'identity.unlinked', userId, identityIds, provider, ...by });
   }
 
   passwordHash(op: 'hash' | 'verify', seconds: number): void {

@@ -2,12 +2,17 @@
  * Second factors and how a session was authenticated (migration 0009-second-factors).
  */
 
-/** RFC 8176 authentication method references authctl issues: a password, a one-time code, several factors. */
-export const AMR_VALUES = ['pwd', 'otp', 'mfa'] as const;
+/**
+ * The authentication method references authctl issues: RFC 8176's `pwd` (a password), `otp` (a
+ * one-time code) and `mfa` (several factors), and `fed` — a federated authentication, an
+ * OpenID Connect provider vouched for the user (the value Microsoft Entra ID issues; it is not
+ * in RFC 8176's registry). The provider itself is the token's `idp`.
+ */
+export const AMR_VALUES = ['pwd', 'otp', 'mfa', 'fed'] as const;
 export type Amr = (typeof AMR_VALUES)[number];
 
-/** What a login's first step proved: a password, or an e-mailed code. */
-export type FirstFactor = 'pwd' | 'otp';
+/** What a login's first step proved: a password, an e-mailed code, or a provider's ID token. */
+export type FirstFactor = 'pwd' | 'otp' | 'fed';
 
 /** What can answer a two-step login's second step. */
 export type SecondFactorType = 'totp' | 'recovery_code';
@@ -16,6 +21,8 @@ export type SecondFactorType = 'totp' | 'recovery_code';
 export interface AuthContext {
   authTime: Date;
   amr: Amr[];
+  /** The provider (`identity.providers` id) a session was signed in through; absent otherwise. Kept by refreshes. */
+  idp?: string | null;
 }
 
 /** NIST SP 800-63B assurance level of an `amr`: `aal2` when several factors were used. */

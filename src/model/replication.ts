@@ -1,3 +1,4 @@
+import type { IdentityRecord } from './identity.js';
 import type { MfaFactorRecord, MfaTokenUse, RecoveryCodeRecord } from './mfa.js';
 import type { ServiceClientRecord } from './service-client.js';
 import type { SessionRecord } from './session.js';
@@ -22,7 +23,8 @@ export type ReplicatedEntity =
   | 'service_clients_deleted'
   | 'mfa_factors'
   | 'mfa_recovery_codes'
-  | 'mfa_token_uses';
+  | 'mfa_token_uses'
+  | 'user_identities';
 
 /** A user as a peer ships it: the whole record (password hash included) and its session cut-off. */
 export interface ReplicatedUser extends UserRecord {
@@ -75,6 +77,12 @@ export type ReplicatedRecoveryCode = RecoveryCodeRecord;
 /** A used mfaToken (single-use in every region once it arrives). */
 export type ReplicatedTokenUse = MfaTokenUse;
 
+/**
+ * A provider identity as a peer ships it: the whole row (it holds no secret: the provider's
+ * subject and the address it gave). A removed one keeps its row, so it never comes back.
+ */
+export type ReplicatedIdentity = IdentityRecord;
+
 /** One change of a peer's batch, decoded. */
 export type ReplicatedChange =
   | { entity: 'users'; payload: ReplicatedUser }
@@ -86,7 +94,8 @@ export type ReplicatedChange =
   | { entity: 'service_clients_deleted'; payload: { id: string } }
   | { entity: 'mfa_factors'; payload: ReplicatedFactor }
   | { entity: 'mfa_recovery_codes'; payload: ReplicatedRecoveryCode }
-  | { entity: 'mfa_token_uses'; payload: ReplicatedTokenUse };
+  | { entity: 'mfa_token_uses'; payload: ReplicatedTokenUse }
+  | { entity: 'user_identities'; payload: ReplicatedIdentity };
 
 /** A peer's batch, decoded: its origin region, its content-derived id and its changes in order. */
 export interface ReplicatedBatch {

@@ -21,6 +21,12 @@ export interface SessionRecord {
    */
   authTime: Date;
   amr: Amr[];
+  /**
+   * The provider the session was signed in through (`identity.providers` id; null for a password,
+   * a code, or a session from before migration 0010): access tokens carry it as `idp`. Set at the
+   * login, kept by every refresh and reauthentication.
+   */
+  idp: string | null;
 }
 
 /** The owner of a session, as needed to mint its access token. */

@@ -19,6 +19,19 @@ export interface UserRecord {
 }
 
 /**
+ * A user without a password, as created by an e-mailed sign-in code or a first provider sign-in
+ * (a reset sets a first password): active, homed here, every timestamp `now`.
+ */
+export function passwordlessUser(
+  id: string,
+  who: Pick<UserRecord, 'username' | 'email' | 'emailVerifiedAt'>,
+  homeRegion: string,
+  now: Date,
+): Omit<UserRecord, 'version'> {
+  return { id, ...who, passwordHash: null, status: 'active', homeRegion, createdAt: now, updatedAt: now, passwordChangedAt: now };
+}
+
+/**
  * What an e-mail challenge proves: the current address, a new address (then applied), a password
  * reset, or a sign-in (an e-mailed sign-in code, which proves the address too).
  */

@@ -73,6 +73,12 @@ export function createMetrics(region: string) {
       labelNames: ['reason'] as const,
       registers,
     }),
+    oidcFailures: new Counter({
+      name: 'authctl_oidc_failures_total',
+      help: 'Provider sign-ins that failed, by provider and reason (an error code: invalid_id_token, provider_unavailable, identity_not_linked…).',
+      labelNames: ['provider', 'reason'] as const,
+      registers,
+    }),
     mfaVerifications: new Counter({
       name: 'authctl_mfa_verifications_total',
       help: 'Second-factor checks by factor (totp, recovery_code) and result (success, failure).',

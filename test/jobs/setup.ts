@@ -95,5 +95,6 @@ export function sessionAt(now: Date, fields: { expiresInSeconds: number; userId?
     ip: null,
     authTime: created,
     amr: ['pwd'],
+    idp: null,
   };
 }

@@ -41,6 +41,7 @@ function session(overrides: Partial<ReplicatedSession> = {}): ReplicatedSession 
     ip: null,
     authTime: at(0),
     amr: ['pwd'],
+    idp: null,
     version: 1,
     ...overrides,
   };

@@ -32,7 +32,8 @@ const SESSION = {
   ip: '192.0.2.7',
   auth_time: '2030-01-01T10:30:00.5+00:00',
   // `hwk`: a method a later version might record, unknown here.
-  amr: ['pwd', 'otp', 'hwk', 'mfa'],
+  amr: ['fed', 'otp', 'hwk', 'mfa'],
+  idp: 'google',
   version: 8,
 };
 const CHALLENGE = {
@@ -139,7 +140,8 @@ describe('replication wire format', () => {
             userAgent: null,
             ip: '192.0.2.7',
             authTime: new Date('2030-01-01T10:30:00.5Z'),
-            amr: ['pwd', 'otp', 'mfa'],
+            amr: ['fed', 'otp', 'mfa'],
+            idp: 'google',
             version: 8,
           },
         },
@@ -228,9 +230,9 @@ describe('replication wire format', () => {
     expect(user!.payload).to.deep.include({ passwordHash: null, email: 'alice@example.com' });
   });
 
-  it('accepts rows from before the session cut-off and authentication columns, with columns it does not know, and bigints spelled as strings', () => {
+  it('accepts rows from before the session cut-off, authentication and provider columns, with columns it does not know, and bigints spelled as strings', () => {
     const { sessions_revoked_before: _before, sessions_revoked_keep: _keep, ...older } = USER;
-    const { auth_time: _authTime, amr: _amr, ...olderSession } = SESSION;
+    const { auth_time: _authTime, amr: _amr, idp: _idp, ...olderSession } = SESSION;
     const batch = decodeBatch(
       body({
         origin: 'eu',
@@ -246,7 +248,7 @@ describe('replication wire format', () => {
     expect(u!.payload).to.not.have.property('some_later_column');
     expect(s!.payload).to.deep.include({ counter: 12, version: 13, revokedAt: new Date('2030-01-01T12:00:00Z'), revokeReason: 'logout' });
     // A session from a peer that does not record authentications: a password login when it began.
-    expect(s!.payload).to.deep.include({ authTime: new Date('2030-01-01T10:00:00.123Z'), amr: ['pwd'] });
+    expect(s!.payload).to.deep.include({ authTime: new Date('2030-01-01T10:00:00.123Z'), amr: ['pwd'], idp: null });
   });
 
   it('refuses a malformed batch as invalid_request', () => {

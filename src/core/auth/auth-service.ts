@@ -8,7 +8,7 @@ import type { UserRecord } from '../../model/user.js';
 import type { LoginPolicy } from '../replication/login-policy.js';
 import type { RefreshProxy, RelayedResponse } from '../replication/refresh-proxy.js';
 import type { Clock } from '../../platform/clock.js';
-import type { Db } from '../../store/pg/db.js';
+import type { Db, Executor } from '../../store/pg/db.js';
 import type { Config } from '../../config/schema.js';
 import type { MfaFactors, SecondFactorProof } from '../mfa/mfa-factors.js';
 import type { MfaTokenClaims, MfaTokenPurpose, MfaTokens } from '../mfa/mfa-tokens.js';
@@ -42,6 +42,18 @@ export interface MfaChallenge {
 
 /** What a login's first step answers: tokens, or the second step to take. */
 export type SignInResult = TokenResponse | MfaChallenge;
+
+/** What a first step through a provider adds to {@link AuthService.signIn}. */
+export interface SignInOptions {
+  /** The provider the first step went through (`first` is `fed`): the session's `idp`. */
+  idp?: string;
+  /**
+   * Spends the single-use credential the first step was (a provider's one-time code); throws when
+   * it was spent already. Run in the session's transaction when tokens are issued (both are
+   * written, or neither), and before the mfaToken is issued when a second step follows.
+   */
+  spend?: (ex: Executor) => Promise<void>;
+}
 
 /** A login between its two steps: its opened mfaToken and the user it names (for the throttle's name). */
 export interface PendingLogin {
@@ -129,13 +141,16 @@ export class AuthService {
    * gets an mfaToken for `POST /v1/auth/mfa/verify`; with `required`, a user without one gets an
    * mfaToken that allows enrolling a factor and nothing else.
    */
-  async signIn(user: UserRecord, first: FirstFactor, meta: ClientMeta): Promise<SignInResult> {
+  async signIn(user: UserRecord, first: FirstFactor, meta: ClientMeta, options: SignInOptions = {}): Promise<SignInResult> {
     // After the first factor's check, so the answer says nothing about who exists where.
     this.opts.loginPolicy?.assertHome(user.homeRegion);
     const factors = await this.opts.mfa.activeTypes(user.id);
-    if (factors.length > 0) return this.challenge(user, first, 'verify', factors);
-    if (this.opts.mfaPolicy === 'required') return this.challenge(user, first, 'enrol', []);
-    return this.startSession(user, meta, { authTime: this.opts.clock.now(), amr: [first] });
+    const purpose: MfaTokenPurpose | undefined = factors.length > 0 ? 'verify' : this.opts.mfaPolicy === 'required' ? 'enrol' : undefined;
+    const auth: AuthContext = { authTime: this.opts.clock.now(), amr: [first], ...(options.idp ? { idp: options.idp } : {}) };
+    if (purpose === undefined) return this.startSession(user, meta, auth, first, options.spend);
+    const { spend } = options;
+    if (spend) await this.opts.db.transaction((trx) => spend(trx));
+    return this.challenge(user, first, purpose, factors, options.idp);
   }
 
   /**
@@ -165,7 +180,7 @@ export class AuthService {
   async verifySecondFactor(pending: PendingLogin, proof: SecondFactorProof, meta: ClientMeta): Promise<TokenResponse> {
     this.opts.accessTokens.assertCanSign();
     const second = await this.opts.mfa.verify(pending.user.id, proof);
-    return this.startSession(pending.user, meta, { authTime: this.opts.clock.now(), amr: withSecondFactor(pending.claims.first, second) }, pending.claims);
+    return this.startSession(pending.user, meta, this.secondStepAuth(pending.claims, second), pending.claims.first, this.spending(pending.claims));
   }
 
   /**
@@ -192,7 +207,7 @@ export class AuthService {
     if (!(await this.opts.mfa.activeTypes(pending.user.id)).includes('totp')) {
       throw new AppError('invalid_mfa_token', 'the mfaToken is not valid: no factor has been confirmed with it');
     }
-    return this.startSession(pending.user, meta, { authTime: this.opts.clock.now(), amr: withSecondFactor(pending.claims.first, 'totp') }, pending.claims);
+    return this.startSession(pending.user, meta, this.secondStepAuth(pending.claims, 'totp'), pending.claims.first, this.spending(pending.claims));
   }
 
   /**
@@ -223,27 +238,43 @@ export class AuthService {
     return { accessToken: this.accessTokenOf(renewed.session, renewed.owner), tokenType: 'Bearer', expiresIn: this.opts.accessTokens.ttlSeconds };
   }
 
-  private challenge(user: UserRecord, first: FirstFactor, purpose: MfaTokenPurpose, factors: SecondFactorType[]): MfaChallenge {
-    const { token } = this.opts.mfaTokens.issue(user.id, first, purpose);
+  private challenge(user: UserRecord, first: FirstFactor, purpose: MfaTokenPurpose, factors: SecondFactorType[], idp?: string): MfaChallenge {
+    const { token } = this.opts.mfaTokens.issue(user.id, first, purpose, idp);
     return { mfaRequired: true, mfaToken: token, expiresIn: this.opts.mfaTokens.ttlSeconds, factors, enrolmentRequired: purpose === 'enrol' };
   }
 
+  /** How a second step authenticated: the first step's factor (and provider), the second, `mfa`. */
+  private secondStepAuth(claims: MfaTokenClaims, second: SecondFactorType): AuthContext {
+    return { authTime: this.opts.clock.now(), amr: withSecondFactor(claims.first, second), ...(claims.idp ? { idp: claims.idp } : {}) };
+  }
+
+  private spending(claims: MfaTokenClaims): (ex: Executor) => Promise<void> {
+    return (ex) => this.opts.mfaTokens.spend(claims, ex);
+  }
+
   /**
-   * A new session and its tokens. With the mfaToken of a two-step login, the token is spent in
-   * the session's transaction: both are written, or neither.
+   * A new session and its tokens. With a single-use credential to `spend` (the mfaToken of a
+   * two-step login, a provider's one-time code), it is spent in the session's transaction: both
+   * are written, or neither.
    */
-  private async startSession(user: UserRecord, meta: ClientMeta, auth: AuthContext, mfaToken?: MfaTokenClaims): Promise<TokenResponse> {
+  private async startSession(
+    user: UserRecord,
+    meta: ClientMeta,
+    auth: AuthContext,
+    first: FirstFactor,
+    spend?: (ex: Executor) => Promise<void>,
+  ): Promise<TokenResponse> {
     const issued = this.opts.sessions.open(user, meta, auth);
     const response = this.tokenResponse(issued);
-    if (mfaToken) {
+    if (spend) {
       await this.opts.db.transaction(async (trx) => {
-        await this.opts.mfaTokens.spend(mfaToken, trx);
+        await spend(trx);
         await this.opts.sessions.save(issued, trx);
       });
     } else {
       await this.opts.sessions.save(issued);
     }
-    this.opts.telemetry.loginSucceeded(user.id, issued.session.id);
+    this.opts.telemetry.loginSucceeded(user.id, issued.session.id, first === 'fed' ? 'oidc' : first, auth.idp ?? undefined);
     this.opts.telemetry.tokensIssued(1, 1);
     return response;
   }
@@ -385,7 +416,7 @@ export class AuthService {
       email: owner.email,
       emailVerified: owner.emailVerifiedAt !== null,
       sessionId: session.id,
-      auth: { authTime: session.authTime, amr: session.amr },
+      auth: { authTime: session.authTime, amr: session.amr, idp: session.idp },
     });
   }
 
@@ -405,7 +436,7 @@ export class AuthService {
   }
 }
 
-/** RFC 8176 values of a two-step authentication: the first factor, `otp` for a TOTP code, and `mfa`. */
+/** The values of a two-step authentication: the first factor (`fed` for a provider), `otp` for a TOTP code, and `mfa`. */
 function withSecondFactor(first: FirstFactor, second: SecondFactorType): Amr[] {
   return [...new Set<Amr>([first, ...(second === 'totp' ? (['otp'] as const) : []), 'mfa'])];
 }

@@ -2,7 +2,7 @@ import type { Knex } from 'knex';
 import { v7 as uuidv7 } from 'uuid';
 import type { Config } from '../../config/schema.js';
 import type { MailQueue } from '../../mail/composers.js';
-import type { ChallengePurpose, EmailChallenge, UserRecord } from '../../model/user.js';
+import { passwordlessUser, type ChallengePurpose, type EmailChallenge, type UserRecord } from '../../model/user.js';
 import type { Clock } from '../../platform/clock.js';
 import { AppError, invalidRequest } from '../../platform/errors.js';
 import type { Logger } from '../../platform/logger.js';
@@ -311,21 +311,7 @@ export class EmailFlows implements RegistrationHooks {
             await this.opts.challenges.end(live.value.id, 'superseded', now, trx);
             return { ok: false, error: invalidCode('this code can no longer be used: ask for a new one') };
           }
-          const user = await this.opts.users.insert(
-            {
-              id: uuidv7(),
-              username: null,
-              email,
-              emailVerifiedAt: now,
-              passwordHash: null,
-              status: 'active',
-              homeRegion: this.opts.region,
-              createdAt: now,
-              updatedAt: now,
-              passwordChangedAt: now,
-            },
-            trx,
-          );
+          const user = await this.opts.users.insert(passwordlessUser(uuidv7(), { username: null, email, emailVerifiedAt: now }, this.opts.region, now), trx);
           await this.opts.challenges.end(live.value.id, 'used', now, trx);
           return { ok: true, value: { user, change: 'created' } };
         }

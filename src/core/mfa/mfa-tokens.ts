@@ -1,4 +1,3 @@
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { v7 as uuidv7 } from 'uuid';
 import { z } from 'zod';
 import type { FirstFactor } from '../../model/mfa.js';
@@ -6,6 +5,7 @@ import type { Clock } from '../../platform/clock.js';
 import { AppError } from '../../platform/errors.js';
 import type { Executor } from '../../store/pg/db.js';
 import type { MfaTokenUsesRepo } from '../../store/pg/mfa-token-uses-repo.js';
+import { SealedBox } from '../keys/sealed-box.js';
 
 /** What an mfaToken lets its holder do: answer the second step, or (with no factor yet, `identity.mfa: required`) enrol one. */
 export type MfaTokenPurpose = 'verify' | 'enrol';
@@ -18,6 +18,8 @@ export interface MfaTokenClaims {
   first: FirstFactor;
   purpose: MfaTokenPurpose;
   expiresAt: Date;
+  /** The provider of a first step through one (`first` is `fed`): the session it yields keeps it as `idp`. */
+  idp?: string;
 }
 
 export interface MfaTokensOptions {
@@ -32,17 +34,16 @@ export interface MfaTokensOptions {
 /** The purpose of the key the tokens are sealed under (HKDF info, src/core/keys/secrets.ts), and their AAD. */
 export const MFA_TOKEN_KEY_PURPOSE = 'authctl/v1/mfa-token';
 const PREFIX = 'mfa_';
-const IV_BYTES = 12;
-const TAG_BYTES = 16;
-// A sealed payload is ~170 characters; anything much longer is not one of ours.
+// A sealed payload is ~170 characters (~230 with a provider); anything much longer is not one of ours.
 const MAX_LENGTH = 512;
 
 const payloadSchema = z.strictObject({
   id: z.uuid(),
   sub: z.uuid(),
-  first: z.enum(['pwd', 'otp']),
+  first: z.enum(['pwd', 'otp', 'fed']),
   purpose: z.enum(['verify', 'enrol']),
   exp: z.number().int().positive(),
+  idp: z.string().max(32).optional(),
 });
 
 /**
@@ -55,7 +56,17 @@ const payloadSchema = z.strictObject({
  * ({@link spend}), which is what makes it single-use.
  */
 export class MfaTokens {
-  constructor(private readonly opts: MfaTokensOptions) {}
+  private readonly box: SealedBox;
+
+  constructor(private readonly opts: MfaTokensOptions) {
+    this.box = new SealedBox({
+      keys: opts.keys,
+      purpose: MFA_TOKEN_KEY_PURPOSE,
+      prefix: PREFIX,
+      maxLength: MAX_LENGTH,
+      missingSecret: 'no server secret: set AUTHCTL_SECRET to issue or accept mfaTokens',
+    });
+  }
 
   get ttlSeconds(): number {
     return this.opts.ttlSeconds;
@@ -66,16 +77,11 @@ export class MfaTokens {
     return token.startsWith(PREFIX);
   }
 
-  issue(userId: string, first: FirstFactor, purpose: MfaTokenPurpose): { token: string; claims: MfaTokenClaims } {
-    const [key] = this.keys();
+  issue(userId: string, first: FirstFactor, purpose: MfaTokenPurpose, idp?: string): { token: string; claims: MfaTokenClaims } {
     const exp = Math.floor(this.opts.clock.now().getTime() / 1000) + this.opts.ttlSeconds;
-    const claims: MfaTokenClaims = { id: uuidv7(), userId, first, purpose, expiresAt: new Date(exp * 1000) };
-    const payload = { id: claims.id, sub: userId, first, purpose, exp };
-    const iv = randomBytes(IV_BYTES);
-    const cipher = createCipheriv('aes-256-gcm', key!, iv);
-    cipher.setAAD(Buffer.from(MFA_TOKEN_KEY_PURPOSE));
-    const body = Buffer.concat([cipher.update(JSON.stringify(payload), 'utf8'), cipher.final()]);
-    return { token: PREFIX + Buffer.concat([iv, body, cipher.getAuthTag()]).toString('base64url'), claims };
+    const claims: MfaTokenClaims = { id: uuidv7(), userId, first, purpose, expiresAt: new Date(exp * 1000), ...(idp ? { idp } : {}) };
+    const token = this.box.seal({ id: claims.id, sub: userId, first, purpose, exp, ...(idp ? { idp } : {}) });
+    return { token, claims };
   }
 
   /**
@@ -108,35 +114,10 @@ export class MfaTokens {
   }
 
   private decode(token: unknown): MfaTokenClaims | undefined {
-    if (typeof token !== 'string' || !token.startsWith(PREFIX) || token.length > MAX_LENGTH) return undefined;
-    const raw = Buffer.from(token.slice(PREFIX.length), 'base64url');
-    // A respelled token (base64url decoding forgives some) is not the token that was issued.
-    if (raw.length <= IV_BYTES + TAG_BYTES || raw.toString('base64url') !== token.slice(PREFIX.length)) return undefined;
-    const iv = raw.subarray(0, IV_BYTES);
-    const body = raw.subarray(IV_BYTES, raw.length - TAG_BYTES);
-    const tag = raw.subarray(raw.length - TAG_BYTES);
-    for (const key of this.keys()) {
-      let plaintext: string;
-      try {
-        const decipher = createDecipheriv('aes-256-gcm', key, iv);
-        decipher.setAAD(Buffer.from(MFA_TOKEN_KEY_PURPOSE));
-        decipher.setAuthTag(tag);
-        plaintext = Buffer.concat([decipher.update(body), decipher.final()]).toString('utf8');
-      } catch {
-        // Not sealed under this key: the next one (the previous secret's), or forged.
-        continue;
-      }
-      const parsed = payloadSchema.safeParse(JSON.parse(plaintext));
-      if (!parsed.success) return undefined;
-      const p = parsed.data;
-      return { id: p.id, userId: p.sub, first: p.first, purpose: p.purpose, expiresAt: new Date(p.exp * 1000) };
-    }
-    return undefined;
-  }
-
-  private keys(): Buffer[] {
-    if (!this.opts.keys) throw new AppError('bad_config', 'no server secret: set AUTHCTL_SECRET to issue or accept mfaTokens');
-    return this.opts.keys;
+    const parsed = payloadSchema.safeParse(this.box.open(token));
+    if (!parsed.success) return undefined;
+    const p = parsed.data;
+    return { id: p.id, userId: p.sub, first: p.first, purpose: p.purpose, expiresAt: new Date(p.exp * 1000), ...(p.idp ? { idp: p.idp } : {}) };
   }
 }
 

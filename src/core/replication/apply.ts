@@ -4,6 +4,7 @@ import type {
   ReplicatedChallenge,
   ReplicatedClient,
   ReplicatedFactor,
+  ReplicatedIdentity,
   ReplicatedKey,
   ReplicatedRecoveryCode,
   ReplicatedSession,
@@ -19,8 +20,10 @@ import {
   cutOffRevokes,
   cutoffAdvances,
   foldSessions,
+  keepsIdentity,
   mergeChallenge,
   mergeFactor,
+  mergeIdentity,
   mergeRecoveryCode,
   resolveClash,
   resolveEmailClash,
@@ -47,6 +50,11 @@ export interface ApplyResult {
    * is the username it was given for having none (derived from the address: not for logs).
    */
   emailClashes: Array<{ userId: string; winnerId: string; assignedUsername: string | null }>;
+  /**
+   * Provider accounts two regions linked (during a partition) to two live identities: the one
+   * kept live everywhere, and the one removed here (as in every region).
+   */
+  identityClashes: Array<{ provider: string; keptId: string; removedId: string }>;
   keysChanged: boolean;
   /** A service client was added, rotated or deleted here: the authentication snapshot must be reloaded. */
   clientsChanged: boolean;
@@ -73,6 +81,7 @@ export class BatchApplier {
       forks: [],
       renamed: [],
       emailClashes: [],
+      identityClashes: [],
       keysChanged: false,
       clientsChanged: false,
     };
@@ -117,6 +126,9 @@ export class BatchApplier {
           break;
         case 'mfa_token_uses':
           await this.applyTokenUse(trx, change.payload, now);
+          break;
+        case 'user_identities':
+          await this.applyIdentity(trx, change.payload, now, result);
           break;
       }
       result.applied += 1;
@@ -243,6 +255,45 @@ export class BatchApplier {
     if (incoming.expiresAt.getTime() <= now.getTime()) return;
     if (incoming.userId !== null && !(await this.ownerHere(trx, incoming.userId, 'a used mfaToken'))) return;
     await this.repo.insertTokenUse(trx, incoming);
+  }
+
+  /**
+   * Provider identities: inserted when new here, else merged by {@link mergeIdentity} (a removed
+   * identity stays removed). A live identity new here whose provider account another identity is
+   * live for (two regions linked it during a partition) is settled by {@link settleIdentityClash}.
+   */
+  private async applyIdentity(trx: Knex.Transaction, incoming: ReplicatedIdentity, now: Date, result: ApplyResult): Promise<void> {
+    if (!(await this.ownerHere(trx, incoming.userId, 'a provider identity'))) return;
+    const local = await this.repo.lockIdentity(trx, incoming.id);
+    if (!local) {
+      const state = incoming.removedAt === null ? await this.settleIdentityClash(trx, incoming, now, result) : incoming;
+      if (await this.repo.insertIdentity(trx, state)) return;
+    }
+    const held = local ?? (await this.repo.lockIdentity(trx, incoming.id));
+    if (!held) return;
+    const merged = mergeIdentity(held, incoming);
+    if (merged.changed) await this.repo.updateIdentity(trx, merged.state);
+  }
+
+  /**
+   * One provider account, two identities (docs/consistency.md#provider-identities): the one
+   * created first (then the lower id, {@link keepsIdentity}) stays live, the other is marked
+   * removed — the incoming one before it is inserted, or the one held here. The other identities
+   * of the pair that count are those live here, and those removed only after the incoming one was
+   * created (they were live alongside it). Every region decides alike, so none of it is shipped.
+   */
+  private async settleIdentityClash(trx: Knex.Transaction, incoming: ReplicatedIdentity, now: Date, result: ApplyResult): Promise<ReplicatedIdentity> {
+    const rivals = await this.repo.lockRivalIdentities(trx, incoming);
+    const kept = rivals.find((r) => keepsIdentity(r, incoming));
+    if (kept) {
+      result.identityClashes.push({ provider: incoming.provider, keptId: kept.id, removedId: incoming.id });
+      return { ...incoming, removedAt: now };
+    }
+    for (const rival of rivals.filter((r) => r.removedAt === null)) {
+      await this.repo.removeIdentity(trx, rival.id, now);
+      result.identityClashes.push({ provider: incoming.provider, keptId: incoming.id, removedId: rival.id });
+    }
+    return incoming;
   }
 
   /**

@@ -71,6 +71,15 @@ export class InboundReplication {
         origin,
       });
     }
+    for (const c of result.identityClashes) {
+      this.opts.log.warn('provider account linked in two regions: one identity kept, the other removed', {
+        event: 'replication.identity_conflict',
+        provider: c.provider,
+        keptId: c.keptId,
+        removedId: c.removedId,
+        origin,
+      });
+    }
     for (const sessionId of result.forks) {
       this.opts.log.warn('session rotated in two regions from the same token: revoked as reuse', { event: 'token.reused', sessionId, origin });
     }

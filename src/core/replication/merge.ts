@@ -2,6 +2,7 @@ import type {
   ReplicatedChallenge,
   ReplicatedClient,
   ReplicatedFactor,
+  ReplicatedIdentity,
   ReplicatedRecoveryCode,
   ReplicatedSession,
   ReplicatedUser,
@@ -206,6 +207,45 @@ export function mergeRecoveryCode(local: ReplicatedRecoveryCode, incoming: Repli
     version: Math.max(local.version, incoming.version),
   };
   return { state, changed: ends || state.version !== local.version };
+}
+
+/**
+ * The provider-identity fold: a removed identity stays removed (the first removal applied here
+ * stays, with its time); the latest use is kept; the higher version is kept, and with it the
+ * address as the provider last gave it. Whose identity it is, the pair and when it was created
+ * never change.
+ */
+export function mergeIdentity(local: ReplicatedIdentity, incoming: ReplicatedIdentity): RowMerge<ReplicatedIdentity> {
+  const newer = incoming.version > local.version;
+  const state: ReplicatedIdentity = {
+    ...local,
+    email: newer ? incoming.email : local.email,
+    emailVerified: newer ? incoming.emailVerified : local.emailVerified,
+    lastUsedAt: incoming.lastUsedAt.getTime() > local.lastUsedAt.getTime() ? incoming.lastUsedAt : local.lastUsedAt,
+    removedAt: local.removedAt ?? incoming.removedAt,
+    version: Math.max(local.version, incoming.version),
+  };
+  const changed =
+    state.email !== local.email ||
+    state.emailVerified !== local.emailVerified ||
+    state.lastUsedAt !== local.lastUsedAt ||
+    state.removedAt !== local.removedAt ||
+    state.version !== local.version;
+  return { state, changed };
+}
+
+/** What ranks two live identities of one provider account (two regions linked it during a partition). */
+export type IdentityRank = Pick<ReplicatedIdentity, 'id' | 'createdAt'>;
+
+/**
+ * Whether `a` stays the live identity of a provider account that `b` is live for too: the one
+ * created first, then the lower id. A function of the two rows alone, so every region keeps the
+ * same one whichever it held first, and marks the other removed.
+ */
+export function keepsIdentity(a: IdentityRank, b: IdentityRank): boolean {
+  const [ta, tb] = [a.createdAt.getTime(), b.createdAt.getTime()];
+  if (ta !== tb) return ta < tb;
+  return a.id < b.id;
 }
 
 /**

@@ -7,6 +7,7 @@ import type {
   ReplicatedClient,
   ReplicatedEntity,
   ReplicatedFactor,
+  ReplicatedIdentity,
   ReplicatedKey,
   ReplicatedRecoveryCode,
   ReplicatedTokenUse,
@@ -100,6 +101,8 @@ const session = z
     // password login when the session began, as the sessions repository reads such rows.
     auth_time: optionalTimestamp,
     amr,
+    // Absent from peers before 0010-identities (and null but for a provider sign-in).
+    idp: optionalText,
     version: bigint,
   })
   .transform((s): ReplicatedSession => ({
@@ -117,6 +120,7 @@ const session = z
     ip: s.ip,
     authTime: s.auth_time ?? s.created_at,
     amr: s.amr ?? ['pwd'],
+    idp: s.idp,
     version: s.version,
   }));
 
@@ -256,6 +260,34 @@ const tokenUse = z
   .object({ id: z.string(), user_id: optionalText, home_region: z.string(), used_at: timestamp, expires_at: timestamp })
   .transform((u): ReplicatedTokenUse => ({ id: u.id, userId: u.user_id, homeRegion: u.home_region, usedAt: u.used_at, expiresAt: u.expires_at }));
 
+const identity = z
+  .object({
+    id: z.string(),
+    user_id: z.string(),
+    provider: z.string(),
+    subject: z.string(),
+    email: optionalText,
+    email_verified: z.boolean(),
+    home_region: z.string(),
+    created_at: timestamp,
+    last_used_at: timestamp,
+    removed_at: optionalTimestamp,
+    version: bigint,
+  })
+  .transform((i): ReplicatedIdentity => ({
+    id: i.id,
+    userId: i.user_id,
+    provider: i.provider,
+    subject: i.subject,
+    email: i.email,
+    emailVerified: i.email_verified,
+    homeRegion: i.home_region,
+    createdAt: i.created_at,
+    lastUsedAt: i.last_used_at,
+    removedAt: i.removed_at,
+    version: i.version,
+  }));
+
 const batchSchema = z.strictObject({
   origin: z.string(),
   batchId: z.string().min(1).max(200),
@@ -272,6 +304,7 @@ const batchSchema = z.strictObject({
         z.strictObject({ entity: z.literal('mfa_factors'), payload: factor }),
         z.strictObject({ entity: z.literal('mfa_recovery_codes'), payload: recoveryCode }),
         z.strictObject({ entity: z.literal('mfa_token_uses'), payload: tokenUse }),
+        z.strictObject({ entity: z.literal('user_identities'), payload: identity }),
       ]),
     )
     .max(10_000),

@@ -91,6 +91,7 @@ export class SessionService {
       ip: meta.ip ?? null,
       authTime: auth.authTime,
       amr: auth.amr,
+      idp: auth.idp ?? null,
     };
     return { session, owner, refreshToken: this.tokenFor(session) };
   }

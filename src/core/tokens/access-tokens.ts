@@ -24,10 +24,12 @@ export interface AccessClaims {
   email_verified?: boolean;
   /** OIDC Core §2: when the user last authenticated in this session (seconds). */
   auth_time?: number;
-  /** RFC 8176: how (`pwd`, `otp`, `mfa`). */
+  /** RFC 8176: how (`pwd`, `otp`, `mfa`; `fed` through a provider, src/model/mfa.ts). */
   amr?: Amr[];
   /** `aal1`, or `aal2` after a second factor (NIST SP 800-63B). */
   acr?: 'aal1' | 'aal2';
+  /** The provider (`identity.providers` id) the session was signed in through; absent otherwise. */
+  idp?: string;
 }
 
 /** Whom a token is issued to. */
@@ -37,7 +39,7 @@ export interface TokenSubject {
   email: string | null;
   emailVerified: boolean;
   sessionId: string;
-  /** How and when the session's user last authenticated (the `auth_time`, `amr` and `acr` claims). */
+  /** How and when the session's user last authenticated (the `auth_time`, `amr`, `acr` and `idp` claims). */
   auth?: AuthContext;
 }
 
@@ -113,6 +115,7 @@ export class AccessTokens {
       claims.auth_time = Math.floor(subject.auth.authTime.getTime() / 1000);
       claims.amr = subject.auth.amr;
       claims.acr = acrOf(subject.auth.amr);
+      if (subject.auth.idp) claims.idp = subject.auth.idp;
     }
     const input = `${this.header(kid, alg)}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}`;
     const data = Buffer.from(input);

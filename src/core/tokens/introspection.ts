@@ -32,6 +32,8 @@ export interface ActiveToken {
   auth_time?: number;
   amr?: Amr[];
   acr?: 'aal1' | 'aal2';
+  /** The provider the session was signed in through. */
+  idp?: string;
 }
 
 /** RFC 7662 §2.2: a token that is not active gets this and nothing else (no reason is told). */
@@ -120,6 +122,7 @@ export class TokenIntrospection {
     if (claims.auth_time !== undefined) active.auth_time = claims.auth_time;
     if (claims.amr !== undefined) active.amr = claims.amr;
     if (claims.acr !== undefined) active.acr = claims.acr;
+    if (claims.idp !== undefined) active.idp = claims.idp;
     return active;
   }
 
@@ -147,6 +150,7 @@ export class TokenIntrospection {
     active.auth_time = Math.floor(session.authTime.getTime() / 1000);
     active.amr = session.amr;
     active.acr = acrOf(session.amr);
+    if (session.idp !== null) active.idp = session.idp;
     return active;
   }
 }

@@ -43,12 +43,12 @@ export class PasswordHasher {
     });
   }
 
-  /** Returns the argon2id PHC string for `password`, with a fresh random salt. */
+  /** Returns the argon2id PHC string for `password` (parameters in the standard order, {@link standardPhc}), with a fresh random salt. */
   async hash(password: string): Promise<string> {
     const started = performance.now();
     const hash = await argon2.hash(password, { type: argon2.argon2id, ...this.params });
     this.observe?.('hash', (performance.now() - started) / 1000);
-    return hash;
+    return standardPhc(hash);
   }
 
   /**
@@ -105,4 +105,33 @@ export class PasswordHasher {
       return true;
     }
   }
+
+  /**
+   * What a stored hash should become after `password` matched it, or `undefined` when it is fine
+   * as it is: a fresh hash when its algorithm or cost parameters are not the current ones; the
+   * same hash in the standard parameter order when only the order differs (no argon2 run: the
+   * salt and digest do not change).
+   */
+  async upgrade(hash: string, password: string): Promise<string | undefined> {
+    if (this.needsRehash(hash)) return this.hash(password);
+    const standard = standardPhc(hash);
+    return standard === hash ? undefined : standard;
+  }
+}
+
+// `$argon2id$v=19$m=…,p=…,t=…$salt$digest`: the order the argon2 package (0.4x) writes.
+const ARGON2_MPT = /^\$(argon2(?:id|i|d))\$v=(\d+)\$m=(\d+),p=(\d+),t=(\d+)\$([^$]+)\$([^$]+)$/;
+
+/**
+ * An argon2 PHC string with its parameters in the order the PHC string format specifies (m, t, p).
+ * The `argon2` package writes them as m, p, t (its issue #559); libargon2's own decoder, libsodium,
+ * argon2-cffi, Symfony and Spring Security refuse such strings, so every hash authctl stores or
+ * exports is put in the standard order. Reordering changes neither the salt nor the digest; the
+ * package verifies either order. Anything else is returned as it is.
+ */
+export function standardPhc(hash: string): string {
+  const m = ARGON2_MPT.exec(hash);
+  if (!m) return hash;
+  const [, alg, v, mem, p, t, salt, digest] = m;
+  return `$${alg}$v=${v}$m=${mem},t=${t},p=${p}$${salt}$${digest}`;
 }

@@ -222,7 +222,25 @@ export class UserService {
         'the e-mail address of this account is not verified yet: use the code or link sent to it (POST /v1/auth/email/verify/send sends another)',
       );
     }
+    // Off the response path: the login does not wait for a better hash, nor fail for want of one.
+    if (user.passwordHash !== null) void this.upgradeHash(user.id, user.passwordHash, password);
     return user;
+  }
+
+  /**
+   * Replaces a hash the password just matched when it is not what authctl writes today (older
+   * cost parameters, the non-standard parameter order): {@link PasswordHasher.upgrade}. A failure
+   * is logged and the login stands; the next one tries again.
+   */
+  private async upgradeHash(userId: string, hash: string, password: string): Promise<void> {
+    try {
+      const better = await this.opts.hasher.upgrade(hash, password);
+      if (better !== undefined && (await this.opts.repo.replacePasswordHash(userId, hash, better, this.opts.clock.now()))) {
+        this.opts.log.info('password hash upgraded', { event: 'user.password_rehashed', userId });
+      }
+    } catch (err) {
+      this.opts.log.warn('password hash upgrade failed', { event: 'user.password_rehash_failed', userId, err });
+    }
   }
 
   private async findForLogin(identifier: LoginIdentifier): Promise<UserRecord | undefined> {

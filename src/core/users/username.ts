@@ -43,3 +43,41 @@ export function normalizeUsername(raw: string): string {
   }
   return username;
 }
+
+/** How much of a provider's name a derived username keeps (the rest of the 64 is room for a suffix). */
+const DERIVED_BASE_MAX = 48;
+// What a username may hold, but "@" (a derived username should not look like an address).
+const NOT_NAME = /[^\p{L}\p{M}\p{Nd}._-]/gu;
+
+/**
+ * A username for an account a provider sign-in creates, from what the provider said, in order:
+ * its `preferred_username`, the local part of its address, its `name` — the first that leaves
+ * at least 3 characters once folded like a username, spaces turned into ".", everything else a
+ * username may not hold removed (and "@" with what follows it), "._-" trimmed from the ends and
+ * cut to 48 code points; `user` when none does. `Ada Lovelace` → `ada.lovelace`.
+ */
+export function usernameBase(sources: ReadonlyArray<string | null | undefined>): string {
+  for (const source of sources) {
+    if (!source) continue;
+    const at = source.indexOf('@');
+    const name = foldUsername(at >= 0 ? source.slice(0, at) : source)
+      .replace(/\s+/gu, '.')
+      .replace(NOT_NAME, '')
+      .replace(/^[._-]+|[._-]+$/gu, '');
+    const cut = [...name]
+      .slice(0, DERIVED_BASE_MAX)
+      .join('')
+      .replace(/[._-]+$/u, '');
+    if ([...cut].length >= USERNAME_MIN_LENGTH) return foldUsername(cut);
+  }
+  return 'user';
+}
+
+/**
+ * The usernames to try for a base, in order: the base, then `<base>2` … `<base>20` — or, with
+ * `tail`, only `<base>-<tail>` after the base. Each is valid by the rules above.
+ */
+export function usernameCandidates(base: string, tail?: string): string[] {
+  if (tail !== undefined) return [base, `${base}-${tail}`];
+  return [base, ...Array.from({ length: 19 }, (_, i) => `${base}${i + 2}`)];
+}

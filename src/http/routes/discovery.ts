@@ -43,7 +43,7 @@ export const discoverySchema = z.object({
 export type DiscoveryDocument = z.infer<typeof discoverySchema>;
 
 /** Every claim an access token can carry (docs/api.md#access-tokens). */
-const CLAIMS = ['iss', 'sub', 'aud', 'exp', 'iat', 'jti', 'sid', 'region', 'preferred_username', 'email', 'email_verified', 'auth_time', 'amr', 'acr'];
+const CLAIMS = ['iss', 'sub', 'aud', 'exp', 'iat', 'jti', 'sid', 'region', 'preferred_username', 'email', 'email_verified', 'auth_time', 'amr', 'acr', 'idp'];
 
 /**
  * The document of this region: its own `issuer` (`tokens.issuer`), and URLs under `publicUrl`

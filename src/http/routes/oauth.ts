@@ -54,6 +54,7 @@ export const introspectionResponseSchema = z.object({
   auth_time: z.number().int().optional(),
   amr: z.array(z.enum(AMR_VALUES)).optional(),
   acr: z.enum(['aal1', 'aal2']).optional(),
+  idp: z.string().optional().meta({ description: 'The provider the session was signed in through (absent otherwise)' }),
 });
 
 function formOf(ctx: Context): Record<string, string> {

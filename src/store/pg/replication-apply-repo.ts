@@ -3,6 +3,7 @@ import type {
   ReplicatedChallenge,
   ReplicatedClient,
   ReplicatedFactor,
+  ReplicatedIdentity,
   ReplicatedKey,
   ReplicatedRecoveryCode,
   ReplicatedSession,
@@ -16,6 +17,7 @@ import { factorColumns, toFactor, type FactorDbRow } from './mfa-factors-repo.js
 import { recoveryCodeColumns, toRecoveryCode, type RecoveryCodeDbRow } from './mfa-recovery-codes-repo.js';
 import { tokenUseColumns } from './mfa-token-uses-repo.js';
 import { guard } from './errors.js';
+import { identityColumns, toIdentity, type IdentityDbRow } from './identities-repo.js';
 import { serviceClientColumns, toServiceClient, type ServiceClientDbRow } from './service-clients-repo.js';
 import { toSession, type SessionDbRow } from './sessions-repo.js';
 import { toUserRecord, userColumns, type UserDbRow } from './users-repo.js';
@@ -174,6 +176,8 @@ export class ReplicationApplyRepo {
         expires_at: s.expiresAt,
         user_agent: s.userAgent,
         ip: s.ip,
+        // Set at the login and never changed: written with the row, not merged.
+        idp: s.idp,
       })),
     );
   }
@@ -279,6 +283,45 @@ export class ReplicationApplyRepo {
   /** Records a used mfaToken; a use recorded before (here or by another batch) stays as it is. */
   async insertTokenUse(trx: Knex.Transaction, u: ReplicatedTokenUse): Promise<void> {
     await trx('mfa_token_uses').insert(tokenUseColumns(u)).onConflict('id').ignore();
+  }
+
+  // ---- provider identities
+
+  /** The local identity, locked for the rest of the transaction. */
+  async lockIdentity(trx: Knex.Transaction, id: string): Promise<ReplicatedIdentity | undefined> {
+    const row = await trx<IdentityDbRow>('user_identities').where({ id }).forUpdate().first();
+    return row && toIdentity(row);
+  }
+
+  /**
+   * The other identities of the same provider account that were live when `identity` was
+   * created: those live here, and those removed after its creation; locked.
+   */
+  async lockRivalIdentities(trx: Knex.Transaction, identity: ReplicatedIdentity): Promise<ReplicatedIdentity[]> {
+    const rows = await trx<IdentityDbRow>('user_identities')
+      .where({ provider: identity.provider, subject: identity.subject })
+      .whereNot({ id: identity.id })
+      .andWhere((q) => void q.whereNull('removed_at').orWhere('removed_at', '>', identity.createdAt))
+      .forUpdate();
+    return rows.map(toIdentity);
+  }
+
+  /** Inserts an identity new here; false when another batch inserted it meanwhile. */
+  async insertIdentity(trx: Knex.Transaction, i: ReplicatedIdentity): Promise<boolean> {
+    const rows = await trx('user_identities').insert(identityColumns(i)).onConflict('id').ignore().returning('id');
+    return rows.length > 0;
+  }
+
+  /** Writes back the merged state of an identity (what a merge may change). */
+  async updateIdentity(trx: Knex.Transaction, i: ReplicatedIdentity): Promise<void> {
+    await trx('user_identities')
+      .where({ id: i.id })
+      .update({ email: i.email, email_verified: i.emailVerified, last_used_at: i.lastUsedAt, removed_at: i.removedAt, version: i.version });
+  }
+
+  /** Marks the loser of an identity clash removed: every region does the same, so this is not shipped and the version stays. */
+  async removeIdentity(trx: Knex.Transaction, id: string, now: Date): Promise<void> {
+    await trx('user_identities').where({ id }).whereNull('removed_at').update({ removed_at: now });
   }
 
   // ---- service clients

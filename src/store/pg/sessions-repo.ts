@@ -22,6 +22,8 @@ export interface SessionDbRow {
   /** Null on sessions from before 0009-second-factors. */
   auth_time: Date | null;
   amr: Amr[] | null;
+  /** Null but for a provider sign-in (0010-identities). */
+  idp: string | null;
 }
 
 interface OwnerColumns {
@@ -51,6 +53,7 @@ export function toSession(row: SessionDbRow): SessionRecord {
     // What a session opened before authctl recorded it was: a password login, at its start.
     authTime: row.auth_time ?? row.created_at,
     amr: row.amr ?? ['pwd'],
+    idp: row.idp ?? null,
   };
 }
 
@@ -73,7 +76,7 @@ function toSessionWithOwner(row: SessionDbRow & OwnerColumns): SessionWithOwner 
 const OWNER_COLUMNS = `u.id as owner_id, u.username as owner_username, u.home_region as owner_home_region,
   u.created_at as owner_created_at, u.status as owner_status, u.email as owner_email, u.email_verified_at as owner_email_verified_at`;
 const SESSION_COLUMNS = `s.id, s.user_id, s.home_region, s.counter, s.created_at, s.last_used_at, s.rotated_at,
-  s.expires_at, s.revoked_at, s.revoke_reason, s.user_agent, s.ip, s.auth_time, s.amr`;
+  s.expires_at, s.revoked_at, s.revoke_reason, s.user_agent, s.ip, s.auth_time, s.amr, s.idp`;
 
 const DEADLOCK = '40P01';
 
@@ -132,6 +135,7 @@ export class SessionsRepo {
         ip: session.ip,
         auth_time: session.authTime,
         amr: session.amr,
+        idp: session.idp,
       }),
     );
   }

@@ -135,6 +135,13 @@ export class UsersRepo {
     return row ? toUserRecord(row) : undefined;
   }
 
+  /** Which of these usernames some user holds (from the writer). */
+  async usernamesTaken(usernames: string[], ex: Executor = this.db.writer): Promise<string[]> {
+    if (usernames.length === 0) return [];
+    const rows = await guard(ex<{ username: string }>('users').whereIn('username', usernames).select('username'));
+    return rows.map((r) => r.username);
+  }
+
   async findById(id: string, ex: Executor = this.db.writer): Promise<UserRecord | undefined> {
     const row = await guard(ex<UserDbRow>('users').where({ id }).first());
     return row ? toUserRecord(row) : undefined;
@@ -191,6 +198,21 @@ export class UsersRepo {
         .returning('*'),
     );
     return row ? toUserRecord(row) : undefined;
+  }
+
+  /**
+   * The same password in a better hash (after a login proved it: new cost parameters, a foreign
+   * format, the standard parameter order). Not a password change: sessions, `password_changed_at`
+   * and the codes it voids are untouched. Only when the stored hash is still `from`, so a password
+   * change that lands first is never overwritten; false when it did.
+   */
+  async replacePasswordHash(id: string, from: string, to: string, now: Date, ex: Executor = this.db.writer): Promise<boolean> {
+    const rows = await guard(
+      ex('users')
+        .where({ id, password_hash: from })
+        .update({ password_hash: to, updated_at: now, version: ex.raw('version + 1') }, ['id']),
+    );
+    return rows.length > 0;
   }
 
   /**

@@ -8,6 +8,7 @@ import * as emailIdentity from './0006-email-identity.js';
 import * as scaleIndexes from './0007-scale-indexes.js';
 import * as serviceClients from './0008-service-clients.js';
 import * as secondFactors from './0009-second-factors.js';
+import * as standardHashes from './0011-standard-hashes.js';
 import * as identities from './0010-identities.js';
 
 interface Migration {
@@ -31,6 +32,7 @@ const MIGRATIONS: Migration[] = [
   { name: '0008-service-clients', ...serviceClients },
   { name: '0009-second-factors', ...secondFactors },
   { name: '0010-identities', ...identities },
+  { name: '0011-standard-hashes', ...standardHashes },
 ];
 
 export const migrationSource: Knex.MigrationSource<Migration> = {
