@@ -8,9 +8,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair } from 'jose';
 import { escapeHtml } from '../mail/templates.js';
+import { closeNow, listenPreferring } from './listen.js';
 
 export interface DevProviderOptions {
   /** The relying party's redirect URIs (authctl's `/v1/auth/oidc/<id>/callback`). */
@@ -227,11 +227,7 @@ export async function startDevProvider(options: DevProviderOptions): Promise<Dev
   if (!Provider) return undefined;
   const host = options.host ?? '127.0.0.1';
   const server: Server = createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? 0, host, () => resolve());
-  });
-  const issuer = `http://${host}:${(server.address() as AddressInfo).port}`;
+  const issuer = `http://${host}:${await listenPreferring(server, options.port, host)}`;
   const clientId = 'authctl-dev';
   const clientSecret = randomBytes(24).toString('base64url');
   const { privateKey } = await generateKeyPair('RS256', { extractable: true });
@@ -290,10 +286,6 @@ export async function startDevProvider(options: DevProviderOptions): Promise<Dev
     issuer,
     clientId,
     clientSecret,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
+    close: () => closeNow(server),
   };
 }
