@@ -374,7 +374,22 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
     telemetry,
     region: config.region,
   });
-  const admin = new Admin({ config, clock, db, stats: repos.stats, usage: repos.usage, cache, jobs, keys, accessTokens, users, sessions, mfa, identities });
+  const admin = new Admin({
+    config,
+    clock,
+    db,
+    stats: repos.stats,
+    usage: repos.usage,
+    cache,
+    jobs,
+    keys,
+    accessTokens,
+    users,
+    sessions,
+    mfa,
+    identities,
+    exportRows: { users: repos.users, identities: repos.identities },
+  });
   const oidc = new OidcFlows({
     config,
     stateKeys: secrets?.macKeys(OIDC_STATE_KEY_PURPOSE),

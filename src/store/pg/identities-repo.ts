@@ -17,6 +17,9 @@ export interface IdentityDbRow {
   version: string | number;
 }
 
+/** What `authctl user export` writes of an identity. */
+export type ExportedIdentityRow = Pick<IdentityDbRow, 'user_id' | 'provider' | 'subject' | 'email' | 'email_verified'>;
+
 export function toIdentity(row: IdentityDbRow): IdentityRecord {
   return {
     id: row.id,
@@ -87,6 +90,20 @@ export class IdentitiesRepo {
         .orderBy([{ column: 'created_at' }, { column: 'id' }]),
     );
     return rows.map(toIdentity);
+  }
+
+  /**
+   * The live identities of the users whose ids lie in [`firstUserId`, `lastUserId`], by user then
+   * oldest first: one query for a page of `authctl user export` (the page is a range of ids).
+   */
+  async liveInUserRange(firstUserId: string, lastUserId: string, ex: Executor): Promise<ExportedIdentityRow[]> {
+    return guard(
+      ex<ExportedIdentityRow>('user_identities')
+        .select('user_id', 'provider', 'subject', 'email', 'email_verified')
+        .whereBetween('user_id', [firstUserId, lastUserId])
+        .whereNull('removed_at')
+        .orderBy([{ column: 'user_id' }, { column: 'created_at' }, { column: 'id' }]),
+    );
   }
 
   /** Records a sign-in through the identity (its address as the provider gives it now, too). */
