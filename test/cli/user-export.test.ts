@@ -19,19 +19,11 @@ import { loginTokens } from '../helpers/assert.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { haveArgon2Cffi, libargon2 } from '../helpers/libargon2.js';
 import { oathtool } from '../mfa/support.js';
+import { parseExport } from './portable-users.js';
 import { describeRun, expectJson, expectJsonError, expectNoStackTrace, runCli, type CliResult } from './run-cli.js';
 
 const PASSWORD = 'export-passphrase-7';
 const FIELDS = ['id', 'username', 'email', 'emailVerified', 'emailVerifiedAt', 'passwordHash', 'disabled', 'createdAt', 'homeRegion', 'identities'];
-
-/** The lines of an NDJSON export, parsed. */
-export function parseExport(text: string): PortableUser[] {
-  expect(text.endsWith('\n') || text === '', 'every line ends with a newline').to.equal(true);
-  return text
-    .split('\n')
-    .filter((line) => line !== '')
-    .map((line) => JSON.parse(line) as PortableUser);
-}
 
 describe('authctl user export (spawned as an admin runs it, and its core)', function () {
   this.timeout(60_000);
