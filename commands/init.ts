@@ -2,22 +2,25 @@ import { Flags } from '@oclif/core';
 import { displayPath } from '../src/cli/config-file.js';
 import { liveChecks } from '../src/cli/connections.js';
 import { runInit, shellQuote, type InitResult } from '../src/cli/init.js';
-import type { InitAnswers } from '../src/cli/init-wizard.js';
+import { GOOGLE_SECRET_ENV, type InitAnswers } from '../src/cli/init-wizard.js';
+import { callbackUrl } from '../src/cli/providers.js';
+import { readPasswordFromStdin } from './_io.js';
 import { paint } from '../src/cli/table.js';
 import { AppError } from '../src/platform/errors.js';
 import { BaseCommand } from './_base.js';
 
 export default class Init extends BaseCommand<typeof Init> {
   static override summary = "Write a region's config file: a guided set-up at a terminal, or from flags with --yes.";
-  static override description = `At a terminal, asks for the region name, public URL, PostgreSQL, Redis and SMTP URLs (trying each connection, and asking again until it works; a missing database can be created; no SMTP URL: mail stays off), token lifetimes and peer regions; then writes config/<region>.json and offers to run the migrations.
+  static override description = `At a terminal, asks for the region name, public URL, PostgreSQL, Redis and SMTP URLs (trying each connection, and asking again until it works; a missing database can be created; no SMTP URL: mail stays off), whether to enable "Sign in with Google" (client ID, client secret, the app URLs sign-in may return to), token lifetimes and peer regions; then writes config/<region>.json and offers to run the migrations.
 
-The server secret is generated here and never written to the config file: the file says "env:AUTHCTL_SECRET" and the secret is shown once, as the export line to keep (or written to --secrets-file). Peer secrets and URLs with passwords are handled the same way.
+The server secret is generated here and never written to the config file: the file says "env:AUTHCTL_SECRET" and the secret is shown once, as the export line to keep (or written to --secrets-file). Peer secrets, the Google client secret ("env:AUTHCTL_GOOGLE_CLIENT_SECRET") and URLs with passwords are handled the same way.
 
 In scripts and CI, pass --yes with the values as flags (anything not given takes its default; connections are checked unless --no-check). An existing file is never overwritten without --force (exit 4).`;
   static override examples = [
     '<%= config.bin %> init',
     '<%= config.bin %> init --yes --region eu-west-1 --public-url https://auth.eu-west-1.example.com --database-url postgres://authctl@db:5432/authctl --redis-url redis://redis:6379 --secrets-file config/eu-west-1.env --migrate',
     '<%= config.bin %> init --yes --region us-east-1 --peer eu-west-1=https://auth.eu-west-1.example.com --output config/us.json --no-check --json',
+    'printf %s "$GOOGLE_SECRET" | <%= config.bin %> init --yes --public-url https://auth.example.com --google-client-id 1234-abc.apps.googleusercontent.com --google-client-secret-stdin --redirect-url https://app.example.com/auth/callback',
   ];
   static override flags = {
     yes: Flags.boolean({ char: 'y', summary: 'Do not ask: take every value from the flags (defaults for the rest).' }),
@@ -30,6 +33,13 @@ In scripts and CI, pass --yes with the values as flags (anything not given takes
     'access-ttl': Flags.integer({ summary: 'Access token lifetime in seconds (default 900).' }),
     'refresh-ttl': Flags.integer({ summary: 'Session (refresh token) lifetime in seconds (default 1209600, 14 days).' }),
     peer: Flags.string({ summary: 'A peer region as name=url (repeatable); its shared secret is generated.', multiple: true }),
+    'google-client-id': Flags.string({
+      summary: 'Enable "Sign in with Google" with this OAuth client ID; its secret is read from standard input (--google-client-secret-stdin).',
+    }),
+    'google-client-secret-stdin': Flags.boolean({
+      summary: 'Read the Google client secret from standard input: it goes to AUTHCTL_GOOGLE_CLIENT_SECRET, never the file.',
+    }),
+    'redirect-url': Flags.string({ summary: 'An app URL provider sign-in may return to (repeatable; a trailing * allows a path prefix).', multiple: true }),
     output: Flags.string({ char: 'o', summary: 'Config file to write (default config/<region>.json).' }),
     'secrets-file': Flags.string({ summary: 'Also write the secrets as export lines to this file (mode 600).' }),
     force: Flags.boolean({ summary: 'Overwrite an existing config (and env) file.' }),
@@ -48,7 +58,7 @@ In scripts and CI, pass --yes with the values as flags (anything not given takes
     }
     const result = await runInit({
       interactive,
-      given: this.given(),
+      given: await this.given(),
       output: this.flags.output,
       secretsFile: this.flags['secrets-file'],
       force: this.flags.force,
@@ -63,7 +73,7 @@ In scripts and CI, pass --yes with the values as flags (anything not given takes
     return result;
   }
 
-  private given(): Partial<InitAnswers> {
+  private async given(): Promise<Partial<InitAnswers>> {
     const f = this.flags;
     const peers = (f.peer ?? []).map((spec) => {
       const at = spec.indexOf('=');
@@ -79,6 +89,16 @@ In scripts and CI, pass --yes with the values as flags (anything not given takes
     if (f['refresh-ttl'] !== undefined) given.refreshTtl = f['refresh-ttl'];
     if (f['smtp-url'] !== undefined && f['smtp-url'] !== '') given.smtpUrl = f['smtp-url'];
     if (f['mail-from'] !== undefined) given.mailFrom = f['mail-from'];
+    if (f['redirect-url']) given.redirectUrls = f['redirect-url'];
+    if (f['google-client-secret-stdin'] && !f['google-client-id'])
+      throw new AppError('invalid_request', '--google-client-secret-stdin: needs --google-client-id');
+    if (f['google-client-id'] !== undefined) {
+      // Never a flag: flags end up in shell history and `ps`.
+      if (!f['google-client-secret-stdin']) {
+        throw new AppError('invalid_request', '--google-client-id: pass the client secret on standard input with --google-client-secret-stdin');
+      }
+      given.google = { clientId: f['google-client-id'], clientSecret: (await readPasswordFromStdin(process.stdin, 'Google client secret')).trim() };
+    }
     return given;
   }
 
@@ -95,6 +115,9 @@ In scripts and CI, pass --yes with the values as flags (anything not given takes
       for (const name of result.entered) this.say(`  export ${name}=…   # the value you entered`);
     }
     if (result.migrated) this.say(`${paint('green', '✔')} Migrated the database.`);
+    if (result.secretNames.includes(GOOGLE_SECRET_ENV)) {
+      this.say(`\n"Sign in with Google": enter ${callbackUrl(String(result.config.publicUrl), 'google')} as an authorized redirect URI of the OAuth client.`);
+    }
     const peers = result.secretNames.filter((name) => name.startsWith('AUTHCTL_PEER_'));
     if (peers.length) this.say(`\nGive each peer its shared secret (${peers.join(', ')}): both sides need the same value.`);
     this.say(`\n${paint('bold', 'Next')}:`);

@@ -323,7 +323,6 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
   const limiterStore =
     cache.driver === 'redis' ? redisLimiterStore(config.cache, db.writer) : config.http.processes > 1 ? postgresLimiterStore(db.writer) : memoryLimiterStore();
   const throttle = new LoginThrottle({ config: config.rateLimit, store: limiterStore, log, registry: metrics.registry });
-  const admin = new Admin({ config, clock, db, stats: repos.stats, usage: repos.usage, cache, jobs, keys, accessTokens, users, sessions, mfa });
 
   // Each flow that sends mail registers its composers here, beside `test`.
   const codes = secrets ? new ChallengeCodes(secrets) : undefined;
@@ -375,6 +374,7 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
     telemetry,
     region: config.region,
   });
+  const admin = new Admin({ config, clock, db, stats: repos.stats, usage: repos.usage, cache, jobs, keys, accessTokens, users, sessions, mfa, identities });
   const oidc = new OidcFlows({
     config,
     stateKeys: secrets?.macKeys(OIDC_STATE_KEY_PURPOSE),

@@ -2,13 +2,15 @@ import { Args } from '@oclif/core';
 import type { UserDetails } from '../../src/admin/users.js';
 import { details } from '../../src/cli/table.js';
 import { BaseCommand } from '../_base.js';
+import { table } from '../_io.js';
 import { USER_ARG } from './_user.js';
 
 export default class UserShow extends BaseCommand<typeof UserShow> {
-  static override summary = 'Show one user, with the number of live sessions.';
+  static override summary = 'Show one user, with the number of live sessions and their provider identities.';
   static override description =
     'By id, username or e-mail address (usernames are matched after normalization and addresses case-insensitively, so case does not matter). ' +
-    'Shows the address, whether it is verified and since when. Never shows the password hash.';
+    'Shows the address, whether it is verified and since when, and each provider identity (provider, subject, the address it gave, created, last used). ' +
+    'Never shows the password hash.';
   static override examples = [
     '<%= config.bin %> user show alice',
     '<%= config.bin %> user show alice@example.com',
@@ -18,7 +20,13 @@ export default class UserShow extends BaseCommand<typeof UserShow> {
 
   async run(): Promise<UserDetails> {
     const view = await this.container.admin.users.show(this.args.user);
-    this.say(details(view));
+    const { identities, ...user } = view;
+    this.say(details(user));
+    this.say(
+      identities.length
+        ? `\nidentities\n${table(identities as unknown as Array<Record<string, unknown>>, ['provider', 'subject', 'email', 'createdAt', 'lastUsedAt'])}`
+        : '\nidentities  -',
+    );
     return view;
   }
 }

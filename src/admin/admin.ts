@@ -1,6 +1,7 @@
 import type { Config } from '../config/schema.js';
 import type { KeyInfo, KeyRing } from '../core/keys/key-ring.js';
 import type { MfaFactors } from '../core/mfa/mfa-factors.js';
+import type { IdentityAccounts } from '../core/oidc/identity-accounts.js';
 import type { SessionService } from '../core/sessions/session-service.js';
 import type { AccessTokens } from '../core/tokens/access-tokens.js';
 import type { UserService } from '../core/users/user-service.js';
@@ -30,6 +31,7 @@ export interface AdminDeps {
   users: Pick<UserService, 'find' | 'list'>;
   sessions: Pick<SessionService, 'findById' | 'listForUser' | 'revoke' | 'revokeAllForUser'>;
   mfa: Pick<MfaFactors, 'overview' | 'activeTypes' | 'reset'>;
+  identities: Pick<IdentityAccounts, 'list' | 'unlink'>;
 }
 
 export interface MigrationStatus {
@@ -49,7 +51,7 @@ export class Admin {
   readonly mfa: AdminMfa;
 
   constructor(private readonly deps: AdminDeps) {
-    this.users = new AdminUsers({ users: deps.users, sessions: deps.sessions, mfa: deps.mfa });
+    this.users = new AdminUsers({ users: deps.users, sessions: deps.sessions, mfa: deps.mfa, identities: deps.identities });
     this.mfa = new AdminMfa({ users: deps.users, mfa: deps.mfa });
     this.sessions = new AdminSessions({ users: deps.users, sessions: deps.sessions, clock: deps.clock });
     this.cache = new AdminCache(deps.cache);

@@ -1,6 +1,7 @@
 import { confirm, input, number, password } from '@inquirer/prompts';
 import { configSchema } from '../config/schema.js';
 import type { ConnectionChecks } from './connections.js';
+import { callbackUrl } from './providers.js';
 import { envReference, generateSecret, peerSecretEnv, type ConfigFileValues, type PeerEntry } from './config-file.js';
 
 /** What `authctl init` needs to write a region's config file. */
@@ -18,6 +19,10 @@ export interface InitAnswers {
   smtpUrl?: string;
   /** The sender (mail.from); required with `smtpUrl`. */
   mailFrom?: string;
+  /** "Sign in with Google": the OAuth client from Google Cloud console. Absent: no provider. */
+  google?: { clientId: string; clientSecret: string };
+  /** Where provider sign-in may send the browser back (identity.redirectUrls); required with `google`. */
+  redirectUrls?: string[];
 }
 
 export const INIT_DEFAULTS = {
@@ -54,7 +59,36 @@ export const FIELDS = {
   peer: (v: unknown) => ({ regions: { peers: [v] } }),
   smtpUrl: (v: unknown) => ({ mail: { smtpUrl: v } }),
   mailFrom: (v: unknown) => ({ mail: { from: v } }),
+  googleClientId: (v: unknown) => ({ identity: { providers: [{ id: 'google', clientId: v }] } }),
+  redirectUrl: (v: unknown) => ({ identity: { redirectUrls: [v] } }),
 };
+
+/** The environment variable the Google client secret is read from: the file names it, never holds it. */
+export const GOOGLE_SECRET_ENV = 'AUTHCTL_GOOGLE_CLIENT_SECRET';
+
+/**
+ * One entry of identity.redirectUrls as init accepts it: an absolute http(s) URL, or an origin and
+ * a path prefix ending in "*". True, or why not.
+ */
+export function checkRedirectUrl(value: string): true | string {
+  const schema = checkValue(FIELDS.redirectUrl, value);
+  if (schema !== true) return schema;
+  try {
+    const url = new URL(value.replace(/\*$/, ''));
+    if (url.protocol === 'https:' || url.protocol === 'http:') return true;
+  } catch {
+    // Not a URL: said below.
+  }
+  return 'an absolute http(s) URL, e.g. https://app.example.com/auth/callback (or a prefix ending in *)';
+}
+
+/** A comma-separated answer as a list. */
+export function splitList(text: string): string[] {
+  return text
+    .split(',')
+    .map((item) => item.trim())
+    .filter((item) => item !== '');
+}
 
 /** `no-reply@<the public URL's host>`, the sender suggested for a region. */
 export function defaultMailFrom(publicUrl: string): string {
@@ -161,6 +195,8 @@ export async function askInitAnswers(
       )
     : undefined;
 
+  const provider = await askGoogle(defaults, publicUrl, io);
+
   const accessTtl = await askSeconds('Access token lifetime, seconds', defaults.accessTtl ?? INIT_DEFAULTS.accessTtl, FIELDS.accessTtl, io);
   const refreshTtl = await askSeconds('Session (refresh token) lifetime, seconds', defaults.refreshTtl ?? INIT_DEFAULTS.refreshTtl, FIELDS.refreshTtl, io);
 
@@ -180,7 +216,53 @@ export async function askInitAnswers(
       : await password({ message: `Shared secret of ${name}`, mask: '*', validate: (v) => (v.length >= 32 ? true : 'at least 32 characters') }, io);
     peers.push({ name, url, ...(secret ? { secret } : {}) });
   }
-  return { region, publicUrl, databaseUrl, redisUrl, accessTtl, refreshTtl, peers, ...(smtpUrl ? { smtpUrl, mailFrom: mailFrom!.trim() } : {}) };
+  return {
+    region,
+    publicUrl,
+    databaseUrl,
+    redisUrl,
+    accessTtl,
+    refreshTtl,
+    peers,
+    ...(smtpUrl ? { smtpUrl, mailFrom: mailFrom!.trim() } : {}),
+    ...provider,
+  };
+}
+
+/** "Sign in with Google": the OAuth client of Google Cloud console and the app URLs to send users back to. */
+async function askGoogle(defaults: Partial<InitAnswers>, publicUrl: string, io: PromptIo): Promise<Pick<InitAnswers, 'google' | 'redirectUrls'>> {
+  if (
+    !(await confirm({ message: 'Enable "Sign in with Google"? (needs an OAuth client ID from Google Cloud console)', default: Boolean(defaults.google) }, io))
+  ) {
+    return {};
+  }
+  (io.output ?? process.stdout).write(`  Authorized redirect URI to enter at Google: ${callbackUrl(publicUrl, 'google')}\n`);
+  const clientId = (
+    await input(
+      {
+        message: 'Google client ID (….apps.googleusercontent.com)',
+        default: defaults.google?.clientId,
+        validate: (v) => checkValue(FIELDS.googleClientId, v.trim()),
+      },
+      io,
+    )
+  ).trim();
+  const clientSecret = await password({ message: 'Google client secret', mask: '*', validate: (v) => (v.trim() !== '' ? true : 'required') }, io);
+  const redirectUrls = splitList(
+    await input(
+      {
+        message: "Your app's URLs that sign-in may return to (comma-separated; a trailing * allows a path prefix)",
+        ...(defaults.redirectUrls?.length ? { default: defaults.redirectUrls.join(', ') } : {}),
+        validate: (v) => {
+          const urls = splitList(v);
+          if (urls.length === 0) return 'at least one URL';
+          return urls.map(checkRedirectUrl).find((ok) => ok !== true) ?? true;
+        },
+      },
+      io,
+    ),
+  );
+  return { google: { clientId, clientSecret: clientSecret.trim() }, redirectUrls };
 }
 
 async function askSeconds(message: string, fallback: number, field: (v: unknown) => Record<string, unknown>, io: PromptIo): Promise<number> {
@@ -219,7 +301,19 @@ export function buildConfigFile(answers: InitAnswers): { values: ConfigFileValue
     ...(answers.smtpUrl
       ? { mail: { transport: 'smtp', smtpUrl: viaEnv(answers.smtpUrl, 'AUTHCTL_SMTP_URL'), from: answers.mailFrom ?? defaultMailFrom(answers.publicUrl) } }
       : {}),
+    ...(answers.google
+      ? {
+          identity: {
+            providers: [{ id: 'google', clientId: answers.google.clientId, clientSecret: envReference(GOOGLE_SECRET_ENV) }],
+            redirectUrls: answers.redirectUrls ?? [],
+          },
+        }
+      : {}),
     secret: envReference('AUTHCTL_SECRET'),
   };
+  if (answers.google) {
+    secrets[GOOGLE_SECRET_ENV] = answers.google.clientSecret;
+    entered.push(GOOGLE_SECRET_ENV);
+  }
   return { values, secrets, entered };
 }

@@ -6,7 +6,17 @@ import { buildContainer } from '../container.js';
 import { AppError } from '../platform/errors.js';
 import { displayPath, writeConfigFile, type ConfigFileValues } from './config-file.js';
 import type { ConnectionChecks } from './connections.js';
-import { askInitAnswers, buildConfigFile, checkValue, defaultMailFrom, FIELDS, INIT_DEFAULTS, type InitAnswers, type PromptIo } from './init-wizard.js';
+import {
+  askInitAnswers,
+  buildConfigFile,
+  checkRedirectUrl,
+  checkValue,
+  defaultMailFrom,
+  FIELDS,
+  INIT_DEFAULTS,
+  type InitAnswers,
+  type PromptIo,
+} from './init-wizard.js';
 import { migrate, shutdown } from '../runtime.js';
 
 export interface InitOptions {
@@ -54,8 +64,17 @@ function answersFromFlags(given: Partial<InitAnswers>): InitAnswers {
     refreshTtl: given.refreshTtl ?? INIT_DEFAULTS.refreshTtl,
     peers: given.peers ?? [],
     ...(given.smtpUrl ? { smtpUrl: given.smtpUrl, mailFrom: given.mailFrom ?? defaultMailFrom(given.publicUrl ?? INIT_DEFAULTS.publicUrl) } : {}),
+    ...(given.google ? { google: given.google, redirectUrls: given.redirectUrls ?? [] } : {}),
   };
   if (given.mailFrom && !given.smtpUrl) throw new AppError('invalid_request', '--mail-from: needs --smtp-url (without it, mail stays off)');
+  if (given.redirectUrls?.length && !given.google) throw new AppError('invalid_request', '--redirect-url: needs a provider (--google-client-id)');
+  if (given.google && !given.redirectUrls?.length) {
+    throw new AppError('invalid_request', '--google-client-id: needs --redirect-url (where sign-in may send the browser back to your app)');
+  }
+  for (const url of answers.redirectUrls ?? []) {
+    const ok = checkRedirectUrl(url);
+    if (ok !== true) throw new AppError('invalid_request', `--redirect-url ${url}: ${ok}`);
+  }
   const checksByFlag: Array<[string, (v: unknown) => Record<string, unknown>, unknown]> = [
     ['--region', FIELDS.region, answers.region],
     ['--public-url', FIELDS.publicUrl, answers.publicUrl],
@@ -68,6 +87,9 @@ function answersFromFlags(given: Partial<InitAnswers>): InitAnswers {
           ['--smtp-url', FIELDS.smtpUrl, answers.smtpUrl],
           ['--mail-from', FIELDS.mailFrom, answers.mailFrom],
         ] as Array<[string, (v: unknown) => Record<string, unknown>, unknown]>)
+      : []),
+    ...(answers.google
+      ? ([['--google-client-id', FIELDS.googleClientId, answers.google.clientId]] as Array<[string, (v: unknown) => Record<string, unknown>, unknown]>)
       : []),
     ...answers.peers.map((p): [string, (v: unknown) => Record<string, unknown>, unknown] => ['--peer', FIELDS.peer, { ...p, secret: 'x'.repeat(32) }]),
   ];

@@ -53,9 +53,22 @@ const ENV_MAP: Record<string, { path: string[]; type: 'string' | 'int' | 'bool' 
   AUTHCTL_OTP_SIGNUP: { path: ['identity', 'otpSignup'], type: 'bool' },
   AUTHCTL_IDENTITY_MFA: { path: ['identity', 'mfa'], type: 'string' },
   AUTHCTL_REAUTH_WINDOW: { path: ['identity', 'reauthWindow'], type: 'int' },
+  AUTHCTL_REDIRECT_URLS: { path: ['identity', 'redirectUrls'], type: 'list' },
+  AUTHCTL_PROVIDER_TIMEOUT_MS: { path: ['identity', 'providerTimeoutMs'], type: 'int' },
+  AUTHCTL_PROVIDER_FLOW_TTL: { path: ['identity', 'providerFlowTtl'], type: 'int' },
 };
 
-export const ENV_VARIABLES = Object.freeze(Object.fromEntries(Object.entries(ENV_MAP).map(([name, { path }]) => [name, path.join('.')])));
+/**
+ * `identity.providers` is a list, which a path cannot name: these variables add the `google`
+ * provider (the preset fills in its issuer and scopes) or fill in the one the file has — the
+ * common case of "Sign in with Google" configured from the environment alone.
+ */
+const GOOGLE_ENV = { AUTHCTL_GOOGLE_CLIENT_ID: 'clientId', AUTHCTL_GOOGLE_CLIENT_SECRET: 'clientSecret' } as const;
+
+export const ENV_VARIABLES = Object.freeze({
+  ...Object.fromEntries(Object.entries(ENV_MAP).map(([name, { path }]) => [name, path.join('.')])),
+  ...Object.fromEntries(Object.entries(GOOGLE_ENV).map(([name, key]) => [name, `identity.providers[google].${key}`])),
+});
 
 export interface LoadConfigOptions {
   /** Config file; when absent, `AUTHCTL_CONFIG`, then `./config/authctl.json` if it exists. */
@@ -182,6 +195,32 @@ function readEnv(env: NodeJS.ProcessEnv): { values: Plain; sources: Map<string, 
   return { values, sources };
 }
 
+/**
+ * Applies AUTHCTL_GOOGLE_CLIENT_ID / _SECRET to the merged values: fills in (env beats file) the
+ * provider with the id `google`, or adds it. Records the variables as the sources of those keys,
+ * so that a bad value names the variable.
+ */
+function applyGoogleEnv(values: Plain, env: NodeJS.ProcessEnv, sources: Map<string, string>): Plain {
+  const given = Object.entries(GOOGLE_ENV).filter(([name]) => env[name] !== undefined && env[name] !== '');
+  if (given.length === 0) return values;
+  const identity = isPlain(values.identity) ? values.identity : {};
+  const providers = Array.isArray(identity.providers) ? [...(identity.providers as unknown[])] : [];
+  let index = providers.findIndex((p) => isPlain(p) && p.id === 'google');
+  if (index === -1) {
+    if (!given.some(([, key]) => key === 'clientId')) {
+      throw badConfig('AUTHCTL_GOOGLE_CLIENT_SECRET: needs AUTHCTL_GOOGLE_CLIENT_ID (or a "google" provider in identity.providers)');
+    }
+    index = providers.push({ id: 'google' }) - 1;
+  }
+  const google: Plain = { ...(providers[index] as Plain) };
+  for (const [name, key] of given) {
+    google[key] = env[name]!.trim();
+    sources.set(`identity.providers.${index}.${key}`, name);
+  }
+  providers[index] = google;
+  return { ...values, identity: { ...identity, providers } };
+}
+
 /** Picks the config file per docs/api.md#configuration: explicit flag, then AUTHCTL_CONFIG, then ./config/authctl.json. */
 export function resolveConfigFile(options: LoadConfigOptions): string | undefined {
   const env = options.env ?? process.env;
@@ -215,7 +254,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
   const env = options.env ?? process.env;
   const fromFile = file ? resolveEnvReferences(readFile(file), env, file) : {};
   const { values: fromEnv, sources } = readEnv(env);
-  const merged = merge(merge(fromFile, fromEnv), options.overrides ?? {});
+  const merged = merge(applyGoogleEnv(merge(fromFile, fromEnv), env, sources), options.overrides ?? {});
   const result = checkedConfigSchema.safeParse(merged);
   if (!result.success) {
     const problems = result.error.issues.map((issue) => describeIssue(issue, sources, file));

@@ -5,8 +5,8 @@
  * on its own page under a CSP sandbox (no scripts, no requests), never inline.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { escapeHtml } from '../mail/templates.js';
+import { closeNow, listenPreferring } from './listen.js';
 import type { CaughtMail, MailCatcher } from './mail-catcher.js';
 
 export interface MailInbox {
@@ -96,28 +96,9 @@ function handle(catcher: MailCatcher, req: IncomingMessage, res: ServerResponse)
 /** Serves the inbox on 127.0.0.1, on `port` when it is free, else on any free port. */
 export async function startMailInbox(catcher: MailCatcher, options: { port?: number } = {}): Promise<MailInbox> {
   const server = createServer((req, res) => handle(catcher, req, res));
-  const listen = (port: number) =>
-    new Promise<void>((resolve, reject) => {
-      const onError = (err: Error) => reject(err);
-      server.once('error', onError);
-      server.listen(port, '127.0.0.1', () => {
-        server.off('error', onError);
-        resolve();
-      });
-    });
-  try {
-    await listen(options.port ?? 0);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE' || !options.port) throw err;
-    await listen(0);
-  }
-  const { port } = server.address() as AddressInfo;
+  const port = await listenPreferring(server, options.port);
   return {
     url: `http://127.0.0.1:${port}/dev/mail`,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
+    close: () => closeNow(server),
   };
 }

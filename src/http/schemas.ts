@@ -311,3 +311,34 @@ export const mfaOverviewSchema = z
       recoveryCodesLeft: 9,
     },
   });
+
+/** A provider identity of the caller (docs/api.md#linked-identities): never the provider's subject. */
+export const linkedIdentitySchema = z
+  .strictObject({
+    id: uuid,
+    provider: z.string().meta({ description: 'The id of the provider in `identity.providers`', example: 'google' }),
+    displayName: z.string().meta({ description: 'The provider’s name to show', example: 'Google' }),
+    email: z.string().nullable().meta({ description: 'The address the provider gave (not necessarily the account’s)' }),
+    emailVerified: z.boolean().meta({ description: 'Whether the provider said it verified that address' }),
+    createdAt: timestamp,
+    lastUsedAt: timestamp,
+  })
+  .meta({
+    id: 'LinkedIdentity',
+    example: {
+      id: '0192f0c4-7d1e-7c3a-9b1e-3f2a1c0d4e71',
+      provider: 'google',
+      displayName: 'Google',
+      email: 'ada@example.com',
+      emailVerified: true,
+      createdAt: '2026-11-21T14:03:07.512Z',
+      lastUsedAt: '2026-11-22T09:12:44.031Z',
+    },
+  });
+
+export const linkedIdentityListSchema = z.strictObject({ identities: z.array(linkedIdentitySchema) }).meta({ id: 'LinkedIdentityList' });
+
+/** `GET /v1/me/identities/{provider}/authorize`: where the app sends the browser (a navigation cannot carry the Bearer header). */
+export const linkAuthorizationSchema = z
+  .strictObject({ url: z.url().meta({ description: 'The provider’s authorization URL, for this link' }) })
+  .meta({ id: 'LinkAuthorization', example: { url: 'https://accounts.google.com/o/oauth2/v2/auth?client_id=…&state=…' } });

@@ -119,6 +119,7 @@ describe('authctl init', function () {
       await terminal.answer(/Redis URL/, REDIS_URL);
       await terminal.waitFor(/✔ connected \(Redis/);
       await terminal.answer(/SMTP URL/, '');
+      await terminal.answer(/Enable "Sign in with Google"/, 'n');
       await terminal.answer(/Access token lifetime/, '600');
       await terminal.answer(/Session \(refresh token\) lifetime/, '');
       await terminal.answer(/Add a peer region/, 'y');

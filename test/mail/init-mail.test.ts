@@ -3,24 +3,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import type { MailTestResult } from '../../commands/mail/test.js';
-import { liveChecks } from '../../src/cli/connections.js';
-import { runInit, type InitResult } from '../../src/cli/init.js';
+import type { InitResult } from '../../src/cli/init.js';
 import { buildConfigFile } from '../../src/cli/init-wizard.js';
 import { loadConfig } from '../../src/config/load.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { describeRun, expectJson, expectJsonError, expectNoStackTrace, runCli } from '../cli/run-cli.js';
-import { TestTerminal } from '../cli/terminal.js';
+import { ANSWERS, answerRegion, startWizard } from '../cli/wizard.js';
 import { freePort, hasOpenssl, selfSignedCertificate, TestSmtpServer, type TestCertificate } from './support.js';
-
-const ANSWERS = {
-  region: 'eu',
-  publicUrl: 'https://auth.eu.example.test',
-  databaseUrl: 'postgres://postgres@127.0.0.1:5432/authctl',
-  redisUrl: '',
-  accessTtl: 900,
-  refreshTtl: 86_400,
-  peers: [],
-};
 
 describe('authctl init: the SMTP URL', function () {
   this.timeout(60_000);
@@ -78,20 +67,8 @@ describe('authctl init: the SMTP URL', function () {
   });
 
   it('the wizard tries the SMTP URL like the database and Redis, asks again when it fails, then asks for the sender', async function () {
-    const terminal = new TestTerminal();
-    const done = runInit(
-      { interactive: true, given: {}, force: false, check: true, checks: liveChecks, cwd: dir, migrate: false },
-      { input: terminal.input, output: terminal.output },
-    );
-    const outcome = done.then(
-      () => undefined,
-      (err: unknown) => err,
-    );
-    await terminal.answer(/Region name/, 'eu-mail');
-    await terminal.answer(/Public URL/, 'https://auth.eu-mail.example.test');
-    await terminal.answer(/PostgreSQL URL/, db.url);
-    await terminal.waitFor(/✔ connected \(PostgreSQL/);
-    await terminal.answer(/Redis URL/, '-');
+    const { terminal, done, outcome } = startWizard({ cwd: dir, migrate: false });
+    await answerRegion(terminal, { region: 'eu-mail', publicUrl: 'https://auth.eu-mail.example.test', databaseUrl: db.url });
     await terminal.answer(/SMTP URL/, 'http://not-smtp.example.test');
     await terminal.waitFor(/must be a URL like smtp:\/\//);
     // Ctrl-U clears the line; nothing listens on that port: refused, asked again.
@@ -100,6 +77,7 @@ describe('authctl init: the SMTP URL', function () {
     await terminal.answer(/SMTP URL/, `\u0015${smtp.url}`);
     await terminal.waitFor(new RegExp(`✔ connected \\(SMTP at 127\\.0\\.0\\.1:${smtp.port}\\)`));
     await terminal.answer(/Sender of mail \(From\)/, '');
+    await terminal.answer(/Enable "Sign in with Google"/, '');
     await terminal.answer(/Access token lifetime/, '');
     await terminal.answer(/Session \(refresh token\) lifetime/, '');
     await terminal.answer(/Add a peer region/, 'n');
