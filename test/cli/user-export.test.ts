@@ -130,9 +130,9 @@ describe('authctl user export (spawned as an admin runs it, and its core)', func
     expect(byName.get('exp-plain')).to.include({ email: null, emailVerified: false, emailVerifiedAt: null, disabled: false });
     expect(byName.get('exp-disabled')).to.include({ disabled: true });
     expect(byName.has('exp-deleted')).to.equal(false);
-    expect(byName.get('exp-linked')!.identities).to.deep.equal([
-      { provider: 'google', subject: 'google-sub-1', email: 'linked@gmail.example', emailVerified: true },
+    expect(byName.get('exp-linked')!.identities, 'by provider and subject').to.deep.equal([
       { provider: 'github', subject: 'gh-7', email: null, emailVerified: false },
+      { provider: 'google', subject: 'google-sub-1', email: 'linked@gmail.example', emailVerified: true },
     ]);
   });
 

@@ -95,8 +95,10 @@ export class IdentitiesRepo {
   }
 
   /**
-   * The live identities of the users whose ids lie in [`firstUserId`, `lastUserId`], by user then
-   * oldest first: one query for a page of `authctl user export` (the page is a range of ids).
+   * The live identities of the users whose ids lie in [`firstUserId`, `lastUserId`], by user, then
+   * provider and subject: one query for a page of `authctl user export` (the page is a range of
+   * ids). By what they are rather than when they were linked: an import links them anew, and its
+   * export lists them in the same order.
    */
   async liveInUserRange(firstUserId: string, lastUserId: string, ex: Executor): Promise<ExportedIdentityRow[]> {
     return guard(
@@ -104,7 +106,7 @@ export class IdentitiesRepo {
         .select('user_id', 'provider', 'subject', 'email', 'email_verified')
         .whereBetween('user_id', [firstUserId, lastUserId])
         .whereNull('removed_at')
-        .orderBy([{ column: 'user_id' }, { column: 'created_at' }, { column: 'id' }]),
+        .orderBy(['user_id', 'provider', 'subject']),
     );
   }
 
