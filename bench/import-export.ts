@@ -172,17 +172,28 @@ const env = (dbUrl: string, region: string) => ({
 
 interface Step {
   users: number;
+  /** The child process from start to exit (Node, oclif and the container's start included). */
   seconds: number;
   usersPerSecond: number;
+  /** The command's own `seconds` (its --json report): the import or export without the process start. */
+  workSeconds: number;
+  workUsersPerSecond: number;
   peakRssMb: number;
 }
 
-const step = (users: number, run: Run): Step => ({
-  users,
-  seconds: Math.round(run.seconds * 100) / 100,
-  usersPerSecond: Math.round(users / run.seconds),
-  peakRssMb: Math.round(run.peakRssMb),
-});
+const round2 = (v: number) => Math.round(v * 100) / 100;
+
+const step = (users: number, run: Run, report: Record<string, unknown>): Step => {
+  const work = Number(report.seconds);
+  return {
+    users,
+    seconds: round2(run.seconds),
+    usersPerSecond: Math.round(users / run.seconds),
+    workSeconds: round2(work),
+    workUsersPerSecond: Math.round(users / work),
+    peakRssMb: Math.round(run.peakRssMb),
+  };
+};
 
 async function main(): Promise<void> {
   const { users, replicate, pgUrl } = options();
@@ -214,7 +225,7 @@ async function main(): Promise<void> {
     const lines = await countLines(exported);
     if (lines !== users) throw new Error(`exported ${lines} of ${users} users`);
 
-    let replication: (Step & { drainSeconds: number; backlogAtImportEnd: number }) | undefined;
+    let replication: (Step & { drainSeconds: number; backlogAtImportEnd: number; batchSize: number }) | undefined;
     if (replicate > 0) {
       console.log(`replication of a ${replicate.toLocaleString('en-US')}-user import to one peer…`);
       const part = join(dir, 'part.ndjson');
@@ -227,12 +238,17 @@ async function main(): Promise<void> {
       });
       const [a, b] = regions as [RegionNode, RegionNode];
       const run = await authctl(['user', 'import', part, '--format', 'ndjson', '--json'], env(a.dbUrl, a.name), join(dir, 'rss-replicate'));
-      check(run, 'authctl user import (replication)');
+      const report = check(run, 'authctl user import (replication)');
       const importEnd = performance.now();
       const backlogAtImportEnd = (await a.container.replication.backlog.status())[0]?.backlog ?? 0;
       while ((await countUsers(b.dbUrl)) < replicate) await new Promise((resolve) => setTimeout(resolve, 50));
       const drainSeconds = (performance.now() - importEnd) / 1000;
-      replication = { ...step(replicate, run), drainSeconds: Math.round(drainSeconds * 100) / 100, backlogAtImportEnd };
+      replication = {
+        ...step(replicate, run, report),
+        drainSeconds: round2(drainSeconds),
+        backlogAtImportEnd,
+        batchSize: a.container.config.regions.batchSize,
+      };
     }
 
     const result = {
@@ -242,8 +258,8 @@ async function main(): Promise<void> {
       users,
       fileMb: Math.round(bytes / 2 ** 20),
       targets: TARGETS,
-      import: { ...step(users, importRun), report: importReport },
-      export: { ...step(users, exportRun), report: exportReport },
+      import: { ...step(users, importRun, importReport), report: importReport },
+      export: { ...step(users, exportRun, exportReport), report: exportReport },
       replication,
     };
     print(result);
@@ -257,17 +273,27 @@ async function main(): Promise<void> {
 
 function print(r: { users: number; import: Step; export: Step; replication?: (Step & { drainSeconds: number }) | undefined }): void {
   const n = (v: number) => v.toLocaleString('en-US');
-  const row = (cells: string[]) => console.log(cells.map((c, i) => (i === 0 ? c.padEnd(24) : c.padStart(12))).join(' '));
+  const row = (cells: string[]) => console.log(cells.map((c, i) => (i === 0 ? c.padEnd(22) : c.padStart(11))).join(' '));
+  const cells = (name: string, s: Step, target: string) => [
+    name,
+    n(s.users),
+    String(s.seconds),
+    n(s.usersPerSecond),
+    String(s.workSeconds),
+    n(s.workUsersPerSecond),
+    n(s.peakRssMb),
+    target,
+  ];
   console.log('');
-  row(['step', 'users', 'seconds', 'users/s', 'peak RSS MB', 'target']);
-  row(['authctl user import', n(r.users), String(r.import.seconds), n(r.import.usersPerSecond), n(r.import.peakRssMb), `≥ ${n(TARGETS.importPerSecond)}/s`]);
-  row(['authctl user export', n(r.users), String(r.export.seconds), n(r.export.usersPerSecond), n(r.export.peakRssMb), `≥ ${n(TARGETS.exportPerSecond)}/s`]);
+  row(['step', 'users', 'seconds', 'users/s', 'work s', 'work/s', 'peak RSS MB', 'target']);
+  row(cells('authctl user import', r.import, `≥ ${n(TARGETS.importPerSecond)}/s`));
+  row(cells('authctl user export', r.export, `≥ ${n(TARGETS.exportPerSecond)}/s`));
   if (r.replication) {
     const p = r.replication;
-    row(['import with a peer', n(p.users), String(p.seconds), n(p.usersPerSecond), n(p.peakRssMb), '']);
-    row(['  drain to the peer', n(p.users), String(p.drainSeconds), n(Math.round(p.users / p.drainSeconds)), '', 'after the import']);
+    row(cells('import with a peer', p, ''));
+    row(['  drain to the peer', n(p.users), String(p.drainSeconds), n(Math.round(p.users / p.drainSeconds)), '', '', '', 'after import']);
   }
-  console.log(`peak RSS target: < ${TARGETS.peakRssMb} MB for either command`);
+  console.log(`seconds: the child process, start to exit; work: the command's own report (no process start). Peak RSS target: < ${TARGETS.peakRssMb} MB`);
 }
 
 main().catch((err: unknown) => {
