@@ -4,7 +4,8 @@ import { AppError } from '../platform/errors.js';
 import type { JobQueue, QueueCounts } from '../jobs/job-queue.js';
 import type { QueueName } from '../jobs/queues.js';
 import type { Cache, CacheHealth } from '../store/cache/cache.js';
-import type { StatsRepo, DatabaseLoad, ForeignHashCounts } from '../store/pg/stats-repo.js';
+import type { StatsRepo, DatabaseLoad } from '../store/pg/stats-repo.js';
+import { countByFormat, type ForeignHashCounts } from '../core/users/hash-formats.js';
 import type { UsageRepo } from '../store/pg/usage-repo.js';
 import type { Db } from '../store/pg/db.js';
 import { hourOf, USAGE_METRICS, type UsageMetric } from '../core/usage/usage-recorder.js';
@@ -104,7 +105,7 @@ export async function collectStats(deps: StatsDeps): Promise<StatsReport> {
   return {
     region: deps.config.region,
     generatedAt: now,
-    users: { total: users.total.count, disabled: users.disabled.count, foreignHashes },
+    users: { total: users.total.count, disabled: users.disabled.count, foreignHashes: countByFormat(foreignHashes) },
     sessions: { active: sessions.active.count, revokedLast24h: sessions.revokedSince.count },
     estimated: Object.entries(counts)
       .filter(([, c]) => c.estimated)

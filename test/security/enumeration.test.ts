@@ -141,7 +141,8 @@ describe('user enumeration with imported hashes: a bcrypt user’s wrong passwor
     // What a server does at start (and every few minutes): measure the foreign hashes stored.
     await app.container.failureFloor.refresh();
     expect(hasher.failureFloor, 'a floor while a bcrypt hash is stored').to.be.above(0);
-    for (let i = 0; i < 3; i++) for (const name of [imported.username, native.username, uniqueUsername('enum-warm')]) await timedLogin(app, name, 'not the password');
+    for (let i = 0; i < 3; i++)
+      for (const name of [imported.username, native.username, uniqueUsername('enum-warm')]) await timedLogin(app, name, 'not the password');
   });
   after(async () => app?.close());
 

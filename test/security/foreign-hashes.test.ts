@@ -163,7 +163,12 @@ describe('imported password hashes: every format verifies at login and is replac
       const floor = hasher.failureFloor;
       expect(floor, `one bcrypt run ${rawMs.toFixed(1)} ms`).to.be.above(rawMs * FLOOR_MARGIN * 0.5);
       expect(bcryptMs).to.be.at.least(floor - 1);
-      for (const check of [() => hasher.verify(own, WRONG), () => hasher.dummyVerify(WRONG), () => hasher.verify(null, WRONG), () => hasher.verify('garbage', WRONG)]) {
+      for (const check of [
+        () => hasher.verify(own, WRONG),
+        () => hasher.dummyVerify(WRONG),
+        () => hasher.verify(null, WRONG),
+        () => hasher.verify('garbage', WRONG),
+      ]) {
         expect(await timed(check), 'padded to the floor').to.be.at.least(floor - 1);
       }
       // A success is not padded (it tells nothing an attacker does not know).
@@ -202,7 +207,11 @@ describe('imported password hashes: every format verifies at login and is replac
       const account = await createAccount(app, 'hostile');
       await storeHash(app, account.username, `$scrypt$ln=30,r=8,p=1$${phcB64(randomBytes(16))}$${phcB64(randomBytes(32))}`);
       for (const password of [account.password, WRONG]) {
-        await expectProblem(await app.request('/v1/auth/login', { method: 'POST', json: { username: account.username, password } }), 401, 'invalid_credentials');
+        await expectProblem(
+          await app.request('/v1/auth/login', { method: 'POST', json: { username: account.username, password } }),
+          401,
+          'invalid_credentials',
+        );
       }
       expect((await app.request('/healthz')).status).to.equal(200);
     });

@@ -59,7 +59,11 @@ export async function fixtures(password: string): Promise<Fixture[]> {
     { name: 'argon2i, standard order', format: 'argon2i', hash: standardPhc(await argon(argon2.argon2i)) },
     { name: 'argon2d, m,p,t order', format: 'argon2d', hash: argon2d },
     { name: 'argon2d, standard order', format: 'argon2d', hash: standardPhc(await argon(argon2.argon2d)) },
-    { name: 'argon2id with other parameters', format: 'argon2id', hash: standardPhc(await argon2.hash(password, { type: argon2.argon2id, memoryCost: 8192, timeCost: 3, parallelism: 1 })) },
+    {
+      name: 'argon2id with other parameters',
+      format: 'argon2id',
+      hash: standardPhc(await argon2.hash(password, { type: argon2.argon2id, memoryCost: 8192, timeCost: 3, parallelism: 1 })),
+    },
     { name: 'bcrypt $2a$', format: 'bcrypt', hash: await bcrypt.hash(password, { cost: 10, version: '2a' }) },
     { name: 'bcrypt $2b$', format: 'bcrypt', hash: await bcrypt.hash(password, { cost: 10, version: '2b' }) },
     { name: 'bcrypt $2y$', format: 'bcrypt', hash: await bcrypt.hash(password, { cost: 10, version: '2y' }) },
@@ -68,8 +72,16 @@ export async function fixtures(password: string): Promise<Fixture[]> {
       format: 'scrypt',
       hash: `$scrypt$ln=14,r=8,p=1$${phcB64(salt)}$${phcB64(scryptSync(password, salt, 32, { N: 2 ** 14, r: 8, p: 1 }))}`,
     },
-    { name: 'pbkdf2-sha256 (PHC)', format: 'pbkdf2-sha256', hash: `$pbkdf2-sha256$i=30000$${phcB64(salt)}$${phcB64(pbkdf2Sync(password, salt, 30_000, 32, 'sha256'))}` },
-    { name: 'pbkdf2-sha512 (PHC)', format: 'pbkdf2-sha512', hash: `$pbkdf2-sha512$i=25000$${phcB64(salt)}$${phcB64(pbkdf2Sync(password, salt, 25_000, 64, 'sha512'))}` },
+    {
+      name: 'pbkdf2-sha256 (PHC)',
+      format: 'pbkdf2-sha256',
+      hash: `$pbkdf2-sha256$i=30000$${phcB64(salt)}$${phcB64(pbkdf2Sync(password, salt, 30_000, 32, 'sha256'))}`,
+    },
+    {
+      name: 'pbkdf2-sha512 (PHC)',
+      format: 'pbkdf2-sha512',
+      hash: `$pbkdf2-sha512$i=25000$${phcB64(salt)}$${phcB64(pbkdf2Sync(password, salt, 25_000, 64, 'sha512'))}`,
+    },
     { name: 'Keycloak pbkdf2-sha256 credential', format: 'pbkdf2-sha256', hash: fromKeycloak(keycloakCredential(password)) },
     { name: 'Django pbkdf2_sha256', format: 'django-pbkdf2-sha256', hash: djangoHash(password) },
   ];

@@ -55,7 +55,9 @@ export type ParsedHash =
   | { format: 'django-pbkdf2-sha256'; iterations: number; salt: Buffer; digest: Buffer };
 
 const B64 = '([A-Za-z0-9+/]+)';
-const ARGON2 = new RegExp(`^\\$(argon2(?:id|i|d))\\$v=(?:16|19)\\$(?:m=(\\d{1,7}),t=(\\d{1,3}),p=(\\d{1,2})|m=(\\d{1,7}),p=(\\d{1,2}),t=(\\d{1,3}))\\$${B64}\\$${B64}$`);
+const ARGON2 = new RegExp(
+  `^\\$(argon2(?:id|i|d))\\$v=(?:16|19)\\$(?:m=(\\d{1,7}),t=(\\d{1,3}),p=(\\d{1,2})|m=(\\d{1,7}),p=(\\d{1,2}),t=(\\d{1,3}))\\$${B64}\\$${B64}$`,
+);
 const BCRYPT = /^\$2[aby]\$(0[4-9]|[12]\d|3[01])\$[./A-Za-z0-9]{53}$/;
 const SCRYPT = new RegExp(`^\\$scrypt\\$ln=(\\d{1,2}),r=(\\d{1,3}),p=(\\d{1,3})\\$${B64}\\$${B64}$`);
 const PBKDF2 = new RegExp(`^\\$pbkdf2-(sha256|sha512)\\$i=(\\d{1,8})\\$${B64}\\$${B64}$`);
@@ -115,4 +117,27 @@ export function hashFormat(hash: string): HashFormat | undefined {
 export function pbkdf2Phc(digest: 'sha256' | 'sha512', iterations: number, saltBase64: string, hashBase64: string): string {
   const unpad = (s: string) => s.replace(/=+$/, '');
   return `$pbkdf2-${digest}$i=${iterations}$${unpad(saltBase64)}$${unpad(hashBase64)}`;
+}
+
+/** Users with a foreign hash, by format; `unrecognized` counts stored strings of no format authctl verifies. */
+export type ForeignHashCounts = Partial<Record<ForeignHashFormat | 'unrecognized', number>>;
+
+/** The format of a hash's class, the part before its salt (`$2b$10$`, `pbkdf2_sha256$870000$`; null: none). */
+export function formatOfHashClass(cls: string | null): ForeignHashFormat | 'unrecognized' {
+  if (cls === null) return 'unrecognized';
+  const name = (cls.startsWith('$') ? cls.split('$')[1] : cls.split('$')[0]) ?? '';
+  if (name === '2a' || name === '2b' || name === '2y') return 'bcrypt';
+  if (name === 'pbkdf2_sha256') return 'django-pbkdf2-sha256';
+  return name !== 'argon2id' && (HASH_FORMATS as readonly string[]).includes(name) ? (name as ForeignHashFormat) : 'unrecognized';
+}
+
+/** Per-class counts summed by format, in {@link HASH_FORMATS} order with `unrecognized` last (the same order in every report). */
+export function countByFormat(classes: ReadonlyArray<{ hashClass: string | null; count: number }>): ForeignHashCounts {
+  const byFormat = new Map<ForeignHashFormat | 'unrecognized', number>();
+  for (const { hashClass, count } of classes) {
+    const format = formatOfHashClass(hashClass);
+    byFormat.set(format, (byFormat.get(format) ?? 0) + count);
+  }
+  const order: Array<ForeignHashFormat | 'unrecognized'> = [...HASH_FORMATS.filter((f): f is ForeignHashFormat => f !== 'argon2id'), 'unrecognized'];
+  return Object.fromEntries(order.filter((f) => byFormat.has(f)).map((f) => [f, byFormat.get(f)!]));
 }

@@ -100,14 +100,9 @@ export class PasswordHasher {
       return false;
     }
     const started = performance.now();
-    let ok = false;
     // authctl's own hashes go straight to argon2, as they always have: no parsing on that path.
     const foreign = !hash.startsWith('$argon2id$');
-    try {
-      ok = foreign ? await verifyAnyHash(hash, password) : await argon2.verify(hash, password);
-    } catch {
-      ok = false;
-    }
+    const ok = foreign ? await verifyAnyHash(hash, password) : await argon2.verify(hash, password).catch(() => false);
     const elapsed = performance.now() - started;
     this.observe?.('verify', elapsed / 1000);
     // Any foreign verification sets or moves the floor; argon2id ones only once there is one.

@@ -1,4 +1,4 @@
-import { HASH_FORMATS, type ForeignHashFormat } from '../../core/users/hash-formats.js';
+import { FOREIGN_HASH_SQL, HASH_CLASS_SQL } from './hash-classes.js';
 import type { Db } from './db.js';
 import { guard } from './errors.js';
 import { countRows, EXACT_COUNT_BELOW, type RowCount } from './row-count.js';
@@ -15,29 +15,10 @@ export interface SessionCounts {
   revokedSince: RowCount;
 }
 
-/**
- * A stored hash that is not authctl's own argon2id (a password-less account's null is not one).
- * Spelled exactly so in every query that is to use `users_foreign_hash_idx` (0012-foreign-hashes).
- */
-export const FOREIGN_HASH_SQL = `password_hash not like '$argon2id$%'`;
-
-/**
- * A hash's format and cost, the part before its salt: `$2b$10$`, `$scrypt$ln=15,r=8,p=1$`,
- * `$pbkdf2-sha256$i=27500$`, `$argon2i$v=19$m=65536,t=3,p=4$`, `pbkdf2_sha256$870000$`. Hashes of
- * one class take the same time to verify. The key of `users_foreign_hash_idx`.
- */
-export const HASH_CLASS_SQL = `substring(password_hash from '^(\\$2[aby]\\$[0-9]+\\$|\\$[a-z0-9-]+\\$(v=[0-9]+\\$){0,1}[^$]*\\$|[a-z0-9_]+\\$[0-9]+\\$)')`;
-
-/** Users with a foreign hash, by format; `unrecognized` counts stored strings of no format authctl verifies. */
-export type ForeignHashCounts = Partial<Record<ForeignHashFormat | 'unrecognized', number>>;
-
-/** The format of a {@link HASH_CLASS_SQL} class (null: the expression matched nothing). */
-export function formatOfHashClass(cls: string | null): ForeignHashFormat | 'unrecognized' {
-  if (cls === null) return 'unrecognized';
-  const name = cls.startsWith('$') ? cls.split('$')[1] : cls.split('$')[0];
-  if (name === '2a' || name === '2b' || name === '2y') return 'bcrypt';
-  if (name === 'pbkdf2_sha256') return 'django-pbkdf2-sha256';
-  return name !== 'argon2id' && (HASH_FORMATS as readonly string[]).includes(name ?? '') ? (name as ForeignHashFormat) : 'unrecognized';
+/** How many users have a foreign hash of one class ({@link HASH_CLASS_SQL}; null: a string of no known shape). */
+export interface HashClassCount {
+  hashClass: string | null;
+  count: number;
 }
 
 export interface StatsRepoOptions {
@@ -110,21 +91,18 @@ export class StatsRepo {
   }
 
   /**
-   * Users whose password hash is still a foreign one (imported, not logged in since), by format:
-   * one `count(*) … group by` on `users_foreign_hash_idx`, which holds only those users.
+   * Users whose password hash is still a foreign one (imported, not logged in since), by class of
+   * hash: one `count(*) … group by` on `users_foreign_hash_idx`, which holds only those users.
    */
-  async foreignHashCounts(): Promise<ForeignHashCounts> {
+  async foreignHashCounts(): Promise<HashClassCount[]> {
     const { rows } = await guard(
       this.db.read((k) =>
-        k.raw<{ rows: Array<{ cls: string | null; count: string }> }>(`select ${HASH_CLASS_SQL} as cls, count(*) as count from users where ${FOREIGN_HASH_SQL} group by 1`),
+        k.raw<{ rows: Array<{ cls: string | null; count: string }> }>(
+          `select ${HASH_CLASS_SQL} as cls, count(*) as count from users where ${FOREIGN_HASH_SQL} group by 1`,
+        ),
       ),
     );
-    const counts: ForeignHashCounts = {};
-    for (const row of rows) {
-      const format = formatOfHashClass(row.cls);
-      counts[format] = (counts[format] ?? 0) + Number(row.count);
-    }
-    return counts;
+    return rows.map((row) => ({ hashClass: row.cls, count: Number(row.count) }));
   }
 
   /**

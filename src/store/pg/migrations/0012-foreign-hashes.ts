@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import { HASH_CLASS_SQL, FOREIGN_HASH_SQL } from '../stats-repo.js';
+import { FOREIGN_HASH_SQL, HASH_CLASS_SQL } from '../hash-classes.js';
 import { createIndexesConcurrently } from './0007-scale-indexes.js';
 
 /**
