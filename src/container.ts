@@ -62,6 +62,7 @@ import { OidcFlows } from './core/oidc/oidc-flows.js';
 import { OIDC_CODE_KEY_PURPOSE, OIDC_STATE_KEY_PURPOSE } from './core/oidc/flow-seals.js';
 import { IdentityAccounts } from './core/oidc/identity-accounts.js';
 import { IdentitiesRepo } from './store/pg/identities-repo.js';
+import { FailureFloorCalibration } from './core/users/failure-floor.js';
 
 export interface Container {
   config: Config;
@@ -83,6 +84,8 @@ export interface Container {
   revocations: RevocationList;
   sessions: SessionService;
   users: UserService;
+  /** Keeps the password checks' failure floor in step with the foreign hashes stored (README "Password hash formats"). */
+  failureFloor: FailureFloorCalibration;
   auth: AuthService;
   /** Brute-force limits on login, registration and password checks (src/security). */
   throttle: LoginThrottle;
@@ -242,6 +245,7 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
     graceSeconds: config.tokens.refreshGrace,
   });
   const hasher = new PasswordHasher(config.hash, (op, seconds) => telemetry.passwordHash(op, seconds));
+  const failureFloor = new FailureFloorCalibration({ hasher, samples: () => repos.stats.foreignHashSamples(), log });
   const users = new UserService({
     db,
     repo: repos.users,
@@ -422,6 +426,7 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
     revocations,
     sessions,
     users,
+    failureFloor,
     auth,
     throttle,
     replication,
