@@ -70,7 +70,7 @@ function options(): { users: number; replicate: number; pgUrl: string } {
 
 /** Writes `count` users to `file` as NDJSON, with backpressure; returns the bytes written. */
 async function generate(file: string, count: number): Promise<number> {
-  const bcrypt = bcryptHash(PASSWORD, { cost: 10 });
+  const bcrypt = bcryptHash(PASSWORD, 10);
   const argon = await Promise.all([0, 1, 2].map(async () => standardPhc(await argon2.hash(PASSWORD, { type: argon2.argon2id, ...OWASP_ARGON2_MINIMUM }))));
   const out = createWriteStream(file);
   const base = Date.parse('2024-01-01T00:00:00Z');

@@ -78,7 +78,7 @@ describe('authctl user export (spawned as an admin runs it, and its core)', func
     await c.db
       .writer('users')
       .where({ id: ids.bcrypt })
-      .update({ password_hash: bcryptHash(PASSWORD, { cost: 4 }) });
+      .update({ password_hash: bcryptHash(PASSWORD, 4) });
     // A hash in the order the argon2 package writes (m, p, t), as before migration 0011.
     ids.oldOrder = (await reg('exp-old-order')).id;
     await c.db

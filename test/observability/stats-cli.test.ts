@@ -11,6 +11,7 @@ import { describeRun, expectJson, expectJsonError, expectNoStackTrace, runCli, t
 import { migrate, shutdown, startBackground } from '../../src/runtime.js';
 import { loginTokens } from '../helpers/assert.js';
 import bcrypt from '@node-rs/bcrypt';
+import { bcryptOf } from '../security/hash-fixtures.js';
 import { fromKeycloak, keycloakCredential } from '../security/hash-fixtures.js';
 import { FOREIGN_HASH_SQL, HASH_CLASS_SQL } from '../../src/store/pg/hash-classes.js';
 import { countByFormat } from '../../src/core/users/hash-formats.js';
@@ -40,8 +41,8 @@ describe('authctl stats', function () {
     for (const name of ['alice', 'bob', 'carol', 'dave']) await container.users.register(name, `${name}-stats-passphrase`);
     // Imported users not logged in since: dave and erin with bcrypt hashes (two costs), frank with a Keycloak one, grace with a string of no known format.
     const hashes: Record<string, string> = {
-      dave: await bcrypt.hash('dave-stats-passphrase', { cost: 4 }),
-      erin: await bcrypt.hash('erin-stats-passphrase', { cost: 5, version: '2y' }),
+      dave: await bcrypt.hash('dave-stats-passphrase', 4),
+      erin: bcryptOf('erin-stats-passphrase', 5, '2y'),
       frank: fromKeycloak(keycloakCredential('frank-stats-passphrase')),
       grace: 'md5$salt$5f4dcc3b5aa765d61d8327deb882cf99',
     };
@@ -171,7 +172,7 @@ describe('authctl stats', function () {
     await container.db
       .writer('users')
       .where({ username: 'dave' })
-      .update({ password_hash: await bcrypt.hash('dave-stats-passphrase', { cost: 4 }) });
+      .update({ password_hash: await bcrypt.hash('dave-stats-passphrase', 4) });
   });
 
   it('human output: one section each, aligned, with the numbers', async function () {

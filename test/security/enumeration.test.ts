@@ -136,7 +136,7 @@ describe('user enumeration with imported hashes: a bcrypt user’s wrong passwor
     hasher = (app.container.users as unknown as { opts: { hasher: PasswordHasher } }).opts.hasher;
     // What Supabase and Auth0 exports hold: bcrypt at cost 10, far slower than argon2id at OWASP's minimum.
     imported = await createAccount(app, 'enum-bcrypt');
-    await storeHash(app, imported.username, await bcrypt.hash(imported.password, { cost: 10 }));
+    await storeHash(app, imported.username, await bcrypt.hash(imported.password, 10));
     native = await createAccount(app, 'enum-argon2');
     // What a server does at start (and every few minutes): measure the foreign hashes stored.
     await app.container.failureFloor.refresh();

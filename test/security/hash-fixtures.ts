@@ -1,6 +1,7 @@
 import { pbkdf2Sync, randomBytes, scryptSync } from 'node:crypto';
 import argon2 from 'argon2';
 import bcrypt from '@node-rs/bcrypt';
+import bcryptjs from 'bcryptjs';
 import { pbkdf2Phc, type HashFormat } from '../../src/core/users/hash-formats.js';
 import { standardPhc } from '../../src/core/users/password-hasher.js';
 import type { TestApp } from '../helpers/app.js';
@@ -64,9 +65,9 @@ export async function fixtures(password: string): Promise<Fixture[]> {
       format: 'argon2id',
       hash: standardPhc(await argon2.hash(password, { type: argon2.argon2id, memoryCost: 8192, timeCost: 3, parallelism: 1 })),
     },
-    { name: 'bcrypt $2a$', format: 'bcrypt', hash: await bcrypt.hash(password, { cost: 10, version: '2a' }) },
-    { name: 'bcrypt $2b$', format: 'bcrypt', hash: await bcrypt.hash(password, { cost: 10, version: '2b' }) },
-    { name: 'bcrypt $2y$', format: 'bcrypt', hash: await bcrypt.hash(password, { cost: 10, version: '2y' }) },
+    { name: 'bcrypt $2a$', format: 'bcrypt', hash: bcryptOf(password, 10, '2a') },
+    { name: 'bcrypt $2b$', format: 'bcrypt', hash: await bcrypt.hash(password, 10) },
+    { name: 'bcrypt $2y$', format: 'bcrypt', hash: bcryptOf(password, 10, '2y') },
     {
       name: 'scrypt (PHC)',
       format: 'scrypt',
@@ -91,6 +92,17 @@ export async function fixtures(password: string): Promise<Fixture[]> {
 export async function storeHash(app: TestApp, username: string, hash: string): Promise<void> {
   const updated = await app.container.db.writer('users').where({ username }).update({ password_hash: hash });
   if (updated !== 1) throw new Error(`no user ${username}`);
+}
+
+/**
+ * A bcrypt hash with the given prefix, by bcryptjs (an implementation other than the one authctl
+ * verifies with): `$2a$` (the original), `$2b$` (OpenBSD's, today's default) and `$2y$` (PHP's
+ * crypt_blowfish) are one algorithm for every password without the old 8-bit bug; the prefix is
+ * what a source system wrote.
+ */
+export function bcryptOf(password: string, cost: number, version: '2a' | '2b' | '2y'): string {
+  const salt = bcryptjs.genSaltSync(cost).replace(/^\$2b\$/, `$${version}$`);
+  return bcryptjs.hashSync(password, salt);
 }
 
 export async function storedHash(app: TestApp, username: string): Promise<string | null> {
