@@ -1,6 +1,4 @@
-import { Readable, pipeline } from 'node:stream';
-import { parser } from 'stream-json';
-import { pick } from 'stream-json/filters/pick.js';
+import { jsonParser } from 'stream-json/core/parser.js';
 import { pbkdf2Phc } from '../../core/users/hash-formats.js';
 import type { PortableIdentity, PortableUser } from '../portable-user.js';
 import { textChunks, unusableFile } from './lines.js';
@@ -121,45 +119,73 @@ class BoundedAssembler {
   }
 }
 
+/** stream-json's bare tokenizer: a string in, its tokens out (`many`), `none` to flush (stream-chain's protocol, symbols by registry). */
+const NONE = Symbol.for('object-stream.none');
+type Tokenizer = (text: string | typeof NONE) => { values: Token[] } | typeof NONE;
+/** The tokenizer gets text in slices: a malformed spot loses only its slice's tokens, never a whole 64 KiB of complete records. */
+const SLICE = 1024;
+
+async function* jsonTokens(input: AsyncIterable<Buffer>): AsyncGenerator<Token> {
+  const tokenize = jsonParser({ packKeys: true, packStrings: false, packNumbers: false, streamKeys: false }) as unknown as Tokenizer;
+  for await (const text of strictUtf8(input)) {
+    for (let i = 0; i < text.length; i += SLICE) {
+      const out = tokenize(text.slice(i, i + SLICE));
+      if (out !== NONE) yield* out.values;
+    }
+  }
+  const out = tokenize(NONE);
+  if (out !== NONE) yield* out.values;
+}
+
 export async function* keycloakSource(input: AsyncIterable<Buffer>, options: SourceOptions): AsyncGenerator<SourceItem> {
-  const tokens = pipeline(
-    Readable.from(strictUtf8(textChunks(input))),
-    parser.asStream({ packKeys: true, packStrings: false, packNumbers: false }),
-    pick.asStream({ filter: 'users' }),
-    () => undefined,
-  ) as AsyncIterable<Token> & Readable;
+  // Where the reader is: 0 before the document, 1 in its top-level object, deeper in a value it skips.
   let depth = 0;
-  let index = 0;
+  let key: string | undefined;
+  let inUsers = false;
   let sawUsers = false;
+  let index = 0;
   let record: BoundedAssembler | undefined;
   try {
-    for await (const token of tokens) {
-      if (!sawUsers) {
-        if (token.name !== 'startArray') throw unusableFile('"users" is not an array in this file');
-        sawUsers = true;
-        depth = 1;
+    for await (const token of jsonTokens(textChunks(input))) {
+      if (inUsers) {
+        if (record === undefined && token.name === 'endArray') {
+          inUsers = false;
+          continue;
+        }
+        if (record === undefined) {
+          index += 1;
+          record = new BoundedAssembler(options.maxRecordBytes);
+        }
+        record.consume(token);
+        if (!record.done) continue;
+        const done = record;
+        record = undefined;
+        if (done.tooBig) yield { at: index, refused: `the record is larger than ${options.maxRecordBytes} bytes` };
+        else yield keycloakUser(index, done.result);
         continue;
       }
-      if (depth === 1 && token.name === 'endArray') {
-        depth = 0;
+      if (depth === 0 && token.name !== 'startObject') throw unusableFile('the file is not a JSON object: no Keycloak realm export here');
+      if (depth === 1 && token.name === 'keyValue') {
+        key = token.value;
         continue;
       }
-      if (record === undefined) {
-        index += 1;
-        record = new BoundedAssembler(options.maxRecordBytes);
+      if (depth === 1 && key === 'users' && token.name === 'startArray') {
+        if (sawUsers) throw unusableFile('the file has two "users" arrays');
+        inUsers = sawUsers = true;
+        key = undefined;
+        continue;
       }
-      record.consume(token);
-      if (!record.done) continue;
-      const done = record;
-      record = undefined;
-      if (done.tooBig) yield { at: index, refused: `the record is larger than ${options.maxRecordBytes} bytes` };
-      else yield keycloakUser(index, done.result);
+      if (depth === 1 && key === 'users') throw unusableFile('"users" is not an array in this file');
+      if (token.name === 'startObject' || token.name === 'startArray') depth += 1;
+      else if (token.name === 'endObject' || token.name === 'endArray') depth -= 1;
+      if (depth === 1 && token.name !== 'keyValue') key = undefined;
     }
   } catch (err) {
     if (isUnusable(err)) throw err;
     const reason = err instanceof Utf8Error ? err.message : 'the JSON breaks off or is malformed';
-    if (index === 0 && record === undefined) throw unusableFile(`${reason}: no Keycloak realm export here`);
-    yield { at: record ? index : index + 1, fatal: `${reason} in record ${record ? index : index + 1} (cut short?); the records before it were read` };
+    if (!sawUsers || (index === 0 && record === undefined)) throw unusableFile(`${reason}: no Keycloak realm export here`);
+    const at = record ? index : index + 1;
+    yield { at, fatal: `${reason} in record ${at} (cut short?); the records before it were read` };
     return;
   }
   if (!sawUsers) {

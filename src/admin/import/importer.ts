@@ -97,6 +97,14 @@ export interface UserImporterDeps {
 }
 
 /** What an earlier record of the file (this batch, or for --dry-run the whole file so far) holds. */
+export interface BatchContext {
+  seen: Seen;
+  dryRun: boolean;
+  /** The run's updated_at (see {@link UserImporter.run}). */
+  runAt: Date;
+  unit: 'line' | 'record';
+}
+
 export class Seen {
   readonly ids = new Map<string, Prepared>();
   readonly usernames = new Map<string, number>();
@@ -148,18 +156,26 @@ export class UserImporter {
       request.onRefused?.({ at, reason });
     };
     const seconds = () => (performance.now() - started) / 1000;
+    // Every row of the run gets this updated_at: a row the database shows with it was written by
+    // this run (an earlier batch), so a record meeting it is a duplicate in the file, not a rerun.
+    const runAt = this.deps.clock.now();
     const source = await this.source(request, options);
     // A real run checks earlier batches in the database (they are written); a dry run writes
     // nothing, so it remembers the whole file instead.
     const seen = new Seen();
     let batch: Prepared[] = [];
+    // Records refused as they were read wait for their batch, so that refusals come out in file order.
+    let early: ImportRefusal[] = [];
     const flush = async () => {
       const items = batch;
+      const refusals = early;
       batch = [];
-      if (items.length === 0) return;
-      // Refusals are reported in file order: a batch's come out sorted by line.
-      const refusals: ImportRefusal[] = [];
-      const outcome = await this.processBatch(items, seen, dryRun, (at, reason) => refusals.push({ at, reason }), report.unit);
+      early = [];
+      if (items.length === 0) {
+        for (const r of refusals) refuse(r.at, r.reason);
+        return;
+      }
+      const outcome = await this.processBatch(items, { seen, dryRun, runAt, unit: report.unit }, (at, reason) => refusals.push({ at, reason }));
       for (const r of refusals.sort((a, b) => a.at - b.at)) refuse(r.at, r.reason);
       report.imported += outcome.imported.length;
       report.skipped += outcome.skipped;
@@ -176,11 +192,10 @@ export class UserImporter {
         break;
       }
       report.read += 1;
-      const prepared = item.refused !== undefined ? item.refused : this.prepare(request.format, item);
+      const prepared = item.refused !== undefined ? item.refused : this.prepare(request.format, item, runAt);
       if (typeof prepared === 'string') {
-        // Refused before the batch: its place in the order is kept by flushing first.
-        await flush();
-        refuse(item.at, prepared);
+        early.push({ at: item.at, reason: prepared });
+        if (early.length >= batchSize) await flush();
         continue;
       }
       batch.push(prepared);
@@ -209,7 +224,7 @@ export class UserImporter {
   }
 
   /** A record as the rows it becomes, or why it is refused (everything that needs no database). */
-  prepare(source: ImportFormat, item: Extract<SourceItem, { candidate: unknown }>): Prepared | string {
+  prepare(source: ImportFormat, item: Extract<SourceItem, { candidate: unknown }>, runAt: Date): Prepared | string {
     const parsed = portableUserSchema.safeParse(item.candidate);
     if (!parsed.success) {
       const issue = parsed.error.issues[0]!;
@@ -240,7 +255,7 @@ export class UserImporter {
     // Without a source id, the identifiers stand in for one: a rerun still finds the user.
     const sourceId = item.sourceId ?? user.id ?? `${username ?? ''}\u0000${email === null ? '' : emailKey(email)}`;
     const id = importedId(source, sourceId);
-    const now = this.deps.clock.now().toISOString();
+    const now = runAt.toISOString();
     const createdAt = user.createdAt ? new Date(user.createdAt).toISOString() : now;
     const verifiedAt = email === null ? null : user.emailVerifiedAt ? new Date(user.emailVerifiedAt).toISOString() : user.emailVerified ? now : null;
     const homeRegion = user.homeRegion ?? this.deps.config.region;
@@ -288,14 +303,9 @@ export class UserImporter {
    * what passes in one transaction. A record whose id is there already with the same username
    * and address is the same user from an earlier run: skipped. Anything else taken is refused.
    */
-  async processBatch(
-    batch: Prepared[],
-    seen: Seen,
-    dryRun: boolean,
-    refuse: (at: number, reason: string) => void,
-    unit: 'line' | 'record' = 'line',
-  ): Promise<{ imported: Prepared[]; skipped: number }> {
+  async processBatch(batch: Prepared[], run: BatchContext, refuse: (at: number, reason: string) => void): Promise<{ imported: Prepared[]; skipped: number }> {
     const { repo } = this.deps;
+    const { seen, unit } = run;
     const ids = batch.map((p) => p.user.id);
     const usernames = batch.flatMap((p) => (p.user.username === null ? [] : [p.user.username]));
     const emails = batch.flatMap((p) => (p.emailKey === null ? [] : [p.emailKey]));
@@ -310,8 +320,15 @@ export class UserImporter {
     let skipped = 0;
     for (const p of batch) {
       const { id, username } = p.user;
-      const same = (other: { username: string | null; emailKey: string | null }) => other.username === username && other.emailKey === p.emailKey;
+      // The same user: no identifier both sides have differs (the password-hash export of Auth0
+      // alone has no username, the full export has one: still the one user).
+      const agree = (a: string | null, b: string | null) => a === null || b === null || a === b;
+      const same = (other: { username: string | null; emailKey: string | null }) => agree(other.username, username) && agree(other.emailKey, p.emailKey);
       const there = byId.get(id);
+      if (there && there.updated_at.getTime() === run.runAt.getTime()) {
+        refuse(p.at, `a duplicate of an earlier ${unit} of the file (the same id)`);
+        continue;
+      }
       if (there) {
         if (same({ username: there.username, emailKey: there.email_key })) skipped += 1;
         else refuse(p.at, `the id ${id} belongs to another user here (${there.username ?? there.email_key})`);
@@ -344,7 +361,7 @@ export class UserImporter {
       for (const i of p.identities) seen.pairs.set(pairKey(i.provider, i.subject), p.at);
       accepted.push(p);
     }
-    if (dryRun || accepted.length === 0) return { imported: accepted, skipped };
+    if (run.dryRun || accepted.length === 0) return { imported: accepted, skipped };
     return { imported: await this.write(accepted, refuse), skipped };
   }
 

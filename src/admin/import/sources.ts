@@ -88,6 +88,7 @@ export async function* csvRecords(input: AsyncIterable<Buffer>, columns: CsvColu
   const lines = boundedLines(textChunks(input), options.maxRecordBytes);
   const complete = function* (at: number, text: string): Generator<CsvItem> {
     if (header === undefined) {
+      if (text.trim() === '') return;
       header = readHeader(text, columns);
       return;
     }

@@ -33,6 +33,7 @@ export interface ExistingUser {
   id: string;
   username: string | null;
   email_key: string | null;
+  updated_at: Date;
 }
 
 const USER_RECORD = `id uuid, username text, email text, email_verified_at timestamptz, password_hash text, status text,
@@ -53,9 +54,9 @@ export class ImportRepo {
   async existing(ids: string[], usernames: string[], emailKeys: string[], ex: Executor = this.db.writer): Promise<ExistingUser[]> {
     const result = await guard(
       ex.raw<{ rows: ExistingUser[] }>(
-        `select id, username, lower(email) as email_key from users where id in (select (jsonb_array_elements_text(?::jsonb))::uuid)
-         union select id, username, lower(email) from users where username in (select jsonb_array_elements_text(?::jsonb))
-         union select id, username, lower(email) from users where lower(email) in (select jsonb_array_elements_text(?::jsonb))`,
+        `select id, username, lower(email) as email_key, updated_at from users where id in (select (jsonb_array_elements_text(?::jsonb))::uuid)
+         union select id, username, lower(email), updated_at from users where username in (select jsonb_array_elements_text(?::jsonb))
+         union select id, username, lower(email), updated_at from users where lower(email) in (select jsonb_array_elements_text(?::jsonb))`,
         [JSON.stringify(ids), JSON.stringify(usernames), JSON.stringify(emailKeys)],
       ),
     );
