@@ -374,6 +374,7 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
     db,
     identities: repos.identities,
     users: repos.users,
+    sessions,
     identity: config.identity,
     hooks: emailFlows,
     clock,

@@ -138,7 +138,9 @@ function memoryAdapter(): new (model: string) => Record<string, (...args: never[
   } as never;
 }
 
-const PAGE_CSP = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+// No form-action: browsers apply it to the redirects after a form is sent too, and this one's
+// lead to the relying party's callback and on to the app.
+const PAGE_CSP = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'";
 
 function loginPage(uid: string, clientName: string, error = ''): string {
   const e = escapeHtml;

@@ -7,6 +7,7 @@ import type { SessionsRepo } from '../store/pg/sessions-repo.js';
 import type { SigningKeysRepo } from '../store/pg/signing-keys-repo.js';
 import type { UsageRepo } from '../store/pg/usage-repo.js';
 import type { EmailChallengesRepo } from '../store/pg/email-challenges-repo.js';
+import type { IdentitiesRepo } from '../store/pg/identities-repo.js';
 import type { MfaFactorsRepo } from '../store/pg/mfa-factors-repo.js';
 import type { MfaRecoveryCodesRepo } from '../store/pg/mfa-recovery-codes-repo.js';
 import type { MfaTokenUsesRepo } from '../store/pg/mfa-token-uses-repo.js';
@@ -32,6 +33,7 @@ export interface WorkerDeps {
     mfaFactors?: MfaFactorsRepo;
     mfaRecoveryCodes?: MfaRecoveryCodesRepo;
     mfaTokenUses?: MfaTokenUsesRepo;
+    identities?: IdentitiesRepo;
   };
   cache?: Cache | undefined;
   /** Ships this region's changes to its peers while the worker runs. */
@@ -85,6 +87,7 @@ export async function startWorker(deps: WorkerDeps, queue: JobQueue, options: Wo
         usage,
         challenges: deps.repos.emailChallenges,
         mfa: mfaRepos(deps.repos),
+        identities: deps.repos.identities,
         clock,
         log,
         horizonSeconds: config.tokens.accessTtl + config.tokens.clockSkew,

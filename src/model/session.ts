@@ -55,4 +55,5 @@ export interface RevokedSession {
   userId?: string | null;
 }
 
-export type RevokeReason = 'logout' | 'logout_all' | 'reuse' | 'user_disabled' | 'user_deleted' | 'password_changed' | 'admin' | 'replicated';
+export type RevokeReason =
+  'logout' | 'logout_all' | 'reuse' | 'user_disabled' | 'user_deleted' | 'password_changed' | 'identity_unlinked' | 'admin' | 'replicated';

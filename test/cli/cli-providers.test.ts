@@ -2,6 +2,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
+import type { ProviderEndpoints } from '../../src/core/oidc/oidc-flows.js';
+import { startProvider, type TestProvider } from '../oidc/support.js';
 import { describeRun, expectJson, expectJsonError, expectNoStackTrace, runCli, type CliOptions } from './run-cli.js';
 
 const GOOGLE_SECRET = 'GOCSPX-never-printed-0123456789';
@@ -12,11 +14,14 @@ describe('authctl providers (spawned as a user runs it)', function () {
   this.timeout(60_000);
   let dir: string;
   let file: string;
+  let op: TestProvider;
 
   const cli = (args: string[], options: CliOptions = {}) =>
     runCli([...args, '--config', file], { ...options, env: { AUTHCTL_LOG_LEVEL: 'debug', OKTA_SECRET, ...options.env } });
 
-  before(function () {
+  before(async function () {
+    // A real OpenID Provider (oidc-provider) on loopback.
+    op = await startProvider({ name: 'Keycloak' });
     dir = mkdtempSync(join(tmpdir(), 'authctl-cli-providers-'));
     file = join(dir, 'eu.json');
     writeFileSync(
@@ -37,13 +42,15 @@ describe('authctl providers (spawned as a user runs it)', function () {
             },
             // Closed port on loopback: discovery is refused at once.
             { id: 'down', issuer: 'http://127.0.0.1:1', clientId: 'down-client' },
+            { id: 'keycloak', issuer: op.url, clientId: 'kc-client', clientSecret: 'env:OKTA_SECRET' },
           ],
         },
       }),
     );
   });
 
-  after(function () {
+  after(async function () {
+    await op?.close();
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -72,6 +79,16 @@ describe('authctl providers (spawned as a user runs it)', function () {
         scopes: ['openid', 'email', 'profile'],
         linking: 'off',
         redirectUri: 'https://auth.eu.example.test/v1/auth/oidc/down/callback',
+      },
+      {
+        id: 'keycloak',
+        displayName: 'keycloak',
+        issuer: op.url,
+        clientId: 'kc-client',
+        secretSet: true,
+        scopes: ['openid', 'email', 'profile'],
+        linking: 'off',
+        redirectUri: 'https://auth.eu.example.test/v1/auth/oidc/keycloak/callback',
       },
       {
         id: 'google',
@@ -107,9 +124,39 @@ describe('authctl providers (spawned as a user runs it)', function () {
   it('providers check of an id that is not configured: exit 3 (not_found) naming the configured ones', async function () {
     const run = await cli(['providers', 'check', 'github', '--json']);
     const error = expectJsonError(run, 3, 'not_found');
-    expect(error.message).to.contain('github').and.contain('okta, down');
+    expect(error.message).to.contain('github').and.contain('okta, down, keycloak');
     const human = await cli(['providers', 'check', 'github']);
     expect(human.code, describeRun(human)).to.equal(3);
+    expectNoStackTrace(human.stderr);
+  });
+
+  it('providers check: discovery at the real provider, its endpoints and the redirect URI to register; no secret', async function () {
+    const run = await cli(['providers', 'check', 'keycloak', '--json']);
+    const body = expectJson<{ provider: string; endpoints: ProviderEndpoints }>(run, 0);
+    const discovery = (await (await fetch(`${op.url}/.well-known/openid-configuration`)).json()) as Record<string, string>;
+    expect(body.provider).to.equal('keycloak');
+    expect(body.endpoints).to.deep.include({
+      issuer: discovery.issuer,
+      authorizationEndpoint: discovery.authorization_endpoint,
+      tokenEndpoint: discovery.token_endpoint,
+      jwksUri: discovery.jwks_uri,
+      userinfoEndpoint: discovery.userinfo_endpoint,
+      redirectUri: 'https://auth.eu.example.test/v1/auth/oidc/keycloak/callback',
+    });
+    const human = await cli(['providers', 'check', 'keycloak']);
+    expect(human.code, describeRun(human)).to.equal(0);
+    expect(human.stdout).to.contain(`jwks_uri:               ${discovery.jwks_uri}`);
+    expect(human.stdout).to.contain('Register this redirect URI at the provider: https://auth.eu.example.test/v1/auth/oidc/keycloak/callback');
+    for (const output of [run.stdout, run.stderr, human.stdout, human.stderr]) expect(output).not.to.contain(OKTA_SECRET);
+  });
+
+  it('providers check of a provider that does not answer: exit 69, said plainly, no stack trace', async function () {
+    const run = await cli(['providers', 'check', 'down', '--json']);
+    const body = expectJson<{ error: { code: string; message: string } }>(run, 69);
+    expect(body.error.code).to.be.oneOf(['provider_unavailable', 'provider_error']);
+    const human = await cli(['providers', 'check', 'down']);
+    expect(human.code, describeRun(human)).to.equal(69);
+    expect(human.stderr).to.match(/^Error: /);
     expectNoStackTrace(human.stderr);
   });
 });

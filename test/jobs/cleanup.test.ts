@@ -1,9 +1,11 @@
 import { expect } from 'chai';
 import { ManualClock } from '../../src/platform/clock.js';
 import { v7 as uuidv7 } from 'uuid';
-import { CHALLENGE_RETENTION_SECONDS, runCleanup, type CleanupDeps } from '../../src/jobs/handlers/cleanup.js';
+import { CHALLENGE_RETENTION_SECONDS, IDENTITY_RETENTION_SECONDS, runCleanup, type CleanupDeps } from '../../src/jobs/handlers/cleanup.js';
+import type { IdentityRecord } from '../../src/model/identity.js';
 import type { EmailChallenge } from '../../src/model/user.js';
 import { EmailChallengesRepo } from '../../src/store/pg/email-challenges-repo.js';
+import { IdentitiesRepo } from '../../src/store/pg/identities-repo.js';
 import { SessionsRepo } from '../../src/store/pg/sessions-repo.js';
 import { type SigningKeyRecord } from '../../src/model/signing-key.js';
 import { SigningKeysRepo } from '../../src/store/pg/signing-keys-repo.js';
@@ -160,5 +162,40 @@ describe('cleanup job: stale sessions and retired signing keys', function () {
     expect(result.deleted.emailChallenges).to.equal(3);
     const left = (await fx.container.db.writer('email_challenges').select<Array<{ id: string }>>('id')).map((r) => r.id).sort();
     expect(left).to.deep.equal(recent.map((c) => c.id).sort());
+  });
+
+  it('deletes provider identities removed more than 30 days ago, in batches, and keeps live and recently removed ones', async function () {
+    const identities = new IdentitiesRepo(fx.container.db);
+    const user = await fx.container.users.register(`ids${Date.now()}`, 'correct horse battery staple');
+    const now = clock.now().getTime();
+    const identity = (removedSecondsAgo: number | null): IdentityRecord => ({
+      id: uuidv7(),
+      userId: user.id,
+      provider: 'google',
+      subject: `sub-${uuidv7()}`,
+      email: null,
+      emailVerified: false,
+      homeRegion: 'local',
+      createdAt: new Date(now - 90 * 86_400_000),
+      lastUsedAt: new Date(now - 60 * 86_400_000),
+      removedAt: removedSecondsAgo === null ? null : new Date(now - removedSecondsAgo * 1000),
+      version: 1,
+    });
+    const keep = [identity(null), identity(IDENTITY_RETENTION_SECONDS - 3_600)];
+    const drop = [identity(IDENTITY_RETENTION_SECONDS + 60), identity(IDENTITY_RETENTION_SECONDS + 3_600), identity(45 * 86_400)];
+    for (const i of [...keep, ...drop]) await identities.insert(i);
+
+    const { capture, deps: d } = deps({ identities, batchSize: 2 });
+    const result = await runCleanup(d);
+    expect(result.deleted.identities).to.equal(3);
+    const left = (await fx.container.db.writer('user_identities').select<Array<{ id: string }>>('id')).map((r) => r.id).sort();
+    expect(left).to.deep.equal(keep.map((i) => i.id).sort());
+    expect(capture.events('cleanup.done')[0]).to.deep.include({ deleted: { sessions: 0, signingKeys: 0, identities: 3 } });
+
+    // Once the recently removed one is past the horizon too, it goes; the live one stays.
+    clock.advance(3_600 + 1);
+    expect((await runCleanup(deps({ identities }).deps)).deleted.identities).to.equal(1);
+    expect(await identities.listLive(user.id)).to.have.length(1);
+    expect(await fx.container.db.writer('user_identities').count<[{ count: string }]>('* as count')).to.deep.equal([{ count: '1' }]);
   });
 });

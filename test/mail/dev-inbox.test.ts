@@ -1,6 +1,5 @@
 import type { ChildProcessWithoutNullStreams } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { loadConfig } from '../../src/config/load.js';
@@ -11,7 +10,7 @@ import { QUEUES } from '../../src/jobs/queues.js';
 import { SmtpMailer } from '../../src/mail/smtp-mailer.js';
 import { createLogger } from '../../src/platform/logger.js';
 import { startTestApp } from '../helpers/app.js';
-import { spawnCli } from '../cli/run-cli.js';
+import { devDataDir, spawnDev, stopProcess } from '../dev/dev-process.js';
 import { waitUntil } from '../jobs/setup.js';
 import { freePort } from './support.js';
 
@@ -107,34 +106,23 @@ describe('authctl dev: the mail catcher and the dev inbox', function () {
   describe('authctl dev as a process', function () {
     let dir: string;
     let child: ChildProcessWithoutNullStreams | undefined;
-    let output = '';
 
     before(function () {
-      dir = mkdtempSync(join(tmpdir(), 'authctl-dev-mail-'));
-      // PostgreSQL runs as the postgres OS user when we are root: it must be able to reach the data.
-      chmodSync(dir, 0o711);
+      dir = devDataDir('mail');
     });
 
     after(async function () {
-      if (child && child.exitCode === null && child.signalCode === null) {
-        const exited = new Promise((resolve) => child!.once('exit', resolve));
-        child.kill('SIGINT');
-        await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 20_000))]);
-        if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-      }
+      await stopProcess(child);
       rmSync(dir, { recursive: true, force: true });
     });
 
     it('configures itself to send to its catcher and runs the mail worker in-process: a queued message is printed and listed', async function () {
       this.timeout(180_000);
-      child = spawnCli(['dev', '--port', '0', '--data-dir', dir], { env: { AUTHCTL_SECRET: undefined, AUTHCTL_LOG_LEVEL: 'warn' } });
-      child.stdout.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
-      child.stderr.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
-      await waitUntil(
-        () => /Dev inbox: http:\/\/127\.0\.0\.1:\d+\/dev\/mail/.test(output) || child!.exitCode !== null,
-        `authctl dev to start:\n${output}`,
-        150_000,
-      );
+      const dev = await spawnDev(dir, /Dev inbox: http:\/\/127\.0\.0\.1:\d+\/dev\/mail/);
+      child = dev.child;
+      let output = dev.output();
+      dev.child.stdout.on('data', () => (output = dev.output()));
+      dev.child.stderr.on('data', () => (output = dev.output()));
       const inboxUrl = /Dev inbox: (http:\/\/127\.0\.0\.1:\d+\/dev\/mail)/.exec(output)?.[1];
       expect(inboxUrl, output).to.be.a('string');
       expect(output).to.match(/mail is caught on smtp:\/\/127\.0\.0\.1:\d+; nothing is delivered/);
@@ -173,8 +161,8 @@ describe('authctl dev: the mail catcher and the dev inbox', function () {
       });
       expect(json.messages[0]!.messageId).to.match(/^<mail\.[0-9a-f-]{36}@authctl\.localhost>$/);
 
-      const exited = new Promise<number | null>((resolve) => child!.once('exit', (code) => resolve(code)));
-      child.kill('SIGINT');
+      const exited = new Promise<number | null>((resolve) => dev.child.once('exit', (code) => resolve(code)));
+      dev.child.kill('SIGINT');
       expect(await exited, output).to.equal(0);
     });
   });

@@ -46,6 +46,7 @@ describe('IdentityAccounts: who a provider sign-in is (over PostgreSQL)', functi
       db: container.db,
       identities: container.repos.identities,
       users: container.repos.users,
+      sessions: container.sessions,
       identity: { ...container.config.identity, ...rules },
       clock: container.clock,
       log: container.log,

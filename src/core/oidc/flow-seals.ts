@@ -7,7 +7,9 @@ import { AppError } from '../../platform/errors.js';
 import type { Executor } from '../../store/pg/db.js';
 import type { MfaTokenUsesRepo } from '../../store/pg/mfa-token-uses-repo.js';
 import { SealedBox } from '../keys/sealed-box.js';
-import type { OidcPurpose } from './oidc-flows.js';
+
+/** What a provider dance is for: signing in (the callback finds or creates the user), or linking to a signed-in user. */
+export type OidcPurpose = 'login' | 'link';
 
 /** The HKDF purposes (and AAD) of the sealed flow state and of the one-time codes. */
 export const OIDC_STATE_KEY_PURPOSE = 'authctl/v1/oidc-state';

@@ -8,6 +8,7 @@ import type { Logger } from '../../platform/logger.js';
 import type { Db } from '../../store/pg/db.js';
 import { isSubjectTaken, type IdentitiesRepo } from '../../store/pg/identities-repo.js';
 import type { UsersRepo } from '../../store/pg/users-repo.js';
+import type { SessionService } from '../sessions/session-service.js';
 import type { Telemetry } from '../telemetry.js';
 import type { RegistrationHooks } from '../users/user-service.js';
 import { usernameBase, usernameCandidates } from '../users/username.js';
@@ -29,6 +30,8 @@ export interface IdentityAccountsOptions {
   db: Db;
   identities: IdentitiesRepo;
   users: Pick<UsersRepo, 'findById' | 'findByEmail' | 'lock' | 'insert' | 'usernamesTaken'>;
+  /** Unlinking the last identity of a provider revokes the sessions signed in through it, in the unlink's transaction. */
+  sessions: Pick<SessionService, 'revokeWithin'>;
   /** `identity.*`: what an account needs (username, address) and the providers' display names. */
   identity: Pick<Config['identity'], 'username' | 'email' | 'providers'>;
   /** What registration does besides the user row (the e-mail flows: the first verification message of an unverified address). */
@@ -194,11 +197,19 @@ export class IdentityAccounts {
    * left to sign in: no password, no other identity, and no verified address (to which e-mailed
    * sign-in codes and password resets go, with `identity.email` on); `not_found` when the user has
    * no such identity. Returns the first identity removed.
+   *
+   * When no live identity of the provider is left, the user's sessions signed in through it
+   * (`sessions.idp`) are revoked in the same transaction (`identity_unlinked`), and published as
+   * every revocation is: a provider account the user no longer trusts (or an administrator cut
+   * off) keeps no session it opened, and no access token goes on naming a provider the account
+   * has not linked. A session records the provider, not which of its accounts: while another
+   * identity of the provider stays, its sessions stay too.
    */
   async unlink(userId: string, identityIdOrProvider: string, by: { via: 'self' } | { via: 'admin'; actor: string } = { via: 'self' }): Promise<IdentityRecord> {
     const { identities, users, clock } = this.opts;
     const now = clock.now();
-    const removed = await this.opts.db.transaction(async (trx) => {
+    const removed = await this.opts.sessions.revokeWithin(async (tx) => {
+      const trx = tx.ex;
       // Locked first, as link does: two concurrent unlinks of a user's two identities cannot both pass the check.
       const user = await users.lock(userId, trx);
       if (!user) throw new AppError('not_found', 'no such user');
@@ -211,12 +222,17 @@ export class IdentityAccounts {
           'this is the last way to sign in to the account: set a password (a password reset sets a first one) or link another provider first',
         );
       }
-      return identities.remove(
+      const gone = await identities.remove(
         userId,
         targets.map((i) => i.id),
         now,
         trx,
       );
+      const left = new Set(live.filter((i) => !gone.some((g) => g.id === i.id)).map((i) => i.provider));
+      for (const provider of new Set(gone.map((i) => i.provider))) {
+        if (!left.has(provider)) await tx.revokeAllForUser(userId, 'identity_unlinked', { idp: provider });
+      }
+      return gone;
     });
     if (removed.length === 0) throw notFound();
     this.opts.telemetry.identityUnlinked(

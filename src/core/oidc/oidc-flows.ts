@@ -14,14 +14,13 @@ import type { UserService } from '../users/user-service.js';
 import type { Executor } from '../../store/pg/db.js';
 import type { MfaTokenUsesRepo } from '../../store/pg/mfa-token-uses-repo.js';
 import type { Clock } from '../../platform/clock.js';
-import { CODE_CHALLENGE, FlowSeals } from './flow-seals.js';
+import { CODE_CHALLENGE, FlowSeals, type OidcPurpose } from './flow-seals.js';
 import type { IdentityAccounts } from './identity-accounts.js';
 import { ID_TOKEN_SKEW_SECONDS, ProviderClient, safeToken, type IdTokenClaims } from './provider-client.js';
 import { providerSettings, type ProviderSettings } from './provider-settings.js';
 import { RedirectAllowList } from './redirect-urls.js';
 
-/** What a provider dance is for: signing in (the callback finds or creates the user), or linking to a signed-in user. */
-export type OidcPurpose = 'login' | 'link';
+export type { OidcPurpose } from './flow-seals.js';
 
 /** `GET …/authorize`'s input, checked by the route. */
 export interface AuthorizeRequest {

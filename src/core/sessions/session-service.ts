@@ -55,8 +55,11 @@ export interface CacheRepair {
 export interface RevokingTransaction {
   /** The transaction: pass it to every other write of the change. */
   readonly ex: Knex.Transaction;
-  /** Revokes every live session of a user (except one, if given) as part of this transaction. */
-  revokeAllForUser(userId: string, reason: RevokeReason, options?: { exceptId?: string }): Promise<RevokedSession[]>;
+  /**
+   * Revokes every live session of a user (except one, if given; only those signed in through the
+   * provider `idp`, if given) as part of this transaction.
+   */
+  revokeAllForUser(userId: string, reason: RevokeReason, options?: { exceptId?: string; idp?: string }): Promise<RevokedSession[]>;
   /** Sessions that another statement of this transaction revoked (e.g. applying a peer's batch). */
   revoked(sessions: RevokedSession[], reason: RevokeReason): void;
 }
@@ -221,7 +224,7 @@ export class SessionService {
       change({
         ex: trx,
         revokeAllForUser: async (userId, reason, options = {}) => {
-          const revoked = await this.opts.repo.revokeAllForUser(userId, reason, this.opts.clock.now(), { exceptId: options.exceptId }, trx);
+          const revoked = await this.opts.repo.revokeAllForUser(userId, reason, this.opts.clock.now(), { exceptId: options.exceptId, idp: options.idp }, trx);
           pending.push({ sessions: revoked, reason });
           return revoked;
         },

@@ -61,7 +61,8 @@ export function identityOperations(): OperationSpec[] {
       summary: 'Unlink a provider account',
       description:
         `${stepUp} Refused (\`409 last_sign_in_method\`) when the account would have no way left to sign in:` +
-        ' no password, no other identity and no verified address.',
+        ' no password, no other identity and no verified address.' +
+        ' Unlinking the last identity of a provider revokes the sessions signed in through that provider (the caller’s too, if it is one).',
       auth: 'bearer',
       params: z.object({ id: z.string().meta({ description: 'The identity id' }) }),
       responses: { 204: { description: 'Unlinked (in every region once replicated)' } },

@@ -4,6 +4,7 @@ import type { SessionsRepo } from '../../store/pg/sessions-repo.js';
 import type { SigningKeysRepo } from '../../store/pg/signing-keys-repo.js';
 import type { UsageRepo } from '../../store/pg/usage-repo.js';
 import type { EmailChallengesRepo } from '../../store/pg/email-challenges-repo.js';
+import type { IdentitiesRepo } from '../../store/pg/identities-repo.js';
 import type { MfaFactorsRepo } from '../../store/pg/mfa-factors-repo.js';
 import type { MfaRecoveryCodesRepo } from '../../store/pg/mfa-recovery-codes-repo.js';
 import type { MfaTokenUsesRepo } from '../../store/pg/mfa-token-uses-repo.js';
@@ -23,6 +24,9 @@ export const CHALLENGE_RETENTION_SECONDS = 86_400;
  * ended when a late change from another region (made there before it heard of the end) arrives.
  */
 export const MFA_RETENTION_SECONDS = 30 * 86_400;
+
+/** Removed provider identities stay 30 days, for the same reason as removed factors: their rows keep them removed. */
+export const IDENTITY_RETENTION_SECONDS = 30 * 86_400;
 
 export interface CleanupDeps {
   sessions: Pick<SessionsRepo, 'deleteStale'>;
@@ -60,6 +64,8 @@ export interface CleanupDeps {
         tokenUses: Pick<MfaTokenUsesRepo, 'deleteExpired'>;
       }
     | undefined;
+  /** Optional: without it, provider identities are left alone. Removed ones go after {@link IDENTITY_RETENTION_SECONDS}, in each region. */
+  identities?: Pick<IdentitiesRepo, 'deleteRemovedBefore'> | undefined;
 }
 
 export interface CleanupResult {
@@ -72,6 +78,7 @@ export interface CleanupResult {
     mfaFactors?: number;
     mfaRecoveryCodes?: number;
     mfaTokenUses?: number;
+    identities?: number;
   };
   batches: number;
 }
@@ -80,9 +87,9 @@ export interface CleanupResult {
  * The `cleanup` job: deletes sessions expired or revoked longer than `horizonSeconds` ago, in
  * batches of `batchSize` (each its own short statement), and signing keys retired more than a day
  * ago, usage counters of hours that started more than 30 days ago, e-mail challenges that
- * expired more than a day ago, and the second factors' rows that no longer matter (see
- * {@link CleanupDeps.mfa}). Idempotent: a pass that
- * is interrupted is finished by the next one.
+ * expired more than a day ago, the second factors' rows that no longer matter (see
+ * {@link CleanupDeps.mfa}) and provider identities removed more than 30 days ago. Idempotent: a
+ * pass that is interrupted is finished by the next one.
  */
 export async function runCleanup(deps: CleanupDeps): Promise<CleanupResult> {
   const started = performance.now();
@@ -125,6 +132,11 @@ export async function runCleanup(deps: CleanupDeps): Promise<CleanupResult> {
     deleted.mfaFactors = await inBatches(deps.batchSize, (limit) => factors.deleteStale(pendingBefore, endedBefore, limit));
     deleted.mfaRecoveryCodes = await inBatches(deps.batchSize, (limit) => recoveryCodes.deleteEndedBefore(endedBefore, limit));
     deleted.mfaTokenUses = await inBatches(deps.batchSize, (limit) => tokenUses.deleteExpired(now, limit));
+  }
+  if (deps.identities) {
+    const { identities } = deps;
+    const removedBefore = new Date(now.getTime() - IDENTITY_RETENTION_SECONDS * 1000);
+    deleted.identities = await inBatches(deps.batchSize, (limit) => identities.deleteRemovedBefore(removedBefore, limit));
   }
   const result: CleanupResult = { deleted, batches };
   deps.log.info('cleanup done', { event: 'cleanup.done', ...result, durationMs: Math.round(performance.now() - started) });

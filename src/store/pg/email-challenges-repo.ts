@@ -1,4 +1,5 @@
 import type { ChallengeEndReason, ChallengePurpose, EmailChallenge } from '../../model/user.js';
+import { deleteBatchBefore } from './batched-delete.js';
 import type { Db, Executor } from './db.js';
 import { guard } from './errors.js';
 
@@ -132,12 +133,7 @@ export class EmailChallengesRepo {
   }
 
   /** Deletes challenges that expired before `before` (the cleanup job), at most `limit`. */
-  async deleteExpired(before: Date, limit: number): Promise<number> {
-    return guard(
-      this.db
-        .writer('email_challenges')
-        .whereIn('id', this.db.writer('email_challenges').select('id').where('expires_at', '<', before).limit(limit))
-        .delete(),
-    );
+  deleteExpired(before: Date, limit: number): Promise<number> {
+    return deleteBatchBefore(this.db, 'email_challenges', 'expires_at', before, limit);
   }
 }

@@ -1,4 +1,5 @@
 import type { IdentityRecord } from '../../model/identity.js';
+import { deleteBatchBefore } from './batched-delete.js';
 import type { Db, Executor } from './db.js';
 import { guard, uniqueConstraintOf } from './errors.js';
 
@@ -62,7 +63,8 @@ const bump = (ex: Executor) => ({ version: ex.raw('version + 1') });
 /**
  * All SQL on `user_identities`. Every write bumps `version` and replicates (the capture trigger);
  * an identity is never deleted while it matters: removal sets `removed_at`, so a late change from
- * another region cannot bring it back (the row goes with its user, through the foreign key).
+ * another region cannot bring it back; the cleanup job deletes it 30 days later (the row goes
+ * with its user too, through the foreign key).
  */
 export class IdentitiesRepo {
   constructor(private readonly db: Db) {}
@@ -97,6 +99,14 @@ export class IdentitiesRepo {
         .whereNull('removed_at')
         .update({ last_used_at: now, email: claims.email, email_verified: claims.emailVerified, ...bump(ex) }),
     );
+  }
+
+  /**
+   * Deletes up to `limit` identities removed before `before`; returns how many (the cleanup job,
+   * long after any late change from another region could still arrive).
+   */
+  deleteRemovedBefore(before: Date, limit: number): Promise<number> {
+    return deleteBatchBefore(this.db, 'user_identities', 'removed_at', before, limit);
   }
 
   /** Removes live identities of the user by id; returns those removed. */

@@ -1,4 +1,5 @@
 import type { RecoveryCodeEndReason, RecoveryCodeRecord } from '../../model/mfa.js';
+import { deleteBatchBefore } from './batched-delete.js';
 import type { Db, Executor } from './db.js';
 import { guard } from './errors.js';
 
@@ -81,12 +82,7 @@ export class MfaRecoveryCodesRepo {
   }
 
   /** Deletes, at most `limit` of them, codes that ended before `before` (the cleanup job). */
-  async deleteEndedBefore(before: Date, limit: number): Promise<number> {
-    const w = this.db.writer;
-    return guard(
-      w('mfa_recovery_codes')
-        .whereIn('id', w('mfa_recovery_codes').select('id').where('ended_at', '<', before).limit(limit))
-        .delete(),
-    );
+  deleteEndedBefore(before: Date, limit: number): Promise<number> {
+    return deleteBatchBefore(this.db, 'mfa_recovery_codes', 'ended_at', before, limit);
   }
 }

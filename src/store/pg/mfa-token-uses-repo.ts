@@ -1,4 +1,5 @@
 import type { MfaTokenUse } from '../../model/mfa.js';
+import { deleteBatchBefore } from './batched-delete.js';
 import type { Db, Executor } from './db.js';
 import { guard } from './errors.js';
 
@@ -35,12 +36,7 @@ export class MfaTokenUsesRepo {
   }
 
   /** Deletes, at most `limit` of them, uses of tokens that expired before `before` (the cleanup job). */
-  async deleteExpired(before: Date, limit: number): Promise<number> {
-    const w = this.db.writer;
-    return guard(
-      w('mfa_token_uses')
-        .whereIn('id', w('mfa_token_uses').select('id').where('expires_at', '<', before).limit(limit))
-        .delete(),
-    );
+  deleteExpired(before: Date, limit: number): Promise<number> {
+    return deleteBatchBefore(this.db, 'mfa_token_uses', 'expires_at', before, limit);
   }
 }

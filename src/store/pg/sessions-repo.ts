@@ -236,27 +236,28 @@ export class SessionsRepo {
     return this.revokeWhere(ex, reason, now, { id, ...(userId === undefined ? {} : { userId }) });
   }
 
-  /** Revokes every live session of a user, optionally sparing one (the caller's, on password change). */
+  /** Revokes every live session of a user, optionally sparing one (the caller's, on password change) or only those signed in through a provider (`idp`). */
   async revokeAllForUser(
     userId: string,
     reason: RevokeReason,
     now: Date,
-    options: { exceptId?: string | undefined } = {},
+    options: { exceptId?: string | undefined; idp?: string | undefined } = {},
     ex: Executor = this.db.writer,
   ): Promise<RevokedSession[]> {
-    return this.revokeWhere(ex, reason, now, { userId, exceptId: options.exceptId });
+    return this.revokeWhere(ex, reason, now, { userId, exceptId: options.exceptId, idp: options.idp });
   }
 
   private async revokeWhere(
     ex: Executor,
     reason: RevokeReason,
     now: Date,
-    filter: { id?: string; userId?: string; exceptId?: string | undefined },
+    filter: { id?: string; userId?: string; exceptId?: string | undefined; idp?: string | undefined },
   ): Promise<RevokedSession[]> {
     const q = ex('sessions').whereNull('revoked_at').where('expires_at', '>', now);
     if (filter.id !== undefined) void q.where('id', filter.id);
     if (filter.userId !== undefined) void q.where('user_id', filter.userId);
     if (filter.exceptId !== undefined) void q.whereNot('id', filter.exceptId);
+    if (filter.idp !== undefined) void q.where('idp', filter.idp);
     const rows = await guard(
       q
         .update({ revoked_at: now, revoke_reason: reason, version: ex.raw('version + 1') })
