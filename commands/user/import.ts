@@ -92,7 +92,8 @@ export function summary(report: ImportReport, file: string): string {
       `(${plural(report.read, 'record')} of ${file === '-' ? 'standard input' : file}, ${report.seconds} s)${report.dryRun ? ': nothing was written' : ''}.`,
     ...report.refusals.map((r) => refusalLine(report.unit, r)),
   ];
-  if (report.refusalsNotListed > 0) lines.push(`  … and ${plural(report.refusalsNotListed, 'more refusal')} (--json lists the first ${report.refusals.length})`);
+  if (report.refusalsNotListed > 0)
+    lines.push(`  … and ${plural(report.refusalsNotListed, 'more refusal')} (--json lists the first ${report.refusals.length})`);
   if (report.aborted) lines.push(`Stopped at ${report.unit} ${report.aborted.at}: ${report.aborted.reason}.`);
   return lines.join('\n');
 }

@@ -65,7 +65,9 @@ describe('authctl user import (spawned as a user runs it)', function () {
 
   before(async function () {
     db = await createTestDatabase('cli_user_import');
-    container = buildContainer(testConfig(db.url, { identity: { username: 'optional', email: 'optional' }, mail: { transport: 'log', from: 'authctl <no-reply@example.com>' } }));
+    container = buildContainer(
+      testConfig(db.url, { identity: { username: 'optional', email: 'optional' }, mail: { transport: 'log', from: 'authctl <no-reply@example.com>' } }),
+    );
     await migrate(container);
     dir = mkdtempSync(join(tmpdir(), 'authctl-import-'));
   });
@@ -110,7 +112,9 @@ describe('authctl user import (spawned as a user runs it)', function () {
       const bc = await stored('username', 'nd.bcrypt');
       expect(bc).to.include({ email: 'ND.Bcrypt@example.com', password_hash: hashes.bcrypt });
       expect(bc!.email_verified_at).to.be.instanceOf(Date);
-      expect(bc!.id).to.match(/^[0-9a-f-]{36}$/).and.not.equal('legacy-42');
+      expect(bc!.id)
+        .to.match(/^[0-9a-f-]{36}$/)
+        .and.not.equal('legacy-42');
       expect(await stored('username', 'nd.scrypt')).to.include({ status: 'disabled', password_hash: hashes.scrypt });
       const pb = await stored('email', 'nd.pbkdf2@example.com');
       expect(pb!.username).to.equal(null);
@@ -132,7 +136,9 @@ describe('authctl user import (spawned as a user runs it)', function () {
 
       const dry = await importJson([path, '--format', 'ndjson', '--dry-run'], 1);
       expect(dry).to.deep.include({ dryRun: true, imported: 2, refused: 1 });
-      expect(dry.refusals).to.deep.equal([{ at: 2, reason: 'the password hash is in no format authctl verifies (argon2, bcrypt, scrypt, PBKDF2, Django PBKDF2)' }]);
+      expect(dry.refusals).to.deep.equal([
+        { at: 2, reason: 'the password hash is in no format authctl verifies (argon2, bcrypt, scrypt, PBKDF2, Django PBKDF2)' },
+      ]);
       expect(await count('users')).to.equal(users);
       expect(JSON.stringify(dry)).to.not.include('plaintext-oops');
 
@@ -200,7 +206,16 @@ describe('authctl user import (spawned as a user runs it)', function () {
       const path = file(
         'users.csv',
         portableCsv(columns, [
-          { id: 'csv-1', username: 'csv.one', email: 'csv.one@example.com', emailVerified: true, passwordHash: hash, disabled: false, createdAt: '2019-05-06T07:08:09.000Z', identities: [{ provider: 'google', subject: 'csv-g-1' }] },
+          {
+            id: 'csv-1',
+            username: 'csv.one',
+            email: 'csv.one@example.com',
+            emailVerified: true,
+            passwordHash: hash,
+            disabled: false,
+            createdAt: '2019-05-06T07:08:09.000Z',
+            identities: [{ provider: 'google', subject: 'csv-g-1' }],
+          },
           { username: 'csv.two', passwordHash: hash, disabled: true },
         ]) + 'csv.three,,,maybe,,,,\n',
       );
@@ -214,7 +229,11 @@ describe('authctl user import (spawned as a user runs it)', function () {
     });
 
     it('wrong, unknown or missing columns make the file unusable (exit 65), naming them', async function () {
-      const unknown = expectJsonError(await cli([file('unknown.csv', 'username,password,mail\nbob,x,y\n'), '--format', 'csv', '--json']), 65, 'invalid_import_file');
+      const unknown = expectJsonError(
+        await cli([file('unknown.csv', 'username,password,mail\nbob,x,y\n'), '--format', 'csv', '--json']),
+        65,
+        'invalid_import_file',
+      );
       expect(unknown.message).to.include('unknown columns "password", "mail"').and.include('missing column passwordHash');
       const missing = expectJsonError(await cli([file('missing.csv', 'id,passwordHash\n1,x\n'), '--format', 'csv', '--json']), 65, 'invalid_import_file');
       expect(missing.message).to.include('missing column username or email');
@@ -232,12 +251,26 @@ describe('authctl user import (spawned as a user runs it)', function () {
       const path = file(
         'acme-realm.json',
         keycloakRealm([
-          { id: ids[0]!, username: 'kc.sha256', email: 'kc.sha256@example.com', emailVerified: true, enabled: true, createdTimestamp: 1_600_000_000_000, credentials: [sha256, keycloakOtpCredential()], realmRoles: ['default-roles-acme'] },
+          {
+            id: ids[0]!,
+            username: 'kc.sha256',
+            email: 'kc.sha256@example.com',
+            emailVerified: true,
+            enabled: true,
+            createdTimestamp: 1_600_000_000_000,
+            credentials: [sha256, keycloakOtpCredential()],
+            realmRoles: ['default-roles-acme'],
+          },
           { id: ids[1]!, username: 'kc.sha512', enabled: false, credentials: [keycloakPbkdf2Credential('kc-sha512-pass', 'pbkdf2-sha512', 210_000)] },
           { id: ids[2]!, username: 'kc.argon2', credentials: [await keycloakArgon2Credential('kc-argon2-pass')] },
           { id: ids[3]!, username: 'kc.sha1', credentials: [keycloakPbkdf2Credential('kc-sha1-pass', 'pbkdf2')] },
           { id: ids[4]!, username: 'service-account-backend', serviceAccountClientLink: 'backend' },
-          { id: ids[5]!, username: 'kc.google', email: 'kc.google@gmail.example', federatedIdentities: [{ identityProvider: 'google', userId: '1098765', userName: 'kc.google@gmail.example' }] },
+          {
+            id: ids[5]!,
+            username: 'kc.google',
+            email: 'kc.google@gmail.example',
+            federatedIdentities: [{ identityProvider: 'google', userId: '1098765', userName: 'kc.google@gmail.example' }],
+          },
         ]),
       );
       const report = await importJson([path, '--format', 'keycloak'], 1);
@@ -248,7 +281,12 @@ describe('authctl user import (spawned as a user runs it)', function () {
 
       const one = await stored('username', 'kc.sha256');
       const secret = JSON.parse(sha256.secretData) as { value: string; salt: string };
-      expect(one).to.include({ id: ids[0], email: 'kc.sha256@example.com', status: 'active', password_hash: pbkdf2Phc('sha256', 27_500, secret.salt, secret.value) });
+      expect(one).to.include({
+        id: ids[0],
+        email: 'kc.sha256@example.com',
+        status: 'active',
+        password_hash: pbkdf2Phc('sha256', 27_500, secret.salt, secret.value),
+      });
       expect(one!.created_at.getTime()).to.equal(1_600_000_000_000);
       expect(pbkdf2PhcMatches(one!.password_hash!, 'kc-sha256-pass')).to.equal(true);
       expect(pbkdf2PhcMatches(one!.password_hash!, 'wrong-pass')).to.equal(false);
@@ -266,7 +304,11 @@ describe('authctl user import (spawned as a user runs it)', function () {
     });
 
     it('a truncated realm export imports the records before the break and stops with exit 65 at the record it broke in', async function () {
-      const users = [0, 1, 2].map((i) => ({ id: randomUUID(), username: `kc.cut${i}`, credentials: [keycloakPbkdf2Credential('cut-pass', 'pbkdf2-sha256', 1000)] }));
+      const users = [0, 1, 2].map((i) => ({
+        id: randomUUID(),
+        username: `kc.cut${i}`,
+        credentials: [keycloakPbkdf2Credential('cut-pass', 'pbkdf2-sha256', 1000)],
+      }));
       const whole = keycloakRealm(users);
       const cut = whole.slice(0, whole.indexOf('kc.cut2') + 3);
       const report = await importJson([file('cut.json', cut), '--format', 'keycloak'], 65);
@@ -279,7 +321,11 @@ describe('authctl user import (spawned as a user runs it)', function () {
       expectNoStackTrace(human.stderr);
       const none = expectJsonError(await cli([file('notjson.json', 'username,email\n'), '--format', 'keycloak', '--json']), 65, 'invalid_import_file');
       expect(none.message).to.match(/no Keycloak realm export here/);
-      const usersElsewhere = expectJsonError(await cli([file('realm-only.json', JSON.stringify({ realm: 'acme', clients: [] })), '--format', 'keycloak', '--json']), 65, 'invalid_import_file');
+      const usersElsewhere = expectJsonError(
+        await cli([file('realm-only.json', JSON.stringify({ realm: 'acme', clients: [] })), '--format', 'keycloak', '--json']),
+        65,
+        'invalid_import_file',
+      );
       expect(usersElsewhere.message).to.match(/<realm>-users-N\.json/);
     });
   });
@@ -300,11 +346,33 @@ describe('authctl user import (spawned as a user runs it)', function () {
             raw_app_meta_data: { provider: 'email', providers: ['email', 'google'] },
             identities: [
               { id: a, provider: 'email', provider_id: a, identity_data: { sub: a, email: 'sb.one@example.com' } },
-              { id: randomUUID(), provider: 'google', provider_id: '11223344', email: 'sb.one@gmail.example', identity_data: { sub: '11223344', email_verified: true } },
+              {
+                id: randomUUID(),
+                provider: 'google',
+                provider_id: '11223344',
+                email: 'sb.one@gmail.example',
+                identity_data: { sub: '11223344', email_verified: true },
+              },
             ],
           },
-          { id: b, email: 'sb.banned@example.com', encrypted_password: hash, created_at: '2023-01-01 00:00:00+00', banned_until: '2999-01-01 00:00:00+00', raw_app_meta_data: { provider: 'email' }, identities: [] },
-          { id: c, email: 'sb.deleted@example.com', encrypted_password: hash, created_at: '2023-01-01 00:00:00+00', deleted_at: '2024-01-01 00:00:00+00', raw_app_meta_data: {}, identities: [] },
+          {
+            id: b,
+            email: 'sb.banned@example.com',
+            encrypted_password: hash,
+            created_at: '2023-01-01 00:00:00+00',
+            banned_until: '2999-01-01 00:00:00+00',
+            raw_app_meta_data: { provider: 'email' },
+            identities: [],
+          },
+          {
+            id: c,
+            email: 'sb.deleted@example.com',
+            encrypted_password: hash,
+            created_at: '2023-01-01 00:00:00+00',
+            deleted_at: '2024-01-01 00:00:00+00',
+            raw_app_meta_data: {},
+            identities: [],
+          },
           { id: d, email: null, encrypted_password: '', created_at: '2023-01-01 00:00:00+00', raw_app_meta_data: { provider: 'phone' }, identities: [] },
         ]),
       );
@@ -337,7 +405,10 @@ describe('authctl user import (spawned as a user runs it)', function () {
       );
       const passwords = file(
         'hashes.json',
-        ndjson([auth0PasswordLine('5dea9f9c82dd7c0e76e4ec01', 'a0.one@example.com', hash), auth0PasswordLine('5dea9f9c82dd7c0e76e4ec02', 'a0.blocked@example.com', hash)]),
+        ndjson([
+          auth0PasswordLine('5dea9f9c82dd7c0e76e4ec01', 'a0.one@example.com', hash),
+          auth0PasswordLine('5dea9f9c82dd7c0e76e4ec02', 'a0.blocked@example.com', hash),
+        ]),
       );
       const report = await importJson([users, '--format', 'auth0', '--passwords', passwords]);
       expect(report).to.deep.include({ imported: 3, identities: 1, refused: 0 });
@@ -352,7 +423,11 @@ describe('authctl user import (spawned as a user runs it)', function () {
       // The password-hash export alone: the same users (same ids), so a rerun of it skips them.
       const alone = await importJson([passwords, '--format', 'auth0']);
       expect(alone).to.deep.include({ imported: 0, skipped: 2 });
-      const fresh = await importJson([file('hashes2.json', ndjson([auth0PasswordLine('5dea9f9c82dd7c0e76e4ec03', 'a0.three@example.com', hash)])), '--format', 'auth0']);
+      const fresh = await importJson([
+        file('hashes2.json', ndjson([auth0PasswordLine('5dea9f9c82dd7c0e76e4ec03', 'a0.three@example.com', hash)])),
+        '--format',
+        'auth0',
+      ]);
       expect(fresh).to.deep.include({ imported: 1 });
       expect(await stored('email', 'a0.three@example.com')).to.include({ password_hash: hash });
       expectJsonError(await cli([users, '--format', 'ndjson', '--passwords', passwords, '--json']), 2, 'invalid_request');

@@ -1,6 +1,7 @@
 import { pbkdf2Sync, randomBytes, scryptSync } from 'node:crypto';
 import { hash as bcryptHash } from '@node-rs/bcrypt';
 import argon2 from 'argon2';
+import { SUPABASE_COLUMNS } from '../../src/admin/import/foreign-sources.js';
 import type { PortableUser } from '../../src/admin/portable-user.js';
 
 /**
@@ -129,7 +130,7 @@ export function keycloakRealm(users: KeycloakUser[], realm = 'acme'): string {
 
 /* Supabase: the CSV of the query in README "### Import" (psql \copy … with csv header). */
 
-export const SUPABASE_HEADER = ['id', 'email', 'encrypted_password', 'email_confirmed_at', 'created_at', 'banned_until', 'deleted_at', 'raw_app_meta_data', 'identities'];
+export const SUPABASE_HEADER: readonly string[] = SUPABASE_COLUMNS;
 
 export interface SupabaseRow {
   id: string;
@@ -149,7 +150,9 @@ export function supabaseCsv(rows: SupabaseRow[]): string {
     const text = typeof v === 'string' ? v : JSON.stringify(v);
     return /[",\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
   };
-  return [SUPABASE_HEADER.join(','), ...rows.map((r) => SUPABASE_HEADER.map((c) => cell((r as unknown as Record<string, unknown>)[c])).join(','))].join('\n') + '\n';
+  return (
+    [SUPABASE_HEADER.join(','), ...rows.map((r) => SUPABASE_HEADER.map((c) => cell((r as unknown as Record<string, unknown>)[c])).join(','))].join('\n') + '\n'
+  );
 }
 
 /* Auth0: a users-exports job's NDJSON, and the password-hash export of Auth0 support. */

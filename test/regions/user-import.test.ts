@@ -1,11 +1,10 @@
+import { Readable } from 'node:stream';
 import { expect } from 'chai';
-import { Seen, type Prepared } from '../../src/admin/import/importer.js';
+import { Seen } from '../../src/admin/import/importer.js';
 import { argon2id, ndjson } from '../import/fixtures.js';
 import { eventually, startRegions, type RegionNode } from './support.js';
 
-const chunks = (text: string): AsyncIterable<Buffer> => (async function* () {
-  yield Buffer.from(text);
-})();
+const chunks = (text: string): AsyncIterable<Buffer> => Readable.from([Buffer.from(text)]);
 
 describe('user import across two regions', function () {
   this.timeout(60_000);
@@ -62,16 +61,20 @@ describe('user import across two regions', function () {
       const p = importer.prepare('ndjson', { at: i + 1, candidate: { username, passwordHash: hash } }, runAt);
       if (typeof p === 'string') throw new Error(p);
       return p;
-    }) as Prepared[];
+    });
     const refusals: Array<{ at: number; reason: string }> = [];
-    const checked = await importer.processBatch(prepared, { seen: new Seen(), dryRun: true, runAt, unit: 'line' }, (at, reason) => refusals.push({ at, reason }));
+    const checked = await importer.processBatch(prepared, { seen: new Seen(), dryRun: true, runAt, unit: 'line' }, (at, reason) =>
+      refusals.push({ at, reason }),
+    );
     expect(checked.imported).to.have.length(3);
     // A sign-up takes the second username between the checks and the write.
     await eu.container.users.register('race.two', 'someone-else-passphrase-2');
     const written = await importer.write(checked.imported, (at, reason) => refusals.push({ at, reason }));
     expect(written.map((p) => p.user.username)).to.deep.equal(['race.one', 'race.three']);
     expect(refusals).to.deep.equal([{ at: 2, reason: 'the username was taken meanwhile' }]);
-    const rows = await eu.query<{ username: string; password_hash: string }>(`select username, password_hash from users where username like 'race.%' order by username`);
+    const rows = await eu.query<{ username: string; password_hash: string }>(
+      `select username, password_hash from users where username like 'race.%' order by username`,
+    );
     expect(rows.map((r) => r.username)).to.deep.equal(['race.one', 'race.three', 'race.two']);
     expect(rows.find((r) => r.username === 'race.two')!.password_hash).to.not.equal(hash);
   });

@@ -9,6 +9,8 @@ type JsonObject = { [key: string]: Json };
 
 const isObject = (v: unknown): v is JsonObject => typeof v === 'object' && v !== null && !Array.isArray(v);
 const str = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
+/** A string or number as text (a provider's subject may be either); anything else is empty. */
+const scalar = (v: unknown): string => (typeof v === 'string' || typeof v === 'number' ? String(v) : '');
 
 /* ------------------------------------------------------------------------------------------ */
 /* Keycloak: a realm export (`kc.sh export --realm <realm> --file realm.json`, or the
@@ -234,14 +236,22 @@ export function keycloakHash(credential: JsonObject): { hash: string } | { refus
     const version = first(params.version) ?? '1.3';
     const memory = first(params.memory);
     const parallelism = first(params.parallelism);
-    if (!['id', 'i', 'd'].includes(type) || !['1.3', '1.0'].includes(version) || !memory || !parallelism || salt === undefined || typeof iterations !== 'number') {
+    if (
+      !['id', 'i', 'd'].includes(type) ||
+      !['1.3', '1.0'].includes(version) ||
+      !memory ||
+      !parallelism ||
+      salt === undefined ||
+      typeof iterations !== 'number'
+    ) {
       return { refused: 'the argon2 credential lacks its type, version, memory, parallelism, iterations or salt' };
     }
     const unpad = (s: string) => s.replace(/=+$/, '');
     return { hash: `$argon2${type}$v=${version === '1.3' ? 19 : 16}$m=${memory},t=${iterations},p=${parallelism}$${unpad(salt)}$${unpad(value)}` };
   }
   if (algorithm === 'bcrypt' && /^\$2[aby]\$/.test(value)) return { hash: value };
-  if (algorithm === 'pbkdf2') return { refused: 'Keycloak "pbkdf2" credentials are PBKDF2-SHA1, which authctl does not verify (the user can reset the password)' };
+  if (algorithm === 'pbkdf2')
+    return { refused: 'Keycloak "pbkdf2" credentials are PBKDF2-SHA1, which authctl does not verify (the user can reset the password)' };
   return { refused: `Keycloak password algorithm "${algorithm}" is not one authctl verifies` };
 }
 
@@ -258,8 +268,8 @@ function keycloakUser(at: number, value: Json | undefined): SourceItem {
   }
   const federated = Array.isArray(value.federatedIdentities) ? value.federatedIdentities.filter(isObject) : [];
   const identities: PortableIdentity[] = federated.map((f) => ({
-    provider: String(f.identityProvider ?? ''),
-    subject: String(f.userId ?? ''),
+    provider: scalar(f.identityProvider),
+    subject: scalar(f.userId),
   }));
   const candidate: PortableUser = {
     username: str(value.username) ?? null,
@@ -276,7 +286,7 @@ function keycloakUser(at: number, value: Json | undefined): SourceItem {
 /* ------------------------------------------------------------------------------------------ */
 /* Supabase: `auth.users` as CSV with a header row (README "### Import" gives the query). */
 
-const SUPABASE_COLUMNS = [
+export const SUPABASE_COLUMNS = [
   'id',
   'email',
   'encrypted_password',
@@ -317,7 +327,11 @@ export async function* supabaseSource(input: AsyncIterable<Buffer>, options: Sou
       yield { at, refused: 'the user has no e-mail address (a phone-only or anonymous user)' };
       continue;
     }
-    const times = { email_confirmed_at: pgTimestamp(cell('email_confirmed_at')), created_at: pgTimestamp(cell('created_at')), banned_until: pgTimestamp(cell('banned_until')) };
+    const times = {
+      email_confirmed_at: pgTimestamp(cell('email_confirmed_at')),
+      created_at: pgTimestamp(cell('created_at')),
+      banned_until: pgTimestamp(cell('banned_until')),
+    };
     const unreadable = Object.entries(times).find(([, v]) => v === null);
     if (unreadable) {
       yield { at, refused: `${unreadable[0]} is not a timestamp` };
@@ -357,9 +371,9 @@ function supabaseIdentities(cell: string | undefined): PortableIdentity[] | null
     .map((row) => {
       const data = isObject(row.identity_data) ? row.identity_data : {};
       return {
-        provider: String(row.provider ?? ''),
+        provider: scalar(row.provider),
         // provider_id since 2023 (GoTrue 2.40); before, the row's own id was the provider's user id.
-        subject: String(row.provider_id ?? data.sub ?? row.id ?? ''),
+        subject: scalar(row.provider_id ?? data.sub ?? row.id),
         email: str(row.email) ?? str(data.email) ?? null,
         emailVerified: data.email_verified === true,
       };
@@ -401,7 +415,11 @@ export async function auth0Passwords(input: AsyncIterable<Buffer>, options: Sour
 
 const auth0Date = (v: Json | undefined): string | undefined => (isObject(v) ? str(v.$date) : str(v));
 
-export async function* auth0Source(input: AsyncIterable<Buffer>, options: SourceOptions, passwords: Map<string, string> | undefined): AsyncGenerator<SourceItem> {
+export async function* auth0Source(
+  input: AsyncIterable<Buffer>,
+  options: SourceOptions,
+  passwords: Map<string, string> | undefined,
+): AsyncGenerator<SourceItem> {
   for await (const item of jsonLines(input, options)) {
     if (item.candidate === undefined) {
       yield item;
@@ -429,7 +447,7 @@ export async function* auth0Source(input: AsyncIterable<Buffer>, options: Source
     }
     const identities: PortableIdentity[] = (Array.isArray(record.identities) ? record.identities.filter(isObject) : [])
       .filter((i) => i.isSocial === true)
-      .map((i) => ({ provider: AUTH0_PROVIDERS[String(i.provider)] ?? String(i.provider ?? ''), subject: String(i.user_id ?? '') }));
+      .map((i) => ({ provider: AUTH0_PROVIDERS[scalar(i.provider)] ?? scalar(i.provider), subject: scalar(i.user_id) }));
     const createdAt = auth0Date(record.created_at);
     yield {
       at: item.at,

@@ -243,7 +243,8 @@ export class UserImporter {
       throw err;
     }
     if (email !== null && rules.email === 'off') return 'the user has an e-mail address, and addresses are off here (identity.email is "off")';
-    if (username === null && rules.username === 'required') return 'the user has no username, and usernames are required here (identity.username is "required")';
+    if (username === null && rules.username === 'required')
+      return 'the user has no username, and usernames are required here (identity.username is "required")';
     if (email === null && rules.email === 'required') return 'the user has no e-mail address, and addresses are required here (identity.email is "required")';
     if (username === null && email === null) return 'the user has neither a username nor an e-mail address';
     let format: HashFormat | 'none' = 'none';
@@ -262,7 +263,8 @@ export class UserImporter {
     const identities: ImportIdentityRow[] = [];
     const pairs = new Set<string>();
     for (const identity of user.identities ?? []) {
-      if (!/^[a-z][a-z0-9-]{0,31}$/.test(identity.provider)) return `identity provider "${identity.provider}" is not a provider id (1–32 lowercase letters, digits or "-")`;
+      if (!/^[a-z][a-z0-9-]{0,31}$/.test(identity.provider))
+        return `identity provider "${identity.provider}" is not a provider id (1–32 lowercase letters, digits or "-")`;
       const key = pairKey(identity.provider, identity.subject);
       if (pairs.has(key)) return `the identity ${identity.provider}:${identity.subject} is listed twice`;
       pairs.add(key);
@@ -338,7 +340,12 @@ export class UserImporter {
       if (earlier) {
         // Within the file a user comes once: the same id again (or, without ids, the same
         // username and address) is a duplicate, whatever else it says.
-        refuse(p.at, same({ username: earlier.user.username, emailKey: earlier.emailKey }) ? `a duplicate of ${unit} ${earlier.at}` : `the id ${id} is also that of ${unit} ${earlier.at}, another user`);
+        refuse(
+          p.at,
+          same({ username: earlier.user.username, emailKey: earlier.emailKey })
+            ? `a duplicate of ${unit} ${earlier.at}`
+            : `the id ${id} is also that of ${unit} ${earlier.at}, another user`,
+        );
         continue;
       }
       if (retiredIds.has(id)) {

@@ -95,7 +95,7 @@ export async function* csvRecords(input: AsyncIterable<Buffer>, columns: CsvColu
     if (text.trim() === '') return;
     let fields: string[];
     try {
-      fields = (parseCsvRecord(text, { relax_column_count: true, bom: false }) as string[][])[0] ?? [];
+      fields = csvFields(text, false);
     } catch (err) {
       yield { at, refused: `the record is not valid CSV (${(err as Error).message.split(':')[0]})` };
       return;
@@ -129,10 +129,16 @@ export async function* csvRecords(input: AsyncIterable<Buffer>, columns: CsvColu
   if (header === undefined) throw unusableFile('the file has no header row');
 }
 
+/** The fields of one CSV record (csv-parse's own quoting rules). */
+function csvFields(text: string, bom: boolean): string[] {
+  const rows: string[][] = parseCsvRecord(text, { relax_column_count: true, bom });
+  return rows[0] ?? [];
+}
+
 function readHeader(text: string, columns: CsvColumns): string[] {
   let names: string[];
   try {
-    names = ((parseCsvRecord(text, { bom: true }) as string[][])[0] ?? []).map((n) => n.trim());
+    names = csvFields(text, true).map((n) => n.trim());
   } catch {
     throw unusableFile('the header row is not valid CSV');
   }

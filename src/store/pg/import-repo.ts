@@ -64,7 +64,10 @@ export class ImportRepo {
   }
 
   /** The live identities among these (provider, subject) pairs, and whose they are. */
-  async liveIdentities(pairs: Array<{ provider: string; subject: string }>, ex: Executor = this.db.writer): Promise<Array<{ provider: string; subject: string; user_id: string }>> {
+  async liveIdentities(
+    pairs: Array<{ provider: string; subject: string }>,
+    ex: Executor = this.db.writer,
+  ): Promise<Array<{ provider: string; subject: string; user_id: string }>> {
     if (pairs.length === 0) return [];
     const result = await guard(
       ex.raw<{ rows: Array<{ provider: string; subject: string; user_id: string }> }>(
