@@ -7,14 +7,8 @@
  *
  *   npm run bench:replication -- [--duration 10] [--connections 16] [--outage 10]
  */
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
-import { adminQuery } from './lib/env.js';
-import { loadConfig } from '../src/config/load.js';
-import { buildContainer, type Container } from '../src/container.js';
-import { createApp } from '../src/http/app.js';
-import { migrate, shutdown, startBackground } from '../src/runtime.js';
+import { backlogOf, listen, startRegions, stopRegions, type RegionNode as Node } from './lib/regions.js';
 
 const { values } = parseArgs({
   options: {
@@ -27,66 +21,6 @@ const { values } = parseArgs({
 const durationMs = Number(values.duration) * 1000;
 const connections = Number(values.connections);
 const outageMs = Number(values.outage) * 1000;
-const SECRET = 'bench-replication-server-secret-0123456789abcdef';
-const PEER_SECRET = 'bench-replication-peer-secret-0123456789abcdef';
-
-const admin = (sql: string) => adminQuery(values['pg-url'], sql);
-
-interface Node {
-  name: string;
-  url: string;
-  container: Container;
-  server: Server;
-  port: number;
-  db: string;
-}
-
-function listen(server: Server, port: number): Promise<number> {
-  return new Promise((resolve) => server.listen(port, '127.0.0.1', () => resolve((server.address() as AddressInfo).port)));
-}
-
-async function startRegions(): Promise<[Node, Node]> {
-  const stamp = `${Date.now()}_${process.pid}`;
-  const names = ['ba', 'bb'];
-  const handlers: Array<Parameters<typeof createServer>[1]> = [];
-  // 503 until a region's app is up: a peer's early delivery fails fast and is retried.
-  const servers = names.map((_, i) => createServer((req, res) => (handlers[i] ? handlers[i](req, res) : res.writeHead(503).end())));
-  const ports = await Promise.all(servers.map((s) => listen(s, 0)));
-  const nodes: Node[] = [];
-  for (const [i, name] of names.entries()) {
-    const db = `authctl_bench_repl_${name}_${stamp}`;
-    await admin(`create database "${db}"`);
-    const dbUrl = new URL(values['pg-url']);
-    dbUrl.pathname = `/${db}`;
-    const other = 1 - i;
-    const container = buildContainer(
-      loadConfig({
-        env: {},
-        cwd: '/nonexistent',
-        overrides: {
-          region: name,
-          secret: SECRET,
-          database: { url: dbUrl.toString() },
-          cache: { redisUrl: 'redis://127.0.0.1:6379', keyPrefix: `bench-repl-${stamp}-${name}` },
-          log: { level: 'warn' },
-          keys: { activationDelay: 0 },
-          // All load comes from one address: lift the per-address limits (per-account ones stay).
-          rateLimit: { ipFailures: 100_000, registerPerIp: 100_000 },
-          // Fast argon2 settings do not matter here: only refresh and logout are timed.
-          regions: { peers: [{ name: names[other]!, url: `http://127.0.0.1:${ports[other]}`, secret: PEER_SECRET }], retryMaxMs: 2_000 },
-        },
-      }),
-      { logStream: 'stderr' },
-    );
-    await migrate(container);
-    await startBackground(container);
-    await container.replication.shipping.start();
-    const handle = createApp(container).callback();
-    handlers[i] = (req, res) => void handle(req, res);
-    nodes.push({ name, url: `http://127.0.0.1:${ports[i]}`, container, server: servers[i]!, port: ports[i]!, db });
-  }
-  return nodes as [Node, Node];
-}
 
 async function post(url: string, body: unknown, token?: string): Promise<{ status: number; json: Record<string, unknown> }> {
   const res = await fetch(url, {
@@ -128,12 +62,9 @@ async function load(a: Node, untilMs: number): Promise<{ refreshes: number; logo
   return counts;
 }
 
-async function backlogOf(a: Node): Promise<number> {
-  return (await a.container.replication.backlog.status())[0]?.backlog ?? 0;
-}
-
 async function main(): Promise<void> {
-  const [a, b] = await startRegions();
+  const nodes = await startRegions({ pgUrl: values['pg-url'], names: ['ba', 'bb'], label: 'repl' });
+  const [a, b] = nodes as [Node, Node];
   try {
     // 1. Lag under load.
     const started = Date.now();
@@ -160,11 +91,7 @@ async function main(): Promise<void> {
       `drain: B down ${outageMs / 1000} s under load, backlog ${backlog} changes, drained ${drained.toFixed(2)} s after B returned (${Math.round(backlog / drained)} changes/s; includes up to retryMaxMs = 2 s of back-off)`,
     );
   } finally {
-    for (const n of [a, b]) {
-      if (n.server.listening) await new Promise<void>((resolve) => n.server.close(() => resolve()));
-      await shutdown(n.container);
-      await admin(`drop database if exists "${n.db}" with (force)`);
-    }
+    await stopRegions(values['pg-url'], nodes);
   }
 }
 

@@ -62,7 +62,10 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     if (!this.jsonEnabled()) this.log(text);
   }
 
-  protected override async catch(err: Error & { exitCode?: number; oclif?: { exit?: number } }): Promise<unknown> {
+  protected override async catch(err: Error & { exitCode?: number; oclif?: { exit?: number }; parse?: unknown }): Promise<unknown> {
+    // oclif's parser gives a value outside a flag's `options` exit 1 (its error has no entry in
+    // `exitCodes`): a usage error like every other one of the parser, exit 2.
+    if (!(err instanceof AppError) && err.parse !== undefined && err.oclif) err.oclif.exit = 2;
     // A value that starts with "-" (a key id can) reads as a flag: say how to pass it.
     if (!(err instanceof AppError) && err.oclif?.exit === 2 && /Nonexistent flag: -(?!-)/.test(err.message)) {
       err.message = err.message.replace(/(Nonexistent flag: (-\S+))/, '$1 (if that is a value, put -- before it: `-- $2`)');

@@ -28,6 +28,9 @@ function render(r: StatsReport): string {
   section('Users');
   row('total', count('users.total', r.users.total));
   row('disabled', count('users.disabled', r.users.disabled));
+  // Imported users not logged in since: their hash is replaced by argon2id at their next login.
+  const foreign = Object.entries(r.users.foreignHashes);
+  row('foreign hashes', foreign.length === 0 ? 'none' : foreign.map(([format, c]) => `${format} ${n(c)}`).join(', '));
 
   section('Sessions');
   row('active', count('sessions.active', r.sessions.active));

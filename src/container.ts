@@ -64,6 +64,7 @@ import { OIDC_CODE_KEY_PURPOSE, OIDC_STATE_KEY_PURPOSE } from './core/oidc/flow-
 import { IdentityAccounts } from './core/oidc/identity-accounts.js';
 import { IdentitiesRepo } from './store/pg/identities-repo.js';
 import { ImportRepo } from './store/pg/import-repo.js';
+import { FailureFloorCalibration } from './core/users/failure-floor.js';
 
 export interface Container {
   config: Config;
@@ -85,6 +86,8 @@ export interface Container {
   revocations: RevocationList;
   sessions: SessionService;
   users: UserService;
+  /** Keeps the password checks' failure floor in step with the foreign hashes stored (README "Password hash formats"). */
+  failureFloor: FailureFloorCalibration;
   auth: AuthService;
   /** Brute-force limits on login, registration and password checks (src/security). */
   throttle: LoginThrottle;
@@ -249,6 +252,7 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
     graceSeconds: config.tokens.refreshGrace,
   });
   const hasher = new PasswordHasher(config.hash, (op, seconds) => telemetry.passwordHash(op, seconds));
+  const failureFloor = new FailureFloorCalibration({ hasher, samples: () => repos.stats.foreignHashSamples(), log });
   const users = new UserService({
     db,
     repo: repos.users,
@@ -382,7 +386,22 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
     telemetry,
     region: config.region,
   });
-  const admin = new Admin({ config, clock, db, stats: repos.stats, usage: repos.usage, cache, jobs, keys, accessTokens, users, sessions, mfa, identities });
+  const admin = new Admin({
+    config,
+    clock,
+    db,
+    stats: repos.stats,
+    usage: repos.usage,
+    cache,
+    jobs,
+    keys,
+    accessTokens,
+    users,
+    sessions,
+    mfa,
+    identities,
+    exportRows: { users: repos.users, identities: repos.identities },
+  });
   const oidc = new OidcFlows({
     config,
     stateKeys: secrets?.macKeys(OIDC_STATE_KEY_PURPOSE),
@@ -414,6 +433,7 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
     revocations,
     sessions,
     users,
+    failureFloor,
     auth,
     throttle,
     replication,

@@ -36,7 +36,8 @@ export async function startBackground(c: Container): Promise<void> {
   if (config.regions.peers.length > 0)
     await replication.peers.syncPeers().catch((err: unknown) => log.warn('peers not registered yet', { event: 'replication.error', err }));
   const warmUp = () => keys.ensureSigningKey();
-  await Promise.allSettled([warmUp(), revocations.poll(), clients.load()]);
+  await Promise.allSettled([warmUp(), revocations.poll(), clients.load(), c.failureFloor.refresh()]);
+  c.failureFloor.start();
   revocations.start();
   keys.start();
   clients.start();
@@ -77,6 +78,7 @@ export async function shutdown(c: Container | undefined): Promise<void> {
   warmUpRetries.delete(c);
   await c.replication.shipping.stop();
   c.revocations.stop();
+  c.failureFloor.stop();
   c.keys.stop();
   c.clients.stop();
   await c.usage.stop();

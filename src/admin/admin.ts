@@ -12,6 +12,7 @@ import type { Db } from '../store/pg/db.js';
 import type { StatsRepo } from '../store/pg/stats-repo.js';
 import type { UsageRepo } from '../store/pg/usage-repo.js';
 import { AdminCache } from './cache.js';
+import { UserExport, type UserExportDeps } from './export.js';
 import { inspectToken, type TokenInspection } from './inspect-token.js';
 import { AdminMfa } from './mfa.js';
 import { AdminSessions } from './sessions.js';
@@ -21,7 +22,7 @@ import { AdminUsers } from './users.js';
 export interface AdminDeps {
   config: Pick<Config, 'region'>;
   clock: Clock;
-  db: Pick<Db, 'ping' | 'migrateStatus'>;
+  db: Pick<Db, 'ping' | 'migrateStatus' | 'snapshot'>;
   stats: StatsRepo;
   usage: UsageRepo;
   cache: Cache;
@@ -32,6 +33,8 @@ export interface AdminDeps {
   sessions: Pick<SessionService, 'findById' | 'listForUser' | 'revoke' | 'revokeAllForUser'>;
   mfa: Pick<MfaFactors, 'overview' | 'activeTypes' | 'reset'>;
   identities: Pick<IdentityAccounts, 'list' | 'unlink'>;
+  /** The repositories `authctl user export` pages through. */
+  exportRows: Omit<UserExportDeps, 'db'>;
 }
 
 export interface MigrationStatus {
@@ -49,12 +52,15 @@ export class Admin {
   readonly sessions: AdminSessions;
   readonly cache: AdminCache;
   readonly mfa: AdminMfa;
+  /** `authctl user export`. */
+  readonly export: UserExport;
 
   constructor(private readonly deps: AdminDeps) {
     this.users = new AdminUsers({ users: deps.users, sessions: deps.sessions, mfa: deps.mfa, identities: deps.identities });
     this.mfa = new AdminMfa({ users: deps.users, mfa: deps.mfa });
     this.sessions = new AdminSessions({ users: deps.users, sessions: deps.sessions, clock: deps.clock });
     this.cache = new AdminCache(deps.cache);
+    this.export = new UserExport({ db: deps.db, ...deps.exportRows });
   }
 
   /** `authctl stats`: users, sessions, usage, cache, database load and queues of the region. */

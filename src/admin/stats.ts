@@ -5,6 +5,7 @@ import type { JobQueue, QueueCounts } from '../jobs/job-queue.js';
 import type { QueueName } from '../jobs/queues.js';
 import type { Cache, CacheHealth } from '../store/cache/cache.js';
 import type { StatsRepo, DatabaseLoad } from '../store/pg/stats-repo.js';
+import { countByFormat, type ForeignHashCounts } from '../core/users/hash-formats.js';
 import type { UsageRepo } from '../store/pg/usage-repo.js';
 import type { Db } from '../store/pg/db.js';
 import { hourOf, USAGE_METRICS, type UsageMetric } from '../core/usage/usage-recorder.js';
@@ -13,7 +14,7 @@ const HOUR_MS = 3_600_000;
 
 export interface StatsDeps {
   db: Pick<Db, 'ping'>;
-  stats: Pick<StatsRepo, 'userCounts' | 'sessionCounts' | 'databaseLoad'>;
+  stats: Pick<StatsRepo, 'userCounts' | 'sessionCounts' | 'databaseLoad' | 'foreignHashCounts'>;
   cache: Cache;
   /** Absent: queues are reported as null. */
   jobs?: Pick<JobQueue, 'stats'> | undefined;
@@ -50,7 +51,13 @@ export interface QueueSummary {
 export interface StatsReport {
   region: string;
   generatedAt: Date;
-  users: { total: number; disabled: number };
+  /**
+   * `foreignHashes`: users whose password hash is still the one they were imported with (bcrypt,
+   * scrypt, PBKDF2…: replaced by argon2id at their next login), by format; formats with none are
+   * left out, so `{}` once every imported user has logged in. Counted exactly, on the index that
+   * holds only those users.
+   */
+  users: { total: number; disabled: number; foreignHashes: ForeignHashCounts };
   sessions: { active: number; revokedLast24h: number };
   /**
    * The counts above that are PostgreSQL's planner estimate rather than a count (those of
@@ -79,8 +86,9 @@ export async function collectStats(deps: StatsDeps): Promise<StatsReport> {
   const repo = deps.stats;
   const now = deps.clock.now();
   const warnings: string[] = [];
-  const [users, sessions, usage, cache, queues] = await Promise.all([
+  const [users, foreignHashes, sessions, usage, cache, queues] = await Promise.all([
     repo.userCounts(),
+    repo.foreignHashCounts(),
     repo.sessionCounts(now, new Date(now.getTime() - 24 * HOUR_MS)),
     usageWindows(deps.usage, deps.config.region, now, warnings),
     cacheSummary(deps.cache, warnings),
@@ -97,7 +105,7 @@ export async function collectStats(deps: StatsDeps): Promise<StatsReport> {
   return {
     region: deps.config.region,
     generatedAt: now,
-    users: { total: users.total.count, disabled: users.disabled.count },
+    users: { total: users.total.count, disabled: users.disabled.count, foreignHashes: countByFormat(foreignHashes) },
     sessions: { active: sessions.active.count, revokedLast24h: sessions.revokedSince.count },
     estimated: Object.entries(counts)
       .filter(([, c]) => c.estimated)

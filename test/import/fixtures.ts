@@ -13,7 +13,7 @@ import type { PortableUser } from '../../src/admin/portable-user.js';
 const b64 = (bytes: Buffer) => bytes.toString('base64');
 const unpadded = (bytes: Buffer) => b64(bytes).replace(/=+$/, '');
 
-export const bcrypt = (password: string): Promise<string> => bcryptHash(password, { cost: 4 });
+export const bcrypt = (password: string): Promise<string> => bcryptHash(password, 4);
 
 export async function argon2id(password: string): Promise<string> {
   return argon2.hash(password, { type: argon2.argon2id, memoryCost: 1024, timeCost: 1, parallelism: 1 });

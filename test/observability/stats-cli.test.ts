@@ -10,6 +10,11 @@ import { deleteKeys, freePort, REDIS_URL, uniquePrefix } from '../helpers/redis-
 import { describeRun, expectJson, expectJsonError, expectNoStackTrace, runCli, type CliOptions } from '../cli/run-cli.js';
 import { migrate, shutdown, startBackground } from '../../src/runtime.js';
 import { loginTokens } from '../helpers/assert.js';
+import bcrypt from '@node-rs/bcrypt';
+import { fromKeycloak, keycloakCredential } from '../security/hash-fixtures.js';
+import { FOREIGN_HASH_SQL, HASH_CLASS_SQL } from '../../src/store/pg/hash-classes.js';
+import { countByFormat } from '../../src/core/users/hash-formats.js';
+import { eventually } from '../regions/support.js';
 
 const H = 3_600_000;
 const SECTIONS = ['Users', 'Sessions', 'Last hour', 'Last 24 h', 'Cache', 'Database', 'Queues'];
@@ -33,6 +38,15 @@ describe('authctl stats', function () {
     await migrate(container);
     await startBackground(container);
     for (const name of ['alice', 'bob', 'carol', 'dave']) await container.users.register(name, `${name}-stats-passphrase`);
+    // Imported users not logged in since: dave and erin with bcrypt hashes (two costs), frank with a Keycloak one, grace with a string of no known format.
+    const hashes: Record<string, string> = {
+      dave: await bcrypt.hash('dave-stats-passphrase', { cost: 4 }),
+      erin: await bcrypt.hash('erin-stats-passphrase', { cost: 5, version: '2y' }),
+      frank: fromKeycloak(keycloakCredential('frank-stats-passphrase')),
+      grace: 'md5$salt$5f4dcc3b5aa765d61d8327deb882cf99',
+    };
+    for (const name of ['erin', 'frank', 'grace']) await container.users.register(name, `${name}-stats-passphrase`);
+    for (const [name, hash] of Object.entries(hashes)) await container.db.writer('users').where({ username: name }).update({ password_hash: hash });
     const login = (name: string) => loginTokens(container.auth, name, `${name}-stats-passphrase`, { userAgent: 'stats-test' });
     const alice1 = await login('alice');
     await login('alice');
@@ -95,7 +109,7 @@ describe('authctl stats', function () {
     ]);
     expect(r.region).to.equal('local');
     expect(Date.parse(r.generatedAt)).to.be.within(seededAt, finishedAt);
-    expect(r.users).to.deep.equal({ total: 4, disabled: 1 });
+    expect(r.users).to.deep.equal({ total: 7, disabled: 1, foreignHashes: { bcrypt: 2, 'pbkdf2-sha256': 1, unrecognized: 1 } });
     expect(r.sessions).to.deep.equal({ active: 2, revokedLast24h: 2 });
     expect(r.estimated, 'small tables are counted').to.deep.equal([]);
 
@@ -137,6 +151,29 @@ describe('authctl stats', function () {
     expect(r.warnings).to.deep.equal([]);
   });
 
+  it('foreign hashes are counted on users_foreign_hash_idx, which holds only them (no read of the whole table at any size)', async function () {
+    const plans = await container.db.writer.transaction(async (trx) => {
+      // The test table is tiny, so the planner would rather read it: make it show that it can use the index.
+      await trx.raw('set local enable_seqscan = off');
+      const explain = async (sql: string) =>
+        (await trx.raw<{ rows: Array<{ 'QUERY PLAN': string }> }>(`explain ${sql}`)).rows.map((r) => r['QUERY PLAN']).join('\n');
+      return [
+        await explain(`select ${HASH_CLASS_SQL}, count(*) from users where ${FOREIGN_HASH_SQL} group by 1`),
+        await explain(`select distinct on (${HASH_CLASS_SQL}) password_hash from users where ${FOREIGN_HASH_SQL} order by ${HASH_CLASS_SQL}`),
+      ];
+    });
+    for (const plan of plans) expect(plan).to.contain('users_foreign_hash_idx');
+    // A successful password check (what a login makes, without counting one) replaces the hash, and the user leaves the count.
+    await container.users.authenticate('dave', 'dave-stats-passphrase');
+    await eventually('dave rehashed', async () => (countByFormat(await container.repos.stats.foreignHashCounts()).bcrypt === 1 ? true : undefined));
+    expect(countByFormat(await container.repos.stats.foreignHashCounts())).to.deep.equal({ bcrypt: 1, 'pbkdf2-sha256': 1, unrecognized: 1 });
+    // Back as it was for the tests below.
+    await container.db
+      .writer('users')
+      .where({ username: 'dave' })
+      .update({ password_hash: await bcrypt.hash('dave-stats-passphrase', { cost: 4 }) });
+  });
+
   it('human output: one section each, aligned, with the numbers', async function () {
     const result = await cli(['stats']);
     expect(result.code, describeRun(result)).to.equal(0);
@@ -152,8 +189,9 @@ describe('authctl stats', function () {
       const line = lines.slice(start + 1).find((l) => l.trimStart().startsWith(label));
       return line?.slice(line.indexOf(label) + label.length).trim();
     };
-    expect(value('Users', 'total')).to.equal('4');
+    expect(value('Users', 'total')).to.equal('7');
     expect(value('Users', 'disabled')).to.equal('1');
+    expect(value('Users', 'foreign hashes')).to.equal('bcrypt 2, pbkdf2-sha256 1, unrecognized 1');
     expect(value('Sessions', 'active')).to.equal('2');
     expect(result.stdout).to.not.contain('≈');
     expect(value('Last hour', 'logins')).to.match(/^5\s+failed 2$/);
@@ -175,7 +213,7 @@ describe('authctl stats', function () {
     expect(r.cache).to.deep.equal({ driver: 'redis', health: 'degraded', hitRatio: null, hits: null, misses: null, keys: null, memoryBytes: null });
     expect(r.warnings.join('\n')).to.match(/cache/i);
     // Everything from PostgreSQL is still there.
-    expect(r.users.total).to.equal(4);
+    expect(r.users.total).to.equal(7);
     expect(r.usage?.lastHour.counts.logins).to.equal(5);
 
     const human = await cli(['stats'], { env: { AUTHCTL_REDIS_URL: `redis://127.0.0.1:${await freePort()}` } });
@@ -201,7 +239,7 @@ describe('authctl stats', function () {
       await bareDb.writer.raw('drop table usage_hourly');
       const result = await runCli(['stats', '--json'], { databaseUrl: bare.url, env: redisEnv });
       const r = expectJson<Report>(result, 0);
-      expect(r.users).to.deep.equal({ total: 0, disabled: 0 });
+      expect(r.users).to.deep.equal({ total: 0, disabled: 0, foreignHashes: {} });
       expect(r.usage).to.equal(null);
       expect(r.queues).to.equal(null);
       expect(r.warnings).to.have.length(2);

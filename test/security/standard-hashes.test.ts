@@ -1,44 +1,12 @@
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import argon2 from 'argon2';
 import { expect } from 'chai';
 import { PasswordHasher, standardPhc } from '../../src/core/users/password-hasher.js';
 import * as standardHashes from '../../src/store/pg/migrations/0011-standard-hashes.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
+import { haveArgon2Cffi, libargon2 } from '../helpers/libargon2.js';
 import { eventually } from '../regions/support.js';
 
-const run = promisify(execFile);
-const PYTHON = '/usr/bin/python3';
 const PASSWORD = 'correct horse battery staple';
-
-// argon2-cffi (Debian python3-argon2) binds libargon2, the reference implementation, whose
-// decoder wants the PHC string's parameters in the order m, t, p.
-const VERIFY_PY = `
-import sys, argon2
-hasher = argon2.PasswordHasher()
-try:
-    hasher.verify(sys.argv[1], sys.argv[2])
-    print("match")
-except argon2.exceptions.VerifyMismatchError:
-    print("mismatch")
-except argon2.exceptions.VerificationError as e:
-    print("refused: " + str(e))
-`;
-
-async function libargon2(hash: string, password: string): Promise<string> {
-  const { stdout } = await run(PYTHON, ['-c', VERIFY_PY, hash, password]);
-  return stdout.trim();
-}
-
-async function haveArgon2Cffi(): Promise<boolean> {
-  try {
-    await run(PYTHON, ['-c', 'import argon2']);
-    return true;
-  } catch {
-    if (process.env.CI) throw new Error(`${PYTHON} has no argon2 module; .ci/run installs python3-argon2`);
-    return false;
-  }
-}
 
 /** The order the argon2 package writes (m, p, t), as hashes stored before 0011-standard-hashes are. */
 async function packageOrderHash(password: string, params = { memoryCost: 19_456, timeCost: 2, parallelism: 1 }): Promise<string> {

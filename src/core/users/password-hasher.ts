@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import argon2 from 'argon2';
+import { verifyAnyHash } from './foreign-hashes.js';
 
 /** argon2id cost parameters. */
 export interface Argon2Params {
@@ -22,6 +24,32 @@ export const OWASP_ARGON2_MINIMUM: Readonly<Argon2Params> = Object.freeze({
 });
 
 /**
+ * The failure floor is this much above the slowest verification seen: the floor must lie above the
+ * slow format's spread (bcrypt's runs vary by tens of percent on a busy machine), or its tail would
+ * stick out of the padded answers.
+ */
+export const FLOOR_MARGIN = 1.5;
+/** Runs of each sample hash when calibrating the floor (the slowest counts). */
+export const CALIBRATION_RUNS = 3;
+/** The floor never exceeds this (HASH_COST_LIMITS keeps real verifications well below it). */
+const MAX_FLOOR_MS = 10_000;
+/** Recent verification times kept per class of hash, and classes kept (a hostile import could write many costs). */
+const FLOOR_WINDOW = 32;
+const FLOOR_CLASSES = 64;
+
+/** A hash's class: its format and cost, the part before its salt (`$2b$10$`, `$pbkdf2-sha256$i=27500$`). Hashes of a class verify in the same time. */
+function hashClass(hash: string): string {
+  if (/^\$2[aby]\$/.test(hash)) return hash.slice(0, 7);
+  const digestAt = hash.lastIndexOf('$');
+  return hash.slice(0, hash.lastIndexOf('$', digestAt - 1) + 1);
+}
+
+function percentile90(runs: readonly number[]): number {
+  const sorted = [...runs].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * 0.9))]!;
+}
+
+/**
  * Hashes and verifies passwords with argon2id at fixed cost parameters (default
  * {@link OWASP_ARGON2_MINIMUM}). Hashes are PHC strings that embed their own parameters, so hashes
  * made with older parameters still verify; {@link PasswordHasher.needsRehash} tells when to
@@ -30,6 +58,9 @@ export const OWASP_ARGON2_MINIMUM: Readonly<Argon2Params> = Object.freeze({
 export class PasswordHasher {
   readonly params: Readonly<Argon2Params>;
   private dummyHash: Promise<string> | undefined;
+  private floorMs = 0;
+  /** The last {@link FLOOR_WINDOW} verification times (ms) of each class of hash, while there is a floor. */
+  private readonly recent = new Map<string, number[]>();
 
   /** @param observe receives the duration of every hash and verification (metrics). */
   constructor(
@@ -52,11 +83,16 @@ export class PasswordHasher {
   }
 
   /**
-   * Returns whether `password` matches `hash`. A malformed or unsupported hash yields `false`
-   * instead of throwing, so a corrupt row reads as a failed login rather than a server error. An
-   * account without a password (`null`: created by an e-mailed sign-in code) matches nothing, after
-   * a {@link PasswordHasher.dummyVerify}: a password tried on it takes the time a wrong one takes,
-   * so the answer does not tell that the account has no password.
+   * Returns whether `password` matches `hash`, of any format authctl verifies (argon2id, and the
+   * formats users are imported with: {@link verifyAnyHash}). A malformed or unsupported hash yields
+   * `false` instead of throwing, so a corrupt row reads as a failed login rather than a server error.
+   * An account without a password (`null`: created by an e-mailed sign-in code) matches nothing,
+   * after a {@link PasswordHasher.dummyVerify}: a password tried on it takes the time a wrong one
+   * takes, so the answer does not tell that the account has no password.
+   *
+   * While the {@link PasswordHasher.failureFloor} is set (foreign hashes are stored), a failed check
+   * returns no earlier than the floor after it started: a wrong password for a bcrypt-imported user,
+   * for an argon2id user and for an unknown one then take the same time (README "Password hash formats").
    */
   async verify(hash: string | null, password: string): Promise<boolean> {
     if (hash === null) {
@@ -64,12 +100,74 @@ export class PasswordHasher {
       return false;
     }
     const started = performance.now();
+    // authctl's own hashes go straight to argon2, as they always have: no parsing on that path.
+    const foreign = !hash.startsWith('$argon2id$');
+    const ok = foreign ? await verifyAnyHash(hash, password) : await argon2.verify(hash, password).catch(() => false);
+    const elapsed = performance.now() - started;
+    this.observe?.('verify', elapsed / 1000);
+    // Any foreign verification sets or moves the floor; argon2id ones only once there is one.
+    if (foreign || this.floorMs > 0) this.record(hash, elapsed);
+    if (!ok && this.floorMs > 0) {
+      const remaining = started + this.floorMs - performance.now();
+      if (remaining > 0) await sleep(remaining);
+    }
+    return ok;
+  }
+
+  /**
+   * How long, in milliseconds, every failed password check lasts at least: 0 (no padding: the
+   * argon2id-only case) until a foreign hash is verified or {@link PasswordHasher.calibrateFloor}
+   * finds some stored. It is {@link FLOOR_MARGIN} times the 90th percentile of the recent
+   * verifications of the slowest class of hash (format and cost: `$2b$10$`), so it follows the
+   * machine's load both ways without jumping at one outlier (a GC pause, a burst).
+   */
+  get failureFloor(): number {
+    return this.floorMs;
+  }
+
+  /**
+   * Sets the {@link PasswordHasher.failureFloor} from scratch: each of `samples` (one stored hash per
+   * format and cost of the foreign hashes present, `StatsRepo.foreignHashSamples`) and the dummy
+   * argon2id hash are verified {@link CALIBRATION_RUNS} times with a random password, and these runs
+   * are the recent verifications the floor is computed from; 0 when there are no samples (every
+   * foreign hash has been replaced), which ends the padding. Returns the new floor.
+   */
+  async calibrateFloor(samples: readonly string[]): Promise<number> {
+    this.recent.clear();
+    this.floorMs = 0;
+    if (samples.length === 0) return 0;
+    const probe = randomBytes(32).toString('base64url');
+    for (const hash of [await this.dummy(), ...samples]) {
+      for (let i = 0; i < CALIBRATION_RUNS; i++) {
+        const started = performance.now();
+        await (hash.startsWith('$argon2id$') ? argon2.verify(hash, probe).catch(() => false) : verifyAnyHash(hash, probe));
+        this.record(hash, performance.now() - started);
+      }
+    }
+    return this.floorMs;
+  }
+
+  /** A verification of `hash` took `elapsedMs`: it joins its class's recent runs, and the floor is recomputed. */
+  private record(hash: string, elapsedMs: number): void {
+    const cls = hashClass(hash);
+    const runs = this.recent.get(cls) ?? [];
+    runs.push(elapsedMs);
+    if (runs.length > FLOOR_WINDOW) runs.shift();
+    this.recent.delete(cls); // re-inserted last: the classes seen least recently go first
+    this.recent.set(cls, runs);
+    if (this.recent.size > FLOOR_CLASSES) this.recent.delete(this.recent.keys().next().value!);
+    let slowest = 0;
+    for (const r of this.recent.values()) slowest = Math.max(slowest, percentile90(r));
+    this.floorMs = Math.min(MAX_FLOOR_MS, slowest * FLOOR_MARGIN);
+  }
+
+  private async dummy(): Promise<string> {
+    this.dummyHash ??= this.hash(randomBytes(32).toString('base64url'));
     try {
-      return await argon2.verify(hash, password);
-    } catch {
-      return false;
-    } finally {
-      this.observe?.('verify', (performance.now() - started) / 1000);
+      return await this.dummyHash;
+    } catch (err) {
+      this.dummyHash = undefined;
+      throw err;
     }
   }
 
@@ -81,16 +179,9 @@ export class PasswordHasher {
   async dummyVerify(password: string): Promise<void> {
     // User enumeration by timing: without this, "no such user" answers in microseconds while
     // "wrong password" takes a full argon2 run. The dummy hash uses the same parameters as new
-    // hashes and is computed once, lazily, from a random password nobody knows.
-    this.dummyHash ??= this.hash(randomBytes(32).toString('base64url'));
-    let dummy: string;
-    try {
-      dummy = await this.dummyHash;
-    } catch (err) {
-      this.dummyHash = undefined;
-      throw err;
-    }
-    await this.verify(dummy, password);
+    // hashes and is computed once, lazily, from a random password nobody knows. With foreign hashes
+    // stored, verify's failure floor pads it like every other failed check.
+    await this.verify(await this.dummy(), password);
   }
 
   /**

@@ -121,6 +121,38 @@ export class Db {
     return guard(this.writer.transaction(work));
   }
 
+  /**
+   * Runs `work` in one read-only REPEATABLE READ transaction: every query in it sees the same
+   * snapshot, so a read of many pages (`authctl user export`) is of one moment, whatever is
+   * written meanwhile, without locking anything. On the reader when there is one (a read that
+   * tolerates the replica's lag, like the admin reads of {@link Db.read}) unless `writer` is set.
+   * A reader that cannot start the transaction sends it to the writer; once `work` has begun
+   * nothing is retried — its output may already be out — so a failure after that is the caller's.
+   * DB errors are translated.
+   */
+  async snapshot<T>(work: (trx: Knex.Transaction) => Promise<T>, options: { writer?: boolean } = {}): Promise<T> {
+    const config: Knex.TransactionConfig = { isolationLevel: 'repeatable read', readOnly: true };
+    const replica = options.writer ? undefined : this.replica;
+    let trx: Knex.Transaction | undefined;
+    if (replica) {
+      try {
+        trx = await replica.run(() => replica.knex.transaction(config));
+      } catch (err) {
+        if (!(err instanceof BreakerOpenError) && !isReaderFailure(err)) throw translateDbError(err);
+        replica.events?.fallback(err instanceof BreakerOpenError ? 'degraded' : 'error');
+      }
+    }
+    trx ??= await guard(this.writer.transaction(config));
+    try {
+      const result = await work(trx);
+      await trx.commit();
+      return result;
+    } catch (err) {
+      await trx.rollback().catch(() => undefined);
+      throw translateDbError(err);
+    }
+  }
+
   /** Cheap liveness check of the writer for `/readyz`. */
   async ping(): Promise<void> {
     await guard(this.writer.raw('select 1'));

@@ -18,6 +18,9 @@ export interface IdentityDbRow {
   version: string | number;
 }
 
+/** What `authctl user export` writes of an identity. */
+export type ExportedIdentityRow = Pick<IdentityDbRow, 'user_id' | 'provider' | 'subject' | 'email' | 'email_verified'>;
+
 export function toIdentity(row: IdentityDbRow): IdentityRecord {
   return {
     id: row.id,
@@ -89,6 +92,22 @@ export class IdentitiesRepo {
         .orderBy([{ column: 'created_at' }, { column: 'id' }]),
     );
     return rows.map(toIdentity);
+  }
+
+  /**
+   * The live identities of the users whose ids lie in [`firstUserId`, `lastUserId`], by user, then
+   * provider and subject: one query for a page of `authctl user export` (the page is a range of
+   * ids). By what they are rather than when they were linked: an import links them anew, and its
+   * export lists them in the same order.
+   */
+  async liveInUserRange(firstUserId: string, lastUserId: string, ex: Executor): Promise<ExportedIdentityRow[]> {
+    return guard(
+      ex<ExportedIdentityRow>('user_identities')
+        .select('user_id', 'provider', 'subject', 'email', 'email_verified')
+        .whereBetween('user_id', [firstUserId, lastUserId])
+        .whereNull('removed_at')
+        .orderBy(['user_id', 'provider', 'subject']),
+    );
   }
 
   /** Records a sign-in through the identity (its address as the provider gives it now, too). */

@@ -1,3 +1,4 @@
+import { FOREIGN_HASH_SQL, HASH_CLASS_SQL } from './hash-classes.js';
 import type { Db } from './db.js';
 import { guard } from './errors.js';
 import { countRows, EXACT_COUNT_BELOW, type RowCount } from './row-count.js';
@@ -12,6 +13,12 @@ export interface SessionCounts {
   active: RowCount;
   /** Revoked at or after `revokedSince`. */
   revokedSince: RowCount;
+}
+
+/** How many users have a foreign hash of one class ({@link HASH_CLASS_SQL}; null: a string of no known shape). */
+export interface HashClassCount {
+  hashClass: string | null;
+  count: number;
 }
 
 export interface StatsRepoOptions {
@@ -81,6 +88,35 @@ export class StatsRepo {
       this.db.read((k) => countRows(k, `users where status = 'disabled'`, {}, this.exactBelow)),
     ]);
     return { total, disabled };
+  }
+
+  /**
+   * Users whose password hash is still a foreign one (imported, not logged in since), by class of
+   * hash: one `count(*) … group by` on `users_foreign_hash_idx`, which holds only those users.
+   */
+  async foreignHashCounts(): Promise<HashClassCount[]> {
+    const { rows } = await guard(
+      this.db.read((k) =>
+        k.raw<{ rows: Array<{ cls: string | null; count: string }> }>(
+          `select ${HASH_CLASS_SQL} as cls, count(*) as count from users where ${FOREIGN_HASH_SQL} group by 1`,
+        ),
+      ),
+    );
+    return rows.map((row) => ({ hashClass: row.cls, count: Number(row.count) }));
+  }
+
+  /**
+   * One stored hash of each format and cost among the foreign hashes (`$2b$10$…`, `$2b$12$…`,
+   * `$pbkdf2-sha256$i=27500$…`): what PasswordHasher.calibrateFloor measures. Read on the writer:
+   * a hash just imported counts at once.
+   */
+  async foreignHashSamples(): Promise<string[]> {
+    const { rows } = await guard(
+      this.db.writer.raw<{ rows: Array<{ password_hash: string }> }>(
+        `select distinct on (${HASH_CLASS_SQL}) password_hash from users where ${FOREIGN_HASH_SQL} order by ${HASH_CLASS_SQL}`,
+      ),
+    );
+    return rows.map((row) => row.password_hash);
   }
 
   /**

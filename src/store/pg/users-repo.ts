@@ -62,6 +62,10 @@ export interface ListUsersQuery {
   search?: string | undefined;
 }
 
+/** The columns `authctl user export` writes (src/admin/export.ts). */
+const EXPORTED_USER_COLUMNS = ['id', 'username', 'email', 'email_verified_at', 'password_hash', 'status', 'home_region', 'created_at'] as const;
+export type ExportedUserRow = Pick<UserDbRow, (typeof EXPORTED_USER_COLUMNS)[number]>;
+
 /** How `list` orders users: by username, and users without one by their address. */
 const SORT_KEY = 'coalesce(username, lower(email))';
 
@@ -159,6 +163,19 @@ export class UsersRepo {
       return q;
     });
     return rows.map(toUserRecord);
+  }
+
+  /**
+   * Up to `limit` users after `after` in id order (keyset pagination on the primary key: each page
+   * one index range scan, however deep), for `authctl user export`. Only the columns it writes.
+   */
+  async pageById(after: string | undefined, limit: number, ex: Executor): Promise<ExportedUserRow[]> {
+    const q = ex('users')
+      .select<ExportedUserRow[]>(...EXPORTED_USER_COLUMNS)
+      .orderBy('id')
+      .limit(limit);
+    if (after !== undefined) void q.where('id', '>', after);
+    return guard(q);
   }
 
   /** Users in the region: counted below `exactBelow`, PostgreSQL's estimate above (src/store/pg/row-count.ts). */

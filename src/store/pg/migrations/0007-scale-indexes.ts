@@ -21,7 +21,16 @@ const INDEXES: Record<string, string> = {
 };
 
 export async function up(knex: Knex): Promise<void> {
-  for (const [name, definition] of Object.entries(INDEXES)) {
+  await createIndexesConcurrently(knex, INDEXES);
+}
+
+export async function down(knex: Knex): Promise<void> {
+  for (const name of Object.keys(INDEXES)) await knex.raw(`drop index concurrently if exists ${name}`);
+}
+
+/** Builds each index (name → definition) CONCURRENTLY, rebuilding one an interrupted build left invalid. */
+export async function createIndexesConcurrently(knex: Knex, indexes: Record<string, string>): Promise<void> {
+  for (const [name, definition] of Object.entries(indexes)) {
     const { rows } = await knex.raw<{ rows: Array<{ valid: boolean }> }>(
       `select i.indisvalid as valid from pg_index i join pg_class c on c.oid = i.indexrelid
         where c.relname = ? and c.relnamespace = current_schema()::regnamespace`,
@@ -31,8 +40,4 @@ export async function up(knex: Knex): Promise<void> {
     if (rows[0]) await knex.raw(`drop index concurrently ${name}`);
     await knex.raw(`create index concurrently ${name} ${definition}`);
   }
-}
-
-export async function down(knex: Knex): Promise<void> {
-  for (const name of Object.keys(INDEXES)) await knex.raw(`drop index concurrently if exists ${name}`);
 }

@@ -10,6 +10,7 @@ import * as serviceClients from './0008-service-clients.js';
 import * as secondFactors from './0009-second-factors.js';
 import * as standardHashes from './0011-standard-hashes.js';
 import * as identities from './0010-identities.js';
+import * as foreignHashes from './0012-foreign-hashes.js';
 
 interface Migration {
   name: string;
@@ -33,6 +34,7 @@ const MIGRATIONS: Migration[] = [
   { name: '0009-second-factors', ...secondFactors },
   { name: '0010-identities', ...identities },
   { name: '0011-standard-hashes', ...standardHashes },
+  { name: '0012-foreign-hashes', ...foreignHashes },
 ];
 
 export const migrationSource: Knex.MigrationSource<Migration> = {
