@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import { expect } from 'chai';
 import { Seen } from '../../src/admin/import/importer.js';
-import { argon2id, ndjson } from '../import/fixtures.js';
+import { argon2id, bcrypt, djangoPbkdf2, ndjson, pbkdf2PhcOf, scryptPhc } from '../import/fixtures.js';
 import { eventually, startRegions, type RegionNode } from './support.js';
 
 const chunks = (text: string): AsyncIterable<Buffer> => Readable.from([Buffer.from(text)]);
@@ -51,6 +51,29 @@ describe('user import across two regions', function () {
     const wrong = await us.request('/v1/auth/login', { method: 'POST', json: { username: 'imp.one', password: 'not-the-passphrase' } });
     expect(wrong.status).to.equal(401);
     await wrong.arrayBuffer();
+  });
+
+  it('users imported with each foreign hash format log in with their passwords (and not with a wrong one)', async function () {
+    const password = 'foreign-format-passphrase-1';
+    const hashes = {
+      bcrypt: await bcrypt(password),
+      scrypt: scryptPhc(password),
+      pbkdf2: pbkdf2PhcOf(password, 'sha256', 27_500),
+      django: djangoPbkdf2(password),
+    };
+    const report = await eu.container.importer.run({
+      format: 'ndjson',
+      input: chunks(ndjson(Object.entries(hashes).map(([name, passwordHash]) => ({ username: `fmt.${name}`, passwordHash })))),
+    });
+    expect(report).to.deep.include({ imported: 4, refused: 0 });
+    for (const name of Object.keys(hashes)) {
+      const wrong = await eu.request('/v1/auth/login', { method: 'POST', json: { username: `fmt.${name}`, password: 'not-it-at-all-1' } });
+      expect(wrong.status, `${name}, wrong password`).to.equal(401);
+      await wrong.arrayBuffer();
+      const ok = await eu.request('/v1/auth/login', { method: 'POST', json: { username: `fmt.${name}`, password } });
+      expect(ok.status, name).to.equal(200);
+      await ok.arrayBuffer();
+    }
   });
 
   it('a batch that meets a row written meanwhile (after its checks) falls back to row by row: the good rows go in, the colliding one is refused', async function () {
