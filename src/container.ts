@@ -45,6 +45,7 @@ import { MemoryCache } from './store/cache/memory.js';
 import { memoryLimiterStore, postgresLimiterStore, redisLimiterStore, type LimiterStore } from './security/limiter-store.js';
 import { LoginThrottle } from './security/login-throttle.js';
 import { Admin } from './admin/admin.js';
+import { UserImporter } from './admin/import/importer.js';
 import { ChallengeCodes } from './core/email/challenge-codes.js';
 import { emailComposers } from './core/email/composers.js';
 import { EmailFlows } from './core/email/email-flows.js';
@@ -62,6 +63,7 @@ import { OidcFlows } from './core/oidc/oidc-flows.js';
 import { OIDC_CODE_KEY_PURPOSE, OIDC_STATE_KEY_PURPOSE } from './core/oidc/flow-seals.js';
 import { IdentityAccounts } from './core/oidc/identity-accounts.js';
 import { IdentitiesRepo } from './store/pg/identities-repo.js';
+import { ImportRepo } from './store/pg/import-repo.js';
 import { FailureFloorCalibration } from './core/users/failure-floor.js';
 
 export interface Container {
@@ -107,6 +109,8 @@ export interface Container {
   oidc: OidcFlows;
   /** Accounts' provider identities: who a provider sign-in is, linking and unlinking. */
   identities: IdentityAccounts;
+  /** `authctl user import` (README "### Import"): users of another system, or of an export, moved in with their password hashes. */
+  importer: UserImporter;
 }
 
 export interface Repositories {
@@ -128,6 +132,8 @@ export interface Repositories {
   mfaTokenUses: MfaTokenUsesRepo;
   /** The provider identities of users (sign-in through OpenID Connect providers). */
   identities: IdentitiesRepo;
+  /** The batch look-ups and multi-row inserts of a user import. */
+  imports: ImportRepo;
 }
 
 /**
@@ -196,6 +202,7 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
     mfaRecoveryCodes: new MfaRecoveryCodesRepo(db),
     mfaTokenUses: new MfaTokenUsesRepo(db),
     identities: new IdentitiesRepo(db),
+    imports: new ImportRepo(db),
   };
   const usage = new UsageRecorder({ repo: repos.usage, clock, log, region: config.region });
   const telemetry = new Telemetry({ log, metrics, usage });
@@ -438,6 +445,7 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
     mfa,
     oidc,
     identities,
+    importer: new UserImporter({ config, clock, db, repo: repos.imports }),
   };
 }
 

@@ -54,6 +54,8 @@ export const ERROR_CATALOG = {
   invalid_client: { status: 401, title: 'Unauthorized', exit: 1 },
   unauthorized_client: { status: 403, title: 'Forbidden', exit: 1 },
   unsupported_token_type: { status: 400, title: 'Bad Request', exit: 2 },
+  // `authctl user import`: the file is not in the format at all (empty, binary, a wrong CSV header, not JSON); EX_DATAERR.
+  invalid_import_file: { status: 400, title: 'Bad Request', exit: 65 },
 } as const satisfies Record<string, { status: number; title: string; exit: number }>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOG;
