@@ -2,6 +2,7 @@ import type { Knex } from 'knex';
 import type {
   ReplicatedBatch,
   ReplicatedChallenge,
+  ReplicatedChange,
   ReplicatedClient,
   ReplicatedFactor,
   ReplicatedIdentity,
@@ -13,7 +14,7 @@ import type {
 } from '../../model/replication.js';
 import type { RevokedSession } from '../../model/session.js';
 import { AppError } from '../../platform/errors.js';
-import type { ReplicationApplyRepo } from '../../store/pg/replication-apply-repo.js';
+import { subjectKey, type ReplicationApplyRepo } from '../../store/pg/replication-apply-repo.js';
 import {
   becameRevoked,
   clientWins,
@@ -90,19 +91,18 @@ export class BatchApplier {
     const { changes } = batch;
     // Consecutive session changes are merged as one group: a batch under refresh load holds
     // many rotations of few sessions, and each session is then read and written once.
+    // So are consecutive users, and consecutive identities: an import or a new peer's snapshot
+    // ships them by the thousand, nearly all new here, and those are inserted a run at a time.
     for (let i = 0; i < changes.length;) {
       const change = changes[i]!;
-      if (change.entity === 'sessions') {
-        const group: ReplicatedSession[] = [];
-        for (let next = changes[i]; next?.entity === 'sessions'; next = changes[++i]) group.push(next.payload);
-        await this.applySessions(trx, group, now, result);
+      if (GROUPED.has(change.entity)) {
+        const group = runFrom(changes, i);
+        await this.applyGroup(trx, group, now, result);
         result.applied += group.length;
+        i += group.length;
         continue;
       }
       switch (change.entity) {
-        case 'users':
-          await this.applyUser(trx, change.payload, now, result);
-          break;
         case 'users_deleted':
           await this.repo.deleteUser(trx, change.payload.id);
           break;
@@ -127,14 +127,52 @@ export class BatchApplier {
         case 'mfa_token_uses':
           await this.applyTokenUse(trx, change.payload, now);
           break;
-        case 'user_identities':
-          await this.applyIdentity(trx, change.payload, now, result);
-          break;
       }
       result.applied += 1;
       i += 1;
     }
     return result;
+  }
+
+  /** Consecutive changes of one of the {@link GROUPED} entities (users and identities one by one when alone). */
+  private async applyGroup(trx: Knex.Transaction, group: ReplicatedChange[], now: Date, result: ApplyResult): Promise<void> {
+    const { entity } = group[0]!;
+    if (entity === 'sessions') await this.applySessions(trx, payloadsOf(group, 'sessions'), now, result);
+    else if (group.length < RUN_MIN) for (const change of group) await this.applyAlone(trx, change, now, result);
+    else if (entity === 'users') await this.applyUsers(trx, payloadsOf(group, 'users'), now, result);
+    else await this.applyIdentities(trx, payloadsOf(group, 'user_identities'), now, result);
+  }
+
+  private async applyAlone(trx: Knex.Transaction, change: ReplicatedChange, now: Date, result: ApplyResult): Promise<void> {
+    if (change.entity === 'users') await this.applyUser(trx, change.payload, now, result);
+    else if (change.entity === 'user_identities') await this.applyIdentity(trx, change.payload, now, result);
+  }
+
+  /**
+   * Consecutive users of a batch, with the outcome of applying them one by one ({@link applyUser}).
+   * The users held here are locked first, in one statement in id order. A user that is plainly
+   * new — not held here, not deleted, without a session cut-off, its id, username and address
+   * (lower-cased) found once in the group and held by no one here — is decided before any SQL:
+   * {@link applyUser} would insert it unchanged, no merge rule having anything to weigh. Those
+   * are inserted a run at a time ({@link inRuns}); every other user goes through applyUser in its
+   * place in the batch.
+   */
+  private async applyUsers(trx: Knex.Transaction, users: ReplicatedUser[], now: Date, result: ApplyResult): Promise<void> {
+    const one = (user: ReplicatedUser) => this.applyUser(trx, user, now, result);
+    const held = await this.repo.lockUserIds(trx, [...new Set(users.map((u) => u.id))].sort());
+    const ids = counts(users.map((u) => u.id));
+    const usernames = counts(users.flatMap(usernameOf));
+    const emails = counts(users.flatMap((u) => emailOf(u).map((e) => e.toLowerCase())));
+    const once = (u: ReplicatedUser) =>
+      ids.get(u.id) === 1 && usernameOf(u).every((n) => usernames.get(n) === 1) && emailOf(u).every((e) => emails.get(e.toLowerCase()) === 1);
+    const unheld = users.filter((u) => !held.has(u.id) && u.sessionsRevokedBefore === null && once(u));
+    const deleted = unheld.length > 0 ? await this.repo.deletedAmong(trx, unheld.map(idOf)) : new Set<string>();
+    const candidates = unheld.filter((u) => !deleted.has(u.id));
+    const taken = candidates.length > 0 ? await this.repo.heldNames(trx, candidates.flatMap(usernameOf), candidates.flatMap(emailOf)) : undefined;
+    const fresh = new Set(candidates.filter((u) => !usernameOf(u).some((n) => taken?.usernames.has(n)) && !emailOf(u).some((e) => taken?.emails.has(e))));
+    // A deleted user stays deleted: skipped here, as applyUser skips it.
+    const rest = users.filter((u) => !deleted.has(u.id));
+    await inRuns(trx, rest, fresh, (ex, run) => this.repo.insertNewUsers(ex, run), one);
   }
 
   /**
@@ -258,6 +296,27 @@ export class BatchApplier {
   }
 
   /**
+   * Consecutive identities of a batch, with the outcome of applying them one by one
+   * ({@link applyIdentity}). Their users are share-locked first, then the identities held here
+   * locked (each in one statement in id order: users before identities, as one by one). An
+   * identity that is plainly new — its user here, itself not, its id and provider account found
+   * once in the group and no identity here (live or removed) of that account — would be inserted
+   * unchanged, no clash to settle; those are inserted a run at a time ({@link inRuns}), every
+   * other identity goes through applyIdentity in its place in the batch.
+   */
+  private async applyIdentities(trx: Knex.Transaction, identities: ReplicatedIdentity[], now: Date, result: ApplyResult): Promise<void> {
+    const one = (identity: ReplicatedIdentity) => this.applyIdentity(trx, identity, now, result);
+    const owners = await this.repo.shareLockUsers(trx, [...new Set(identities.map((i) => i.userId))].sort());
+    const held = await this.repo.lockIdentityIds(trx, [...new Set(identities.map((i) => i.id))].sort());
+    const ids = counts(identities.map((i) => i.id));
+    const subjects = counts(identities.map(subjectKey));
+    const candidates = identities.filter((i) => owners.has(i.userId) && !held.has(i.id) && ids.get(i.id) === 1 && subjects.get(subjectKey(i)) === 1);
+    const taken = candidates.length > 0 ? await this.repo.heldSubjects(trx, candidates) : new Set<string>();
+    const fresh = new Set(candidates.filter((i) => !taken.has(subjectKey(i))));
+    await inRuns(trx, identities, fresh, (ex, run) => this.repo.insertNewIdentities(ex, run), one);
+  }
+
+  /**
    * Provider identities: inserted when new here, else merged by {@link mergeIdentity} (a removed
    * identity stays removed). A live identity new here whose provider account another identity is
    * live for (two regions linked it during a partition) is settled by {@link settleIdentityClash}.
@@ -360,4 +419,71 @@ export class BatchApplier {
   private async applyKey(trx: Knex.Transaction, key: ReplicatedKey, result: ApplyResult): Promise<void> {
     if (await this.repo.upsertKey(trx, key)) result.keysChanged = true;
   }
+}
+
+/** Below this many consecutive users or identities, the look-ups of the run path cost more than they save. */
+const RUN_MIN = 2;
+
+/** A run's insert found a row taken after all: undone to its savepoint. */
+class RunOverlap extends Error {}
+
+/**
+ * Applies `rows` in their order: each run of consecutive rows `fresh` holds is inserted by
+ * `insert` (one statement), every other row by `one`. `fresh` was decided before any of the
+ * group was written; should a run's insert find a row taken after all (a unique index refused
+ * it: a local writer committed the id, username or address since, or a row applied by `one`
+ * just before got it), the run is rolled back to its savepoint and applied row by row — so the
+ * outcome is always that of applying every row one by one.
+ */
+async function inRuns<T>(
+  trx: Knex.Transaction,
+  rows: T[],
+  fresh: Set<T>,
+  insert: (ex: Knex.Transaction, run: T[]) => Promise<number>,
+  one: (row: T) => Promise<void>,
+): Promise<void> {
+  for (let i = 0; i < rows.length;) {
+    const run: T[] = [];
+    for (let next = rows[i]; next !== undefined && fresh.has(next); next = rows[++i]) run.push(next);
+    if (run.length === 0) {
+      await one(rows[i]!);
+      i += 1;
+      continue;
+    }
+    try {
+      await trx.transaction(async (savepoint) => {
+        if ((await insert(savepoint, run)) < run.length) throw new RunOverlap();
+      });
+    } catch (err) {
+      if (!(err instanceof RunOverlap)) throw err;
+      for (const row of run) await one(row);
+    }
+  }
+}
+
+/** The entities whose consecutive changes are applied together. */
+const GROUPED = new Set<ReplicatedChange['entity']>(['sessions', 'users', 'user_identities']);
+
+/** The changes from `from` on that are of its entity. */
+function runFrom(changes: ReplicatedChange[], from: number): ReplicatedChange[] {
+  let end = from + 1;
+  while (changes[end]?.entity === changes[from]!.entity) end += 1;
+  return changes.slice(from, end);
+}
+
+type PayloadOf<E extends ReplicatedChange['entity']> = Extract<ReplicatedChange, { entity: E }>['payload'];
+
+function payloadsOf<E extends ReplicatedChange['entity']>(changes: ReplicatedChange[], entity: E): Array<PayloadOf<E>> {
+  return changes.flatMap((c) => (c.entity === entity ? [c.payload as PayloadOf<E>] : []));
+}
+
+const idOf = (u: ReplicatedUser): string => u.id;
+const usernameOf = (u: ReplicatedUser): string[] => (u.username === null ? [] : [u.username]);
+const emailOf = (u: ReplicatedUser): string[] => (u.email === null ? [] : [u.email]);
+
+/** How many times each value occurs. */
+function counts(values: string[]): Map<string, number> {
+  const seen = new Map<string, number>();
+  for (const v of values) seen.set(v, (seen.get(v) ?? 0) + 1);
+  return seen;
 }

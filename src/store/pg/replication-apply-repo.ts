@@ -75,6 +75,40 @@ export class ReplicationApplyRepo {
     return row && toReplicatedUser(row);
   }
 
+  /**
+   * The ids among `ids` of users held here, locked in id order: a batch's users are locked in one
+   * statement, and in an order every batch and local writer's single-row lock agrees with.
+   */
+  async lockUserIds(trx: Knex.Transaction, ids: string[]): Promise<Set<string>> {
+    const rows = await trx<{ id: string }>('users').whereRaw('id = any(?::uuid[])', [ids]).orderBy('id').forUpdate().select('id');
+    return new Set(rows.map((r) => r.id));
+  }
+
+  /**
+   * Of these usernames and addresses, those a user holds here: usernames compared as the unique
+   * index compares them, addresses lower-cased like theirs. Nothing is locked: a name taken
+   * meanwhile makes {@link insertNewUsers} insert fewer rows, and the caller then goes row by row.
+   */
+  async heldNames(trx: Knex.Transaction, usernames: string[], emails: string[]): Promise<{ usernames: Set<string>; emails: Set<string> }> {
+    const result = await trx.raw<{ rows: Array<{ kind: 'username' | 'email'; value: string }> }>(
+      `select 'username' as kind, n as value from unnest(?::text[]) as n where exists (select 1 from users u where u.username = n)
+       union all
+       select 'email', e from unnest(?::text[]) as e where exists (select 1 from users u where lower(u.email) = lower(e))`,
+      [usernames, emails],
+    );
+    const held = { usernames: new Set<string>(), emails: new Set<string>() };
+    for (const r of result.rows) (r.kind === 'username' ? held.usernames : held.emails).add(r.value);
+    return held;
+  }
+
+  /**
+   * Inserts users new here in one statement per thousand, skipping any row a unique index refuses
+   * (its id, username or address taken since the caller looked); returns how many were inserted.
+   */
+  async insertNewUsers(trx: Knex.Transaction, users: ReplicatedUser[]): Promise<number> {
+    return insertNew(trx, 'users', users.map(userRow));
+  }
+
   /** Another user holding `username` here, locked. */
   async lockUsernameHolder(trx: Knex.Transaction, username: string, exceptId: string): Promise<ReplicatedUser | undefined> {
     const row = await trx<UserDbRow>('users').where({ username }).whereNot({ id: exceptId }).forUpdate().first();
@@ -114,15 +148,7 @@ export class ReplicationApplyRepo {
   }
 
   async upsertUser(trx: Knex.Transaction, user: ReplicatedUser): Promise<void> {
-    await trx('users')
-      .insert({
-        ...userColumns(user),
-        sessions_revoked_before: user.sessionsRevokedBefore,
-        sessions_revoked_keep: user.sessionsRevokedKeep,
-        version: user.version,
-      })
-      .onConflict('id')
-      .merge();
+    await trx('users').insert(userRow(user)).onConflict('id').merge();
   }
 
   async deleteUser(trx: Knex.Transaction, id: string): Promise<void> {
@@ -143,11 +169,14 @@ export class ReplicationApplyRepo {
   // ---- sessions
 
   /**
-   * Share-locks users before their sessions are locked, in the order a logout-all or password
-   * change takes them (users, then their sessions), so the two never deadlock.
+   * Share-locks users (in id order) before their sessions, factors or identities are locked, in
+   * the order a logout-all or password change takes them (users, then their sessions), so the two
+   * never deadlock; returns the ids of those held here.
    */
-  async shareLockUsers(trx: Knex.Transaction, ids: string[]): Promise<void> {
-    if (ids.length > 0) await trx('users').whereIn('id', ids).forShare().select('id');
+  async shareLockUsers(trx: Knex.Transaction, ids: string[]): Promise<Set<string>> {
+    if (ids.length === 0) return new Set();
+    const rows = await trx<{ id: string }>('users').whereRaw('id = any(?::uuid[])', [ids]).orderBy('id').forShare().select('id');
+    return new Set(rows.map((r) => r.id));
   }
 
   /** The sessions this region holds among `ids`, locked. */
@@ -293,6 +322,31 @@ export class ReplicationApplyRepo {
     return row && toIdentity(row);
   }
 
+  /** The ids among `ids` of identities held here, locked in id order. */
+  async lockIdentityIds(trx: Knex.Transaction, ids: string[]): Promise<Set<string>> {
+    const rows = await trx<{ id: string }>('user_identities').whereRaw('id = any(?::uuid[])', [ids]).orderBy('id').forUpdate().select('id');
+    return new Set(rows.map((r) => r.id));
+  }
+
+  /**
+   * Of these provider accounts, those any identity here (live or removed) is of, as
+   * {@link subjectKey}s. Nothing is locked: an identity linked meanwhile makes
+   * {@link insertNewIdentities} insert fewer rows, and the caller then goes row by row.
+   */
+  async heldSubjects(trx: Knex.Transaction, pairs: Array<Pick<ReplicatedIdentity, 'provider' | 'subject'>>): Promise<Set<string>> {
+    const result = await trx.raw<{ rows: Array<{ provider: string; subject: string }> }>(
+      `select distinct i.provider, i.subject
+         from user_identities i join unnest(?::text[], ?::text[]) as p(provider, subject) on i.provider = p.provider and i.subject = p.subject`,
+      [pairs.map((p) => p.provider), pairs.map((p) => p.subject)],
+    );
+    return new Set(result.rows.map(subjectKey));
+  }
+
+  /** Inserts identities new here, skipping any row a unique index refuses; returns how many were inserted. */
+  async insertNewIdentities(trx: Knex.Transaction, identities: ReplicatedIdentity[]): Promise<number> {
+    return insertNew(trx, 'user_identities', identities.map(identityColumns));
+  }
+
   /**
    * The other identities of the same provider account that were live when `identity` was
    * created: those live here, and those removed after its creation; locked.
@@ -372,6 +426,39 @@ export class ReplicationApplyRepo {
       .returning('kid');
     return rows.length > 0;
   }
+}
+
+/** A provider account as one string: its provider and subject (neither holds a NUL). */
+export function subjectKey(i: Pick<ReplicatedIdentity, 'provider' | 'subject'>): string {
+  return `${i.provider}\u0000${i.subject}`;
+}
+
+/** Rows per INSERT: well within PostgreSQL's 65,535 parameters at the widest row (13 columns). */
+const INSERT_CHUNK = 1_000;
+
+/** Multi-row inserts that skip rows any unique index refuses (`on conflict do nothing`); returns how many went in. */
+async function insertNew(trx: Knex.Transaction, table: string, rows: Array<Record<string, unknown>>): Promise<number> {
+  let inserted = 0;
+  for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
+    inserted += (
+      await trx(table)
+        .insert(rows.slice(i, i + INSERT_CHUNK))
+        .onConflict()
+        .ignore()
+        .returning('id')
+    ).length;
+  }
+  return inserted;
+}
+
+/** A replicated user as its row. */
+function userRow(user: ReplicatedUser) {
+  return {
+    ...userColumns(user),
+    sessions_revoked_before: user.sessionsRevokedBefore,
+    sessions_revoked_keep: user.sessionsRevokedKeep,
+    version: user.version,
+  };
 }
 
 function toReplicatedUser(row: UserDbRow): ReplicatedUser {
