@@ -11,6 +11,7 @@ import * as secondFactors from './0009-second-factors.js';
 import * as standardHashes from './0011-standard-hashes.js';
 import * as identities from './0010-identities.js';
 import * as foreignHashes from './0012-foreign-hashes.js';
+import * as identityPairs from './0013-identity-pairs.js';
 
 interface Migration {
   name: string;
@@ -35,6 +36,7 @@ const MIGRATIONS: Migration[] = [
   { name: '0010-identities', ...identities },
   { name: '0011-standard-hashes', ...standardHashes },
   { name: '0012-foreign-hashes', ...foreignHashes },
+  { name: '0013-identity-pairs', ...identityPairs },
 ];
 
 export const migrationSource: Knex.MigrationSource<Migration> = {
