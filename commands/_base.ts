@@ -1,7 +1,8 @@
 import { Command, Flags, type Interfaces } from '@oclif/core';
 import { loadConfig } from '../src/config/load.js';
 import type { Config, ConfigInput } from '../src/config/schema.js';
-import { buildContainer, type Container } from '../src/container.js';
+import type { buildContainer, Container } from '../src/container.js';
+import type { buildDataContainer, DataContainer } from '../src/data-container.js';
 import { AppError } from '../src/platform/errors.js';
 import { shutdown } from '../src/runtime.js';
 
@@ -9,11 +10,23 @@ export type CommandFlags<T extends typeof Command> = Interfaces.InferredFlags<(t
 export type CommandArgs<T extends typeof Command> = Interfaces.InferredArgs<T['args']>;
 
 /**
+ * What a command builds to do its work: `region`, every service of the region (src/container.ts:
+ * the cache, the job queue, the mailer, the OpenID client…); `data`, the database, its
+ * repositories and the import and export alone (src/data-container.ts), for commands that only
+ * move rows. Only the chosen one's modules are loaded (docs/design-decisions.md, "The CLI loads
+ * only the command it runs").
+ */
+export type CommandServices = 'region' | 'data';
+
+/**
  * Every authctl command: `--config`, `--json`, config loading, the service container (built on
  * first use, closed at the end), and one mapping from error codes to exit codes (docs/api.md#exit-codes).
  */
 export abstract class BaseCommand<T extends typeof Command> extends Command {
   static override enableJsonFlag = true;
+
+  /** See {@link CommandServices}: a command that needs no more than the data says `data`. */
+  static services: CommandServices = 'region';
 
   static override baseFlags = {
     config: Flags.string({
@@ -28,6 +41,8 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
   protected args!: CommandArgs<T>;
   private loadedConfig: Config | undefined;
   private builtContainer: Container | undefined;
+  private builtData: DataContainer | undefined;
+  private build: { region: typeof buildContainer } | { data: typeof buildDataContainer } | undefined;
 
   override async init(): Promise<void> {
     await super.init();
@@ -40,6 +55,11 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     });
     this.flags = flags as CommandFlags<T>;
     this.args = args as CommandArgs<T>;
+    // Loaded here, once the command line is parsed, so that the getters below stay synchronous.
+    this.build =
+      (this.ctor as typeof BaseCommand).services === 'data'
+        ? { data: (await import('../src/data-container.js')).buildDataContainer }
+        : { region: (await import('../src/container.js')).buildContainer };
   }
 
   /** Settings a command derives from its own flags (e.g. `serve --port`); applied last. */
@@ -52,9 +72,19 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     return this.loadedConfig;
   }
 
+  /** Every service of the region (commands with `services = 'region'`, the default). */
   protected get container(): Container {
-    this.builtContainer ??= buildContainer(this.settings, { logStream: this.logStream });
+    if (!this.build || !('region' in this.build)) throw new Error(`${this.id ?? 'this command'} builds its data alone (services = 'data'): use this.data`);
+    this.builtContainer ??= this.build.region(this.settings, { logStream: this.logStream });
     return this.builtContainer;
+  }
+
+  /** The database, the repositories, the import and the export: the container's own in a `region` command. */
+  protected get data(): DataContainer {
+    if (this.build && 'region' in this.build) return this.container;
+    if (!this.build) throw new Error('the command is not initialized');
+    this.builtData ??= this.build.data(this.settings, { logStream: this.logStream });
+    return this.builtData;
   }
 
   /** Writes `text` in human mode only (with --json, the returned value is the output). */
@@ -89,8 +119,11 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
   /** Closes the container now (e.g. before stopping a database it uses); idempotent. */
   protected async closeContainer(): Promise<void> {
     const container = this.builtContainer;
+    const data = this.builtData;
     this.builtContainer = undefined;
+    this.builtData = undefined;
     await shutdown(container);
+    await data?.db.close();
   }
 
   protected override async finally(err: Error | undefined): Promise<unknown> {

@@ -1,7 +1,8 @@
-import type { Writable } from 'node:stream';
 import type { Config } from './config/schema.js';
+import { buildDataContainer, type DataContainer, type DataContainerOptions, type Repositories } from './data-container.js';
+import type { Clock } from './platform/clock.js';
+import type { Logger } from './platform/logger.js';
 import { AuthService } from './core/auth/auth-service.js';
-import { systemClock, type Clock } from './platform/clock.js';
 import { KeyRing } from './core/keys/key-ring.js';
 import { ServerSecrets } from './core/keys/secrets.js';
 import { RevocationList } from './core/sessions/revocation-list.js';
@@ -10,19 +11,10 @@ import { AccessTokens } from './core/tokens/access-tokens.js';
 import { RefreshTokenCodec } from './core/tokens/refresh-token.js';
 import { PasswordHasher } from './core/users/password-hasher.js';
 import { UserService } from './core/users/user-service.js';
-import { createLogger, type Logger } from './platform/logger.js';
 import { createMetrics, registerCollectors, type Metrics } from './platform/metrics.js';
 import { RequestContextStore } from './platform/request-context.js';
 import { Telemetry } from './core/telemetry.js';
 import { UsageRecorder } from './core/usage/usage-recorder.js';
-import { UsageRepo } from './store/pg/usage-repo.js';
-import { Db } from './store/pg/db.js';
-import { SessionsRepo } from './store/pg/sessions-repo.js';
-import { SigningKeysRepo } from './store/pg/signing-keys-repo.js';
-import { StatsRepo } from './store/pg/stats-repo.js';
-import { UsersRepo } from './store/pg/users-repo.js';
-import { OutboxRepo } from './store/pg/outbox-repo.js';
-import { ReplicationApplyRepo } from './store/pg/replication-apply-repo.js';
 import { BatchApplier } from './core/replication/apply.js';
 import { ReplicationBacklog } from './core/replication/backlog.js';
 import { InboundReplication } from './core/replication/inbound.js';
@@ -45,40 +37,27 @@ import { MemoryCache } from './store/cache/memory.js';
 import { memoryLimiterStore, postgresLimiterStore, redisLimiterStore, type LimiterStore } from './security/limiter-store.js';
 import { LoginThrottle } from './security/login-throttle.js';
 import { Admin } from './admin/admin.js';
-import { UserImporter } from './admin/import/importer.js';
 import { ChallengeCodes } from './core/email/challenge-codes.js';
 import { emailComposers } from './core/email/composers.js';
 import { EmailFlows } from './core/email/email-flows.js';
 import { EmailRequestJobs } from './jobs/email-requests.js';
 import { SendLimits } from './security/send-limits.js';
-import { EmailChallengesRepo } from './store/pg/email-challenges-repo.js';
 import { ServiceClients } from './core/clients/service-clients.js';
-import { ServiceClientsRepo } from './store/pg/service-clients-repo.js';
 import { MFA_TOKEN_KEY_PURPOSE, MfaTokens } from './core/mfa/mfa-tokens.js';
 import { MfaFactors } from './core/mfa/mfa-factors.js';
-import { MfaFactorsRepo } from './store/pg/mfa-factors-repo.js';
-import { MfaRecoveryCodesRepo } from './store/pg/mfa-recovery-codes-repo.js';
-import { MfaTokenUsesRepo } from './store/pg/mfa-token-uses-repo.js';
 import { OidcFlows } from './core/oidc/oidc-flows.js';
 import { OIDC_CODE_KEY_PURPOSE, OIDC_STATE_KEY_PURPOSE } from './core/oidc/flow-seals.js';
 import { IdentityAccounts } from './core/oidc/identity-accounts.js';
-import { IdentitiesRepo } from './store/pg/identities-repo.js';
-import { ImportRepo } from './store/pg/import-repo.js';
 import { FailureFloorCalibration } from './core/users/failure-floor.js';
 
-export interface Container {
-  config: Config;
-  clock: Clock;
-  log: Logger;
+/** Every service of a region, on its {@link DataContainer} (database, repositories, import and export). */
+export interface Container extends DataContainer {
   metrics: Metrics;
   /** Request id of the request being served, for every log line written while serving it. */
   requestContext: RequestContextStore;
   telemetry: Telemetry;
   /** Hourly usage counters in PostgreSQL for `authctl stats`: counted in memory, flushed every 10 s. */
   usage: UsageRecorder;
-  db: Db;
-  /** One repository per table, for the jobs that read or sweep them. */
-  repos: Repositories;
   cache: Cache;
   /** pg-boss producer (and, in `authctl worker`, consumer); connects on first use. */
   jobs: JobQueue;
@@ -109,32 +88,9 @@ export interface Container {
   oidc: OidcFlows;
   /** Accounts' provider identities: who a provider sign-in is, linking and unlinking. */
   identities: IdentityAccounts;
-  /** `authctl user import` (README "### Import"): users of another system, or of an export, moved in with their password hashes. */
-  importer: UserImporter;
 }
 
-export interface Repositories {
-  users: UsersRepo;
-  sessions: SessionsRepo;
-  signingKeys: SigningKeysRepo;
-  usage: UsageRepo;
-  stats: StatsRepo;
-  /** Replication's transport: peers, outbox, deliveries, backlog. */
-  outbox: OutboxRepo;
-  /** Replication's apply side: the rows a peer's batch touches, the applied-batch log, tombstones. */
-  replicationApply: ReplicationApplyRepo;
-  /** The verification, address-change and reset challenges of the e-mail flows. */
-  emailChallenges: EmailChallengesRepo;
-  serviceClients: ServiceClientsRepo;
-  mfaFactors: MfaFactorsRepo;
-  mfaRecoveryCodes: MfaRecoveryCodesRepo;
-  /** The used `mfaToken`s of two-step logins. */
-  mfaTokenUses: MfaTokenUsesRepo;
-  /** The provider identities of users (sign-in through OpenID Connect providers). */
-  identities: IdentitiesRepo;
-  /** The batch look-ups and multi-row inserts of a user import. */
-  imports: ImportRepo;
-}
+export type { Repositories } from './data-container.js';
 
 /**
  * Multi-region replication, one piece per job (each built here with its collaborators). A region
@@ -155,55 +111,24 @@ export interface Replication {
   shipping: ReplicationShipping;
 }
 
-export interface ContainerOptions {
-  clock?: Clock;
-  log?: Logger;
-  logStream?: 'stdout' | 'stderr';
-  /** Write JSON log lines here (tests capture logs this way), with the request context intact. */
-  logSink?: Writable;
-}
+export type ContainerOptions = Pick<DataContainerOptions, 'clock' | 'log' | 'logStream' | 'logSink'>;
 
 /**
- * Builds every service of a region from its config: the only place that `new`s infrastructure,
- * repositories and services, and wires them to each other. It starts nothing; start-up,
- * background retries and shutdown are src/runtime.ts.
+ * Builds every service of a region from its config: with src/data-container.ts (the database and
+ * the repositories it builds on), the only place that `new`s infrastructure, repositories and
+ * services, and wires them to each other. It starts nothing; start-up, background retries and
+ * shutdown are src/runtime.ts.
  */
 export function buildContainer(config: Config, options: ContainerOptions = {}): Container {
-  const clock = options.clock ?? systemClock;
   const requestContext = new RequestContextStore();
-  const log =
-    options.log ??
-    createLogger({
-      level: config.log.level,
-      region: config.region,
-      stream: options.logStream ?? 'stdout',
-      context: requestContext,
-      ...(options.logSink ? { sink: options.logSink } : {}),
-    });
   const metrics = createMetrics(config.region);
-  const db = new Db(config.database, (pool, seconds, ok) => metrics.dbQueryDuration.observe({ pool, outcome: ok ? 'ok' : 'error' }, seconds), {
-    fallback: (reason) => metrics.dbReaderFallbacks.inc({ reason }),
-    health: (state, err) =>
-      state === 'ok'
-        ? log.info('read replica is back', { event: 'db.reader_recovered' })
-        : log.warn('read replica unavailable: its reads go to the writer', { event: 'db.reader_degraded', err }),
+  const data = buildDataContainer(config, {
+    ...options,
+    requestContext,
+    onQuery: (pool, seconds, ok) => metrics.dbQueryDuration.observe({ pool, outcome: ok ? 'ok' : 'error' }, seconds),
+    onReaderFallback: (reason) => metrics.dbReaderFallbacks.inc({ reason }),
   });
-  const repos: Repositories = {
-    users: new UsersRepo(db),
-    sessions: new SessionsRepo(db),
-    signingKeys: new SigningKeysRepo(db),
-    usage: new UsageRepo(db),
-    stats: new StatsRepo(db),
-    outbox: new OutboxRepo(db),
-    replicationApply: new ReplicationApplyRepo(db),
-    emailChallenges: new EmailChallengesRepo(db),
-    serviceClients: new ServiceClientsRepo(db),
-    mfaFactors: new MfaFactorsRepo(db),
-    mfaRecoveryCodes: new MfaRecoveryCodesRepo(db),
-    mfaTokenUses: new MfaTokenUsesRepo(db),
-    identities: new IdentitiesRepo(db),
-    imports: new ImportRepo(db),
-  };
+  const { clock, log, db, repos } = data;
   const usage = new UsageRecorder({ repo: repos.usage, clock, log, region: config.region });
   const telemetry = new Telemetry({ log, metrics, usage });
   const cache = createCache(config.cache, { clock, log, onLookup: (kind, result) => telemetry.cacheLookup(kind, result) });
@@ -400,7 +325,7 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
     sessions,
     mfa,
     identities,
-    exportRows: { users: repos.users, identities: repos.identities },
+    export: data.exporter,
   });
   const oidc = new OidcFlows({
     config,
@@ -418,15 +343,11 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
   });
 
   return {
-    config,
-    clock,
-    log,
+    ...data,
     metrics,
     requestContext,
     telemetry,
     usage,
-    db,
-    repos,
     cache,
     jobs,
     keys,
@@ -445,7 +366,6 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
     mfa,
     oidc,
     identities,
-    importer: new UserImporter({ config, clock, db, repo: repos.imports }),
   };
 }
 

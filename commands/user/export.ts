@@ -24,6 +24,8 @@ export default class UserExport extends BaseCommand<typeof UserExport> {
     '<%= config.bin %> user export | gzip > users.ndjson.gz',
     '<%= config.bin %> user export --out users.ndjson --force --json',
   ];
+  // Rows in or out: the database and its repositories, none of the server's services.
+  static override services = 'data' as const;
   static override flags = {
     format: Flags.string({ summary: 'Output format.', options: ['ndjson'], default: 'ndjson' }),
     out: Flags.string({ char: 'o', summary: 'File to write (default: standard output).' }),
@@ -36,7 +38,7 @@ export default class UserExport extends BaseCommand<typeof UserExport> {
     if (out === undefined && this.jsonEnabled()) {
       throw new AppError('invalid_request', '--json needs --out: without it the export itself is what goes to standard output');
     }
-    const exporter = this.container.admin.export;
+    const exporter = this.data.exporter;
     const progress = new ProgressLine('Exporting users', process.stderr.isTTY ? await exporter.estimate() : undefined);
     const started = performance.now();
     const options = { writer, onProgress: (users: number) => progress.update(users) };

@@ -29,6 +29,8 @@ export default class UserImport extends BaseCommand<typeof UserImport> {
   static override args = {
     file: Args.string({ required: true, description: 'The file to import ("-" for standard input).' }),
   };
+  // Rows in or out: the database and its repositories, none of the server's services.
+  static override services = 'data' as const;
   static override flags = {
     format: Flags.string({ summary: 'What the file is.', options: [...IMPORT_FORMATS], required: true }),
     'dry-run': Flags.boolean({ summary: 'Validate everything, the database checks too, and write nothing.' }),
@@ -44,7 +46,7 @@ export default class UserImport extends BaseCommand<typeof UserImport> {
     const input = await openInput(this.args.file);
     const passwords = this.flags.passwords === undefined ? undefined : await openInput(this.flags.passwords);
     const progress = new ProgressLine(process.stderr);
-    const report = await this.container.importer.run({
+    const report = await this.data.importer.run({
       format,
       input,
       ...(passwords ? { passwords } : {}),

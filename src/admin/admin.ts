@@ -12,7 +12,7 @@ import type { Db } from '../store/pg/db.js';
 import type { StatsRepo } from '../store/pg/stats-repo.js';
 import type { UsageRepo } from '../store/pg/usage-repo.js';
 import { AdminCache } from './cache.js';
-import { UserExport, type UserExportDeps } from './export.js';
+import type { UserExport } from './export.js';
 import { inspectToken, type TokenInspection } from './inspect-token.js';
 import { AdminMfa } from './mfa.js';
 import { AdminSessions } from './sessions.js';
@@ -33,8 +33,8 @@ export interface AdminDeps {
   sessions: Pick<SessionService, 'findById' | 'listForUser' | 'revoke' | 'revokeAllForUser'>;
   mfa: Pick<MfaFactors, 'overview' | 'activeTypes' | 'reset'>;
   identities: Pick<IdentityAccounts, 'list' | 'unlink'>;
-  /** The repositories `authctl user export` pages through. */
-  exportRows: Omit<UserExportDeps, 'db'>;
+  /** `authctl user export` (built with the data alone: src/data-container.ts). */
+  export: UserExport;
 }
 
 export interface MigrationStatus {
@@ -60,7 +60,7 @@ export class Admin {
     this.mfa = new AdminMfa({ users: deps.users, mfa: deps.mfa });
     this.sessions = new AdminSessions({ users: deps.users, sessions: deps.sessions, clock: deps.clock });
     this.cache = new AdminCache(deps.cache);
-    this.export = new UserExport({ db: deps.db, ...deps.exportRows });
+    this.export = deps.export;
   }
 
   /** `authctl stats`: users, sessions, usage, cache, database load and queues of the region. */

@@ -17,7 +17,7 @@ const LAYERS: ReadonlyArray<{ name: string; paths: readonly string[] }> = [
   { name: 'domain', paths: ['src/core/', 'src/security/'] },
   { name: 'jobs', paths: ['src/jobs/'] },
   { name: 'admin', paths: ['src/admin/'] },
-  { name: 'composition', paths: ['src/container.ts', 'src/runtime.ts'] },
+  { name: 'composition', paths: ['src/data-container.ts', 'src/container.ts', 'src/runtime.ts'] },
   { name: 'interfaces', paths: ['src/http/', 'src/cli/', 'src/dev/', 'src/server.ts', 'src/cluster.ts'] },
   { name: 'commands', paths: ['commands/'] },
   { name: 'scripts', paths: ['scripts/'] },
