@@ -1,5 +1,6 @@
 import type { Db, Executor } from './db.js';
 import { guard } from './errors.js';
+import type { IdentityDbRow } from './identities-repo.js';
 
 /** A `users` row an import writes (the columns of {@link userColumns}, timestamps as ISO strings). */
 export interface ImportUserRow {
@@ -15,18 +16,8 @@ export interface ImportUserRow {
   password_changed_at: string;
 }
 
-/** A `user_identities` row an import writes. */
-export interface ImportIdentityRow {
-  id: string;
-  user_id: string;
-  provider: string;
-  subject: string;
-  email: string | null;
-  email_verified: boolean;
-  home_region: string;
-  created_at: string;
-  last_used_at: string;
-}
+/** A `user_identities` row an import writes (timestamps as ISO strings; live, at version 1). */
+export type ImportIdentityRow = Omit<IdentityDbRow, 'created_at' | 'last_used_at' | 'removed_at' | 'version'> & { created_at: string; last_used_at: string };
 
 /** A user already in the region that a batch's ids, usernames or addresses meet. */
 export interface ExistingUser {
