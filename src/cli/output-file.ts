@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { createWriteStream, existsSync, type WriteStream } from 'node:fs';
+import { createWriteStream, existsSync, rmSync, type WriteStream } from 'node:fs';
 import { link, rename, rm } from 'node:fs/promises';
 import { once } from 'node:events';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -28,6 +28,22 @@ export async function writeOutputFile<T>(file: string, options: OutputFileOption
   const temp = join(dirname(target), `.${basename(target)}.${randomBytes(6).toString('hex')}.tmp`);
   // `flush`: fsync before close, so the rename publishes data that is on disk.
   const out = createWriteStream(temp, { flags: 'wx', mode: options.mode ?? 0o600, flush: true });
+  // Ctrl-C or a TERM while writing: the temporary file goes too, then the signal takes its course
+  // (the process ends as it would have, exit 130 or 143).
+  const interrupted = (signal: NodeJS.Signals) => {
+    stopListening();
+    out.destroy();
+    rmSync(temp, { force: true });
+    process.kill(process.pid, signal);
+  };
+  const onInt = () => interrupted('SIGINT');
+  const onTerm = () => interrupted('SIGTERM');
+  const stopListening = () => {
+    process.off('SIGINT', onInt);
+    process.off('SIGTERM', onTerm);
+  };
+  process.once('SIGINT', onInt);
+  process.once('SIGTERM', onTerm);
   try {
     await once(out, 'open');
     const result = await write(out);
@@ -41,6 +57,8 @@ export async function writeOutputFile<T>(file: string, options: OutputFileOption
       throw new AppError('invalid_request', `${displayPath(dirname(target))}: no such directory`, { cause: err });
     }
     throw err;
+  } finally {
+    stopListening();
   }
 }
 

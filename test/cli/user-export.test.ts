@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,7 +21,7 @@ import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { haveArgon2Cffi, libargon2 } from '../helpers/libargon2.js';
 import { oathtool } from '../mfa/support.js';
 import { parseExport } from './portable-users.js';
-import { describeRun, expectJson, expectJsonError, expectNoStackTrace, runCli, type CliResult } from './run-cli.js';
+import { cliEnv, describeRun, expectJson, expectJsonError, expectNoStackTrace, repoRoot, runCli, type CliResult } from './run-cli.js';
 
 const PASSWORD = 'export-passphrase-7';
 const FIELDS = ['id', 'username', 'email', 'emailVerified', 'emailVerifiedAt', 'passwordHash', 'disabled', 'createdAt', 'homeRegion', 'identities'];
@@ -307,4 +308,59 @@ describe('authctl user export (spawned as an admin runs it, and its core)', func
       );
     });
   });
+});
+
+describe('authctl user export, interrupted (Ctrl-C to the terminal, or a TERM to the command)', function () {
+  this.timeout(120_000);
+  let db: TestDatabase;
+  let dir: string;
+
+  before(async function () {
+    dir = mkdtempSync(join(tmpdir(), 'authctl-export-signal-'));
+    db = await createTestDatabase('user_export_signal');
+    const c = buildContainer(testConfig(db.url));
+    try {
+      await migrate(c);
+      // Enough users that the export is still writing when the signal comes (about a second here).
+      await c.db.writer.raw(
+        `insert into users (id, username, password_hash, status, home_region, created_at, updated_at, password_changed_at)
+         select gen_random_uuid(), 'sig' || g, ?, 'active', 'local', now(), now(), now() from generate_series(1, 300000) g`,
+        [bcryptHash(PASSWORD, 4)],
+      );
+    } finally {
+      await shutdown(c);
+    }
+  });
+
+  after(async () => {
+    await db?.drop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  for (const [signal, exitCode] of [
+    ['SIGINT', 130],
+    ['SIGTERM', 143],
+  ] as const) {
+    it(`${signal} while it writes: the process ends by the signal (exit ${exitCode}), and neither the file nor its temporary file is left`, async function () {
+      const target = join(dir, `${signal}.ndjson`);
+      // Detached: its own process group, as a shell gives a command it runs in the foreground.
+      const child = spawn(process.execPath, ['bin/run.js', 'user', 'export', '--out', target], {
+        cwd: repoRoot,
+        env: cliEnv({ databaseUrl: db.url }),
+        detached: true,
+        stdio: 'ignore',
+      });
+      const exited = new Promise<number | null>((resolve) => child.on('exit', (code, sig) => resolve(code ?? (sig === signal ? exitCode : null))));
+      const deadline = Date.now() + 30_000;
+      while (!readdirSync(dir).some((f) => f.startsWith(`.${signal}.ndjson.`))) {
+        if (Date.now() > deadline) throw new Error('the export never opened its temporary file');
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+      // Ctrl-C reaches the whole process group; a TERM from a supervisor reaches the command alone.
+      if (signal === 'SIGINT') process.kill(-child.pid!, signal);
+      else child.kill(signal);
+      expect(await exited).to.equal(exitCode);
+      expect(readdirSync(dir).filter((f) => f.includes(`${signal}.ndjson`))).to.deep.equal([]);
+    });
+  }
 });
