@@ -20,9 +20,21 @@ export interface LoggerOptions {
 // Any member whose name looks like a secret is replaced, wherever it sits in the log entry.
 const SECRET_KEY = /pass(word)?|secret|token|hash|authorization|cookie|private|credential/i;
 // Values that look like our secrets are masked even under an innocent key: JWTs, refresh tokens,
-// argon2 hashes, service-client secrets (`cs_` + 43 base64url). Defence in depth: no code path
-// should ever log one.
-const SECRET_VALUE = /eyJ[\w-]+\.[\w-]+\.[\w-]*|rt_[a-z][a-z0-9-]*_[0-9a-f-]{36}_\d+_[\w-]{22}|\$argon2(id|i|d)\$[^\s"]+|\bcs_[\w-]{43}\b/g;
+// password hashes of every format authctl stores (src/core/users/hash-formats.ts: argon2, bcrypt,
+// scrypt, PBKDF2, Django's), service-client secrets (`cs_` + 43 base64url), and the sealed tokens
+// (`mfa_` mfaTokens, `st_` provider-flow states, `oc_` one-time codes). Defence in depth: no code
+// path should ever log one.
+const SECRET_VALUE = new RegExp(
+  [
+    String.raw`eyJ[\w-]+\.[\w-]+\.[\w-]*`,
+    String.raw`rt_[a-z][a-z0-9-]*_[0-9a-f-]{36}_\d+_[\w-]{22}`,
+    String.raw`\$(argon2(id|i|d)|2[aby]|scrypt|pbkdf2-sha(256|512))\$[^\s"]+`,
+    String.raw`\bpbkdf2_sha256\$[^\s"]+`,
+    String.raw`\bcs_[\w-]{43}\b`,
+    String.raw`\b(mfa|st|oc)_[\w-]{40,}`,
+  ].join('|'),
+  'g',
+);
 
 function redact(value: unknown, depth = 0): unknown {
   if (typeof value === 'string') return value.replace(SECRET_VALUE, '[redacted]');

@@ -329,6 +329,29 @@ describe('structured logs (JSON lines, events, request ids through the core)', f
       expect((line.err as { message: string }).message).to.equal('could not verify [redacted] against [redacted]');
     });
 
+    it('masks every stored hash format and the sealed tokens (mfaTokens, provider-flow states, one-time codes) under innocent keys and in errors', async function () {
+      const secrets = {
+        bcrypt: '$2b$10$SALRJRwl5AKXUawpruScOOXCulrtzlhgSyN4C5dSeve0wQUYw5c7e',
+        bcryptY: '$2y$12$abcdefghijklmnopqrstuuyvPXIbu7xe6/CED2DzX8z6Si09MlzlW',
+        scrypt: '$scrypt$ln=14,r=8,p=1$c29tZXNhbHQ$4v1Zr5gN8mJ6yYbq3oZ1r2Q9t3w7u8x0a2b4c6d8e0f',
+        pbkdf2: '$pbkdf2-sha256$i=27500$c29tZXNhbHQ$4v1Zr5gN8mJ6yYbq3oZ1r2Q9t3w7u8x0a2b4c6d8e0f',
+        django: 'pbkdf2_sha256$870000$seasalt$4v1Zr5gN8mJ6yYbq3oZ1r2Q9t3w7u8x0a2b4c6d8e0f=',
+        mfaToken: `mfa_${'Qm9iIHNheXMgaGVsbG8'.repeat(4)}`,
+        state: `st_${'c3RhdGUtc3RhdGUtc3Rh'.repeat(6)}`,
+        code: `oc_${'Y29kZS1jb2RlLWNvZGUt'.repeat(5)}`,
+      };
+      const all = Object.values(secrets);
+      const { text, line } = await capturedLine((log) =>
+        log.warn(`stored ${secrets.bcrypt}`, { event: 'test.redaction', detail: all.join(' '), err: new Error(`could not use ${secrets.code}`) }),
+      );
+      for (const secret of all) expect(text, `"${secret}" leaked`).not.to.include(secret);
+      expect(line.detail).to.equal(all.map(() => '[redacted]').join(' '));
+      expect(line.message).to.equal('stored [redacted]');
+      // What only looks alike stays: an event name, a request id.
+      const { line: innocent } = await capturedLine((log) => log.info('request_started', { event: 'oidc.failed', requestId: 'st_1', at: 'oc_short' }));
+      expect([innocent.message, innocent.requestId, innocent.at]).to.deep.equal(['request_started', 'st_1', 'oc_short']);
+    });
+
     it('masks secrets however deep they sit in an object', async function () {
       let deep: Record<string, unknown> = { password: 'opaque-deep-password-8', note: `token ${jwt}` };
       for (let i = 0; i < 7; i++) deep = { [`level${i}`]: deep };
