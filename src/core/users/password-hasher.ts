@@ -60,7 +60,7 @@ export class PasswordHasher {
   private dummyHash: Promise<string> | undefined;
   private floorMs = 0;
   /** The last {@link FLOOR_WINDOW} verification times (ms) of each class of hash, while there is a floor. */
-  private readonly recent = new Map<string, number[]>();
+  private recent = new Map<string, number[]>();
 
   /** @param observe receives the duration of every hash and verification (metrics). */
   constructor(
@@ -133,32 +133,29 @@ export class PasswordHasher {
    * foreign hash has been replaced), which ends the padding. Returns the new floor.
    */
   async calibrateFloor(samples: readonly string[]): Promise<number> {
-    this.recent.clear();
-    this.floorMs = 0;
-    if (samples.length === 0) return 0;
-    const probe = randomBytes(32).toString('base64url');
-    for (const hash of [await this.dummy(), ...samples]) {
-      for (let i = 0; i < CALIBRATION_RUNS; i++) {
-        const started = performance.now();
-        await (hash.startsWith('$argon2id$') ? argon2.verify(hash, probe).catch(() => false) : verifyAnyHash(hash, probe));
-        this.record(hash, performance.now() - started);
+    // Measured aside and swapped in whole: the floor in force pads every failed check meanwhile
+    // (dropping it for the seconds a calibration takes would let a bcrypt user's wrong password
+    // answer faster than an unknown user's, every 5 minutes).
+    const fresh = new Map<string, number[]>();
+    if (samples.length > 0) {
+      const probe = randomBytes(32).toString('base64url');
+      for (const hash of [await this.dummy(), ...samples]) {
+        for (let i = 0; i < CALIBRATION_RUNS; i++) {
+          const started = performance.now();
+          await (hash.startsWith('$argon2id$') ? argon2.verify(hash, probe).catch(() => false) : verifyAnyHash(hash, probe));
+          addRun(fresh, hashClass(hash), performance.now() - started);
+        }
       }
     }
+    this.recent = fresh;
+    this.floorMs = floorOf(fresh);
     return this.floorMs;
   }
 
   /** A verification of `hash` took `elapsedMs`: it joins its class's recent runs, and the floor is recomputed. */
   private record(hash: string, elapsedMs: number): void {
-    const cls = hashClass(hash);
-    const runs = this.recent.get(cls) ?? [];
-    runs.push(elapsedMs);
-    if (runs.length > FLOOR_WINDOW) runs.shift();
-    this.recent.delete(cls); // re-inserted last: the classes seen least recently go first
-    this.recent.set(cls, runs);
-    if (this.recent.size > FLOOR_CLASSES) this.recent.delete(this.recent.keys().next().value!);
-    let slowest = 0;
-    for (const r of this.recent.values()) slowest = Math.max(slowest, percentile90(r));
-    this.floorMs = Math.min(MAX_FLOOR_MS, slowest * FLOOR_MARGIN);
+    addRun(this.recent, hashClass(hash), elapsedMs);
+    this.floorMs = floorOf(this.recent);
   }
 
   private async dummy(): Promise<string> {
@@ -225,4 +222,21 @@ export function standardPhc(hash: string): string {
   if (!m) return hash;
   const [, alg, v, mem, p, t, salt, digest] = m;
   return `$${alg}$v=${v}$m=${mem},t=${t},p=${p}$${salt}$${digest}`;
+}
+
+/** Adds a run to its class's window (the classes seen least recently leave first). */
+function addRun(recent: Map<string, number[]>, cls: string, elapsedMs: number): void {
+  const runs = recent.get(cls) ?? [];
+  runs.push(elapsedMs);
+  if (runs.length > FLOOR_WINDOW) runs.shift();
+  recent.delete(cls); // re-inserted last
+  recent.set(cls, runs);
+  if (recent.size > FLOOR_CLASSES) recent.delete(recent.keys().next().value!);
+}
+
+/** {@link FLOOR_MARGIN} times the slowest class's 90th percentile, bounded by {@link MAX_FLOOR_MS}; 0 with no runs. */
+function floorOf(recent: Map<string, number[]>): number {
+  let slowest = 0;
+  for (const r of recent.values()) slowest = Math.max(slowest, percentile90(r));
+  return Math.min(MAX_FLOOR_MS, slowest * FLOOR_MARGIN);
 }
