@@ -154,9 +154,8 @@ export class OidcFlows {
    * error). Throws — a problem, no redirect — only for an unknown provider and a state that does
    * not open (missing, forged, tampered with, expired, of another provider, used).
    */
-  async callback(provider: string, query: URLSearchParams, meta: ClientMeta): Promise<URL> {
-    void meta;
-    this.client(provider);
+  async callback(provider: string, query: URLSearchParams): Promise<URL> {
+    const rp = this.client(provider);
     const raw = query.get('state');
     if (raw === null || raw === '') throw new AppError('invalid_oidc_state', "the sign-in's state is missing: start the sign-in from the app");
     const state = this.seals.openState(raw, provider);
@@ -174,7 +173,7 @@ export class OidcFlows {
       }
       const callbackUrl = new URL(state.redirectUri);
       callbackUrl.search = query.toString();
-      const claims = await this.client(provider).exchange(callbackUrl, { state: raw, nonce: state.nonce, pkceVerifier: state.pkceVerifier });
+      const claims = await rp.exchange(callbackUrl, { state: raw, nonce: state.nonce, pkceVerifier: state.pkceVerifier });
       const identity = identityOf(provider, claims);
       if (state.purpose === 'link') {
         const code = this.seals.issueCode({ provider, purpose: 'link', userId: state.userId!, codeChallenge: state.codeChallenge, identity });
