@@ -15,7 +15,7 @@ import type { Executor } from '../../store/pg/db.js';
 import type { MfaTokenUsesRepo } from '../../store/pg/mfa-token-uses-repo.js';
 import type { Clock } from '../../platform/clock.js';
 import { CODE_CHALLENGE, FlowSeals, type OidcPurpose } from './flow-seals.js';
-import type { IdentityAccounts } from './identity-accounts.js';
+import { assertActive, type IdentityAccounts } from './identity-accounts.js';
 import { ID_TOKEN_SKEW_SECONDS, ProviderClient, safeToken, type IdTokenClaims } from './provider-client.js';
 import { providerSettings, type ProviderSettings } from './provider-settings.js';
 import { RedirectAllowList } from './redirect-urls.js';
@@ -269,10 +269,6 @@ export class OidcFlows {
     const base = (this.opts.config.publicUrl ?? this.opts.config.tokens.issuer).replace(/\/+$/, '');
     return `${base}/v1/auth/oidc/${provider}/callback`;
   }
-}
-
-function assertActive(user: UserRecord): void {
-  if (user.status !== 'active') throw new AppError('account_disabled', 'this account has been disabled by an administrator');
 }
 
 /** What an ID token that passed every check says about who signed in. Only `email_verified: true` verifies. */
