@@ -29,11 +29,6 @@ const TAG_BYTES = 16;
 export class SealedBox {
   constructor(private readonly opts: SealedBoxOptions) {}
 
-  /** Whether a value is spelt like one of this box's (no decryption). */
-  looksLike(value: string): boolean {
-    return value.startsWith(this.opts.prefix);
-  }
-
   seal(payload: unknown): string {
     const [key] = this.keys();
     const iv = randomBytes(IV_BYTES);

@@ -293,7 +293,8 @@ export class IdentityAccounts {
   }
 }
 
-function assertActive(user: UserRecord): void {
+/** `account_disabled` for a user an administrator disabled: a provider sign-in gets no further than a password one. */
+export function assertActive(user: UserRecord): void {
   if (user.status !== 'active') throw new AppError('account_disabled', 'this account has been disabled by an administrator');
 }
 

@@ -15,7 +15,7 @@ import type { Executor } from '../../store/pg/db.js';
 import type { MfaTokenUsesRepo } from '../../store/pg/mfa-token-uses-repo.js';
 import type { Clock } from '../../platform/clock.js';
 import { CODE_CHALLENGE, FlowSeals, type OidcPurpose } from './flow-seals.js';
-import type { IdentityAccounts } from './identity-accounts.js';
+import { assertActive, type IdentityAccounts } from './identity-accounts.js';
 import { ID_TOKEN_SKEW_SECONDS, ProviderClient, safeToken, type IdTokenClaims } from './provider-client.js';
 import { providerSettings, type ProviderSettings } from './provider-settings.js';
 import { RedirectAllowList } from './redirect-urls.js';
@@ -154,9 +154,8 @@ export class OidcFlows {
    * error). Throws — a problem, no redirect — only for an unknown provider and a state that does
    * not open (missing, forged, tampered with, expired, of another provider, used).
    */
-  async callback(provider: string, query: URLSearchParams, meta: ClientMeta): Promise<URL> {
-    void meta;
-    this.client(provider);
+  async callback(provider: string, query: URLSearchParams): Promise<URL> {
+    const rp = this.client(provider);
     const raw = query.get('state');
     if (raw === null || raw === '') throw new AppError('invalid_oidc_state', "the sign-in's state is missing: start the sign-in from the app");
     const state = this.seals.openState(raw, provider);
@@ -174,7 +173,7 @@ export class OidcFlows {
       }
       const callbackUrl = new URL(state.redirectUri);
       callbackUrl.search = query.toString();
-      const claims = await this.client(provider).exchange(callbackUrl, { state: raw, nonce: state.nonce, pkceVerifier: state.pkceVerifier });
+      const claims = await rp.exchange(callbackUrl, { state: raw, nonce: state.nonce, pkceVerifier: state.pkceVerifier });
       const identity = identityOf(provider, claims);
       if (state.purpose === 'link') {
         const code = this.seals.issueCode({ provider, purpose: 'link', userId: state.userId!, codeChallenge: state.codeChallenge, identity });
@@ -270,10 +269,6 @@ export class OidcFlows {
     const base = (this.opts.config.publicUrl ?? this.opts.config.tokens.issuer).replace(/\/+$/, '');
     return `${base}/v1/auth/oidc/${provider}/callback`;
   }
-}
-
-function assertActive(user: UserRecord): void {
-  if (user.status !== 'active') throw new AppError('account_disabled', 'this account has been disabled by an administrator');
 }
 
 /** What an ID token that passed every check says about who signed in. Only `email_verified: true` verifies. */

@@ -88,7 +88,7 @@ export function oidcRoutes(c: Container): Router {
   });
 
   router.get('/:provider/callback', async function providerCallback(ctx) {
-    const url = await c.oidc.callback(ctx.params.provider!, new URLSearchParams(ctx.querystring), clientMeta(ctx));
+    const url = await c.oidc.callback(ctx.params.provider!, new URLSearchParams(ctx.querystring));
     redirect(ctx, url);
   });
 
