@@ -88,7 +88,7 @@ export interface SessionView {
 }
 
 export interface AuthServiceOptions {
-  db: Pick<Db, 'transaction'>;
+  db: Pick<Db, 'transaction' | 'writer'>;
   /** `identity.mfa`: with `required`, a login of a user without a factor leads to enrolment. */
   mfaPolicy: Config['identity']['mfa'];
   mfaTokens: MfaTokens;
@@ -148,8 +148,8 @@ export class AuthService {
     const purpose: MfaTokenPurpose | undefined = factors.length > 0 ? 'verify' : this.opts.mfaPolicy === 'required' ? 'enrol' : undefined;
     const auth: AuthContext = { authTime: this.opts.clock.now(), amr: [first], ...(options.idp ? { idp: options.idp } : {}) };
     if (purpose === undefined) return this.startSession(user, meta, auth, first, options.spend);
-    const { spend } = options;
-    if (spend) await this.opts.db.transaction((trx) => spend(trx));
+    // Spent alone (a single insert): committed before the mfaToken is issued.
+    await options.spend?.(this.opts.db.writer);
     return this.challenge(user, first, purpose, factors, options.idp);
   }
 

@@ -79,9 +79,8 @@ export class ReplicationApplyRepo {
    * The ids among `ids` of users held here, locked in id order: a batch's users are locked in one
    * statement, and in an order every batch and local writer's single-row lock agrees with.
    */
-  async lockUserIds(trx: Knex.Transaction, ids: string[]): Promise<Set<string>> {
-    const rows = await trx<{ id: string }>('users').whereRaw('id = any(?::uuid[])', [ids]).orderBy('id').forUpdate().select('id');
-    return new Set(rows.map((r) => r.id));
+  lockUserIds(trx: Knex.Transaction, ids: string[]): Promise<Set<string>> {
+    return lockIds(trx, 'users', ids, 'update');
   }
 
   /**
@@ -173,10 +172,8 @@ export class ReplicationApplyRepo {
    * the order a logout-all or password change takes them (users, then their sessions), so the two
    * never deadlock; returns the ids of those held here.
    */
-  async shareLockUsers(trx: Knex.Transaction, ids: string[]): Promise<Set<string>> {
-    if (ids.length === 0) return new Set();
-    const rows = await trx<{ id: string }>('users').whereRaw('id = any(?::uuid[])', [ids]).orderBy('id').forShare().select('id');
-    return new Set(rows.map((r) => r.id));
+  shareLockUsers(trx: Knex.Transaction, ids: string[]): Promise<Set<string>> {
+    return lockIds(trx, 'users', ids, 'share');
   }
 
   /** The sessions this region holds among `ids`, locked. */
@@ -323,9 +320,8 @@ export class ReplicationApplyRepo {
   }
 
   /** The ids among `ids` of identities held here, locked in id order. */
-  async lockIdentityIds(trx: Knex.Transaction, ids: string[]): Promise<Set<string>> {
-    const rows = await trx<{ id: string }>('user_identities').whereRaw('id = any(?::uuid[])', [ids]).orderBy('id').forUpdate().select('id');
-    return new Set(rows.map((r) => r.id));
+  lockIdentityIds(trx: Knex.Transaction, ids: string[]): Promise<Set<string>> {
+    return lockIds(trx, 'user_identities', ids, 'update');
   }
 
   /**
@@ -426,6 +422,14 @@ export class ReplicationApplyRepo {
       .returning('kid');
     return rows.length > 0;
   }
+}
+
+/** The ids among `ids` of rows of `table` held here, locked (`for update` or `for share`) in id order. */
+async function lockIds(trx: Knex.Transaction, table: 'users' | 'user_identities', ids: string[], mode: 'update' | 'share'): Promise<Set<string>> {
+  if (ids.length === 0) return new Set();
+  const q = trx<{ id: string }>(table).whereRaw('id = any(?::uuid[])', [ids]).orderBy('id');
+  const rows = await (mode === 'update' ? q.forUpdate() : q.forShare()).select('id');
+  return new Set(rows.map((r) => r.id));
 }
 
 /** A provider account as one string: its provider and subject (neither holds a NUL). */
