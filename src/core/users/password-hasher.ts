@@ -109,7 +109,8 @@ export class PasswordHasher {
     if (foreign || this.floorMs > 0) this.record(hash, elapsed);
     if (!ok && this.floorMs > 0) {
       const remaining = started + this.floorMs - performance.now();
-      if (remaining > 0) await sleep(remaining);
+      // Rounded up: timers take whole milliseconds and truncate, which would end up to 1 ms short.
+      if (remaining > 0) await sleep(Math.ceil(remaining));
     }
     return ok;
   }
