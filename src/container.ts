@@ -48,6 +48,8 @@ import { MfaFactors } from './core/mfa/mfa-factors.js';
 import { OidcFlows } from './core/oidc/oidc-flows.js';
 import { OIDC_CODE_KEY_PURPOSE, OIDC_STATE_KEY_PURPOSE } from './core/oidc/flow-seals.js';
 import { IdentityAccounts } from './core/oidc/identity-accounts.js';
+import { PASSKEY_CHALLENGE_KEY_PURPOSE, PasskeyChallenges } from './core/passkeys/challenges.js';
+import { Passkeys } from './core/passkeys/passkeys.js';
 import { FailureFloorCalibration } from './core/users/failure-floor.js';
 
 /** Every service of a region, on its {@link DataContainer} (database, repositories, import and export). */
@@ -88,6 +90,8 @@ export interface Container extends DataContainer {
   oidc: OidcFlows;
   /** Accounts' provider identities: who a provider sign-in is, linking and unlinking. */
   identities: IdentityAccounts;
+  /** Passkeys: the WebAuthn ceremonies and users' passkeys. */
+  passkeys: Passkeys;
 }
 
 export type { Repositories } from './data-container.js';
@@ -311,6 +315,18 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
     telemetry,
     region: config.region,
   });
+  const passkeys = new Passkeys({
+    db,
+    repo: repos.passkeys,
+    users: repos.users,
+    challenges: new PasskeyChallenges({ keys: secrets?.macKeys(PASSKEY_CHALLENGE_KEY_PURPOSE), uses: repos.mfaTokenUses, clock, region: config.region }),
+    webauthn: config.identity.webauthn,
+    productName: config.mail.productName,
+    clock,
+    log,
+    telemetry,
+    region: config.region,
+  });
   const admin = new Admin({
     config,
     clock,
@@ -365,6 +381,7 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
     clients,
     mfa,
     oidc,
+    passkeys,
     identities,
   };
 }

@@ -8,6 +8,7 @@ import type { RequestContextStore } from './platform/request-context.js';
 import { Db, type ReaderEvents } from './store/pg/db.js';
 import { EmailChallengesRepo } from './store/pg/email-challenges-repo.js';
 import { IdentitiesRepo } from './store/pg/identities-repo.js';
+import { PasskeysRepo } from './store/pg/passkeys-repo.js';
 import { ImportRepo } from './store/pg/import-repo.js';
 import { MfaFactorsRepo } from './store/pg/mfa-factors-repo.js';
 import { MfaRecoveryCodesRepo } from './store/pg/mfa-recovery-codes-repo.js';
@@ -60,6 +61,8 @@ export interface Repositories {
   mfaTokenUses: MfaTokenUsesRepo;
   /** The provider identities of users (sign-in through OpenID Connect providers). */
   identities: IdentitiesRepo;
+  /** The passkeys (WebAuthn credentials) of users. */
+  passkeys: PasskeysRepo;
   /** The batch look-ups and multi-row inserts of a user import. */
   imports: ImportRepo;
 }
@@ -114,6 +117,7 @@ export function buildDataContainer(config: Config, options: DataContainerOptions
     mfaRecoveryCodes: new MfaRecoveryCodesRepo(db),
     mfaTokenUses: new MfaTokenUsesRepo(db),
     identities: new IdentitiesRepo(db),
+    passkeys: new PasskeysRepo(db),
     imports: new ImportRepo(db),
   };
   return {

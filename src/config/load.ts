@@ -56,6 +56,10 @@ const ENV_MAP: Record<string, { path: string[]; type: 'string' | 'int' | 'bool' 
   AUTHCTL_REDIRECT_URLS: { path: ['identity', 'redirectUrls'], type: 'list' },
   AUTHCTL_PROVIDER_TIMEOUT_MS: { path: ['identity', 'providerTimeoutMs'], type: 'int' },
   AUTHCTL_PROVIDER_FLOW_TTL: { path: ['identity', 'providerFlowTtl'], type: 'int' },
+  AUTHCTL_PASSKEYS: { path: ['identity', 'webauthn', 'enabled'], type: 'bool' },
+  AUTHCTL_WEBAUTHN_RP_ID: { path: ['identity', 'webauthn', 'rpId'], type: 'string' },
+  AUTHCTL_WEBAUTHN_RP_NAME: { path: ['identity', 'webauthn', 'rpName'], type: 'string' },
+  AUTHCTL_WEBAUTHN_ORIGINS: { path: ['identity', 'webauthn', 'origins'], type: 'list' },
 };
 
 /**

@@ -240,6 +240,34 @@ export const configSchema = z.strictObject({
       providerTimeoutMs: z.number().int().min(100).max(60_000).default(5_000),
       // How long the browser may spend at the provider (the sealed state's lifetime).
       providerFlowTtl: seconds(60, 3_600).default(600),
+      // Passkeys (README "Passkeys"): WebAuthn sign-in and second steps. `rpId`: the domain the
+      // passkeys belong to (the site's host or a parent of it; `localhost` in development);
+      // `rpName`: what the browser shows (default: mail.productName); `origins`: where the
+      // ceremonies may run — web origins (https, or http on localhost) and Android apps'
+      // `android:apk-key-hash:<hash>` origins (default: https://<rpId>).
+      webauthn: z
+        .strictObject({
+          enabled: z.boolean().default(false),
+          rpId: z
+            .string()
+            .regex(
+              /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/,
+              'a lowercase domain name, such as example.com (no scheme, port or path)',
+            )
+            .optional(),
+          rpName: z.string().min(1).max(64).optional(),
+          origins: z
+            .array(
+              z
+                .string()
+                .regex(
+                  /^(https:\/\/[^/?#\s]+|http:\/\/(localhost|[a-z0-9-]+\.localhost)(:\d{1,5})?|android:apk-key-hash:[A-Za-z0-9_-]{43})$/,
+                  'an origin: https://host[:port], http://localhost[:port], or android:apk-key-hash:<base64url SHA-256 of the signing certificate>',
+                ),
+            )
+            .default([]),
+        })
+        .prefault({}),
     })
     .prefault({}),
   // Outgoing mail (src/config/mail.ts): off unless configured.
@@ -283,6 +311,13 @@ export const checkedConfigSchema = configSchema.superRefine((config, ctx) => {
       code: 'custom',
       path: ['identity', 'redirectUrls'],
       message: 'needs at least one URL: provider sign-in sends the browser back only to an allowed redirect_to',
+    });
+  }
+  if (config.identity.webauthn.enabled && config.identity.webauthn.rpId === undefined) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['identity', 'webauthn', 'rpId'],
+      message: "required with passkeys on: the domain the passkeys belong to (the site's host or a parent of it, e.g. example.com)",
     });
   }
   if (config.identity.email !== 'off' && config.mail.transport === 'off') {

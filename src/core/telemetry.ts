@@ -9,7 +9,7 @@ export interface UsageSink {
 }
 
 /** What a login's first step was: a password, an e-mailed code, or an OpenID Connect provider. */
-export type LoginMethod = 'pwd' | 'otp' | 'oidc';
+export type LoginMethod = 'pwd' | 'otp' | 'oidc' | 'passkey';
 
 export type LoginFailure = 'unknown_user' | 'mismatch' | 'disabled' | 'email_not_verified';
 

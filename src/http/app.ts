@@ -15,6 +15,7 @@ import { mfaRoutes } from './routes/mfa.js';
 import { otpRoutes } from './routes/otp.js';
 import { oidcRoutes } from './routes/oidc.js';
 import { identityRoutes } from './routes/identities.js';
+import { passkeyRoutes } from './routes/passkeys.js';
 import { regionRoutes } from './routes/regions.js';
 import { systemRoutes } from './routes/system.js';
 import { twoStepRoutes } from './routes/two-step.js';
@@ -49,6 +50,7 @@ export function routers(container: Container): Router[] {
     meRoutes(container),
     mfaRoutes(container),
     identityRoutes(container),
+    passkeyRoutes(container),
     systemRoutes(container),
     regionRoutes(container),
     discoveryRoutes(container),

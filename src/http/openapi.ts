@@ -14,6 +14,7 @@ import { identityOperations } from './operations/identities.js';
 import { oidcOperations } from './operations/oidc.js';
 import type { OperationSpec, Success, Tag } from './operations/spec.js';
 import { otpOperations } from './operations/otp.js';
+import { passkeyOperations } from './operations/passkeys.js';
 import { twoStepOperations } from './operations/two-step.js';
 import {
   acceptedSchema,
@@ -45,6 +46,11 @@ const TAGS: { name: Tag; description: string }[] = [
   { name: 'E-mail', description: 'Verification, password reset and address change (with `identity.email` on; else 404).' },
   { name: 'Providers', description: 'Sign in with Google and other OpenID Connect providers, and the identities linked to an account.' },
   { name: 'MFA', description: 'E-mailed sign-in codes, TOTP factors with recovery codes, the two-step login and step-up.' },
+  {
+    name: 'Passkeys',
+    description:
+      'WebAuthn passkeys: registration, sign-in with or without a username, and the second step of a login (with `identity.webauthn.enabled`; else 404).',
+  },
   { name: 'Account', description: "The caller's own account and sessions (Bearer)." },
   { name: 'Discovery', description: 'Keys, metadata and this document, for resource servers and client generators.' },
   {
@@ -498,6 +504,7 @@ function operations(config: Config): OperationSpec[] {
     ...twoStepOperations(),
     ...oidcOperations(),
     ...identityOperations(),
+    ...passkeyOperations(),
   ];
 }
 

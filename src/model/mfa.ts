@@ -4,18 +4,21 @@
 
 /**
  * The authentication method references authctl issues: RFC 8176's `pwd` (a password), `otp` (a
- * one-time code) and `mfa` (several factors), and `fed` — a federated authentication, an
- * OpenID Connect provider vouched for the user (the value Microsoft Entra ID issues; it is not
- * in RFC 8176's registry). The provider itself is the token's `idp`.
+ * one-time code), `mfa` (several factors), `hwk` and `swk` (a proof of possession of a key: a
+ * passkey — `hwk` one bound to its device, `swk` a synced one, which a passkey provider copies
+ * between devices) and `user` (the authenticator verified its user: a PIN or biometric), and
+ * `fed` — a federated authentication, an OpenID Connect provider vouched for the user (the value
+ * Microsoft Entra ID issues; it is not in RFC 8176's registry). The provider itself is the
+ * token's `idp`.
  */
-export const AMR_VALUES = ['pwd', 'otp', 'mfa', 'fed'] as const;
+export const AMR_VALUES = ['pwd', 'otp', 'mfa', 'fed', 'hwk', 'swk', 'user'] as const;
 export type Amr = (typeof AMR_VALUES)[number];
 
-/** What a login's first step proved: a password, an e-mailed code, or a provider's ID token. */
-export type FirstFactor = 'pwd' | 'otp' | 'fed';
+/** What a login's first step proved: a password, an e-mailed code, a provider's ID token, or a passkey (device-bound or synced). */
+export type FirstFactor = 'pwd' | 'otp' | 'fed' | 'hwk' | 'swk';
 
 /** What can answer a two-step login's second step. */
-export type SecondFactorType = 'totp' | 'recovery_code';
+export type SecondFactorType = 'totp' | 'recovery_code' | 'passkey';
 
 /** How and when a session's user last proved who they are (`auth_time`, `amr`; `acr` follows from `amr`). */
 export interface AuthContext {
@@ -25,9 +28,12 @@ export interface AuthContext {
   idp?: string | null;
 }
 
-/** NIST SP 800-63B assurance level of an `amr`: `aal2` when several factors were used. */
+/**
+ * NIST SP 800-63B assurance level of an `amr`: `aal2` when several factors were used, or a
+ * passkey whose authenticator verified its user (a multi-factor cryptographic authenticator).
+ */
 export function acrOf(amr: readonly Amr[]): 'aal1' | 'aal2' {
-  return amr.includes('mfa') ? 'aal2' : 'aal1';
+  return amr.includes('mfa') || (amr.includes('user') && (amr.includes('hwk') || amr.includes('swk'))) ? 'aal2' : 'aal1';
 }
 
 export type FactorStatus = 'pending' | 'active';

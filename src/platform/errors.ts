@@ -50,6 +50,12 @@ export const ERROR_CATALOG = {
   identity_taken: { status: 409, title: 'Conflict', exit: 4 },
   // Removing this would leave the account no way to sign in (no password, no other identity).
   last_sign_in_method: { status: 409, title: 'Conflict', exit: 4 },
+  // Passkeys (README "Passkeys"). A ceremony's challenge that is malformed, forged, expired, used, of the other ceremony or another user.
+  invalid_passkey_challenge: { status: 400, title: 'Bad Request', exit: 1 },
+  // A WebAuthn response that is malformed or fails a check of what it says: type, origin, RP ID, user presence or verification, algorithm.
+  invalid_passkey_response: { status: 400, title: 'Bad Request', exit: 2 },
+  // A passkey assertion that proves nothing: an unknown (or removed) credential, a signature that does not verify, a counter that went backwards.
+  passkey_rejected: { status: 401, title: 'Unauthorized', exit: 1 },
   // The OAuth endpoints (RFC 6749 §5.2, RFC 7009 §2.2.1): rendered there in OAuth's error format.
   invalid_client: { status: 401, title: 'Unauthorized', exit: 1 },
   unauthorized_client: { status: 403, title: 'Forbidden', exit: 1 },

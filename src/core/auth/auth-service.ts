@@ -1,5 +1,5 @@
 import { AppError, invalidRequest, isAppError } from '../../platform/errors.js';
-import type { Telemetry } from '../telemetry.js';
+import type { LoginMethod, Telemetry } from '../telemetry.js';
 import type { Cache } from '../../store/cache/cache.js';
 import type { MemoryCache } from '../../store/cache/memory.js';
 import type { Amr, AuthContext, FirstFactor, SecondFactorType } from '../../model/mfa.js';
@@ -274,7 +274,7 @@ export class AuthService {
     } else {
       await this.opts.sessions.save(issued);
     }
-    this.opts.telemetry.loginSucceeded(user.id, issued.session.id, first === 'fed' ? 'oidc' : first, auth.idp ?? undefined);
+    this.opts.telemetry.loginSucceeded(user.id, issued.session.id, loginMethodOf(first), auth.idp ?? undefined);
     this.opts.telemetry.tokensIssued(1, 1);
     return response;
   }
@@ -437,6 +437,11 @@ export class AuthService {
 }
 
 /** The values of a two-step authentication: the first factor (`fed` for a provider), `otp` for a TOTP code, and `mfa`. */
+/** How telemetry names a first factor. */
+function loginMethodOf(first: FirstFactor): LoginMethod {
+  return first === 'fed' ? 'oidc' : first === 'hwk' || first === 'swk' ? 'passkey' : first;
+}
+
 function withSecondFactor(first: FirstFactor, second: SecondFactorType): Amr[] {
   return [...new Set<Amr>([first, ...(second === 'totp' ? (['otp'] as const) : []), 'mfa'])];
 }

@@ -40,7 +40,7 @@ const MAX_LENGTH = 512;
 const payloadSchema = z.strictObject({
   id: z.uuid(),
   sub: z.uuid(),
-  first: z.enum(['pwd', 'otp', 'fed']),
+  first: z.enum(['pwd', 'otp', 'fed', 'hwk', 'swk']),
   purpose: z.enum(['verify', 'enrol']),
   exp: z.number().int().positive(),
   idp: z.string().max(32).optional(),

@@ -43,4 +43,4 @@ export interface OperationSpec {
   when?: (config: Config) => boolean;
 }
 
-export type Tag = 'Auth' | 'E-mail' | 'MFA' | 'Providers' | 'Account' | 'Discovery' | 'Services' | 'System' | 'Regions';
+export type Tag = 'Auth' | 'E-mail' | 'MFA' | 'Passkeys' | 'Providers' | 'Account' | 'Discovery' | 'Services' | 'System' | 'Regions';

@@ -12,6 +12,7 @@ import * as standardHashes from './0011-standard-hashes.js';
 import * as identities from './0010-identities.js';
 import * as foreignHashes from './0012-foreign-hashes.js';
 import * as identityPairs from './0013-identity-pairs.js';
+import * as passkeys from './0014-passkeys.js';
 
 interface Migration {
   name: string;
@@ -37,6 +38,7 @@ const MIGRATIONS: Migration[] = [
   { name: '0011-standard-hashes', ...standardHashes },
   { name: '0012-foreign-hashes', ...foreignHashes },
   { name: '0013-identity-pairs', ...identityPairs },
+  { name: '0014-passkeys', ...passkeys },
 ];
 
 export const migrationSource: Knex.MigrationSource<Migration> = {
