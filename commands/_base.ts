@@ -144,7 +144,8 @@ function hint(err: AppError): string {
         return '\nA connection pooler refused the connection over a startup parameter: behind PgBouncer in transaction mode set AUTHCTL_DATABASE_POOLER=transaction (database.pooler), README "Behind a connection pooler".';
       return '\nCheck that PostgreSQL is running and AUTHCTL_DATABASE_URL (or database.url in the config file) points at it.';
     case 'not_found':
-      return /^no such user\b/.test(err.detail) ? '\nFind users with `authctl user list --search <part of the name>`.' : '';
+      if (/^no such user\b/.test(err.detail)) return '\nFind users with `authctl user list --search <part of the name>`.';
+      return /^no such passkey\b/.test(err.detail) ? "\nSee the user's passkeys with `authctl user passkeys list <user>`." : '';
     case 'bad_config':
       return '\nSee README.md, "Configuration".';
     default:

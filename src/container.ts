@@ -341,6 +341,7 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
     sessions,
     mfa,
     identities,
+    passkeys,
     export: data.exporter,
   });
   const oidc = new OidcFlows({

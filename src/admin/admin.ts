@@ -2,6 +2,7 @@ import type { Config } from '../config/schema.js';
 import type { KeyInfo, KeyRing } from '../core/keys/key-ring.js';
 import type { MfaFactors } from '../core/mfa/mfa-factors.js';
 import type { IdentityAccounts } from '../core/oidc/identity-accounts.js';
+import type { Passkeys } from '../core/passkeys/passkeys.js';
 import type { SessionService } from '../core/sessions/session-service.js';
 import type { AccessTokens } from '../core/tokens/access-tokens.js';
 import type { UserService } from '../core/users/user-service.js';
@@ -15,6 +16,7 @@ import { AdminCache } from './cache.js';
 import type { UserExport } from './export.js';
 import { inspectToken, type TokenInspection } from './inspect-token.js';
 import { AdminMfa } from './mfa.js';
+import { AdminPasskeys } from './passkeys.js';
 import { AdminSessions } from './sessions.js';
 import { collectStats, type StatsReport } from './stats.js';
 import { AdminUsers } from './users.js';
@@ -33,6 +35,7 @@ export interface AdminDeps {
   sessions: Pick<SessionService, 'findById' | 'listForUser' | 'revoke' | 'revokeAllForUser'>;
   mfa: Pick<MfaFactors, 'overview' | 'activeTypes' | 'reset'>;
   identities: Pick<IdentityAccounts, 'list' | 'unlink'>;
+  passkeys: Pick<Passkeys, 'list' | 'removeByAdmin'>;
   /** `authctl user export` (built with the data alone: src/data-container.ts). */
   export: UserExport;
 }
@@ -52,12 +55,14 @@ export class Admin {
   readonly sessions: AdminSessions;
   readonly cache: AdminCache;
   readonly mfa: AdminMfa;
+  readonly passkeys: AdminPasskeys;
   /** `authctl user export`. */
   readonly export: UserExport;
 
   constructor(private readonly deps: AdminDeps) {
-    this.users = new AdminUsers({ users: deps.users, sessions: deps.sessions, mfa: deps.mfa, identities: deps.identities });
+    this.users = new AdminUsers({ users: deps.users, sessions: deps.sessions, mfa: deps.mfa, identities: deps.identities, passkeys: deps.passkeys });
     this.mfa = new AdminMfa({ users: deps.users, mfa: deps.mfa });
+    this.passkeys = new AdminPasskeys({ users: deps.users, passkeys: deps.passkeys });
     this.sessions = new AdminSessions({ users: deps.users, sessions: deps.sessions, clock: deps.clock });
     this.cache = new AdminCache(deps.cache);
     this.export = deps.export;

@@ -1,5 +1,6 @@
 import type { MfaFactors } from '../core/mfa/mfa-factors.js';
 import type { IdentityAccounts } from '../core/oidc/identity-accounts.js';
+import type { Passkeys, PasskeyView } from '../core/passkeys/passkeys.js';
 import type { SessionService } from '../core/sessions/session-service.js';
 import { toAdminUserView, type AdminUserView, type UserService } from '../core/users/user-service.js';
 import { userSortKey } from '../store/pg/users-repo.js';
@@ -9,6 +10,7 @@ export interface AdminUsersDeps {
   sessions: Pick<SessionService, 'listForUser'>;
   mfa: Pick<MfaFactors, 'activeTypes'>;
   identities: Pick<IdentityAccounts, 'list' | 'unlink'>;
+  passkeys: Pick<Passkeys, 'list'>;
 }
 
 /** A provider identity as an administrator sees it: with the provider's subject (what the provider's own console names the account by). */
@@ -22,8 +24,8 @@ export interface AdminIdentityView {
   lastUsedAt: string;
 }
 
-/** A user with the number of their live sessions, whether their logins ask for a second factor, and their provider identities. */
-export type UserDetails = AdminUserView & { activeSessions: number; mfaEnabled: boolean; identities: AdminIdentityView[] };
+/** A user with the number of their live sessions, whether their logins ask for a second factor, their provider identities and their passkeys. */
+export type UserDetails = AdminUserView & { activeSessions: number; mfaEnabled: boolean; identities: AdminIdentityView[]; passkeys: PasskeyView[] };
 
 /** What `authctl user unlink` did. */
 export interface UnlinkResult {
@@ -43,13 +45,14 @@ export interface UserPage {
 export class AdminUsers {
   constructor(private readonly deps: AdminUsersDeps) {}
 
-  /** One user by id, username or e-mail address, with the number of live sessions and whether MFA is on; `not_found` (exit 3) if none. */
+  /** One user by id, username or e-mail address, with their live sessions' number, whether MFA is on, identities, passkeys; `not_found` (exit 3) if none. */
   async show(userRef: string): Promise<UserDetails> {
     const user = await this.deps.users.find(userRef);
-    const [sessions, factors, identities] = await Promise.all([
+    const [sessions, factors, identities, passkeys] = await Promise.all([
       this.deps.sessions.listForUser(user.id),
       this.deps.mfa.activeTypes(user.id),
       this.deps.identities.list(user.id),
+      this.deps.passkeys.list(user.id),
     ]);
     return {
       ...toAdminUserView(user),
@@ -64,6 +67,7 @@ export class AdminUsers {
         createdAt: i.createdAt.toISOString(),
         lastUsedAt: i.lastUsedAt.toISOString(),
       })),
+      passkeys,
     };
   }
 

@@ -23,6 +23,16 @@ export interface InitAnswers {
   google?: { clientId: string; clientSecret: string };
   /** Where provider sign-in may send the browser back (identity.redirectUrls); required with `google`. */
   redirectUrls?: string[];
+  /** Passkeys on (identity.webauthn); what is not given takes {@link passkeySettings}' defaults. Absent: off. */
+  passkeys?: PasskeyAnswers;
+}
+
+/** `identity.webauthn` as init asks for it. */
+export interface PasskeyAnswers {
+  rpId?: string;
+  /** Absent: mail.productName. */
+  rpName?: string;
+  origins?: string[];
 }
 
 export const INIT_DEFAULTS = {
@@ -61,6 +71,9 @@ export const FIELDS = {
   mailFrom: (v: unknown) => ({ mail: { from: v } }),
   googleClientId: (v: unknown) => ({ identity: { providers: [{ id: 'google', clientId: v }] } }),
   redirectUrl: (v: unknown) => ({ identity: { redirectUrls: [v] } }),
+  webauthnRpId: (v: unknown) => ({ identity: { webauthn: { rpId: v } } }),
+  webauthnRpName: (v: unknown) => ({ identity: { webauthn: { rpName: v } } }),
+  webauthnOrigin: (v: unknown) => ({ identity: { webauthn: { origins: [v] } } }),
 };
 
 /** The environment variable the Google client secret is read from: the file names it, never holds it. */
@@ -80,6 +93,55 @@ export function checkRedirectUrl(value: string): true | string {
     // Not a URL: said below.
   }
   return 'an absolute http(s) URL, e.g. https://app.example.com/auth/callback (or a prefix ending in *)';
+}
+
+/**
+ * The passkeys' RP ID suggested for a public URL: its host — `localhost` when that is an IP
+ * address, which browsers refuse WebAuthn on.
+ */
+export function defaultRpId(publicUrl: string): string {
+  try {
+    const host = new URL(publicUrl).hostname;
+    return /^\[|^\d+(\.\d+){3}$/.test(host) ? 'localhost' : host;
+  } catch {
+    return 'localhost';
+  }
+}
+
+/** The product name the browser shows by default while creating a passkey (mail.productName's default). */
+export function defaultRpName(): string {
+  return configSchema.parse({}).mail.productName;
+}
+
+/** identity.webauthn's values for the answers: the RP ID defaults to the public URL's host, the origins to https://<RP ID>. */
+export function passkeySettings(publicUrl: string, passkeys: PasskeyAnswers): { rpId: string; rpName?: string; origins: string[] } {
+  const rpId = passkeys.rpId ?? defaultRpId(publicUrl);
+  return {
+    rpId,
+    ...(passkeys.rpName !== undefined ? { rpName: passkeys.rpName } : {}),
+    origins: passkeys.origins?.length ? passkeys.origins : [`https://${rpId}`],
+  };
+}
+
+/**
+ * An RP ID as init accepts it: a domain name (the schema's rule), not an IP address. True, or why not.
+ */
+export function checkRpId(value: string): true | string {
+  const schema = checkValue(FIELDS.webauthnRpId, value);
+  if (schema !== true) return schema;
+  return /^\d+(\.\d+){3}$/.test(value) ? 'a domain name, not an IP address: browsers refuse passkeys on IP addresses (use localhost in development)' : true;
+}
+
+/**
+ * One origin of identity.webauthn.origins for an RP ID: the schema's form, and a web origin's host
+ * must be the RP ID or under it (a browser refuses a ceremony elsewhere). True, or why not.
+ */
+export function checkPasskeyOrigin(value: string, rpId: string): true | string {
+  const schema = checkValue(FIELDS.webauthnOrigin, value);
+  if (schema !== true) return schema;
+  if (value.startsWith('android:')) return true;
+  const host = new URL(value).hostname;
+  return host === rpId || host.endsWith(`.${rpId}`) ? true : `${value} is not on ${rpId}: its host must be ${rpId} or a subdomain of it`;
 }
 
 /** A comma-separated answer as a list. */
@@ -196,6 +258,7 @@ export async function askInitAnswers(
     : undefined;
 
   const provider = await askGoogle(defaults, publicUrl, io);
+  const passkeys = await askPasskeys(defaults, publicUrl, io);
 
   const accessTtl = await askSeconds('Access token lifetime, seconds', defaults.accessTtl ?? INIT_DEFAULTS.accessTtl, FIELDS.accessTtl, io);
   const refreshTtl = await askSeconds('Session (refresh token) lifetime, seconds', defaults.refreshTtl ?? INIT_DEFAULTS.refreshTtl, FIELDS.refreshTtl, io);
@@ -226,7 +289,51 @@ export async function askInitAnswers(
     peers,
     ...(smtpUrl ? { smtpUrl, mailFrom: mailFrom!.trim() } : {}),
     ...provider,
+    ...passkeys,
   };
+}
+
+/** Passkeys: the RP ID, the name the browser shows and the origins ceremonies may run on. */
+async function askPasskeys(defaults: Partial<InitAnswers>, publicUrl: string, io: PromptIo): Promise<Pick<InitAnswers, 'passkeys'>> {
+  if (
+    !(await confirm(
+      { message: 'Turn on passkeys? (sign-in and second steps with WebAuthn: Face ID, Windows Hello, security keys)', default: Boolean(defaults.passkeys) },
+      io,
+    ))
+  ) {
+    return {};
+  }
+  const given = passkeySettings(publicUrl, defaults.passkeys ?? {});
+  (io.output ?? process.stdout).write(
+    "  The RP ID is the domain passkeys belong to: your site's host or a parent domain of it. Changing it later orphans every passkey.\n",
+  );
+  const rpId = (await input({ message: 'Passkeys RP ID (a domain, e.g. example.com)', default: given.rpId, validate: (v) => checkRpId(v.trim()) }, io)).trim();
+  const rpName = (
+    await input(
+      {
+        message: 'Name the browser shows while creating a passkey',
+        default: given.rpName ?? defaultRpName(),
+        validate: (v) => checkValue(FIELDS.webauthnRpName, v.trim()),
+      },
+      io,
+    )
+  ).trim();
+  const origins = splitList(
+    await input(
+      {
+        message: 'Origins passkeys are used on (comma-separated: https://… sites, android:apk-key-hash:… apps)',
+        // The origins given were for the RP ID given: another RP ID starts from its own.
+        default: (rpId === given.rpId ? given : passkeySettings(publicUrl, { rpId })).origins.join(', '),
+        validate: (v) => {
+          const list = splitList(v);
+          if (list.length === 0) return 'at least one origin';
+          return list.map((origin) => checkPasskeyOrigin(origin, rpId)).find((ok) => ok !== true) ?? true;
+        },
+      },
+      io,
+    ),
+  );
+  return { passkeys: { rpId, ...(rpName !== defaultRpName() ? { rpName } : {}), origins } };
 }
 
 /** "Sign in with Google": the OAuth client of Google Cloud console and the app URLs to send users back to. */
@@ -265,6 +372,19 @@ async function askGoogle(defaults: Partial<InitAnswers>, publicUrl: string, io: 
   return { google: { clientId, clientSecret: clientSecret.trim() }, redirectUrls };
 }
 
+/** The identity block: the provider and where it returns, and passkeys. */
+function identityValues(answers: InitAnswers): ConfigFileValues {
+  return {
+    ...(answers.google
+      ? {
+          providers: [{ id: 'google', clientId: answers.google.clientId, clientSecret: envReference(GOOGLE_SECRET_ENV) }],
+          redirectUrls: answers.redirectUrls ?? [],
+        }
+      : {}),
+    ...(answers.passkeys ? { webauthn: { enabled: true, ...passkeySettings(answers.publicUrl, answers.passkeys) } } : {}),
+  };
+}
+
 async function askSeconds(message: string, fallback: number, field: (v: unknown) => Record<string, unknown>, io: PromptIo): Promise<number> {
   const value = await number({ message, default: fallback, required: true, validate: (v) => checkValue(field, v) }, io);
   return value ?? fallback;
@@ -301,14 +421,7 @@ export function buildConfigFile(answers: InitAnswers): { values: ConfigFileValue
     ...(answers.smtpUrl
       ? { mail: { transport: 'smtp', smtpUrl: viaEnv(answers.smtpUrl, 'AUTHCTL_SMTP_URL'), from: answers.mailFrom ?? defaultMailFrom(answers.publicUrl) } }
       : {}),
-    ...(answers.google
-      ? {
-          identity: {
-            providers: [{ id: 'google', clientId: answers.google.clientId, clientSecret: envReference(GOOGLE_SECRET_ENV) }],
-            redirectUrls: answers.redirectUrls ?? [],
-          },
-        }
-      : {}),
+    ...(answers.google || answers.passkeys ? { identity: identityValues(answers) } : {}),
     secret: envReference('AUTHCTL_SECRET'),
   };
   if (answers.google) {

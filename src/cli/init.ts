@@ -9,11 +9,14 @@ import type { ConnectionChecks } from './connections.js';
 import {
   askInitAnswers,
   buildConfigFile,
+  checkPasskeyOrigin,
   checkRedirectUrl,
+  checkRpId,
   checkValue,
   defaultMailFrom,
   FIELDS,
   INIT_DEFAULTS,
+  passkeySettings,
   type InitAnswers,
   type PromptIo,
 } from './init-wizard.js';
@@ -65,6 +68,7 @@ function answersFromFlags(given: Partial<InitAnswers>): InitAnswers {
     peers: given.peers ?? [],
     ...(given.smtpUrl ? { smtpUrl: given.smtpUrl, mailFrom: given.mailFrom ?? defaultMailFrom(given.publicUrl ?? INIT_DEFAULTS.publicUrl) } : {}),
     ...(given.google ? { google: given.google, redirectUrls: given.redirectUrls ?? [] } : {}),
+    ...(given.passkeys ? { passkeys: given.passkeys } : {}),
   };
   if (given.mailFrom && !given.smtpUrl) throw new AppError('invalid_request', '--mail-from: needs --smtp-url (without it, mail stays off)');
   if (given.redirectUrls?.length && !given.google) throw new AppError('invalid_request', '--redirect-url: needs a provider (--google-client-id)');
@@ -75,6 +79,7 @@ function answersFromFlags(given: Partial<InitAnswers>): InitAnswers {
     const ok = checkRedirectUrl(url);
     if (ok !== true) throw new AppError('invalid_request', `--redirect-url ${url}: ${ok}`);
   }
+  if (answers.passkeys) checkPasskeyFlags(passkeySettings(answers.publicUrl, answers.passkeys));
   const checksByFlag: Array<[string, (v: unknown) => Record<string, unknown>, unknown]> = [
     ['--region', FIELDS.region, answers.region],
     ['--public-url', FIELDS.publicUrl, answers.publicUrl],
@@ -99,6 +104,18 @@ function answersFromFlags(given: Partial<InitAnswers>): InitAnswers {
   }
   if (answers.peers.some((p) => p.name === answers.region)) throw new AppError('invalid_request', '--peer: a peer must be another region');
   return answers;
+}
+
+/** --webauthn-rp-id, --webauthn-rp-name and --webauthn-origin (given or defaulted), checked as the wizard checks them. */
+function checkPasskeyFlags(settings: ReturnType<typeof passkeySettings>): void {
+  const rpId = checkRpId(settings.rpId);
+  if (rpId !== true) throw new AppError('invalid_request', `--webauthn-rp-id ${settings.rpId}: ${rpId}`);
+  const rpName = settings.rpName === undefined ? true : checkValue(FIELDS.webauthnRpName, settings.rpName);
+  if (rpName !== true) throw new AppError('invalid_request', `--webauthn-rp-name: ${rpName}`);
+  for (const origin of settings.origins) {
+    const ok = checkPasskeyOrigin(origin, settings.rpId);
+    if (ok !== true) throw new AppError('invalid_request', `--webauthn-origin ${origin}: ${ok}`);
+  }
 }
 
 /** Tries both connections (creating a missing database, as the wizard offers to); unavailable when one fails. */

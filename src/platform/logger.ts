@@ -17,8 +17,9 @@ export interface LoggerOptions {
   pretty?: boolean;
 }
 
-// Any member whose name looks like a secret is replaced, wherever it sits in the log entry.
-const SECRET_KEY = /pass(word)?|secret|token|hash|authorization|cookie|private|credential/i;
+// Any member whose name looks like a secret is replaced, wherever it sits in the log entry. A
+// passkey is not a password: `passkeyId` names a public record (its key stays on the device).
+const SECRET_KEY = /pass(?!key)(word)?|secret|token|hash|authorization|cookie|private|credential/i;
 // Values that look like our secrets are masked even under an innocent key: JWTs, refresh tokens,
 // password hashes of every format authctl stores (src/core/users/hash-formats.ts: argon2, bcrypt,
 // scrypt, PBKDF2, Django's), service-client secrets (`cs_` + 43 base64url), and the sealed tokens

@@ -82,6 +82,7 @@ describe('authctl at a terminal (pseudo-terminal)', function () {
     await init.answer(/Redis URL/, '-');
     await init.answer(/SMTP URL for outgoing mail/, '');
     await init.answer(/Enable "Sign in with Google"/, '');
+    await init.answer(/Turn on passkeys\?/, '');
     await init.answer(/Access token lifetime/, '');
     await init.answer(/Session \(refresh token\) lifetime/, '');
     await init.answer(/Add a peer region/, 'n');

@@ -1,14 +1,11 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'chai';
-import type { InitResult } from '../../src/cli/init.js';
 import { buildConfigFile } from '../../src/cli/init-wizard.js';
 import { loadConfig } from '../../src/config/load.js';
 import { providerSettings } from '../../src/core/oidc/provider-settings.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { describeRun, expectJson, expectJsonError, runCli } from './run-cli.js';
-import { ANSWERS, answerRegion, startWizard } from './wizard.js';
+import { ANSWERS, answerRegion, finishWizard, initFixture, startWizard } from './wizard.js';
 
 const GOOGLE_SECRET = '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789';
 const CLIENT_ID = '1234-abc.apps.googleusercontent.com';
@@ -16,24 +13,7 @@ const CLIENT_ID = '1234-abc.apps.googleusercontent.com';
 /** `authctl init` adding "Sign in with Google": the secret in the environment, never in the file. */
 describe('authctl init: a provider', function () {
   this.timeout(60_000);
-  let dir: string;
-  let db: TestDatabase;
-
-  before(async function () {
-    db = await createTestDatabase('init_providers');
-  });
-
-  after(async function () {
-    await db?.drop();
-  });
-
-  beforeEach(function () {
-    dir = mkdtempSync(join(tmpdir(), 'authctl-init-providers-'));
-  });
-
-  afterEach(function () {
-    rmSync(dir, { recursive: true, force: true });
-  });
+  const fx = initFixture('init_providers');
 
   /** The file loads with the secrets in the environment and gives the google provider, its preset applied. */
   function expectGoogleConfig(file: string, env: Record<string, string>, redirectUrls: string[]): void {
@@ -68,8 +48,9 @@ describe('authctl init: a provider', function () {
   });
 
   it('the wizard offers "Sign in with Google": shows the redirect URI to register, masks the secret, checks the app URLs', async function () {
-    const { terminal, done, outcome } = startWizard({ cwd: dir, output: join(dir, 'eu.json') });
-    await answerRegion(terminal, { region: 'eu', publicUrl: 'https://auth.eu.example.test', databaseUrl: db.url });
+    const wizard = startWizard({ cwd: fx.dir, output: join(fx.dir, 'eu.json') });
+    const { terminal } = wizard;
+    await answerRegion(terminal, { region: 'eu', publicUrl: 'https://auth.eu.example.test', databaseUrl: fx.db.url });
     await terminal.answer(/SMTP URL/, '');
     await terminal.answer(/Enable "Sign in with Google"/, 'y');
     await terminal.waitFor(/Authorized redirect URI to enter at Google: https:\/\/auth\.eu\.example\.test\/v1\/auth\/oidc\/google\/callback/);
@@ -78,12 +59,8 @@ describe('authctl init: a provider', function () {
     await terminal.answer(/URLs that sign-in may return to/, 'app.example.test/cb');
     await terminal.waitFor(/an absolute http\(s\) URL/);
     await terminal.answer(/URLs that sign-in may return to/, '\u0015https://app.example.test/cb, https://app.example.test/native/*');
-    await terminal.answer(/Access token lifetime/, '');
-    await terminal.answer(/Session \(refresh token\) lifetime/, '');
-    await terminal.answer(/Add a peer region/, 'n');
-    await terminal.answer(/Run the database migrations now\?/, 'n');
-    expect(await outcome, terminal.screen).to.equal(undefined);
-    const result: InitResult = await done;
+    await terminal.answer(/Turn on passkeys\?/, '');
+    const result = await finishWizard(wizard);
     expect(terminal.screen).not.to.contain(GOOGLE_SECRET);
     expect(result.secrets).not.to.have.property('AUTHCTL_GOOGLE_CLIENT_SECRET');
     expect(result.entered).to.deep.equal(['AUTHCTL_GOOGLE_CLIENT_SECRET']);
@@ -94,9 +71,20 @@ describe('authctl init: a provider', function () {
   });
 
   it('--yes --google-client-id with the secret on standard input: in --secrets-file only; the redirect URI to register is printed', async function () {
-    const output = join(dir, 'eu.json');
-    const secretsFile = join(dir, 'eu.secrets');
-    const args = ['init', '--yes', '--public-url', 'https://auth.eu.example.test', '--database-url', db.url, '--output', output, '--secrets-file', secretsFile];
+    const output = join(fx.dir, 'eu.json');
+    const secretsFile = join(fx.dir, 'eu.secrets');
+    const args = [
+      'init',
+      '--yes',
+      '--public-url',
+      'https://auth.eu.example.test',
+      '--database-url',
+      fx.db.url,
+      '--output',
+      output,
+      '--secrets-file',
+      secretsFile,
+    ];
     const google = ['--google-client-id', CLIENT_ID, '--google-client-secret-stdin', '--redirect-url', 'https://app.example.test/cb'];
     const run = await runCli([...args, ...google], { input: `${GOOGLE_SECRET}\n`, env: { AUTHCTL_SECRET: undefined } });
     expect(run.code, describeRun(run)).to.equal(0);
@@ -107,7 +95,7 @@ describe('authctl init: a provider', function () {
     expectGoogleConfig(output, secrets, ['https://app.example.test/cb']);
 
     // Usage errors (exit 2), nothing written: the secret as a flag does not exist, and each piece needs the others.
-    const again = [...args.slice(0, -4), '--output', join(dir, 'other.json')];
+    const again = [...args.slice(0, -4), '--output', join(fx.dir, 'other.json')];
     const cases: Array<[string[], RegExp]> = [
       [['--google-client-id', CLIENT_ID, '--redirect-url', 'https://app.example.test/cb'], /--google-client-secret-stdin/],
       [['--google-client-id', CLIENT_ID, '--google-client-secret-stdin'], /needs --redirect-url/],

@@ -120,6 +120,7 @@ describe('authctl init', function () {
       await terminal.waitFor(/✔ connected \(Redis/);
       await terminal.answer(/SMTP URL/, '');
       await terminal.answer(/Enable "Sign in with Google"/, 'n');
+      await terminal.answer(/Turn on passkeys\?/, '');
       await terminal.answer(/Access token lifetime/, '600');
       await terminal.answer(/Session \(refresh token\) lifetime/, '');
       await terminal.answer(/Add a peer region/, 'y');

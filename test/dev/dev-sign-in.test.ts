@@ -2,9 +2,13 @@ import { rmSync } from 'node:fs';
 import { expect } from 'chai';
 import type { Browser } from 'playwright-core';
 import { launchChromium } from '../helpers/browser.js';
+import { waitUntil } from '../jobs/setup.js';
 import { devDataDir, spawnDev, stopProcess, type DevProcess } from './dev-process.js';
 
-const BANNER = /Sign in with a provider: (http:\/\/127\.0\.0\.1:\d+\/) \(the demo app; the dev provider at (http:\/\/127\.0\.0\.1:\d+) /;
+// The demo app is named localhost (browsers refuse WebAuthn on IP addresses); the API and the provider listen on 127.0.0.1.
+const PASSKEYS = /Passkeys: on \(RP ID localhost\): [^\n]* on the demo app at (http:\/\/localhost:\d+\/)/;
+const API = /authctl dev is running on (http:\/\/127\.0\.0\.1:\d+)/;
+const BANNER = /Sign in with a provider: (http:\/\/localhost:\d+\/) \(the demo app; the dev provider at (http:\/\/127\.0\.0\.1:\d+) /;
 
 /** `npm run dev` lets provider sign-in be tried with no configuration: the demo app, through the embedded provider. */
 describe('authctl dev: provider sign-in with no configuration', function () {
@@ -53,5 +57,41 @@ describe('authctl dev: provider sign-in with no configuration', function () {
     expect(claims.amr).to.include('fed');
     expect(me.user).to.include({ email: 'grace-hopper@example.test', emailVerified: true });
     expect(await page.locator('#status').textContent()).to.equal('Signed in as grace-hopper@example.test');
+  });
+
+  it('passkeys are on with no configuration: the demo app serves @simplewebauthn/browser, offers the passkey sign-in, and the API lets its origin call it', async function () {
+    await waitUntil(() => PASSKEYS.test(dev!.output()), `the passkeys line:\n${dev!.output()}`);
+    const demoUrl = PASSKEYS.exec(dev!.output())![1]!;
+    const apiUrl = API.exec(dev!.output())![1]!;
+    const bundle = await fetch(new URL('/simplewebauthn-browser.js', demoUrl));
+    expect(bundle.status).to.equal(200);
+    expect(bundle.headers.get('content-type')).to.match(/^text\/javascript/);
+    expect(await bundle.text()).to.contain('SimpleWebAuthnBrowser');
+    const preflight = await fetch(`${apiUrl}/v1/auth/passkey/options`, {
+      method: 'OPTIONS',
+      headers: { origin: new URL(demoUrl).origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type' },
+    });
+    expect(preflight.headers.get('access-control-allow-origin')).to.equal(new URL(demoUrl).origin);
+
+    const launched = await launchChromium();
+    if (!launched.browser) this.skip();
+    const page = await launched.browser.newPage();
+    const errors: string[] = [];
+    page.on('console', (message) => {
+      if (message.type() === 'error') errors.push(message.text());
+    });
+    page.on('pageerror', (error) => errors.push(error.message));
+    try {
+      await page.goto(demoUrl);
+      // The bundle ran under the page's CSP and found WebAuthn (localhost is a secure context): the button is live.
+      await page.getByRole('button', { name: 'Sign in with a passkey' }).and(page.locator(':enabled')).waitFor();
+      expect(await page.evaluate('typeof window.SimpleWebAuthnBrowser.startAuthentication')).to.equal('function');
+      expect(await page.locator('#passkey-note').isVisible()).to.equal(false);
+      // Adding one needs a signed-in user.
+      expect(await page.getByRole('button', { name: 'Add a passkey' }).isVisible()).to.equal(false);
+      expect(errors).to.deep.equal([]);
+    } finally {
+      await launched.browser.close();
+    }
   });
 });

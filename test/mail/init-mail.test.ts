@@ -78,6 +78,7 @@ describe('authctl init: the SMTP URL', function () {
     await terminal.waitFor(new RegExp(`✔ connected \\(SMTP at 127\\.0\\.0\\.1:${smtp.port}\\)`));
     await terminal.answer(/Sender of mail \(From\)/, '');
     await terminal.answer(/Enable "Sign in with Google"/, '');
+    await terminal.answer(/Turn on passkeys\?/, '');
     await terminal.answer(/Access token lifetime/, '');
     await terminal.answer(/Session \(refresh token\) lifetime/, '');
     await terminal.answer(/Add a peer region/, 'n');

@@ -277,6 +277,7 @@ describe('structured logs (JSON lines, events, request ids through the core)', f
         log.info('credentials seen', {
           event: 'test.redaction',
           userId: 'user-1',
+          passkeyId: 'passkey-1',
           password: plain,
           refreshToken: 'opaque-refresh-value-1',
           authorization: 'Bearer opaque-access-value-2',
@@ -307,6 +308,7 @@ describe('structured logs (JSON lines, events, request ids through the core)', f
       expect(line.user).to.deep.equal({ passwordHash: '[redacted]' });
       // Innocent members survive.
       expect(line.userId).to.equal('user-1');
+      expect(line.passkeyId).to.equal('passkey-1');
       expect(line.event).to.equal('test.redaction');
       expect(line.message).to.equal('credentials seen');
     });

@@ -34,7 +34,7 @@ describe('provider sign-in in a real browser', function () {
     op = await startProvider({ name: 'Google', accounts: [{ sub: 'g-1001', email: 'ada@example.test', email_verified: true, name: 'Ada Lovelace' }] });
     // The app's origin is in authctl's config (CORS, redirect_to), and authctl's URL in the app's page.
     const demoPort = await freePort();
-    const appUrl = `http://127.0.0.1:${demoPort}/`;
+    const appUrl = `http://localhost:${demoPort}/`;
     app = await startTestApp('oidc_browser', {
       overrides: (url) => {
         op.registerClient({ ...CLIENT, redirectUris: [`${url}/v1/auth/oidc/google/callback`] });

@@ -31,7 +31,8 @@ export function corsAllowList(origins: readonly string[]): Middleware {
       const origin = ctx.get('origin');
       return allowed.has(origin) ? origin : '';
     },
-    allowMethods: ['GET', 'POST', 'DELETE'],
+    // PATCH: renaming a passkey (PATCH /v1/me/passkeys/:id) from the app's page.
+    allowMethods: ['GET', 'POST', 'PATCH', 'DELETE'],
     allowHeaders: ['Authorization', 'Content-Type', 'X-Request-Id'],
     exposeHeaders: ['X-Request-Id', 'Retry-After', 'WWW-Authenticate'],
     maxAge: 600,
