@@ -33,9 +33,10 @@ export type ChromiumLaunch = { browser: Browser; reason?: undefined } | { browse
 
 /**
  * Launches headless Chromium with a fresh temporary profile (playwright makes and removes it), or
- * says why it cannot: a test then skips with that reason. Close the browser in `after()`.
+ * says why it cannot: a test then skips with that reason. Close the browser in `after()`. `extraArgs`
+ * add flags of a test's own (passkeys map `*.localhost` names to the loopback address).
  */
-export async function launchChromium(): Promise<ChromiumLaunch> {
+export async function launchChromium(extraArgs: string[] = []): Promise<ChromiumLaunch> {
   const executablePath = chromiumPath();
   try {
     accessSync(executablePath, constants.X_OK);
@@ -45,7 +46,7 @@ export async function launchChromium(): Promise<ChromiumLaunch> {
       reason: `no Chromium at ${executablePath}: install it (\`apt-get install chromium\` on Debian) or set AUTHCTL_CHROMIUM to its path`,
     };
   }
-  const browser = await chromium.launch({ executablePath, args: CHROMIUM_ARGS, timeout: 30_000 });
+  const browser = await chromium.launch({ executablePath, args: [...CHROMIUM_ARGS, ...extraArgs], timeout: 30_000 });
   return { browser };
 }
 
