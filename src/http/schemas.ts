@@ -350,7 +350,10 @@ export const passkeyViewSchema = z
   .strictObject({
     id: uuid,
     name: z.string().meta({ description: 'What the user calls it (1–64 characters)', example: 'Passkey 1' }),
-    aaguid: uuid.meta({ description: "The authenticator model's AAGUID (all zeros when it gave none)" }),
+    aaguid: z
+      .string()
+      .regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/)
+      .meta({ description: "The authenticator model's AAGUID (16 bytes in UUID notation; all zeros when it gave none)" }),
     transports: z.array(z.string()).meta({ description: 'How the browser reaches the authenticator (`internal`, `hybrid`, `usb`…)' }),
     backupEligible: z.boolean().meta({ description: 'A synced passkey (a passkey provider copies it between devices): it signs in as `swk`, else `hwk`' }),
     backedUp: z.boolean().meta({ description: 'Backed up now, as last seen' }),
@@ -398,11 +401,12 @@ export const passkeyCreationOptionsSchema = z
       requireResidentKey: z.boolean(),
     }),
     extensions: z.strictObject({ credProps: z.literal(true) }),
+    hints: z.array(z.string()).optional(),
   })
   .meta({
     id: 'PasskeyCreationOptions',
     example: {
-      challenge: 'cGtf…',
+      challenge: 'cGtfQVlkN3R3bVZ4cWtOOWxE',
       rp: { name: 'authctl', id: 'example.com' },
       user: { id: 'AZLwxH0efDqbHj8qHA1OXw', name: 'alice', displayName: 'alice' },
       pubKeyCredParams: [
@@ -415,6 +419,7 @@ export const passkeyCreationOptionsSchema = z
       excludeCredentials: [],
       authenticatorSelection: { residentKey: 'preferred', userVerification: 'preferred', requireResidentKey: false },
       extensions: { credProps: true },
+      hints: [],
     },
   });
 
@@ -431,5 +436,5 @@ export const passkeyRequestOptionsSchema = z
   })
   .meta({
     id: 'PasskeyRequestOptions',
-    example: { rpId: 'example.com', challenge: 'cGtf…', allowCredentials: [], timeout: 300_000, userVerification: 'preferred' },
+    example: { rpId: 'example.com', challenge: 'cGtfQVlkN3R3bVZ4cWtOOWxE', allowCredentials: [], timeout: 300_000, userVerification: 'preferred' },
   });

@@ -8,7 +8,11 @@ import { z } from 'zod';
  */
 
 const base64url = (max: number, description: string) =>
-  z.string().max(max).regex(/^[A-Za-z0-9_-]*$/, 'must be base64url (no padding)').meta({ description });
+  z
+    .string()
+    .max(max)
+    .regex(/^[A-Za-z0-9_-]*$/, 'must be base64url (no padding)')
+    .meta({ description });
 
 // A credential id is at most 1023 bytes (WebAuthn §5.1); ML-DSA signatures and keys run to a few KB.
 const credential = {

@@ -15,12 +15,7 @@ export interface MethodsLeft {
  * locked, before unlinking an identity and before removing a passkey.
  */
 export function keepsWayToSignIn(user: UserRecord, left: MethodsLeft, email: Config['identity']['email']): boolean {
-  return (
-    user.passwordHash !== null ||
-    left.identities > 0 ||
-    left.passkeys > 0 ||
-    (email !== 'off' && user.email !== null && user.emailVerifiedAt !== null)
-  );
+  return user.passwordHash !== null || left.identities > 0 || left.passkeys > 0 || (email !== 'off' && user.email !== null && user.emailVerifiedAt !== null);
 }
 
 /** `last_sign_in_method`: what removing `what` would leave the account without, and what to do first. */

@@ -1,11 +1,6 @@
 import { z } from 'zod';
 import type { Config } from '../../config/schema.js';
-import {
-  passkeyAssertionBodySchema,
-  passkeyRegistrationBodySchema,
-  passkeyRenameBodySchema,
-  passkeyRequestOptionsBodySchema,
-} from '../routes/passkeys.js';
+import { passkeyAssertionBodySchema, passkeyRegistrationBodySchema, passkeyRenameBodySchema, passkeyRequestOptionsBodySchema } from '../routes/passkeys.js';
 import { passkeyCreationOptionsSchema, passkeyListSchema, passkeyRequestOptionsSchema, passkeyViewSchema, signInResultSchema } from '../schemas.js';
 import type { OperationSpec } from './spec.js';
 

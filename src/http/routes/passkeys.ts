@@ -21,12 +21,28 @@ const passkeyName = z
   .regex(/^[^\p{Cc}\p{Cf}]*$/u, 'may not contain control or format characters')
   .meta({ description: 'What the user calls the passkey: 1–64 characters', example: 'Work laptop' });
 
+/** What the examples' WebAuthn responses share (shortened: real values are longer). */
+const credentialExample = { id: 'Vt8c0L9yM4fN1b6oQ2xH7w', rawId: 'Vt8c0L9yM4fN1b6oQ2xH7w', type: 'public-key', clientExtensionResults: {} };
+
 export const passkeyRegistrationBodySchema = z
   .strictObject({
     response: registrationResponseSchema,
     name: passkeyName.optional().meta({ description: 'Default: "Passkey <n>"' }),
   })
-  .meta({ id: 'PasskeyRegistration', example: { response: { id: 'AQID…', rawId: 'AQID…', type: 'public-key', response: {} }, name: 'Work laptop' } });
+  .meta({
+    id: 'PasskeyRegistration',
+    example: {
+      response: {
+        ...credentialExample,
+        response: {
+          clientDataJSON: 'eyJ0eXBlIjoid2ViYXV0aG4uY3JlYXRlIiwi',
+          attestationObject: 'o2NmbXRkbm9uZWdhdHRTdG10oGhhdXRoRGF0YVjF',
+          transports: ['internal'],
+        },
+      },
+      name: 'Work laptop',
+    },
+  });
 
 export const passkeyRenameBodySchema = z.strictObject({ name: passkeyName }).meta({ id: 'PasskeyRename', example: { name: 'Work laptop' } });
 
@@ -43,9 +59,20 @@ export const passkeyRequestOptionsBodySchema = z
   .optional()
   .meta({ id: 'PasskeyRequestOptionsRequest', description: 'Nothing (usernameless), a username, an address, or the mfaToken of a login', example: {} });
 
-export const passkeyAssertionBodySchema = z
-  .strictObject({ response: authenticationResponseSchema })
-  .meta({ id: 'PasskeyAssertion', example: { response: { id: 'AQID…', rawId: 'AQID…', type: 'public-key', response: {} } } });
+export const passkeyAssertionBodySchema = z.strictObject({ response: authenticationResponseSchema }).meta({
+  id: 'PasskeyAssertion',
+  example: {
+    response: {
+      ...credentialExample,
+      response: {
+        clientDataJSON: 'eyJ0eXBlIjoid2ViYXV0aG4uZ2V0Iiwi',
+        authenticatorData: 'SZYN5YgOjGh0NBcPZHZgW4_krrmihjLHmVzzuoMdl2MFAAAAAQ',
+        signature: 'MEUCIQDxbm9uZQ',
+        userHandle: 'AZLwxH0efDqbHj8qHA1OXw',
+      },
+    },
+  },
+});
 
 /**
  * Passkeys (docs/api.md#passkeys): registration, the list, renaming and removal under
