@@ -341,4 +341,19 @@ describe('passkey flows in a real browser', function () {
       await expectProblem(await app.request(`/v1/me/passkeys/${second.id}`, { method: 'DELETE', token: tokens.accessToken }), 409, 'last_sign_in_method');
     });
   });
+
+  describe('telemetry', function () {
+    it('counts the ceremonies in authctl_passkey_ceremonies_total', async function () {
+      const metrics = await (await app.request('/metrics')).text();
+      for (const [ceremony, result] of [
+        ['register', 'success'],
+        ['login', 'success'],
+        ['login', 'failure'],
+        ['mfa', 'success'],
+        ['mfa', 'failure'],
+      ]) {
+        expect(metrics).to.match(new RegExp(`authctl_passkey_ceremonies_total\\{ceremony="${ceremony}",result="${result}",region="[^"]+"\\} [1-9]`));
+      }
+    });
+  });
 });
