@@ -11,6 +11,7 @@ import type { IdentitiesRepo } from '../store/pg/identities-repo.js';
 import type { MfaFactorsRepo } from '../store/pg/mfa-factors-repo.js';
 import type { MfaRecoveryCodesRepo } from '../store/pg/mfa-recovery-codes-repo.js';
 import type { MfaTokenUsesRepo } from '../store/pg/mfa-token-uses-repo.js';
+import type { PasskeysRepo } from '../store/pg/passkeys-repo.js';
 import { runCacheSync } from './handlers/cache-sync.js';
 import { runCleanup } from './handlers/cleanup.js';
 import { runMail } from './handlers/mail.js';
@@ -34,6 +35,7 @@ export interface WorkerDeps {
     mfaRecoveryCodes?: MfaRecoveryCodesRepo;
     mfaTokenUses?: MfaTokenUsesRepo;
     identities?: IdentitiesRepo;
+    passkeys?: PasskeysRepo;
   };
   cache?: Cache | undefined;
   /** Ships this region's changes to its peers while the worker runs. */
@@ -88,6 +90,7 @@ export async function startWorker(deps: WorkerDeps, queue: JobQueue, options: Wo
         challenges: deps.repos.emailChallenges,
         mfa: mfaRepos(deps.repos),
         identities: deps.repos.identities,
+        passkeys: deps.repos.passkeys,
         clock,
         log,
         horizonSeconds: config.tokens.accessTtl + config.tokens.clockSkew,

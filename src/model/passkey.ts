@@ -30,6 +30,7 @@ export interface PasskeyRecord {
   name: string;
   homeRegion: string;
   createdAt: Date;
+  /** When the name or the state (removal) last changed; a use moves `lastUsedAt` only. */
   updatedAt: Date;
   lastUsedAt: Date | null;
   removedAt: Date | null;

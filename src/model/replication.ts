@@ -1,5 +1,6 @@
 import type { IdentityRecord } from './identity.js';
 import type { MfaFactorRecord, MfaTokenUse, RecoveryCodeRecord } from './mfa.js';
+import type { PasskeyRecord } from './passkey.js';
 import type { ServiceClientRecord } from './service-client.js';
 import type { SessionRecord } from './session.js';
 import type { EmailChallenge, UserRecord } from './user.js';
@@ -24,7 +25,8 @@ export type ReplicatedEntity =
   | 'mfa_factors'
   | 'mfa_recovery_codes'
   | 'mfa_token_uses'
-  | 'user_identities';
+  | 'user_identities'
+  | 'passkeys';
 
 /** A user as a peer ships it: the whole record (password hash included) and its session cut-off. */
 export interface ReplicatedUser extends UserRecord {
@@ -83,6 +85,12 @@ export type ReplicatedTokenUse = MfaTokenUse;
  */
 export type ReplicatedIdentity = IdentityRecord;
 
+/**
+ * A passkey as a peer ships it: the whole row (it holds no secret: the public key, the credential
+ * id and the signature counter last seen). A removed one keeps its row, so it never comes back.
+ */
+export type ReplicatedPasskey = PasskeyRecord;
+
 /** One change of a peer's batch, decoded. */
 export type ReplicatedChange =
   | { entity: 'users'; payload: ReplicatedUser }
@@ -95,7 +103,8 @@ export type ReplicatedChange =
   | { entity: 'mfa_factors'; payload: ReplicatedFactor }
   | { entity: 'mfa_recovery_codes'; payload: ReplicatedRecoveryCode }
   | { entity: 'mfa_token_uses'; payload: ReplicatedTokenUse }
-  | { entity: 'user_identities'; payload: ReplicatedIdentity };
+  | { entity: 'user_identities'; payload: ReplicatedIdentity }
+  | { entity: 'passkeys'; payload: ReplicatedPasskey };
 
 /** A peer's batch, decoded: its origin region, its content-derived id and its changes in order. */
 export interface ReplicatedBatch {

@@ -1,11 +1,19 @@
 import { expect } from 'chai';
 import { ManualClock } from '../../src/platform/clock.js';
 import { v7 as uuidv7 } from 'uuid';
-import { CHALLENGE_RETENTION_SECONDS, IDENTITY_RETENTION_SECONDS, runCleanup, type CleanupDeps } from '../../src/jobs/handlers/cleanup.js';
+import {
+  CHALLENGE_RETENTION_SECONDS,
+  IDENTITY_RETENTION_SECONDS,
+  PASSKEY_RETENTION_SECONDS,
+  runCleanup,
+  type CleanupDeps,
+} from '../../src/jobs/handlers/cleanup.js';
 import type { IdentityRecord } from '../../src/model/identity.js';
+import type { PasskeyRecord } from '../../src/model/passkey.js';
 import type { EmailChallenge } from '../../src/model/user.js';
 import { EmailChallengesRepo } from '../../src/store/pg/email-challenges-repo.js';
 import { IdentitiesRepo } from '../../src/store/pg/identities-repo.js';
+import { PasskeysRepo } from '../../src/store/pg/passkeys-repo.js';
 import { SessionsRepo } from '../../src/store/pg/sessions-repo.js';
 import { type SigningKeyRecord } from '../../src/model/signing-key.js';
 import { SigningKeysRepo } from '../../src/store/pg/signing-keys-repo.js';
@@ -197,5 +205,45 @@ describe('cleanup job: stale sessions and retired signing keys', function () {
     expect((await runCleanup(deps({ identities }).deps)).deleted.identities).to.equal(1);
     expect(await identities.listLive(user.id)).to.have.length(1);
     expect(await fx.container.db.writer('user_identities').count<[{ count: string }]>('* as count')).to.deep.equal([{ count: '1' }]);
+  });
+
+  it('deletes passkeys removed more than 30 days ago, in batches, and keeps live and recently removed ones', async function () {
+    const passkeys = new PasskeysRepo(fx.container.db);
+    const user = await fx.container.users.register(`pks${Date.now()}`, 'correct horse battery staple');
+    const now = clock.now().getTime();
+    const passkey = (removedSecondsAgo: number | null): PasskeyRecord => ({
+      id: uuidv7(),
+      userId: user.id,
+      credentialId: `cred-${uuidv7()}`,
+      publicKey: 'pQECAyYgASFYIA',
+      counter: 3,
+      transports: ['internal'],
+      aaguid: '00000000-0000-0000-0000-000000000000',
+      backupEligible: true,
+      backedUp: true,
+      name: 'Laptop',
+      homeRegion: 'local',
+      createdAt: new Date(now - 90 * 86_400_000),
+      updatedAt: new Date(now - 60 * 86_400_000),
+      lastUsedAt: null,
+      removedAt: removedSecondsAgo === null ? null : new Date(now - removedSecondsAgo * 1000),
+      version: 1,
+    });
+    const keep = [passkey(null), passkey(PASSKEY_RETENTION_SECONDS - 3_600)];
+    const drop = [passkey(PASSKEY_RETENTION_SECONDS + 60), passkey(PASSKEY_RETENTION_SECONDS + 3_600), passkey(45 * 86_400)];
+    for (const p of [...keep, ...drop]) await passkeys.insert(p);
+
+    const { capture, deps: d } = deps({ passkeys, batchSize: 2 });
+    const result = await runCleanup(d);
+    expect(result.deleted.passkeys).to.equal(3);
+    const left = (await fx.container.db.writer('passkeys').select<Array<{ id: string }>>('id')).map((r) => r.id).sort();
+    expect(left).to.deep.equal(keep.map((p) => p.id).sort());
+    expect(capture.events('cleanup.done')[0]).to.deep.include({ deleted: { sessions: 0, signingKeys: 0, passkeys: 3 } });
+
+    // Once the recently removed one is past the horizon too, it goes; the live one stays.
+    clock.advance(3_600 + 1);
+    expect((await runCleanup(deps({ passkeys }).deps)).deleted.passkeys).to.equal(1);
+    expect(await passkeys.listLive(user.id)).to.have.length(1);
+    expect(await fx.container.db.writer('passkeys').count<[{ count: string }]>('* as count')).to.deep.equal([{ count: '1' }]);
   });
 });

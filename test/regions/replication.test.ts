@@ -458,7 +458,7 @@ describe('regions: a region without peers', function () {
   it('captures nothing (the triggers are free), and refuses replication requests from anyone', async () => {
     const app = await startTestApp('regions_alone');
     try {
-      await register(app, uniqueUsername('alone'), uniquePassword());
+      const user = await register(app, uniqueUsername('alone'), uniquePassword());
       const rows = await app.container.db.writer.raw<{ rows: Array<{ n: string }> }>('select count(*) as n from replication_outbox');
       expect(Number(rows.rows[0]!.n)).to.equal(0);
       const body = JSON.stringify({ origin: 'ra', batchId: 'x', changes: [] });
@@ -470,14 +470,50 @@ describe('regions: a region without peers', function () {
       await expectProblem(res, 403, 'unknown_peer');
       expect(await app.container.replication.backlog.status()).to.deep.equal([]);
 
-      // A peer added later gets a snapshot of what exists; removing it drops its queue.
+      // A peer added later gets a snapshot of what exists — the user's second factor, identity and
+      // passkey too, after the user — and removing it drops its queue.
+      const ex = app.container.db.writer;
+      const now = new Date();
+      await ex('mfa_factors').insert({
+        id: randomUUID(),
+        user_id: user.id,
+        type: 'totp',
+        secret_sealed: 'sealed',
+        status: 'active',
+        home_region: 'local',
+        created_at: now,
+      });
+      await ex('user_identities').insert({
+        id: randomUUID(),
+        user_id: user.id,
+        provider: 'google',
+        subject: 's-1',
+        home_region: 'local',
+        created_at: now,
+        last_used_at: now,
+      });
+      await ex('passkeys').insert({
+        id: randomUUID(),
+        user_id: user.id,
+        credential_id: 'cred-1',
+        public_key: 'key',
+        aaguid: '00000000-0000-0000-0000-000000000000',
+        backup_eligible: false,
+        backed_up: false,
+        name: 'Passkey',
+        home_region: 'local',
+        created_at: now,
+        updated_at: now,
+      });
       const repo = new OutboxRepo(app.container.db);
       const peer = { name: 'later', url: 'http://127.0.0.1:9' };
       expect(await repo.syncPeers([peer], new Date())).to.deep.equal(['later']);
       const queued = async () =>
         (await app.container.db.writer.raw<{ rows: Array<{ entity: string }> }>('select entity from replication_outbox order by id')).rows.map((r) => r.entity);
       const snapshotEntities = await queued();
-      expect(snapshotEntities).to.include.members(['users', 'signing_keys']);
+      expect(snapshotEntities).to.include.members(['users', 'signing_keys', 'mfa_factors', 'user_identities', 'passkeys']);
+      for (const owned of ['mfa_factors', 'user_identities', 'passkeys'])
+        expect(snapshotEntities.indexOf(owned)).to.be.above(snapshotEntities.indexOf('users'));
       expect(await repo.syncPeers([peer], new Date())).to.deep.equal([]);
       expect(await queued()).to.deep.equal(snapshotEntities);
       await repo.syncPeers([], new Date());

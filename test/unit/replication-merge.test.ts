@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
-import type { ReplicatedChallenge, ReplicatedSession, ReplicatedUser } from '../../src/model/replication.js';
+import type { ReplicatedChallenge, ReplicatedPasskey, ReplicatedSession, ReplicatedUser } from '../../src/model/replication.js';
 import {
   becameRevoked,
   clashName,
@@ -9,8 +9,10 @@ import {
   cutoffAdvances,
   emailClashName,
   foldSessions,
+  keepsFirstCreated,
   keepsUsername,
   mergeChallenge,
+  mergePasskey,
   mergeSession,
   resolveClash,
   resolveEmailClash,
@@ -587,6 +589,181 @@ describe('replication merge rules: service clients', () => {
         const same = x.version === y.version && x.updatedAt.getTime() === y.updatedAt.getTime() && x.secretHash === y.secretHash;
         const wins = [clientWins(x, y), clientWins(y, x)].filter(Boolean).length;
         expect(wins).to.equal(same ? 0 : 1);
+      }),
+    );
+  });
+});
+
+describe('replication merge rules: passkeys', () => {
+  function passkey(overrides: Partial<ReplicatedPasskey> = {}): ReplicatedPasskey {
+    return {
+      id: '01900000-0000-7000-8000-0000000000f1',
+      userId: '01900000-0000-7000-8000-00000000000a',
+      credentialId: 'Y3JlZGVudGlhbA',
+      publicKey: 'pQECAyYgASFYIA',
+      counter: 1,
+      transports: ['internal', 'hybrid'],
+      aaguid: 'fbfc3007-154e-4ecc-8c0b-6e020557d7bd',
+      backupEligible: true,
+      backedUp: false,
+      name: 'Laptop',
+      homeRegion: 'eu',
+      createdAt: at(0),
+      updatedAt: at(0),
+      lastUsedAt: null,
+      removedAt: null,
+      version: 1,
+      ...overrides,
+    };
+  }
+  const fold = (first: ReplicatedPasskey, changes: readonly ReplicatedPasskey[]) =>
+    changes.reduce((local, incoming) => mergePasskey(local, incoming).state, first);
+
+  it('takes the higher counter, and the later use with the backup state it reported, whichever side brings them', () => {
+    const local = passkey({ counter: 5, lastUsedAt: at(10), backedUp: false, version: 3 });
+    const merged = mergePasskey(local, passkey({ counter: 9, lastUsedAt: at(20), backedUp: true, version: 4 }));
+    expect(merged.changed).to.equal(true);
+    expect(merged.state).to.deep.include({ counter: 9, lastUsedAt: at(20), backedUp: true, version: 4 });
+    // An older use (a region that had not seen the newer one) moves nothing back.
+    const older = mergePasskey(merged.state, passkey({ counter: 6, lastUsedAt: at(15), backedUp: false, version: 4 }));
+    expect(older).to.deep.equal({ state: merged.state, changed: false });
+    // A later use with a lower counter (another region accepted it before this counter arrived there):
+    // the use and its backup state count, the counter stays the higher one.
+    expect(mergePasskey(merged.state, passkey({ counter: 7, lastUsedAt: at(30), backedUp: false, version: 5 })).state).to.deep.include({
+      counter: 9,
+      lastUsedAt: at(30),
+      backedUp: false,
+      version: 5,
+    });
+    // A first use arriving at a passkey never used here.
+    expect(mergePasskey(passkey(), passkey({ counter: 2, lastUsedAt: at(5), backedUp: true })).state).to.deep.include({
+      counter: 2,
+      lastUsedAt: at(5),
+      backedUp: true,
+    });
+    expect(mergePasskey(passkey({ lastUsedAt: at(5) }), passkey()).state.lastUsedAt).to.deep.equal(at(5));
+  });
+
+  it('takes the name of the later update, then of the higher version, then the greater name; an identical state changes nothing', () => {
+    const local = passkey({ name: 'Laptop', updatedAt: at(10), version: 3 });
+    expect(mergePasskey(local, passkey({ name: 'Work laptop', updatedAt: at(20), version: 2 })).state).to.deep.include({
+      name: 'Work laptop',
+      updatedAt: at(20),
+      version: 3,
+    });
+    expect(mergePasskey(local, passkey({ name: 'Old name', updatedAt: at(5), version: 9 })).state).to.deep.include({
+      name: 'Laptop',
+      updatedAt: at(10),
+      version: 9,
+    });
+    expect(mergePasskey(local, passkey({ name: 'Higher', updatedAt: at(10), version: 4 })).state.name).to.equal('Higher');
+    expect(mergePasskey(local, passkey({ name: 'Desk', updatedAt: at(10), version: 3 }))).to.deep.equal({ state: local, changed: false });
+    expect(mergePasskey(local, passkey({ name: 'Newer', updatedAt: at(10), version: 3 })).state.name).to.equal('Newer');
+    expect(mergePasskey(local, { ...local })).to.deep.equal({ state: local, changed: false });
+  });
+
+  it('a removal arrives with its time and stays against any live state arriving later; the first removal applied stays', () => {
+    const removed = mergePasskey(passkey({ counter: 4 }), passkey({ removedAt: at(60), updatedAt: at(60), version: 2 })).state;
+    expect(removed).to.deep.include({ removedAt: at(60), counter: 4, version: 2 });
+    const revived = mergePasskey(removed, passkey({ counter: 8, lastUsedAt: at(90), name: 'Renamed', updatedAt: at(90), version: 5 })).state;
+    expect(revived).to.deep.include({ removedAt: at(60), counter: 8, version: 5 });
+    expect(mergePasskey(removed, passkey({ removedAt: at(120), version: 3 })).state.removedAt).to.deep.equal(at(60));
+  });
+
+  it('what the passkey is (user, credential, key, AAGUID, backup eligibility, creation, home region, transports) stays from the local row', () => {
+    const local = passkey({ counter: 3, version: 2 });
+    const other = passkey({
+      userId: '01900000-0000-7000-8000-00000000000b',
+      credentialId: 'b3RoZXI',
+      publicKey: 'b3RoZXIga2V5',
+      aaguid: '00000000-0000-0000-0000-000000000000',
+      backupEligible: false,
+      createdAt: at(99),
+      homeRegion: 'us',
+      transports: ['usb'],
+      counter: 1,
+      version: 1,
+    });
+    expect(mergePasskey(local, other)).to.deep.equal({ state: local, changed: false });
+  });
+
+  /**
+   * A passkey state as a region ships it: each update time comes with one name, and each use time
+   * with one backup state (one region made each write); a removal is the one every region learns
+   * of. The conditions under which the fold is claimed to be order-independent.
+   */
+  const anyState = fc
+    .record({
+      counter: fc.integer({ min: 0, max: 6 }),
+      used: fc.option(fc.integer({ min: 0, max: 4 }), { nil: undefined }),
+      updated: fc.integer({ min: 0, max: 3 }),
+      removed: fc.boolean(),
+      version: fc.integer({ min: 1, max: 6 }),
+    })
+    .map((c) =>
+      passkey({
+        counter: c.counter,
+        lastUsedAt: c.used === undefined ? null : at(100 + c.used),
+        backedUp: c.used !== undefined && c.used % 2 === 1,
+        name: `name-${c.updated}`,
+        updatedAt: at(c.updated),
+        removedAt: c.removed ? at(500) : null,
+        version: c.version,
+      }),
+    );
+
+  it('property: any order of the same changes ends with the same passkey, the highest counter and the latest use', () => {
+    fc.assert(
+      fc.property(anyState, withPermutation(fc.array(anyState, { minLength: 1, maxLength: 8 })), (first, [changes, shuffled]) => {
+        const one = fold(first, changes);
+        expect(fold(first, shuffled)).to.deep.equal(one);
+        const all = [first, ...changes];
+        expect(one.counter).to.equal(Math.max(...all.map((c) => c.counter)));
+        expect(one.version).to.equal(Math.max(...all.map((c) => c.version)));
+        expect(one.removedAt !== null).to.equal(all.some((c) => c.removedAt !== null));
+        const uses = all.flatMap((c) => (c.lastUsedAt ? [c.lastUsedAt.getTime()] : []));
+        expect(one.lastUsedAt?.getTime() ?? null).to.equal(uses.length > 0 ? Math.max(...uses) : null);
+      }),
+    );
+  });
+
+  it('property: two regions renaming at the same time, from any versions, agree on the name', () => {
+    const rename = fc.record({ name: fc.constantFrom('A', 'B', 'C'), updated: fc.integer({ min: 0, max: 2 }), version: fc.integer({ min: 1, max: 3 }) });
+    fc.assert(
+      fc.property(rename, rename, (x, y) => {
+        const [p, q] = [
+          passkey({ name: x.name, updatedAt: at(x.updated), version: x.version }),
+          passkey({ name: y.name, updatedAt: at(y.updated), version: y.version }),
+        ];
+        expect(mergePasskey(p, q).state.name).to.equal(mergePasskey(q, p).state.name);
+      }),
+    );
+  });
+
+  it('property: a removal is never undone, and applying a change twice is applying it once', () => {
+    fc.assert(
+      fc.property(anyState, fc.array(anyState, { maxLength: 6 }), anyState, (first, changes, change) => {
+        const removedAt = at(42);
+        expect(fold({ ...first, removedAt }, changes).removedAt).to.deep.equal(removedAt);
+        const once = mergePasskey(first, change).state;
+        expect(mergePasskey(once, change)).to.deep.equal({ state: once, changed: false });
+      }),
+    );
+  });
+
+  it('one credential live twice: the passkey created first stays, then the lower id, the same whichever each region held', () => {
+    const a = { id: '01900000-0000-7000-8000-000000000001', createdAt: at(0) };
+    const b = { id: '01900000-0000-7000-8000-000000000002', createdAt: at(0) };
+    expect(keepsFirstCreated(a, b)).to.equal(true);
+    expect(keepsFirstCreated(b, a)).to.equal(false);
+    expect(keepsFirstCreated({ ...b, createdAt: at(-1) }, a)).to.equal(true);
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 3 }), fc.integer({ min: 0, max: 3 }), (x, y) => {
+        const [p, q] = [
+          { ...a, createdAt: at(x) },
+          { ...b, createdAt: at(y) },
+        ];
+        expect(keepsFirstCreated(p, q)).to.equal(!keepsFirstCreated(q, p));
       }),
     );
   });

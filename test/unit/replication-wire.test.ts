@@ -31,8 +31,8 @@ const SESSION = {
   user_agent: null,
   ip: '192.0.2.7',
   auth_time: '2030-01-01T10:30:00.5+00:00',
-  // `hwk`: a method a later version might record, unknown here.
-  amr: ['fed', 'otp', 'hwk', 'mfa'],
+  // `sc` (RFC 8176's smart card): a method a later version might record, unknown here.
+  amr: ['fed', 'otp', 'sc', 'mfa'],
   idp: 'google',
   version: 8,
 };
@@ -58,6 +58,25 @@ const KEY = {
   activates_at: '2030-01-01T10:05:00+00:00',
   retires_at: null,
   version: 1,
+};
+const PASSKEY = {
+  id: '0190f3c2-7a1b-7c3d-8e4f-0000000000f1',
+  user_id: USER.id,
+  credential_id: 'nD3dV6cD0ZQ0X1n9M4bY_w',
+  public_key: 'pQECAyYgASFYIMq3xOJUpCnqyxR3JzCAf_l1S4f1n4PHmhL8Lk8ozvlj',
+  counter: 12,
+  // A text[] column, as to_jsonb writes it.
+  transports: ['internal', 'hybrid'],
+  aaguid: 'fbfc3007-154e-4ecc-8c0b-6e020557d7bd',
+  backup_eligible: true,
+  backed_up: true,
+  name: 'MacBook',
+  home_region: 'eu',
+  created_at: '2030-01-01T10:00:00.123456+00:00',
+  updated_at: '2030-01-02T10:00:00+00:00',
+  last_used_at: '2030-01-03T10:00:00.5+00:00',
+  removed_at: null,
+  version: 4,
 };
 
 const body = (batch: unknown) => Buffer.from(JSON.stringify(batch));
@@ -251,6 +270,60 @@ describe('replication wire format', () => {
     expect(s!.payload).to.deep.include({ authTime: new Date('2030-01-01T10:00:00.123Z'), amr: ['pwd'], idp: null });
   });
 
+  it('decodes a passkey: its transports from a JSON array (dropping one a later version knows), bigints as numbers or strings, timestamps as strings', () => {
+    const batch = decodeBatch(
+      body({
+        origin: 'eu',
+        batchId: 'b-passkey',
+        changes: [
+          { entity: 'passkeys', payload: PASSKEY },
+          {
+            entity: 'passkeys',
+            payload: {
+              ...PASSKEY,
+              counter: '4294967295',
+              version: '9',
+              transports: ['usb', 'smoke-signal'],
+              last_used_at: null,
+              removed_at: '2030-01-04T10:00:00+00:00',
+              later: 1,
+            },
+          },
+        ],
+      }),
+    );
+    const [live, removed] = batch.changes;
+    expect(live).to.deep.equal({
+      entity: 'passkeys',
+      payload: {
+        id: PASSKEY.id,
+        userId: USER.id,
+        credentialId: PASSKEY.credential_id,
+        publicKey: PASSKEY.public_key,
+        counter: 12,
+        transports: ['internal', 'hybrid'],
+        aaguid: PASSKEY.aaguid,
+        backupEligible: true,
+        backedUp: true,
+        name: 'MacBook',
+        homeRegion: 'eu',
+        createdAt: new Date('2030-01-01T10:00:00.123Z'),
+        updatedAt: new Date('2030-01-02T10:00:00Z'),
+        lastUsedAt: new Date('2030-01-03T10:00:00.5Z'),
+        removedAt: null,
+        version: 4,
+      },
+    });
+    expect(removed!.payload).to.deep.include({
+      counter: 4_294_967_295,
+      version: 9,
+      transports: ['usb'],
+      lastUsedAt: null,
+      removedAt: new Date('2030-01-04T10:00:00Z'),
+    });
+    expect(removed!.payload).to.not.have.property('later');
+  });
+
   it('refuses a malformed batch as invalid_request', () => {
     const ok = { origin: 'eu', batchId: 'b3', changes: [{ entity: 'sessions', payload: SESSION }] };
     expect(malformed(ok)).to.equal('accepted');
@@ -265,6 +338,11 @@ describe('replication wire format', () => {
     expect(malformed({ ...ok, changes: [{ entity: 'email_challenges', payload: { ...CHALLENGE, end_reason: 'forgotten' } }] })).to.equal('invalid_request');
     expect(malformed({ ...ok, changes: [{ entity: 'email_challenges', payload: { ...CHALLENGE, user_id: 7 } }] })).to.equal('invalid_request');
     expect(malformed({ ...ok, changes: [{ entity: 'users', payload: { ...USER, password_hash: 7 } }] })).to.equal('invalid_request');
+    expect(malformed({ ...ok, changes: [{ entity: 'passkeys', payload: { ...PASSKEY, transports: '{internal}' } }] })).to.equal('invalid_request');
+    expect(malformed({ ...ok, changes: [{ entity: 'passkeys', payload: { ...PASSKEY, counter: 1.5 } }] })).to.equal('invalid_request');
+    expect(malformed({ ...ok, changes: [{ entity: 'passkeys', payload: { ...PASSKEY, public_key: null } }] })).to.equal('invalid_request');
+    expect(malformed({ ...ok, changes: [{ entity: 'passkeys', payload: { ...PASSKEY, backed_up: 'yes' } }] })).to.equal('invalid_request');
+    expect(malformed({ ...ok, changes: [{ entity: 'passkeys_deleted', payload: { id: PASSKEY.id } }] })).to.equal('invalid_request');
     expect(malformed({ ...ok, changes: Array.from({ length: 10_001 }, () => ok.changes[0]) })).to.equal('invalid_request');
     let notJson: unknown;
     try {

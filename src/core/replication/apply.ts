@@ -7,6 +7,7 @@ import type {
   ReplicatedFactor,
   ReplicatedIdentity,
   ReplicatedKey,
+  ReplicatedPasskey,
   ReplicatedRecoveryCode,
   ReplicatedSession,
   ReplicatedTokenUse,
@@ -21,14 +22,16 @@ import {
   cutOffRevokes,
   cutoffAdvances,
   foldSessions,
-  keepsIdentity,
+  keepsFirstCreated,
   mergeChallenge,
   mergeFactor,
   mergeIdentity,
+  mergePasskey,
   mergeRecoveryCode,
   resolveClash,
   resolveEmailClash,
   userWins,
+  type CreationRank,
   type SessionCutoff,
 } from './merge.js';
 
@@ -56,6 +59,11 @@ export interface ApplyResult {
    * kept live everywhere, and the one removed here (as in every region).
    */
   identityClashes: Array<{ provider: string; keptId: string; removedId: string }>;
+  /**
+   * Credentials two regions registered (during a partition) as two live passkeys: the one kept
+   * live everywhere, and the one removed here (as in every region).
+   */
+  passkeyClashes: Array<{ keptId: string; removedId: string }>;
   keysChanged: boolean;
   /** A service client was added, rotated or deleted here: the authentication snapshot must be reloaded. */
   clientsChanged: boolean;
@@ -72,7 +80,8 @@ export class BatchApplier {
    * Idempotent: a batch id seen before is skipped; within a batch each row merges by its own rule
    * (users by version, sessions by counter, keys once, challenges by {@link mergeChallenge},
    * service clients by {@link clientWins}, factors by {@link mergeFactor}, recovery codes by
-   * {@link mergeRecoveryCode}, used mfaTokens once).
+   * {@link mergeRecoveryCode}, used mfaTokens once, identities by {@link mergeIdentity},
+   * passkeys by {@link mergePasskey}).
    */
   async apply(trx: Knex.Transaction, batch: ReplicatedBatch, now: Date): Promise<ApplyResult> {
     const result: ApplyResult = {
@@ -83,6 +92,7 @@ export class BatchApplier {
       renamed: [],
       emailClashes: [],
       identityClashes: [],
+      passkeyClashes: [],
       keysChanged: false,
       clientsChanged: false,
     };
@@ -126,6 +136,9 @@ export class BatchApplier {
           break;
         case 'mfa_token_uses':
           await this.applyTokenUse(trx, change.payload, now);
+          break;
+        case 'passkeys':
+          await this.applyPasskey(trx, change.payload, now, result);
           break;
       }
       result.applied += 1;
@@ -336,23 +349,49 @@ export class BatchApplier {
 
   /**
    * One provider account, two identities (docs/consistency.md#provider-identities): the one
-   * created first (then the lower id, {@link keepsIdentity}) stays live, the other is marked
+   * created first (then the lower id, {@link keepsFirstCreated}) stays live, the other is marked
    * removed — the incoming one before it is inserted, or the one held here. The other identities
    * of the pair that count are those live here, and those removed only after the incoming one was
    * created (they were live alongside it). Every region decides alike, so none of it is shipped.
    */
   private async settleIdentityClash(trx: Knex.Transaction, incoming: ReplicatedIdentity, now: Date, result: ApplyResult): Promise<ReplicatedIdentity> {
-    const rivals = await this.repo.lockRivalIdentities(trx, incoming);
-    const kept = rivals.find((r) => keepsIdentity(r, incoming));
-    if (kept) {
-      result.identityClashes.push({ provider: incoming.provider, keptId: kept.id, removedId: incoming.id });
-      return { ...incoming, removedAt: now };
+    return settleLiveClash(incoming, await this.repo.lockRivalIdentities(trx, incoming), now, {
+      remove: (id) => this.repo.removeIdentity(trx, id, now),
+      report: (keptId, removedId) => result.identityClashes.push({ provider: incoming.provider, keptId, removedId }),
+    });
+  }
+
+  /**
+   * Passkeys: inserted when new here, else merged by {@link mergePasskey} (a removed passkey
+   * stays removed, the counter only moves forwards). A live passkey new here whose credential
+   * another passkey is live for (two regions registered it during a partition) is settled by
+   * {@link settlePasskeyClash}. Few per user, so one by one.
+   */
+  private async applyPasskey(trx: Knex.Transaction, incoming: ReplicatedPasskey, now: Date, result: ApplyResult): Promise<void> {
+    if (!(await this.ownerHere(trx, incoming.userId, 'a passkey'))) return;
+    const local = await this.repo.lockPasskey(trx, incoming.id);
+    if (!local) {
+      const state = incoming.removedAt === null ? await this.settlePasskeyClash(trx, incoming, now, result) : incoming;
+      if (await this.repo.insertPasskey(trx, state)) return;
     }
-    for (const rival of rivals.filter((r) => r.removedAt === null)) {
-      await this.repo.removeIdentity(trx, rival.id, now);
-      result.identityClashes.push({ provider: incoming.provider, keptId: incoming.id, removedId: rival.id });
-    }
-    return incoming;
+    const held = local ?? (await this.repo.lockPasskey(trx, incoming.id));
+    if (!held) return;
+    const merged = mergePasskey(held, incoming);
+    if (merged.changed) await this.repo.updatePasskey(trx, merged.state);
+  }
+
+  /**
+   * One credential, two passkeys (docs/consistency.md#passkeys) — the same authenticator
+   * registered to two accounts in two regions during a partition, which the live credential index
+   * would refuse: as for provider identities ({@link settleIdentityClash}), the one created first
+   * (then the lower id, {@link keepsFirstCreated}) stays live, the other is marked removed. Every
+   * region decides alike, so none of it is shipped.
+   */
+  private async settlePasskeyClash(trx: Knex.Transaction, incoming: ReplicatedPasskey, now: Date, result: ApplyResult): Promise<ReplicatedPasskey> {
+    return settleLiveClash(incoming, await this.repo.lockRivalPasskeys(trx, incoming), now, {
+      remove: (id) => this.repo.removePasskey(trx, id, now),
+      report: (keptId, removedId) => result.passkeyClashes.push({ keptId, removedId }),
+    });
   }
 
   /**
@@ -419,6 +458,30 @@ export class BatchApplier {
   private async applyKey(trx: Knex.Transaction, key: ReplicatedKey, result: ApplyResult): Promise<void> {
     if (await this.repo.upsertKey(trx, key)) result.keysChanged = true;
   }
+}
+
+/**
+ * A row new here that must not be live alongside its `rivals` (held here, locked: those live, and
+ * those removed only after it was created), decided by {@link keepsFirstCreated}: when a rival
+ * wins, the incoming row is returned removed; else every live rival is removed (`remove`). Each
+ * outcome is reported as (kept, removed). Returns the row to insert.
+ */
+async function settleLiveClash<T extends CreationRank & { removedAt: Date | null }>(
+  incoming: T,
+  rivals: T[],
+  now: Date,
+  on: { remove: (id: string) => Promise<void>; report: (keptId: string, removedId: string) => void },
+): Promise<T> {
+  const kept = rivals.find((r) => keepsFirstCreated(r, incoming));
+  if (kept) {
+    on.report(kept.id, incoming.id);
+    return { ...incoming, removedAt: now };
+  }
+  for (const rival of rivals.filter((r) => r.removedAt === null)) {
+    await on.remove(rival.id);
+    on.report(incoming.id, rival.id);
+  }
+  return incoming;
 }
 
 /** Below this many consecutive users or identities, the look-ups of the run path cost more than they save. */

@@ -80,6 +80,14 @@ export class InboundReplication {
         origin,
       });
     }
+    for (const c of result.passkeyClashes) {
+      this.opts.log.warn('one credential registered as a passkey in two regions: one passkey kept, the other removed', {
+        event: 'replication.passkey_conflict',
+        keptId: c.keptId,
+        removedId: c.removedId,
+        origin,
+      });
+    }
     for (const sessionId of result.forks) {
       this.opts.log.warn('session rotated in two regions from the same token: revoked as reuse', { event: 'token.reused', sessionId, origin });
     }

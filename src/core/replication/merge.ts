@@ -3,6 +3,7 @@ import type {
   ReplicatedClient,
   ReplicatedFactor,
   ReplicatedIdentity,
+  ReplicatedPasskey,
   ReplicatedRecoveryCode,
   ReplicatedSession,
   ReplicatedUser,
@@ -234,18 +235,62 @@ export function mergeIdentity(local: ReplicatedIdentity, incoming: ReplicatedIde
   return { state, changed };
 }
 
-/** What ranks two live identities of one provider account (two regions linked it during a partition). */
-export type IdentityRank = Pick<ReplicatedIdentity, 'id' | 'createdAt'>;
+/**
+ * What ranks two live rows that must not both be live: two identities of one provider account, or
+ * two passkeys of one credential (two regions created them during a partition).
+ */
+export type CreationRank = Pick<ReplicatedIdentity | ReplicatedPasskey, 'id' | 'createdAt'>;
 
 /**
- * Whether `a` stays the live identity of a provider account that `b` is live for too: the one
- * created first, then the lower id. A function of the two rows alone, so every region keeps the
- * same one whichever it held first, and marks the other removed.
+ * Whether `a` stays live against `b` — the identity of a provider account, or the passkey of a
+ * credential, that `b` is live for too: the one created first, then the lower id. A function of
+ * the two rows alone, so every region keeps the same one whichever it held first, and marks the
+ * other removed.
  */
-export function keepsIdentity(a: IdentityRank, b: IdentityRank): boolean {
+export function keepsFirstCreated(a: CreationRank, b: CreationRank): boolean {
   const [ta, tb] = [a.createdAt.getTime(), b.createdAt.getTime()];
   if (ta !== tb) return ta < tb;
   return a.id < b.id;
+}
+
+/**
+ * The passkey fold:
+ * - a removed passkey stays removed (the first removal applied here stays, with its time);
+ * - the signature counter is the larger of the two: a use in either region moves it forwards in
+ *   both, so an assertion with an older counter (a cloned authenticator) is refused everywhere
+ *   once the use has arrived;
+ * - the latest use is kept, and with it the backup state (BS) that use reported;
+ * - the name and `updatedAt` come from the later `updatedAt` (a use does not change it: the
+ *   later rename wins, whatever uses came after it elsewhere); on a tie from the higher version
+ *   (two writes of one region within a millisecond), then the greater name (two regions renaming
+ *   it within the same millisecond still agree); an identical state changes nothing;
+ * - the higher version is kept.
+ * What the passkey is (its user, credential id, public key, AAGUID, backup eligibility, creation
+ * and home region) never changes and is taken from the local row.
+ */
+export function mergePasskey(local: ReplicatedPasskey, incoming: ReplicatedPasskey): RowMerge<ReplicatedPasskey> {
+  const usedLater = incoming.lastUsedAt !== null && (local.lastUsedAt === null || incoming.lastUsedAt.getTime() > local.lastUsedAt.getTime());
+  const [ti, tl] = [incoming.updatedAt.getTime(), local.updatedAt.getTime()];
+  const renamedLater = ti !== tl ? ti > tl : incoming.version !== local.version ? incoming.version > local.version : incoming.name > local.name;
+  const state: ReplicatedPasskey = {
+    ...local,
+    counter: Math.max(local.counter, incoming.counter),
+    lastUsedAt: usedLater ? incoming.lastUsedAt : local.lastUsedAt,
+    backedUp: usedLater ? incoming.backedUp : local.backedUp,
+    name: renamedLater ? incoming.name : local.name,
+    updatedAt: renamedLater ? incoming.updatedAt : local.updatedAt,
+    removedAt: local.removedAt ?? incoming.removedAt,
+    version: Math.max(local.version, incoming.version),
+  };
+  const changed =
+    state.counter !== local.counter ||
+    state.lastUsedAt !== local.lastUsedAt ||
+    state.backedUp !== local.backedUp ||
+    state.name !== local.name ||
+    state.updatedAt !== local.updatedAt ||
+    state.removedAt !== local.removedAt ||
+    state.version !== local.version;
+  return { state, changed };
 }
 
 /**

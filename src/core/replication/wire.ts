@@ -9,12 +9,14 @@ import type {
   ReplicatedFactor,
   ReplicatedIdentity,
   ReplicatedKey,
+  ReplicatedPasskey,
   ReplicatedRecoveryCode,
   ReplicatedTokenUse,
   ReplicatedSession,
   ReplicatedUser,
 } from '../../model/replication.js';
 import { AMR_VALUES, type Amr } from '../../model/mfa.js';
+import { PASSKEY_TRANSPORTS, type PasskeyTransport } from '../../model/passkey.js';
 import { CLIENT_SCOPES, type ClientScope } from '../../model/service-client.js';
 import { AppError } from '../../platform/errors.js';
 
@@ -288,6 +290,46 @@ const identity = z
     version: i.version,
   }));
 
+const passkey = z
+  .object({
+    id: z.string(),
+    user_id: z.string(),
+    credential_id: z.string(),
+    public_key: z.string(),
+    counter: bigint,
+    // A text[] column: a JSON array. A transport a later version knows is dropped (a hint to the
+    // browser only: it still finds the authenticator without it).
+    transports: z.array(z.string()).transform((values) => values.filter((v): v is PasskeyTransport => (PASSKEY_TRANSPORTS as readonly string[]).includes(v))),
+    aaguid: z.string(),
+    backup_eligible: z.boolean(),
+    backed_up: z.boolean(),
+    name: z.string(),
+    home_region: z.string(),
+    created_at: timestamp,
+    updated_at: timestamp,
+    last_used_at: optionalTimestamp,
+    removed_at: optionalTimestamp,
+    version: bigint,
+  })
+  .transform((p): ReplicatedPasskey => ({
+    id: p.id,
+    userId: p.user_id,
+    credentialId: p.credential_id,
+    publicKey: p.public_key,
+    counter: p.counter,
+    transports: p.transports,
+    aaguid: p.aaguid,
+    backupEligible: p.backup_eligible,
+    backedUp: p.backed_up,
+    name: p.name,
+    homeRegion: p.home_region,
+    createdAt: p.created_at,
+    updatedAt: p.updated_at,
+    lastUsedAt: p.last_used_at,
+    removedAt: p.removed_at,
+    version: p.version,
+  }));
+
 const batchSchema = z.strictObject({
   origin: z.string(),
   batchId: z.string().min(1).max(200),
@@ -305,6 +347,7 @@ const batchSchema = z.strictObject({
         z.strictObject({ entity: z.literal('mfa_recovery_codes'), payload: recoveryCode }),
         z.strictObject({ entity: z.literal('mfa_token_uses'), payload: tokenUse }),
         z.strictObject({ entity: z.literal('user_identities'), payload: identity }),
+        z.strictObject({ entity: z.literal('passkeys'), payload: passkey }),
       ]),
     )
     .max(10_000),

@@ -8,6 +8,7 @@ import type { IdentitiesRepo } from '../../store/pg/identities-repo.js';
 import type { MfaFactorsRepo } from '../../store/pg/mfa-factors-repo.js';
 import type { MfaRecoveryCodesRepo } from '../../store/pg/mfa-recovery-codes-repo.js';
 import type { MfaTokenUsesRepo } from '../../store/pg/mfa-token-uses-repo.js';
+import type { PasskeysRepo } from '../../store/pg/passkeys-repo.js';
 import { PENDING_TTL_SECONDS } from '../../core/mfa/mfa-factors.js';
 
 /** Signing keys stay a day after leaving the JWKS (for `keys list` and late verifiers' caches). */
@@ -27,6 +28,9 @@ export const MFA_RETENTION_SECONDS = 30 * 86_400;
 
 /** Removed provider identities stay 30 days, for the same reason as removed factors: their rows keep them removed. */
 export const IDENTITY_RETENTION_SECONDS = 30 * 86_400;
+
+/** Removed passkeys stay 30 days, for the same reason: their rows keep them removed (and their counters where they were). */
+export const PASSKEY_RETENTION_SECONDS = 30 * 86_400;
 
 export interface CleanupDeps {
   sessions: Pick<SessionsRepo, 'deleteStale'>;
@@ -66,6 +70,8 @@ export interface CleanupDeps {
     | undefined;
   /** Optional: without it, provider identities are left alone. Removed ones go after {@link IDENTITY_RETENTION_SECONDS}, in each region. */
   identities?: Pick<IdentitiesRepo, 'deleteRemovedBefore'> | undefined;
+  /** Optional: without it, passkeys are left alone. Removed ones go after {@link PASSKEY_RETENTION_SECONDS}, in each region. */
+  passkeys?: Pick<PasskeysRepo, 'deleteRemovedBefore'> | undefined;
 }
 
 export interface CleanupResult {
@@ -79,6 +85,7 @@ export interface CleanupResult {
     mfaRecoveryCodes?: number;
     mfaTokenUses?: number;
     identities?: number;
+    passkeys?: number;
   };
   batches: number;
 }
@@ -88,8 +95,8 @@ export interface CleanupResult {
  * batches of `batchSize` (each its own short statement), and signing keys retired more than a day
  * ago, usage counters of hours that started more than 30 days ago, e-mail challenges that
  * expired more than a day ago, the second factors' rows that no longer matter (see
- * {@link CleanupDeps.mfa}) and provider identities removed more than 30 days ago. Idempotent: a
- * pass that is interrupted is finished by the next one.
+ * {@link CleanupDeps.mfa}), and provider identities and passkeys removed more than 30 days ago.
+ * Idempotent: a pass that is interrupted is finished by the next one.
  */
 export async function runCleanup(deps: CleanupDeps): Promise<CleanupResult> {
   const started = performance.now();
@@ -137,6 +144,11 @@ export async function runCleanup(deps: CleanupDeps): Promise<CleanupResult> {
     const { identities } = deps;
     const removedBefore = new Date(now.getTime() - IDENTITY_RETENTION_SECONDS * 1000);
     deleted.identities = await inBatches(deps.batchSize, (limit) => identities.deleteRemovedBefore(removedBefore, limit));
+  }
+  if (deps.passkeys) {
+    const { passkeys } = deps;
+    const removedBefore = new Date(now.getTime() - PASSKEY_RETENTION_SECONDS * 1000);
+    deleted.passkeys = await inBatches(deps.batchSize, (limit) => passkeys.deleteRemovedBefore(removedBefore, limit));
   }
   const result: CleanupResult = { deleted, batches };
   deps.log.info('cleanup done', { event: 'cleanup.done', ...result, durationMs: Math.round(performance.now() - started) });

@@ -48,6 +48,9 @@ interface OutboxDbRow {
 
 const LAG_SAMPLES = 1_000;
 
+/** The entities that belong to a user (`user_id`): a peer applies them only once it has the user. */
+const OWNED = new Set<ReplicatedEntity>(['sessions', 'email_challenges', 'mfa_factors', 'mfa_recovery_codes', 'mfa_token_uses', 'user_identities', 'passkeys']);
+
 /**
  * The transport side of replication: the peers table, the outbox the capture trigger fills, and
  * what the shipper does with it (lease, acknowledge, back off, dead-letter), the backlog and lag
@@ -59,8 +62,11 @@ export class OutboxRepo {
 
   /**
    * Makes `replication_peers` match the config. A peer seen for the first time gets a snapshot
-   * of everything that replicates (users, live sessions, public keys, live e-mail challenges, service clients), so a region added later
-   * starts complete; the trigger then captures changes from this commit on.
+   * of everything that replicates — users, live sessions, public keys, live e-mail challenges,
+   * service clients, live second factors and recovery codes, unexpired single-use ids, live
+   * provider identities and passkeys, users first — so a region added later starts complete (a
+   * user's second factor is asked for there from the start); the trigger then captures changes
+   * from this commit on.
    */
   async syncPeers(peers: Array<{ name: string; url: string }>, now: Date): Promise<string[]> {
     return this.db.transaction(async (trx) => {
@@ -87,8 +93,18 @@ export class OutboxRepo {
            union all
              select ?, 'email_challenges', to_jsonb(c) from email_challenges c where c.ended_at is null and c.expires_at > ?
            union all
-             select ?, 'service_clients', to_jsonb(sc) from service_clients sc`,
-          [peer, peer, now, peer, peer, now, peer],
+             select ?, 'service_clients', to_jsonb(sc) from service_clients sc
+           union all
+             select ?, 'mfa_factors', to_jsonb(f) from mfa_factors f where f.removed_at is null
+           union all
+             select ?, 'mfa_recovery_codes', to_jsonb(rc) from mfa_recovery_codes rc where rc.ended_at is null
+           union all
+             select ?, 'mfa_token_uses', to_jsonb(tu) from mfa_token_uses tu where tu.expires_at > ?
+           union all
+             select ?, 'user_identities', to_jsonb(i) from user_identities i where i.removed_at is null
+           union all
+             select ?, 'passkeys', to_jsonb(pk) from passkeys pk where pk.removed_at is null`,
+          [peer, peer, now, peer, peer, now, peer, peer, peer, peer, now, peer, peer],
         );
       }
       return added;
@@ -123,15 +139,14 @@ export class OutboxRepo {
   }
 
   /**
-   * The users of these entries' sessions and e-mail challenges that are homed in another region,
+   * The users of these entries' sessions, e-mail challenges, second factors, recovery codes,
+   * single-use ids, identities and passkeys that are homed in another region,
    * as `users` changes to send first: a peer that has not heard of them from their home region
    * (down, or slower) can still apply the sessions and challenges instead of holding up this
    * region's whole stream. Applying a user it already has is a no-op (higher version wins).
    */
   async foreignOwners(entries: OutboxEntry[], region: string): Promise<Array<{ entity: 'users'; payload: CapturedRow }>> {
-    const ids = [...new Set(entries.filter((e) => e.entity === 'sessions' || e.entity === 'email_challenges').map((e) => e.payload.user_id))].filter(
-      (id): id is string => typeof id === 'string',
-    );
+    const ids = [...new Set(entries.filter((e) => OWNED.has(e.entity)).map((e) => e.payload.user_id))].filter((id): id is string => typeof id === 'string');
     if (ids.length === 0) return [];
     const result = await this.db.writer.raw<{ rows: Array<{ payload: CapturedRow }> }>(
       'select to_jsonb(u) as payload from users u where u.id = any(?::uuid[]) and u.home_region <> ?',

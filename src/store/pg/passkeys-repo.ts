@@ -122,6 +122,9 @@ export class PasskeysRepo {
    * Records a use: the counter the authenticator reported (only ever forwards: a concurrent use
    * that saw a higher one wins), its backup state now and the time. False when the passkey is
    * gone, or its counter moved past `counter` meanwhile (a replayed or cloned assertion racing).
+   * `updated_at` stays: it is when the name or state last changed, what replication's merge
+   * weighs names by (src/core/replication/merge.ts, mergePasskey), so a use in one region does
+   * not undo a rename made concurrently in another.
    */
   async recordUse(id: string, counter: number, backedUp: boolean, now: Date, ex: Executor = this.db.writer): Promise<boolean> {
     const rows = await guard(
@@ -130,7 +133,7 @@ export class PasskeysRepo {
         .whereNull('removed_at')
         // A counter only moves forwards; 0 after 0 is an authenticator that keeps none.
         .andWhereRaw('(counter < ?::bigint or (counter = 0 and ?::bigint = 0))', [counter, counter])
-        .update({ counter, backed_up: backedUp, last_used_at: now, updated_at: now, ...bump(ex) })
+        .update({ counter, backed_up: backedUp, last_used_at: now, ...bump(ex) })
         .returning('id'),
     );
     return rows.length > 0;

@@ -5,6 +5,7 @@ import type {
   ReplicatedFactor,
   ReplicatedIdentity,
   ReplicatedKey,
+  ReplicatedPasskey,
   ReplicatedRecoveryCode,
   ReplicatedSession,
   ReplicatedTokenUse,
@@ -18,6 +19,7 @@ import { recoveryCodeColumns, toRecoveryCode, type RecoveryCodeDbRow } from './m
 import { tokenUseColumns } from './mfa-token-uses-repo.js';
 import { guard } from './errors.js';
 import { identityColumns, toIdentity, type IdentityDbRow } from './identities-repo.js';
+import { passkeyColumns, toPasskey, type PasskeyDbRow } from './passkeys-repo.js';
 import { serviceClientColumns, toServiceClient, type ServiceClientDbRow } from './service-clients-repo.js';
 import { toSession, type SessionDbRow } from './sessions-repo.js';
 import { toUserRecord, userColumns, type UserDbRow } from './users-repo.js';
@@ -34,8 +36,9 @@ type RevokedRow = { id: string; expires_at: Date; user_id: string | null };
 const REVOKED_COLUMNS = ['id', 'expires_at', 'user_id'];
 
 /**
- * The SQL of applying a peer's batch: the local users, sessions, signing keys, e-mail challenges and service
- * clients rows a batch touches, the applied-batch log and the tombstones of deleted users and clients. Every statement runs in the
+ * The SQL of applying a peer's batch: the local users, sessions, signing keys, e-mail challenges,
+ * service clients, second factors, provider identities and passkeys rows a batch touches, the
+ * applied-batch log and the tombstones of deleted users and clients. Every statement runs in the
  * caller's transaction; which rows win is decided by src/core/replication/merge.ts, and the order
  * of locks by src/core/replication/apply.ts.
  *
@@ -372,6 +375,51 @@ export class ReplicationApplyRepo {
   /** Marks the loser of an identity clash removed: every region does the same, so this is not shipped and the version stays. */
   async removeIdentity(trx: Knex.Transaction, id: string, now: Date): Promise<void> {
     await trx('user_identities').where({ id }).whereNull('removed_at').update({ removed_at: now });
+  }
+
+  // ---- passkeys
+
+  /** The local passkey, locked for the rest of the transaction. */
+  async lockPasskey(trx: Knex.Transaction, id: string): Promise<ReplicatedPasskey | undefined> {
+    const row = await trx<PasskeyDbRow>('passkeys').where({ id }).forUpdate().first();
+    return row && toPasskey(row);
+  }
+
+  /**
+   * The other passkeys of the same credential that were live when `passkey` was created: those
+   * live here, and those removed after its creation; locked.
+   */
+  async lockRivalPasskeys(trx: Knex.Transaction, passkey: ReplicatedPasskey): Promise<ReplicatedPasskey[]> {
+    const rows = await trx<PasskeyDbRow>('passkeys')
+      .where({ credential_id: passkey.credentialId })
+      .whereNot({ id: passkey.id })
+      .andWhere((q) => void q.whereNull('removed_at').orWhere('removed_at', '>', passkey.createdAt))
+      .forUpdate();
+    return rows.map(toPasskey);
+  }
+
+  /** Inserts a passkey new here; false when another batch inserted it meanwhile. */
+  async insertPasskey(trx: Knex.Transaction, p: ReplicatedPasskey): Promise<boolean> {
+    const rows = await trx('passkeys').insert(passkeyColumns(p)).onConflict('id').ignore().returning('id');
+    return rows.length > 0;
+  }
+
+  /** Writes back the merged state of a passkey (what a merge may change). */
+  async updatePasskey(trx: Knex.Transaction, p: ReplicatedPasskey): Promise<void> {
+    await trx('passkeys').where({ id: p.id }).update({
+      counter: p.counter,
+      backed_up: p.backedUp,
+      name: p.name,
+      updated_at: p.updatedAt,
+      last_used_at: p.lastUsedAt,
+      removed_at: p.removedAt,
+      version: p.version,
+    });
+  }
+
+  /** Marks the loser of a passkey clash removed: every region does the same, so this is not shipped and the version stays. */
+  async removePasskey(trx: Knex.Transaction, id: string, now: Date): Promise<void> {
+    await trx('passkeys').where({ id }).whereNull('removed_at').update({ removed_at: now });
   }
 
   // ---- service clients
