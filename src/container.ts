@@ -49,7 +49,7 @@ import { OidcFlows } from './core/oidc/oidc-flows.js';
 import { OIDC_CODE_KEY_PURPOSE, OIDC_STATE_KEY_PURPOSE } from './core/oidc/flow-seals.js';
 import { IdentityAccounts } from './core/oidc/identity-accounts.js';
 import { PASSKEY_CHALLENGE_KEY_PURPOSE, PasskeyChallenges } from './core/passkeys/challenges.js';
-import { Passkeys } from './core/passkeys/passkeys.js';
+import { PASSKEY_DECOY_KEY_PURPOSE, Passkeys } from './core/passkeys/passkeys.js';
 import { FailureFloorCalibration } from './core/users/failure-floor.js';
 
 /** Every service of a region, on its {@link DataContainer} (database, repositories, import and export). */
@@ -226,6 +226,7 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
     secrets,
     sessions,
     mode: config.identity.mfa,
+    passkeys: config.identity.webauthn.enabled,
     issuer: config.mail.productName,
     clock,
     log,
@@ -307,6 +308,7 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
     db,
     identities: repos.identities,
     users: repos.users,
+    passkeys: repos.passkeys,
     sessions,
     identity: config.identity,
     hooks: emailFlows,
@@ -319,9 +321,15 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
     db,
     repo: repos.passkeys,
     users: repos.users,
+    identities: repos.identities,
     challenges: new PasskeyChallenges({ keys: secrets?.macKeys(PASSKEY_CHALLENGE_KEY_PURPOSE), uses: repos.mfaTokenUses, clock, region: config.region }),
     webauthn: config.identity.webauthn,
     productName: config.mail.productName,
+    email: config.identity.email,
+    decoyKey: secrets?.macKeys(PASSKEY_DECOY_KEY_PURPOSE)[0],
+    auth,
+    mfa,
+    accessTokens,
     clock,
     log,
     telemetry,

@@ -2,6 +2,7 @@ import type { Logger } from '../platform/logger.js';
 import type { RevokeReason } from '../model/session.js';
 import type { Metrics } from '../platform/metrics.js';
 import type { SecondFactorType } from '../model/mfa.js';
+import type { PasskeyCeremony } from './passkeys/challenges.js';
 
 /** The part of the usage recorder telemetry needs (hourly counters in PostgreSQL for `authctl stats`). */
 export interface UsageSink {
@@ -144,6 +145,42 @@ export class Telemetry {
   /** Provider identities removed: by the user (`self`) or by an administrator (`admin`, with who ran it). */
   identityUnlinked(userId: string, identityIds: string[], provider: string, by: { via: 'self' } | { via: 'admin'; actor: string }): void {
     this.deps.log.info('provider identity unlinked', { event: 'identity.unlinked', userId, identityIds, provider, ...by });
+  }
+
+  // ---- passkeys (src/core/passkeys/passkeys.ts): ids only, never a challenge, response, public key or credential id
+
+  /** A passkey was registered; `synced`: backup-eligible (a passkey provider copies it between devices). */
+  passkeyRegistered(userId: string, passkeyId: string, synced: boolean): void {
+    this.deps.metrics.passkeyCeremonies.inc({ ceremony: 'register', result: 'success' });
+    this.deps.log.info('passkey registered', { event: 'passkey.registered', userId, passkeyId, synced });
+  }
+
+  /** A passkey was removed: by its user (`self`) or by an administrator (`admin`, with who ran it). */
+  passkeyRemoved(userId: string, passkeyId: string, by: { via: 'self' } | { via: 'admin'; actor: string }): void {
+    this.deps.log.info('passkey removed', { event: 'passkey.removed', userId, passkeyId, ...by });
+  }
+
+  /** A passkey answered a sign-in (`login`) or a second step (`mfa`). */
+  passkeyUsed(userId: string, passkeyId: string, ceremony: Exclude<PasskeyCeremony, 'register'>, userVerified: boolean): void {
+    this.deps.metrics.passkeyCeremonies.inc({ ceremony, result: 'success' });
+    this.deps.log.info('passkey used', { event: 'passkey.used', userId, passkeyId, ceremony, userVerified });
+  }
+
+  /** A ceremony refused: `reason` says which check (an error code or a check's name), never what the response held. */
+  passkeyFailed(ceremony: PasskeyCeremony, reason: string, userId?: string): void {
+    this.deps.metrics.passkeyCeremonies.inc({ ceremony, result: 'failure' });
+    this.deps.log.info('passkey ceremony failed', { event: 'passkey.failed', ceremony, reason, ...(userId ? { userId } : {}) });
+  }
+
+  /** A valid signature whose counter did not move forwards: the authenticator may have been cloned. */
+  passkeyCounterRegressed(userId: string, passkeyId: string, stored: number, received: number): void {
+    this.deps.log.warn('passkey signature counter went backwards: possibly a cloned authenticator', {
+      event: 'passkey.counter_regressed',
+      userId,
+      passkeyId,
+      stored,
+      received,
+    });
   }
 
   passwordHash(op: 'hash' | 'verify', seconds: number): void {

@@ -77,7 +77,9 @@ export const mfaChallengeSchema = z
       .string()
       .meta({ description: 'Single-use, for `POST /v1/auth/mfa/verify` (or enrolment, when `enrolmentRequired`); lives `expiresIn` seconds' }),
     expiresIn: z.number().int().positive().meta({ description: 'Seconds the mfaToken lives (`identity.mfaTokenTtl`)' }),
-    factors: z.array(z.enum(['totp', 'recovery_code'])).meta({ description: 'What the second step accepts (empty when a factor must be enrolled first)' }),
+    factors: z
+      .array(z.enum(['totp', 'recovery_code', 'passkey']))
+      .meta({ description: 'What the second step accepts (empty when a factor must be enrolled first); `passkey`: see docs/api.md#passkeys' }),
     enrolmentRequired: z.boolean().meta({ description: 'With `identity.mfa: required` and no factor yet: enrol one with the mfaToken, then get tokens' }),
   })
   .meta({
@@ -342,3 +344,97 @@ export const linkedIdentityListSchema = z.strictObject({ identities: z.array(lin
 export const linkAuthorizationSchema = z
   .strictObject({ url: z.url().meta({ description: 'The provider’s authorization URL, for this link' }) })
   .meta({ id: 'LinkAuthorization', example: { url: 'https://accounts.google.com/o/oauth2/v2/auth?client_id=…&state=…' } });
+
+/** A passkey of the caller (docs/api.md#passkeys): never its public key or credential id. */
+export const passkeyViewSchema = z
+  .strictObject({
+    id: uuid,
+    name: z.string().meta({ description: 'What the user calls it (1–64 characters)', example: 'Passkey 1' }),
+    aaguid: z
+      .string()
+      .regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/)
+      .meta({ description: "The authenticator model's AAGUID (16 bytes in UUID notation; all zeros when it gave none)" }),
+    transports: z.array(z.string()).meta({ description: 'How the browser reaches the authenticator (`internal`, `hybrid`, `usb`…)' }),
+    backupEligible: z.boolean().meta({ description: 'A synced passkey (a passkey provider copies it between devices): it signs in as `swk`, else `hwk`' }),
+    backedUp: z.boolean().meta({ description: 'Backed up now, as last seen' }),
+    createdAt: timestamp,
+    lastUsedAt: timestamp.nullable(),
+  })
+  .meta({
+    id: 'PasskeyView',
+    example: {
+      id: '0192f0c4-7d1e-7c3a-9b1e-3f2a1c0d4e72',
+      name: 'Passkey 1',
+      aaguid: 'fbfc3007-154e-4ecc-8c0b-6e020557d7bd',
+      transports: ['hybrid', 'internal'],
+      backupEligible: true,
+      backedUp: true,
+      createdAt: '2026-11-21T14:03:07.512Z',
+      lastUsedAt: null,
+    },
+  });
+
+export const passkeyListSchema = z.strictObject({ passkeys: z.array(passkeyViewSchema) }).meta({ id: 'PasskeyList' });
+
+const base64url = z.string().regex(/^[A-Za-z0-9_-]*$/);
+const credentialDescriptor = z.strictObject({
+  id: base64url.meta({ description: 'A credential id (base64url)' }),
+  type: z.literal('public-key'),
+  transports: z.array(z.string()).optional(),
+});
+
+/** `POST /v1/me/passkeys/options`: WebAuthn's PublicKeyCredentialCreationOptionsJSON, for `startRegistration({ optionsJSON })`. */
+export const passkeyCreationOptionsSchema = z
+  .strictObject({
+    challenge: base64url.meta({ description: 'Sealed by authctl: single-use, bound to the caller, 5 minutes' }),
+    rp: z.strictObject({ name: z.string(), id: z.string() }).meta({ description: '`identity.webauthn.rpName` and `rpId`' }),
+    user: z
+      .strictObject({ id: base64url, name: z.string(), displayName: z.string() })
+      .meta({ description: "`id`: the user handle (the user id's 16 bytes); `name`: the username, else the address" }),
+    pubKeyCredParams: z.array(z.strictObject({ alg: z.number().int(), type: z.literal('public-key') })),
+    timeout: z.number().int().meta({ example: 300_000 }),
+    attestation: z.literal('none'),
+    excludeCredentials: z.array(credentialDescriptor).meta({ description: "The caller's passkeys: an authenticator holding one does not make another" }),
+    authenticatorSelection: z.strictObject({
+      residentKey: z.literal('preferred'),
+      userVerification: z.literal('preferred'),
+      requireResidentKey: z.boolean(),
+    }),
+    extensions: z.strictObject({ credProps: z.literal(true) }),
+    hints: z.array(z.string()).optional(),
+  })
+  .meta({
+    id: 'PasskeyCreationOptions',
+    example: {
+      challenge: 'cGtfQVlkN3R3bVZ4cWtOOWxE',
+      rp: { name: 'authctl', id: 'example.com' },
+      user: { id: 'AZLwxH0efDqbHj8qHA1OXw', name: 'alice', displayName: 'alice' },
+      pubKeyCredParams: [
+        { alg: -8, type: 'public-key' },
+        { alg: -7, type: 'public-key' },
+        { alg: -257, type: 'public-key' },
+      ],
+      timeout: 300_000,
+      attestation: 'none',
+      excludeCredentials: [],
+      authenticatorSelection: { residentKey: 'preferred', userVerification: 'preferred', requireResidentKey: false },
+      extensions: { credProps: true },
+      hints: [],
+    },
+  });
+
+/** `POST /v1/auth/passkey/options`: WebAuthn's PublicKeyCredentialRequestOptionsJSON, for `startAuthentication({ optionsJSON })`. */
+export const passkeyRequestOptionsSchema = z
+  .strictObject({
+    rpId: z.string().meta({ description: '`identity.webauthn.rpId`' }),
+    challenge: base64url.meta({ description: 'Sealed by authctl: single-use, of this ceremony (and user and login, for a second step), 5 minutes' }),
+    allowCredentials: z
+      .array(credentialDescriptor)
+      .meta({ description: 'Empty without a hint (the browser offers discoverable passkeys); else the passkeys of the named user or login' }),
+    timeout: z.number().int().meta({ example: 300_000 }),
+    userVerification: z.literal('preferred'),
+  })
+  .meta({
+    id: 'PasskeyRequestOptions',
+    example: { rpId: 'example.com', challenge: 'cGtfQVlkN3R3bVZ4cWtOOWxE', allowCredentials: [], timeout: 300_000, userVerification: 'preferred' },
+  });

@@ -48,7 +48,7 @@ export const ERROR_CATALOG = {
   identity_not_linked: { status: 409, title: 'Conflict', exit: 4 },
   // The provider account is linked to another user already.
   identity_taken: { status: 409, title: 'Conflict', exit: 4 },
-  // Removing this would leave the account no way to sign in (no password, no other identity).
+  // Removing this would leave the account no way to sign in (no password, no other identity or passkey, no verified address).
   last_sign_in_method: { status: 409, title: 'Conflict', exit: 4 },
   // Passkeys (README "Passkeys"). A ceremony's challenge that is malformed, forged, expired, used, of the other ceremony or another user.
   invalid_passkey_challenge: { status: 400, title: 'Bad Request', exit: 1 },

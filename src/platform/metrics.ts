@@ -85,6 +85,12 @@ export function createMetrics(region: string) {
       labelNames: ['factor', 'result'] as const,
       registers,
     }),
+    passkeyCeremonies: new Counter({
+      name: 'authctl_passkey_ceremonies_total',
+      help: 'Passkey ceremonies finished, by ceremony (register, login, mfa) and result (success, failure).',
+      labelNames: ['ceremony', 'result'] as const,
+      registers,
+    }),
     passwordHashDuration: new Histogram({
       name: 'authctl_password_hash_duration_seconds',
       help: 'argon2id duration by operation (hash, verify).',

@@ -9,6 +9,13 @@ import type { LimiterStore } from './limiter-store.js';
 
 export type ThrottleScope = 'account' | 'ip' | 'register';
 
+/**
+ * The failures that stay counted: a wrong password, a wrong code (an e-mailed sign-in code, a TOTP
+ * or recovery code), and a passkey answer that proves nothing or fails a check of the ceremony.
+ */
+const COUNTED = ['invalid_credentials', 'invalid_code', 'passkey_rejected', 'invalid_passkey_response', 'invalid_passkey_challenge'] as const;
+const isCountedFailure = (err: unknown) => COUNTED.some((code) => isAppError(err, code));
+
 export interface LoginThrottleOptions {
   config: Config['rateLimit'];
   store: LimiterStore;
@@ -58,17 +65,20 @@ export class LoginThrottle {
   }
 
   /**
-   * Runs `verify` (which checks `username`'s password, or a code of theirs) under the login
-   * limits. A wrong password (`invalid_credentials`) or a wrong code (`invalid_code`: an e-mailed
-   * sign-in code, a TOTP or recovery code) stays counted — one counter per account for every
-   * credential, so a second factor is no way around the password's limits, nor the other way
-   * round; success resets the account; any other outcome (disabled account, database down) gives
-   * the attempt back.
+   * Runs `verify` (which checks `username`'s password, or a code or passkey of theirs) under the
+   * login limits. A wrong password (`invalid_credentials`), a wrong code (`invalid_code`: an
+   * e-mailed sign-in code, a TOTP or recovery code) or a passkey answer refused
+   * (`passkey_rejected`, `invalid_passkey_response`, `invalid_passkey_challenge`) stays counted —
+   * one counter per account for every credential, so a second factor is no way around the
+   * password's limits, nor the other way round; success resets the account; any other outcome
+   * (disabled account, database down) gives the attempt back. Without `username` (a passkey
+   * nobody has: no account to count against), only the client address is counted.
    */
-  async guard<T>(username: string, ip: string, verify: () => Promise<T>): Promise<T> {
+  async guard<T>(username: string | undefined, ip: string, verify: () => Promise<T>): Promise<T> {
     if (!this.opts.config.enabled) return verify();
-    const account = accountKey(username);
+    const account = username === undefined ? undefined : accountKey(username);
     await this.check('ip', this.ip.consume(ip));
+    if (account === undefined) return this.addressOnly(ip, verify);
     let counted = false;
     try {
       const res = await this.check('account', this.failures.consume(account));
@@ -91,9 +101,21 @@ export class LoginThrottle {
       );
       return result;
     } catch (err) {
-      if (!isAppError(err, 'invalid_credentials') && !isAppError(err, 'invalid_code')) {
+      if (!isCountedFailure(err)) {
         await Promise.all([this.failures.reward(account), this.backoff.delete(account), this.ip.reward(ip)]).catch(() => undefined);
       }
+      throw err;
+    }
+  }
+
+  /** The rest of {@link guard} without an account: the address's point is kept for a counted failure only. */
+  private async addressOnly<T>(ip: string, verify: () => Promise<T>): Promise<T> {
+    try {
+      const result = await verify();
+      await this.ip.reward(ip).catch(() => undefined);
+      return result;
+    } catch (err) {
+      if (!isCountedFailure(err)) await this.ip.reward(ip).catch(() => undefined);
       throw err;
     }
   }

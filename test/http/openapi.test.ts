@@ -48,7 +48,9 @@ describe('the OpenAPI document (GET /openapi.json) is the contract', function ()
   let doc: Json;
 
   before(async () => {
-    app = await startTestApp('openapi', { overrides: { http: { benchRoutes: true, docs: true } } });
+    app = await startTestApp('openapi', {
+      overrides: { http: { benchRoutes: true, docs: true }, identity: { webauthn: { enabled: true, rpId: 'localhost', origins: ['http://localhost:3000'] } } },
+    });
     const res = await app.request('/openapi.json');
     expect(res.status).to.equal(200);
     expect(res.headers.get('content-type')).to.match(/^application\/json/);
@@ -90,7 +92,14 @@ describe('the OpenAPI document (GET /openapi.json) is the contract', function ()
     expect(paths).to.not.include('/metrics');
     expect(paths).to.not.include('/bench/baseline');
     expect(paths).to.not.include('/docs');
+    expect(paths.filter((p) => p.includes('passkey'))).to.deep.equal([]);
     expect(Object.keys(doc.paths as Json)).to.include.members(['/bench/baseline', '/docs', '/docs/assets/{version}/{file}']);
+    expect(Object.keys(doc.paths as Json)).to.include.members([
+      '/v1/me/passkeys',
+      '/v1/me/passkeys/{id}',
+      '/v1/auth/passkey/options',
+      '/v1/auth/passkey/verify',
+    ]);
     const withEmail = openApiDocument(
       testConfig('postgres://x@127.0.0.1/x', { identity: { email: 'required', username: 'optional' }, mail: { transport: 'log', from: 'a@example.com' } }),
     );

@@ -45,6 +45,7 @@ describe('IdentityAccounts: who a provider sign-in is (over PostgreSQL)', functi
     return new IdentityAccounts({
       db: container.db,
       identities: container.repos.identities,
+      passkeys: container.repos.passkeys,
       users: container.repos.users,
       sessions: container.sessions,
       identity: { ...container.config.identity, ...rules },

@@ -53,6 +53,12 @@ export interface SignInOptions {
    * written, or neither), and before the mfaToken is issued when a second step follows.
    */
   spend?: (ex: Executor) => Promise<void>;
+  /**
+   * A passkey's first step whose authenticator verified its user (a PIN or biometric): two
+   * factors in one — the session follows at once (`amr` gains `user`, `acr` is `aal2`), whatever
+   * second factors the user has.
+   */
+  userVerified?: boolean;
 }
 
 /** A login between its two steps: its opened mfaToken and the user it names (for the throttle's name). */
@@ -135,18 +141,23 @@ export class AuthService {
   }
 
   /**
-   * Where every login's first step ends — a password checked, an e-mailed code used: the region
-   * check, then a session and its tokens; or, when a second factor must follow, an
-   * {@link MfaChallenge} and no session: with `identity.mfa` on, a user with an active factor
+   * Where every login's first step ends — a password checked, an e-mailed code or a passkey
+   * used: the region check, then a session and its tokens; or, when a second factor must follow,
+   * an {@link MfaChallenge} and no session: with `identity.mfa` on, a user with an active factor
    * gets an mfaToken for `POST /v1/auth/mfa/verify`; with `required`, a user without one gets an
-   * mfaToken that allows enrolling a factor and nothing else.
+   * mfaToken that allows enrolling a factor and nothing else. A passkey is never offered as the
+   * second step of a passkey's first (one passkey cannot be both), and a passkey that verified
+   * its user needs no second step at all.
    */
   async signIn(user: UserRecord, first: FirstFactor, meta: ClientMeta, options: SignInOptions = {}): Promise<SignInResult> {
     // After the first factor's check, so the answer says nothing about who exists where.
     this.opts.loginPolicy?.assertHome(user.homeRegion);
-    const factors = await this.opts.mfa.activeTypes(user.id);
+    const now = this.opts.clock.now();
+    if (options.userVerified) return this.startSession(user, meta, { authTime: now, amr: [first, 'user'] }, first, options.spend);
+    const offered = await this.opts.mfa.activeTypes(user.id);
+    const factors = isPasskey(first) ? offered.filter((f) => f !== 'passkey') : offered;
     const purpose: MfaTokenPurpose | undefined = factors.length > 0 ? 'verify' : this.opts.mfaPolicy === 'required' ? 'enrol' : undefined;
-    const auth: AuthContext = { authTime: this.opts.clock.now(), amr: [first], ...(options.idp ? { idp: options.idp } : {}) };
+    const auth: AuthContext = { authTime: now, amr: [first], ...(options.idp ? { idp: options.idp } : {}) };
     if (purpose === undefined) return this.startSession(user, meta, auth, first, options.spend);
     // Spent alone (a single insert): committed before the mfaToken is issued.
     await options.spend?.(this.opts.db.writer);
@@ -180,17 +191,37 @@ export class AuthService {
   async verifySecondFactor(pending: PendingLogin, proof: SecondFactorProof, meta: ClientMeta): Promise<TokenResponse> {
     this.opts.accessTokens.assertCanSign();
     const second = await this.opts.mfa.verify(pending.user.id, proof);
-    return this.startSession(pending.user, meta, this.secondStepAuth(pending.claims, second), pending.claims.first, this.spending(pending.claims));
+    return this.completeSecondStep(pending, codeAmr(second), meta);
+  }
+
+  /**
+   * The end of a login's second step once its answer was checked — a code, or a passkey
+   * (src/core/passkeys/passkeys.ts): the session, at `aal2`, whose `amr` is the first step's, what
+   * the second `proved` and `mfa`. The mfaToken is spent in the session's transaction, with what
+   * `spend` spends (a passkey's challenge and its use).
+   */
+  async completeSecondStep(pending: PendingLogin, proved: Amr[], meta: ClientMeta, spend?: (ex: Executor) => Promise<void>): Promise<TokenResponse> {
+    this.opts.accessTokens.assertCanSign();
+    const auth: AuthContext = {
+      authTime: this.opts.clock.now(),
+      amr: withSecondFactor(pending.claims.first, proved),
+      ...(pending.claims.idp ? { idp: pending.claims.idp } : {}),
+    };
+    return this.startSession(pending.user, meta, auth, pending.claims.first, async (ex) => {
+      await spend?.(ex);
+      await this.opts.mfaTokens.spend(pending.claims, ex);
+    });
   }
 
   /**
    * Who may enrol with an mfaToken (`Authorization: Bearer mfa_…` on the enrolment routes): the
-   * user of an enrolment token, only while they have no active factor — once one is active, the
-   * token has nothing left to allow.
+   * user of an enrolment token, only while they have no active TOTP factor — once one is active,
+   * the token has nothing left to allow. (A passkey does not count: a passkey's first step without
+   * user verification, under `required`, enrols a TOTP factor as its second.)
    */
   async enrolmentUser(mfaToken: string): Promise<PendingLogin> {
     const pending = await this.pendingLogin(mfaToken, 'enrol');
-    if ((await this.opts.mfa.activeTypes(pending.user.id)).length > 0) {
+    if ((await this.opts.mfa.activeTypes(pending.user.id)).includes('totp')) {
       throw new AppError('invalid_mfa_token', 'the mfaToken is not valid: this account has a second factor already; log in again');
     }
     return pending;
@@ -207,7 +238,7 @@ export class AuthService {
     if (!(await this.opts.mfa.activeTypes(pending.user.id)).includes('totp')) {
       throw new AppError('invalid_mfa_token', 'the mfaToken is not valid: no factor has been confirmed with it');
     }
-    return this.startSession(pending.user, meta, this.secondStepAuth(pending.claims, 'totp'), pending.claims.first, this.spending(pending.claims));
+    return this.completeSecondStep(pending, codeAmr('totp'), meta);
   }
 
   /**
@@ -215,7 +246,9 @@ export class AuthService {
    * password, and a code when they have an active factor — and their session's `auth_time`
    * becomes now (its `amr`, what was just shown). The answer is a new access token of the same
    * session; the refresh token is unchanged, and later refreshes carry the new `auth_time`.
-   * Callers run this under the login throttle (wrong passwords and codes count alike).
+   * Callers run this under the login throttle (wrong passwords and codes count alike). An account
+   * whose only second factor is a passkey (`identity.mfa: "required"`) cannot step up with its
+   * password (`400`): it signs in again with the passkey.
    */
   async reauthenticate(principal: Principal, password: string, code: SecondFactorProof | undefined): Promise<AccessTokenResponse> {
     this.opts.accessTokens.assertCanSign();
@@ -224,15 +257,19 @@ export class AuthService {
       throw new AppError('invalid_request', 'this account has no password: log in again (an e-mailed sign-in code) for a fresh authentication');
     }
     const factors = await this.opts.mfa.activeTypes(user.id);
-    if (factors.length > 0 && code === undefined) {
+    const totp = factors.includes('totp');
+    if (!totp && factors.includes('passkey')) {
+      throw new AppError('invalid_request', "this account's second factor is a passkey: sign in again with it for a fresh authentication");
+    }
+    if (totp && code === undefined) {
       throw invalidRequest(
         [{ path: 'code', message: 'required: this account has a second factor' }],
         'this account has a second factor: send `code` with the password',
       );
     }
     if (!(await this.opts.users.passwordMatches(user, password))) throw new AppError('invalid_credentials', 'the password is wrong');
-    const second = factors.length > 0 && code !== undefined ? await this.opts.mfa.verify(user.id, code) : undefined;
-    const auth: AuthContext = { authTime: this.opts.clock.now(), amr: second ? withSecondFactor('pwd', second) : ['pwd'] };
+    const second = totp && code !== undefined ? await this.opts.mfa.verify(user.id, code) : undefined;
+    const auth: AuthContext = { authTime: this.opts.clock.now(), amr: second ? withSecondFactor('pwd', codeAmr(second)) : ['pwd'] };
     const renewed = await this.opts.sessions.reauthenticate(principal.sessionId, user.id, auth);
     if (!renewed) throw new AppError('invalid_token', 'the session of this access token has ended');
     return { accessToken: this.accessTokenOf(renewed.session, renewed.owner), tokenType: 'Bearer', expiresIn: this.opts.accessTokens.ttlSeconds };
@@ -241,15 +278,6 @@ export class AuthService {
   private challenge(user: UserRecord, first: FirstFactor, purpose: MfaTokenPurpose, factors: SecondFactorType[], idp?: string): MfaChallenge {
     const { token } = this.opts.mfaTokens.issue(user.id, first, purpose, idp);
     return { mfaRequired: true, mfaToken: token, expiresIn: this.opts.mfaTokens.ttlSeconds, factors, enrolmentRequired: purpose === 'enrol' };
-  }
-
-  /** How a second step authenticated: the first step's factor (and provider), the second, `mfa`. */
-  private secondStepAuth(claims: MfaTokenClaims, second: SecondFactorType): AuthContext {
-    return { authTime: this.opts.clock.now(), amr: withSecondFactor(claims.first, second), ...(claims.idp ? { idp: claims.idp } : {}) };
-  }
-
-  private spending(claims: MfaTokenClaims): (ex: Executor) => Promise<void> {
-    return (ex) => this.opts.mfaTokens.spend(claims, ex);
   }
 
   /**
@@ -436,14 +464,23 @@ export class AuthService {
   }
 }
 
-/** The values of a two-step authentication: the first factor (`fed` for a provider), `otp` for a TOTP code, and `mfa`. */
 /** How telemetry names a first factor. */
 function loginMethodOf(first: FirstFactor): LoginMethod {
-  return first === 'fed' ? 'oidc' : first === 'hwk' || first === 'swk' ? 'passkey' : first;
+  return isPasskey(first) ? 'passkey' : first === 'fed' ? 'oidc' : first;
 }
 
-function withSecondFactor(first: FirstFactor, second: SecondFactorType): Amr[] {
-  return [...new Set<Amr>([first, ...(second === 'totp' ? (['otp'] as const) : []), 'mfa'])];
+function isPasskey(first: FirstFactor): first is 'hwk' | 'swk' {
+  return first === 'hwk' || first === 'swk';
+}
+
+/** What a code of a second step adds to `amr`: `otp` for a TOTP code, nothing for a recovery code. */
+function codeAmr(second: SecondFactorType): Amr[] {
+  return second === 'totp' ? ['otp'] : [];
+}
+
+/** The values of a two-step authentication: the first factor (`fed` for a provider), what the second proved, and `mfa`. */
+function withSecondFactor(first: FirstFactor, proved: readonly Amr[]): Amr[] {
+  return [...new Set<Amr>([first, ...proved, 'mfa'])];
 }
 
 function principalOf(claims: AccessClaims): Principal {

@@ -55,6 +55,8 @@ export interface MfaFactorsOptions {
   sessions: Pick<SessionService, 'revokeWithin'>;
   /** `identity.mfa`; the issuer of the otpauth:// URI is the product's name (`mail.productName`). */
   mode: Config['identity']['mfa'];
+  /** `identity.webauthn.enabled`: whether a passkey can answer a second step. */
+  passkeys: boolean;
   issuer: string;
   clock: Clock;
   log: Logger;
@@ -88,14 +90,18 @@ export class MfaFactors {
   }
 
   /**
-   * [] when the user has no active TOTP factor or identity.mfa is 'off'; ['totp','recovery_code']
-   * with unused recovery codes, ['totp'] without. One indexed query.
+   * What can answer the user's second step (docs/api.md#two-step-login): none with identity.mfa
+   * 'off'; `totp` with an active TOTP factor, and `recovery_code` beside it while codes are left;
+   * `passkey` when the user has a live passkey (and passkeys are on) and either a TOTP factor or
+   * identity.mfa 'required' — under `required` a passkey is the user's factor, and no enrolment
+   * is asked of them; under `optional` it takes a TOTP factor to turn two steps on. One indexed query.
    */
   async activeTypes(userId: string): Promise<SecondFactorType[]> {
     if (!this.enabled) return [];
-    const { totp, recoveryCodes } = await this.opts.factors.activeKinds(userId);
-    if (!totp) return [];
-    return recoveryCodes ? ['totp', 'recovery_code'] : ['totp'];
+    const { totp, recoveryCodes, passkeys } = await this.opts.factors.activeKinds(userId);
+    const types: SecondFactorType[] = totp ? (recoveryCodes ? ['totp', 'recovery_code'] : ['totp']) : [];
+    if (passkeys && this.opts.passkeys && (totp || this.opts.mode === 'required')) types.push('passkey');
+    return types;
   }
 
   /**

@@ -7,9 +7,11 @@ import { AppError } from '../../platform/errors.js';
 import type { Logger } from '../../platform/logger.js';
 import type { Db } from '../../store/pg/db.js';
 import { isSubjectTaken, type IdentitiesRepo } from '../../store/pg/identities-repo.js';
+import type { PasskeysRepo } from '../../store/pg/passkeys-repo.js';
 import type { UsersRepo } from '../../store/pg/users-repo.js';
 import type { SessionService } from '../sessions/session-service.js';
 import type { Telemetry } from '../telemetry.js';
+import { keepsWayToSignIn, lastWayToSignIn } from '../users/sign-in-methods.js';
 import type { RegistrationHooks } from '../users/user-service.js';
 import { usernameBase, usernameCandidates } from '../users/username.js';
 import { providerSettings } from './provider-settings.js';
@@ -30,6 +32,8 @@ export interface IdentityAccountsOptions {
   db: Db;
   identities: IdentitiesRepo;
   users: Pick<UsersRepo, 'findById' | 'findByEmail' | 'lock' | 'insert' | 'usernamesTaken'>;
+  /** The user's passkeys: a way to sign in that unlinking the last identity leaves. */
+  passkeys: Pick<PasskeysRepo, 'countLive'>;
   /** Unlinking the last identity of a provider revokes the sessions signed in through it, in the unlink's transaction. */
   sessions: Pick<SessionService, 'revokeWithin'>;
   /** `identity.*`: what an account needs (username, address) and the providers' display names. */
@@ -194,8 +198,8 @@ export class IdentityAccounts {
   /**
    * Removes the user's identity with this id, or (an administrator's `authctl user unlink`) every
    * identity of the user at this provider. `last_sign_in_method` when the user would have no way
-   * left to sign in: no password, no other identity, and no verified address (to which e-mailed
-   * sign-in codes and password resets go, with `identity.email` on); `not_found` when the user has
+   * left to sign in ({@link keepsWayToSignIn}: no password, no other identity, no passkey, and no
+   * verified address); `not_found` when the user has
    * no such identity. Returns the first identity removed.
    *
    * When no live identity of the provider is left, the user's sessions signed in through it
@@ -216,11 +220,9 @@ export class IdentityAccounts {
       const live = await identities.listLive(userId, trx);
       const targets = live.filter((i) => i.id === identityIdOrProvider || i.provider === identityIdOrProvider);
       if (targets.length === 0) throw notFound();
-      if (targets.length === live.length && !this.canSignInOtherwise(user)) {
-        throw new AppError(
-          'last_sign_in_method',
-          'this is the last way to sign in to the account: set a password (a password reset sets a first one) or link another provider first',
-        );
+      if (targets.length === live.length) {
+        const left = { identities: 0, passkeys: await this.opts.passkeys.countLive(userId, trx) };
+        if (!keepsWayToSignIn(user, left, this.opts.identity.email)) throw lastWayToSignIn('identity');
       }
       const gone = await identities.remove(
         userId,
@@ -260,11 +262,6 @@ export class IdentityAccounts {
   /** The configured display name of a provider; its id for one no longer configured. */
   displayName(provider: string): string {
     return this.displayNames.get(provider) ?? provider;
-  }
-
-  /** A password, or a verified address that e-mailed sign-in codes (and resets) reach. */
-  private canSignInOtherwise(user: UserRecord): boolean {
-    return user.passwordHash !== null || (this.opts.identity.email !== 'off' && user.email !== null && user.emailVerifiedAt !== null);
   }
 
   private newIdentity(userId: string, identity: ProviderIdentity, now: Date): IdentityRecord {

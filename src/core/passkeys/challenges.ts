@@ -93,7 +93,9 @@ export class PasskeyChallenges {
    */
   open(echoed: unknown, ceremony: PasskeyCeremony, expect: { userId?: string; mfaTokenId?: string } = {}): ChallengeClaims {
     const sealed = typeof echoed === 'string' && echoed.length <= MAX_LENGTH * 2 ? Buffer.from(echoed, 'base64url').toString('utf8') : undefined;
-    const parsed = payloadSchema.safeParse(this.box.open(sealed));
+    // The echo must be the very spelling the options gave: base64url decoding forgives some respellings.
+    const canonical = sealed !== undefined && Buffer.from(sealed, 'utf8').toString('base64url') === echoed;
+    const parsed = payloadSchema.safeParse(canonical ? this.box.open(sealed) : undefined);
     if (!parsed.success) throw invalidChallenge('it was not issued by this server, or was changed');
     const p = parsed.data;
     if (p.c !== ceremony) throw invalidChallenge('it was issued for another ceremony');
@@ -106,19 +108,27 @@ export class PasskeyChallenges {
   /**
    * Spends a challenge in `ex` (the transaction of the passkey or session it yields);
    * `invalid_passkey_challenge` when it was spent already. Inserting is the check: two concurrent
-   * uses meet at the primary key, and a use that rolls back frees the challenge again.
+   * uses meet at the primary key, and a use that rolls back frees the challenge again. The use
+   * names the user the challenge is bound to or, for a sign-in's (bound to nobody), `userId`:
+   * whose credential answered it.
    */
-  async spend(claims: ChallengeClaims, ex?: Executor): Promise<void> {
+  async spend(claims: ChallengeClaims, ex?: Executor, userId?: string): Promise<void> {
     const fresh = await this.opts.uses.insertOnce(
-      { id: claims.id, userId: claims.userId ?? null, homeRegion: this.opts.region, usedAt: this.opts.clock.now(), expiresAt: claims.expiresAt },
+      {
+        id: claims.id,
+        userId: claims.userId ?? userId ?? null,
+        homeRegion: this.opts.region,
+        usedAt: this.opts.clock.now(),
+        expiresAt: claims.expiresAt,
+      },
       ex,
     );
     if (!fresh) throw invalidChallenge('it was used already; ask for new options');
   }
 
-  /** Whether a challenge was spent already (checked before the signature, so a replay is told as one). */
-  async spent(claims: ChallengeClaims): Promise<boolean> {
-    return (await this.opts.uses.findById(claims.id)) !== undefined;
+  /** Refuses a challenge spent already (checked before the signature, so a replay is told as one). */
+  async assertUnspent(claims: ChallengeClaims): Promise<void> {
+    if (await this.opts.uses.findById(claims.id)) throw invalidChallenge('it was used already; ask for new options');
   }
 }
 

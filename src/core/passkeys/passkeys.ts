@@ -1,13 +1,37 @@
+import { createHmac } from 'node:crypto';
+import {
+  generateAuthenticationOptions,
+  generateRegistrationOptions,
+  type AuthenticationResponseJSON,
+  type PublicKeyCredentialCreationOptionsJSON,
+  type PublicKeyCredentialRequestOptionsJSON,
+  type RegistrationResponseJSON,
+} from '@simplewebauthn/server';
+import { v7 as uuidv7 } from 'uuid';
 import type { Config } from '../../config/schema.js';
-import type { PasskeyRecord } from '../../model/passkey.js';
+import type { Amr } from '../../model/mfa.js';
+import { PASSKEY_TRANSPORTS, type PasskeyRecord, type PasskeyTransport } from '../../model/passkey.js';
+import type { UserRecord } from '../../model/user.js';
 import type { Clock } from '../../platform/clock.js';
-import { AppError } from '../../platform/errors.js';
+import { AppError, isAppError } from '../../platform/errors.js';
 import type { Logger } from '../../platform/logger.js';
-import type { Db } from '../../store/pg/db.js';
-import type { PasskeysRepo } from '../../store/pg/passkeys-repo.js';
+import type { Db, Executor } from '../../store/pg/db.js';
+import type { IdentitiesRepo } from '../../store/pg/identities-repo.js';
+import { isCredentialTaken, type PasskeysRepo } from '../../store/pg/passkeys-repo.js';
 import type { UsersRepo } from '../../store/pg/users-repo.js';
+import type { AuthService, PendingLogin, SignInResult, TokenResponse } from '../auth/auth-service.js';
+import type { MfaFactors } from '../mfa/mfa-factors.js';
+import type { ClientMeta } from '../sessions/session-service.js';
 import type { Telemetry } from '../telemetry.js';
-import type { PasskeyChallenges } from './challenges.js';
+import type { AccessTokens } from '../tokens/access-tokens.js';
+import { emailKey, normalizeEmail } from '../users/email.js';
+import { keepsWayToSignIn, lastWayToSignIn } from '../users/sign-in-methods.js';
+import { foldUsername, normalizeUsername } from '../users/username.js';
+import { CHALLENGE_TTL_SECONDS, type ChallengeClaims, type PasskeyCeremony, type PasskeyChallenges } from './challenges.js';
+import { checkAssertion, checkRegistration, echoedChallenge, PasskeyRefusal, rejected, type Assertion, type RelyingParty } from './webauthn.js';
+
+/** The HKDF purpose of the key that derives the decoy credentials of sign-in options. */
+export const PASSKEY_DECOY_KEY_PURPOSE = 'authctl/v1/passkey-decoy';
 
 /** A passkey as its user (and an administrator) sees it: never the public key. */
 export interface PasskeyView {
@@ -23,35 +47,158 @@ export interface PasskeyView {
   lastUsedAt: string | null;
 }
 
+/** Who sign-in options are for: a username, an address, or nobody (discoverable credentials). */
+export type PasskeyLoginHint = { username?: string; email?: string };
+
+/**
+ * Runs a sign-in attempt under the login limits: of the passkey's user, or of the client address
+ * alone for a credential nobody has (the route's `LoginThrottle.guard`).
+ */
+export type PasskeyLimits = <T>(user: UserRecord | undefined, attempt: () => Promise<T>) => Promise<T>;
+
 export interface PasskeysOptions {
   db: Db;
   repo: PasskeysRepo;
-  users: Pick<UsersRepo, 'lock' | 'findById'>;
+  users: Pick<UsersRepo, 'lock' | 'findById' | 'findByUsername' | 'findByEmail'>;
+  /** The user's provider identities: a way to sign in that removing the last passkey leaves. */
+  identities: Pick<IdentitiesRepo, 'listLive'>;
   challenges: PasskeyChallenges;
   /** `identity.webauthn` (rpName defaults to mail.productName). */
   webauthn: Config['identity']['webauthn'];
   productName: string;
+  /** `identity.email`: whether a verified address is a way to sign in, and whether addresses name users. */
+  email: Config['identity']['email'];
+  /** `ServerSecrets.macKeys(PASSKEY_DECOY_KEY_PURPOSE)[0]`; absent without a server secret. */
+  decoyKey: Buffer | undefined;
+  /** Where a passkey's ceremony ends: a session, or a login's second step. */
+  auth: Pick<AuthService, 'signIn' | 'completeSecondStep'>;
+  /** Whether a login offers a passkey as its second step. */
+  mfa: Pick<MfaFactors, 'activeTypes'>;
+  accessTokens: Pick<AccessTokens, 'assertCanSign'>;
   clock: Clock;
   log: Logger;
   telemetry: Telemetry;
   region: string;
 }
 
+const TIMEOUT_MS = CHALLENGE_TTL_SECONDS * 1000;
+const DECOY_TRANSPORTS: PasskeyTransport[] = ['hybrid', 'internal'];
+const notFound = () => new AppError('not_found', 'no such passkey');
+
 /**
  * Passkeys (README "Passkeys", docs/api.md#passkeys): the WebAuthn ceremonies — registration,
  * sign-in with or without a username, the second step of a two-step login — checked by
  * `@simplewebauthn/server`, and the user's list of passkeys.
+ *
+ * Every ceremony's challenge is sealed ({@link PasskeyChallenges}): bound to its ceremony (and
+ * user, and login), five minutes long, spent in the transaction of what it yields. A passkey
+ * signs in as `hwk` (device-bound: not backup-eligible) or `swk` (synced), with `user` when its
+ * authenticator verified its user — then the session is `aal2` with no second step.
  */
 export class Passkeys {
-  constructor(private readonly opts: PasskeysOptions) {}
+  private readonly rp: RelyingParty;
+
+  constructor(private readonly opts: PasskeysOptions) {
+    const { rpId = 'localhost', rpName, origins } = opts.webauthn;
+    this.rp = { rpId, rpName: rpName ?? opts.productName, origins: origins.length > 0 ? origins : [`https://${rpId}`] };
+  }
 
   get enabled(): boolean {
     return this.opts.webauthn.enabled;
   }
 
+  /** The options of a registration (`startRegistration`): the user's passkeys excluded, a challenge bound to them. */
+  async registrationOptions(userId: string): Promise<PublicKeyCredentialCreationOptionsJSON> {
+    const { challenge } = this.opts.challenges.issue('register', { userId });
+    const user = await this.opts.users.findById(userId);
+    if (!user) throw new AppError('not_found', 'no such user');
+    const name = user.username ?? user.email ?? user.id;
+    return generateRegistrationOptions({
+      rpName: this.rp.rpName,
+      rpID: this.rp.rpId,
+      userName: name,
+      userID: userHandleOf(user.id),
+      userDisplayName: name,
+      challenge,
+      timeout: TIMEOUT_MS,
+      attestationType: 'none',
+      excludeCredentials: (await this.opts.repo.listLive(userId)).map(descriptorOf),
+      authenticatorSelection: { residentKey: 'preferred', userVerification: 'preferred' },
+    });
+  }
+
+  /**
+   * Registers the passkey a registration response created: its challenge (this user's, unspent),
+   * the checks of {@link checkRegistration}, then the passkey stored and the challenge spent in
+   * one transaction, the user locked first. `conflict` for a credential registered already.
+   */
+  async register(userId: string, response: RegistrationResponseJSON, name?: string): Promise<PasskeyView> {
+    return this.ceremony('register', userId, async () => {
+      const { claims, echoed } = this.openChallenge(response, 'register', { userId });
+      await this.opts.challenges.assertUnspent(claims);
+      const credential = await checkRegistration(this.rp, response, echoed);
+      const now = this.opts.clock.now();
+      const record = await this.opts.db
+        .transaction(async (trx) => {
+          if (!(await this.opts.users.lock(userId, trx))) throw new AppError('not_found', 'no such user');
+          if (await this.opts.repo.findByCredentialId(credential.credentialId, trx)) throw registeredAlready();
+          const record: PasskeyRecord = {
+            id: uuidv7(),
+            userId,
+            credentialId: credential.credentialId,
+            publicKey: credential.publicKey,
+            counter: credential.counter,
+            transports: credential.transports.filter(isTransport),
+            aaguid: credential.aaguid,
+            backupEligible: credential.backupEligible,
+            backedUp: credential.backedUp,
+            name: name ?? `Passkey ${(await this.opts.repo.countLive(userId, trx)) + 1}`,
+            homeRegion: this.opts.region,
+            createdAt: now,
+            updatedAt: now,
+            lastUsedAt: null,
+            removedAt: null,
+            version: 1,
+          };
+          await this.opts.challenges.spend(claims, trx);
+          await this.opts.repo.insert(record, trx);
+          return record;
+        })
+        .catch((err: unknown) => Promise.reject(isCredentialTaken(err) ? registeredAlready() : (err as Error)));
+      this.opts.telemetry.passkeyRegistered(userId, record.id, record.backupEligible);
+      return toPasskeyView(record);
+    });
+  }
+
   /** The user's live passkeys, oldest first. */
   async list(userId: string): Promise<PasskeyView[]> {
     return (await this.opts.repo.listLive(userId)).map(toPasskeyView);
+  }
+
+  /** Renames one of the user's passkeys; `not_found` for anyone else's or an unknown id. */
+  async rename(userId: string, id: string, name: string): Promise<PasskeyView> {
+    const renamed = await this.opts.repo.rename(userId, id, name, this.opts.clock.now());
+    if (!renamed) throw notFound();
+    return toPasskeyView(renamed);
+  }
+
+  /**
+   * Removes one of the user's passkeys (`DELETE /v1/me/passkeys/:id`); `last_sign_in_method` when
+   * the account would have no way left to sign in, `not_found` for anyone else's or an unknown id.
+   */
+  async remove(userId: string, id: string): Promise<void> {
+    const now = this.opts.clock.now();
+    await this.opts.db.transaction(async (trx) => {
+      // Locked first: two concurrent removals of a user's last two ways cannot both pass the check.
+      const user = await this.opts.users.lock(userId, trx);
+      if (!user) throw new AppError('not_found', 'no such user');
+      const live = await this.opts.repo.listLive(userId, trx);
+      if (!live.some((p) => p.id === id)) throw notFound();
+      const left = { identities: (await this.opts.identities.listLive(userId, trx)).length, passkeys: live.length - 1 };
+      if (!keepsWayToSignIn(user, left, this.opts.email)) throw lastWayToSignIn('passkey');
+      await this.opts.repo.remove(userId, [id], now, trx);
+    });
+    this.opts.telemetry.passkeyRemoved(userId, id, { via: 'self' });
   }
 
   /** `authctl user passkeys remove`: removes one passkey of the user (no last-way check: support acts on purpose); logs who ran it. */
@@ -61,9 +208,163 @@ export class Passkeys {
       if (!(await this.opts.users.lock(userId, trx))) throw new AppError('not_found', 'no such user');
       return this.opts.repo.remove(userId, [id], now, trx);
     });
-    if (!removed) throw new AppError('not_found', 'no such passkey');
-    this.opts.log.info('passkey removed by an administrator', { event: 'passkey.removed', userId, passkeyId: id, via: 'admin', actor });
+    if (!removed) throw notFound();
+    this.opts.telemetry.passkeyRemoved(userId, id, { via: 'admin', actor });
     return toPasskeyView(removed);
+  }
+
+  /**
+   * The options of a sign-in (`startAuthentication`). Without a hint: no credentials listed, so
+   * the browser offers the user's discoverable passkeys (usernameless, conditional UI). With a
+   * username or an address: that user's passkeys — and for a user nobody has, or one without
+   * passkeys, credentials derived from the identifier under the server secret, the same ones
+   * every time: the answer tells nobody who exists or who has passkeys.
+   */
+  async loginOptions(hint: PasskeyLoginHint): Promise<PublicKeyCredentialRequestOptionsJSON> {
+    const { challenge } = this.opts.challenges.issue('login');
+    if (hint.username === undefined && hint.email === undefined) return this.requestOptions(challenge, []);
+    const user = await this.findUser(hint);
+    const passkeys = user ? await this.opts.repo.listLive(user.id) : [];
+    return this.requestOptions(challenge, passkeys.length > 0 ? passkeys.map(descriptorOf) : this.decoys(hint));
+  }
+
+  /** The options of a login's second step: the user's passkeys, a challenge bound to the user and this login. */
+  async secondStepOptions(pending: PendingLogin): Promise<PublicKeyCredentialRequestOptionsJSON> {
+    await this.assertOffered(pending);
+    const { challenge } = this.opts.challenges.issue('mfa', { userId: pending.user.id, mfaTokenId: pending.claims.id });
+    return this.requestOptions(challenge, (await this.opts.repo.listLive(pending.user.id)).map(descriptorOf));
+  }
+
+  /**
+   * A sign-in with a passkey (`POST /v1/auth/passkey/verify`): the credential (a live passkey,
+   * else `passkey_rejected`), its challenge (a sign-in's, unspent), the checks of
+   * {@link checkAssertion}, the counter, the user handle; then `AuthService.signIn` with `hwk` or
+   * `swk` — a session at once when the authenticator verified its user — spending the challenge
+   * and recording the use in the session's transaction. Under the login limits of `limits`.
+   */
+  async signIn(response: AuthenticationResponseJSON, meta: ClientMeta, limits: PasskeyLimits): Promise<SignInResult> {
+    this.opts.accessTokens.assertCanSign();
+    const passkey = await this.opts.repo.findByCredentialId(response.id);
+    const user = passkey && (await this.opts.users.findById(passkey.userId));
+    return limits(user, () =>
+      this.ceremony('login', user?.id, async () => {
+        if (!passkey || !user) throw rejected('unknown_credential', 'no passkey has this credential id (or it was removed)');
+        const { claims, echoed } = this.openChallenge(response, 'login');
+        await this.opts.challenges.assertUnspent(claims);
+        const assertion = await this.verify(passkey, response, echoed);
+        const handle = response.response.userHandle;
+        if (handle && handle !== userHandleOf(user.id).toString('base64url')) {
+          throw rejected('user_handle', "the response's user handle is not the passkey's user");
+        }
+        if (user.status !== 'active') throw new AppError('account_disabled', 'this account has been disabled by an administrator');
+        const result = await this.opts.auth.signIn(user, kindOf(passkey), meta, {
+          userVerified: assertion.userVerified,
+          spend: this.spending(claims, passkey, assertion, user.id),
+        });
+        this.opts.telemetry.passkeyUsed(user.id, passkey.id, 'login', assertion.userVerified);
+        return result;
+      }),
+    );
+  }
+
+  /**
+   * A login's second step answered with a passkey (`POST /v1/auth/mfa/verify` with `passkey`):
+   * one of the user's passkeys, a challenge of this login's, the checks of a sign-in; then the
+   * session (`amr`: the first step's, `hwk`/`swk`, `user` when verified, `mfa`), the challenge
+   * and the mfaToken spent and the use recorded in its transaction. A refusal leaves the
+   * mfaToken good for another try.
+   */
+  async verifySecondStep(pending: PendingLogin, response: AuthenticationResponseJSON, meta: ClientMeta): Promise<TokenResponse> {
+    this.opts.accessTokens.assertCanSign();
+    const userId = pending.user.id;
+    await this.assertOffered(pending);
+    return this.ceremony('mfa', userId, async () => {
+      const passkey = await this.opts.repo.findByCredentialId(response.id);
+      if (passkey?.userId !== userId) throw rejected('unknown_credential', 'this is not a passkey of the user of this login');
+      const { claims, echoed } = this.openChallenge(response, 'mfa', { userId, mfaTokenId: pending.claims.id });
+      await this.opts.challenges.assertUnspent(claims);
+      const assertion = await this.verify(passkey, response, echoed);
+      const proved: Amr[] = assertion.userVerified ? [kindOf(passkey), 'user'] : [kindOf(passkey)];
+      const tokens = await this.opts.auth.completeSecondStep(pending, proved, meta, this.spending(claims, passkey, assertion, userId));
+      this.opts.telemetry.passkeyUsed(userId, passkey.id, 'mfa', assertion.userVerified);
+      return tokens;
+    });
+  }
+
+  /**
+   * The checks of an assertion, and the counter: a counter that did not move forwards (when
+   * either is non-zero: an authenticator that keeps none reports 0 every time) is a cloned
+   * authenticator's, or a replayed answer — refused and logged, whatever the library makes of it.
+   */
+  private async verify(passkey: PasskeyRecord, response: AuthenticationResponseJSON, challenge: string): Promise<Assertion> {
+    const assertion = await checkAssertion(this.rp, response, challenge, passkey);
+    const stored = passkey.counter;
+    if ((assertion.counter > 0 || stored > 0) && assertion.counter <= stored) {
+      this.opts.telemetry.passkeyCounterRegressed(passkey.userId, passkey.id, stored, assertion.counter);
+      throw rejected('counter_regressed', 'its signature counter did not move forwards (a cloned authenticator?)');
+    }
+    return assertion;
+  }
+
+  /** What the session's transaction spends: the challenge, and the passkey's use (forward-only: a concurrent use that got further wins). */
+  private spending(claims: ChallengeClaims, passkey: PasskeyRecord, assertion: Assertion, userId: string): (ex: Executor) => Promise<void> {
+    return async (ex) => {
+      await this.opts.challenges.spend(claims, ex, userId);
+      if (!(await this.opts.repo.recordUse(passkey.id, assertion.counter, assertion.backedUp, this.opts.clock.now(), ex))) {
+        throw rejected('counter_race', 'another use of this passkey got further meanwhile (or it was removed)');
+      }
+    };
+  }
+
+  /** `not_found` unless this login offers a passkey as its second step (never after a passkey's first: one passkey is not two steps). */
+  private async assertOffered(pending: PendingLogin): Promise<void> {
+    const first = pending.claims.first;
+    if (first === 'hwk' || first === 'swk' || !(await this.opts.mfa.activeTypes(pending.user.id)).includes('passkey')) {
+      throw new AppError('not_found', 'this login does not offer a passkey as its second step');
+    }
+  }
+
+  /** Opens the challenge a response echoes; the echo itself is what the library then checks the response against. */
+  private openChallenge(
+    response: { response: { clientDataJSON: string } },
+    ceremony: PasskeyCeremony,
+    expect?: { userId?: string; mfaTokenId?: string },
+  ): { claims: ChallengeClaims; echoed: string } {
+    const echoed = echoedChallenge(response);
+    return { claims: this.opts.challenges.open(echoed, ceremony, expect), echoed: echoed as string };
+  }
+
+  /** Runs a ceremony; a refusal is logged as `passkey.failed` with the check that refused (and counted). */
+  private async ceremony<T>(ceremony: PasskeyCeremony, userId: string | undefined, run: () => Promise<T>): Promise<T> {
+    try {
+      return await run();
+    } catch (err) {
+      const reason = err instanceof PasskeyRefusal ? err.reason : isAppError(err, 'invalid_passkey_challenge') ? 'challenge' : undefined;
+      if (reason) this.opts.telemetry.passkeyFailed(ceremony, reason, userId);
+      throw err;
+    }
+  }
+
+  private requestOptions(challenge: string, allowCredentials: Array<{ id: string; transports: string[] }>): Promise<PublicKeyCredentialRequestOptionsJSON> {
+    return generateAuthenticationOptions({ rpID: this.rp.rpId, challenge, allowCredentials, timeout: TIMEOUT_MS, userVerification: 'preferred' });
+  }
+
+  /** The user a hint names, as a password login would find them; undefined for an identifier that cannot be anyone's. */
+  private async findUser(hint: PasskeyLoginHint): Promise<UserRecord | undefined> {
+    try {
+      if (hint.email !== undefined) return this.opts.email === 'off' ? undefined : await this.opts.users.findByEmail(normalizeEmail(hint.email));
+      return await this.opts.users.findByUsername(normalizeUsername(hint.username ?? ''));
+    } catch (err) {
+      if (isAppError(err, 'invalid_request')) return undefined;
+      throw err;
+    }
+  }
+
+  /** The credentials an identifier without passkeys is answered with: an HMAC of its folded form under the server secret. */
+  private decoys(hint: PasskeyLoginHint): Array<{ id: string; transports: string[] }> {
+    if (!this.opts.decoyKey) throw new AppError('bad_config', 'no server secret: set AUTHCTL_SECRET to use passkeys');
+    const folded = hint.email !== undefined ? `email:${foldEmail(hint.email)}` : `username:${foldUsername(hint.username ?? '')}`;
+    return [{ id: createHmac('sha256', this.opts.decoyKey).update(folded).digest('base64url'), transports: DECOY_TRANSPORTS }];
   }
 }
 
@@ -78,4 +379,35 @@ export function toPasskeyView(p: PasskeyRecord): PasskeyView {
     createdAt: p.createdAt.toISOString(),
     lastUsedAt: p.lastUsedAt?.toISOString() ?? null,
   };
+}
+
+/** What a passkey proves: `hwk` for one bound to its device, `swk` for a synced (backup-eligible) one. */
+function kindOf(passkey: PasskeyRecord): 'hwk' | 'swk' {
+  return passkey.backupEligible ? 'swk' : 'hwk';
+}
+
+/** The WebAuthn user handle of a user: their id's 16 bytes, stable for as long as the account lives. */
+function userHandleOf(userId: string): Buffer<ArrayBuffer> {
+  return Buffer.from(userId.replace(/-/g, ''), 'hex');
+}
+
+function descriptorOf(p: PasskeyRecord): { id: string; transports: string[] } {
+  return { id: p.credentialId, transports: p.transports };
+}
+
+function isTransport(t: string): t is PasskeyTransport {
+  return (PASSKEY_TRANSPORTS as readonly string[]).includes(t);
+}
+
+/** An address as look-ups compare it; a string that is no address, trimmed and lower-cased. */
+function foldEmail(raw: string): string {
+  try {
+    return emailKey(normalizeEmail(raw));
+  } catch {
+    return raw.trim().toLowerCase();
+  }
+}
+
+function registeredAlready(): AppError {
+  return new AppError('conflict', 'this passkey is registered already');
 }

@@ -10,16 +10,30 @@ export function twoStepOperations(): OperationSpec[] {
       path: '/v1/auth/mfa/verify',
       operationId: 'verifySecondFactor',
       tag: 'MFA',
-      summary: "A login's second step: the mfaToken and a TOTP or recovery code",
+      summary: "A login's second step: the mfaToken and a TOTP code, a recovery code or a passkey",
       description:
-        'The `mfaToken` of the first step (single-use, `identity.mfaTokenTtl` seconds) and exactly one of `code` (TOTP) and `recoveryCode`. ' +
-        "A wrong code is `400 invalid_code` and counts toward the account's login limits, with its passwords (`429` past them); " +
-        'the mfaToken stays good for another try. ' +
-        'The tokens carry `amr` `["pwd", "otp", "mfa"]` (a TOTP code) or `["pwd", "mfa"]` (a recovery code) and `acr` `aal2`. `404` with `identity.mfa: off`.',
+        'The `mfaToken` of the first step (single-use, `identity.mfaTokenTtl` seconds) and exactly one of `code` (TOTP), `recoveryCode` ' +
+        'and `passkey` (the answer of `startAuthentication()` to `POST /v1/auth/passkey/options` with this mfaToken, when `factors` offers `passkey`). ' +
+        "A wrong code is `400 invalid_code`, a passkey that proves nothing `401 passkey_rejected`; both count toward the account's login limits, " +
+        'with its passwords (`429` past them), and the mfaToken stays good for another try. ' +
+        'The tokens carry `amr` `["pwd", "otp", "mfa"]` (a TOTP code), `["pwd", "mfa"]` (a recovery code) ' +
+        'or `["pwd", "hwk"|"swk", "user"?, "mfa"]` (a passkey) ' +
+        'and `acr` `aal2`. `404` with `identity.mfa: off`, and for a passkey when the login offers none.',
       auth: 'none',
       body: { schema: mfaVerifyBodySchema, required: true },
       responses: { 200: { description: 'Logged in', schema: tokenResponseSchema } },
-      errors: ['invalid_mfa_token', 'invalid_code', 'account_disabled', 'wrong_region', 'rate_limited', 'not_found', 'unavailable'],
+      errors: [
+        'invalid_mfa_token',
+        'invalid_code',
+        'passkey_rejected',
+        'invalid_passkey_challenge',
+        'invalid_passkey_response',
+        'account_disabled',
+        'wrong_region',
+        'rate_limited',
+        'not_found',
+        'unavailable',
+      ],
     },
     {
       method: 'post',

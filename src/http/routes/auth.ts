@@ -15,8 +15,8 @@ import { assertSingleScript } from '../../security/confusables.js';
 
 // Field sizes are bounded here (400 invalid_request); the password policy proper (8–256 code
 // points, blocklist) answers 400 weak_password from the core.
-const usernameField = z.string().min(1).max(256).meta({ description: 'NFKC-normalized and case-folded; 3–64 characters after that', example: 'alice' });
-const emailField = z.string().min(1).max(320).meta({ description: 'Compared case-insensitively after normalization', example: 'alice@example.com' });
+export const usernameField = z.string().min(1).max(256).meta({ description: 'NFKC-normalized and case-folded; 3–64 characters after that', example: 'alice' });
+export const emailField = z.string().min(1).max(320).meta({ description: 'Compared case-insensitively after normalization', example: 'alice@example.com' });
 const passwordField = z
   .string()
   .min(1)

@@ -1,5 +1,6 @@
 import Router from '@koa/router';
 import { z } from 'zod';
+import type { AuthenticationResponseJSON } from '@simplewebauthn/server';
 import type { Principal } from '../../core/auth/auth-service.js';
 import type { SecondFactorProof } from '../../core/mfa/mfa-factors.js';
 import type { Container } from '../../container.js';
@@ -7,9 +8,10 @@ import { AppError } from '../../platform/errors.js';
 import { requireBearer } from '../middleware/bearer.js';
 import { jsonBody } from '../middleware/json-body.js';
 import { parseBody } from '../validate.js';
+import { authenticationResponseSchema } from '../webauthn-schemas.js';
 import { clientMeta, principalName, userThrottleName } from './auth.js';
 
-const mfaToken = z.string().min(1).max(512).meta({ description: "The `mfaToken` of the login's first step (`mfa_…`)" });
+export const mfaToken = z.string().min(1).max(512).meta({ description: "The `mfaToken` of the login's first step (`mfa_…`)" });
 const code = z
   .string()
   .regex(/^\d{6}$/, 'must be the 6-digit code')
@@ -17,9 +19,19 @@ const code = z
 const recoveryCode = z.string().min(1).max(64).meta({ description: 'One of the recovery codes (each works once)' });
 
 export const mfaVerifyBodySchema = z
-  .union([z.strictObject({ mfaToken, code }), z.strictObject({ mfaToken, recoveryCode })], {
-    error: 'send {mfaToken, code} or {mfaToken, recoveryCode}',
-  })
+  .union(
+    [
+      z.strictObject({ mfaToken, code }),
+      z.strictObject({ mfaToken, recoveryCode }),
+      z.strictObject({
+        mfaToken,
+        passkey: authenticationResponseSchema.meta({
+          description: 'The answer of `startAuthentication()` to the options of `POST /v1/auth/passkey/options` with this mfaToken',
+        }),
+      }),
+    ],
+    { error: 'send {mfaToken, code}, {mfaToken, recoveryCode} or {mfaToken, passkey}' },
+  )
   .meta({ id: 'MfaVerify', example: { mfaToken: 'mfa_…', code: '123456' } });
 
 export const reauthenticateBodySchema = z
@@ -33,9 +45,9 @@ export const reauthenticateBodySchema = z
 
 /**
  * The second step of a login and step-up (docs/api.md#two-step-login,
- * docs/api.md#step-up-recent-authentication): `POST /v1/auth/mfa/verify` and
- * `POST /v1/auth/reauthenticate`. Codes are checked under the login limits, on the same counter
- * as the account's passwords.
+ * docs/api.md#step-up-recent-authentication): `POST /v1/auth/mfa/verify` (a code, a recovery
+ * code or a passkey) and `POST /v1/auth/reauthenticate`. Codes and passkeys are checked under the
+ * login limits, on the same counter as the account's passwords.
  */
 export function twoStepRoutes(c: Container): Router {
   const router = new Router({ prefix: '/v1/auth' });
@@ -45,9 +57,15 @@ export function twoStepRoutes(c: Container): Router {
   router.post('/mfa/verify', body, async function verifySecondFactor(ctx) {
     if (c.config.identity.mfa === 'off') throw new AppError('not_found', 'second factors are not enabled on this server');
     const input = parseBody(mfaVerifyBodySchema, ctx.state.body);
+    if ('passkey' in input && !c.passkeys.enabled) throw new AppError('not_found', 'passkeys are not enabled on this server');
     const pending = await c.auth.pendingLogin(input.mfaToken, 'verify');
-    const proof: SecondFactorProof = 'code' in input ? { code: input.code } : { recoveryCode: input.recoveryCode };
-    ctx.body = await c.throttle.guard(userThrottleName(pending.user), ctx.ip, () => c.auth.verifySecondFactor(pending, proof, clientMeta(ctx)));
+    const meta = clientMeta(ctx);
+    ctx.body = await c.throttle.guard(userThrottleName(pending.user), ctx.ip, () => {
+      // zod bounded the shape; @simplewebauthn/server checks what it says.
+      if ('passkey' in input) return c.passkeys.verifySecondStep(pending, input.passkey as AuthenticationResponseJSON, meta);
+      const proof: SecondFactorProof = 'code' in input ? { code: input.code } : { recoveryCode: input.recoveryCode };
+      return c.auth.verifySecondFactor(pending, proof, meta);
+    });
   });
 
   router.post('/reauthenticate', bearer, body, async function reauthenticate(ctx) {

@@ -81,19 +81,21 @@ export class MfaFactorsRepo {
   }
 
   /**
-   * Whether the user has an active TOTP factor and live recovery codes: one statement over the two
-   * partial indexes (`… where removed_at is null`, `… where ended_at is null`), asked at every login.
+   * Whether the user has an active TOTP factor, live recovery codes and live passkeys: one
+   * statement over the three partial indexes (`… where removed_at is null`, `… where ended_at is
+   * null`), asked at every login.
    */
-  async activeKinds(userId: string, ex: Executor = this.db.writer): Promise<{ totp: boolean; recoveryCodes: boolean }> {
+  async activeKinds(userId: string, ex: Executor = this.db.writer): Promise<{ totp: boolean; recoveryCodes: boolean; passkeys: boolean }> {
     const result = await guard(
-      ex.raw<{ rows: Array<{ totp: boolean; recovery: boolean }> }>(
+      ex.raw<{ rows: Array<{ totp: boolean; recovery: boolean; passkeys: boolean }> }>(
         `select exists (select 1 from mfa_factors where user_id = ? and removed_at is null and status = 'active') as totp,
-                exists (select 1 from mfa_recovery_codes where user_id = ? and ended_at is null) as recovery`,
-        [userId, userId],
+                exists (select 1 from mfa_recovery_codes where user_id = ? and ended_at is null) as recovery,
+                exists (select 1 from passkeys where user_id = ? and removed_at is null) as passkeys`,
+        [userId, userId, userId],
       ),
     );
     const row = result.rows[0]!;
-    return { totp: row.totp, recoveryCodes: row.recovery };
+    return { totp: row.totp, recoveryCodes: row.recovery, passkeys: row.passkeys };
   }
 
   /** Activates a pending factor with the step of its first code; false when it is no longer pending (removed, or confirmed meanwhile). */
