@@ -23,7 +23,8 @@ const SECRET_KEY = /pass(?!key)(word)?|secret|token|hash|authorization|cookie|pr
 // Values that look like our secrets are masked even under an innocent key: JWTs, refresh tokens,
 // password hashes of every format authctl stores (src/core/users/hash-formats.ts: argon2, bcrypt,
 // scrypt, PBKDF2, Django's), service-client secrets (`cs_` + 43 base64url), and the sealed tokens
-// (`mfa_` mfaTokens, `st_` provider-flow states, `oc_` one-time codes). Defence in depth: no code
+// (`mfa_` mfaTokens, `st_` provider-flow states, `oc_` one-time codes, `pk_` passkey challenges —
+// and those as a WebAuthn response echoes them, base64url of the same text: `cGtf…`). Defence in depth: no code
 // path should ever log one.
 const SECRET_VALUE = new RegExp(
   [
@@ -32,7 +33,8 @@ const SECRET_VALUE = new RegExp(
     String.raw`\$(argon2(id|i|d)|2[aby]|scrypt|pbkdf2-sha(256|512))\$[^\s"]+`,
     String.raw`\bpbkdf2_sha256\$[^\s"]+`,
     String.raw`\bcs_[\w-]{43}\b`,
-    String.raw`\b(mfa|st|oc)_[\w-]{40,}`,
+    String.raw`\b(mfa|st|oc|pk)_[\w-]{40,}`,
+    String.raw`\bcGtf[\w-]{40,}`,
   ].join('|'),
   'g',
 );

@@ -331,7 +331,7 @@ describe('structured logs (JSON lines, events, request ids through the core)', f
       expect((line.err as { message: string }).message).to.equal('could not verify [redacted] against [redacted]');
     });
 
-    it('masks every stored hash format and the sealed tokens (mfaTokens, provider-flow states, one-time codes) under innocent keys and in errors', async function () {
+    it('masks every stored hash format and the sealed tokens (mfaTokens, provider-flow states, one-time codes, passkey challenges) under innocent keys and in errors', async function () {
       const secrets = {
         bcrypt: '$2b$10$SALRJRwl5AKXUawpruScOOXCulrtzlhgSyN4C5dSeve0wQUYw5c7e',
         bcryptY: '$2y$12$abcdefghijklmnopqrstuuyvPXIbu7xe6/CED2DzX8z6Si09MlzlW',
@@ -341,6 +341,9 @@ describe('structured logs (JSON lines, events, request ids through the core)', f
         mfaToken: `mfa_${'Qm9iIHNheXMgaGVsbG8'.repeat(4)}`,
         state: `st_${'c3RhdGUtc3RhdGUtc3Rh'.repeat(6)}`,
         code: `oc_${'Y29kZS1jb2RlLWNvZGUt'.repeat(5)}`,
+        passkeyChallenge: `pk_${'cGFzc2tleS1jaGFsbGVu'.repeat(8)}`,
+        // …and as a WebAuthn response's clientDataJSON echoes it: base64url of that text.
+        echoedChallenge: Buffer.from(`pk_${'cGFzc2tleS1jaGFsbGVu'.repeat(8)}`).toString('base64url'),
       };
       const all = Object.values(secrets);
       const { text, line } = await capturedLine((log) =>

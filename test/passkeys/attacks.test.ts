@@ -17,6 +17,8 @@ import { base64urlJson, clientDataOf, PASSKEY_CHROMIUM_ARGS, PasskeyTab, startPa
  * authenticator that should not have them (a clone with an older counter, another key under the
  * same credential id). None is ever a 500, none signs anyone in.
  */
+const FREE_FAILURES = 30;
+
 describe('passkey attacks: altered and misplaced WebAuthn responses', function () {
   this.timeout(120_000);
   let browser: Browser | undefined;
@@ -79,7 +81,8 @@ describe('passkey attacks: altered and misplaced WebAuthn responses', function (
       db,
       clock,
       log: logs.logger({ region: 'local' }),
-      overrides: { identity: { webauthn: webauthnConfig(origins) } },
+      // Failures count toward the account's login limits: room for every case below, and a test of the limit itself.
+      overrides: { identity: { webauthn: webauthnConfig(origins) }, rateLimit: { freeFailures: FREE_FAILURES } },
     });
     logs.follow(app.container.requestContext);
     subApp = await startTestApp('passkey_attacks_sub', {
@@ -356,10 +359,30 @@ describe('passkey attacks: altered and misplaced WebAuthn responses', function (
     }
   });
 
+  it("refused assertions count toward the account's login limits: past them, 429 with Retry-After, even for a genuine one", async function () {
+    const target = await signedIn('pk_throttle');
+    const own = await PasskeyTab.open(browser!, pages.origin());
+    try {
+      await registerPasskey(own, target.token);
+      const response = await assertion(own);
+      const signature = Buffer.from(response.response.signature, 'base64url');
+      signature.writeUInt8(signature.readUInt8(5) ^ 0x40, 5);
+      const forged = { ...response, response: { ...response.response, signature: signature.toString('base64url') } };
+      // The free failures, then one more that opens the first back-off window (1 s)…
+      for (let i = 0; i <= FREE_FAILURES; i++) await expectProblem(await verify(forged), 401, 'passkey_rejected');
+      // …in which even the genuine passkey waits, as a right password would.
+      const limited = await verify(await assertion(own));
+      expect(limited.headers.get('retry-after')).to.match(/^\d+$/);
+      await expectProblem(limited, 429, 'rate_limited');
+    } finally {
+      await own.close();
+    }
+  });
+
   it('none of the refusals above logged a challenge, a response, a signature or a public key', function () {
     expect(logs.lines.length).to.be.greaterThan(0);
     // A challenge is `pk_…` sealed; in a response it is base64url of that (`cGtf…`).
     expect(logs.text).to.not.match(/pk_[A-Za-z0-9_-]{40,}|cGtf[A-Za-z0-9_-]{40,}/);
-    expect(logs.text).to.not.match(/clientDataJSON|authenticatorData|attestationObject|"signature"|publicKey/);
+    expect(logs.text).to.not.match(/"(clientDataJSON|authenticatorData|attestationObject|signature|publicKey|rawId)":/);
   });
 });

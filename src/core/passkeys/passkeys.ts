@@ -28,7 +28,16 @@ import { emailKey, normalizeEmail } from '../users/email.js';
 import { keepsWayToSignIn, lastWayToSignIn } from '../users/sign-in-methods.js';
 import { foldUsername, normalizeUsername } from '../users/username.js';
 import { CHALLENGE_TTL_SECONDS, type ChallengeClaims, type PasskeyCeremony, type PasskeyChallenges } from './challenges.js';
-import { checkAssertion, checkRegistration, echoedChallenge, PasskeyRefusal, rejected, type Assertion, type RelyingParty } from './webauthn.js';
+import {
+  checkAssertion,
+  checkRegistration,
+  echoedChallenge,
+  PASSKEY_ALGORITHMS,
+  PasskeyRefusal,
+  rejected,
+  type Assertion,
+  type RelyingParty,
+} from './webauthn.js';
 
 /** The HKDF purpose of the key that derives the decoy credentials of sign-in options. */
 export const PASSKEY_DECOY_KEY_PURPOSE = 'authctl/v1/passkey-decoy';
@@ -124,6 +133,7 @@ export class Passkeys {
       attestationType: 'none',
       excludeCredentials: (await this.opts.repo.listLive(userId)).map(descriptorOf),
       authenticatorSelection: { residentKey: 'preferred', userVerification: 'preferred' },
+      supportedAlgorithmIDs: PASSKEY_ALGORITHMS,
     });
   }
 

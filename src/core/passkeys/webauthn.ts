@@ -29,6 +29,13 @@ export class PasskeyRefusal extends AppError {
   }
 }
 
+/**
+ * The COSE algorithms a passkey may use: EdDSA, ES256 and RS256 — what every authenticator
+ * offers. Named rather than left to the library's default, which adds ML-DSA-44 where the runtime
+ * has it (Node's is experimental, and probing for it prints a warning in every server's output).
+ */
+export const PASSKEY_ALGORITHMS = [-8, -7, -257];
+
 export const invalidResponse = (reason: string, why: string) =>
   new PasskeyRefusal('invalid_passkey_response', reason, `the passkey response is not valid: ${why}`);
 export const rejected = (reason: string, why: string) => new PasskeyRefusal('passkey_rejected', reason, `the passkey was not accepted: ${why}`);
@@ -74,6 +81,7 @@ export async function checkRegistration(rp: RelyingParty, response: Registration
       expectedOrigin: rp.origins,
       expectedRPID: rp.rpId,
       requireUserVerification: false,
+      supportedAlgorithmIDs: PASSKEY_ALGORITHMS,
     }),
   );
   if (!verification.verified) throw invalidResponse('attestation', 'its attestation statement does not verify');
