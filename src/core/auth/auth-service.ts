@@ -48,8 +48,8 @@ export interface SignInOptions {
   /** The provider the first step went through (`first` is `fed`): the session's `idp`. */
   idp?: string;
   /**
-   * Spends the single-use credential the first step was (a provider's one-time code); throws when
-   * it was spent already. Run in the session's transaction when tokens are issued (both are
+   * Spends the single-use credential the first step was (a provider's one-time code, a passkey's
+   * challenge and its use); throws when it was spent already. Run in the session's transaction when tokens are issued (both are
    * written, or neither), and before the mfaToken is issued when a second step follows.
    */
   spend?: (ex: Executor) => Promise<void>;
@@ -159,8 +159,10 @@ export class AuthService {
     const purpose: MfaTokenPurpose | undefined = factors.length > 0 ? 'verify' : this.opts.mfaPolicy === 'required' ? 'enrol' : undefined;
     const auth: AuthContext = { authTime: now, amr: [first], ...(options.idp ? { idp: options.idp } : {}) };
     if (purpose === undefined) return this.startSession(user, meta, auth, first, options.spend);
-    // Spent alone (a single insert): committed before the mfaToken is issued.
-    await options.spend?.(this.opts.db.writer);
+    // Committed before the mfaToken is issued; in a transaction of its own, for a spend of several
+    // writes (a passkey's challenge and its use: both, or neither).
+    const spend = options.spend;
+    if (spend) await this.opts.db.transaction((trx) => spend(trx));
     return this.challenge(user, first, purpose, factors, options.idp);
   }
 
