@@ -325,6 +325,36 @@ describe('passkey attacks: altered and misplaced WebAuthn responses', function (
     });
   });
 
+  describe('backup eligibility', function () {
+    it("a device-bound passkey's key asserting as backup-eligible (synced) is 401 passkey_rejected: it would sign in as hwk", async function () {
+      const owner = await signedIn('pk_be');
+      const own = await PasskeyTab.open(browser!, pages.origin());
+      const synced = await PasskeyTab.open(browser!, pages.origin());
+      try {
+        await registerPasskey(own, owner.token);
+        const [credential] = await own.credentials();
+        expect(credential!.backupEligibility).to.equal(false);
+        // The same key and credential id, a counter well ahead: only the BE flag tells it apart.
+        await synced.addCredential({ ...credential!, signCount: credential!.signCount + 100, backupEligibility: true, backupState: true });
+        const before = logs.events('passkey.failed').length;
+        await expectProblem(await verify(await assertion(synced)), 401, 'passkey_rejected');
+        await logs.settle();
+        expect(
+          logs
+            .events('passkey.failed')
+            .slice(before)
+            .map((l) => l.reason),
+        ).to.deep.equal(['backup_eligibility']);
+        // The passkey itself is unharmed: its own authenticator still signs in, as hwk.
+        const tokens = await expectTokenResponse(await verify(await assertion(own)));
+        expect(tokens.user.id).to.equal(owner.user.id);
+      } finally {
+        await own.close();
+        await synced.close();
+      }
+    });
+  });
+
   describe('malformed bodies: 400, never a 500', function () {
     const cases: Array<[string, (genuine: AuthenticationResponseJSON) => unknown]> = [
       ['no response', () => ({})],

@@ -222,6 +222,30 @@ describe('passkey flows in a real browser', function () {
       expect(Object.keys(real.allowCredentials![0]!).sort()).to.deep.equal(Object.keys(first.allowCredentials![0]!).sort());
       expect((await requestOptions({ email: 'nobody@example.com' })).allowCredentials).to.have.length(1);
     });
+
+    it('take the same work for a user with passkeys, one without and a name nobody has: one query each (no timing oracle)', async function () {
+      const holder = await signedIn('pk_work_has');
+      await registerOn(await tab(), holder.token);
+      const without = await createAccount(app, 'pk_work_none');
+      const statements: string[] = [];
+      const onQuery = (q: { sql: string }) => statements.push(q.sql);
+      const queriesOf = async (username: string) => {
+        statements.length = 0;
+        app.container.db.writer.on('query', onQuery);
+        try {
+          await requestOptions({ username });
+        } finally {
+          app.container.db.writer.off('query', onQuery);
+        }
+        return statements.filter((sql) => /"(users|passkeys)"/.test(sql));
+      };
+      const has = await queriesOf(holder.username);
+      const none = await queriesOf(without.username);
+      const nobody = await queriesOf(uniqueUsername('pk_work_nobody'));
+      expect(has, has.join('\n')).to.have.length(1);
+      expect(none).to.deep.equal(has);
+      expect(nobody).to.deep.equal(has);
+    });
   });
 
   describe('without user verification, and the second step', function () {

@@ -68,7 +68,7 @@ export type PasskeyLimits = <T>(user: UserRecord | undefined, attempt: () => Pro
 export interface PasskeysOptions {
   db: Db;
   repo: PasskeysRepo;
-  users: Pick<UsersRepo, 'lock' | 'findById' | 'findByUsername' | 'findByEmail'>;
+  users: Pick<UsersRepo, 'lock' | 'findById'>;
   /** The user's provider identities: a way to sign in that removing the last passkey leaves. */
   identities: Pick<IdentitiesRepo, 'listLive'>;
   challenges: PasskeyChallenges;
@@ -233,8 +233,7 @@ export class Passkeys {
   async loginOptions(hint: PasskeyLoginHint): Promise<PublicKeyCredentialRequestOptionsJSON> {
     const { challenge } = this.opts.challenges.issue('login');
     if (hint.username === undefined && hint.email === undefined) return this.requestOptions(challenge, []);
-    const user = await this.findUser(hint);
-    const passkeys = user ? await this.opts.repo.listLive(user.id) : [];
+    const passkeys = await this.passkeysNamed(hint);
     return this.requestOptions(challenge, passkeys.length > 0 ? passkeys.map(descriptorOf) : this.decoys(hint));
   }
 
@@ -302,12 +301,19 @@ export class Passkeys {
   }
 
   /**
-   * The checks of an assertion, and the counter: a counter that did not move forwards (when
-   * either is non-zero: an authenticator that keeps none reports 0 every time) is a cloned
-   * authenticator's, or a replayed answer — refused and logged, whatever the library makes of it.
+   * The checks of an assertion, its backup eligibility, and the counter. Backup eligibility is
+   * fixed when a credential is made (WebAuthn §7.2): an assertion whose BE flag is not the one
+   * registered comes from another authenticator than the passkey's — and a device-bound passkey's
+   * key that turned up synced would sign in as `hwk`, a claim no longer true — so it is refused. A
+   * counter that did not move forwards (when either is non-zero: an authenticator that keeps none
+   * reports 0 every time) is a cloned authenticator's, or a replayed answer — refused and logged,
+   * whatever the library makes of it.
    */
   private async verify(passkey: PasskeyRecord, response: AuthenticationResponseJSON, challenge: string): Promise<Assertion> {
     const assertion = await checkAssertion(this.rp, response, challenge, passkey);
+    if (assertion.backupEligible !== passkey.backupEligible) {
+      throw rejected('backup_eligibility', 'its backup eligibility is not the one it was registered with (another authenticator?)');
+    }
     const stored = passkey.counter;
     if ((assertion.counter > 0 || stored > 0) && assertion.counter <= stored) {
       this.opts.telemetry.passkeyCounterRegressed(passkey.userId, passkey.id, stored, assertion.counter);
@@ -359,13 +365,17 @@ export class Passkeys {
     return generateAuthenticationOptions({ rpID: this.rp.rpId, challenge, allowCredentials, timeout: TIMEOUT_MS, userVerification: 'preferred' });
   }
 
-  /** The user a hint names, as a password login would find them; undefined for an identifier that cannot be anyone's. */
-  private async findUser(hint: PasskeyLoginHint): Promise<UserRecord | undefined> {
+  /**
+   * The live passkeys of the user a hint names, as a password login would find them — one query
+   * whoever it names (see {@link PasskeysRepo.listLiveByLogin}); none for an identifier that
+   * cannot be anyone's.
+   */
+  private async passkeysNamed(hint: PasskeyLoginHint): Promise<PasskeyRecord[]> {
     try {
-      if (hint.email !== undefined) return this.opts.email === 'off' ? undefined : await this.opts.users.findByEmail(normalizeEmail(hint.email));
-      return await this.opts.users.findByUsername(normalizeUsername(hint.username ?? ''));
+      if (hint.email !== undefined) return this.opts.email === 'off' ? [] : await this.opts.repo.listLiveByLogin({ email: normalizeEmail(hint.email) });
+      return await this.opts.repo.listLiveByLogin({ username: normalizeUsername(hint.username ?? '') });
     } catch (err) {
-      if (isAppError(err, 'invalid_request')) return undefined;
+      if (isAppError(err, 'invalid_request')) return [];
       throw err;
     }
   }

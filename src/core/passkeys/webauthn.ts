@@ -97,10 +97,12 @@ export async function checkRegistration(rp: RelyingParty, response: Registration
   };
 }
 
-/** What a verified assertion says: the authenticator's counter, whether it verified its user, and its backup state. */
+/** What a verified assertion says: the authenticator's counter, whether it verified its user, and its backup eligibility and state. */
 export interface Assertion {
   counter: number;
   userVerified: boolean;
+  /** The BE flag: fixed when the credential was made, so it must be what its registration said (WebAuthn §7.2). */
+  backupEligible: boolean;
   backedUp: boolean;
 }
 
@@ -139,7 +141,12 @@ export async function checkAssertion(
   );
   if (!verification.verified) throw rejected('signature', 'the signature does not verify');
   const info = verification.authenticationInfo;
-  return { counter: info.newCounter, userVerified: info.userVerified, backedUp: info.credentialBackedUp };
+  return {
+    counter: info.newCounter,
+    userVerified: info.userVerified,
+    backupEligible: info.credentialDeviceType === 'multiDevice',
+    backedUp: info.credentialBackedUp,
+  };
 }
 
 /**

@@ -106,7 +106,8 @@ export function passkeyOperations(): OperationSpec[] {
       tag: 'Passkeys',
       summary: 'Sign in with a passkey: the answer of `startAuthentication()`',
       description:
-        'A credential authctl does not know (or that was removed), a signature that does not verify or a counter that went backwards: ' +
+        'A credential authctl does not know (or that was removed), a signature that does not verify, a backup eligibility ' +
+        'other than the registered one or a counter that went backwards: ' +
         '`401 passkey_rejected`; a challenge not issued for a sign-in, expired or used: `400 invalid_passkey_challenge`; ' +
         'a wrong type, origin or RP ID hash: `400 invalid_passkey_response`. Failures count toward the login limits (`429`). ' +
         'With user verification the tokens carry `amr` `["hwk"|"swk", "user"]` and `acr` `aal2`, whatever factors the user has; ' +

@@ -112,6 +112,20 @@ export class PasskeysRepo {
     return rows.map(toPasskey);
   }
 
+  /**
+   * The live passkeys of the user a login names, by username or by address (compared as
+   * `UsersRepo.findByEmail` does), oldest first: one statement whether the name is nobody's,
+   * belongs to a user without passkeys or to one with them — sign-in options take the same work
+   * for each, so their timing tells nobody which.
+   */
+  async listLiveByLogin(by: { username: string } | { email: string }, ex: Executor = this.db.writer): Promise<PasskeyRecord[]> {
+    const q = ex<PasskeyDbRow>('passkeys').join('users', 'users.id', 'passkeys.user_id').whereNull('passkeys.removed_at');
+    if ('email' in by) q.whereRaw('lower(users.email) = lower(?)', [by.email]);
+    else q.where('users.username', by.username);
+    const rows = await guard(q.select('passkeys.*').orderBy([{ column: 'passkeys.created_at' }, { column: 'passkeys.id' }]));
+    return rows.map(toPasskey);
+  }
+
   /** How many live passkeys the user has. */
   async countLive(userId: string, ex: Executor = this.db.writer): Promise<number> {
     const row = await guard(ex('passkeys').where({ user_id: userId }).whereNull('removed_at').count<{ count: string }[]>('* as count').first());
