@@ -2,6 +2,7 @@ import { rmSync } from 'node:fs';
 import { expect } from 'chai';
 import type { Browser } from 'playwright-core';
 import { launchChromium } from '../helpers/browser.js';
+import { PASSKEY_CHROMIUM_ARGS, PasskeyTab } from '../passkeys/support.js';
 import { waitUntil } from '../jobs/setup.js';
 import { devDataDir, spawnDev, stopProcess, type DevProcess } from './dev-process.js';
 
@@ -91,6 +92,47 @@ describe('authctl dev: provider sign-in with no configuration', function () {
       expect(await page.getByRole('button', { name: 'Add a passkey' }).isVisible()).to.equal(false);
       expect(errors).to.deep.equal([]);
     } finally {
+      await launched.browser.close();
+    }
+  });
+  it('in a browser, end to end: signed in with the dev provider, "Add a passkey", then after a reload "Sign in with a passkey" signs in as the same user', async function () {
+    await waitUntil(() => PASSKEYS.test(dev!.output()), `the passkeys line:\n${dev!.output()}`);
+    const demoUrl = PASSKEYS.exec(dev!.output())![1]!;
+    const launched = await launchChromium(PASSKEY_CHROMIUM_ARGS);
+    if (!launched.browser) this.skip();
+    const tab = await PasskeyTab.open(launched.browser, new URL(demoUrl).origin);
+    const { page } = tab;
+    const shown = () => page.locator('#status:not([hidden]), #error:not([hidden])').first();
+    try {
+      await page.getByRole('button', { name: 'Sign in with the dev provider' }).click();
+      await page.getByLabel('Name').fill('Ada Lovelace');
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      await page.locator('#me:not([hidden]), #error:not([hidden])').first().waitFor({ timeout: 20_000 });
+      expect(await page.locator('#error').textContent()).to.equal('');
+
+      await page.getByRole('button', { name: 'Add a passkey' }).click();
+      await page
+        .locator('#error:not([hidden])')
+        .or(page.getByText(/^Passkey added/))
+        .first()
+        .waitFor({ timeout: 20_000 });
+      expect(await page.locator('#error').textContent()).to.equal('');
+      expect(await tab.credentials()).to.have.length(1);
+
+      // A reload forgets the access token: signed out.
+      await page.reload();
+      await page.getByRole('button', { name: 'Sign in with a passkey' }).and(page.locator(':enabled')).waitFor();
+      expect(await page.locator('#me').isVisible()).to.equal(false);
+      await page.getByRole('button', { name: 'Sign in with a passkey' }).click();
+      await page.locator('#me:not([hidden]), #error:not([hidden])').first().waitFor({ timeout: 20_000 });
+      expect(await page.locator('#error').textContent()).to.equal('');
+      const me = JSON.parse((await page.locator('#me').textContent())!) as { user: { email: string | null } };
+      const claims = JSON.parse((await page.locator('#claims').textContent())!) as { amr: string[] };
+      expect(me.user.email).to.equal('ada-lovelace@example.test');
+      expect(claims.amr).to.include('hwk');
+      expect(await shown().textContent()).to.equal('Signed in as ada-lovelace@example.test');
+    } finally {
+      await tab.close();
       await launched.browser.close();
     }
   });

@@ -69,6 +69,15 @@ describe('regions: passkeys replicate with the user', function () {
     await Promise.all([a, b].map((n) => n?.close()));
   });
 
+  /** Two accounts created in A, once both have arrived at B. */
+  async function twoAccountsAtB(prefix: string) {
+    const [first, second] = [await createAccount(a, `${prefix}1`), await createAccount(a, `${prefix}2`)];
+    await eventually('both users at B', async () =>
+      (await b.query('select id from users where id in (?, ?)', [first.user.id, second.user.id])).length === 2 ? true : undefined,
+    );
+    return [first, second] as const;
+  }
+
   it('a passkey registered in A signs in at B; a use anywhere moves the counter forwards everywhere (an older counter is refused in both); a rename in A and a use in B made apart both hold; a removal in B stays', async () => {
     const account = await createAccount(a, 'pkrep');
     const userId = account.user.id;
@@ -142,10 +151,7 @@ describe('regions: passkeys replicate with the user', function () {
   });
 
   it('one credential registered to two accounts in two regions during a partition: the earlier passkey stays live everywhere, the later is removed everywhere', async () => {
-    const [first, second] = [await createAccount(a, 'pkc1'), await createAccount(a, 'pkc2')];
-    await eventually('both users at B', async () =>
-      (await b.query('select id from users where id in (?, ?)', [first.user.id, second.user.id])).length === 2 ? true : undefined,
-    );
+    const [first, second] = await twoAccountsAtB('pkc');
     const credentialId = randomBytes(16).toString('base64url');
     const base = Date.now();
     const [kept, lost] = await partitioned([a, b], async () => {
@@ -173,5 +179,57 @@ describe('regions: passkeys replicate with the user', function () {
     expect(result.passkeyClashes).to.deep.equal([{ keptId: kept.id, removedId: third.id }]);
     expect((await rowOf(b, third.id))?.removed_at).to.not.equal(null);
     expect((await b.container.repos.passkeys.findByCredentialId(credentialId))?.id).to.equal(kept.id);
+  });
+
+  it('a clash settled while a flow of the losing account holds its user (a removal in progress): the batch waits for the flow, neither deadlocks', async () => {
+    const [first, second] = await twoAccountsAtB('pkl');
+    const credentialId = randomBytes(16).toString('base64url');
+    const base = Date.now();
+    const rival = passkeyOf(second.user.id, b.name, { credentialId, createdAt: at(base, 1), updatedAt: at(base, 1) });
+    const other = passkeyOf(second.user.id, b.name, { createdAt: at(base, 1), updatedAt: at(base, 1) });
+    await b.container.repos.passkeys.insert(rival);
+    await b.container.repos.passkeys.insert(other);
+    const shipped = (await rowOf(b, rival.id))!;
+    // From A: the same credential registered earlier to the first account, then a rename of the second account's other passkey.
+    const earlier = {
+      ...shipped,
+      id: uuidv7(),
+      user_id: first.user.id,
+      home_region: a.name,
+      created_at: at(base, 0).toISOString(),
+      updated_at: at(base, 0).toISOString(),
+    };
+    const renamed = { ...(await rowOf(b, other.id))!, name: 'Phone', updated_at: at(base, 2).toISOString(), version: 2 };
+    const body = JSON.stringify({
+      origin: a.name,
+      batchId: randomUUID(),
+      changes: [
+        { entity: 'passkeys', payload: earlier },
+        { entity: 'passkeys', payload: renamed },
+      ],
+    });
+
+    // A flow of the second account, as a removal runs: its user locked first, then its passkey updated.
+    const flow = await b.container.db.writer.transaction();
+    try {
+      await flow('users').where({ id: second.user.id }).forUpdate().first();
+      const applying = b.container.replication.inbound.receive(signRequest(pairSecret(a.name, b.name), a.name, body, Date.now()), Buffer.from(body));
+      const outcome = applying.then(
+        (result) => ({ result }),
+        (error: unknown) => ({ error }),
+      );
+      await eventually('the batch waiting for a lock', async () =>
+        (await b.query("select 1 from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'")).length > 0 ? true : undefined,
+      );
+      await flow('passkeys').where({ id: rival.id }).update({ removed_at: new Date(), updated_at: new Date() });
+      await flow.commit();
+      const settled = await outcome;
+      expect('error' in settled ? String(settled.error) : undefined).to.equal(undefined);
+    } finally {
+      if (!flow.isCompleted()) await flow.rollback();
+    }
+    expect((await b.container.repos.passkeys.findByCredentialId(credentialId))?.id).to.equal(earlier.id);
+    expect((await rowOf(b, rival.id))?.removed_at).to.not.equal(null);
+    expect((await rowOf(b, other.id))?.name).to.equal('Phone');
   });
 });

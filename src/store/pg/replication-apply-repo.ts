@@ -348,14 +348,11 @@ export class ReplicationApplyRepo {
 
   /**
    * The other identities of the same provider account that were live when `identity` was
-   * created: those live here, and those removed after its creation; locked.
+   * created: those live here, and those removed after its creation; locked, their users first
+   * ({@link lockRivals}).
    */
   async lockRivalIdentities(trx: Knex.Transaction, identity: ReplicatedIdentity): Promise<ReplicatedIdentity[]> {
-    const rows = await trx<IdentityDbRow>('user_identities')
-      .where({ provider: identity.provider, subject: identity.subject })
-      .whereNot({ id: identity.id })
-      .andWhere((q) => void q.whereNull('removed_at').orWhere('removed_at', '>', identity.createdAt))
-      .forUpdate();
+    const rows = await lockRivals<IdentityDbRow>(trx, 'user_identities', { provider: identity.provider, subject: identity.subject }, identity);
     return rows.map(toIdentity);
   }
 
@@ -387,14 +384,10 @@ export class ReplicationApplyRepo {
 
   /**
    * The other passkeys of the same credential that were live when `passkey` was created: those
-   * live here, and those removed after its creation; locked.
+   * live here, and those removed after its creation; locked, their users first ({@link lockRivals}).
    */
   async lockRivalPasskeys(trx: Knex.Transaction, passkey: ReplicatedPasskey): Promise<ReplicatedPasskey[]> {
-    const rows = await trx<PasskeyDbRow>('passkeys')
-      .where({ credential_id: passkey.credentialId })
-      .whereNot({ id: passkey.id })
-      .andWhere((q) => void q.whereNull('removed_at').orWhere('removed_at', '>', passkey.createdAt))
-      .forUpdate();
+    const rows = await lockRivals<PasskeyDbRow>(trx, 'passkeys', { credential_id: passkey.credentialId }, passkey);
     return rows.map(toPasskey);
   }
 
@@ -470,6 +463,34 @@ export class ReplicationApplyRepo {
       .returning('kid');
     return rows.length > 0;
   }
+}
+
+/**
+ * The rows of `table` that must not be live alongside `row` (those matching `same`, other than
+ * it, live here or removed only after it was created), locked — their users share-locked first.
+ * The rivals are other users' rows, and the flows take a user before its identities or passkeys
+ * (a removal locks the user, then updates the row): locking a rival first would hold what such a
+ * flow waits for while a later change of the batch waits for that flow's user — a deadlock.
+ */
+async function lockRivals<Row extends { user_id: string }>(
+  trx: Knex.Transaction,
+  table: 'user_identities' | 'passkeys',
+  same: Record<string, string>,
+  row: { id: string; createdAt: Date },
+): Promise<Row[]> {
+  const rivals = () =>
+    trx(table)
+      .where(same)
+      .whereNot('id', row.id)
+      .andWhere((q) => void q.whereNull('removed_at').orWhere('removed_at', '>', row.createdAt));
+  const owners = await rivals().distinct<Array<{ user_id: string }>>('user_id');
+  await lockIds(
+    trx,
+    'users',
+    owners.map((o) => o.user_id),
+    'share',
+  );
+  return (await rivals().forUpdate()) as Row[];
 }
 
 /** The ids among `ids` of rows of `table` held here, locked (`for update` or `for share`) in id order. */
