@@ -305,6 +305,22 @@ describe('passkey attacks: altered and misplaced WebAuthn responses', function (
     });
   });
 
+  describe('user presence', function () {
+    it('an assertion whose authenticator data says nobody was present is 400 invalid_passkey_response, before its signature is judged', async function () {
+      const response = await assertion();
+      // The flags byte follows the 32-byte RP ID hash; UP is its lowest bit. Altered, the signature no longer covers it,
+      // so only a presence check that runs first answers 400 (without one, this would be 401 passkey_rejected).
+      const data = Buffer.from(response.response.authenticatorData, 'base64url');
+      data.writeUInt8(data.readUInt8(32) & ~0x01, 32);
+      const problem = await expectProblem(
+        await verify({ ...response, response: { ...response.response, authenticatorData: data.toString('base64url') } }),
+        400,
+        'invalid_passkey_response',
+      );
+      expect(problem.detail).to.match(/present/);
+    });
+  });
+
   describe('counter', function () {
     it('a cloned authenticator (the same key, an older counter) is 401 passkey_rejected and logged as passkey.counter_regressed; the original keeps working', async function () {
       const [snapshot] = await tab.credentials();

@@ -325,6 +325,48 @@ describe('passkey flows in a real browser', function () {
     });
   });
 
+  describe('under identity.mfa "required"', function () {
+    /** A server of the same database that requires a second factor of every login. */
+    let strict: TestApp;
+    const strictPost = (path: string, json: unknown, token?: string) => strict.request(path, { method: 'POST', json, ...(token ? { token } : {}) });
+
+    before(async function () {
+      strict = await startTestApp('passkey_flows_required', {
+        db: app.db,
+        migrate: false,
+        clock,
+        overrides: { identity: { mfa: 'required', webauthn: webauthnConfig([pages.origin()]) } },
+      });
+    });
+
+    after(async function () {
+      await strict?.close();
+    });
+
+    it('a passkey is the factor: a password login offers it alone, no TOTP enrolment; step-up wants the passkey, not the password', async function () {
+      // Registered where no second factor is required: the user has a password and a passkey, no TOTP factor.
+      const fay = await signedIn('pk_fay');
+      const device = await tab();
+      await registerOn(device, fay.token);
+
+      const challenge = await expectChallenge(await strictPost('/v1/auth/login', { username: fay.username, password: fay.password }));
+      expect(challenge).to.deep.include({ factors: ['passkey'], enrolmentRequired: false });
+      const options = await ok<PublicKeyCredentialRequestOptionsJSON>(await strictPost('/v1/auth/passkey/options', { mfaToken: challenge.mfaToken }));
+      const passkey = await device.authenticate(options);
+      const tokens = await expectTokenResponse(await strictPost('/v1/auth/mfa/verify', { mfaToken: challenge.mfaToken, passkey }));
+      expect(authClaims(tokens)).to.deep.include({ amr: ['pwd', 'hwk', 'user', 'mfa'], acr: 'aal2' });
+
+      const stepUp = await expectProblem(await strictPost('/v1/auth/reauthenticate', { password: fay.password }, tokens.accessToken), 400, 'invalid_request');
+      expect(stepUp.detail).to.match(/passkey/);
+
+      // A passkey that did not verify its user is the first factor, so it cannot be the second too: that login enrols a TOTP factor.
+      await device.setUserVerified(false);
+      const signInOptions = await ok<PublicKeyCredentialRequestOptionsJSON>(await strictPost('/v1/auth/passkey/options', {}));
+      const enrol = await expectChallenge(await strictPost('/v1/auth/passkey/verify', { response: await device.authenticate(withoutUv(signInOptions)) }));
+      expect(enrol).to.deep.include({ factors: [], enrolmentRequired: true });
+    });
+  });
+
   describe('a synced passkey', function () {
     it('is backup-eligible, and signs in as swk', async function () {
       const dora = await signedIn('pk_dora');
