@@ -18,6 +18,8 @@ import { PgBouncer } from '../../test/helpers/pgbouncer.js';
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 export const DEFAULT_PG_URL = process.env.AUTHCTL_BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
+/** The relying party the bench server's passkeys belong to (the `passkey` scenario's software authenticator signs for it). */
+export const BENCH_WEBAUTHN = { rpId: 'localhost', origin: 'http://localhost:8080' } as const;
 
 /** Async teardown steps, run last-registered first, each at most once, errors reported not thrown. */
 /** Runs one statement on its own connection to `pgUrl` (create or drop a bench database). */
@@ -185,6 +187,10 @@ export async function startEnvironment(opts: EnvironmentOptions): Promise<Enviro
     AUTHCTL_RATE_LIMIT_IP_FAILURES: '100000',
     // One service client sends every introspection: its per-client limit would cap the figure.
     AUTHCTL_RATE_LIMIT_INTROSPECT_PER_CLIENT: '1000000',
+    // Passkeys on, as the `passkey` scenario's software authenticator expects (bench/scenarios/passkey.ts).
+    AUTHCTL_PASSKEYS: 'true',
+    AUTHCTL_WEBAUTHN_RP_ID: BENCH_WEBAUTHN.rpId,
+    AUTHCTL_WEBAUTHN_ORIGINS: BENCH_WEBAUTHN.origin,
     ...opts.serverEnv,
   };
   if (opts.redis === 'none') {
