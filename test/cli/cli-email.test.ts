@@ -181,7 +181,7 @@ describe('authctl user … with e-mail addresses (spawned as a user runs it)', f
   describe('user show', function () {
     it('by address: the JSON has the address, whether it is verified and since when', async function () {
       const body = expectJson<AdminUser & { activeSessions: number }>(await cli(['user', 'show', 'Holder@Example.com', '--json']), 0);
-      expect(Object.keys(body)).to.have.members([...ADMIN_USER_KEYS, 'activeSessions', 'mfaEnabled', 'identities']);
+      expect(Object.keys(body)).to.have.members([...ADMIN_USER_KEYS, 'activeSessions', 'mfaEnabled', 'identities', 'passkeys']);
       expect(body).to.include({
         username: 'holder',
         email: 'holder@example.com',
