@@ -142,3 +142,19 @@ export async function measure(target: LoadTarget, spec: LoadSpec): Promise<LoadR
     notes: usage.other > 20 ? [`CONTENDED: other processes used ${usage.other} % CPU during this run`] : [],
   };
 }
+
+/**
+ * A measured load whose operation is a pair of requests (a login and its second step, a
+ * passkey's options and its assertion): completed pairs a second and the pairs' latencies, timed
+ * by the scenario from the first request's start to the second's answer. `what` names the pair.
+ */
+export function asPairs(http: LoadResult, pairs: Latencies, what: string): LoadResult {
+  return {
+    ...http,
+    requests: pairs.count,
+    rps: Math.round(pairs.count / http.elapsedS),
+    latencyMs: pairs.summary(),
+    errorRate: round(http.errors / Math.max(1, http.requests), 4),
+    notes: [...http.notes, `one request = ${what} (${http.requests} HTTP requests); errors, CPU and server means are per HTTP request`],
+  };
+}

@@ -14,9 +14,9 @@ import { Secret, TOTP } from 'otpauth';
 import { buildContainer } from '../../src/container.js';
 import { shutdown } from '../../src/runtime.js';
 import { inParallel, JSON_HEADERS, PASSWORD, postJson } from '../lib/api.js';
-import { measure, warmUp, type LoadResult, type LoadSpec } from '../lib/load.js';
+import { asPairs, measure, warmUp, type LoadSpec } from '../lib/load.js';
 import type { RunContext, Scenario } from '../lib/scenario.js';
-import { Latencies, round } from '../lib/stats.js';
+import { Latencies } from '../lib/stats.js';
 import { login } from './login.js';
 
 const PERIOD_S = 30;
@@ -132,18 +132,6 @@ export const loginMfa: Scenario = {
     await warmUp(ctx.target, spec, ctx.warmupS);
     measuring = true;
     const http = await measure(ctx.target, spec);
-    return [...plain, asTwoStep(http, pairs)];
+    return [...plain, asPairs(http, pairs, 'a login and its second step')];
   },
 };
-
-/** The measured HTTP requests as two-step logins: completed pairs a second, and the pairs' latencies. */
-function asTwoStep(http: LoadResult, pairs: Latencies): LoadResult {
-  return {
-    ...http,
-    requests: pairs.count,
-    rps: Math.round(pairs.count / http.elapsedS),
-    latencyMs: pairs.summary(),
-    errorRate: round(http.errors / Math.max(1, http.requests), 4),
-    notes: [...http.notes, `one request = a login and its second step (${http.requests} HTTP requests); errors, CPU and server means are per HTTP request`],
-  };
-}

@@ -9,10 +9,10 @@
  */
 import { JSON_HEADERS, inParallel, postJson } from '../lib/api.js';
 import { BENCH_WEBAUTHN } from '../lib/env.js';
-import { measure, warmUp, type LoadResult, type LoadSpec } from '../lib/load.js';
+import { asPairs, measure, warmUp, type LoadSpec } from '../lib/load.js';
 import type { Scenario } from '../lib/scenario.js';
 import { SoftPasskey } from '../lib/soft-passkey.js';
-import { Latencies, round } from '../lib/stats.js';
+import { Latencies } from '../lib/stats.js';
 
 async function json(res: Response, what: string): Promise<Record<string, unknown>> {
   const text = await res.text();
@@ -74,18 +74,6 @@ export const passkey: Scenario = {
     };
     await warmUp(ctx.target, spec, ctx.warmupS);
     measuring = true;
-    return [asSignIns(await measure(ctx.target, spec), pairs)];
+    return [asPairs(await measure(ctx.target, spec), pairs, 'the options and the assertion')];
   },
 };
-
-/** The measured HTTP requests as sign-ins: completed pairs a second, and the pairs' latencies. */
-function asSignIns(http: LoadResult, pairs: Latencies): LoadResult {
-  return {
-    ...http,
-    requests: pairs.count,
-    rps: Math.round(pairs.count / http.elapsedS),
-    latencyMs: pairs.summary(),
-    errorRate: round(http.errors / Math.max(1, http.requests), 4),
-    notes: [...http.notes, `one request = the options and the assertion (${http.requests} HTTP requests); errors, CPU and server means are per HTTP request`],
-  };
-}
