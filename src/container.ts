@@ -328,6 +328,7 @@ export function buildContainer(config: Config, options: ContainerOptions = {}): 
     email: config.identity.email,
     decoyKey: secrets?.macKeys(PASSKEY_DECOY_KEY_PURPOSE)[0],
     auth,
+    sessions,
     mfa,
     accessTokens,
     clock,

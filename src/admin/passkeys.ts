@@ -19,6 +19,8 @@ export interface PasskeyListing {
 export interface PasskeyRemoveResult {
   user: UserRef;
   passkey: PasskeyView;
+  /** The sessions the passkey had signed in, revoked with it (`passkey_removed`). */
+  sessionsRevoked: number;
 }
 
 /** `authctl user passkeys list|remove`: a user's passkeys, and taking one away (a lost or stolen device). */
@@ -33,13 +35,14 @@ export class AdminPasskeys {
 
   /**
    * Removes one passkey of a user; `not_found` (exit 3) for an unknown user or a passkey that is
-   * not theirs (or gone already). `actor` (who ran it) goes into the `passkey.removed` log line.
+   * not theirs (or gone already). The sessions the passkey signed in end with it. `actor` (who
+   * ran it) goes into the `passkey.removed` log line.
    */
   async remove(userRef: string, id: string, actor: string): Promise<PasskeyRemoveResult> {
     const user = await this.deps.users.find(userRef);
     // Passkey ids are UUIDs: anything else names none (and must not reach the uuid column).
     if (!isUuid(id)) throw new AppError('not_found', 'no such passkey');
-    return { user: refOf(user), passkey: await this.deps.passkeys.removeByAdmin(user.id, id.toLowerCase(), actor) };
+    return { user: refOf(user), ...(await this.deps.passkeys.removeByAdmin(user.id, id.toLowerCase(), actor)) };
   }
 }
 

@@ -160,7 +160,7 @@ export class Telemetry {
     this.deps.log.info('passkey removed', { event: 'passkey.removed', userId, passkeyId, ...by });
   }
 
-  /** A passkey answered a sign-in (`login`) or a second step (`mfa`). */
+  /** A passkey answered a sign-in (`login`), a second step (`mfa`) or a step-up (`reauthenticate`). */
   passkeyUsed(userId: string, passkeyId: string, ceremony: Exclude<PasskeyCeremony, 'register'>, userVerified: boolean): void {
     this.deps.metrics.passkeyCeremonies.inc({ ceremony, result: 'success' });
     this.deps.log.info('passkey used', { event: 'passkey.used', userId, passkeyId, ceremony, userVerified });

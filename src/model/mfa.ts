@@ -26,6 +26,8 @@ export interface AuthContext {
   amr: Amr[];
   /** The provider (`identity.providers` id) a session was signed in through; absent otherwise. Kept by refreshes. */
   idp?: string | null;
+  /** The passkey that signed the session in (its first step, or a password login's second); absent otherwise. Kept by refreshes. */
+  passkeyId?: string | null;
 }
 
 /**

@@ -27,6 +27,13 @@ export interface SessionRecord {
    * login, kept by every refresh and reauthentication.
    */
   idp: string | null;
+  /**
+   * The passkey that signed the session in — its first step, or the second step of a password
+   * login (null otherwise, and for a session from before migration 0014). Removing that passkey
+   * revokes the session (`passkey_removed`). Set at the login, kept by every refresh and
+   * reauthentication (a step-up with a passkey does not change it).
+   */
+  passkeyId: string | null;
 }
 
 /** The owner of a session, as needed to mint its access token. */
@@ -56,4 +63,4 @@ export interface RevokedSession {
 }
 
 export type RevokeReason =
-  'logout' | 'logout_all' | 'reuse' | 'user_disabled' | 'user_deleted' | 'password_changed' | 'identity_unlinked' | 'admin' | 'replicated';
+  'logout' | 'logout_all' | 'reuse' | 'user_disabled' | 'user_deleted' | 'password_changed' | 'identity_unlinked' | 'passkey_removed' | 'admin' | 'replicated';

@@ -87,7 +87,7 @@ export function createMetrics(region: string) {
     }),
     passkeyCeremonies: new Counter({
       name: 'authctl_passkey_ceremonies_total',
-      help: 'Passkey ceremonies finished, by ceremony (register, login, mfa) and result (success, failure).',
+      help: 'Passkey ceremonies finished, by ceremony (register, login, mfa, reauthenticate) and result (success, failure).',
       labelNames: ['ceremony', 'result'] as const,
       registers,
     }),

@@ -3,6 +3,8 @@ import { expect } from 'chai';
 import { v7 as uuidv7 } from 'uuid';
 import type { PasskeyListing, PasskeyRemoveResult } from '../../src/admin/passkeys.js';
 import type { UserDetails } from '../../src/admin/users.js';
+import type { TokenResponse } from '../../src/core/auth/auth-service.js';
+import { isAppError } from '../../src/platform/errors.js';
 import { buildContainer, type Container } from '../../src/container.js';
 import type { PasskeyRecord } from '../../src/model/passkey.js';
 import { migrate, shutdown } from '../../src/runtime.js';
@@ -46,6 +48,9 @@ describe('authctl user show and user passkeys list|remove (spawned as support ru
   let synced: PasskeyRecord;
   let yubikey: PasskeyRecord;
   let ottos: PasskeyRecord;
+  /** Petra's sessions: one her YubiKey signed in, one her password did. */
+  let byYubikey: TokenResponse;
+  let byPassword: TokenResponse;
   const cli = (args: string[], env: Record<string, string> = {}): Promise<CliResult> => runCli(args, { databaseUrl: db.url, env });
 
   before(async function () {
@@ -53,7 +58,8 @@ describe('authctl user show and user passkeys list|remove (spawned as support ru
     c = buildContainer(testConfig(db.url));
     await migrate(c);
     await c.keys.ensureSigningKey();
-    petraId = (await c.users.register('petra', 'cli-passkeys-passphrase-7')).id;
+    const petra = await c.users.register('petra', 'cli-passkeys-passphrase-7');
+    petraId = petra.id;
     const ottoId = (await c.users.register('otto', 'cli-passkeys-passphrase-8')).id;
     await c.users.register('nokeys', 'cli-passkeys-passphrase-9');
     synced = passkey(petraId, { lastUsedAt: new Date('2026-11-20T18:00:00.000Z'), counter: 0 });
@@ -69,6 +75,9 @@ describe('authctl user show and user passkeys list|remove (spawned as support ru
     });
     ottos = passkey(ottoId, { name: "Otto's phone" });
     for (const p of [synced, yubikey, ottos]) await c.repos.passkeys.insert(p);
+    // Where a passkey's sign-in ends once its assertion is checked (the ceremony is the HTTP tests' business).
+    byYubikey = (await c.auth.signIn(petra, 'hwk', {}, { userVerified: true, passkeyId: yubikey.id })) as TokenResponse;
+    byPassword = (await c.auth.signIn(petra, 'pwd', {})) as TokenResponse;
   });
   after(async function () {
     await shutdown(c);
@@ -129,7 +138,7 @@ describe('authctl user show and user passkeys list|remove (spawned as support ru
     expectJsonError(await cli(['user', 'passkeys', 'list', 'nobody-here', '--json']), 3, 'not_found');
   });
 
-  it('user passkeys remove: exit 3 for an unknown user, id, or another user’s passkey; removes one otherwise, logged as passkey.removed with who ran it', async function () {
+  it('user passkeys remove: exit 3 for an unknown user, id, or another user’s passkey; removes one otherwise, with the sessions it signed in, logged as passkey.removed with who ran it', async function () {
     expectJsonError(await cli(['user', 'passkeys', 'remove', 'nobody-here', yubikey.id, '--json']), 3, 'not_found');
     // Otto's passkey is not Petra's to lose.
     expect(expectJsonError(await cli(['user', 'passkeys', 'remove', 'petra', ottos.id, '--json']), 3, 'not_found').message).to.equal('no such passkey');
@@ -144,6 +153,18 @@ describe('authctl user show and user passkeys list|remove (spawned as support ru
     expectNothingSecret(run);
     expect(removed.user).to.deep.equal({ id: petraId, username: 'petra', email: null });
     expect(removed.passkey).to.include({ id: yubikey.id, name: 'YubiKey 5C' });
+    // The session the YubiKey signed in ended with it; the password's did not.
+    expect(removed.sessionsRevoked).to.equal(1);
+    const sessionOf = (t: TokenResponse) =>
+      c.db.writer('sessions').where({ id: t.sessionId }).first<{ revoked_at: Date | null; revoke_reason: string | null }>();
+    expect(await sessionOf(byYubikey)).to.include({ revoke_reason: 'passkey_removed' });
+    expect((await sessionOf(byPassword)).revoked_at).to.equal(null);
+    const refused = await c.auth.refresh(byYubikey.refreshToken).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    expect(isAppError(refused, 'invalid_refresh_token'), String(refused)).to.equal(true);
+    expect(await c.auth.refresh(byPassword.refreshToken)).to.have.property('accessToken');
     const logged = run.stderr
       .split('\n')
       .filter((line) => line.includes('"passkey.removed"'))
@@ -162,7 +183,7 @@ describe('authctl user show and user passkeys list|remove (spawned as support ru
 
     const text = await cli(['user', 'passkeys', 'remove', 'petra', synced.id]);
     expect(text.code, describeRun(text)).to.equal(0);
-    expect(text.stdout.trim()).to.equal(`Removed passkey ${synced.id} ("iCloud Keychain") of petra.`);
+    expect(text.stdout.trim()).to.equal(`Removed passkey ${synced.id} ("iCloud Keychain") of petra; ended 0 sessions it signed in.`);
     expect(await c.repos.passkeys.countLive(petraId)).to.equal(0);
   });
 });

@@ -96,5 +96,6 @@ export function sessionAt(now: Date, fields: { expiresInSeconds: number; userId?
     authTime: created,
     amr: ['pwd'],
     idp: null,
+    passkeyId: null,
   };
 }

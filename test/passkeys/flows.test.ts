@@ -6,7 +6,18 @@ import type { PasskeyView } from '../../src/core/passkeys/passkeys.js';
 import { ManualClock } from '../../src/platform/clock.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
 import { launchChromium } from '../helpers/browser.js';
-import { createAccount, expectInvalidRequest, expectProblem, expectTokenResponse, login, uniqueUsername, type Account } from '../helpers/http-assert.js';
+import { decodeJwt } from 'jose';
+import {
+  createAccount,
+  expectInvalidRequest,
+  expectInvalidToken,
+  expectProblem,
+  expectTokenResponse,
+  login,
+  refresh,
+  uniqueUsername,
+  type Account,
+} from '../helpers/http-assert.js';
 import { authClaims, enrolTotp, expectChallenge, totpAt, type Enrolled } from '../mfa/two-step-support.js';
 import { PASSKEY_CHROMIUM_ARGS, PasskeyTab, startPageServer, webauthnConfig, type PageServer } from './support.js';
 
@@ -14,8 +25,8 @@ import { PASSKEY_CHROMIUM_ARGS, PasskeyTab, startPageServer, webauthnConfig, typ
  * The passkey ceremonies as an app's page runs them — @simplewebauthn/browser in Chromium with
  * the DevTools virtual authenticator — against the HTTP API: registration (behind step-up), the
  * list, renaming and removal (never of the last way to sign in), sign-in by username and
- * usernameless, with and without user verification, the second step of a password login, and
- * what the tokens say (`amr`, `acr`).
+ * usernameless, with and without user verification, the second step of a password login,
+ * step-up, what the tokens say (`amr`, `acr`), and the sessions a removed passkey takes with it.
  */
 describe('passkey flows in a real browser', function () {
   this.timeout(120_000);
@@ -83,6 +94,9 @@ describe('passkey flows in a real browser', function () {
     const me = await ok<{ user: { id: string } }>(await app.request('/v1/me', { token: tokens.accessToken }));
     expect(me.user.id).to.equal(userId);
   }
+
+  /** A session's row: which passkey signed it in, and why it ended. */
+  const sessionRow = (id: string) => app.container.db.writer('sessions').where({ id }).first<{ passkey_id: string | null; revoke_reason: string | null }>();
 
   /** base64url of a virtual credential's id (DevTools gives base64). */
   const credentialIds = async (t: PasskeyTab) => (await t.credentials()).map((c) => Buffer.from(c.credentialId, 'base64').toString('base64url'));
@@ -358,6 +372,14 @@ describe('passkey flows in a real browser', function () {
 
       const stepUp = await expectProblem(await strictPost('/v1/auth/reauthenticate', { password: fay.password }, tokens.accessToken), 400, 'invalid_request');
       expect(stepUp.detail).to.match(/passkey/);
+      // The passkey is the way: it renews the session's authentication at aal2.
+      const stepUpOptions = await ok<PublicKeyCredentialRequestOptionsJSON>(
+        await strictPost('/v1/auth/passkey/options', { purpose: 'reauthenticate' }, tokens.accessToken),
+      );
+      const renewed = await ok<{ accessToken: string }>(
+        await strictPost('/v1/auth/reauthenticate', { passkey: await device.authenticate(stepUpOptions) }, tokens.accessToken),
+      );
+      expect(decodeJwt(renewed.accessToken)).to.deep.include({ sid: tokens.sessionId, amr: ['hwk', 'user'], acr: 'aal2' });
 
       // A passkey that did not verify its user is the first factor, so it cannot be the second too: that login enrols a TOTP factor.
       await device.setUserVerified(false);
@@ -402,9 +424,191 @@ describe('passkey flows in a real browser', function () {
       );
       expect(refused.detail).to.match(/last way to sign in/);
 
-      const second = await registerOn(await tab(), tokens.accessToken, 'Spare key');
+      const spare = await tab();
+      const second = await registerOn(spare, tokens.accessToken, 'Spare key');
       expect((await app.request(`/v1/me/passkeys/${first.id}`, { method: 'DELETE', token: tokens.accessToken })).status).to.equal(204);
-      await expectProblem(await app.request(`/v1/me/passkeys/${second.id}`, { method: 'DELETE', token: tokens.accessToken }), 409, 'last_sign_in_method');
+      // The session the removed passkey signed in ended with it; the spare key signs in, and is the last way left.
+      await expectInvalidToken(await app.request('/v1/me', { token: tokens.accessToken }));
+      const bySpare = await expectTokenResponse(await passkeySignIn(spare));
+      await expectProblem(await app.request(`/v1/me/passkeys/${second.id}`, { method: 'DELETE', token: bySpare.accessToken }), 409, 'last_sign_in_method');
+    });
+  });
+
+  describe('step-up with a passkey', function () {
+    let gwen: Account & { token: string };
+    let device: PasskeyTab;
+    let replay: Record<string, unknown>;
+
+    /** The options of a step-up of `token`'s session. */
+    async function stepUpOptions(token: string): Promise<PublicKeyCredentialRequestOptionsJSON> {
+      return ok(await post('/v1/auth/passkey/options', { purpose: 'reauthenticate' }, token));
+    }
+
+    const reauthenticate = (token: string, passkey: unknown) => post('/v1/auth/reauthenticate', { passkey }, token);
+
+    before(async function () {
+      gwen = await signedIn('pk_gwen');
+      device = await tab();
+      await registerOn(device, gwen.token);
+    });
+
+    it('renews the session: a new access token of it with auth_time now, amr ["hwk", "user"] at aal2, and a stale token may register a passkey again', async function () {
+      const session = await login(app, gwen.username, gwen.password);
+      clock.advance(app.container.config.identity.reauthWindow + 1);
+      await expectProblem(await post('/v1/me/passkeys/options', undefined, session.accessToken), 403, 'reauthentication_required');
+
+      const options = await stepUpOptions(session.accessToken);
+      expect(options.allowCredentials!.map((c) => c.id)).to.deep.equal(await credentialIds(device));
+      expect(options).to.include({ rpId: 'localhost', userVerification: 'preferred', timeout: 300_000 });
+      const passkey = await device.authenticate(options);
+      const renewed = await ok<{ accessToken: string; tokenType: string; expiresIn: number }>(await reauthenticate(session.accessToken, passkey));
+      expect(Object.keys(renewed).sort()).to.deep.equal(['accessToken', 'expiresIn', 'tokenType']);
+      expect(decodeJwt(renewed.accessToken)).to.deep.include({
+        sid: session.sessionId,
+        auth_time: Math.floor(clock.now().getTime() / 1000),
+        amr: ['hwk', 'user'],
+        acr: 'aal2',
+      });
+      replay = passkey as unknown as Record<string, unknown>;
+
+      // The renewed token registers a second passkey; the session's refresh token still works and carries the new auth_time.
+      await registerOn(await tab(), renewed.accessToken, 'Spare key');
+      const refreshed = await expectTokenResponse(await refresh(app, session.refreshToken));
+      expect(authClaims(refreshed)).to.deep.include({ auth_time: Math.floor(clock.now().getTime() / 1000), amr: ['hwk', 'user'] });
+      // A step-up is not a sign-in: the session is still the password's, not one the passkey signed in.
+      expect((await sessionRow(session.sessionId)).passkey_id).to.equal(null);
+    });
+
+    it('refuses a replayed answer: its challenge was spent with the renewal', async function () {
+      const session = await login(app, gwen.username, gwen.password);
+      // The same answer for another session: bound to the first one, and spent there.
+      const problem = await expectProblem(await reauthenticate(session.accessToken, replay), 400, 'invalid_passkey_challenge');
+      expect(problem.detail).to.match(/another session|used already/);
+      const first = await stepUpOptions(session.accessToken);
+      const answer = await device.authenticate(first);
+      expect((await reauthenticate(session.accessToken, answer)).status).to.equal(200);
+      const again = await expectProblem(await reauthenticate(session.accessToken, answer), 400, 'invalid_passkey_challenge');
+      expect(again.detail).to.match(/used already/);
+    });
+
+    it("refuses another user's passkey, a sign-in's challenge, another session's challenge; and a step-up's challenge signs nobody in", async function () {
+      const session = await login(app, gwen.username, gwen.password);
+      const options = await stepUpOptions(session.accessToken);
+
+      const stranger = await tab();
+      const hank = await signedIn('pk_hank');
+      await registerOn(stranger, hank.token);
+      const foreign = await stranger.authenticate({ ...options, allowCredentials: [] });
+      await expectProblem(await reauthenticate(session.accessToken, foreign), 401, 'passkey_rejected');
+      // Nor may Hank renew his own session with the challenge of Gwen's.
+      await expectProblem(await reauthenticate(hank.token, foreign), 400, 'invalid_passkey_challenge');
+
+      const signInAnswer = await device.authenticate(await requestOptions({ username: gwen.username }));
+      await expectProblem(await reauthenticate(session.accessToken, signInAnswer), 400, 'invalid_passkey_challenge');
+
+      const other = await login(app, gwen.username, gwen.password);
+      const otherSessions = await device.authenticate(await stepUpOptions(other.accessToken));
+      const wrongSession = await expectProblem(await reauthenticate(session.accessToken, otherSessions), 400, 'invalid_passkey_challenge');
+      expect(wrongSession.detail).to.match(/another session/);
+
+      const stepUpAnswer = await device.authenticate(options);
+      await expectProblem(await post('/v1/auth/passkey/verify', { response: stepUpAnswer }), 400, 'invalid_passkey_challenge');
+      // None of it spent the challenge: the right answer still renews the session.
+      expect((await reauthenticate(session.accessToken, stepUpAnswer)).status).to.equal(200);
+    });
+
+    it('the options want the caller’s access token (401) and a passkey of theirs (404); a body with both password and passkey is 400', async function () {
+      await expectInvalidToken(await post('/v1/auth/passkey/options', { purpose: 'reauthenticate' }));
+      await expectInvalidRequest(await post('/v1/auth/passkey/options', { purpose: 'login' }, gwen.token));
+      const ivy = await signedIn('pk_ivy');
+      await expectProblem(await post('/v1/auth/passkey/options', { purpose: 'reauthenticate' }, ivy.token), 404, 'not_found');
+      const session = await login(app, gwen.username, gwen.password);
+      const passkey = await device.authenticate(await stepUpOptions(session.accessToken));
+      await expectInvalidRequest(await post('/v1/auth/reauthenticate', { passkey, password: gwen.password }, session.accessToken), 'passkey');
+    });
+
+    it('proves what a login would: without user verification it is aal1, and refused for an account whose logins then want a second factor', async function () {
+      await device.setUserVerified(false);
+      try {
+        const session = await login(app, gwen.username, gwen.password);
+        const plain = await ok<{ accessToken: string }>(
+          await reauthenticate(session.accessToken, await device.authenticate(withoutUv(await stepUpOptions(session.accessToken)))),
+        );
+        expect(decodeJwt(plain.accessToken)).to.deep.include({ amr: ['hwk'], acr: 'aal1' });
+
+        await enrolTotp(app, session.accessToken, clock);
+        const refused = await expectProblem(
+          await reauthenticate(session.accessToken, await device.authenticate(withoutUv(await stepUpOptions(session.accessToken)))),
+          401,
+          'passkey_rejected',
+        );
+        expect(refused.detail).to.match(/verify its user/);
+        await device.setUserVerified(true);
+        const verified = await ok<{ accessToken: string }>(
+          await reauthenticate(session.accessToken, await device.authenticate(await stepUpOptions(session.accessToken))),
+        );
+        expect(decodeJwt(verified.accessToken)).to.deep.include({ amr: ['hwk', 'user'], acr: 'aal2' });
+      } finally {
+        await device.setUserVerified(true);
+      }
+    });
+  });
+
+  describe('removing a passkey ends the sessions it signed in', function () {
+    it('its sign-ins and the logins it was a step of are revoked (passkey_removed); the password’s and another passkey’s sessions stay', async function () {
+      const rita = await signedIn('pk_rita');
+      const laptop = await tab();
+      const phone = await tab();
+      const removed = await registerOn(laptop, rita.token, 'Laptop');
+      const kept = await registerOn(phone, rita.token, 'Phone');
+      const totp = await enrolTotp(app, rita.token, clock);
+      const code = () => {
+        clock.advance(30);
+        return totpAt(totp.secret, clock.now());
+      };
+      const passwordLogin = () => post('/v1/auth/login', { username: rita.username, password: rita.password });
+
+      const signedInByIt = await expectTokenResponse(await passkeySignIn(laptop));
+      const pwdThenIt = await expectChallenge(await passwordLogin());
+      const secondStep = await expectTokenResponse(
+        await post('/v1/auth/mfa/verify', {
+          mfaToken: pwdThenIt.mfaToken,
+          passkey: await laptop.authenticate(await requestOptions({ mfaToken: pwdThenIt.mfaToken })),
+        }),
+      );
+      await laptop.setUserVerified(false);
+      const itThenCode = await expectChallenge(await passkeySignIn(laptop, {}, withoutUv));
+      await laptop.setUserVerified(true);
+      const firstStep = await expectTokenResponse(await post('/v1/auth/mfa/verify', { mfaToken: itThenCode.mfaToken, code: code() }));
+      const byPhone = await expectTokenResponse(await passkeySignIn(phone));
+      const pwd = await expectChallenge(await passwordLogin());
+      const byPassword = await expectTokenResponse(await post('/v1/auth/mfa/verify', { mfaToken: pwd.mfaToken, code: code() }));
+
+      for (const t of [signedInByIt, secondStep, firstStep]) expect((await sessionRow(t.sessionId)).passkey_id).to.equal(removed.id);
+      expect((await sessionRow(byPhone.sessionId)).passkey_id).to.equal(kept.id);
+      expect((await sessionRow(byPassword.sessionId)).passkey_id).to.equal(null);
+
+      expect((await app.request(`/v1/me/passkeys/${removed.id}`, { method: 'DELETE', token: byPassword.accessToken })).status).to.equal(204);
+      for (const t of [signedInByIt, secondStep, firstStep]) {
+        await expectInvalidToken(await app.request('/v1/me', { token: t.accessToken }));
+        await expectProblem(await refresh(app, t.refreshToken), 401, 'invalid_refresh_token');
+        expect((await sessionRow(t.sessionId)).revoke_reason).to.equal('passkey_removed');
+      }
+      for (const t of [byPhone, byPassword]) {
+        await expectWorking(t, rita.user.id);
+        expect((await refresh(app, t.refreshToken)).status).to.equal(200);
+      }
+    });
+
+    it('the caller’s own session too, when the passkey being removed signed it in', async function () {
+      const sam = await signedIn('pk_sam');
+      const device = await tab();
+      const passkey = await registerOn(device, sam.token);
+      const mine = await expectTokenResponse(await passkeySignIn(device));
+      expect((await app.request(`/v1/me/passkeys/${passkey.id}`, { method: 'DELETE', token: mine.accessToken })).status).to.equal(204);
+      await expectInvalidToken(await app.request('/v1/me', { token: mine.accessToken }));
+      // The password's session, which did the registering, goes on.
+      expect((await app.request('/v1/me', { token: sam.token })).status).to.equal(200);
     });
   });
 
@@ -417,6 +621,8 @@ describe('passkey flows in a real browser', function () {
         ['login', 'failure'],
         ['mfa', 'success'],
         ['mfa', 'failure'],
+        ['reauthenticate', 'success'],
+        ['reauthenticate', 'failure'],
       ]) {
         expect(metrics).to.match(new RegExp(`authctl_passkey_ceremonies_total\\{ceremony="${ceremony}",result="${result}",region="[^"]+"\\} [1-9]`));
       }

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import type { AuthenticationResponseJSON, PublicKeyCredentialCreationOptionsJSON, PublicKeyCredentialRequestOptionsJSON } from '@simplewebauthn/server';
 import type { Browser } from 'playwright-core';
 import { launchChromium } from '../helpers/browser.js';
-import { createAccount, expectProblem, expectTokenResponse, login } from '../helpers/http-assert.js';
+import { createAccount, expectInvalidToken, expectProblem, expectTokenResponse, login } from '../helpers/http-assert.js';
 import { eventually, startRegions, type RegionNode } from '../regions/support.js';
 import { PASSKEY_CHROMIUM_ARGS, PasskeyTab, startPageServer, webauthnConfig, type PageServer } from './support.js';
 
@@ -10,7 +10,7 @@ import { PASSKEY_CHROMIUM_ARGS, PasskeyTab, startPageServer, webauthnConfig, typ
  * A travelling user's passkey: registered in one region, it signs in at the other once the
  * passkey has replicated; a ceremony started in one region finishes in the other (the challenge is
  * sealed, not stored); a challenge spent in one region is refused in the other once the use
- * arrives; a removal in one region ends the passkey in both.
+ * arrives; a removal in one region ends the passkey in both, and the sessions it signed in.
  */
 describe('passkeys across regions', function () {
   this.timeout(120_000);
@@ -98,7 +98,7 @@ describe('passkeys across regions', function () {
     }
   });
 
-  it('removed in one region, the passkey no longer signs in at the other', async function () {
+  it('removed in one region, the passkey no longer signs in at the other, and the sessions it signed in there end', async function () {
     const user = await createAccount(a, 'pk_removed');
     const token = (await login(a, user.username, user.password)).accessToken;
     const extra = await PasskeyTab.open(browser!, pages.origin());
@@ -108,8 +108,20 @@ describe('passkeys across regions', function () {
       const created = await post(a, '/v1/me/passkeys', { response: registration }, token);
       const { id } = (await created.json()) as { id: string };
       await eventually('the passkey at pkb', passkeyAt(b, user.user.id));
+      // A session the passkey signed in at pkb: pka learns which passkey signed it in with the row.
+      const atB = await expectTokenResponse(await verify(b, await extra.authenticate(await requestOptions(b))));
+      const sessionAt = (node: RegionNode) => async () =>
+        (
+          await node.query<{ passkey_id: string | null; revoke_reason: string | null }>('select passkey_id, revoke_reason from sessions where id = ?', [
+            atB.sessionId,
+          ])
+        )[0];
+      await eventually('the session at pka, with its passkey', async () => ((await sessionAt(a)())?.passkey_id === id ? true : undefined));
+
       expect((await a.request(`/v1/me/passkeys/${id}`, { method: 'DELETE', token })).status).to.equal(204);
       await eventually('the removal at pkb', async () => ((await passkeyAt(b, user.user.id)())?.removed_at ? true : undefined));
+      await eventually('the revocation at pkb', async () => ((await sessionAt(b)())?.revoke_reason === 'passkey_removed' ? true : undefined));
+      await expectInvalidToken(await b.request('/v1/me', { token: atB.accessToken }));
       await expectProblem(await verify(b, await extra.authenticate(await requestOptions(b))), 401, 'passkey_rejected');
     } finally {
       await extra.close();

@@ -3,6 +3,7 @@ import { expect } from 'chai';
 import { v7 as uuidv7 } from 'uuid';
 import { signRequest } from '../../src/core/replication/signature.js';
 import type { PasskeyRecord } from '../../src/model/passkey.js';
+import type { TokenResponse } from '../../src/core/auth/auth-service.js';
 import { createAccount } from '../helpers/http-assert.js';
 import { eventually, pairSecret, postBatch, startRegions, type RegionNode } from './support.js';
 
@@ -126,6 +127,31 @@ describe('regions: passkeys replicate with the user', function () {
       expect(await n.container.repos.passkeys.findByCredentialId(passkey.credentialId), n.name).to.equal(undefined);
       expect(await n.container.repos.passkeys.listLive(userId), n.name).to.deep.equal([]);
     }
+  });
+
+  it('removed in A while B, cut off, signs a session in with it: once healed the session ends in both regions (passkey_removed)', async () => {
+    const account = await createAccount(a, 'pksess');
+    const userId = account.user.id;
+    const passkey = passkeyOf(userId, a.name);
+    await a.container.repos.passkeys.insert(passkey);
+    await converged([a, b], passkey.id, () => true);
+    const user = (await b.container.repos.users.findById(userId))!;
+
+    const atB = await partitioned([a, b], async () => {
+      // Where a passkey sign-in ends once its assertion is checked (the ceremony is the browser tests' business).
+      const tokens = (await b.container.auth.signIn(user, 'swk', {}, { userVerified: true, passkeyId: passkey.id })) as TokenResponse;
+      // A cannot revoke a session it has not heard of.
+      expect((await a.container.passkeys.removeByAdmin(userId, passkey.id, 'test')).sessionsRevoked).to.equal(0);
+      return tokens;
+    });
+    const sessionAt = (n: RegionNode) => async () =>
+      (await n.query<{ revoke_reason: string | null }>('select revoke_reason from sessions where id = ?', [atB.sessionId]))[0]?.revoke_reason ===
+      'passkey_removed'
+        ? true
+        : undefined;
+    await eventually('the session revoked at B', sessionAt(b));
+    await eventually('the session revoked at A', sessionAt(a));
+    expect((await b.request('/v1/me', { token: atB.accessToken })).status).to.equal(401);
   });
 
   it('a deleted user takes its passkeys in every region; a passkey of a user not here yet is refused for now (409), of a deleted user skipped', async () => {

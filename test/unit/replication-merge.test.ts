@@ -44,6 +44,7 @@ function session(overrides: Partial<ReplicatedSession> = {}): ReplicatedSession 
     authTime: at(0),
     amr: ['pwd'],
     idp: null,
+    passkeyId: null,
     version: 1,
     ...overrides,
   };

@@ -34,6 +34,8 @@ const SESSION = {
   // `sc` (RFC 8176's smart card): a method a later version might record, unknown here.
   amr: ['fed', 'otp', 'sc', 'mfa'],
   idp: 'google',
+  // A provider's first step, a passkey its second.
+  passkey_id: '0190f3c2-7a1b-7c3d-8e4f-0000000000a7',
   version: 8,
 };
 const CHALLENGE = {
@@ -161,6 +163,7 @@ describe('replication wire format', () => {
             authTime: new Date('2030-01-01T10:30:00.5Z'),
             amr: ['fed', 'otp', 'mfa'],
             idp: 'google',
+            passkeyId: '0190f3c2-7a1b-7c3d-8e4f-0000000000a7',
             version: 8,
           },
         },
@@ -249,9 +252,9 @@ describe('replication wire format', () => {
     expect(user!.payload).to.deep.include({ passwordHash: null, email: 'alice@example.com' });
   });
 
-  it('accepts rows from before the session cut-off, authentication and provider columns, with columns it does not know, and bigints spelled as strings', () => {
+  it('accepts rows from before the session cut-off, authentication, provider and passkey columns, with columns it does not know, and bigints spelled as strings', () => {
     const { sessions_revoked_before: _before, sessions_revoked_keep: _keep, ...older } = USER;
-    const { auth_time: _authTime, amr: _amr, idp: _idp, ...olderSession } = SESSION;
+    const { auth_time: _authTime, amr: _amr, idp: _idp, passkey_id: _passkeyId, ...olderSession } = SESSION;
     const batch = decodeBatch(
       body({
         origin: 'eu',
@@ -267,7 +270,7 @@ describe('replication wire format', () => {
     expect(u!.payload).to.not.have.property('some_later_column');
     expect(s!.payload).to.deep.include({ counter: 12, version: 13, revokedAt: new Date('2030-01-01T12:00:00Z'), revokeReason: 'logout' });
     // A session from a peer that does not record authentications: a password login when it began.
-    expect(s!.payload).to.deep.include({ authTime: new Date('2030-01-01T10:00:00.123Z'), amr: ['pwd'], idp: null });
+    expect(s!.payload).to.deep.include({ authTime: new Date('2030-01-01T10:00:00.123Z'), amr: ['pwd'], idp: null, passkeyId: null });
   });
 
   it('decodes a passkey: its transports from a JSON array (dropping one a later version knows), bigints as numbers or strings, timestamps as strings', () => {

@@ -8,6 +8,7 @@ export default class UserPasskeysRemove extends BaseCommand<typeof UserPasskeysR
   static override summary = "Remove one of a user's passkeys (a lost or stolen device).";
   static override description =
     'The passkey signs in as nobody from then on, in every region once replicated; the device may still hold it, but authctl no longer accepts it. ' +
+    'The sessions it signed in end with it (revoked as passkey_removed), the others stay. ' +
     'Unlike the user’s own removal, this is not refused when it is the last way the user can sign in: support acts on purpose (give the user a way back, e.g. `authctl user set-password`). ' +
     'Logged as passkey.removed with who ran it. Exit 3 when the user, or a live passkey of theirs with that id, does not exist.';
   static override examples = [
@@ -21,7 +22,10 @@ export default class UserPasskeysRemove extends BaseCommand<typeof UserPasskeysR
 
   async run(): Promise<PasskeyRemoveResult> {
     const result = await this.container.admin.passkeys.remove(this.args.user, this.args.id, cliActor());
-    this.say(`Removed passkey ${result.passkey.id}${result.passkey.name ? ` ("${result.passkey.name}")` : ''} of ${userLabel(result.user)}.`);
+    const ended = result.sessionsRevoked === 1 ? '1 session' : `${result.sessionsRevoked} sessions`;
+    this.say(
+      `Removed passkey ${result.passkey.id}${result.passkey.name ? ` ("${result.passkey.name}")` : ''} of ${userLabel(result.user)}; ended ${ended} it signed in.`,
+    );
     return result;
   }
 }

@@ -11,7 +11,7 @@ import type { Clock } from '../../platform/clock.js';
 import type { Db, Executor } from '../../store/pg/db.js';
 import type { Config } from '../../config/schema.js';
 import type { MfaFactors, SecondFactorProof } from '../mfa/mfa-factors.js';
-import type { MfaTokenClaims, MfaTokenPurpose, MfaTokens } from '../mfa/mfa-tokens.js';
+import type { FirstStepVia, MfaTokenClaims, MfaTokenPurpose, MfaTokens } from '../mfa/mfa-tokens.js';
 import type { ClientMeta, IssuedSession, SessionService } from '../sessions/session-service.js';
 import type { AccessClaims, AccessTokens } from '../tokens/access-tokens.js';
 import { toUserView, type LoginIdentifier, type Registration, type UserService, type UserView } from '../users/user-service.js';
@@ -47,6 +47,8 @@ export type SignInResult = TokenResponse | MfaChallenge;
 export interface SignInOptions {
   /** The provider the first step went through (`first` is `fed`): the session's `idp`. */
   idp?: string;
+  /** The passkey of a passkey's first step: the session's `passkeyId` (removing the passkey revokes the session). */
+  passkeyId?: string;
   /**
    * Spends the single-use credential the first step was (a provider's one-time code, a passkey's
    * challenge and its use); throws when it was spent already. Run in the session's transaction when tokens are issued (both are
@@ -153,17 +155,34 @@ export class AuthService {
     // After the first factor's check, so the answer says nothing about who exists where.
     this.opts.loginPolicy?.assertHome(user.homeRegion);
     const now = this.opts.clock.now();
-    if (options.userVerified) return this.startSession(user, meta, { authTime: now, amr: [first, 'user'] }, first, options.spend);
-    const offered = await this.opts.mfa.activeTypes(user.id);
-    const factors = isPasskey(first) ? offered.filter((f) => f !== 'passkey') : offered;
-    const purpose: MfaTokenPurpose | undefined = factors.length > 0 ? 'verify' : this.opts.mfaPolicy === 'required' ? 'enrol' : undefined;
-    const auth: AuthContext = { authTime: now, amr: [first], ...(options.idp ? { idp: options.idp } : {}) };
+    if (options.userVerified) return this.startSession(user, meta, { authTime: now, amr: [first, 'user'], ...signedInBy(options) }, first, options.spend);
+    const { factors, purpose } = await this.secondStepOf(user.id, first);
+    const auth: AuthContext = { authTime: now, amr: [first], ...signedInBy(options) };
     if (purpose === undefined) return this.startSession(user, meta, auth, first, options.spend);
     // Committed before the mfaToken is issued; in a transaction of its own, for a spend of several
     // writes (a passkey's challenge and its use: both, or neither).
     const spend = options.spend;
     if (spend) await this.opts.db.transaction((trx) => spend(trx));
-    return this.challenge(user, first, purpose, factors, options.idp);
+    return this.challenge(user, first, purpose, factors, options);
+  }
+
+  /**
+   * Whether a first step of `first` alone would leave a login of this user short of a session —
+   * a second factor to answer, or one to enrol (`identity.mfa: "required"`). A step-up must prove
+   * as much as a login: a passkey that did not verify its user is then not enough.
+   */
+  async needsSecondStep(userId: string, first: FirstFactor): Promise<boolean> {
+    return (await this.secondStepOf(userId, first)).purpose !== undefined;
+  }
+
+  /**
+   * The second step a login of `first` leads to: the factors it offers (never a passkey after a
+   * passkey), and the mfaToken's purpose (none: no second step).
+   */
+  private async secondStepOf(userId: string, first: FirstFactor): Promise<{ factors: SecondFactorType[]; purpose: MfaTokenPurpose | undefined }> {
+    const offered = await this.opts.mfa.activeTypes(userId);
+    const factors = isPasskey(first) ? offered.filter((f) => f !== 'passkey') : offered;
+    return { factors, purpose: factors.length > 0 ? 'verify' : this.opts.mfaPolicy === 'required' ? 'enrol' : undefined };
   }
 
   /**
@@ -200,17 +219,23 @@ export class AuthService {
    * The end of a login's second step once its answer was checked — a code, or a passkey
    * (src/core/passkeys/passkeys.ts): the session, at `aal2`, whose `amr` is the first step's, what
    * the second `proved` and `mfa`. The mfaToken is spent in the session's transaction, with what
-   * `spend` spends (a passkey's challenge and its use).
+   * `second.spend` spends (a passkey's challenge and its use). The session is signed in by the
+   * passkey of either step: the first's (in the mfaToken), or `second.passkeyId`.
    */
-  async completeSecondStep(pending: PendingLogin, proved: Amr[], meta: ClientMeta, spend?: (ex: Executor) => Promise<void>): Promise<TokenResponse> {
+  async completeSecondStep(
+    pending: PendingLogin,
+    proved: Amr[],
+    meta: ClientMeta,
+    second: { spend?: (ex: Executor) => Promise<void>; passkeyId?: string } = {},
+  ): Promise<TokenResponse> {
     this.opts.accessTokens.assertCanSign();
     const auth: AuthContext = {
       authTime: this.opts.clock.now(),
       amr: withSecondFactor(pending.claims.first, proved),
-      ...(pending.claims.idp ? { idp: pending.claims.idp } : {}),
+      ...signedInBy({ idp: pending.claims.idp, passkeyId: second.passkeyId ?? pending.claims.passkeyId }),
     };
     return this.startSession(pending.user, meta, auth, pending.claims.first, async (ex) => {
-      await spend?.(ex);
+      await second.spend?.(ex);
       await this.opts.mfaTokens.spend(pending.claims, ex);
     });
   }
@@ -250,18 +275,18 @@ export class AuthService {
    * session; the refresh token is unchanged, and later refreshes carry the new `auth_time`.
    * Callers run this under the login throttle (wrong passwords and codes count alike). An account
    * whose only second factor is a passkey (`identity.mfa: "required"`) cannot step up with its
-   * password (`400`): it signs in again with the passkey.
+   * password (`400`): it steps up with the passkey ({@link reauthenticateWithPasskey}).
    */
   async reauthenticate(principal: Principal, password: string, code: SecondFactorProof | undefined): Promise<AccessTokenResponse> {
     this.opts.accessTokens.assertCanSign();
     const user = await this.opts.users.get(principal.userId);
     if (!user.passwordHash) {
-      throw new AppError('invalid_request', 'this account has no password: log in again (an e-mailed sign-in code) for a fresh authentication');
+      throw new AppError('invalid_request', 'this account has no password: step up with a passkey, or log in again, for a fresh authentication');
     }
     const factors = await this.opts.mfa.activeTypes(user.id);
     const totp = factors.includes('totp');
     if (!totp && factors.includes('passkey')) {
-      throw new AppError('invalid_request', "this account's second factor is a passkey: sign in again with it for a fresh authentication");
+      throw new AppError('invalid_request', "this account's second factor is a passkey: step up with the passkey (`passkey`) instead");
     }
     if (totp && code === undefined) {
       throw invalidRequest(
@@ -272,13 +297,34 @@ export class AuthService {
     if (!(await this.opts.users.passwordMatches(user, password))) throw new AppError('invalid_credentials', 'the password is wrong');
     const second = totp && code !== undefined ? await this.opts.mfa.verify(user.id, code) : undefined;
     const auth: AuthContext = { authTime: this.opts.clock.now(), amr: second ? withSecondFactor('pwd', codeAmr(second)) : ['pwd'] };
-    const renewed = await this.opts.sessions.reauthenticate(principal.sessionId, user.id, auth);
-    if (!renewed) throw new AppError('invalid_token', 'the session of this access token has ended');
+    return this.renew(principal, auth);
+  }
+
+  /**
+   * Step-up with a passkey (`POST /v1/auth/reauthenticate` with `passkey`, checked by
+   * src/core/passkeys/passkeys.ts): the session's `auth_time` becomes now and its `amr` what the
+   * passkey `proved` (`hwk` or `swk`, and `user` when its authenticator verified its user: `aal2`).
+   * What `spend` spends (the challenge and the passkey's use) is written in the transaction that
+   * renews the session: both, or neither. The answer is that of the password's step-up.
+   */
+  async reauthenticateWithPasskey(principal: Principal, proved: Amr[], spend: (ex: Executor) => Promise<void>): Promise<AccessTokenResponse> {
+    this.opts.accessTokens.assertCanSign();
+    return this.renew(principal, { authTime: this.opts.clock.now(), amr: proved }, spend);
+  }
+
+  /** Records a new authentication in the caller's session (and spends what it used, in the same transaction); its new access token. */
+  private async renew(principal: Principal, auth: AuthContext, spend?: (ex: Executor) => Promise<void>): Promise<AccessTokenResponse> {
+    const renewed = await this.opts.db.transaction(async (trx) => {
+      await spend?.(trx);
+      const session = await this.opts.sessions.reauthenticate(principal.sessionId, principal.userId, auth, trx);
+      if (!session) throw new AppError('invalid_token', 'the session of this access token has ended');
+      return session;
+    });
     return { accessToken: this.accessTokenOf(renewed.session, renewed.owner), tokenType: 'Bearer', expiresIn: this.opts.accessTokens.ttlSeconds };
   }
 
-  private challenge(user: UserRecord, first: FirstFactor, purpose: MfaTokenPurpose, factors: SecondFactorType[], idp?: string): MfaChallenge {
-    const { token } = this.opts.mfaTokens.issue(user.id, first, purpose, idp);
+  private challenge(user: UserRecord, first: FirstFactor, purpose: MfaTokenPurpose, factors: SecondFactorType[], via: FirstStepVia): MfaChallenge {
+    const { token } = this.opts.mfaTokens.issue(user.id, first, purpose, via);
     return { mfaRequired: true, mfaToken: token, expiresIn: this.opts.mfaTokens.ttlSeconds, factors, enrolmentRequired: purpose === 'enrol' };
   }
 
@@ -469,6 +515,11 @@ export class AuthService {
 /** How telemetry names a first factor. */
 function loginMethodOf(first: FirstFactor): LoginMethod {
   return isPasskey(first) ? 'passkey' : first === 'fed' ? 'oidc' : first;
+}
+
+/** What a session records of how it was signed in: its provider, its passkey (only those there are). */
+function signedInBy(via: FirstStepVia): Pick<AuthContext, 'idp' | 'passkeyId'> {
+  return { ...(via.idp ? { idp: via.idp } : {}), ...(via.passkeyId ? { passkeyId: via.passkeyId } : {}) };
 }
 
 function isPasskey(first: FirstFactor): first is 'hwk' | 'swk' {

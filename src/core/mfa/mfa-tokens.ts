@@ -20,6 +20,14 @@ export interface MfaTokenClaims {
   expiresAt: Date;
   /** The provider of a first step through one (`first` is `fed`): the session it yields keeps it as `idp`. */
   idp?: string;
+  /** The passkey of a first step with one (`first` is `hwk` or `swk`): the session it yields records it as signed in by it. */
+  passkeyId?: string;
+}
+
+/** What signed a first step in, beyond its factor: a provider, or a passkey. */
+export interface FirstStepVia {
+  idp?: string | undefined;
+  passkeyId?: string | undefined;
 }
 
 export interface MfaTokensOptions {
@@ -34,7 +42,7 @@ export interface MfaTokensOptions {
 /** The purpose of the key the tokens are sealed under (HKDF info, src/core/keys/secrets.ts), and their AAD. */
 export const MFA_TOKEN_KEY_PURPOSE = 'authctl/v1/mfa-token';
 const PREFIX = 'mfa_';
-// A sealed payload is ~170 characters (~230 with a provider); anything much longer is not one of ours.
+// A sealed payload is ~170 characters (~230 with a provider, ~280 with a passkey); anything much longer is not one of ours.
 const MAX_LENGTH = 512;
 
 const payloadSchema = z.strictObject({
@@ -44,6 +52,7 @@ const payloadSchema = z.strictObject({
   purpose: z.enum(['verify', 'enrol']),
   exp: z.number().int().positive(),
   idp: z.string().max(32).optional(),
+  pk: z.uuid().optional(),
 });
 
 /**
@@ -77,10 +86,19 @@ export class MfaTokens {
     return token.startsWith(PREFIX);
   }
 
-  issue(userId: string, first: FirstFactor, purpose: MfaTokenPurpose, idp?: string): { token: string; claims: MfaTokenClaims } {
+  issue(userId: string, first: FirstFactor, purpose: MfaTokenPurpose, via: FirstStepVia = {}): { token: string; claims: MfaTokenClaims } {
     const exp = Math.floor(this.opts.clock.now().getTime() / 1000) + this.opts.ttlSeconds;
-    const claims: MfaTokenClaims = { id: uuidv7(), userId, first, purpose, expiresAt: new Date(exp * 1000), ...(idp ? { idp } : {}) };
-    const token = this.box.seal({ id: claims.id, sub: userId, first, purpose, exp, ...(idp ? { idp } : {}) });
+    const { idp, passkeyId } = via;
+    const claims: MfaTokenClaims = {
+      id: uuidv7(),
+      userId,
+      first,
+      purpose,
+      expiresAt: new Date(exp * 1000),
+      ...(idp ? { idp } : {}),
+      ...(passkeyId ? { passkeyId } : {}),
+    };
+    const token = this.box.seal({ id: claims.id, sub: userId, first, purpose, exp, ...(idp ? { idp } : {}), ...(passkeyId ? { pk: passkeyId } : {}) });
     return { token, claims };
   }
 
@@ -117,7 +135,15 @@ export class MfaTokens {
     const parsed = payloadSchema.safeParse(this.box.open(token));
     if (!parsed.success) return undefined;
     const p = parsed.data;
-    return { id: p.id, userId: p.sub, first: p.first, purpose: p.purpose, expiresAt: new Date(p.exp * 1000), ...(p.idp ? { idp: p.idp } : {}) };
+    return {
+      id: p.id,
+      userId: p.sub,
+      first: p.first,
+      purpose: p.purpose,
+      expiresAt: new Date(p.exp * 1000),
+      ...(p.idp ? { idp: p.idp } : {}),
+      ...(p.pk ? { passkeyId: p.pk } : {}),
+    };
   }
 }
 

@@ -6,8 +6,17 @@ import type { Executor } from '../../store/pg/db.js';
 import type { MfaTokenUsesRepo } from '../../store/pg/mfa-token-uses-repo.js';
 import { SealedBox } from '../keys/sealed-box.js';
 
-/** Which ceremony a challenge is for: registering a passkey, signing in with one, or a two-step login's second step. */
-export type PasskeyCeremony = 'register' | 'login' | 'mfa';
+/** Which ceremony a challenge is for: registering a passkey, signing in with one, a two-step login's second step, or a session's step-up. */
+export type PasskeyCeremony = 'register' | 'login' | 'mfa' | 'reauthenticate';
+
+/** Whom (and what) a challenge is for. */
+export interface ChallengeBinding {
+  userId?: string;
+  /** For `mfa`: the login. */
+  mfaTokenId?: string;
+  /** For `reauthenticate`: the session. */
+  sessionId?: string;
+}
 
 /** The HKDF purpose (and AAD) of the challenges' sealing key (src/core/keys/secrets.ts). */
 export const PASSKEY_CHALLENGE_KEY_PURPOSE = 'authctl/v1/passkey-challenge';
@@ -19,10 +28,12 @@ export const CHALLENGE_TTL_SECONDS = 300;
 export interface ChallengeClaims {
   id: string;
   ceremony: PasskeyCeremony;
-  /** The user a registration or a second step is for; absent for a sign-in (the credential names its user). */
+  /** The user a registration, a second step or a step-up is for; absent for a sign-in (the credential names its user). */
   userId: string | undefined;
   /** For `mfa`: the id of the login's mfaToken, so the answer serves that login and no other. */
   mfaTokenId: string | undefined;
+  /** For `reauthenticate`: the session it renews, so the answer renews that session and no other. */
+  sessionId: string | undefined;
   expiresAt: Date;
 }
 
@@ -32,9 +43,10 @@ const MAX_LENGTH = 512;
 
 const payloadSchema = z.strictObject({
   id: z.uuid(),
-  c: z.enum(['register', 'login', 'mfa']),
+  c: z.enum(['register', 'login', 'mfa', 'reauthenticate']),
   uid: z.uuid().optional(),
   mt: z.uuid().optional(),
+  sid: z.uuid().optional(),
   exp: z.number().int().positive(),
 });
 
@@ -49,7 +61,7 @@ export interface PasskeyChallengesOptions {
 
 /**
  * The challenges of the WebAuthn ceremonies (docs/api.md#passkeys). A challenge is a
- * {@link SealedBox} — its id, its ceremony, the user (and mfaToken) it is for and its expiry,
+ * {@link SealedBox} — its id, its ceremony, the user (and mfaToken, or session) it is for and its expiry,
  * sealed under a key derived from the server secret — and that sealed value is the very challenge
  * the authenticator signs: the browser echoes it in `clientDataJSON`, so the response alone says
  * what it answers. Issuing stores nothing, so any region holding the server secret finishes a
@@ -73,14 +85,22 @@ export class PasskeyChallenges {
    * A new challenge for `ceremony`: the string to pass as `challenge` to the options generator
    * (the authenticator signs its UTF-8 bytes) and what it says.
    */
-  issue(ceremony: PasskeyCeremony, bound: { userId?: string; mfaTokenId?: string } = {}): { challenge: string; claims: ChallengeClaims } {
+  issue(ceremony: PasskeyCeremony, bound: ChallengeBinding = {}): { challenge: string; claims: ChallengeClaims } {
     const exp = Math.floor(this.opts.clock.now().getTime() / 1000) + CHALLENGE_TTL_SECONDS;
-    const claims: ChallengeClaims = { id: uuidv7(), ceremony, userId: bound.userId, mfaTokenId: bound.mfaTokenId, expiresAt: new Date(exp * 1000) };
+    const claims: ChallengeClaims = {
+      id: uuidv7(),
+      ceremony,
+      userId: bound.userId,
+      mfaTokenId: bound.mfaTokenId,
+      sessionId: bound.sessionId,
+      expiresAt: new Date(exp * 1000),
+    };
     const challenge = this.box.seal({
       id: claims.id,
       c: ceremony,
       ...(bound.userId ? { uid: bound.userId } : {}),
       ...(bound.mfaTokenId ? { mt: bound.mfaTokenId } : {}),
+      ...(bound.sessionId ? { sid: bound.sessionId } : {}),
       exp,
     });
     return { challenge, claims };
@@ -89,9 +109,9 @@ export class PasskeyChallenges {
   /**
    * Opens the challenge a response echoes (`clientDataJSON.challenge`, base64url of the sealed
    * value's bytes) for `ceremony`: `invalid_passkey_challenge` for anything not sealed by us,
-   * changed, expired, or issued for another ceremony, user or login. No I/O: {@link spend} makes it single-use.
+   * changed, expired, or issued for another ceremony, user, login or session. No I/O: {@link spend} makes it single-use.
    */
-  open(echoed: unknown, ceremony: PasskeyCeremony, expect: { userId?: string; mfaTokenId?: string } = {}): ChallengeClaims {
+  open(echoed: unknown, ceremony: PasskeyCeremony, expect: ChallengeBinding = {}): ChallengeClaims {
     const sealed = typeof echoed === 'string' && echoed.length <= MAX_LENGTH * 2 ? Buffer.from(echoed, 'base64url').toString('utf8') : undefined;
     // The echo must be the very spelling the options gave: base64url decoding forgives some respellings.
     const canonical = sealed !== undefined && Buffer.from(sealed, 'utf8').toString('base64url') === echoed;
@@ -102,7 +122,8 @@ export class PasskeyChallenges {
     if (p.exp * 1000 <= this.opts.clock.now().getTime()) throw invalidChallenge('it has expired; ask for new options');
     if (expect.userId !== undefined && p.uid !== expect.userId) throw invalidChallenge('it was issued to another user');
     if (expect.mfaTokenId !== undefined && p.mt !== expect.mfaTokenId) throw invalidChallenge('it was issued for another login');
-    return { id: p.id, ceremony: p.c, userId: p.uid, mfaTokenId: p.mt, expiresAt: new Date(p.exp * 1000) };
+    if (expect.sessionId !== undefined && p.sid !== expect.sessionId) throw invalidChallenge('it was issued for another session');
+    return { id: p.id, ceremony: p.c, userId: p.uid, mfaTokenId: p.mt, sessionId: p.sid, expiresAt: new Date(p.exp * 1000) };
   }
 
   /**

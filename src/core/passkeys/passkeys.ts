@@ -19,15 +19,15 @@ import type { Db, Executor } from '../../store/pg/db.js';
 import type { IdentitiesRepo } from '../../store/pg/identities-repo.js';
 import { isCredentialTaken, type PasskeysRepo } from '../../store/pg/passkeys-repo.js';
 import type { UsersRepo } from '../../store/pg/users-repo.js';
-import type { AuthService, PendingLogin, SignInResult, TokenResponse } from '../auth/auth-service.js';
+import type { AccessTokenResponse, AuthService, PendingLogin, Principal, SignInResult, TokenResponse } from '../auth/auth-service.js';
 import type { MfaFactors } from '../mfa/mfa-factors.js';
-import type { ClientMeta } from '../sessions/session-service.js';
+import type { ClientMeta, RevokingTransaction, SessionService } from '../sessions/session-service.js';
 import type { Telemetry } from '../telemetry.js';
 import type { AccessTokens } from '../tokens/access-tokens.js';
 import { emailKey, normalizeEmail } from '../users/email.js';
 import { keepsWayToSignIn, lastWayToSignIn } from '../users/sign-in-methods.js';
 import { foldUsername, normalizeUsername } from '../users/username.js';
-import { CHALLENGE_TTL_SECONDS, type ChallengeClaims, type PasskeyCeremony, type PasskeyChallenges } from './challenges.js';
+import { CHALLENGE_TTL_SECONDS, type ChallengeBinding, type ChallengeClaims, type PasskeyCeremony, type PasskeyChallenges } from './challenges.js';
 import {
   checkAssertion,
   checkRegistration,
@@ -79,8 +79,10 @@ export interface PasskeysOptions {
   email: Config['identity']['email'];
   /** `ServerSecrets.macKeys(PASSKEY_DECOY_KEY_PURPOSE)[0]`; absent without a server secret. */
   decoyKey: Buffer | undefined;
-  /** Where a passkey's ceremony ends: a session, or a login's second step. */
-  auth: Pick<AuthService, 'signIn' | 'completeSecondStep'>;
+  /** Where a passkey's ceremony ends: a session, a login's second step, or a session's step-up. */
+  auth: Pick<AuthService, 'signIn' | 'completeSecondStep' | 'reauthenticateWithPasskey' | 'needsSecondStep'>;
+  /** Removing a passkey revokes the sessions it signed in, in the removal's transaction. */
+  sessions: Pick<SessionService, 'revokeWithin'>;
   /** Whether a login offers a passkey as its second step. */
   mfa: Pick<MfaFactors, 'activeTypes'>;
   accessTokens: Pick<AccessTokens, 'assertCanSign'>;
@@ -96,7 +98,7 @@ const notFound = () => new AppError('not_found', 'no such passkey');
 
 /**
  * Passkeys (README "Passkeys", docs/api.md#passkeys): the WebAuthn ceremonies — registration,
- * sign-in with or without a username, the second step of a two-step login — checked by
+ * sign-in with or without a username, the second step of a two-step login, step-up — checked by
  * `@simplewebauthn/server`, and the user's list of passkeys.
  *
  * Every ceremony's challenge is sealed ({@link PasskeyChallenges}): bound to its ceremony (and
@@ -195,10 +197,14 @@ export class Passkeys {
   /**
    * Removes one of the user's passkeys (`DELETE /v1/me/passkeys/:id`); `last_sign_in_method` when
    * the account would have no way left to sign in, `not_found` for anyone else's or an unknown id.
+   * The sessions the passkey signed in end with it ({@link revokeSignedIn}) — the caller's own
+   * too, when the passkey signed it in: whoever removes a passkey may be removing it because
+   * someone else holds it, and a session it opened is one that someone may be using.
    */
   async remove(userId: string, id: string): Promise<void> {
     const now = this.opts.clock.now();
-    await this.opts.db.transaction(async (trx) => {
+    await this.opts.sessions.revokeWithin(async (tx) => {
+      const trx = tx.ex;
       // Locked first: two concurrent removals of a user's last two ways cannot both pass the check.
       const user = await this.opts.users.lock(userId, trx);
       if (!user) throw new AppError('not_found', 'no such user');
@@ -207,20 +213,26 @@ export class Passkeys {
       const left = { identities: (await this.opts.identities.listLive(userId, trx)).length, passkeys: live.length - 1 };
       if (!keepsWayToSignIn(user, left, this.opts.email)) throw lastWayToSignIn('passkey');
       await this.opts.repo.remove(userId, [id], now, trx);
+      await revokeSignedIn(tx, userId, id);
     });
     this.opts.telemetry.passkeyRemoved(userId, id, { via: 'self' });
   }
 
-  /** `authctl user passkeys remove`: removes one passkey of the user (no last-way check: support acts on purpose); logs who ran it. */
-  async removeByAdmin(userId: string, id: string, actor: string): Promise<PasskeyView> {
+  /**
+   * `authctl user passkeys remove`: removes one passkey of the user (no last-way check: support
+   * acts on purpose) and ends the sessions it signed in, as the user's own removal does; logs who
+   * ran it. Returns the passkey and how many sessions ended.
+   */
+  async removeByAdmin(userId: string, id: string, actor: string): Promise<{ passkey: PasskeyView; sessionsRevoked: number }> {
     const now = this.opts.clock.now();
-    const [removed] = await this.opts.db.transaction(async (trx) => {
-      if (!(await this.opts.users.lock(userId, trx))) throw new AppError('not_found', 'no such user');
-      return this.opts.repo.remove(userId, [id], now, trx);
+    const { removed, sessionsRevoked } = await this.opts.sessions.revokeWithin(async (tx) => {
+      if (!(await this.opts.users.lock(userId, tx.ex))) throw new AppError('not_found', 'no such user');
+      const [removed] = await this.opts.repo.remove(userId, [id], now, tx.ex);
+      if (!removed) throw notFound();
+      return { removed, sessionsRevoked: await revokeSignedIn(tx, userId, id) };
     });
-    if (!removed) throw notFound();
     this.opts.telemetry.passkeyRemoved(userId, id, { via: 'admin', actor });
-    return toPasskeyView(removed);
+    return { passkey: toPasskeyView(removed), sessionsRevoked };
   }
 
   /**
@@ -261,13 +273,11 @@ export class Passkeys {
         const { claims, echoed } = this.openChallenge(response, 'login');
         await this.opts.challenges.assertUnspent(claims);
         const assertion = await this.verify(passkey, response, echoed);
-        const handle = response.response.userHandle;
-        if (handle && handle !== userHandleOf(user.id).toString('base64url')) {
-          throw rejected('user_handle', "the response's user handle is not the passkey's user");
-        }
+        assertUserHandle(response, user.id);
         if (user.status !== 'active') throw new AppError('account_disabled', 'this account has been disabled by an administrator');
         const result = await this.opts.auth.signIn(user, kindOf(passkey), meta, {
           userVerified: assertion.userVerified,
+          passkeyId: passkey.id,
           spend: this.spending(claims, passkey, assertion, user.id),
         });
         this.opts.telemetry.passkeyUsed(user.id, passkey.id, 'login', assertion.userVerified);
@@ -293,10 +303,59 @@ export class Passkeys {
       const { claims, echoed } = this.openChallenge(response, 'mfa', { userId, mfaTokenId: pending.claims.id });
       await this.opts.challenges.assertUnspent(claims);
       const assertion = await this.verify(passkey, response, echoed);
-      const proved: Amr[] = assertion.userVerified ? [kindOf(passkey), 'user'] : [kindOf(passkey)];
-      const tokens = await this.opts.auth.completeSecondStep(pending, proved, meta, this.spending(claims, passkey, assertion, userId));
+      const tokens = await this.opts.auth.completeSecondStep(pending, provedBy(passkey, assertion), meta, {
+        spend: this.spending(claims, passkey, assertion, userId),
+        passkeyId: passkey.id,
+      });
       this.opts.telemetry.passkeyUsed(userId, passkey.id, 'mfa', assertion.userVerified);
       return tokens;
+    });
+  }
+
+  /**
+   * The options of a step-up (`POST /v1/auth/passkey/options` with `{purpose: "reauthenticate"}`
+   * and the caller's access token): the caller's passkeys, a challenge bound to the user and to
+   * the session of the token. `not_found` for a user without passkeys.
+   */
+  async reauthenticationOptions(principal: Pick<Principal, 'userId' | 'sessionId'>): Promise<PublicKeyCredentialRequestOptionsJSON> {
+    const passkeys = await this.opts.repo.listLive(principal.userId);
+    if (passkeys.length === 0) throw new AppError('not_found', 'this account has no passkey: step up with the password');
+    const { challenge } = this.opts.challenges.issue('reauthenticate', { userId: principal.userId, sessionId: principal.sessionId });
+    return this.requestOptions(challenge, passkeys.map(descriptorOf));
+  }
+
+  /**
+   * A step-up answered with a passkey (`POST /v1/auth/reauthenticate` with `passkey`): one of the
+   * caller's passkeys, a challenge of this session's step-up, the checks of a sign-in (the
+   * signature, backup eligibility, the counter, the user handle); then the session's `auth_time`
+   * is now and its `amr` what the passkey proved, the challenge spent and the use recorded in the
+   * transaction that renews it. A step-up proves what a login would: for an account whose logins
+   * ask a second factor after a passkey that did not verify its user, such a passkey is refused
+   * (`user_verification`). The caller runs this under the login limits.
+   */
+  async reauthenticate(principal: Principal, response: AuthenticationResponseJSON): Promise<AccessTokenResponse> {
+    this.opts.accessTokens.assertCanSign();
+    const { userId, sessionId } = principal;
+    return this.ceremony('reauthenticate', userId, async () => {
+      const passkey = await this.opts.repo.findByCredentialId(response.id);
+      if (passkey?.userId !== userId) throw rejected('unknown_credential', 'this is not a passkey of this account (or it was removed)');
+      const { claims, echoed } = this.openChallenge(response, 'reauthenticate', { userId, sessionId });
+      await this.opts.challenges.assertUnspent(claims);
+      const assertion = await this.verify(passkey, response, echoed);
+      assertUserHandle(response, userId);
+      if (!assertion.userVerified && (await this.opts.auth.needsSecondStep(userId, kindOf(passkey)))) {
+        throw rejected(
+          'user_verification',
+          'this account signs in with a second factor: the authenticator must verify its user (a PIN or biometric) — or step up with the password and a code',
+        );
+      }
+      const renewed = await this.opts.auth.reauthenticateWithPasskey(
+        principal,
+        provedBy(passkey, assertion),
+        this.spending(claims, passkey, assertion, userId),
+      );
+      this.opts.telemetry.passkeyUsed(userId, passkey.id, 'reauthenticate', assertion.userVerified);
+      return renewed;
     });
   }
 
@@ -344,7 +403,7 @@ export class Passkeys {
   private openChallenge(
     response: { response: { clientDataJSON: string } },
     ceremony: PasskeyCeremony,
-    expect?: { userId?: string; mfaTokenId?: string },
+    expect?: ChallengeBinding,
   ): { claims: ChallengeClaims; echoed: string } {
     const echoed = echoedChallenge(response);
     return { claims: this.opts.challenges.open(echoed, ceremony, expect), echoed: echoed as string };
@@ -404,6 +463,24 @@ export function toPasskeyView(p: PasskeyRecord): PasskeyView {
 /** What a passkey proves: `hwk` for one bound to its device, `swk` for a synced (backup-eligible) one. */
 function kindOf(passkey: PasskeyRecord): 'hwk' | 'swk' {
   return passkey.backupEligible ? 'swk' : 'hwk';
+}
+
+/** What an assertion proves: the passkey's kind, and `user` when its authenticator verified its user. */
+function provedBy(passkey: PasskeyRecord, assertion: Assertion): Amr[] {
+  return assertion.userVerified ? [kindOf(passkey), 'user'] : [kindOf(passkey)];
+}
+
+/** A user handle, when the response has one (a discoverable credential's), must be the user's. */
+function assertUserHandle(response: AuthenticationResponseJSON, userId: string): void {
+  const handle = response.response.userHandle;
+  if (handle && handle !== userHandleOf(userId).toString('base64url')) {
+    throw rejected('user_handle', "the response's user handle is not the passkey's user");
+  }
+}
+
+/** Revokes, in a removal's transaction, the user's sessions the passkey signed in (`passkey_removed`); how many. */
+async function revokeSignedIn(tx: RevokingTransaction, userId: string, passkeyId: string): Promise<number> {
+  return (await tx.revokeAllForUser(userId, 'passkey_removed', { passkeyId })).length;
 }
 
 /** The WebAuthn user handle of a user: their id's 16 bytes, stable for as long as the account lives. */

@@ -365,19 +365,26 @@ export class BatchApplier {
    * Passkeys: inserted when new here, else merged by {@link mergePasskey} (a removed passkey
    * stays removed, the counter only moves forwards). A live passkey new here whose credential
    * another passkey is live for (two regions registered it during a partition) is settled by
-   * {@link settlePasskeyClash}. Few per user, so one by one.
+   * {@link settlePasskeyClash}. A removal that arrives ends this region's sessions the passkey
+   * signed in — those opened here before the removal was heard of included. Few per user, so one by one.
    */
   private async applyPasskey(trx: Knex.Transaction, incoming: ReplicatedPasskey, now: Date, result: ApplyResult): Promise<void> {
     if (!(await this.ownerHere(trx, incoming.userId, 'a passkey'))) return;
     const local = await this.repo.lockPasskey(trx, incoming.id);
     if (!local) {
       const state = incoming.removedAt === null ? await this.settlePasskeyClash(trx, incoming, now, result) : incoming;
-      if (await this.repo.insertPasskey(trx, state)) return;
+      if (await this.repo.insertPasskey(trx, state)) {
+        if (state.removedAt !== null) result.revoked.push(...(await this.repo.revokeSignedInBy(trx, state.userId, state.id, now)));
+        return;
+      }
     }
     const held = local ?? (await this.repo.lockPasskey(trx, incoming.id));
     if (!held) return;
     const merged = mergePasskey(held, incoming);
     if (merged.changed) await this.repo.updatePasskey(trx, merged.state);
+    if (held.removedAt === null && merged.state.removedAt !== null) {
+      result.revoked.push(...(await this.repo.revokeSignedInBy(trx, held.userId, held.id, now)));
+    }
   }
 
   /**

@@ -105,6 +105,8 @@ const session = z
     amr,
     // Absent from peers before 0010-identities (and null but for a provider sign-in).
     idp: optionalText,
+    // Absent from peers before 0014-passkeys (and null but for a passkey's sign-in).
+    passkey_id: optionalText,
     version: bigint,
   })
   .transform((s): ReplicatedSession => ({
@@ -123,6 +125,7 @@ const session = z
     authTime: s.auth_time ?? s.created_at,
     amr: s.amr ?? ['pwd'],
     idp: s.idp,
+    passkeyId: s.passkey_id,
     version: s.version,
   }));
 

@@ -7,7 +7,7 @@ import type { Knex } from 'knex';
 import type { Db, Executor } from '../../store/pg/db.js';
 import type { AuthContext } from '../../model/mfa.js';
 import type { RevokedSession, RevokeReason, SessionOwner, SessionRecord, SessionWithOwner } from '../../model/session.js';
-import type { SessionsRepo } from '../../store/pg/sessions-repo.js';
+import type { SessionFilter, SessionsRepo } from '../../store/pg/sessions-repo.js';
 import type { Clock } from '../../platform/clock.js';
 import type { RefreshTokenClaims, RefreshTokenCodec } from '../tokens/refresh-token.js';
 import type { RevocationList } from './revocation-list.js';
@@ -57,9 +57,9 @@ export interface RevokingTransaction {
   readonly ex: Knex.Transaction;
   /**
    * Revokes every live session of a user (except one, if given; only those signed in through the
-   * provider `idp`, if given) as part of this transaction.
+   * provider `idp`, or by the passkey `passkeyId`, if given) as part of this transaction.
    */
-  revokeAllForUser(userId: string, reason: RevokeReason, options?: { exceptId?: string; idp?: string }): Promise<RevokedSession[]>;
+  revokeAllForUser(userId: string, reason: RevokeReason, options?: SessionFilter): Promise<RevokedSession[]>;
   /** Sessions that another statement of this transaction revoked (e.g. applying a peer's batch). */
   revoked(sessions: RevokedSession[], reason: RevokeReason): void;
 }
@@ -95,6 +95,7 @@ export class SessionService {
       authTime: auth.authTime,
       amr: auth.amr,
       idp: auth.idp ?? null,
+      passkeyId: auth.passkeyId ?? null,
     };
     return { session, owner, refreshToken: this.tokenFor(session) };
   }
@@ -190,10 +191,11 @@ export class SessionService {
 
   /**
    * Records that the user of a live session just authenticated again (step-up): the session's
-   * `auth_time` and `amr` become `auth`. `undefined` when the session is no longer live.
+   * `auth_time` and `amr` become `auth` (its provider and passkey stay those of the login).
+   * `undefined` when the session is no longer live. `ex`: a transaction to write it in.
    */
-  async reauthenticate(sessionId: string, userId: string, auth: AuthContext): Promise<(SessionWithOwner & { owner: SessionOwner }) | undefined> {
-    const updated = await this.opts.repo.setAuth(sessionId, userId, auth, this.opts.clock.now());
+  async reauthenticate(sessionId: string, userId: string, auth: AuthContext, ex?: Executor): Promise<(SessionWithOwner & { owner: SessionOwner }) | undefined> {
+    const updated = await this.opts.repo.setAuth(sessionId, userId, auth, this.opts.clock.now(), ex);
     return updated?.owner ? { session: updated.session, owner: updated.owner } : undefined;
   }
 
@@ -224,7 +226,7 @@ export class SessionService {
       change({
         ex: trx,
         revokeAllForUser: async (userId, reason, options = {}) => {
-          const revoked = await this.opts.repo.revokeAllForUser(userId, reason, this.opts.clock.now(), { exceptId: options.exceptId, idp: options.idp }, trx);
+          const revoked = await this.opts.repo.revokeAllForUser(userId, reason, this.opts.clock.now(), options, trx);
           pending.push({ sessions: revoked, reason });
           return revoked;
         },

@@ -74,7 +74,9 @@ export function passkeyOperations(): OperationSpec[] {
       summary: 'Remove a passkey',
       description:
         `${stepUp} Refused (\`409 last_sign_in_method\`) when the account would have no way left to sign in:` +
-        ' no password, no provider identity, no other passkey and no verified address.',
+        ' no password, no provider identity, no other passkey and no verified address. ' +
+        'The sessions the passkey signed in (its sign-ins, and password logins it was the second step of) are revoked with it, ' +
+        "in every region, the caller's own too when the passkey signed it in (its access token then gets `401`).",
       auth: 'bearer',
       params: idParam,
       responses: { 204: { description: 'Removed (in every region once replicated)' } },
@@ -86,14 +88,16 @@ export function passkeyOperations(): OperationSpec[] {
       path: '/v1/auth/passkey/options',
       operationId: 'passkeyRequestOptions',
       tag: 'Passkeys',
-      summary: 'Start signing in with a passkey (or a second step): the options for `startAuthentication({ optionsJSON })`',
+      summary: 'Start signing in with a passkey (or a second step, or a step-up): the options for `startAuthentication({ optionsJSON })`',
       description:
         'No body (or `{}`): no credentials listed, so the browser offers its discoverable passkeys (usernameless, conditional UI). ' +
         "`{username}` or `{email}`: that user's passkeys — and for a user nobody has, or one without passkeys, the same answer " +
         'with credentials derived from the identifier: it tells nobody who exists or who has passkeys. ' +
         "`{mfaToken}`: a login's second step, the user's passkeys (`404` when the login does not offer a passkey). " +
-        'The challenge is single-use and lives 5 minutes.',
-      auth: 'none',
+        '`{"purpose": "reauthenticate"}` with `Authorization: Bearer <access token>`: a step-up of that session, the caller\'s passkeys ' +
+        '(`401` without a valid token, `404` for an account without passkeys), answered at `POST /v1/auth/reauthenticate` with `passkey`. ' +
+        'The challenge is single-use, bound to the user (and login, or session) it is for, and lives 5 minutes.',
+      auth: 'bearer-or-none',
       body: { schema: passkeyRequestOptionsBodySchema, required: false },
       responses: { 200: { description: 'PublicKeyCredentialRequestOptionsJSON', schema: passkeyRequestOptionsSchema } },
       errors: ['invalid_mfa_token', 'account_disabled', 'wrong_region', 'not_found', 'bad_config'],

@@ -42,14 +42,30 @@ export function twoStepOperations(): OperationSpec[] {
       tag: 'MFA',
       summary: 'Renew the authentication of the current session (step-up)',
       description:
-        'The password, and with an active second factor also `code` (or `recoveryCode`; without: `400` naming `code`), checked under the login limits. ' +
-        "The session's `auth_time` becomes now: the answer is a new access token of the same session " +
+        'The password, and with an active second factor also `code` (or `recoveryCode`; without: `400` naming `code`); or `passkey`, ' +
+        'the answer of `startAuthentication()` to `POST /v1/auth/passkey/options` with `{"purpose": "reauthenticate"}` and the same access token ' +
+        "(one of the caller's passkeys, the challenge of this session's step-up: else `401 passkey_rejected` or `400 invalid_passkey_challenge`). " +
+        'Checked under the login limits. ' +
+        'The session\'s `auth_time` becomes now and its `amr` what was shown (`["hwk"|"swk", "user"?]` for a passkey, `aal2` with `user`): ' +
+        'the answer is a new access token of the same session ' +
         '(the refresh token is unchanged, and later refreshes carry the new `auth_time`). ' +
-        'An account without a password (created by an e-mailed code) cannot: `400`; it logs in again.',
+        'An account without a password (created by an e-mailed code) steps up with a passkey, or logs in again; one whose only second factor is a ' +
+        'passkey (`identity.mfa: required`) steps up with the passkey (the password alone: `400`). For an account whose logins ask a second ' +
+        'factor after a passkey, the passkey must verify its user (`401 passkey_rejected` otherwise).',
       auth: 'bearer',
       body: { schema: reauthenticateBodySchema, required: true },
       responses: { 200: { description: 'Reauthenticated', schema: accessTokenSchema } },
-      errors: ['invalid_credentials', 'invalid_code', 'account_disabled', 'rate_limited', 'not_found', 'unavailable'],
+      errors: [
+        'invalid_credentials',
+        'invalid_code',
+        'passkey_rejected',
+        'invalid_passkey_challenge',
+        'invalid_passkey_response',
+        'account_disabled',
+        'rate_limited',
+        'not_found',
+        'unavailable',
+      ],
     },
   ];
 }

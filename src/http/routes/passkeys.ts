@@ -52,12 +52,19 @@ export const passkeyRequestOptionsBodySchema = z
       z.strictObject({ username: usernameField }),
       z.strictObject({ email: emailField }),
       z.strictObject({ mfaToken: mfaToken.meta({ description: "A login's second step: the mfaToken of its first" }) }),
+      z.strictObject({
+        purpose: z.literal('reauthenticate').meta({ description: "A step-up of the session of the request's Bearer access token" }),
+      }),
       z.strictObject({}),
     ],
-    { error: 'send {}, {username}, {email} or {mfaToken}' },
+    { error: 'send {}, {username}, {email}, {mfaToken} or {purpose: "reauthenticate"}' },
   )
   .optional()
-  .meta({ id: 'PasskeyRequestOptionsRequest', description: 'Nothing (usernameless), a username, an address, or the mfaToken of a login', example: {} });
+  .meta({
+    id: 'PasskeyRequestOptionsRequest',
+    description: 'Nothing (usernameless), a username, an address, the mfaToken of a login, or `{purpose: "reauthenticate"}` with a Bearer access token',
+    example: {},
+  });
 
 export const passkeyAssertionBodySchema = z.strictObject({ response: authenticationResponseSchema }).meta({
   id: 'PasskeyAssertion',
@@ -76,8 +83,8 @@ export const passkeyAssertionBodySchema = z.strictObject({ response: authenticat
 
 /**
  * Passkeys (docs/api.md#passkeys): registration, the list, renaming and removal under
- * /v1/me/passkeys; sign-in (with or without a username, or a two-step login's second step) under
- * /v1/auth/passkey. With `identity.webauthn.enabled` off the routes do not exist (404 like any
+ * /v1/me/passkeys; sign-in (with or without a username, or a two-step login's second step) and
+ * the options of a step-up under /v1/auth/passkey. With `identity.webauthn.enabled` off the routes do not exist (404 like any
  * unknown path).
  */
 export function passkeyRoutes(c: Container): Router {
@@ -122,6 +129,13 @@ export function passkeyRoutes(c: Container): Router {
     const input = parseBody(passkeyRequestOptionsBodySchema, ctx.state.body) ?? {};
     if ('mfaToken' in input) {
       ctx.body = await c.passkeys.secondStepOptions(await c.auth.pendingLogin(input.mfaToken, 'verify'));
+      return;
+    }
+    if ('purpose' in input) {
+      // A step-up is the caller's: their access token says whose passkeys, and which session.
+      await bearer(ctx, async () => {
+        ctx.body = await c.passkeys.reauthenticationOptions(ctx.state.principal as Principal);
+      });
       return;
     }
     ctx.body = await c.passkeys.loginOptions(input);

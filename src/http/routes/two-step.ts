@@ -34,19 +34,34 @@ export const mfaVerifyBodySchema = z
   )
   .meta({ id: 'MfaVerify', example: { mfaToken: 'mfa_…', code: '123456' } });
 
+/**
+ * A step-up: the password (and a code), or a passkey. One object rather than a union, so that what
+ * is wrong is told by its field (`password` missing, `code` malformed, a `passkey` member missing).
+ */
 export const reauthenticateBodySchema = z
   .strictObject({
-    password: z.string().min(1).max(1024).meta({ description: 'The current password' }),
-    code: code.optional().meta({ description: 'Required when the account has an active second factor (or send `recoveryCode`)' }),
+    password: z.string().min(1).max(1024).optional().meta({ description: 'The current password (or send `passkey`)' }),
+    code: code.optional().meta({ description: 'With `password`: required when the account has an active second factor (or send `recoveryCode`)' }),
     recoveryCode: recoveryCode.optional(),
+    passkey: authenticationResponseSchema.optional().meta({
+      description: 'Instead of the password: the answer of `startAuthentication()` to `POST /v1/auth/passkey/options` with `{"purpose": "reauthenticate"}`',
+    }),
   })
-  .refine((b) => b.code === undefined || b.recoveryCode === undefined, { message: 'send code or recoveryCode, not both', path: ['recoveryCode'] })
+  .superRefine((b, ctx) => {
+    if (b.passkey !== undefined && (b.password !== undefined || b.code !== undefined || b.recoveryCode !== undefined)) {
+      ctx.addIssue({ code: 'custom', path: ['passkey'], message: 'send passkey alone, without password or codes' });
+    } else if (b.passkey === undefined && b.password === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['password'], message: 'required (or send passkey)' });
+    }
+    if (b.code !== undefined && b.recoveryCode !== undefined)
+      ctx.addIssue({ code: 'custom', path: ['recoveryCode'], message: 'send code or recoveryCode, not both' });
+  })
   .meta({ id: 'Reauthenticate', example: { password: 'correct horse battery staple', code: '123456' } });
 
 /**
  * The second step of a login and step-up (docs/api.md#two-step-login,
  * docs/api.md#step-up-recent-authentication): `POST /v1/auth/mfa/verify` (a code, a recovery
- * code or a passkey) and `POST /v1/auth/reauthenticate`. Codes and passkeys are checked under the
+ * code or a passkey) and `POST /v1/auth/reauthenticate` (the password and a code, or a passkey). Codes and passkeys are checked under the
  * login limits, on the same counter as the account's passwords.
  */
 export function twoStepRoutes(c: Container): Router {
@@ -70,10 +85,16 @@ export function twoStepRoutes(c: Container): Router {
 
   router.post('/reauthenticate', bearer, body, async function reauthenticate(ctx) {
     const input = parseBody(reauthenticateBodySchema, ctx.state.body);
+    if (input.passkey !== undefined && !c.passkeys.enabled) throw new AppError('not_found', 'passkeys are not enabled on this server');
     const principal = ctx.state.principal as Principal;
-    const proof: SecondFactorProof | undefined =
-      input.code !== undefined ? { code: input.code } : input.recoveryCode !== undefined ? { recoveryCode: input.recoveryCode } : undefined;
-    ctx.body = await c.throttle.guard(principalName(principal), ctx.ip, () => c.auth.reauthenticate(principal, input.password, proof));
+    const { password, passkey } = input;
+    ctx.body = await c.throttle.guard(principalName(principal), ctx.ip, () => {
+      // The schema let through exactly one of the two.
+      if (password === undefined) return c.passkeys.reauthenticate(principal, passkey as AuthenticationResponseJSON);
+      const proof: SecondFactorProof | undefined =
+        input.code !== undefined ? { code: input.code } : input.recoveryCode !== undefined ? { recoveryCode: input.recoveryCode } : undefined;
+      return c.auth.reauthenticate(principal, password, proof);
+    });
   });
 
   return router;

@@ -207,6 +207,7 @@ export class ReplicationApplyRepo {
         ip: s.ip,
         // Set at the login and never changed: written with the row, not merged.
         idp: s.idp,
+        passkey_id: s.passkeyId,
       })),
     );
   }
@@ -234,6 +235,23 @@ export class ReplicationApplyRepo {
       .whereIn('id', ids)
       .whereNull('revoked_at')
       .update({ revoked_at: now, revoke_reason: 'reuse', version: trx.raw('version + 1') })
+      .returning<RevokedRow[]>(REVOKED_COLUMNS);
+    await this.captureChanges(trx, false);
+    return rows.map((r) => revokedAt(r, now));
+  }
+
+  /**
+   * Revokes this region's live sessions of a user that a passkey signed in (`passkey_removed`),
+   * its removal just applied here. Captured on purpose, as forks are: a session opened here with
+   * the passkey before its removal arrived may have reached the other regions already, alive, and
+   * the region that removed it could not revoke what it had not heard of.
+   */
+  async revokeSignedInBy(trx: Knex.Transaction, userId: string, passkeyId: string, now: Date): Promise<RevokedSession[]> {
+    await this.captureChanges(trx, true);
+    const rows = await trx('sessions')
+      .where({ user_id: userId, passkey_id: passkeyId })
+      .whereNull('revoked_at')
+      .update({ revoked_at: now, revoke_reason: 'passkey_removed', version: trx.raw('version + 1') })
       .returning<RevokedRow[]>(REVOKED_COLUMNS);
     await this.captureChanges(trx, false);
     return rows.map((r) => revokedAt(r, now));

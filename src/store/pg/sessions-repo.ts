@@ -24,6 +24,8 @@ export interface SessionDbRow {
   amr: Amr[] | null;
   /** Null but for a provider sign-in (0010-identities). */
   idp: string | null;
+  /** Null but for a passkey's sign-in (0014-passkeys). */
+  passkey_id: string | null;
 }
 
 interface OwnerColumns {
@@ -54,6 +56,7 @@ export function toSession(row: SessionDbRow): SessionRecord {
     authTime: row.auth_time ?? row.created_at,
     amr: row.amr ?? ['pwd'],
     idp: row.idp ?? null,
+    passkeyId: row.passkey_id ?? null,
   };
 }
 
@@ -76,7 +79,7 @@ function toSessionWithOwner(row: SessionDbRow & OwnerColumns): SessionWithOwner 
 const OWNER_COLUMNS = `u.id as owner_id, u.username as owner_username, u.home_region as owner_home_region,
   u.created_at as owner_created_at, u.status as owner_status, u.email as owner_email, u.email_verified_at as owner_email_verified_at`;
 const SESSION_COLUMNS = `s.id, s.user_id, s.home_region, s.counter, s.created_at, s.last_used_at, s.rotated_at,
-  s.expires_at, s.revoked_at, s.revoke_reason, s.user_agent, s.ip, s.auth_time, s.amr, s.idp`;
+  s.expires_at, s.revoked_at, s.revoke_reason, s.user_agent, s.ip, s.auth_time, s.amr, s.idp, s.passkey_id`;
 
 const DEADLOCK = '40P01';
 
@@ -90,6 +93,13 @@ const ROTATE_BATCH = `update sessions s
   where s.id = b.id and s.counter = b.counter and s.revoked_at is null and s.expires_at > b.now
     and u.id = s.user_id and u.status = 'active'
 returning ${SESSION_COLUMNS}, ${OWNER_COLUMNS}`;
+
+/** Which of a user's sessions a revocation takes: all but one, or those a provider or a passkey signed in. */
+export interface SessionFilter {
+  exceptId?: string | undefined;
+  idp?: string | undefined;
+  passkeyId?: string | undefined;
+}
 
 interface RotationRequest {
   id: string;
@@ -136,6 +146,7 @@ export class SessionsRepo {
         auth_time: session.authTime,
         amr: session.amr,
         idp: session.idp,
+        passkey_id: session.passkeyId,
       }),
     );
   }
@@ -187,11 +198,12 @@ export class SessionsRepo {
    * Records a new authentication in a live session of `userId` (`POST /v1/auth/reauthenticate`):
    * its `auth_time` and `amr`, the counter untouched (the refresh token stays good). A versioned
    * update, so it replicates and the session's other regions issue the same claims. Returns the
-   * session with its owner, or `undefined` when it is no longer live or not the user's.
+   * session with its owner, or `undefined` when it is no longer live or not the user's. `ex`: the
+   * transaction that spends what the authentication used (a passkey's challenge).
    */
-  async setAuth(id: string, userId: string, auth: AuthContext, now: Date): Promise<SessionWithOwner | undefined> {
+  async setAuth(id: string, userId: string, auth: AuthContext, now: Date, ex: Executor = this.db.writer): Promise<SessionWithOwner | undefined> {
     const result = await guard(
-      this.db.writer.raw<{ rows: Array<SessionDbRow & OwnerColumns> }>(
+      ex.raw<{ rows: Array<SessionDbRow & OwnerColumns> }>(
         `update sessions s set auth_time = :authTime, amr = string_to_array(:amr, ','), last_used_at = :now, version = s.version + 1
            from users u
           where s.id = :id and s.user_id = :userId and s.revoked_at is null and s.expires_at > :now and u.id = s.user_id and u.status = 'active'
@@ -236,28 +248,32 @@ export class SessionsRepo {
     return this.revokeWhere(ex, reason, now, { id, ...(userId === undefined ? {} : { userId }) });
   }
 
-  /** Revokes every live session of a user, optionally sparing one (the caller's, on password change) or only those signed in through a provider (`idp`). */
+  /**
+   * Revokes every live session of a user, optionally sparing one (the caller's, on password
+   * change), or only those signed in through a provider (`idp`) or by a passkey (`passkeyId`).
+   */
   async revokeAllForUser(
     userId: string,
     reason: RevokeReason,
     now: Date,
-    options: { exceptId?: string | undefined; idp?: string | undefined } = {},
+    options: SessionFilter = {},
     ex: Executor = this.db.writer,
   ): Promise<RevokedSession[]> {
-    return this.revokeWhere(ex, reason, now, { userId, exceptId: options.exceptId, idp: options.idp });
+    return this.revokeWhere(ex, reason, now, { userId, ...options });
   }
 
   private async revokeWhere(
     ex: Executor,
     reason: RevokeReason,
     now: Date,
-    filter: { id?: string; userId?: string; exceptId?: string | undefined; idp?: string | undefined },
+    filter: SessionFilter & { id?: string; userId?: string },
   ): Promise<RevokedSession[]> {
     const q = ex('sessions').whereNull('revoked_at').where('expires_at', '>', now);
     if (filter.id !== undefined) void q.where('id', filter.id);
     if (filter.userId !== undefined) void q.where('user_id', filter.userId);
     if (filter.exceptId !== undefined) void q.whereNot('id', filter.exceptId);
     if (filter.idp !== undefined) void q.where('idp', filter.idp);
+    if (filter.passkeyId !== undefined) void q.where('passkey_id', filter.passkeyId);
     const rows = await guard(
       q
         .update({ revoked_at: now, revoke_reason: reason, version: ex.raw('version + 1') })

@@ -10,6 +10,11 @@ import type { Knex } from 'knex';
  *   job deletes it 30 days later. Replicated (the capture trigger of 0003-replication): a
  *   traveller signs in with the same passkey in every region; the counter merges to the highest
  *   either region saw.
+ * - `sessions.passkey_id`: the passkey that signed a session in (its first step, or a password
+ *   login's second; null otherwise). Removing the passkey revokes those sessions
+ *   (`passkey_removed`). No foreign key: a session may replicate before its passkey does. Set at
+ *   the login and kept by refreshes, like `idp`; it travels with the row (to_jsonb), and a peer
+ *   before this migration sends none (read as null).
  *
  * The ceremonies' challenges are sealed (stored nowhere until spent) and single-use through
  * `mfa_token_uses`, as mfaTokens and the provider flow's states are.
@@ -38,6 +43,9 @@ export async function up(knex: Knex): Promise<void> {
   // "Whose credential is this": asked at every passkey sign-in.
   await knex.raw('create unique index passkeys_credential_idx on passkeys (credential_id) where removed_at is null');
   await knex.raw('create index passkeys_user_idx on passkeys (user_id) where removed_at is null');
+  await knex.schema.alterTable('sessions', (t) => {
+    t.uuid('passkey_id').nullable();
+  });
   for (const op of ['insert', 'update']) {
     await knex.raw(
       `create trigger passkeys_replicate_${op} after ${op} on passkeys referencing new table as new_rows
@@ -49,4 +57,7 @@ export async function up(knex: Knex): Promise<void> {
 export async function down(knex: Knex): Promise<void> {
   for (const op of ['insert', 'update']) await knex.raw(`drop trigger if exists passkeys_replicate_${op} on passkeys`);
   await knex.schema.dropTableIfExists('passkeys');
+  await knex.schema.alterTable('sessions', (t) => {
+    t.dropColumn('passkey_id');
+  });
 }
