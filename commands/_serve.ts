@@ -1,19 +1,22 @@
+import { connectionsFromPrimary, isClusterWorker } from '../src/cluster.js';
 import type { Container } from '../src/container.js';
-import { startServer, type RunningServer } from '../src/server.js';
+import { startServer, type RunningServer, type ServerOptions } from '../src/server.js';
 
-/** Serves until SIGINT/SIGTERM, then closes the listener (in-flight requests finish) and the container. */
-export async function serveUntilSignal(
-  container: Container,
-  http: { host: string; port: number; metricsServer?: boolean },
-  onListening: (server: RunningServer) => void,
-): Promise<void> {
-  const server = await startServer(container, http);
+/**
+ * Serves until SIGINT/SIGTERM (in a cluster worker: until the primary says to drain), then closes
+ * the listener (in-flight requests finish) and the container.
+ */
+export async function serveUntilSignal(container: Container, http: Omit<ServerOptions, 'accept'>, onListening: (server: RunningServer) => void): Promise<void> {
+  const primary = isClusterWorker() ? connectionsFromPrimary() : undefined;
+  const server = await startServer(container, { ...http, accept: primary?.accept });
   // Listen for the signals before saying we listen: whoever reads that line may stop us at once,
   // and a signal with no listener yet would kill the process without a graceful stop.
-  const stopped = new Promise<NodeJS.Signals>((resolve) => {
-    process.once('SIGINT', resolve);
-    process.once('SIGTERM', resolve);
-  });
+  const stopped =
+    primary?.drain ??
+    new Promise<NodeJS.Signals>((resolve) => {
+      process.once('SIGINT', resolve);
+      process.once('SIGTERM', resolve);
+    });
   container.log.info('listening', { event: 'server.started', url: server.url });
   onListening(server);
   const signal = await stopped;

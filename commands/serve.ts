@@ -39,6 +39,7 @@ export default class Serve extends BaseCommand<typeof Serve> {
       const code = await runPrimary({
         processes,
         host,
+        port,
         metricsPort,
         withJobs,
         say: (line) => this.logToStderr(`authctl: ${line}`),

@@ -50,7 +50,7 @@ export async function startMetricsServer(render: () => Promise<string>, host: st
   return server;
 }
 
-export function listen(server: Server, host: string, port: number): Promise<void> {
+export function listen(server: NetServer, host: string, port: number): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     server.once('listening', resolve);
     server.once('error', reject);
@@ -58,7 +58,7 @@ export function listen(server: Server, host: string, port: number): Promise<void
   });
 }
 
-export function urlOf(server: Server, host: string): string {
+export function urlOf(server: NetServer, host: string): string {
   const { port } = server.address() as AddressInfo;
   const shown = host === '0.0.0.0' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
   return `http://${shown}:${port}`;
@@ -95,7 +95,8 @@ class InFlight {
  * it retries another server — safe for any method, nothing was sent), answer every request still to
  * come on an open connection with `Connection: close`, let requests in flight finish, and leave idle
  * keep-alive connections to the client for `idleGraceMs` before closing them from this side.
- * Anything still open after {@link FORCE_CLOSE_MS} is cut.
+ * Anything still open after {@link FORCE_CLOSE_MS} is cut. A server that takes its connections
+ * from a cluster primary has no listener of its own: the primary has closed its one already.
  */
 function drainable(server: Server): (idleGraceMs: number) => Promise<CloseResult> {
   const sockets = new Set<Socket>();
@@ -128,7 +129,7 @@ function drainable(server: Server): (idleGraceMs: number) => Promise<CloseResult
     }
     const result: CloseResult = { durationMs: 0, closedIdle: 0, cut: 0 };
     return new Promise<CloseResult>((resolve, reject) => {
-      let listening = true;
+      let listening = server.listening;
       const timers = [
         setTimeout(() => {
           result.closedIdle = sockets.size - busy();
@@ -149,13 +150,23 @@ function drainable(server: Server): (idleGraceMs: number) => Promise<CloseResult
         if (!listening && sockets.size === 0) finish();
       };
       // node:http's own close() also drops idle connections at once: close only the listener.
-      NetServer.prototype.close.call(server, (err?: Error) => {
-        listening = false;
-        if (err) finish(err);
-        else onClosed();
-      });
+      if (listening)
+        NetServer.prototype.close.call(server, (err?: Error) => {
+          listening = false;
+          if (err) finish(err);
+          else onClosed();
+        });
+      else onClosed();
     });
   };
+}
+
+export interface ServerOptions {
+  host: string;
+  port: number;
+  metricsServer?: boolean;
+  /** Where connections come from instead of listening on host:port (a cluster worker); resolves with the URL. */
+  accept?: (server: Server) => Promise<string>;
 }
 
 /**
@@ -163,7 +174,7 @@ function drainable(server: Server): (idleGraceMs: number) => Promise<CloseResult
  * server also starts while PostgreSQL is down and becomes ready by itself), then listen; a server
  * secret that cannot unseal the signing key stops it before it listens (`bad_config`).
  */
-export async function startServer(container: Container, options: { host: string; port: number; metricsServer?: boolean }): Promise<RunningServer> {
+export async function startServer(container: Container, options: ServerOptions): Promise<RunningServer> {
   await startBackground(container);
   assertSecretOpensKeys(container);
   const handle = createApp(container).callback();
@@ -173,9 +184,9 @@ export async function startServer(container: Container, options: { host: string;
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     handlers.track(handle(req, res));
   });
-  await listen(server, options.host, options.port);
   // Keep-alive longer than typical load balancers' idle timeout (60 s), so they close first.
   server.keepAliveTimeout = 65_000;
+  const url = options.accept ? await options.accept(server) : await listen(server, options.host, options.port).then(() => urlOf(server, options.host));
   const metricsPort = container.config.http.metricsPort;
   const metricsServer =
     metricsPort === undefined || options.metricsServer === false ? undefined : await startMetricsServer(container.metrics.render, options.host, metricsPort);
@@ -183,7 +194,7 @@ export async function startServer(container: Container, options: { host: string;
   // Every connection comes from the proxy, which pools them and retries no request it has sent.
   const idleGraceMs = container.config.http.trustProxy ? PROXY_IDLE_GRACE_MS : 0;
   return {
-    url: urlOf(server, options.host),
+    url,
     server,
     metricsUrl: metricsServer ? `${urlOf(metricsServer, options.host)}/metrics` : undefined,
     close: async () => {

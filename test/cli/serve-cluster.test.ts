@@ -6,7 +6,7 @@ import { expect } from 'chai';
 import { buildContainer } from '../../src/container.js';
 import { testConfig } from '../helpers/app.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { describeRun, runCli, spawnCli } from './run-cli.js';
 import { shutdown } from '../../src/runtime.js';
 
@@ -37,6 +37,29 @@ function freshConnection(url: string, method = 'GET', body?: unknown): Promise<{
     req.setTimeout(5_000, () => req.destroy(new Error(`${method} ${url}: no answer within 5 s`)));
     req.on('error', reject);
     req.end(payload);
+  });
+}
+
+/**
+ * A POST on a connection of its own, as a balancer sends one: `refused` (nothing was sent, a
+ * balancer resends it elsewhere), `answered`, or `lost` (accepted, the request written, then
+ * closed without an answer — a POST a balancer must not resend).
+ */
+function postOnce(port: number): Promise<'refused' | 'answered' | 'lost'> {
+  const body = '{}';
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    let connected = false;
+    let received = '';
+    socket.on('connect', () => {
+      connected = true;
+      socket.write(
+        `POST /v1/auth/refresh HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
+      );
+    });
+    socket.setEncoding('utf8').on('data', (chunk: string) => (received += chunk));
+    socket.on('error', () => undefined);
+    socket.on('close', () => resolve(!connected ? 'refused' : /^HTTP\/1\.1 \d{3} /.test(received) ? 'answered' : 'lost'));
   });
 }
 
@@ -121,23 +144,36 @@ describe('authctl serve --processes (cluster)', function () {
     });
   });
 
-  it('stops every process and exits 0 on SIGTERM', async function () {
+  it('stops every process and exits 0 on SIGTERM; under a stream of new connections it answers every one it accepted', async function () {
     const workers = childrenOf(server.pid!);
+    const port = Number(new URL(url).port);
     const exited = once(server, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
+    let gone = false;
+    void exited.then(() => (gone = true));
+    const outcomes = { refused: 0, answered: 0, lost: 0 };
+    // A balancer's connections to a draining server: each answer says `Connection: close`, so the
+    // next request comes on a new connection, until the port refuses them.
+    const loops = Array.from({ length: 16 }, async () => {
+      while (!gone) outcomes[await postOnce(port)] += 1;
+    });
+    await waitUntil('the load to run', () => outcomes.answered >= 100);
     server.kill('SIGTERM');
     const [code, signal] = await exited;
+    await Promise.all(loops);
     expect({ code, signal }).to.deep.equal({ code: 0, signal: null });
     for (const pid of workers) expect(() => process.kill(pid, 0), `worker ${pid} still runs`).to.throw();
+    expect(outcomes.refused, 'connections refused once the port closed').to.be.greaterThan(0);
+    expect(outcomes.lost, `accepted, then closed unanswered (of ${outcomes.answered} answered)`).to.equal(0);
   });
 
-  it('exits 1, saying why, when the workers cannot start (port taken)', async function () {
+  it('exits 1, saying why, when the port is taken (having started the workers, before it listens)', async function () {
     const blocker = createServer();
     await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
     const { port } = blocker.address() as { port: number };
     try {
       const result = await runCli(['serve', '--port', String(port), '--processes', '2'], { databaseUrl: db.url, timeoutMs: 20_000 });
       expect(result.code, describeRun(result)).to.equal(1);
-      expect(result.stderr).to.match(/exited during start-up/);
+      expect(result.stderr).to.include(`authctl: listen EADDRINUSE: address already in use 127.0.0.1:${port}; stopping`);
       expect(result.stderr).not.to.match(/authctl serving region/);
     } finally {
       blocker.close();
